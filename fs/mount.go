@@ -1,20 +1,180 @@
 package fs
 
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
 // Mounted is a live union mount served by this process.
 type Mounted struct {
-	// placeholder: filled in by the filesystem implementation.
+	server *fuse.Server
+	ov     *overlay
+	merged string
 }
 
 // Mount validates cfg (see Config.Validate), opens the layers, prepares the
 // work directory and mounts the union at merged. It returns once the union
 // is visible at merged, so a stat right after it sees the files.
 func Mount(merged string, cfg Config) (*Mounted, error) {
-	panic("not implemented yet")
+	if err := cfg.Validate(merged); err != nil {
+		return nil, err
+	}
+	ov, err := newOverlay(cfg)
+	if err != nil {
+		return nil, err
+	}
+	root, rootIno, err := ov.rootNode()
+	if err != nil {
+		ov.close()
+		return nil, err
+	}
+	server, err := gofs.Mount(merged, root, ov.mountOptions(rootIno))
+	if err != nil {
+		ov.close()
+		return nil, fmt.Errorf("mount %s: %w", merged, err)
+	}
+	return &Mounted{server: server, ov: ov, merged: merged}, nil
 }
 
 // Wait blocks until the union is unmounted (by Unmount, umount(8) or
-// fusermount3 -u).
-func (m *Mounted) Wait() {}
+// fusermount3 -u), then releases the layers.
+func (m *Mounted) Wait() {
+	m.server.Wait()
+	m.ov.close()
+}
 
 // Unmount detaches the union and waits until the server has stopped.
-func (m *Mounted) Unmount() error { return nil }
+func (m *Mounted) Unmount() error {
+	if err := m.server.Unmount(); err != nil {
+		return fmt.Errorf("unmount %s: %w", m.merged, err)
+	}
+	m.Wait()
+	return nil
+}
+
+// newOverlay opens the layers and prepares the work directory.
+func newOverlay(cfg Config) (*overlay, error) {
+	ov := &overlay{
+		cfg:         cfg,
+		xattrPrefix: "trusted.overlay.",
+		privileged:  os.Geteuid() == 0,
+		log:         cfg.Logger,
+		entries:     make(map[uint64]*entry),
+		copiedUp:    make(map[devIno]uint64),
+		devIndex:    make(map[uint64]uint64),
+		tmpfiles:    make(map[uint64]*handle),
+	}
+	if cfg.UserXattr {
+		ov.xattrPrefix = "user.overlay."
+	}
+	old := unix.Umask(0)
+	unix.Umask(old)
+	ov.umask = uint32(old)
+
+	dirs := cfg.Lowers
+	if !cfg.ReadOnly() {
+		dirs = append([]string{cfg.Upper}, cfg.Lowers...)
+	}
+	for _, d := range dirs {
+		l, err := openLayer(d)
+		if err != nil {
+			ov.close()
+			return nil, err
+		}
+		if _, ok := ov.devIndex[l.dev]; !ok {
+			ov.devIndex[l.dev] = uint64(len(ov.devIndex))
+		}
+		ov.layers = append(ov.layers, l)
+	}
+	if !cfg.ReadOnly() {
+		ov.upper = ov.layers[0]
+		work, err := prepareWork(cfg.Work, ov.privileged)
+		if err != nil {
+			ov.close()
+			return nil, err
+		}
+		ov.work = work
+	}
+	return ov, nil
+}
+
+// prepareWork creates or empties WORK/work, the kernel's own layout, where
+// objects are built before they are renamed into upper.
+func prepareWork(workDir string, privileged bool) (*layer, error) {
+	dir := filepath.Join(workDir, "work")
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("work directory %s holds leftovers that cannot be removed: %w", dir, err)
+	}
+	mode := uint32(0o700)
+	if privileged {
+		mode = 0 // as the kernel makes it: no one else looks inside
+	}
+	if err := unix.Mkdir(dir, mode); err != nil {
+		return nil, fmt.Errorf("create work directory %s: %w", dir, err)
+	}
+	return openLayer(dir)
+}
+
+// rootNode builds the root of the merged view: every layer contributes.
+func (ov *overlay) rootNode() (*node, uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(ov.layers[0].fd, &st); err != nil {
+		return nil, 0, err
+	}
+	ino := ov.inoOf(&st)
+	all := make([]int, len(ov.layers))
+	for i := range all {
+		all[i] = i
+	}
+	ov.setEntry(ino, all)
+	return &node{ov: ov}, ino, nil
+}
+
+func (ov *overlay) mountOptions(rootIno uint64) *gofs.Options {
+	timeout := time.Second
+	name := ov.cfg.FsName
+	if name == "" {
+		name = "unionfuse"
+	}
+	opts := []string{"default_permissions"}
+	if ov.cfg.ReadOnly() {
+		opts = append(opts, "ro")
+	}
+	opts = append(opts, ov.cfg.MountOptions...)
+	return &gofs.Options{
+		MountOptions: fuse.MountOptions{
+			FsName:      name,
+			Name:        "unionfuse",
+			Options:     opts,
+			AllowOther:  ov.privileged,
+			DirectMount: ov.privileged,
+			Debug:       ov.cfg.Debug,
+			Logger:      ov.log,
+			MaxWrite:    1 << 20,
+		},
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NullPermissions: true,
+		RootStableAttr:  &gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: rootIno},
+		Logger:          ov.log,
+	}
+}
+
+// close releases the layer descriptors.
+func (ov *overlay) close() {
+	for _, l := range ov.layers {
+		l.close()
+	}
+	ov.layers = nil
+	if ov.work != nil {
+		ov.work.close()
+		ov.work = nil
+	}
+}

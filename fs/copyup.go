@@ -1,0 +1,283 @@
+package fs
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// tempName returns a fresh name for an object being prepared in the work
+// directory, in the kernel's "#..." style.
+func (ov *overlay) tempName() string {
+	return fmt.Sprintf("#uf%x.%x", os.Getpid(), ov.tmpSeq.Add(1))
+}
+
+// copyUp gives n a copy in the upper layer, parents first, so that it can
+// be changed. The copy is built in the work directory with its data, mode,
+// owner, times and xattrs, then renamed into place, so upper never shows a
+// half-copied object. The caller holds ov.mu exclusively.
+func (n *node) copyUp() syscall.Errno {
+	ov := n.ov
+	if ov.upper == nil {
+		return syscall.EROFS
+	}
+	if n.isUpper() {
+		return 0
+	}
+	_, parent := n.Parent()
+	if parent == nil {
+		return syscall.ENOENT // an unlinked node; the root always has an upper copy
+	}
+	pn := parent.Operations().(*node)
+	if errno := pn.copyUp(); errno != 0 {
+		return errno
+	}
+	layers := n.layers()
+	if len(layers) == 0 {
+		return syscall.ENOENT
+	}
+	src := ov.layers[layers[0]]
+	rel := n.rel()
+	var st unix.Stat_t
+	if err := src.lstat(rel, &st); err != nil {
+		return errnoOf(err)
+	}
+
+	// Keep the parent's times: adding the child is not a change users made.
+	var pst unix.Stat_t
+	parentRel := dir(rel)
+	havePst := ov.upper.lstat(parentRel, &pst) == nil
+
+	tmp := ov.tempName()
+	if err := ov.buildCopy(src, rel, &st, tmp); err != nil {
+		ov.removeTemp(tmp, &st)
+		ov.logf("copy-up %s: %v", rel, err)
+		return errnoOf(err)
+	}
+	if err := unix.Renameat(ov.work.fd, tmp, ov.upper.fd, rel); err != nil {
+		ov.removeTemp(tmp, &st)
+		return errnoOf(err)
+	}
+	if havePst {
+		setTimes(ov.upper.fd, at(parentRel), &pst)
+	}
+
+	var ust unix.Stat_t
+	if err := ov.upper.lstat(rel, &ust); err != nil {
+		return errnoOf(err)
+	}
+	ov.recordCopyUp(&ust, n.ino())
+	newLayers := []int{0}
+	if isDirStat(&st) {
+		newLayers = append(newLayers, layers...)
+	}
+	ov.setEntry(n.ino(), newLayers)
+	return 0
+}
+
+// buildCopy creates tmp in the work directory as a copy of rel in src.
+func (ov *overlay) buildCopy(src *layer, rel string, st *unix.Stat_t, tmp string) error {
+	w := ov.work.fd
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		if err := copyFile(src, rel, w, tmp, st); err != nil {
+			return err
+		}
+	case unix.S_IFDIR:
+		if err := unix.Mkdirat(w, tmp, 0o700); err != nil {
+			return err
+		}
+	case unix.S_IFLNK:
+		target, err := src.readlink(rel)
+		if err != nil {
+			return err
+		}
+		if err := unix.Symlinkat(string(target), w, tmp); err != nil {
+			return err
+		}
+	default:
+		if err := unix.Mknodat(w, tmp, st.Mode&unix.S_IFMT|0o600, int(st.Rdev)); err != nil {
+			return err
+		}
+	}
+	if err := ov.copyXattrs(src, rel, tmp); err != nil {
+		return err
+	}
+	return ov.copyMetadata(w, tmp, st)
+}
+
+// copyMetadata gives the object path (relative to dirfd) the owner, mode
+// and times of st. Owner first: chown clears set-id bits.
+func (ov *overlay) copyMetadata(dirfd int, path string, st *unix.Stat_t) error {
+	if ov.privileged {
+		if err := unix.Fchownat(dirfd, path, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		if err := unix.Fchmodat(dirfd, path, st.Mode&0o7777, 0); err != nil {
+			return err
+		}
+	}
+	return setTimes(dirfd, path, st)
+}
+
+// setTimes sets the access and modification times of path to those of st.
+func setTimes(dirfd int, path string, st *unix.Stat_t) error {
+	ts := []unix.Timespec{st.Atim, st.Mtim}
+	return unix.UtimesNanoAt(dirfd, path, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// copyXattrs copies the user-visible extended attributes of rel in src to
+// tmp in the work directory. The overlay's private attributes stay behind.
+func (ov *overlay) copyXattrs(src *layer, rel, tmp string) error {
+	names, err := src.listxattr(rel)
+	if err != nil {
+		if err == unix.ENOTSUP {
+			return nil
+		}
+		return err
+	}
+	for _, name := range names {
+		if ov.isPrivateXattr(name) {
+			continue
+		}
+		val, err := src.getxattrAll(rel, name)
+		if err != nil {
+			if err == unix.ENODATA {
+				continue
+			}
+			return err
+		}
+		if err := ov.work.setxattr(tmp, name, val, 0); err != nil {
+			if !ov.privileged && (strings.HasPrefix(name, "trusted.") || strings.HasPrefix(name, "security.")) {
+				continue // attributes only root may set
+			}
+			return fmt.Errorf("copy xattr %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// removeTemp deletes a half-built object from the work directory.
+func (ov *overlay) removeTemp(tmp string, st *unix.Stat_t) {
+	if st != nil && isDirStat(st) {
+		removeAllAt(ov.work.fd, tmp)
+		return
+	}
+	unix.Unlinkat(ov.work.fd, tmp, 0)
+}
+
+// copyFile copies the regular file rel of src to tmp (relative to dirfd),
+// sharing blocks (reflink) where the filesystem can and keeping holes.
+func copyFile(src *layer, rel string, dirfd int, tmp string, st *unix.Stat_t) error {
+	in, err := unix.Openat(src.fd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(in)
+	out, err := unix.Openat(dirfd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(out)
+	if st.Size == 0 {
+		return nil
+	}
+	if unix.IoctlFileClone(out, in) == nil {
+		return nil
+	}
+	if err := copyData(in, out, st.Size); err != nil {
+		return err
+	}
+	return unix.Ftruncate(out, st.Size)
+}
+
+// copyData copies the data extents of in to out, skipping holes.
+func copyData(in, out int, size int64) error {
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(in, off, unix.SEEK_DATA)
+		if err == unix.ENXIO {
+			return nil // only a hole is left
+		}
+		hole := size
+		if err != nil {
+			data = off // SEEK_DATA unsupported: copy everything
+		} else if h, err := unix.Seek(in, data, unix.SEEK_HOLE); err == nil {
+			hole = h
+		}
+		if err := copyRange(in, out, data, hole-data); err != nil {
+			return err
+		}
+		off = hole
+	}
+	return nil
+}
+
+// copyRange copies length bytes at off, with copy_file_range when the
+// kernel can and read/write otherwise.
+func copyRange(in, out int, off, length int64) error {
+	for length > 0 {
+		roff, woff := off, off
+		n, err := unix.CopyFileRange(in, &roff, out, &woff, int(min(length, 1<<30)), 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			return copyRangeRW(in, out, off, length)
+		}
+		off += int64(n)
+		length -= int64(n)
+	}
+	return nil
+}
+
+func copyRangeRW(in, out int, off, length int64) error {
+	buf := make([]byte, 1<<20)
+	for length > 0 {
+		n, err := unix.Pread(in, buf[:min(int64(len(buf)), length)], off)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		if _, err := unix.Pwrite(out, buf[:n], off); err != nil {
+			return err
+		}
+		off += int64(n)
+		length -= int64(n)
+	}
+	return nil
+}
+
+// removeAllAt removes path (relative to dirfd) and everything below it.
+func removeAllAt(dirfd int, path string) error {
+	err := unix.Unlinkat(dirfd, path, 0)
+	if err == nil || err == unix.ENOENT {
+		return nil
+	}
+	if err != unix.EISDIR && err != unix.EPERM {
+		return err
+	}
+	fd, err := unix.Openat(dirfd, path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	ents, err := readLayerDir(&layer{fd: fd}, "")
+	if err == nil {
+		for _, e := range ents {
+			if rerr := removeAllAt(fd, e.name); rerr != nil && err == nil {
+				err = rerr
+			}
+		}
+	}
+	unix.Close(fd)
+	if err != nil {
+		return err
+	}
+	return unix.Unlinkat(dirfd, path, unix.AT_REMOVEDIR)
+}

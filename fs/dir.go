@@ -1,0 +1,208 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+	"unsafe"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// rawDirent is one record of a layer directory as getdents64 returns it.
+type rawDirent struct {
+	name string
+	ino  uint64
+	typ  uint8
+}
+
+// readLayerDir lists the directory rel of layer l, without "." and "..".
+func readLayerDir(l *layer, rel string) ([]rawDirent, error) {
+	fd, err := unix.Openat(l.fd, at(rel), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var out []rawDirent
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			return out, nil
+		}
+		for off := 0; off < n; {
+			d := (*unix.Dirent)(unsafe.Pointer(&buf[off]))
+			nameBytes := buf[off+int(unsafe.Offsetof(d.Name)) : off+int(d.Reclen)]
+			name := cString(nameBytes)
+			off += int(d.Reclen)
+			if name == "." || name == ".." {
+				continue
+			}
+			out = append(out, rawDirent{name: name, ino: d.Ino, typ: d.Type})
+		}
+	}
+}
+
+func cString(b []byte) string {
+	for i, c := range b {
+		if c == 0 {
+			return string(b[:i])
+		}
+	}
+	return string(b)
+}
+
+// direntMode converts a getdents type to the S_IFMT bits of a mode.
+func direntMode(typ uint8) uint32 {
+	switch typ {
+	case unix.DT_DIR:
+		return unix.S_IFDIR
+	case unix.DT_LNK:
+		return unix.S_IFLNK
+	case unix.DT_CHR:
+		return unix.S_IFCHR
+	case unix.DT_BLK:
+		return unix.S_IFBLK
+	case unix.DT_FIFO:
+		return unix.S_IFIFO
+	case unix.DT_SOCK:
+		return unix.S_IFSOCK
+	default:
+		return unix.S_IFREG
+	}
+}
+
+// mergedEntries lists the merged directory rel whose layers are given top
+// first: each visible name once, from its topmost layer, with whiteouts and
+// the names they hide left out.
+func (ov *overlay) mergedEntries(layers []int, rel string) ([]fuse.DirEntry, syscall.Errno) {
+	seen := make(map[string]struct{})
+	var out []fuse.DirEntry
+	for _, li := range layers {
+		l := ov.layers[li]
+		ents, err := readLayerDir(l, rel)
+		if err != nil {
+			if err == unix.ENOENT || err == unix.ENOTDIR {
+				continue
+			}
+			return nil, errnoOf(err)
+		}
+		for _, d := range ents {
+			if _, dup := seen[d.name]; dup {
+				continue
+			}
+			seen[d.name] = struct{}{}
+			st := unix.Stat_t{Dev: l.dev, Ino: d.ino}
+			mode := direntMode(d.typ)
+			if d.typ == unix.DT_CHR || d.typ == unix.DT_REG || d.typ == unix.DT_UNKNOWN {
+				childRel := join(rel, d.name)
+				if err := l.lstat(childRel, &st); err != nil {
+					continue // vanished while listing
+				}
+				if ov.isWhiteout(l, childRel, &st) {
+					continue
+				}
+				mode = st.Mode & unix.S_IFMT
+			}
+			out = append(out, fuse.DirEntry{Name: d.name, Mode: mode, Ino: ov.inoOf(&st)})
+		}
+	}
+	return out, 0
+}
+
+// isEmptyDir reports whether the merged directory shows no entries.
+func (ov *overlay) isEmptyDir(layers []int, rel string) (bool, syscall.Errno) {
+	ents, errno := ov.mergedEntries(layers, rel)
+	return len(ents) == 0, errno
+}
+
+// dirHandle is an open merged directory. The listing is taken at opendir
+// (and again on rewind), so telldir/seekdir positions stay valid.
+type dirHandle struct {
+	n       *node
+	entries []fuse.DirEntry
+	pos     int
+}
+
+var _ = (gofs.NodeOpendirHandler)((*node)(nil))
+
+// OpendirHandle snapshots the merged listing of the directory.
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	h := &dirHandle{n: n}
+	if errno := h.load(); errno != 0 {
+		return nil, 0, errno
+	}
+	return h, 0, 0
+}
+
+func (h *dirHandle) load() syscall.Errno {
+	n := h.n
+	n.ov.mu.RLock()
+	defer n.ov.mu.RUnlock()
+	ents, errno := n.ov.mergedEntries(n.layers(), n.rel())
+	if errno != 0 {
+		return errno
+	}
+	parentIno := n.ino()
+	if _, p := n.Parent(); p != nil {
+		parentIno = p.StableAttr().Ino
+	}
+	h.entries = append([]fuse.DirEntry{
+		{Name: ".", Mode: unix.S_IFDIR, Ino: n.ino()},
+		{Name: "..", Mode: unix.S_IFDIR, Ino: parentIno},
+	}, ents...)
+	h.pos = 0
+	return 0
+}
+
+var _ = (gofs.FileReaddirenter)((*dirHandle)(nil))
+
+// Readdirent returns the next entry of the snapshot.
+func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if h.pos >= len(h.entries) {
+		return nil, 0
+	}
+	e := h.entries[h.pos]
+	h.pos++
+	e.Off = uint64(h.pos)
+	return &e, 0
+}
+
+var _ = (gofs.FileSeekdirer)((*dirHandle)(nil))
+
+// Seekdir moves to a position returned earlier; 0 rereads the directory,
+// as rewinddir(3) promises.
+func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off == 0 {
+		return h.load()
+	}
+	if off > uint64(len(h.entries)) {
+		off = uint64(len(h.entries))
+	}
+	h.pos = int(off)
+	return 0
+}
+
+var _ = (gofs.FileFsyncdirer)((*dirHandle)(nil))
+
+// Fsyncdir flushes the directory's upper copy, if it has one.
+func (h *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
+	if !h.n.isUpper() {
+		return 0
+	}
+	fd, err := unix.Openat(h.n.ov.upper.fd, at(h.n.rel()), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return errnoOf(err)
+	}
+	defer unix.Close(fd)
+	return errnoOf(unix.Fsync(fd))
+}
+
+var _ = (gofs.FileReleasedirer)((*dirHandle)(nil))
+
+// Releasedir drops the snapshot.
+func (h *dirHandle) Releasedir(ctx context.Context, flags uint32) { h.entries = nil }

@@ -1,0 +1,226 @@
+package fs
+
+import (
+	"context"
+	"sync"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// handle is an open file of the merged view. A handle opened for writing
+// always refers to the upper copy. A read-only handle may refer to a lower
+// copy; when the file is copied up while it is open, the handle switches
+// to the upper copy on its next use, so readers see the writes (as with the
+// kernel's overlay since Linux 4.19).
+type handle struct {
+	n     *node
+	flags int // open flags, without O_CREAT/O_EXCL/O_TRUNC
+
+	mu    sync.Mutex
+	fd    int
+	lower bool // fd is a lower layer's copy
+}
+
+// writeFlags are the open flags that need an upper copy.
+const writeFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_TRUNC
+
+// fdForUse returns the descriptor to use now, switching a lower read-only
+// handle to the upper copy once the file has been copied up.
+func (h *handle) fdForUse() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lower && h.n.isUpper() {
+		fd, err := unix.Openat(h.n.ov.upper.fd, h.n.rel(), h.flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err == nil {
+			unix.Close(h.fd)
+			h.fd = fd
+			h.lower = false
+		}
+	}
+	return h.fd
+}
+
+// fstat reads the attributes through the open descriptor; ok is false when
+// the descriptor may be stale (a lower copy of a file since copied up).
+func (h *handle) fstat() (unix.Stat_t, bool) {
+	var st unix.Stat_t
+	fd := h.fdForUse()
+	h.mu.Lock()
+	stale := h.lower && h.n.isUpper()
+	h.mu.Unlock()
+	if stale || unix.Fstat(fd, &st) != nil {
+		return st, false
+	}
+	return st, true
+}
+
+var _ = (gofs.NodeOpener)((*node)(nil))
+
+// Open opens the topmost copy; opening for writing or truncation copies the
+// file up first.
+func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	f := int(flags) &^ (unix.O_APPEND | fuse.FMODE_EXEC | unix.O_CREAT | unix.O_EXCL)
+	if f&writeFlags != 0 {
+		if n.ov.upper == nil {
+			return nil, 0, syscall.EROFS
+		}
+		n.ov.mu.Lock()
+		errno := n.copyUp()
+		n.ov.mu.Unlock()
+		if errno != 0 {
+			return nil, 0, errno
+		}
+	}
+	n.ov.mu.RLock()
+	defer n.ov.mu.RUnlock()
+	ls := n.layers()
+	if len(ls) == 0 {
+		return nil, 0, syscall.ENOENT
+	}
+	l := n.ov.layers[ls[0]]
+	fd, err := unix.Openat(l.fd, at(n.rel()), f|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, 0, errnoOf(err)
+	}
+	return &handle{n: n, fd: fd, flags: f &^ unix.O_TRUNC, lower: l != n.ov.upper}, 0, 0
+}
+
+var _ = (gofs.FileReader)((*handle)(nil))
+
+// Read reads from the file.
+func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	return fuse.ReadResultFd(uintptr(h.fdForUse()), off, len(dest)), 0
+}
+
+var _ = (gofs.FileWriter)((*handle)(nil))
+
+// Write writes to the file's upper copy.
+func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	n, err := unix.Pwrite(h.fdForUse(), data, off)
+	return uint32(max(n, 0)), errnoOf(err)
+}
+
+var _ = (gofs.FileFlusher)((*handle)(nil))
+
+// Flush is called on every close(2) of a descriptor. Locks are the
+// kernel's (local), so there is nothing to release in the layers.
+func (h *handle) Flush(ctx context.Context) syscall.Errno { return 0 }
+
+var _ = (gofs.FileFsyncer)((*handle)(nil))
+
+// Fsync flushes the file to its layer.
+func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if flags&1 != 0 { // FUSE_FSYNC_FDATASYNC
+		return errnoOf(unix.Fdatasync(h.fdForUse()))
+	}
+	return errnoOf(unix.Fsync(h.fdForUse()))
+}
+
+var _ = (gofs.FileReleaser)((*handle)(nil))
+
+// Release closes the layer's descriptor.
+func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fd >= 0 {
+		unix.Close(h.fd)
+		h.fd = -1
+	}
+	h.n.ov.releaseTmpfile(h)
+	return 0
+}
+
+var _ = (gofs.FileLseeker)((*handle)(nil))
+
+// Lseek answers SEEK_DATA and SEEK_HOLE from the layer's file.
+func (h *handle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
+	n, err := unix.Seek(h.fdForUse(), int64(off), int(whence))
+	return uint64(n), errnoOf(err)
+}
+
+var _ = (gofs.FileAllocater)((*handle)(nil))
+
+// Allocate is fallocate(2) on the upper copy.
+func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
+	return errnoOf(unix.Fallocate(h.fdForUse(), mode, int64(off), int64(size)))
+}
+
+var _ = (gofs.NodeSetattrer)((*node)(nil))
+
+// Setattr changes mode, owner, size or times. The node is copied up first;
+// a truncate through a writable handle goes through that handle (the file
+// may already be unlinked).
+func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if n.ov.upper == nil {
+		return syscall.EROFS
+	}
+	if h, ok := f.(*handle); ok && !h.lower && in.Valid&^(fuse.FATTR_SIZE|fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0 {
+		if sz, ok := in.GetSize(); ok {
+			if err := unix.Ftruncate(h.fdForUse(), int64(sz)); err != nil {
+				return errnoOf(err)
+			}
+		}
+		st, _ := h.fstat()
+		n.fillAttr(&st, &out.Attr)
+		return 0
+	}
+	n.ov.mu.Lock()
+	defer n.ov.mu.Unlock()
+	if errno := n.copyUp(); errno != 0 {
+		return errno
+	}
+	up := n.ov.upper
+	rel := at(n.rel())
+	if m, ok := in.GetMode(); ok {
+		if err := unix.Fchmodat(up.fd, rel, m&0o7777, 0); err != nil {
+			return errnoOf(err)
+		}
+	}
+	uid, uok := in.GetUID()
+	gid, gok := in.GetGID()
+	if uok || gok {
+		suid, sgid := -1, -1
+		if uok {
+			suid = int(uid)
+		}
+		if gok {
+			sgid = int(gid)
+		}
+		if err := unix.Fchownat(up.fd, rel, suid, sgid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return errnoOf(err)
+		}
+	}
+	if sz, ok := in.GetSize(); ok {
+		if err := unix.Truncate(up.procPath(n.rel()), int64(sz)); err != nil {
+			return errnoOf(err)
+		}
+	}
+	if in.Valid&(fuse.FATTR_ATIME|fuse.FATTR_MTIME) != 0 {
+		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
+		if in.Valid&fuse.FATTR_ATIME != 0 {
+			ts[0] = timespec(in.Valid&fuse.FATTR_ATIME_NOW != 0, in.Atime, in.Atimensec)
+		}
+		if in.Valid&fuse.FATTR_MTIME != 0 {
+			ts[1] = timespec(in.Valid&fuse.FATTR_MTIME_NOW != 0, in.Mtime, in.Mtimensec)
+		}
+		if err := unix.UtimesNanoAt(up.fd, rel, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return errnoOf(err)
+		}
+	}
+	var st unix.Stat_t
+	if err := up.lstat(n.rel(), &st); err != nil {
+		return errnoOf(err)
+	}
+	n.fillAttr(&st, &out.Attr)
+	return 0
+}
+
+func timespec(now bool, sec uint64, nsec uint32) unix.Timespec {
+	if now {
+		return unix.Timespec{Nsec: unix.UTIME_NOW}
+	}
+	return unix.Timespec{Sec: int64(sec), Nsec: int64(nsec)}
+}

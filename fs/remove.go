@@ -1,0 +1,156 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sys/unix"
+)
+
+// sharedWhiteout is the name, in the work directory, of the one whiteout
+// inode that every whiteout is a hard link to (as the kernel does): a
+// whiteout then costs a link, not a new inode.
+const sharedWhiteout = "#whiteout"
+
+// makeWhiteout creates a whiteout at path, relative to dirfd.
+func (ov *overlay) makeWhiteout(dirfd int, path string) error {
+	err := unix.Linkat(ov.work.fd, sharedWhiteout, dirfd, path, 0)
+	if err == nil {
+		return nil
+	}
+	if err == unix.ENOENT || err == unix.EMLINK {
+		// (Re)create the shared inode: a fresh one when the old is full.
+		tmp := ov.tempName()
+		if unix.Mknodat(ov.work.fd, tmp, unix.S_IFCHR, 0) == nil {
+			if unix.Renameat(ov.work.fd, tmp, ov.work.fd, sharedWhiteout) == nil {
+				if unix.Linkat(ov.work.fd, sharedWhiteout, dirfd, path, 0) == nil {
+					return nil
+				}
+			} else {
+				unix.Unlinkat(ov.work.fd, tmp, 0)
+			}
+		}
+	}
+	return unix.Mknodat(dirfd, path, unix.S_IFCHR, 0)
+}
+
+// replaceWithWhiteout puts a whiteout where the upper object rel is, in one
+// step: a directory is exchanged with the whiteout and then deleted from
+// the work directory.
+func (ov *overlay) replaceWithWhiteout(rel string, isDir bool) error {
+	tmp := ov.tempName()
+	if err := ov.makeWhiteout(ov.work.fd, tmp); err != nil {
+		return err
+	}
+	if !isDir {
+		if err := unix.Renameat(ov.work.fd, tmp, ov.upper.fd, rel); err != nil {
+			unix.Unlinkat(ov.work.fd, tmp, 0)
+			return err
+		}
+		return nil
+	}
+	if err := unix.Renameat2(ov.work.fd, tmp, ov.upper.fd, rel, unix.RENAME_EXCHANGE); err != nil {
+		unix.Unlinkat(ov.work.fd, tmp, 0)
+		return err
+	}
+	return removeAllAt(ov.work.fd, tmp)
+}
+
+// removeUpperDir deletes an upper directory that shows no entries (it may
+// still hold whiteouts): it is moved to the work directory first, so it
+// disappears from upper at once.
+func (ov *overlay) removeUpperDir(rel string) error {
+	tmp := ov.tempName()
+	if err := unix.Renameat(ov.upper.fd, rel, ov.work.fd, tmp); err != nil {
+		return err
+	}
+	return removeAllAt(ov.work.fd, tmp)
+}
+
+// removeName takes name, resolved as f, out of directory n: from upper
+// when only upper has it, otherwise by leaving a whiteout. The caller holds
+// ov.mu exclusively.
+func (n *node) removeName(name string, f *found) syscall.Errno {
+	ov := n.ov
+	dirRel := n.rel()
+	rel := join(dirRel, name)
+	needWhiteout, errno := ov.lowerHasName(n.layers(), dirRel, name)
+	if errno != 0 {
+		return errno
+	}
+	isDir := isDirStat(&f.st)
+	inUpper := f.layers[0] == 0 && ov.upper != nil
+	var err error
+	switch {
+	case !needWhiteout && isDir:
+		err = ov.removeUpperDir(rel)
+	case !needWhiteout:
+		err = unix.Unlinkat(ov.upper.fd, rel, 0)
+	default:
+		if errno := n.copyUp(); errno != 0 {
+			return errno
+		}
+		if inUpper {
+			err = ov.replaceWithWhiteout(rel, isDir)
+		} else {
+			err = ov.makeWhiteout(ov.upper.fd, rel)
+		}
+	}
+	if err != nil {
+		return errnoOf(err)
+	}
+	if !inUpper || isDir || f.st.Nlink <= 1 {
+		var upperSt *unix.Stat_t
+		if inUpper {
+			upperSt = &f.st
+		}
+		ov.forget(ov.inoOf(&f.st), upperSt)
+	}
+	return 0
+}
+
+var _ = (gofs.NodeUnlinker)((*node)(nil))
+
+// Unlink removes a non-directory.
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	if n.ov.upper == nil {
+		return syscall.EROFS
+	}
+	n.ov.mu.Lock()
+	defer n.ov.mu.Unlock()
+	f, errno := n.ov.resolve(n.layers(), n.rel(), name)
+	if errno != 0 {
+		return errno
+	}
+	if isDirStat(&f.st) {
+		return syscall.EISDIR
+	}
+	return n.removeName(name, &f)
+}
+
+var _ = (gofs.NodeRmdirer)((*node)(nil))
+
+// Rmdir removes a directory that shows no entries in the merged view.
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if n.ov.upper == nil {
+		return syscall.EROFS
+	}
+	n.ov.mu.Lock()
+	defer n.ov.mu.Unlock()
+	f, errno := n.ov.resolve(n.layers(), n.rel(), name)
+	if errno != 0 {
+		return errno
+	}
+	if !isDirStat(&f.st) {
+		return syscall.ENOTDIR
+	}
+	empty, errno := n.ov.isEmptyDir(f.layers, join(n.rel(), name))
+	if errno != 0 {
+		return errno
+	}
+	if !empty {
+		return syscall.ENOTEMPTY
+	}
+	return n.removeName(name, &f)
+}

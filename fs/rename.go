@@ -1,0 +1,187 @@
+package fs
+
+import (
+	"context"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sys/unix"
+)
+
+// isPureUpper reports whether a resolved object lives in upper only: the
+// only kind of directory that can be renamed without redirects.
+func isPureUpper(f *found) bool { return len(f.layers) == 1 && f.layers[0] == 0 }
+
+// childNode returns the node of an entry the kernel has looked up.
+func (n *node) childNode(name string) (*node, syscall.Errno) {
+	ch := n.GetChild(name)
+	if ch == nil {
+		return nil, syscall.ENOENT
+	}
+	cn, ok := ch.Operations().(*node)
+	if !ok {
+		return nil, syscall.EIO
+	}
+	return cn, 0
+}
+
+var _ = (gofs.NodeRenamer)((*node)(nil))
+
+// Rename moves name in n to newName in newParent, as the kernel's overlay
+// does with redirect_dir=off: files are copied up and moved; directories
+// that have lower content fail with EXDEV (callers such as mv then copy);
+// a name that remains in a lower layer gets a whiteout; a directory moved
+// onto a name with lower content becomes opaque.
+func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	np, ok := newParent.(*node)
+	if !ok {
+		return syscall.EXDEV
+	}
+	ov := n.ov
+	if ov.upper == nil {
+		return syscall.EROFS
+	}
+	if flags&^(unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE) != 0 ||
+		flags == unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE {
+		return syscall.EINVAL
+	}
+	exchange := flags&unix.RENAME_EXCHANGE != 0
+	ov.mu.Lock()
+	defer ov.mu.Unlock()
+
+	src, errno := ov.resolve(n.layers(), n.rel(), name)
+	if errno != 0 {
+		return errno
+	}
+	dst, errno := ov.resolve(np.layers(), np.rel(), newName)
+	dstExists := errno == 0
+	if errno != 0 && errno != syscall.ENOENT {
+		return errno
+	}
+	switch {
+	case flags&unix.RENAME_NOREPLACE != 0 && dstExists:
+		return syscall.EEXIST
+	case exchange && !dstExists:
+		return syscall.ENOENT
+	}
+	srcDir := isDirStat(&src.st)
+	dstDir := dstExists && isDirStat(&dst.st)
+	var dstIno uint64
+	if dstExists {
+		dstIno = ov.inoOf(&dst.st)
+		if ov.inoOf(&src.st) == dstIno {
+			return 0 // the same object (or hard links to it): nothing to do
+		}
+	}
+	if srcDir && !isPureUpper(&src) || exchange && dstDir && !isPureUpper(&dst) {
+		return syscall.EXDEV
+	}
+	if dstExists && !exchange {
+		switch {
+		case srcDir && !dstDir:
+			return syscall.ENOTDIR
+		case !srcDir && dstDir:
+			return syscall.EISDIR
+		case dstDir:
+			empty, errno := ov.isEmptyDir(dst.layers, join(np.rel(), newName))
+			if errno != 0 {
+				return errno
+			}
+			if !empty {
+				return syscall.ENOTEMPTY
+			}
+		}
+	}
+
+	// Everything that takes part must have an upper copy.
+	srcNode, errno := n.childNode(name)
+	if errno != 0 {
+		return errno
+	}
+	if errno := srcNode.copyUp(); errno != 0 {
+		return errno
+	}
+	if errno := np.copyUp(); errno != 0 {
+		return errno
+	}
+	if exchange {
+		dstNode, errno := np.childNode(newName)
+		if errno != 0 {
+			return errno
+		}
+		if errno := dstNode.copyUp(); errno != 0 {
+			return errno
+		}
+	}
+	srcRel := join(n.rel(), name)
+	dstRel := join(np.rel(), newName)
+	srcInLower, errno := ov.lowerHasName(n.layers(), n.rel(), name)
+	if errno != 0 {
+		return errno
+	}
+	dstInLower, errno := ov.lowerHasName(np.layers(), np.rel(), newName)
+	if errno != 0 {
+		return errno
+	}
+
+	if exchange {
+		// Each directory now stands on the other's name; where that name
+		// has lower content, the directory must hide it.
+		if srcDir && dstInLower {
+			if err := ov.upper.setxattr(srcRel, ov.xattrPrefix+xattrOpaque, []byte("y"), 0); err != nil {
+				return errnoOf(err)
+			}
+		}
+		if dstDir && srcInLower {
+			if err := ov.upper.setxattr(dstRel, ov.xattrPrefix+xattrOpaque, []byte("y"), 0); err != nil {
+				return errnoOf(err)
+			}
+		}
+		return errnoOf(unix.Renameat2(ov.upper.fd, srcRel, ov.upper.fd, dstRel, unix.RENAME_EXCHANGE))
+	}
+
+	if srcDir && dstInLower {
+		if err := ov.upper.setxattr(srcRel, ov.xattrPrefix+xattrOpaque, []byte("y"), 0); err != nil {
+			return errnoOf(err)
+		}
+	}
+	var replaced unix.Stat_t
+	hadUpperDst, replaced, err := ov.upper.exists(dstRel)
+	if err != nil {
+		return errnoOf(err)
+	}
+	if hadUpperDst && isDirStat(&replaced) {
+		// An empty merged directory may still hold whiteouts in upper.
+		if err := ov.removeUpperDir(dstRel); err != nil {
+			return errnoOf(err)
+		}
+	}
+	if err := ov.moveInUpper(srcRel, dstRel, srcInLower); err != nil {
+		return errnoOf(err)
+	}
+	if dstExists {
+		var upperSt *unix.Stat_t
+		if dst.layers[0] == 0 && (dstDir || replaced.Nlink <= 1) {
+			upperSt = &replaced
+		}
+		ov.forget(dstIno, upperSt)
+	}
+	return 0
+}
+
+// moveInUpper renames srcRel to dstRel within upper, leaving a whiteout at
+// srcRel when a lower layer still has that name.
+func (ov *overlay) moveInUpper(srcRel, dstRel string, whiteout bool) error {
+	if !whiteout {
+		return unix.Renameat(ov.upper.fd, srcRel, ov.upper.fd, dstRel)
+	}
+	err := unix.Renameat2(ov.upper.fd, srcRel, ov.upper.fd, dstRel, unix.RENAME_WHITEOUT)
+	if err != unix.EINVAL && err != unix.EPERM {
+		return err
+	}
+	// RENAME_WHITEOUT needs CAP_MKNOD and filesystem support.
+	if err := unix.Renameat(ov.upper.fd, srcRel, ov.upper.fd, dstRel); err != nil {
+		return err
+	}
+	return ov.makeWhiteout(ov.upper.fd, srcRel)
+}

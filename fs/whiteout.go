@@ -1,0 +1,50 @@
+package fs
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// Names of the overlay's private extended attributes, relative to the
+// prefix (trusted.overlay. or user.overlay.).
+const (
+	xattrOpaque   = "opaque"
+	xattrWhiteout = "whiteout"
+)
+
+// isWhiteoutStat reports whether st is a kernel whiteout: a character
+// device with device number 0/0.
+func isWhiteoutStat(st *unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0
+}
+
+// mayBeXattrWhiteout reports whether st could be the kernel's alternative
+// whiteout, a zero-size regular file carrying the overlay.whiteout xattr.
+func mayBeXattrWhiteout(st *unix.Stat_t) bool {
+	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0
+}
+
+// isWhiteout reports whether the object rel in layer l, with attributes
+// st, hides the name in the layers below.
+func (ov *overlay) isWhiteout(l *layer, rel string, st *unix.Stat_t) bool {
+	if isWhiteoutStat(st) {
+		return true
+	}
+	if !mayBeXattrWhiteout(st) {
+		return false
+	}
+	var buf [1]byte
+	_, err := l.getxattr(rel, ov.xattrPrefix+xattrWhiteout, buf[:])
+	return err == nil || err == unix.ERANGE
+}
+
+// isOpaque reports whether directory rel in layer l is opaque: the kernel's
+// overlay.opaque=y. The value "x" only marks a directory that holds
+// xattr whiteouts and is not opaque.
+func (ov *overlay) isOpaque(l *layer, rel string) bool {
+	var buf [2]byte
+	n, err := l.getxattr(rel, ov.xattrPrefix+xattrOpaque, buf[:])
+	return err == nil && n == 1 && buf[0] == 'y'
+}
+
+// isDirStat reports whether st describes a directory.
+func isDirStat(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }

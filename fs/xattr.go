@@ -1,0 +1,128 @@
+package fs
+
+import (
+	"context"
+	"strings"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sys/unix"
+)
+
+// The overlay keeps its own attributes under a private prefix. Like the
+// kernel (Linux 6.7+), it lets users store attributes with that prefix too,
+// escaped: "trusted.overlay.foo" set through the mount is stored as
+// "trusted.overlay.overlay.foo" in the layer. Unescaped private names are
+// never shown through the mount.
+
+// isPrivateXattr reports whether a stored attribute name belongs to the
+// overlay itself (and so is hidden from users and not copied up).
+func (ov *overlay) isPrivateXattr(stored string) bool {
+	return strings.HasPrefix(stored, ov.xattrPrefix) &&
+		!strings.HasPrefix(stored, ov.xattrPrefix+"overlay.")
+}
+
+// storedXattr maps a name used through the mount to the name stored in a layer.
+func (ov *overlay) storedXattr(name string) string {
+	if strings.HasPrefix(name, ov.xattrPrefix) {
+		return ov.xattrPrefix + "overlay." + strings.TrimPrefix(name, ov.xattrPrefix)
+	}
+	return name
+}
+
+// shownXattr maps a stored name to the name users see; ok is false for the
+// overlay's own attributes.
+func (ov *overlay) shownXattr(stored string) (string, bool) {
+	if !strings.HasPrefix(stored, ov.xattrPrefix) {
+		return stored, true
+	}
+	rest := strings.TrimPrefix(stored, ov.xattrPrefix)
+	if !strings.HasPrefix(rest, "overlay.") {
+		return "", false
+	}
+	return ov.xattrPrefix + strings.TrimPrefix(rest, "overlay."), true
+}
+
+var _ = (gofs.NodeGetxattrer)((*node)(nil))
+
+// Getxattr reads an attribute of the topmost copy.
+func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	n.ov.mu.RLock()
+	defer n.ov.mu.RUnlock()
+	l, errno := n.top()
+	if errno != 0 {
+		return 0, errno
+	}
+	sz, err := l.getxattr(n.rel(), n.ov.storedXattr(attr), dest)
+	return uint32(sz), errnoOf(err)
+}
+
+var _ = (gofs.NodeListxattrer)((*node)(nil))
+
+// Listxattr lists the attributes of the topmost copy, without the
+// overlay's own.
+func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	n.ov.mu.RLock()
+	defer n.ov.mu.RUnlock()
+	l, errno := n.top()
+	if errno != 0 {
+		return 0, errno
+	}
+	names, err := l.listxattr(n.rel())
+	if err != nil {
+		return 0, errnoOf(err)
+	}
+	var b []byte
+	for _, stored := range names {
+		if shown, ok := n.ov.shownXattr(stored); ok {
+			b = append(b, shown...)
+			b = append(b, 0)
+		}
+	}
+	if len(dest) == 0 {
+		return uint32(len(b)), 0
+	}
+	if len(b) > len(dest) {
+		return uint32(len(b)), syscall.ERANGE
+	}
+	return uint32(copy(dest, b)), 0
+}
+
+var _ = (gofs.NodeSetxattrer)((*node)(nil))
+
+// Setxattr copies the node up and sets the attribute there.
+func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	n.ov.mu.Lock()
+	defer n.ov.mu.Unlock()
+	if errno := n.copyUp(); errno != 0 {
+		return errno
+	}
+	return errnoOf(n.ov.upper.setxattr(n.rel(), n.ov.storedXattr(attr), data, int(flags)))
+}
+
+var _ = (gofs.NodeRemovexattrer)((*node)(nil))
+
+// Removexattr copies the node up and removes the attribute there.
+func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	n.ov.mu.Lock()
+	defer n.ov.mu.Unlock()
+	stored := n.ov.storedXattr(attr)
+	if !n.isUpper() {
+		// Removing what is not there must not copy up.
+		l, errno := n.top()
+		if errno != 0 {
+			return errno
+		}
+		if _, err := l.getxattr(n.rel(), stored, nil); err != nil {
+			return errnoOf(err)
+		}
+	}
+	if errno := n.copyUp(); errno != 0 {
+		return errno
+	}
+	err := n.ov.upper.removexattr(n.rel(), stored)
+	if err == unix.ENODATA {
+		return syscall.ENODATA
+	}
+	return errnoOf(err)
+}
