@@ -1,4 +1,90 @@
 // Package fs implements the overlay filesystem served over FUSE: lookup
 // through an upper layer and a stack of read-only lower layers, copy-up on
-// write, whiteouts and opaque directories in the kernel overlayfs format.
+// write, whiteouts and opaque directories, in the kernel overlayfs format,
+// so an upper directory written here mounts with `mount -t overlay` and the
+// other way round.
+//
+// # Layers
+//
+// Config.Lowers are given top first, as in lowerdir=. Each layer's root is
+// opened once, before mounting (layer.fd); every later access is an *at
+// system call relative to that descriptor, or goes through
+// /proc/self/fd/N for calls without an *at form (xattrs, truncate). So the
+// union can even be mounted on top of one of its own lower directories.
+// Inside the overlay, layers are numbered: 0 is the upper layer (when there
+// is one), then the lowers top first.
+//
+// # What a node knows
+//
+// A node is identified by the inode number it reports (StableAttr.Ino).
+// go-fuse keeps one Inode per number, so the node's state — the layers
+// holding it, top first (overlay.entries) — is kept by number too, and is
+// refreshed on every lookup. A directory lists every layer it merges; a
+// non-directory exactly one. Paths are not stored: a node's path is its
+// position in go-fuse's tree (Inode.Path), which go-fuse keeps right across
+// renames.
+//
+// # Lookup and readdir
+//
+// A name is resolved through the directory's layers top down (resolve):
+// a whiteout (char device 0/0, or a zero-size regular file with the
+// overlay.whiteout xattr) hides the name and everything below it; a
+// non-directory hides everything below it; directories merge until one is
+// opaque (overlay.opaque=y). A directory listing applies the same rules to
+// the union of the layers' entries (mergedEntries), is taken at opendir and
+// kept for the life of the handle, so telldir/seekdir positions hold; a
+// rewind to 0 reads it again. d_ino in a listing equals st_ino.
+//
+// # Inode numbers
+//
+// An object reports the inode number of its topmost copy; objects on
+// another filesystem than the first layer's get that filesystem's index in
+// the top 8 bits, as the kernel's xino does. A copy-up records the new
+// upper inode against the old number (overlay.copiedUp), so st_ino does
+// not change for the life of the mount.
+//
+// # Copy-up and atomicity
+//
+// Changing an object that lives in a lower layer first copies it up
+// (copyUp): its parents first, then the object, built under a temporary
+// "#..." name in WORK/work with data (FICLONE, else copy_file_range, with
+// holes kept via SEEK_DATA/SEEK_HOLE), xattrs, owner, mode and times, and
+// only then renamed into upper. A crash leaves at most a temporary in
+// WORK/work, which the next mount deletes. Whiteouts are hard links to one
+// shared whiteout inode in WORK/work, as the kernel makes them; a name is
+// replaced by a whiteout with rename (a directory: RENAME_EXCHANGE), so the
+// name is never absent and never half-there. A directory created where a
+// whiteout stood is marked opaque before it is swapped in.
+//
+// # Locking
+//
+// overlay.mu orders namespace changes: lookups, getattr, readdir and
+// read-only opens take it shared; copy-up, create, remove, rename and
+// setattr take it exclusively. File data I/O on open handles takes no
+// overlay lock. overlay.emu guards only the small maps of node state.
+// No lock is held while waiting for the kernel.
+//
+// # Kernel caches
+//
+// Entries and attributes are cached by the kernel for one second; every
+// change to the merged view is made through this server, which answers
+// with fresh attributes, so the cache never serves a stale upper state.
+// Permissions are checked by the kernel (default_permissions) against the
+// attributes reported here. POSIX and BSD locks are left to the kernel
+// (local to the mount), so a lock taken on a file opened read-only before
+// a copy-up still conflicts with one taken after.
+//
+// # Decisions
+//
+//   - Renaming a directory that has lower content fails with EXDEV, as the
+//     kernel does without redirect_dir; mv(1) then copies.
+//   - trusted.overlay.* names set through the mount are stored escaped as
+//     trusted.overlay.overlay.*, as Linux 6.7+ does; the overlay's own
+//     attributes are never shown or copied up.
+//   - mknod of a char device 0/0 is refused (EPERM): it would read back as
+//     a whiteout.
+//   - A read-only handle opened on a lower file switches to the upper copy
+//     once the file is copied up, so readers see later writes.
+//   - Hard links between lower files are not kept across copy-up (the
+//     kernel without index=on does not keep them either).
 package fs

@@ -1,0 +1,104 @@
+package fs
+
+import (
+	"reflect"
+	"sort"
+	"syscall"
+	"testing"
+)
+
+func TestResolve(t *testing.T) {
+	requireRoot(t)
+	ov := testOverlay(t,
+		[]string{"f=upper", "gone!wh", "xgone!xwh", "d/", "d/u=1", "od/!opaque", "od/o=1", "replaced=file"},
+		[]string{"f=l0", "gone=l0", "xgone=l0", "d/", "d/a=1", "od/", "od/hidden=1", "replaced/", "deep/", "deep/x=1", "stop!wh"},
+		[]string{"d/", "d/b=1", "only=l1", "deep/", "deep/y=1", "stop/", "stop/z=1", "empty=", "emptyx!xwh"},
+	)
+	root := allLayers(ov)
+	tests := []struct {
+		name   string
+		layers []int
+		errno  syscall.Errno
+	}{
+		{"f", []int{0}, 0},               // upper file shadows lower
+		{"gone", nil, syscall.ENOENT},    // char 0/0 whiteout
+		{"xgone", nil, syscall.ENOENT},   // xattr whiteout
+		{"d", []int{0, 1, 2}, 0},         // directories merge
+		{"od", []int{0}, 0},              // opaque stops the merge
+		{"replaced", []int{0}, 0},        // a file hides the directory below
+		{"deep", []int{1, 2}, 0},         // lower-only merged directory
+		{"only", []int{2}, 0},            // bottom layer only
+		{"stop", nil, syscall.ENOENT},    // whiteout in a middle layer
+		{"empty", []int{2}, 0},           // a zero-size file without xattr is a file
+		{"emptyx", nil, syscall.ENOENT},  // zero-size file with the xattr is a whiteout
+		{"missing", nil, syscall.ENOENT}, // nowhere
+	}
+	for _, tc := range tests {
+		f, errno := ov.resolve(root, "", tc.name)
+		if errno != tc.errno || !reflect.DeepEqual(f.layers, tc.layers) {
+			t.Errorf("resolve(%q) = %v, %v; want %v, %v", tc.name, f.layers, errno, tc.layers, tc.errno)
+		}
+	}
+}
+
+func TestMergedEntries(t *testing.T) {
+	requireRoot(t)
+	ov := testOverlay(t,
+		[]string{"a=u", "b!wh", "d/", "d/x!wh", "d/new=1"},
+		[]string{"a=l", "b=l", "c=l", "d/", "d/x=1", "d/y=1", "od/!opaque"},
+		[]string{"c=l1", "e=l1", "b=l1", "od/", "od/hidden=1", "xw!xwh"},
+	)
+	names := func(layers []int, rel string) []string {
+		ents, errno := ov.mergedEntries(layers, rel)
+		if errno != 0 {
+			t.Fatalf("mergedEntries(%q): %v", rel, errno)
+		}
+		var out []string
+		for _, e := range ents {
+			out = append(out, e.Name)
+		}
+		sort.Strings(out)
+		return out
+	}
+	if got, want := names(allLayers(ov), ""), []string{"a", "c", "d", "e", "od"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("root lists %v, want %v", got, want)
+	}
+	f, _ := ov.resolve(allLayers(ov), "", "d")
+	if got, want := names(f.layers, "d"), []string{"new", "y"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("d lists %v, want %v", got, want)
+	}
+	f, _ = ov.resolve(allLayers(ov), "", "od")
+	if got := names(f.layers, "od"); len(got) != 0 {
+		t.Errorf("opaque od lists %v, want nothing", got)
+	}
+	empty, _ := ov.isEmptyDir(f.layers, "od")
+	if !empty {
+		t.Error("opaque directory over content should count as empty")
+	}
+}
+
+func TestMergedEntriesInodeNumbersMatchLookup(t *testing.T) {
+	requireRoot(t)
+	ov := testOverlay(t, []string{"u=1"}, []string{"l=1", "d/"})
+	ents, _ := ov.mergedEntries(allLayers(ov), "")
+	for _, e := range ents {
+		f, errno := ov.resolve(allLayers(ov), "", e.Name)
+		if errno != 0 {
+			t.Fatalf("resolve %s: %v", e.Name, errno)
+		}
+		if ino := ov.inoOf(&f.st); ino != e.Ino {
+			t.Errorf("%s: d_ino %d, st_ino %d", e.Name, e.Ino, ino)
+		}
+	}
+}
+
+func TestLowerHasName(t *testing.T) {
+	requireRoot(t)
+	ov := testOverlay(t, []string{"up=1", "both=1"}, []string{"both=1", "low=1", "wh!wh"}, []string{"wh=1"})
+	for name, want := range map[string]bool{"up": false, "both": true, "low": true, "wh": false, "none": false} {
+		got, errno := ov.lowerHasName(allLayers(ov), "", name)
+		if errno != 0 || got != want {
+			t.Errorf("lowerHasName(%q) = %v, %v; want %v", name, got, errno, want)
+		}
+	}
+}
