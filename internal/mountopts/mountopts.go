@@ -1,0 +1,221 @@
+// Package mountopts parses the option strings of fuse-overlayfs and mount(8)
+// (`-o lowerdir=a:b,upperdir=u,workdir=w,nodev`) into the layers and flags
+// of one union.
+//
+// The syntax follows the kernel's overlayfs: options are separated by
+// commas, layers in lowerdir= by colons, and a backslash escapes the next
+// character, so `\:` and `\,` are part of a path and `\\` is a backslash.
+// Empty items between commas are ignored. Several option strings (several
+// -o flags) accumulate; for an option given twice the last one wins.
+package mountopts
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/unionfuse/unionfuse/fs"
+)
+
+// Options is what an option string asks for.
+type Options struct {
+	// Lowers are the lower layers, top first, unescaped.
+	Lowers []string
+	// Upper and Work are the upper and work directories, unescaped; both
+	// empty for a read-only union.
+	Upper, Work string
+	// ReadOnly is set by "ro" (and cleared by "rw").
+	ReadOnly bool
+	// UserXattr is set by "userxattr".
+	UserXattr bool
+	// NoDev, NoSuid, NoExec and NoAtime are the generic mount flags; the
+	// positive forms (dev, suid, exec, atime) clear them.
+	NoDev, NoSuid, NoExec, NoAtime bool
+}
+
+// ignored are mount(8) and fstab keywords that concern mount(8) itself,
+// not the filesystem; helpers are expected to accept and ignore them.
+var ignored = map[string]bool{
+	"defaults": true, "auto": true, "noauto": true, "user": true,
+	"nouser": true, "users": true, "nofail": true, "_netdev": true,
+}
+
+// Parse parses one or more option strings (the arguments of repeated -o
+// flags) in order. An unknown option, a layer option without a value, a
+// flag with a value, an empty layer path, or an upperdir without a workdir
+// (or the reverse) is an error naming the option.
+func Parse(optStrings ...string) (*Options, error) {
+	o := &Options{}
+	for _, s := range optStrings {
+		for _, item := range split(s, ',') {
+			if item == "" {
+				continue
+			}
+			if err := o.apply(item); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if o.Upper != "" && o.Work == "" {
+		return nil, fmt.Errorf("mount option upperdir=%s needs a workdir= as well", o.Upper)
+	}
+	if o.Work != "" && o.Upper == "" {
+		return nil, fmt.Errorf("mount option workdir=%s needs an upperdir= as well", o.Work)
+	}
+	return o, nil
+}
+
+// apply records one option (still escaped).
+func (o *Options) apply(item string) error {
+	key, value, hasValue := cut(item)
+	switch key {
+	case "lowerdir", "upperdir", "workdir":
+		if !hasValue || value == "" {
+			return fmt.Errorf("mount option %q needs a value (%s=PATH)", item, key)
+		}
+		return o.setDir(item, key, value)
+	}
+	if ignored[key] || strings.HasPrefix(key, "x-") || key == "comment" {
+		return nil
+	}
+	on, known := flagNames[key]
+	if !known {
+		return fmt.Errorf("unknown mount option %q", item)
+	}
+	if hasValue {
+		return fmt.Errorf("mount option %q takes no value", item)
+	}
+	switch strings.TrimPrefix(key, "no") {
+	case "ro", "rw":
+		o.ReadOnly = key == "ro"
+	case "userxattr":
+		o.UserXattr = true
+	case "dev":
+		o.NoDev = on
+	case "suid":
+		o.NoSuid = on
+	case "exec":
+		o.NoExec = on
+	case "atime":
+		o.NoAtime = on
+	}
+	return nil
+}
+
+// flagNames lists the options without a value; the value says whether
+// the option is a "no" form.
+var flagNames = map[string]bool{
+	"ro": false, "rw": false, "userxattr": false,
+	"dev": false, "nodev": true, "suid": false, "nosuid": true,
+	"exec": false, "noexec": true, "atime": false, "noatime": true,
+}
+
+// setDir records lowerdir=, upperdir= or workdir=.
+func (o *Options) setDir(item, key, value string) error {
+	switch key {
+	case "lowerdir":
+		lowers, err := SplitLayers(value)
+		if err != nil {
+			return fmt.Errorf("mount option %q: %w", item, err)
+		}
+		o.Lowers = lowers
+	case "upperdir":
+		o.Upper = unescape(value)
+	case "workdir":
+		o.Work = unescape(value)
+	}
+	return nil
+}
+
+// Config returns the fs.Config for these options. A read-only union with an
+// upper layer (`ro` with upperdir=) shows the upper directory as its top
+// layer and never writes to it; the work directory is not used then.
+func (o *Options) Config() fs.Config {
+	cfg := fs.Config{
+		Lowers:    append([]string(nil), o.Lowers...),
+		Upper:     o.Upper,
+		Work:      o.Work,
+		UserXattr: o.UserXattr,
+	}
+	if o.ReadOnly && o.Upper != "" {
+		cfg.Lowers = append([]string{o.Upper}, cfg.Lowers...)
+		cfg.Upper, cfg.Work = "", ""
+	}
+	cfg.MountOptions = o.Flags()
+	return cfg
+}
+
+// Flags returns the generic mount flags to pass to the kernel: "ro",
+// "nodev", "nosuid", "noexec", "noatime", each only when asked for.
+func (o *Options) Flags() []string {
+	var flags []string
+	add := func(on bool, name string) {
+		if on {
+			flags = append(flags, name)
+		}
+	}
+	add(o.ReadOnly, "ro")
+	add(o.NoDev, "nodev")
+	add(o.NoSuid, "nosuid")
+	add(o.NoExec, "noexec")
+	add(o.NoAtime, "noatime")
+	return flags
+}
+
+// SplitLayers splits a colon-separated list of layers (the LOWER argument
+// of `unionfuse mount`) with the same escaping as lowerdir=. An empty
+// layer is an error.
+func SplitLayers(s string) ([]string, error) {
+	var layers []string
+	for _, l := range split(s, ':') {
+		if l == "" {
+			return nil, fmt.Errorf("empty layer path")
+		}
+		layers = append(layers, unescape(l))
+	}
+	return layers, nil
+}
+
+// split cuts s at every sep that is not escaped by a backslash, keeping
+// the escapes in the pieces.
+func split(s string, sep byte) []string {
+	var parts []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case sep:
+			parts = append(parts, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, s[start:])
+}
+
+// cut splits an item at its first unescaped '='.
+func cut(item string) (key, value string, ok bool) {
+	for i := 0; i < len(item); i++ {
+		switch item[i] {
+		case '\\':
+			i++
+		case '=':
+			return item[:i], item[i+1:], true
+		}
+	}
+	return item, "", false
+}
+
+// unescape removes the backslashes that escape the next character.
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

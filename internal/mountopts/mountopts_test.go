@@ -1,0 +1,139 @@
+package mountopts
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []string
+		want Options
+	}{
+		{"fuse-overlayfs form", []string{"lowerdir=/l1:/l2,upperdir=/u,workdir=/w"},
+			Options{Lowers: []string{"/l1", "/l2"}, Upper: "/u", Work: "/w"}},
+		{"mount.fuse3 form", []string{"rw,lowerdir=/l,upperdir=/u,workdir=/w,dev,suid"},
+			Options{Lowers: []string{"/l"}, Upper: "/u", Work: "/w"}},
+		{"read-only", []string{"lowerdir=/a:/b:/c,ro"},
+			Options{Lowers: []string{"/a", "/b", "/c"}, ReadOnly: true}},
+		{"generic flags", []string{"lowerdir=/l,nodev,nosuid,noexec,noatime"},
+			Options{Lowers: []string{"/l"}, NoDev: true, NoSuid: true, NoExec: true, NoAtime: true}},
+		{"positive forms clear", []string{"nodev,nosuid,noexec,noatime,ro,lowerdir=/l,dev,suid,exec,atime,rw"},
+			Options{Lowers: []string{"/l"}}},
+		{"userxattr", []string{"lowerdir=/l,userxattr"},
+			Options{Lowers: []string{"/l"}, UserXattr: true}},
+		{"empty items ignored", []string{",,lowerdir=/l,,ro,"},
+			Options{Lowers: []string{"/l"}, ReadOnly: true}},
+		{"escaped colon", []string{`lowerdir=/a\:b:/c`},
+			Options{Lowers: []string{"/a:b", "/c"}}},
+		{"escaped comma and backslash", []string{`lowerdir=/a\,b:/c\\d,upperdir=/u\:1,workdir=/w`},
+			Options{Lowers: []string{"/a,b", `/c\d`}, Upper: "/u:1", Work: "/w"}},
+		{"equals sign in path", []string{"lowerdir=/a=b"},
+			Options{Lowers: []string{"/a=b"}}},
+		{"several -o accumulate", []string{"lowerdir=/l", "upperdir=/u", "workdir=/w,nodev"},
+			Options{Lowers: []string{"/l"}, Upper: "/u", Work: "/w", NoDev: true}},
+		{"last lowerdir wins", []string{"lowerdir=/old", "lowerdir=/new"},
+			Options{Lowers: []string{"/new"}}},
+		{"fstab keywords ignored", []string{"defaults,noauto,nofail,_netdev,x-systemd.requires=/x,lowerdir=/l"},
+			Options{Lowers: []string{"/l"}}},
+		{"nothing", []string{""}, Options{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Parse(tt.in...)
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tt.in, err)
+			}
+			if !reflect.DeepEqual(*got, tt.want) {
+				t.Errorf("Parse(%q) = %+v, want %+v", tt.in, *got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		in      []string
+		mention string // the error must name this
+	}{
+		{[]string{"lowerdir=/l,bogus"}, `"bogus"`},
+		{[]string{"lowerdir=/l,bogus=1"}, `"bogus=1"`},
+		{[]string{"lowerdir"}, `"lowerdir"`},
+		{[]string{"lowerdir="}, `"lowerdir="`},
+		{[]string{"upperdir,lowerdir=/l"}, `"upperdir"`},
+		{[]string{"lowerdir=/a::/b"}, "empty layer path"},
+		{[]string{"lowerdir=/a:"}, "empty layer path"},
+		{[]string{"lowerdir=/l,upperdir=/u"}, "workdir"},
+		{[]string{"lowerdir=/l,workdir=/w"}, "upperdir"},
+		{[]string{"lowerdir=/l,ro=1"}, `"ro=1"`},
+		{[]string{"lowerdir=/l", "nodev=yes"}, `"nodev=yes"`},
+		{[]string{"lowerdir=/l,allow_other"}, `"allow_other"`},
+	}
+	for _, tt := range tests {
+		_, err := Parse(tt.in...)
+		if err == nil {
+			t.Errorf("Parse(%q): no error", tt.in)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.mention) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("Parse(%q) = %q, want one line naming %s", tt.in, err, tt.mention)
+		}
+	}
+}
+
+func TestConfig(t *testing.T) {
+	tests := []struct {
+		name                string
+		opts                Options
+		lowers              []string
+		upper, work         string
+		mountOpts           []string
+		userXattr, readOnly bool
+	}{
+		{"read-write", Options{Lowers: []string{"/a", "/b"}, Upper: "/u", Work: "/w", NoDev: true},
+			[]string{"/a", "/b"}, "/u", "/w", []string{"nodev"}, false, false},
+		{"read-only lowers", Options{Lowers: []string{"/a"}, ReadOnly: true},
+			[]string{"/a"}, "", "", []string{"ro"}, false, true},
+		{"ro with upper shows upper on top", Options{Lowers: []string{"/a"}, Upper: "/u", Work: "/w", ReadOnly: true},
+			[]string{"/u", "/a"}, "", "", []string{"ro"}, false, true},
+		{"userxattr", Options{Lowers: []string{"/a"}, Upper: "/u", Work: "/w", UserXattr: true, NoSuid: true, NoExec: true, NoAtime: true},
+			[]string{"/a"}, "/u", "/w", []string{"nosuid", "noexec", "noatime"}, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.opts.Config()
+			if !reflect.DeepEqual(cfg.Lowers, tt.lowers) || cfg.Upper != tt.upper || cfg.Work != tt.work {
+				t.Errorf("layers = %q %q %q, want %q %q %q", cfg.Lowers, cfg.Upper, cfg.Work, tt.lowers, tt.upper, tt.work)
+			}
+			if !reflect.DeepEqual(cfg.MountOptions, tt.mountOpts) {
+				t.Errorf("MountOptions = %q, want %q", cfg.MountOptions, tt.mountOpts)
+			}
+			if cfg.UserXattr != tt.userXattr || cfg.ReadOnly() != tt.readOnly {
+				t.Errorf("UserXattr %v ReadOnly %v, want %v %v", cfg.UserXattr, cfg.ReadOnly(), tt.userXattr, tt.readOnly)
+			}
+		})
+	}
+}
+
+func TestSplitLayers(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+		ok   bool
+	}{
+		{"/a", []string{"/a"}, true},
+		{"a:b:c", []string{"a", "b", "c"}, true},
+		{`/x\:y:/z`, []string{"/x:y", "/z"}, true},
+		{"", nil, false},
+		{"a::b", nil, false},
+		{":a", nil, false},
+	}
+	for _, tt := range tests {
+		got, err := SplitLayers(tt.in)
+		if (err == nil) != tt.ok || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("SplitLayers(%q) = %q, %v; want %q, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
