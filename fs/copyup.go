@@ -69,12 +69,16 @@ func (n *node) copyUp() syscall.Errno {
 	if err := ov.upper.lstat(rel, &ust); err != nil {
 		return errnoOf(err)
 	}
-	ov.recordCopyUp(&ust, n.ino())
+	if isDirStat(&st) || st.Nlink <= 1 {
+		// A hard-linked file's copy is a new file (the link is broken, as
+		// in the kernel): it gets its own number.
+		ov.recordCopyUp(&ust, n.ino())
+	}
 	newLayers := []int{0}
 	if isDirStat(&st) {
 		newLayers = append(newLayers, layers...)
 	}
-	ov.setEntry(n.ino(), newLayers)
+	ov.setEntry(n.key(), newLayers)
 	return 0
 }
 

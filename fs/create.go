@@ -136,9 +136,9 @@ func (ov *overlay) finishNew(ctx context.Context, dirfd int, path string, mode u
 }
 
 // addChild registers the object just created as name in n.
-func (n *node) addChild(ctx context.Context, st *unix.Stat_t, out *fuse.EntryOut) *gofs.Inode {
+func (n *node) addChild(ctx context.Context, name string, st *unix.Stat_t, out *fuse.EntryOut) *gofs.Inode {
 	f := found{layers: []int{0}, st: *st}
-	return n.newChild(ctx, &f, out)
+	return n.newChild(ctx, name, &f, out)
 }
 
 var _ = (gofs.NodeCreater)((*node)(nil))
@@ -160,7 +160,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		}
 		return nil, nil, 0, errno
 	}
-	ch := n.addChild(ctx, &st, out)
+	ch := n.addChild(ctx, name, &st, out)
 	h := &handle{n: ch.Operations().(*node), fd: fd, flags: f &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC)}
 	return ch, h, 0, 0
 }
@@ -177,7 +177,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.addChild(ctx, &st, out), 0
+	return n.addChild(ctx, name, &st, out), 0
 }
 
 var _ = (gofs.NodeMknoder)((*node)(nil))
@@ -196,7 +196,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.addChild(ctx, &st, out), 0
+	return n.addChild(ctx, name, &st, out), 0
 }
 
 var _ = (gofs.NodeSymlinker)((*node)(nil))
@@ -211,7 +211,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.addChild(ctx, &st, out), 0
+	return n.addChild(ctx, name, &st, out), 0
 }
 
 var _ = (gofs.NodeLinker)((*node)(nil))
@@ -245,7 +245,5 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 		return nil, errno
 	}
 	n.ov.linkedTmpfile(tn.ino())
-	out.Attr.FromStat(toSyscallStat(&st))
-	out.Attr.Ino = tn.ino()
-	return n.NewInode(ctx, &node{ov: n.ov}, gofs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: tn.ino()}), 0
+	return n.addChild(ctx, name, &st, out), 0
 }

@@ -66,7 +66,7 @@ func newOverlay(cfg Config) (*overlay, error) {
 		xattrPrefix: "trusted.overlay.",
 		privileged:  os.Geteuid() == 0,
 		log:         cfg.Logger,
-		entries:     make(map[uint64]*entry),
+		entries:     make(map[nodeKey]*entry),
 		copiedUp:    make(map[devIno]uint64),
 		devIndex:    make(map[uint64]uint64),
 		tmpfiles:    make(map[uint64]*handle),
@@ -133,7 +133,7 @@ func (ov *overlay) rootNode() (*node, uint64, error) {
 	for i := range all {
 		all[i] = i
 	}
-	ov.setEntry(ino, all)
+	ov.setEntry(nodeKey{ino: ino}, all)
 	return &node{ov: ov}, ino, nil
 }
 

@@ -26,8 +26,13 @@ func (n *node) rel() string {
 
 func (n *node) ino() uint64 { return n.StableAttr().Ino }
 
+func (n *node) key() nodeKey {
+	a := n.StableAttr()
+	return nodeKey{ino: a.Ino, gen: a.Gen}
+}
+
 // layers returns the layers holding this node, top first.
-func (n *node) layers() []int { return n.ov.layersOf(n.ino()) }
+func (n *node) layers() []int { return n.ov.layersOf(n.key()) }
 
 // top returns the topmost layer holding the node.
 func (n *node) top() (*layer, syscall.Errno) {
@@ -107,13 +112,13 @@ func (ov *overlay) lowerHasName(dirLayers []int, dirRel, name string) (bool, sys
 }
 
 // newChild makes (or refreshes) the Inode for an object just resolved.
-func (n *node) newChild(ctx context.Context, f *found, out *fuse.EntryOut) *gofs.Inode {
-	ino := n.ov.inoOf(&f.st)
-	n.ov.setEntry(ino, f.layers)
+func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.EntryOut) *gofs.Inode {
+	k := n.ov.keyOf(f, join(n.rel(), name))
+	n.ov.setEntry(k, f.layers)
 	out.Attr.FromStat(toSyscallStat(&f.st))
-	out.Attr.Ino = ino
+	out.Attr.Ino = k.ino
 	child := &node{ov: n.ov}
-	return n.NewInode(ctx, child, gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: ino})
+	return n.NewInode(ctx, child, gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: k.ino, Gen: k.gen})
 }
 
 // toSyscallStat views st as the syscall package's identical struct, which
@@ -132,7 +137,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.newChild(ctx, &f, out), 0
+	return n.newChild(ctx, name, &f, out), 0
 }
 
 // stat reads the attributes of the node's topmost copy.

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"hash/fnv"
 	"log"
 	"sync"
 	"sync/atomic"
@@ -29,10 +30,10 @@ type overlay struct {
 
 	// emu guards entries and copiedUp.
 	emu sync.Mutex
-	// entries holds, per reported inode number, the layers an object lives
-	// in. go-fuse keeps one Inode per number, so state kept here is seen by
+	// entries holds, per node identity, the layers an object lives in.
+	// go-fuse keeps one Inode per identity, so state kept here is seen by
 	// whichever Inode the kernel talks to.
-	entries map[uint64]*entry
+	entries map[nodeKey]*entry
 	// copiedUp maps an upper object made by copy-up to the inode number it
 	// had before, so st_ino holds still for the life of the mount.
 	copiedUp map[devIno]uint64
@@ -47,6 +48,13 @@ type overlay struct {
 }
 
 type devIno struct{ dev, ino uint64 }
+
+// nodeKey is a node's identity, go-fuse's StableAttr without the mode: the
+// reported inode number, and a generation that is non-zero only for a
+// hard-linked file in a lower layer. Each name of such a file gets a node
+// of its own (same st_ino), because a copy-up through one name must break
+// the link, as it does in the kernel.
+type nodeKey struct{ ino, gen uint64 }
 
 // entry is what the overlay knows about one object of the merged view.
 type entry struct {
@@ -66,18 +74,30 @@ func (ov *overlay) inoOf(st *unix.Stat_t) uint64 {
 	return st.Ino | idx<<56
 }
 
-// setEntry records the layers of the object reported as ino.
-func (ov *overlay) setEntry(ino uint64, layers []int) {
+// keyOf returns the identity of the object found at rel.
+func (ov *overlay) keyOf(f *found, rel string) nodeKey {
+	k := nodeKey{ino: ov.inoOf(&f.st)}
+	inLower := ov.upper == nil || f.layers[0] != 0
+	if inLower && !isDirStat(&f.st) && f.st.Nlink > 1 {
+		h := fnv.New64a()
+		h.Write([]byte(rel))
+		k.gen = h.Sum64() | 1
+	}
+	return k
+}
+
+// setEntry records the layers of the object k.
+func (ov *overlay) setEntry(k nodeKey, layers []int) {
 	ov.emu.Lock()
-	ov.entries[ino] = &entry{layers: layers}
+	ov.entries[k] = &entry{layers: layers}
 	ov.emu.Unlock()
 }
 
-// layersOf returns the layers of ino, top first; nil if unknown.
-func (ov *overlay) layersOf(ino uint64) []int {
+// layersOf returns the layers of k, top first; nil if unknown.
+func (ov *overlay) layersOf(k nodeKey) []int {
 	ov.emu.Lock()
 	defer ov.emu.Unlock()
-	if e := ov.entries[ino]; e != nil {
+	if e := ov.entries[k]; e != nil {
 		return e.layers
 	}
 	return nil
@@ -85,9 +105,9 @@ func (ov *overlay) layersOf(ino uint64) []int {
 
 // forget drops what is known about an object that no longer exists, and
 // its copy-up record, so a recycled inode number starts afresh.
-func (ov *overlay) forget(ino uint64, st *unix.Stat_t) {
+func (ov *overlay) forget(k nodeKey, st *unix.Stat_t) {
 	ov.emu.Lock()
-	delete(ov.entries, ino)
+	delete(ov.entries, k)
 	if st != nil {
 		delete(ov.copiedUp, devIno{st.Dev, st.Ino})
 	}

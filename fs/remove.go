@@ -105,7 +105,7 @@ func (n *node) removeName(name string, f *found) syscall.Errno {
 		if inUpper {
 			upperSt = &f.st
 		}
-		ov.forget(ov.inoOf(&f.st), upperSt)
+		ov.forget(ov.keyOf(f, rel), upperSt)
 	}
 	return 0
 }

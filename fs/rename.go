@@ -66,10 +66,10 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	}
 	srcDir := isDirStat(&src.st)
 	dstDir := dstExists && isDirStat(&dst.st)
-	var dstIno uint64
+	var dstKey nodeKey
 	if dstExists {
-		dstIno = ov.inoOf(&dst.st)
-		if ov.inoOf(&src.st) == dstIno {
+		dstKey = ov.keyOf(&dst, join(np.rel(), newName))
+		if ov.inoOf(&src.st) == dstKey.ino {
 			return 0 // the same object (or hard links to it): nothing to do
 		}
 	}
@@ -164,7 +164,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		if dst.layers[0] == 0 && (dstDir || replaced.Nlink <= 1) {
 			upperSt = &replaced
 		}
-		ov.forget(dstIno, upperSt)
+		ov.forget(dstKey, upperSt)
 	}
 	return 0
 }
