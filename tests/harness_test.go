@@ -1,0 +1,954 @@
+// Package tests holds the integration and conformance tests that mount
+// real filesystems: unionfuse (served in-process through fs.Mount) and the
+// kernel's overlayfs, which is the oracle. Everything that mounts needs root
+// and /dev/fuse and is skipped with a reason otherwise.
+//
+// This file holds the shared harness: the mounters (kernel overlay and
+// unionfuse behind one interface), mounting with guaranteed unmount, a
+// builder for layer directories, and tree snapshots with a readable diff.
+package tests
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/unionfuse/unionfuse/fs"
+	"golang.org/x/sys/unix"
+)
+
+// subjectEnv selects the filesystem under test: "unionfuse" (the default)
+// or "kernel", which runs every differential test kernel-against-kernel —
+// a self-check of the harness: it must always pass.
+const subjectEnv = "UNIONFUSE_TEST_SUBJECT"
+
+// debugEnv, when set to 1, mounts unionfuse with Debug logging to stderr.
+const debugEnv = "UNIONFUSE_TEST_DEBUG"
+
+// mounter mounts one union of existing layer directories.
+type mounter interface {
+	// name is "kernel" or "unionfuse".
+	name() string
+	// mount mounts l at l.Merged and returns a function that unmounts it.
+	mount(l layout) (unmount func() error, err error)
+}
+
+// layout names the directories of one union. Lowers are top first.
+type layout struct {
+	Lowers []string
+	Upper  string
+	Work   string
+	Merged string
+}
+
+// newLayout makes dir/lower0..lowerN-1, upper, work and merged.
+func newLayout(t testing.TB, dir string, nLowers int) layout {
+	t.Helper()
+	l := layout{
+		Upper:  filepath.Join(dir, "upper"),
+		Work:   filepath.Join(dir, "work"),
+		Merged: filepath.Join(dir, "merged"),
+	}
+	for i := 0; i < nLowers; i++ {
+		l.Lowers = append(l.Lowers, filepath.Join(dir, fmt.Sprintf("lower%d", i)))
+	}
+	for _, d := range append([]string{l.Upper, l.Work, l.Merged}, l.Lowers...) {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+// kernelOverlay mounts the kernel's overlayfs with its default options.
+type kernelOverlay struct{}
+
+func (kernelOverlay) name() string { return "kernel" }
+
+func (kernelOverlay) mount(l layout) (func() error, error) {
+	opts := "lowerdir=" + strings.Join(l.Lowers, ":") +
+		",upperdir=" + l.Upper + ",workdir=" + l.Work + kernelDefaultsGuard()
+	if err := unix.Mount("overlay", l.Merged, "overlay", 0, opts); err != nil {
+		return nil, fmt.Errorf("mount -t overlay -o %s %s: %w", opts, l.Merged, err)
+	}
+	return func() error {
+		if err := unix.Unmount(l.Merged, 0); err != nil {
+			return fmt.Errorf("umount %s: %w", l.Merged, err)
+		}
+		return nil
+	}, nil
+}
+
+// kernelDefaultsGuard returns extra options only when this machine's
+// overlay module was loaded with non-default features (index, metacopy,
+// redirect_dir=on): we compare against the kernel's defaults, which are
+// index=off, metacopy=off and redirect_dir=off for creating (directories
+// with lower content are not renamed: EXDEV). Normally it returns "".
+func kernelDefaultsGuard() string {
+	var extra string
+	param := func(p string) string {
+		b, _ := os.ReadFile("/sys/module/overlay/parameters/" + p)
+		return strings.TrimSpace(string(b))
+	}
+	if param("index") == "Y" {
+		extra += ",index=off"
+	}
+	if param("metacopy") == "Y" {
+		extra += ",metacopy=off"
+	}
+	if param("redirect_dir") == "Y" {
+		extra += ",redirect_dir=nofollow"
+	}
+	return extra
+}
+
+// unionfuseMounter mounts unionfuse in this process through fs.Mount.
+type unionfuseMounter struct{}
+
+func (unionfuseMounter) name() string { return "unionfuse" }
+
+func (unionfuseMounter) mount(l layout) (unmount func() error, err error) {
+	cfg := fs.Config{Lowers: l.Lowers, Upper: l.Upper, Work: l.Work}
+	if os.Getenv(debugEnv) == "1" {
+		cfg.Debug = true
+		cfg.Logger = log.New(os.Stderr, "unionfuse: ", log.Lmicroseconds)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: fs.Mount panicked: %v", errStub, r)
+		}
+	}()
+	m, err := fs.Mount(l.Merged, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("fs.Mount %s: %w", l.Merged, err)
+	}
+	return m.Unmount, nil
+}
+
+// errStub marks a fs.Mount that panicked (the pre-implementation stub).
+var errStub = errors.New("unionfuse is not implemented")
+
+var (
+	stubOnce sync.Once
+	stubErr  error
+)
+
+// unionfuseIsStub reports whether fs.Mount is still the stub that panics.
+// It mounts a tiny union once per test binary to find out.
+func unionfuseIsStub() bool {
+	stubOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "unionfuse-probe")
+		if err != nil {
+			stubErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		l := layout{
+			Lowers: []string{filepath.Join(dir, "l")},
+			Upper:  filepath.Join(dir, "u"), Work: filepath.Join(dir, "w"),
+			Merged: filepath.Join(dir, "m"),
+		}
+		for _, d := range []string{l.Lowers[0], l.Upper, l.Work, l.Merged} {
+			os.Mkdir(d, 0o755)
+		}
+		unmount, err := unionfuseMounter{}.mount(l)
+		if err != nil {
+			stubErr = err
+			return
+		}
+		if err := unmount(); err != nil {
+			unix.Unmount(l.Merged, unix.MNT_DETACH)
+		}
+	})
+	return errors.Is(stubErr, errStub)
+}
+
+// subject returns the mounter under test: unionfuse, or the kernel when
+// UNIONFUSE_TEST_SUBJECT=kernel, or while fs.Mount is still a stub (so the
+// harness runs kernel-against-kernel until the filesystem lands).
+func subject(t testing.TB) mounter {
+	t.Helper()
+	switch s := os.Getenv(subjectEnv); s {
+	case "kernel":
+		t.Logf("%s=kernel: testing the kernel against itself (harness self-check)", subjectEnv)
+		return kernelOverlay{}
+	case "", "unionfuse":
+	default:
+		t.Fatalf("%s=%q: want unionfuse or kernel", subjectEnv, s)
+	}
+	if unionfuseIsStub() {
+		t.Logf("fs.Mount is still a stub (%v): testing the kernel against itself", stubErr)
+		return kernelOverlay{}
+	}
+	return unionfuseMounter{}
+}
+
+// requireRoot skips t unless it runs as root with /dev/fuse and overlayfs.
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: it mounts kernel overlayfs and a FUSE filesystem")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skipf("needs /dev/fuse to mount unionfuse: %v", err)
+	}
+	if b, err := os.ReadFile("/proc/filesystems"); err != nil || !strings.Contains(string(b), "\toverlay\n") {
+		// The module may load on first mount; try it.
+		if err := probeKernelOverlay(); err != nil {
+			t.Skipf("needs kernel overlayfs (the oracle): %v", err)
+		}
+	}
+}
+
+func probeKernelOverlay() error {
+	dir, err := os.MkdirTemp("", "overlay-probe")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	l := layout{Lowers: []string{dir + "/l"}, Upper: dir + "/u", Work: dir + "/w", Merged: dir + "/m"}
+	for _, d := range []string{l.Lowers[0], l.Upper, l.Work, l.Merged} {
+		os.Mkdir(d, 0o755)
+	}
+	unmount, err := kernelOverlay{}.mount(l)
+	if err != nil {
+		return err
+	}
+	return unmount()
+}
+
+// union is one live mount made by mountUnion.
+type union struct {
+	layout
+	m       mounter
+	t       testing.TB
+	unmount func() error
+	done    bool
+}
+
+// mountUnion mounts l with m and registers a cleanup that unmounts it
+// (lazily, with MNT_DETACH, if a normal unmount fails) and checks that
+// nothing is left in /proc/mounts. Failing to mount is fatal.
+func mountUnion(t testing.TB, m mounter, l layout) *union {
+	t.Helper()
+	unmount, err := m.mount(l)
+	if err != nil {
+		t.Fatalf("%s: %v", m.name(), err)
+	}
+	u := &union{layout: l, m: m, t: t, unmount: unmount}
+	t.Cleanup(func() {
+		if err := u.Unmount(); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return u
+}
+
+// Unmount unmounts u once; later calls do nothing. If the unmount fails,
+// the mount is detached lazily so no test leaves it behind, and the error
+// is returned.
+func (u *union) Unmount() error {
+	if u.done {
+		return nil
+	}
+	u.done = true
+	err := u.unmount()
+	if err != nil {
+		if derr := unix.Unmount(u.Merged, unix.MNT_DETACH); derr != nil && !errors.Is(derr, unix.EINVAL) {
+			err = fmt.Errorf("%v; lazy unmount: %v", err, derr)
+		}
+	}
+	if isMounted(u.Merged) {
+		unix.Unmount(u.Merged, unix.MNT_DETACH)
+		if err == nil {
+			err = fmt.Errorf("%s: %s still in /proc/mounts after unmount", u.m.name(), u.Merged)
+		}
+	}
+	return err
+}
+
+// mustUnmount unmounts u and fails t if that goes wrong.
+func (u *union) mustUnmount() {
+	u.t.Helper()
+	if err := u.Unmount(); err != nil {
+		u.t.Fatalf("%s: %v", u.m.name(), err)
+	}
+}
+
+// isMounted reports whether dir is a mount point in /proc/mounts.
+func isMounted(dir string) bool {
+	f, err := os.Open("/proc/mounts")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 1 && unescapeMountField(fields[1]) == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// unescapeMountField undoes the octal escapes of /proc/mounts (\040 ...).
+func unescapeMountField(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v int
+			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// checkNoMountsUnder fails t if anything is still mounted below dir.
+func checkNoMountsUnder(t testing.TB, dir string) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 1 && strings.HasPrefix(unescapeMountField(fields[1]), dir+"/") {
+			t.Errorf("left mounted: %s", line)
+			unix.Unmount(unescapeMountField(fields[1]), unix.MNT_DETACH)
+		}
+	}
+}
+
+// testDir returns a fresh temporary directory and, when the test ends,
+// checks that nothing is left mounted below it (cleanups run last first,
+// so this runs after the unmounts registered later).
+func testDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Cleanup(func() { checkNoMountsUnder(t, dir) })
+	return dir
+}
+
+// ---- Building layers ----
+
+// item is one object of a layer. Parents are created as needed (0755).
+type item struct {
+	path string
+	// kind: 'f' regular file (data), 'd' directory, 'l' symlink (data is
+	// the target), 'h' hard link to the item at data (same layer),
+	// 'p' fifo, 'w' whiteout (char 0/0), 'x' xattr whiteout (a zero-size
+	// file with trusted.overlay.whiteout; its directory needs
+	// trusted.overlay.opaque=x for the kernel to honour it).
+	kind   byte
+	data   string
+	mode   uint32 // permission bits; 0 means the kind's default
+	uid    int
+	gid    int
+	xattrs map[string]string // for 'd': {"trusted.overlay.opaque": "y"} makes it opaque
+	// sparse, for 'f': write data at this offset, leaving a hole before it.
+	sparse int64
+}
+
+// fixedTime is the timestamp builders give every object, so times can be
+// compared across copies of the same layers.
+var fixedTime = time.Date(2020, 1, 2, 3, 4, 5, 600_000_000, time.UTC)
+
+// buildLayer creates items below dir, then sets every object's atime and
+// mtime to fixedTime (children before their directory).
+func buildLayer(t testing.TB, dir string, items []item) {
+	t.Helper()
+	if err := buildLayerErr(dir, items); err != nil {
+		t.Fatalf("build layer %s: %v", dir, err)
+	}
+}
+
+func buildLayerErr(dir string, items []item) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, it := range items {
+		p := filepath.Join(dir, it.path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		mode := it.mode
+		var err error
+		switch it.kind {
+		case 'f':
+			if mode == 0 {
+				mode = 0o644
+			}
+			err = writeFileAt(p, []byte(it.data), it.sparse, mode)
+		case 'd':
+			if mode == 0 {
+				mode = 0o755
+			}
+			err = unix.Mkdir(p, mode)
+			if errors.Is(err, unix.EEXIST) {
+				err = nil
+			}
+		case 'l':
+			err = unix.Symlink(it.data, p)
+		case 'h':
+			err = unix.Link(filepath.Join(dir, it.data), p)
+		case 'p':
+			if mode == 0 {
+				mode = 0o644
+			}
+			err = unix.Mkfifo(p, mode)
+		case 'w':
+			mode = 0
+			err = unix.Mknod(p, unix.S_IFCHR, 0)
+		case 'x':
+			mode = 0o644
+			err = writeFileAt(p, nil, 0, mode)
+			if err == nil {
+				err = unix.Lsetxattr(p, "trusted.overlay.whiteout", nil, 0)
+			}
+		default:
+			err = fmt.Errorf("unknown kind %q", it.kind)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", it.path, err)
+		}
+		if it.kind != 'l' && it.kind != 'h' {
+			// Mkdir, Mkfifo and Open apply the umask; set the exact mode.
+			if err := unix.Chmod(p, mode); err != nil {
+				return fmt.Errorf("chmod %s: %w", it.path, err)
+			}
+		}
+		if it.uid != 0 || it.gid != 0 {
+			if err := unix.Lchown(p, it.uid, it.gid); err != nil {
+				return fmt.Errorf("chown %s: %w", it.path, err)
+			}
+		}
+		for _, k := range sortedKeys(it.xattrs) {
+			if err := unix.Lsetxattr(p, k, []byte(it.xattrs[k]), 0); err != nil {
+				return fmt.Errorf("setxattr %s %s: %w", it.path, k, err)
+			}
+		}
+	}
+	return setTimesBelow(dir, fixedTime)
+}
+
+func writeFileAt(p string, data []byte, off int64, mode uint32) error {
+	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, mode)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if off > 0 {
+		if err := unix.Ftruncate(fd, off+int64(len(data))); err != nil {
+			return err
+		}
+	}
+	if len(data) > 0 {
+		if _, err := unix.Pwrite(fd, data, off); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setTimesBelow sets atime and mtime of dir and everything below it,
+// without following symlinks, deepest first.
+func setTimesBelow(dir string, when time.Time) error {
+	var paths []string
+	err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		paths = append(paths, p)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	ts := unix.NsecToTimespec(when.UnixNano())
+	for i := len(paths) - 1; i >= 0; i-- {
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// ---- Tree snapshots ----
+
+// node is what a snapshot records about one object.
+type node struct {
+	Type   string // file, dir, symlink, fifo, char, block, socket
+	Perm   uint32 // mode without the type bits (07777)
+	UID    uint32
+	GID    uint32
+	Size   int64  // not for directories
+	Nlink  uint64 // not for directories
+	Rdev   uint64 // char and block devices
+	Mtime  int64  // ns since the epoch
+	Ctime  int64  // ns since the epoch; compared only in strict mode
+	Data   string // file content: literal when short, else length and sha256
+	Target string // symlink target
+	Xattrs map[string]string
+	Err    string // anything odd found while reading the object
+}
+
+// tree maps slash-separated paths relative to the root ("." is the root)
+// to what is there.
+type tree map[string]*node
+
+// snapOpts says what a snapshot records.
+type snapOpts struct {
+	// keepXattr decides which xattr names are recorded; nil records all.
+	keepXattr func(name string) bool
+	// checkDino records an Err when a directory entry's d_ino differs
+	// from the st_ino lstat reports (the merged view must agree).
+	checkDino bool
+}
+
+// snapshot walks root without following symlinks and records every object.
+// Directory listings that repeat a name, or name something lstat cannot
+// find, are recorded as Err on the directory.
+func snapshot(root string, o snapOpts) (tree, error) {
+	tr := tree{}
+	var walk func(rel string) error
+	walk = func(rel string) error {
+		p := filepath.Join(root, rel)
+		n, st, err := readNode(p, o)
+		if err != nil {
+			return err
+		}
+		tr[rel] = n
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return nil
+		}
+		ents, err := readDirents(p)
+		if err != nil {
+			n.Err += fmt.Sprintf("readdir: %v; ", err)
+			return nil
+		}
+		seen := map[string]bool{}
+		for _, e := range ents {
+			if seen[e.name] {
+				n.Err += fmt.Sprintf("readdir lists %q twice; ", e.name)
+				continue
+			}
+			seen[e.name] = true
+		}
+		for _, e := range ents {
+			child := e.name
+			if rel != "." {
+				child = rel + "/" + e.name
+			}
+			var cst unix.Stat_t
+			if err := unix.Lstat(filepath.Join(root, child), &cst); err != nil {
+				n.Err += fmt.Sprintf("readdir lists %q but lstat: %v; ", e.name, err)
+				continue
+			}
+			if o.checkDino && cst.Ino != e.ino {
+				n.Err += fmt.Sprintf("%q: d_ino %d != st_ino %d; ", e.name, e.ino, cst.Ino)
+			}
+			if e.typ != unix.DT_UNKNOWN && e.typ != dtOf(cst.Mode) {
+				n.Err += fmt.Sprintf("%q: d_type %d != type of st_mode %o; ", e.name, e.typ, cst.Mode)
+			}
+			if err := walk(child); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return tr, walk(".")
+}
+
+// readNode records the object at p.
+func readNode(p string, o snapOpts) (*node, *unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return nil, nil, err
+	}
+	n := &node{
+		Type:  typeName(st.Mode),
+		Perm:  st.Mode &^ unix.S_IFMT,
+		UID:   st.Uid,
+		GID:   st.Gid,
+		Mtime: st.Mtim.Nano(),
+		Ctime: st.Ctim.Nano(),
+	}
+	if n.Type != "dir" {
+		n.Size = st.Size
+		n.Nlink = uint64(st.Nlink)
+	}
+	switch n.Type {
+	case "file":
+		data, err := readFileNoFollow(p)
+		if err != nil {
+			n.Err += fmt.Sprintf("read: %v; ", err)
+		}
+		n.Data = summarize(data)
+	case "symlink":
+		target, err := readlink(p)
+		if err != nil {
+			n.Err += fmt.Sprintf("readlink: %v; ", err)
+		}
+		n.Target = target
+	case "char", "block":
+		n.Rdev = st.Rdev
+	}
+	xs, err := listXattrs(p)
+	if err != nil {
+		n.Err += fmt.Sprintf("listxattr: %v; ", err)
+	}
+	for k, v := range xs {
+		if o.keepXattr == nil || o.keepXattr(k) {
+			if n.Xattrs == nil {
+				n.Xattrs = map[string]string{}
+			}
+			n.Xattrs[k] = v
+		}
+	}
+	return n, &st, nil
+}
+
+func typeName(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "file"
+	case unix.S_IFDIR:
+		return "dir"
+	case unix.S_IFLNK:
+		return "symlink"
+	case unix.S_IFIFO:
+		return "fifo"
+	case unix.S_IFCHR:
+		return "char"
+	case unix.S_IFBLK:
+		return "block"
+	case unix.S_IFSOCK:
+		return "socket"
+	}
+	return fmt.Sprintf("type%o", mode&unix.S_IFMT)
+}
+
+func dtOf(mode uint32) uint8 {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return unix.DT_REG
+	case unix.S_IFDIR:
+		return unix.DT_DIR
+	case unix.S_IFLNK:
+		return unix.DT_LNK
+	case unix.S_IFIFO:
+		return unix.DT_FIFO
+	case unix.S_IFCHR:
+		return unix.DT_CHR
+	case unix.S_IFBLK:
+		return unix.DT_BLK
+	case unix.S_IFSOCK:
+		return unix.DT_SOCK
+	}
+	return unix.DT_UNKNOWN
+}
+
+// summarize renders file content for a diff: short content literally,
+// longer content as its length and hash.
+func summarize(data []byte) string {
+	if len(data) <= 48 {
+		return fmt.Sprintf("%q", data)
+	}
+	return fmt.Sprintf("%d bytes %q... sha256:%x", len(data), data[:16], sha256.Sum256(data))
+}
+
+func readFileNoFollow(p string) ([]byte, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var out []byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err != nil {
+			return out, err
+		}
+		if n == 0 {
+			return out, nil
+		}
+		out = append(out, buf[:n]...)
+	}
+}
+
+func readlink(p string) (string, error) {
+	buf := make([]byte, 4096)
+	n, err := unix.Readlink(p, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// listXattrs returns every xattr of p (not following symlinks).
+func listXattrs(p string) (map[string]string, error) {
+	sz, err := unix.Llistxattr(p, nil)
+	if err != nil || sz == 0 {
+		return nil, err
+	}
+	buf := make([]byte, sz*2)
+	sz, err = unix.Llistxattr(p, buf)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, name := range strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00") {
+		if name == "" {
+			continue
+		}
+		v, err := getXattr(p, name)
+		if err != nil {
+			out[name] = fmt.Sprintf("<getxattr: %v>", err)
+			continue
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+func getXattr(p, name string) (string, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Lgetxattr(p, name, buf)
+		if errors.Is(err, unix.ERANGE) && len(buf) < 1<<20 {
+			buf = make([]byte, len(buf)*8)
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	}
+}
+
+type dirent struct {
+	name string
+	ino  uint64
+	typ  uint8
+}
+
+// readDirents lists dir with getdents64, keeping d_ino and d_type.
+func readDirents(dir string) ([]dirent, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var out []dirent
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err != nil {
+			return out, err
+		}
+		if n == 0 {
+			break
+		}
+		for off := 0; off < n; {
+			// struct linux_dirent64 { u64 ino; s64 off; u16 reclen; u8 type; char name[]; }
+			rec := buf[off:n]
+			ino := binary.NativeEndian.Uint64(rec[0:8])
+			reclen := int(binary.NativeEndian.Uint16(rec[16:18]))
+			typ := rec[18]
+			name := rec[19:reclen]
+			if i := strings.IndexByte(string(name), 0); i >= 0 {
+				name = name[:i]
+			}
+			if s := string(name); s != "." && s != ".." {
+				out = append(out, dirent{name: s, ino: ino, typ: typ})
+			}
+			off += reclen
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
+}
+
+// cmpOpts says which fields a tree comparison looks at.
+type cmpOpts struct {
+	// strict compares every recorded field, times included (for "this
+	// directory was not touched at all").
+	strict bool
+	// mtimeCutoff: outside strict mode, mtimes are compared when either
+	// side is older than this (set by a layer builder or by utimensat, so
+	// deterministic); times after it are "now" and differ between runs.
+	mtimeCutoff time.Time
+	// noNlink leaves out the link count of non-directories.
+	noNlink bool
+}
+
+// diffTrees lists the differences between want and got, one line each,
+// sorted by path.
+func diffTrees(want, got tree, o cmpOpts) []string {
+	var out []string
+	paths := map[string]bool{}
+	for p := range want {
+		paths[p] = true
+	}
+	for p := range got {
+		paths[p] = true
+	}
+	for _, p := range sortedKeys(paths) {
+		w, g := want[p], got[p]
+		switch {
+		case g == nil:
+			out = append(out, fmt.Sprintf("%s: missing (want %s)", p, w.brief()))
+		case w == nil:
+			out = append(out, fmt.Sprintf("%s: unexpected %s", p, g.brief()))
+		default:
+			for _, d := range diffNodes(w, g, o) {
+				out = append(out, p+": "+d)
+			}
+		}
+	}
+	return out
+}
+
+// diffNodes lists the fields in which got differs from want.
+func diffNodes(w, g *node, o cmpOpts) []string {
+	var out []string
+	add := func(field string, wv, gv any) {
+		out = append(out, fmt.Sprintf("%s want %v, got %v", field, wv, gv))
+	}
+	if w.Type != g.Type {
+		add("type", w.Type, g.Type)
+		return out
+	}
+	if w.Perm != g.Perm {
+		add("mode", fmt.Sprintf("%04o", w.Perm), fmt.Sprintf("%04o", g.Perm))
+	}
+	if w.UID != g.UID || w.GID != g.GID {
+		add("owner", fmt.Sprintf("%d:%d", w.UID, w.GID), fmt.Sprintf("%d:%d", g.UID, g.GID))
+	}
+	if w.Size != g.Size {
+		add("size", w.Size, g.Size)
+	}
+	if w.Nlink != g.Nlink && !o.noNlink {
+		add("nlink", w.Nlink, g.Nlink)
+	}
+	if w.Rdev != g.Rdev {
+		add("rdev", fmt.Sprintf("%d,%d", unix.Major(w.Rdev), unix.Minor(w.Rdev)), fmt.Sprintf("%d,%d", unix.Major(g.Rdev), unix.Minor(g.Rdev)))
+	}
+	if w.Data != g.Data {
+		add("content", w.Data, g.Data)
+	}
+	if w.Target != g.Target {
+		add("symlink target", fmt.Sprintf("%q", w.Target), fmt.Sprintf("%q", g.Target))
+	}
+	if fmt.Sprint(w.Xattrs) != fmt.Sprint(g.Xattrs) {
+		add("xattrs", fmtXattrs(w.Xattrs), fmtXattrs(g.Xattrs))
+	}
+	if w.Err != g.Err {
+		add("oddities", fmt.Sprintf("%q", w.Err), fmt.Sprintf("%q", g.Err))
+	}
+	cut := o.mtimeCutoff.UnixNano()
+	if w.Mtime != g.Mtime && (o.strict || w.Mtime < cut || g.Mtime < cut) {
+		add("mtime", fmtTime(w.Mtime), fmtTime(g.Mtime))
+	}
+	if o.strict && w.Ctime != g.Ctime {
+		add("ctime", fmtTime(w.Ctime), fmtTime(g.Ctime))
+	}
+	return out
+}
+
+func fmtXattrs(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s=%q", k, m[k]))
+	}
+	return "{" + strings.Join(parts, " ") + "}"
+}
+
+func fmtTime(ns int64) string {
+	return time.Unix(0, ns).UTC().Format("2006-01-02T15:04:05.000000000")
+}
+
+func (n *node) brief() string {
+	switch n.Type {
+	case "file":
+		return fmt.Sprintf("file %04o %s", n.Perm, n.Data)
+	case "symlink":
+		return fmt.Sprintf("symlink -> %q", n.Target)
+	case "char", "block":
+		return fmt.Sprintf("%s %04o %d,%d", n.Type, n.Perm, unix.Major(n.Rdev), unix.Minor(n.Rdev))
+	}
+	return fmt.Sprintf("%s %04o", n.Type, n.Perm)
+}
+
+// mustSnapshot is snapshot that fails t on error.
+func mustSnapshot(t testing.TB, root string, o snapOpts) tree {
+	t.Helper()
+	tr, err := snapshot(root, o)
+	if err != nil {
+		t.Fatalf("snapshot %s: %v", root, err)
+	}
+	return tr
+}
+
+// ---- What the merged view and the upper directory are compared on ----
+
+// mergedXattr keeps every xattr name the merged view shows: the overlay's
+// private trusted.overlay.* names must be hidden there, so showing one is a
+// difference like any other.
+func mergedXattr(string) bool { return true }
+
+// upperXattr keeps the xattrs compared in an upper directory. It compares
+// everything, including the overlay's own format — trusted.overlay.opaque
+// (opaque directories) and trusted.overlay.whiteout (xattr whiteouts) —
+// except the kernel's private bookkeeping, which unionfuse is not asked to
+// reproduce because nothing in the merged view depends on it here:
+//   - trusted.overlay.origin: the file handle of the lower object a copy-up
+//     came from; the kernel uses it for st_ino/d_ino across copy-up and for
+//     index/NFS export (off).
+//   - trusted.overlay.impure: marks an upper directory holding copied-up or
+//     renamed children, so the kernel knows to fix up d_ino in readdir.
+//   - trusted.overlay.uuid: the upper root's filesystem UUID (uuid=auto),
+//     used to validate origin file handles.
+//   - trusted.overlay.redirect, .metacopy, .nlink, .upper, .protattr:
+//     written only with redirect_dir=on, metacopy=on, index=on or for
+//     immutable/append-only files (chattr), none of which this suite uses;
+//     they are ignored so that a kernel writing them never reads as
+//     unionfuse's fault.
+func upperXattr(name string) bool {
+	switch name {
+	case "trusted.overlay.origin", "trusted.overlay.impure", "trusted.overlay.uuid",
+		"trusted.overlay.redirect", "trusted.overlay.metacopy", "trusted.overlay.nlink",
+		"trusted.overlay.upper", "trusted.overlay.protattr":
+		return false
+	}
+	return true
+}
