@@ -11,6 +11,7 @@ package mountopts
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/unionfuse/unionfuse/fs"
@@ -27,9 +28,11 @@ type Options struct {
 	ReadOnly bool
 	// UserXattr is set by "userxattr".
 	UserXattr bool
-	// NoDev, NoSuid, NoExec and NoAtime are the generic mount flags; the
-	// positive forms (dev, suid, exec, atime) clear them.
-	NoDev, NoSuid, NoExec, NoAtime bool
+	// Generic holds the generic mount flags given (dev, nodev, suid,
+	// nosuid, exec, noexec, atime, noatime), each pair at most once: the
+	// last of "dev" and "nodev" wins. A flag not given keeps the mount's
+	// default (nodev and nosuid for FUSE mounts).
+	Generic []string
 }
 
 // ignored are mount(8) and fstab keywords that concern mount(8) itself,
@@ -77,36 +80,32 @@ func (o *Options) apply(item string) error {
 	if ignored[key] || strings.HasPrefix(key, "x-") || key == "comment" {
 		return nil
 	}
-	on, known := flagNames[key]
-	if !known {
+	if !flagNames[key] {
 		return fmt.Errorf("unknown mount option %q", item)
 	}
 	if hasValue {
 		return fmt.Errorf("mount option %q takes no value", item)
 	}
-	switch strings.TrimPrefix(key, "no") {
+	switch key {
 	case "ro", "rw":
 		o.ReadOnly = key == "ro"
 	case "userxattr":
 		o.UserXattr = true
-	case "dev":
-		o.NoDev = on
-	case "suid":
-		o.NoSuid = on
-	case "exec":
-		o.NoExec = on
-	case "atime":
-		o.NoAtime = on
+	default:
+		base := strings.TrimPrefix(key, "no")
+		o.Generic = slices.DeleteFunc(o.Generic, func(g string) bool {
+			return g == base || g == "no"+base
+		})
+		o.Generic = append(o.Generic, key)
 	}
 	return nil
 }
 
-// flagNames lists the options without a value; the value says whether
-// the option is a "no" form.
+// flagNames lists the options that take no value.
 var flagNames = map[string]bool{
-	"ro": false, "rw": false, "userxattr": false,
-	"dev": false, "nodev": true, "suid": false, "nosuid": true,
-	"exec": false, "noexec": true, "atime": false, "noatime": true,
+	"ro": true, "rw": true, "userxattr": true,
+	"dev": true, "nodev": true, "suid": true, "nosuid": true,
+	"exec": true, "noexec": true, "atime": true, "noatime": true,
 }
 
 // setDir records lowerdir=, upperdir= or workdir=.
@@ -126,8 +125,9 @@ func (o *Options) setDir(item, key, value string) error {
 	return nil
 }
 
-// Config returns the fs.Config for these options. A read-only union with an
-// upper layer (`ro` with upperdir=) shows the upper directory as its top
+// Config returns the fs.Config for these options. A union without an
+// upper layer is mounted "ro", as the kernel does. A read-only union with
+// an upper layer (`ro` with upperdir=) shows the upper directory as its top
 // layer and never writes to it; the work directory is not used then.
 func (o *Options) Config() fs.Config {
 	cfg := fs.Config{
@@ -140,25 +140,20 @@ func (o *Options) Config() fs.Config {
 		cfg.Lowers = append([]string{o.Upper}, cfg.Lowers...)
 		cfg.Upper, cfg.Work = "", ""
 	}
-	cfg.MountOptions = o.Flags()
+	ro := *o
+	ro.ReadOnly = o.ReadOnly || o.Upper == ""
+	cfg.MountOptions = ro.Flags()
 	return cfg
 }
 
-// Flags returns the generic mount flags to pass to the kernel: "ro",
-// "nodev", "nosuid", "noexec", "noatime", each only when asked for.
+// Flags returns the generic mount flags to pass to the kernel: "ro" when
+// read-only, then Generic.
 func (o *Options) Flags() []string {
 	var flags []string
-	add := func(on bool, name string) {
-		if on {
-			flags = append(flags, name)
-		}
+	if o.ReadOnly {
+		flags = append(flags, "ro")
 	}
-	add(o.ReadOnly, "ro")
-	add(o.NoDev, "nodev")
-	add(o.NoSuid, "nosuid")
-	add(o.NoExec, "noexec")
-	add(o.NoAtime, "noatime")
-	return flags
+	return append(flags, o.Generic...)
 }
 
 // SplitLayers splits a colon-separated list of layers (the LOWER argument

@@ -15,13 +15,13 @@ func TestParse(t *testing.T) {
 		{"fuse-overlayfs form", []string{"lowerdir=/l1:/l2,upperdir=/u,workdir=/w"},
 			Options{Lowers: []string{"/l1", "/l2"}, Upper: "/u", Work: "/w"}},
 		{"mount.fuse3 form", []string{"rw,lowerdir=/l,upperdir=/u,workdir=/w,dev,suid"},
-			Options{Lowers: []string{"/l"}, Upper: "/u", Work: "/w"}},
+			Options{Lowers: []string{"/l"}, Upper: "/u", Work: "/w", Generic: []string{"dev", "suid"}}},
 		{"read-only", []string{"lowerdir=/a:/b:/c,ro"},
 			Options{Lowers: []string{"/a", "/b", "/c"}, ReadOnly: true}},
 		{"generic flags", []string{"lowerdir=/l,nodev,nosuid,noexec,noatime"},
-			Options{Lowers: []string{"/l"}, NoDev: true, NoSuid: true, NoExec: true, NoAtime: true}},
-		{"positive forms clear", []string{"nodev,nosuid,noexec,noatime,ro,lowerdir=/l,dev,suid,exec,atime,rw"},
-			Options{Lowers: []string{"/l"}}},
+			Options{Lowers: []string{"/l"}, Generic: []string{"nodev", "nosuid", "noexec", "noatime"}}},
+		{"last of a pair wins", []string{"nodev,nosuid,noexec,noatime,ro,lowerdir=/l,dev,suid,exec,atime,rw,nosuid"},
+			Options{Lowers: []string{"/l"}, Generic: []string{"dev", "exec", "atime", "nosuid"}}},
 		{"userxattr", []string{"lowerdir=/l,userxattr"},
 			Options{Lowers: []string{"/l"}, UserXattr: true}},
 		{"empty items ignored", []string{",,lowerdir=/l,,ro,"},
@@ -33,7 +33,7 @@ func TestParse(t *testing.T) {
 		{"equals sign in path", []string{"lowerdir=/a=b"},
 			Options{Lowers: []string{"/a=b"}}},
 		{"several -o accumulate", []string{"lowerdir=/l", "upperdir=/u", "workdir=/w,nodev"},
-			Options{Lowers: []string{"/l"}, Upper: "/u", Work: "/w", NoDev: true}},
+			Options{Lowers: []string{"/l"}, Upper: "/u", Work: "/w", Generic: []string{"nodev"}}},
 		{"last lowerdir wins", []string{"lowerdir=/old", "lowerdir=/new"},
 			Options{Lowers: []string{"/new"}}},
 		{"fstab keywords ignored", []string{"defaults,noauto,nofail,_netdev,x-systemd.requires=/x,lowerdir=/l"},
@@ -92,13 +92,13 @@ func TestConfig(t *testing.T) {
 		mountOpts           []string
 		userXattr, readOnly bool
 	}{
-		{"read-write", Options{Lowers: []string{"/a", "/b"}, Upper: "/u", Work: "/w", NoDev: true},
+		{"read-write", Options{Lowers: []string{"/a", "/b"}, Upper: "/u", Work: "/w", Generic: []string{"nodev"}},
 			[]string{"/a", "/b"}, "/u", "/w", []string{"nodev"}, false, false},
 		{"read-only lowers", Options{Lowers: []string{"/a"}, ReadOnly: true},
 			[]string{"/a"}, "", "", []string{"ro"}, false, true},
 		{"ro with upper shows upper on top", Options{Lowers: []string{"/a"}, Upper: "/u", Work: "/w", ReadOnly: true},
 			[]string{"/u", "/a"}, "", "", []string{"ro"}, false, true},
-		{"userxattr", Options{Lowers: []string{"/a"}, Upper: "/u", Work: "/w", UserXattr: true, NoSuid: true, NoExec: true, NoAtime: true},
+		{"userxattr", Options{Lowers: []string{"/a"}, Upper: "/u", Work: "/w", UserXattr: true, Generic: []string{"nosuid", "noexec", "noatime"}},
 			[]string{"/a"}, "/u", "/w", []string{"nosuid", "noexec", "noatime"}, true, false},
 	}
 	for _, tt := range tests {
@@ -135,5 +135,12 @@ func TestSplitLayers(t *testing.T) {
 		if (err == nil) != tt.ok || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("SplitLayers(%q) = %q, %v; want %q, ok=%v", tt.in, got, err, tt.want, tt.ok)
 		}
+	}
+}
+
+func TestConfigWithoutUpperIsReadOnly(t *testing.T) {
+	o := Options{Lowers: []string{"/a"}, Generic: []string{"nodev"}}
+	if got := o.Config().MountOptions; !reflect.DeepEqual(got, []string{"ro", "nodev"}) {
+		t.Errorf("MountOptions = %q, want [ro nodev]", got)
 	}
 }

@@ -1,0 +1,155 @@
+// Command unionfuse mounts union filesystems in user space: a stack of
+// read-only lower directories under one writable upper directory, served
+// over FUSE with the on-disk format of the kernel's overlayfs.
+//
+//	unionfuse mount LOWER[:LOWER...] UPPER WORK MERGED
+//	unionfuse -o lowerdir=...,upperdir=...,workdir=... MERGED
+//	mount -t fuse.unionfuse unionfuse MERGED -o lowerdir=...
+//	unionfuse umount MERGED
+//
+// This file dispatches to one file per subcommand; the work is done in
+// fs/ and internal/.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/internal/daemon"
+)
+
+// version is set at build time: -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitFail  = 1 // the command was understood but failed
+	exitUsage = 2 // bad command line
+)
+
+// command is one subcommand.
+type command struct {
+	name  string
+	usage string // one line: the synopsis
+	help  string // the rest of `unionfuse help NAME`
+	run   func(args []string) int
+}
+
+// commands lists the subcommands in the order help shows them.
+var commands []*command
+
+func init() {
+	commands = []*command{mountCmd, umountCmd, helpCmd, versionCmd}
+}
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+func run(argv []string) int {
+	if daemon.IsChild() {
+		return daemon.RunChild()
+	}
+	if strings.HasPrefix(filepath.Base(argv[0]), "mount.fuse.") {
+		return runHelper(argv[1:])
+	}
+	args := argv[1:]
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "unionfuse: no command given (see 'unionfuse --help')")
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help":
+		printMainHelp(os.Stdout)
+		return exitOK
+	case "-V", "--version":
+		return versionCmd.run(args[1:])
+	}
+	if c := lookup(args[0]); c != nil {
+		return c.run(args[1:])
+	}
+	// The fuse-overlayfs form: unionfuse [-f] [-d] -o lowerdir=... [SOURCE] MERGED,
+	// which is also how mount.fuse3 runs a helper.
+	if strings.HasPrefix(args[0], "-") || hasOptionFlag(args) {
+		return mountCmd.run(args)
+	}
+	fmt.Fprintf(os.Stderr, "unionfuse: unknown command %q (see 'unionfuse --help')\n", args[0])
+	return exitUsage
+}
+
+// lookup returns the subcommand called name, or nil.
+func lookup(name string) *command {
+	if name == "unmount" {
+		name = "umount"
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// hasOptionFlag reports whether args hold an -o option.
+func hasOptionFlag(args []string) bool {
+	for _, a := range args {
+		if a == "-o" || a == "--options" || strings.HasPrefix(a, "-o") && !strings.HasPrefix(a, "--") ||
+			strings.HasPrefix(a, "--options=") {
+			return true
+		}
+	}
+	return false
+}
+
+// parseFlags parses args with fset. It prints the help of c and returns
+// (nil, exitOK) for -h; it prints one line and returns (nil, exitUsage) for
+// a bad flag.
+func parseFlags(c *command, fset *pflag.FlagSet, args []string) ([]string, int, bool) {
+	fset.SetOutput(io.Discard)
+	fset.Usage = func() {}
+	err := fset.Parse(args)
+	if errors.Is(err, pflag.ErrHelp) {
+		printHelp(os.Stdout, c, fset)
+		return nil, exitOK, false
+	}
+	if err != nil {
+		return nil, usageError(c, "%v", err), false
+	}
+	return fset.Args(), 0, true
+}
+
+// usageError prints a one-line usage error for c and returns exitUsage.
+func usageError(c *command, format string, args ...any) int {
+	fmt.Fprintf(os.Stderr, "unionfuse %s: %s (see 'unionfuse help %s')\n", c.name, fmt.Sprintf(format, args...), c.name)
+	return exitUsage
+}
+
+// fail prints err on one line and returns exitFail.
+func fail(err error) int {
+	first, _, _ := strings.Cut(err.Error(), "\n")
+	fmt.Fprintf(os.Stderr, "unionfuse: %s\n", first)
+	return exitFail
+}
+
+var versionCmd = &command{
+	name:  "version",
+	usage: "unionfuse version",
+	help:  "Print the version of unionfuse (also: unionfuse --version).",
+	run: func(args []string) int {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			printHelp(os.Stdout, lookup("version"), nil)
+			return exitOK
+		}
+		if len(args) > 0 {
+			return usageError(lookup("version"), "unexpected argument %q", args[0])
+		}
+		fmt.Printf("unionfuse %s\n", version)
+		return exitOK
+	},
+}

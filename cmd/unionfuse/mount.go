@@ -1,0 +1,160 @@
+package main
+
+import (
+	"fmt"
+	"log"
+	"os"
+
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/fs"
+	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/internal/mountopts"
+)
+
+var mountCmd = &command{
+	name:  "mount",
+	usage: "unionfuse mount [-f] [-d] [-o OPT,...] LOWER[:LOWER...] [UPPER WORK] MERGED",
+	help: `Mount the union of the LOWER directories (top first, colon-separated; write
+'\:' for a colon inside a path) and, when given, the writable UPPER directory
+at MERGED. WORK is an empty directory on the same filesystem as UPPER, used to
+build copy-ups and whiteouts before they are renamed into UPPER. Without UPPER
+and WORK the union is read-only: every write fails with EROFS.
+
+The layers may also be given as options, the fuse-overlayfs way, in which
+case the only arguments are an optional SOURCE (shown in /proc/mounts) and
+MERGED:
+
+  unionfuse mount -o lowerdir=L1:L2,upperdir=U,workdir=W [SOURCE] MERGED
+  unionfuse -o lowerdir=L1:L2,upperdir=U,workdir=W [SOURCE] MERGED
+
+Options for -o (comma-separated, -o may be repeated):
+  lowerdir=L1:L2   lower layers, top first
+  upperdir=U       writable layer (needs workdir=)
+  workdir=W        work directory on UPPER's filesystem
+  ro, rw           read-only or read-write mount (ro with upperdir= shows
+                   UPPER as the top layer and never writes to it)
+  userxattr        keep overlay attributes in user.overlay.* (unprivileged)
+  dev, nodev, suid, nosuid, exec, noexec, atime, noatime
+                   the generic mount flags
+An unknown option is an error.
+
+Unless -f or -d is given, unionfuse mount starts a daemon and returns once the
+union is visible at MERGED; it prints nothing on success. The daemon logs to
+syslog when /dev/log exists, otherwise to ` + daemon.DefaultLogFile() + `
+(--log overrides). It stops when the union is unmounted (unionfuse umount,
+umount(8), fusermount3 -u) and unmounts on SIGTERM, SIGINT or SIGHUP.`,
+}
+
+func init() { mountCmd.run = runMount }
+
+// mountArgs holds the flags of unionfuse mount.
+type mountArgs struct {
+	options    []string
+	foreground bool
+	debug      bool
+	userXattr  bool
+	logFile    string
+}
+
+// mountFlags returns the flag set of unionfuse mount.
+func mountFlags() (*pflag.FlagSet, *mountArgs) {
+	a := &mountArgs{}
+	fset := pflag.NewFlagSet("mount", pflag.ContinueOnError)
+	fset.StringArrayVarP(&a.options, "options", "o", nil, "mount options, comma-separated (see above); repeatable")
+	fset.BoolVarP(&a.foreground, "foreground", "f", false, "stay in the foreground, log to stderr")
+	fset.BoolVarP(&a.debug, "debug", "d", false, "log every FUSE operation (implies -f)")
+	fset.BoolVar(&a.userXattr, "userxattr", false, "same as -o userxattr")
+	fset.StringVar(&a.logFile, "log", "", "log to `FILE` instead of syslog or "+daemon.DefaultLogFile())
+	return fset, a
+}
+
+func runMount(args []string) int {
+	fset, a := mountFlags()
+	pos, code, ok := parseFlags(mountCmd, fset, args)
+	if !ok {
+		return code
+	}
+	return mountUnion(a, pos, false)
+}
+
+// mountUnion builds the union's config from the flags and the positional
+// arguments, validates it and mounts it (in a daemon unless -f or -d).
+// With checkOnly it stops after validation.
+func mountUnion(a *mountArgs, pos []string, checkOnly bool) int {
+	if a.userXattr {
+		a.options = append(a.options, "userxattr")
+	}
+	opts, err := mountopts.Parse(a.options...)
+	if err != nil {
+		return usageError(mountCmd, "%v", err)
+	}
+	merged, source, err := layersFromArgs(opts, pos)
+	if err != nil {
+		return usageError(mountCmd, "%v", err)
+	}
+	cfg := opts.Config()
+	cfg.FsName = source
+	cfg.Debug = a.debug
+	if err := cfg.Validate(merged); err != nil {
+		return fail(err)
+	}
+	if checkOnly {
+		return exitOK
+	}
+	if !a.foreground && !a.debug {
+		spec := daemon.Spec{Merged: merged, Config: cfg, LogFile: a.logFile}
+		if err := daemon.Start(spec); err != nil {
+			return fail(err)
+		}
+		return exitOK
+	}
+	return serveForeground(merged, cfg, a.logFile)
+}
+
+// layersFromArgs completes opts with the layers given as arguments and
+// returns the mountpoint and the source word (empty for the default).
+func layersFromArgs(opts *mountopts.Options, pos []string) (merged, source string, err error) {
+	if len(opts.Lowers) > 0 {
+		switch len(pos) {
+		case 1:
+			return pos[0], "", nil
+		case 2:
+			return pos[1], pos[0], nil
+		}
+		return "", "", fmt.Errorf("with -o lowerdir= give only [SOURCE] MERGED, not %d arguments", len(pos))
+	}
+	if opts.Upper != "" {
+		return "", "", fmt.Errorf("-o upperdir= needs -o lowerdir= as well")
+	}
+	switch len(pos) {
+	case 0:
+		return "", "", fmt.Errorf("no lower layer given")
+	case 2, 4:
+	default:
+		return "", "", fmt.Errorf("want LOWER[:LOWER...] [UPPER WORK] MERGED, got %d arguments", len(pos))
+	}
+	if opts.Lowers, err = mountopts.SplitLayers(pos[0]); err != nil {
+		return "", "", fmt.Errorf("lower layers %q: %w", pos[0], err)
+	}
+	if len(pos) == 4 {
+		opts.Upper, opts.Work = pos[1], pos[2]
+	}
+	return pos[len(pos)-1], "", nil
+}
+
+// serveForeground serves the union in this process until it is unmounted.
+func serveForeground(merged string, cfg fs.Config, logFile string) int {
+	cfg.Logger = log.New(os.Stderr, "unionfuse: ", log.LstdFlags)
+	if logFile != "" {
+		logger, closer, err := daemon.OpenLog(logFile)
+		if err != nil {
+			return fail(err)
+		}
+		defer closer.Close()
+		cfg.Logger = logger
+	}
+	if err := daemon.Serve(merged, cfg, nil); err != nil {
+		return fail(err)
+	}
+	return exitOK
+}

@@ -1,0 +1,20 @@
+// Package daemon runs a union mount in the background and finds it again.
+//
+// Roles, by process:
+//
+//	parent   unionfuse mount ...: validates, then Start re-executes
+//	         /proc/self/exe as the daemon and waits on a pipe until the
+//	         daemon reports "mounted" or its one-line error.
+//	daemon   the child, in its own session, stdin/stdout/stderr on
+//	         /dev/null: RunChild mounts with fs.Mount, writes the pid file,
+//	         reports readiness, serves until the union is unmounted
+//	         (SIGTERM/SIGINT, unionfuse umount, umount(8), fusermount3 -u),
+//	         removes the pid file and exits.
+//	umount   unionfuse umount: Unmount detaches the union and WaitExit
+//	         waits, bounded, for exactly the PID recorded in the pid file.
+//
+// Pid files live in /run/unionfuse for root, else in
+// $XDG_RUNTIME_DIR/unionfuse or $TMPDIR/unionfuse-UID, one per mountpoint,
+// named by a hash of the mountpoint's absolute, symlink-resolved path.
+// Processes are only ever found through these files, never by name.
+package daemon

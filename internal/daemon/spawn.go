@@ -1,0 +1,175 @@
+package daemon
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/unionfuse/unionfuse/fs"
+)
+
+// envSpec carries the daemon's Spec (JSON) from Start to RunChild.
+const envSpec = "UNIONFUSE_DAEMON_SPEC"
+
+// notifyFD is the daemon's end of the readiness pipe.
+const notifyFD = 3
+
+// Spec is what a daemon is asked to serve.
+type Spec struct {
+	// Merged is the mountpoint.
+	Merged string
+	// Config is the union; its Logger is not passed on (the daemon opens
+	// its own, see OpenLog).
+	Config fs.Config
+	// LogFile is where the daemon logs; empty means syslog, or
+	// DefaultLogFile when there is no syslog.
+	LogFile string
+}
+
+// Start starts a daemon serving spec and returns once the union is
+// visible at spec.Merged, or with the daemon's one-line error. The daemon
+// is /proc/self/exe in a new session with stdin, stdout and stderr on
+// /dev/null and "/" as its working directory, so relative paths in spec
+// are made absolute here.
+func Start(spec Spec) error {
+	spec, err := absolute(spec)
+	if err != nil {
+		return err
+	}
+	spec.Config.Logger = nil
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("start daemon: %w", err)
+	}
+	// Descriptors this process inherited (a caller's pipes) must not live
+	// on in the daemon: whoever reads them would wait for it to exit.
+	closeInheritedOnExec()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("start daemon: %w", err)
+	}
+	defer r.Close()
+	cmd := exec.Command("/proc/self/exe", "daemon", spec.Merged)
+	cmd.Args[0] = filepath.Base(os.Args[0])
+	cmd.Env = append(os.Environ(), envSpec+"="+string(data))
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{w} // becomes fd 3 (notifyFD)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("start daemon: %w", err)
+	}
+	line, rerr := bufio.NewReader(r).ReadString('\n')
+	line = strings.TrimSuffix(line, "\n")
+	switch {
+	case line == "ok":
+		return cmd.Process.Release()
+	case strings.HasPrefix(line, "error: "):
+		cmd.Wait()
+		return errors.New(strings.TrimPrefix(line, "error: "))
+	case rerr != nil && rerr != io.EOF:
+		cmd.Process.Kill()
+		cmd.Wait()
+		return fmt.Errorf("daemon: %w", rerr)
+	default:
+		werr := cmd.Wait()
+		return fmt.Errorf("daemon exited before the union was mounted (%v); see its log", werr)
+	}
+}
+
+// closeInheritedOnExec marks every descriptor above stderr close-on-exec.
+func closeInheritedOnExec() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
+
+// absolute makes the paths of spec absolute.
+func absolute(spec Spec) (Spec, error) {
+	abs := func(p string) (string, error) {
+		if p == "" {
+			return "", nil
+		}
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return "", fmt.Errorf("resolve %s: %w", p, err)
+		}
+		return a, nil
+	}
+	var err error
+	c := &spec.Config
+	c.Lowers = append([]string(nil), c.Lowers...)
+	for i := range c.Lowers {
+		if c.Lowers[i], err = abs(c.Lowers[i]); err != nil {
+			return spec, err
+		}
+	}
+	for _, p := range []*string{&spec.Merged, &c.Upper, &c.Work, &spec.LogFile} {
+		if *p, err = abs(*p); err != nil {
+			return spec, err
+		}
+	}
+	return spec, nil
+}
+
+// IsChild reports whether this process is a daemon started by Start; its
+// main should then call RunChild and nothing else.
+func IsChild() bool {
+	return os.Getenv(envSpec) != ""
+}
+
+// RunChild is the daemon's main function: it opens the log, mounts, tells
+// the parent, serves until unmounted and returns the exit status.
+func RunChild() int {
+	notify := os.NewFile(notifyFD, "notify")
+	syscall.CloseOnExec(notifyFD)
+	report := func(msg string) {
+		if notify != nil {
+			fmt.Fprintln(notify, msg)
+			notify.Close()
+			notify = nil
+		}
+	}
+	var spec Spec
+	err := json.Unmarshal([]byte(os.Getenv(envSpec)), &spec)
+	os.Unsetenv(envSpec)
+	if err != nil {
+		report("error: daemon: bad spec: " + err.Error())
+		return 1
+	}
+	logger, closer, err := OpenLog(spec.LogFile)
+	if err != nil {
+		report("error: " + err.Error())
+		return 1
+	}
+	defer closer.Close()
+	spec.Config.Logger = logger
+	err = Serve(spec.Merged, spec.Config, func() { report("ok") })
+	if err != nil {
+		logger.Print(err)
+		report("error: " + oneLine(err.Error()))
+		return 1
+	}
+	return 0
+}
+
+// oneLine keeps the first line of msg.
+func oneLine(msg string) string {
+	first, _, _ := strings.Cut(strings.TrimSpace(msg), "\n")
+	return first
+}
