@@ -1,0 +1,63 @@
+# unionfuse: build, test, demo, install.
+#
+#   make demo     install what is missing, build, walk through the tutorial
+#   make test     install what is missing, run unit + integration tests
+#                 (the integration tests mount: they need root and /dev/fuse)
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+# mount(8) looks for the helper of type fuse.unionfuse here, before it
+# falls back to mount.fuse3 (which finds "unionfuse" through PATH).
+HELPERDIR ?= /sbin
+TEST_TIMEOUT ?= 15m
+
+# Debian packages the tests and the demo use.
+DEB_PACKAGES := fuse3 attr busybox-static fuse-overlayfs
+
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build test deps demo install uninstall lint clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/unionfuse ./cmd/unionfuse
+
+test: deps
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+demo: deps build
+	scripts/demo.sh bin/unionfuse
+
+# deps installs the Debian packages that are missing (as root), or says
+# which are missing (otherwise).
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		echo "missing Debian packages:$$missing (run 'make deps' as root, or: sudo apt-get install$$missing)"; \
+		exit 0; \
+	fi; \
+	echo "installing:$$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
+
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(HELPERDIR)
+	install -m 0755 bin/unionfuse $(DESTDIR)$(BINDIR)/unionfuse
+	ln -sf $(BINDIR)/unionfuse $(DESTDIR)$(HELPERDIR)/mount.fuse.unionfuse
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/unionfuse $(DESTDIR)$(HELPERDIR)/mount.fuse.unionfuse
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go') $$(git ls-files --others --exclude-standard '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
