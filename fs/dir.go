@@ -76,13 +76,24 @@ func direntMode(typ uint8) uint32 {
 	}
 }
 
+// listedEntry is one name of a merged listing.
+type listedEntry struct {
+	fuse.DirEntry
+	// from is the position, in the directory's layer list, of the layer
+	// holding the topmost copy: a lookup right after the listing can
+	// start there.
+	from int
+}
+
 // mergedEntries lists the merged directory rel whose layers are given top
 // first: each visible name once, from its topmost layer, with whiteouts and
-// the names they hide left out.
-func (ov *overlay) mergedEntries(layers []int, rel string) ([]fuse.DirEntry, syscall.Errno) {
+// the names they hide left out. Like the kernel, it looks for xattr
+// whiteouts (which cost a stat per file) only in directories marked as
+// holding them (overlay.opaque=x); lookup recognises them everywhere.
+func (ov *overlay) mergedEntries(layers []int, rel string) ([]listedEntry, syscall.Errno) {
 	seen := make(map[string]struct{})
-	var out []fuse.DirEntry
-	for _, li := range layers {
+	var out []listedEntry
+	for pos, li := range layers {
 		l := ov.layers[li]
 		ents, err := readLayerDir(l, rel)
 		if err != nil {
@@ -91,6 +102,7 @@ func (ov *overlay) mergedEntries(layers []int, rel string) ([]fuse.DirEntry, sys
 			}
 			return nil, errnoOf(err)
 		}
+		xwhiteouts := len(ents) > 0 && ov.hasXwhiteouts(l, rel)
 		for _, d := range ents {
 			if _, dup := seen[d.name]; dup {
 				continue
@@ -98,7 +110,7 @@ func (ov *overlay) mergedEntries(layers []int, rel string) ([]fuse.DirEntry, sys
 			seen[d.name] = struct{}{}
 			st := unix.Stat_t{Dev: l.dev, Ino: d.ino}
 			mode := direntMode(d.typ)
-			if d.typ == unix.DT_CHR || d.typ == unix.DT_REG || d.typ == unix.DT_UNKNOWN {
+			if d.typ == unix.DT_CHR || d.typ == unix.DT_UNKNOWN || d.typ == unix.DT_REG && xwhiteouts {
 				childRel := join(rel, d.name)
 				if err := l.lstat(childRel, &st); err != nil {
 					continue // vanished while listing
@@ -108,7 +120,7 @@ func (ov *overlay) mergedEntries(layers []int, rel string) ([]fuse.DirEntry, sys
 				}
 				mode = st.Mode & unix.S_IFMT
 			}
-			out = append(out, fuse.DirEntry{Name: d.name, Mode: mode, Ino: ov.inoOf(&st)})
+			out = append(out, listedEntry{fuse.DirEntry{Name: d.name, Mode: mode, Ino: ov.inoOf(&st)}, pos})
 		}
 	}
 	return out, 0
@@ -120,25 +132,27 @@ func (ov *overlay) isEmptyDir(layers []int, rel string) (bool, syscall.Errno) {
 	return len(ents) == 0, errno
 }
 
-// dirHandle is an open merged directory. The listing is taken at opendir
-// (and again on rewind), so telldir/seekdir positions stay valid.
+// dirHandle is an open merged directory. The listing is taken on the first
+// read (and again on rewind) and kept, so telldir/seekdir positions stay
+// valid.
 type dirHandle struct {
 	n       *node
-	entries []fuse.DirEntry
+	loaded  bool
+	entries []listedEntry
 	pos     int
 }
 
 var _ = (gofs.NodeOpendirHandler)((*node)(nil))
 
-// OpendirHandle snapshots the merged listing of the directory.
+// OpendirHandle opens the directory. The kernel may keep the listing in
+// its page cache (FOPEN_CACHE_DIR): it drops it by itself whenever the
+// directory changes through this mount, and nothing else changes it.
+// Without a read, opening costs nothing.
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	h := &dirHandle{n: n}
-	if errno := h.load(); errno != 0 {
-		return nil, 0, errno
-	}
-	return h, 0, 0
+	return &dirHandle{n: n}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
+// load takes the merged listing.
 func (h *dirHandle) load() syscall.Errno {
 	n := h.n
 	n.ov.mu.RLock()
@@ -151,11 +165,12 @@ func (h *dirHandle) load() syscall.Errno {
 	if _, p := n.Parent(); p != nil {
 		parentIno = p.StableAttr().Ino
 	}
-	h.entries = append([]fuse.DirEntry{
-		{Name: ".", Mode: unix.S_IFDIR, Ino: n.ino()},
-		{Name: "..", Mode: unix.S_IFDIR, Ino: parentIno},
+	h.entries = append([]listedEntry{
+		{DirEntry: fuse.DirEntry{Name: ".", Mode: unix.S_IFDIR, Ino: n.ino()}},
+		{DirEntry: fuse.DirEntry{Name: "..", Mode: unix.S_IFDIR, Ino: parentIno}},
 	}, ents...)
 	h.pos = 0
+	h.loaded = true
 	return 0
 }
 
@@ -163,13 +178,44 @@ var _ = (gofs.FileReaddirenter)((*dirHandle)(nil))
 
 // Readdirent returns the next entry of the snapshot.
 func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if !h.loaded {
+		if errno := h.load(); errno != 0 {
+			return nil, errno
+		}
+	}
 	if h.pos >= len(h.entries) {
 		return nil, 0
 	}
-	e := h.entries[h.pos]
+	e := h.entries[h.pos].DirEntry
 	h.pos++
 	e.Off = uint64(h.pos)
 	return &e, 0
+}
+
+var _ = (gofs.FileLookuper)((*dirHandle)(nil))
+
+// Lookup serves READDIRPLUS for the entry Readdirent just returned: the
+// listing says which layer holds it, so the layers in between need not be
+// asked again. Upper is always asked, as it may have changed since.
+func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n := h.n
+	n.ov.mu.RLock()
+	defer n.ov.mu.RUnlock()
+	layers := n.layers()
+	if h.pos > 0 && h.pos <= len(h.entries) {
+		if e := h.entries[h.pos-1]; e.Name == name && e.from > 0 && e.from < len(layers) {
+			skip := layers[e.from:]
+			if n.ov.upper != nil && layers[0] == 0 {
+				skip = append([]int{0}, skip...)
+			}
+			layers = skip
+		}
+	}
+	f, errno := n.ov.resolve(layers, n.rel(), name)
+	if errno != 0 {
+		return nil, errno
+	}
+	return n.newChild(ctx, name, &f, out), 0
 }
 
 var _ = (gofs.FileSeekdirer)((*dirHandle)(nil))
@@ -177,8 +223,10 @@ var _ = (gofs.FileSeekdirer)((*dirHandle)(nil))
 // Seekdir moves to a position returned earlier; 0 rereads the directory,
 // as rewinddir(3) promises.
 func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	if off == 0 {
-		return h.load()
+	if off == 0 || !h.loaded {
+		if errno := h.load(); errno != 0 {
+			return errno
+		}
 	}
 	if off > uint64(len(h.entries)) {
 		off = uint64(len(h.entries))

@@ -85,7 +85,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	if err != nil {
 		return nil, 0, errnoOf(err)
 	}
-	return &handle{n: n, fd: fd, flags: f &^ unix.O_TRUNC, lower: l != n.ov.upper}, 0, 0
+	// Lower files never change and upper files change only through this
+	// mount, so the kernel may keep their pages across opens.
+	return &handle{n: n, fd: fd, flags: f &^ unix.O_TRUNC, lower: l != n.ov.upper}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 var _ = (gofs.FileReader)((*handle)(nil))

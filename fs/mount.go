@@ -138,7 +138,10 @@ func (ov *overlay) rootNode() (*node, uint64, error) {
 }
 
 func (ov *overlay) mountOptions(rootIno uint64) *gofs.Options {
-	timeout := time.Second
+	// Lower layers never change under a mount and every change to upper
+	// goes through this server, which tells the kernel; so the kernel may
+	// cache entries, attributes and absent names for long.
+	timeout := time.Hour
 	name := ov.cfg.FsName
 	if name == "" {
 		name = "unionfuse"
@@ -158,9 +161,13 @@ func (ov *overlay) mountOptions(rootIno uint64) *gofs.Options {
 			Debug:       ov.cfg.Debug,
 			Logger:      ov.log,
 			MaxWrite:    1 << 20,
+			// Let the kernel fall back to plain READDIR when nobody stats
+			// the entries (find, ls without -l): no lookup per entry then.
+			ExtraCapabilities: fuse.CAP_READDIRPLUS_AUTO,
 		},
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,
+		NegativeTimeout: &timeout,
 		NullPermissions: true,
 		RootStableAttr:  &gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: rootIno},
 		Logger:          ov.log,

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"golang.org/x/sys/unix"
 	"reflect"
 	"sort"
 	"syscall"
@@ -46,8 +47,13 @@ func TestMergedEntries(t *testing.T) {
 	ov := testOverlay(t,
 		[]string{"a=u", "b!wh", "d/", "d/x!wh", "d/new=1"},
 		[]string{"a=l", "b=l", "c=l", "d/", "d/x=1", "d/y=1", "od/!opaque"},
-		[]string{"c=l1", "e=l1", "b=l1", "od/", "od/hidden=1", "xw!xwh"},
+		[]string{"c=l1", "e=l1", "b=l1", "od/", "od/hidden=1", "xw!xwh", "xd/", "xd/gone!xwh", "xd/kept=1"},
 	)
+	// Like the kernel, readdir filters xattr whiteouts only in directories
+	// marked overlay.opaque=x; lookup hides them everywhere.
+	if err := unix.Setxattr(ov.layers[2].path+"/xd", "trusted.overlay.opaque", []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
 	names := func(layers []int, rel string) []string {
 		ents, errno := ov.mergedEntries(layers, rel)
 		if errno != 0 {
@@ -60,8 +66,15 @@ func TestMergedEntries(t *testing.T) {
 		sort.Strings(out)
 		return out
 	}
-	if got, want := names(allLayers(ov), ""), []string{"a", "c", "d", "e", "od"}; !reflect.DeepEqual(got, want) {
+	if got, want := names(allLayers(ov), ""), []string{"a", "c", "d", "e", "od", "xd", "xw"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("root lists %v, want %v", got, want)
+	}
+	if _, errno := ov.resolve(allLayers(ov), "", "xw"); errno != syscall.ENOENT {
+		t.Errorf("lookup of an xattr whiteout: %v, want ENOENT", errno)
+	}
+	xd, _ := ov.resolve(allLayers(ov), "", "xd")
+	if got, want := names(xd.layers, "xd"), []string{"kept"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("xd lists %v, want %v", got, want)
 	}
 	f, _ := ov.resolve(allLayers(ov), "", "d")
 	if got, want := names(f.layers, "d"), []string{"new", "y"}; !reflect.DeepEqual(got, want) {

@@ -46,5 +46,13 @@ func (ov *overlay) isOpaque(l *layer, rel string) bool {
 	return err == nil && n == 1 && buf[0] == 'y'
 }
 
+// hasXwhiteouts reports whether directory rel in layer l is marked as
+// holding xattr whiteouts (overlay.opaque=x), which readdir must filter.
+func (ov *overlay) hasXwhiteouts(l *layer, rel string) bool {
+	var buf [2]byte
+	n, err := l.getxattr(rel, ov.xattrPrefix+xattrOpaque, buf[:])
+	return err == nil && n == 1 && buf[0] == 'x'
+}
+
 // isDirStat reports whether st describes a directory.
 func isDirStat(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }
