@@ -363,6 +363,9 @@ type item struct {
 	xattrs map[string]string // for 'd': {"trusted.overlay.opaque": "y"} makes it opaque
 	// sparse, for 'f': write data at this offset, leaving a hole before it.
 	sparse int64
+	// optional items are skipped when their path exists already in the
+	// layer or cannot be made (a parent is not a directory).
+	optional bool
 }
 
 // fixedTime is the timestamp builders give every object, so times can be
@@ -384,7 +387,16 @@ func buildLayerErr(dir string, items []item) error {
 	}
 	for _, it := range items {
 		p := filepath.Join(dir, it.path)
+		if it.optional {
+			var st unix.Stat_t
+			if unix.Lstat(p, &st) == nil {
+				continue
+			}
+		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			if it.optional {
+				continue
+			}
 			return err
 		}
 		mode := it.mode
@@ -423,6 +435,9 @@ func buildLayerErr(dir string, items []item) error {
 			}
 		default:
 			err = fmt.Errorf("unknown kind %q", it.kind)
+		}
+		if err != nil && it.optional {
+			continue
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", it.path, err)
@@ -515,6 +530,10 @@ type node struct {
 	Target string // symlink target
 	Xattrs map[string]string
 	Err    string // anything odd found while reading the object
+	// Dino lists the entries of a directory whose d_ino is not their
+	// st_ino (snapOpts.checkDino). Not compared by diffTrees: the kernel
+	// does not keep this promise for merged subdirectories; unionfuse does.
+	Dino string
 }
 
 // tree maps slash-separated paths relative to the root ("." is the root)
@@ -525,8 +544,8 @@ type tree map[string]*node
 type snapOpts struct {
 	// keepXattr decides which xattr names are recorded; nil records all.
 	keepXattr func(name string) bool
-	// checkDino records an Err when a directory entry's d_ino differs
-	// from the st_ino lstat reports (the merged view must agree).
+	// checkDino records in node.Dino the directory entries whose d_ino
+	// differs from the st_ino lstat reports.
 	checkDino bool
 }
 
@@ -570,7 +589,7 @@ func snapshot(root string, o snapOpts) (tree, error) {
 				continue
 			}
 			if o.checkDino && cst.Ino != e.ino {
-				n.Err += fmt.Sprintf("%q: d_ino %d != st_ino %d; ", e.name, e.ino, cst.Ino)
+				n.Dino += fmt.Sprintf("%q: d_ino %d != st_ino %d; ", e.name, e.ino, cst.Ino)
 			}
 			if e.typ != unix.DT_UNKNOWN && e.typ != dtOf(cst.Mode) {
 				n.Err += fmt.Sprintf("%q: d_type %d != type of st_mode %o; ", e.name, e.typ, cst.Mode)
@@ -907,6 +926,18 @@ func (n *node) brief() string {
 		return fmt.Sprintf("%s %04o %d,%d", n.Type, n.Perm, unix.Major(n.Rdev), unix.Minor(n.Rdev))
 	}
 	return fmt.Sprintf("%s %04o", n.Type, n.Perm)
+}
+
+// dinoErrors lists the directories of tr whose entries' d_ino differ
+// from their st_ino.
+func dinoErrors(tr tree) []string {
+	var out []string
+	for _, p := range sortedKeys(tr) {
+		if tr[p].Dino != "" {
+			out = append(out, p+": "+tr[p].Dino)
+		}
+	}
+	return out
 }
 
 // mustSnapshot is snapshot that fails t on error.

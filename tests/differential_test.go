@@ -1,0 +1,500 @@
+package tests
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The differential test applies the same random operations to the kernel's
+// overlayfs (the reference) and to unionfuse (the subject), each on its own
+// copy of identical layers, and compares every result.
+//
+//	go test ./tests -run TestDifferential -v                      # 20 rounds x 200 ops
+//	go test ./tests -run TestDifferential -args -rounds=200 -ops=500
+//	go test ./tests -run TestDifferential -args -seed=1234 -rounds=1   # replay one round
+//
+// Round i uses seed+i for both its layers and its operations, and a failure
+// prints the command that replays exactly that round. The same knobs are
+// read from UNIONFUSE_TEST_SEED, UNIONFUSE_TEST_ROUNDS and UNIONFUSE_TEST_OPS.
+var (
+	flagSeed         = flag.Int64("seed", 0, "differential: seed of the first round (0: from the clock)")
+	flagRounds       = flag.Int("rounds", 20, "differential: rounds, each on fresh layers")
+	flagOps          = flag.Int("ops", 200, "differential: operations per round")
+	flagCompareEvery = flag.Int("compare-every", 5, "differential: compare the whole merged trees every N operations")
+	flagShrink       = flag.Duration("shrink", 20*time.Second, "differential: time spent minimizing the first failing round's operations")
+)
+
+// envInt returns the integer in env var name, or def.
+func envInt(t testing.TB, name string, def int64) int64 {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", name, s, err)
+	}
+	return v
+}
+
+func TestDifferential(t *testing.T) {
+	requireRoot(t)
+	sub := subject(t)
+	seed := envInt(t, "UNIONFUSE_TEST_SEED", *flagSeed)
+	if seed == 0 {
+		seed = time.Now().UnixNano() % 1_000_000_000
+	}
+	rounds := int(envInt(t, "UNIONFUSE_TEST_ROUNDS", int64(*flagRounds)))
+	nops := int(envInt(t, "UNIONFUSE_TEST_OPS", int64(*flagOps)))
+	t.Logf("kernel overlay vs %s: seed %d, %d rounds x %d operations (replay: -args -seed=%d -rounds=%d -ops=%d)",
+		sub.name(), seed, rounds, nops, seed, rounds, nops)
+
+	var total, compared int
+	shrinkLeft := *flagShrink
+	for i := 0; i < rounds; i++ {
+		rs := seed + int64(i)
+		t.Run(fmt.Sprintf("round%02d-seed%d", i, rs), func(t *testing.T) {
+			ops, trees, fail := differentialRound(t, sub, rs, nops)
+			total += ops
+			compared += trees
+			if fail == nil {
+				return
+			}
+			msg := fail.report(sub.name(), rs, nops)
+			if shrinkLeft > 0 {
+				start := time.Now()
+				if small := shrink(t, sub, rs, fail.ops, shrinkLeft); small != nil {
+					msg += "\n\nminimized (replayed on fresh copies of the same layers):\n" + small.report(sub.name(), rs, nops) +
+						"\n" + layerFacts(t, rs, small.ops)
+				}
+				shrinkLeft = 0 // once: later failures are reported as they are
+				t.Logf("minimizing took %v", time.Since(start).Round(time.Millisecond))
+			}
+			t.Fatal(msg)
+		})
+	}
+	t.Logf("%d rounds, %d operations compared (errno and touched paths after each), %d whole-tree comparisons, plus upper and lower directories after each round",
+		rounds, total, compared)
+}
+
+// ---- Layers ----
+
+// diffLayers returns the items of the lowers (top first) and of the upper
+// for one round: a fixed base with shadowing, whiteouts, opaque dirs, links,
+// a fifo, xattrs and odd owners and modes, plus a few random items per layer.
+func diffLayers(rng *rand.Rand) (lowers [][]item, upper []item) {
+	bottom := []item{
+		{path: "d1/a", kind: 'f', data: "a from the bottom\n"},
+		{path: "d1/b", kind: 'f', data: "b from the bottom\n"},
+		{path: "d1/sub/c", kind: 'f', data: "c from the bottom\n"},
+		{path: "d1/sub/deep/x", kind: 'f', data: "x\n"},
+		{path: "d2/e", kind: 'f', data: "e\n"},
+		{path: "d2/f", kind: 'f', data: "f\n"},
+		{path: "gone/g", kind: 'f', data: "g\n"},
+		{path: "opq/old1", kind: 'f', data: "old1\n"},
+		{path: "opq/old2", kind: 'd'},
+		{path: "opq2/o", kind: 'f', data: "o\n"},
+		{path: "shadow", kind: 'f', data: "shadow from the bottom\n"},
+		{path: "hl1", kind: 'f', data: "hard linked\n"},
+		{path: "hl2", kind: 'h', data: "hl1"},
+		{path: "d2/hl3", kind: 'h', data: "hl1"},
+		{path: "sym", kind: 'l', data: "d1/a"},
+		{path: "dangling", kind: 'l', data: "nowhere"},
+		{path: "loop", kind: 'l', data: "loop"},
+		{path: "fifo1", kind: 'p'},
+		{path: "xf", kind: 'f', data: "with xattrs\n", xattrs: map[string]string{"user.color": "red", "user.empty": ""}},
+		{path: "own", kind: 'f', data: "owned\n", uid: 1000, gid: 1000, mode: 0o640},
+		{path: "priv", kind: 'd', mode: 0o700, uid: 1000, gid: 1000},
+		{path: "priv/secret", kind: 'f', data: "s\n", mode: 0o600, uid: 1000, gid: 1000},
+		{path: "suid", kind: 'f', data: "#!/bin/sh\n", mode: 0o4755},
+		{path: "sticky", kind: 'd', mode: 0o1777},
+		{path: "typechg/t1", kind: 'f', data: "t1\n"},
+		{path: "ftodir", kind: 'f', data: "a file at the bottom\n"},
+		{path: "sparse", kind: 'f', data: "tail\n", sparse: 1 << 20},
+		{path: "big", kind: 'f', data: strings.Repeat("0123456789abcdef", 8<<10)},
+		{path: "xwh/xa", kind: 'f', data: "xa\n"},
+		{path: "xwh/xb", kind: 'f', data: "xb\n"},
+	}
+	middle := []item{
+		{path: "shadow", kind: 'f', data: "shadow from the middle\n"},
+		{path: "d1/a", kind: 'f', data: "a from the middle\n"},
+		{path: "d1/newmid", kind: 'f', data: "m\n"},
+		{path: "gone", kind: 'w'},
+		{path: "opq", kind: 'd', xattrs: map[string]string{"trusted.overlay.opaque": "y"}},
+		{path: "opq/new1", kind: 'f', data: "new1\n"},
+		{path: "d2/f", kind: 'w'},
+		{path: "d3/h", kind: 'f', data: "h\n"},
+		{path: "typechg", kind: 'f', data: "now a file\n"},
+		{path: "ftodir/inner", kind: 'f', data: "i\n"},
+		// xattr whiteouts: honoured in a directory marked opaque=x.
+		{path: "xwh", kind: 'd', xattrs: map[string]string{"trusted.overlay.opaque": "x"}},
+		{path: "xwh/xa", kind: 'x'},
+		{path: "xwh/xc", kind: 'f', data: "xc\n"},
+	}
+	top := []item{
+		{path: "shadow", kind: 'f', data: "shadow from the top\n"},
+		{path: "d1/sub/c", kind: 'f', data: "c from the top\n"},
+		{path: "xf2", kind: 'f', data: "x2\n", xattrs: map[string]string{"user.k": "v"}},
+		{path: "sym2", kind: 'l', data: "d2/e"},
+		{path: "d3", kind: 'd', xattrs: map[string]string{"trusted.overlay.opaque": "y"}},
+		{path: "d3/i", kind: 'f', data: "i\n"},
+		{path: "d5", kind: 'd', mode: 0o750},
+	}
+	upper = []item{
+		{path: "shadow", kind: 'f', data: "shadow from the upper\n"},
+		{path: "up1", kind: 'f', data: "up1\n"},
+		{path: "updir/k", kind: 'f', data: "k\n"},
+		{path: "d1/u", kind: 'f', data: "u\n"},
+		{path: "d2/e", kind: 'w'},
+		{path: "opq2", kind: 'd', xattrs: map[string]string{"trusted.overlay.opaque": "y"}},
+		{path: "opq2/p", kind: 'f', data: "p\n"},
+	}
+	layers := [][]item{top, middle, bottom, upper}
+	dirs := []string{"", "d1", "d2", "d3", "d1/sub", "rdir", "opq"}
+	for i := range layers {
+		for n := 3 + rng.IntN(4); n > 0; n-- {
+			p := path.Join(dirs[rng.IntN(len(dirs))], pick(rng, randNames))
+			it := item{path: p, optional: true}
+			switch r := rng.IntN(10); {
+			case r < 4:
+				it.kind, it.data = 'f', fmt.Sprintf("random %s in layer %d\n", p, i)
+			case r < 6:
+				it.kind = 'd'
+				if rng.IntN(3) == 0 {
+					it.xattrs = map[string]string{"trusted.overlay.opaque": "y"}
+				}
+			case r < 7:
+				it.kind, it.data = 'l', pick(rng, randNames)
+			case r < 9:
+				it.kind = 'w'
+			default:
+				it.kind = 'p'
+			}
+			layers[i] = append(layers[i], it)
+		}
+	}
+	return layers[:3], layers[3]
+}
+
+var randNames = []string{"r0", "r1", "r2", "a", "e", "h", "sub"}
+
+// namePool holds the names new objects get: names used in the layers
+// (several hidden by whiteouts or opaque directories) and fresh ones.
+var namePool = []string{
+	"n0", "n1", "n2", "n3", "n4", "a", "b", "c", "e", "f", "g", "h", "i",
+	"gone", "old1", "old2", "new1", "o", "p", "k", "u", "x", "xa", "xb", "xc",
+	"sub", "deep", "shadow", "hl1", "r0", "r1", "r2", "typechg", "t1", "inner", "ftodir",
+}
+
+func pick[T any](rng *rand.Rand, s []T) T { return s[rng.IntN(len(s))] }
+
+// ---- Running a round ----
+
+// diffRun is one round in progress: the same layers built twice, the
+// kernel overlay mounted on one copy (ref) and the subject on the other.
+type diffRun struct {
+	t            testing.TB
+	ref, sub     *union
+	lowersBefore []tree // the subject's lowers before mounting
+	start        time.Time
+	ops          []*op
+	results      [][2]string // ref, sub
+	trees        int         // whole-tree comparisons made
+}
+
+// newDiffRun builds the round's layers twice from seed and mounts them.
+func newDiffRun(t testing.TB, m mounter, seed int64) *diffRun {
+	t.Helper()
+	dir := t.TempDir()
+	var ls [2]layout
+	for i, name := range []string{"kernel", "subject"} {
+		ls[i] = newLayout(t, filepath.Join(dir, name), 3)
+		lowers, upper := diffLayers(rand.New(rand.NewPCG(uint64(seed), 1)))
+		for j, items := range lowers {
+			buildLayer(t, ls[i].Lowers[j], items)
+		}
+		buildLayer(t, ls[i].Upper, upper)
+	}
+	r := &diffRun{t: t, start: time.Now()}
+	for _, lower := range ls[1].Lowers {
+		r.lowersBefore = append(r.lowersBefore, mustSnapshot(t, lower, snapOpts{}))
+	}
+	r.ref = mountUnion(t, kernelOverlay{}, ls[0])
+	r.sub = mountUnion(t, m, ls[1])
+	return r
+}
+
+// mismatch is a difference found between the two unions.
+type mismatch struct {
+	ops     []*op
+	results [][2]string
+	what    string // after which op, what differs
+}
+
+func (r *diffRun) fail(format string, args ...any) *mismatch {
+	return &mismatch{ops: r.ops, results: r.results, what: fmt.Sprintf(format, args...)}
+}
+
+// step applies o to both unions and compares the outcomes and the paths
+// it touched (the objects, and the listings of their directories).
+func (r *diffRun) step(o *op) *mismatch {
+	ra := o.apply(r.ref.Merged)
+	rb := o.apply(r.sub.Merged)
+	r.ops = append(r.ops, o)
+	r.results = append(r.results, [2]string{ra, rb})
+	if ra != rb {
+		return r.fail("operation %d returned %q on the kernel, %q on %s", len(r.ops), ra, rb, r.sub.m.name())
+	}
+	var diffs []string
+	seen := map[string]bool{}
+	for _, p := range []string{o.P, o.Q, path.Dir(o.P), path.Dir(o.Q)} {
+		if p == "" || seen[p] {
+			continue
+		}
+		seen[p] = true
+		a, b := r.describe(r.ref.Merged, p), r.describe(r.sub.Merged, p)
+		if a != b {
+			diffs = append(diffs, fmt.Sprintf("%s:\n\t\tkernel: %s\n\t\t%s: %s", p, a, r.sub.m.name(), b))
+		}
+	}
+	if len(diffs) > 0 {
+		return r.fail("after operation %d (%s), the paths it touched differ:\n\t%s", len(r.ops), o, strings.Join(diffs, "\n\t"))
+	}
+	return nil
+}
+
+// describe renders the object at rel below root and, for a directory, its
+// listing, comparing the fields compareTrees compares.
+func (r *diffRun) describe(root, rel string) string {
+	n, st, err := readNode(filepath.Join(root, rel), snapOpts{})
+	if err != nil {
+		return errnoName(err)
+	}
+	cut := r.start.UnixNano()
+	if n.Mtime >= cut {
+		n.Mtime = 0 // "now": differs between the two runs
+	}
+	n.Ctime = 0
+	if n.Type == "char" {
+		n.Nlink = 0
+	}
+	s := fmt.Sprintf("%+v", *n)
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		ents, err := readDirents(filepath.Join(root, rel))
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.name)
+		}
+		s += fmt.Sprintf(" listing=[%s] err=%v", strings.Join(names, " "), err)
+	}
+	return s
+}
+
+// compareTrees compares the whole merged trees.
+func (r *diffRun) compareTrees() *mismatch {
+	r.trees++
+	o := snapOpts{keepXattr: mergedXattr, checkDino: r.sub.m.name() != "kernel"}
+	a, err := snapshot(r.ref.Merged, snapOpts{keepXattr: mergedXattr})
+	if err != nil {
+		return r.fail("snapshot of the kernel's merged tree: %v", err)
+	}
+	b, err := snapshot(r.sub.Merged, o)
+	if err != nil {
+		return r.fail("snapshot of %s's merged tree: %v", r.sub.m.name(), err)
+	}
+	if d := diffTrees(a, b, cmpOpts{mtimeCutoff: r.start}); len(d) > 0 {
+		return r.fail("after operation %d the merged trees differ (want = kernel, got = %s):\n\t%s",
+			len(r.ops), r.sub.m.name(), strings.Join(d, "\n\t"))
+	}
+	if d := dinoErrors(b); len(d) > 0 {
+		return r.fail("after operation %d %s lists entries whose d_ino is not their st_ino:\n\t%s",
+			len(r.ops), r.sub.m.name(), strings.Join(d, "\n\t"))
+	}
+	return nil
+}
+
+// finish unmounts both unions and compares the upper directories byte for
+// byte, and the subject's lowers with what they were before mounting.
+func (r *diffRun) finish() *mismatch {
+	if err := r.ref.Unmount(); err != nil {
+		return r.fail("unmount kernel overlay: %v", err)
+	}
+	if err := r.sub.Unmount(); err != nil {
+		return r.fail("unmount %s: %v", r.sub.m.name(), err)
+	}
+	o := snapOpts{keepXattr: upperXattr}
+	a, err := snapshot(r.ref.Upper, o)
+	if err != nil {
+		return r.fail("snapshot kernel upper: %v", err)
+	}
+	b, err := snapshot(r.sub.Upper, o)
+	if err != nil {
+		return r.fail("snapshot %s upper: %v", r.sub.m.name(), err)
+	}
+	if d := diffTrees(a, b, cmpOpts{mtimeCutoff: r.start}); len(d) > 0 {
+		return r.fail("after unmounting, after %d operations, the upper directories differ (want = kernel's, got = %s's):\n\t%s",
+			len(r.ops), r.sub.m.name(), strings.Join(d, "\n\t"))
+	}
+	for i, before := range r.lowersBefore {
+		after, err := snapshot(r.sub.Lowers[i], snapOpts{})
+		if err != nil {
+			return r.fail("snapshot lower %d: %v", i, err)
+		}
+		if d := diffTrees(before, after, cmpOpts{strict: true}); len(d) > 0 {
+			return r.fail("%s changed lower layer %d (want = before mounting):\n\t%s", r.sub.m.name(), i, strings.Join(d, "\n\t"))
+		}
+	}
+	return nil
+}
+
+// abort unmounts both unions after a mismatch, ignoring what they say.
+func (r *diffRun) abort() {
+	r.ref.Unmount()
+	if err := r.sub.Unmount(); err != nil {
+		r.t.Logf("after the mismatch: %v", err)
+	}
+}
+
+// differentialRound runs one round of nops random operations; it returns
+// the operations done, the whole-tree comparisons made and the first
+// mismatch, if any.
+func differentialRound(t *testing.T, m mounter, seed int64, nops int) (int, int, *mismatch) {
+	r := newDiffRun(t, m, seed)
+	g := &opGen{rng: rand.New(rand.NewPCG(uint64(seed), 2))}
+	every := max(*flagCompareEvery, 1)
+	for i := 0; i < nops; i++ {
+		g.scan(r.ref.Merged)
+		if f := r.step(g.next()); f != nil {
+			r.abort()
+			return len(r.ops), r.trees, f
+		}
+		if (i+1)%every == 0 || i == nops-1 {
+			if f := r.compareTrees(); f != nil {
+				r.abort()
+				return len(r.ops), r.trees, f
+			}
+		}
+	}
+	return len(r.ops), r.trees, r.finish()
+}
+
+// replay applies ops on fresh copies of the round's layers, checking each
+// operation's outcome and the paths it touched, then the whole trees and the
+// upper directories at the end, and returns the first mismatch.
+func replay(t *testing.T, m mounter, seed int64, ops []*op) *mismatch {
+	r := newDiffRun(t, m, seed)
+	for _, o := range ops {
+		if f := r.step(o); f != nil {
+			r.abort()
+			return f
+		}
+	}
+	if f := r.compareTrees(); f != nil {
+		r.abort()
+		return f
+	}
+	return r.finish()
+}
+
+// shrink looks, within budget, for a shorter sequence of ops that still
+// shows a mismatch: it removes chunks of operations, halving the chunk
+// size down to single operations, while a mismatch remains.
+func shrink(t *testing.T, m mounter, seed int64, ops []*op, budget time.Duration) *mismatch {
+	deadline := time.Now().Add(budget)
+	best := replay(t, m, seed, ops)
+	if best == nil {
+		return &mismatch{ops: ops, what: "the mismatch did NOT reproduce when the operations were replayed on fresh layers (timing- or cache-dependent?)"}
+	}
+	cur := best.ops
+	for chunk := max(len(cur)/2, 1); time.Now().Before(deadline); {
+		for i := 0; i+chunk <= len(cur) && time.Now().Before(deadline); {
+			cand := append(append([]*op{}, cur[:i]...), cur[i+chunk:]...)
+			if f := replay(t, m, seed, cand); f != nil {
+				best, cur = f, f.ops
+				continue
+			}
+			i += chunk
+		}
+		if chunk == 1 {
+			break
+		}
+		chunk /= 2
+	}
+	return best
+}
+
+// layerFacts describes, for every path the operations name and its
+// parents, what each layer of the round holds there before mounting.
+func layerFacts(t *testing.T, seed int64, ops []*op) string {
+	dir := t.TempDir()
+	l := newLayout(t, dir, 3)
+	lowers, upper := diffLayers(rand.New(rand.NewPCG(uint64(seed), 1)))
+	for j, items := range lowers {
+		buildLayer(t, l.Lowers[j], items)
+	}
+	buildLayer(t, l.Upper, upper)
+	paths := map[string]bool{}
+	for _, o := range ops {
+		for _, p := range []string{o.P, o.Q} {
+			for ; p != "" && p != "." && p != "/"; p = path.Dir(p) {
+				paths[p] = true
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString("the layers at those paths before mounting (upper, then lowers top first):\n")
+	for _, p := range sortedKeys(paths) {
+		var facts []string
+		for i, root := range append([]string{l.Upper}, l.Lowers...) {
+			name := "upper"
+			if i > 0 {
+				name = fmt.Sprintf("lower%d", i-1)
+			}
+			n, _, err := readNode(filepath.Join(root, p), snapOpts{})
+			if err != nil {
+				continue
+			}
+			f := name + ": " + n.brief()
+			if len(n.Xattrs) > 0 {
+				f += " " + fmtXattrs(n.Xattrs)
+			}
+			facts = append(facts, f)
+		}
+		if len(facts) > 0 {
+			fmt.Fprintf(&b, "  %s: %s\n", p, strings.Join(facts, "; "))
+		}
+	}
+	return b.String()
+}
+
+// report renders f so that the fs engineer can replay it by hand or with
+// the printed command.
+func (f *mismatch) report(sub string, seed int64, nops int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "kernel overlay vs %s differ; round seed %d\n", sub, seed)
+	fmt.Fprintf(&b, "replay: go test ./tests -run 'TestDifferential$' -count=1 -v -args -seed=%d -rounds=1 -ops=%d\n", seed, nops)
+	fmt.Fprintf(&b, "layers: diffLayers(seed %d) in tests/differential_test.go (3 lowers + upper)\n", seed)
+	fmt.Fprintf(&b, "operations (=> result on the kernel, and on %s where it differs):\n", sub)
+	for i, o := range f.ops {
+		res := ""
+		if i < len(f.results) {
+			res = "=> " + f.results[i][0]
+			if f.results[i][1] != f.results[i][0] {
+				res += fmt.Sprintf("   <<< %s: %s", sub, f.results[i][1])
+			}
+		}
+		fmt.Fprintf(&b, "  %3d. %s  %s\n", i+1, o, res)
+	}
+	b.WriteString(f.what)
+	return b.String()
+}
