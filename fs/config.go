@@ -25,6 +25,10 @@ type Config struct {
 	Debug bool
 	// Logger receives diagnostics; nil discards them.
 	Logger *log.Logger
+	// NoPassthrough keeps file data going through the server even where the
+	// kernel could read and write the layer files directly (FUSE
+	// passthrough, used by default as root on Linux 6.9+).
+	NoPassthrough bool
 	// FsName is the source shown in /proc/mounts (default "unionfuse").
 	FsName string
 	// MountOptions are extra generic mount flags passed to the kernel

@@ -19,7 +19,11 @@ func (ov *overlay) tempName() string {
 // be changed. The copy is built in the work directory with its data, mode,
 // owner, times and xattrs, then renamed into place, so upper never shows a
 // half-copied object. The caller holds ov.mu exclusively.
-func (n *node) copyUp() syscall.Errno {
+func (n *node) copyUp() syscall.Errno { return n.copyUpWith(true) }
+
+// copyUpWith is copyUp; withData false leaves a regular file empty, for an
+// open with O_TRUNC that would throw the data away anyway (as the kernel).
+func (n *node) copyUpWith(withData bool) syscall.Errno {
 	ov := n.ov
 	if ov.upper == nil {
 		return syscall.EROFS
@@ -52,7 +56,7 @@ func (n *node) copyUp() syscall.Errno {
 	havePst := ov.upper.lstat(parentRel, &pst) == nil
 
 	tmp := ov.tempName()
-	if err := ov.buildCopy(src, rel, &st, tmp); err != nil {
+	if err := ov.buildCopy(src, rel, &st, tmp, withData); err != nil {
 		ov.removeTemp(tmp, &st)
 		ov.logf("copy-up %s: %v", rel, err)
 		return errnoOf(err)
@@ -83,11 +87,11 @@ func (n *node) copyUp() syscall.Errno {
 }
 
 // buildCopy creates tmp in the work directory as a copy of rel in src.
-func (ov *overlay) buildCopy(src *layer, rel string, st *unix.Stat_t, tmp string) error {
+func (ov *overlay) buildCopy(src *layer, rel string, st *unix.Stat_t, tmp string, withData bool) error {
 	w := ov.work.fd
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
-		if err := copyFile(src, rel, w, tmp, st); err != nil {
+		if err := copyFile(src, rel, w, tmp, st, withData); err != nil {
 			return err
 		}
 	case unix.S_IFDIR:
@@ -177,7 +181,7 @@ func (ov *overlay) removeTemp(tmp string, st *unix.Stat_t) {
 
 // copyFile copies the regular file rel of src to tmp (relative to dirfd),
 // sharing blocks (reflink) where the filesystem can and keeping holes.
-func copyFile(src *layer, rel string, dirfd int, tmp string, st *unix.Stat_t) error {
+func copyFile(src *layer, rel string, dirfd int, tmp string, st *unix.Stat_t, withData bool) error {
 	in, err := unix.Openat(src.fd, rel, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
@@ -188,7 +192,7 @@ func copyFile(src *layer, rel string, dirfd int, tmp string, st *unix.Stat_t) er
 		return err
 	}
 	defer unix.Close(out)
-	if st.Size == 0 {
+	if st.Size == 0 || !withData {
 		return nil
 	}
 	if unix.IoctlFileClone(out, in) == nil {

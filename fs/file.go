@@ -68,7 +68,10 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, syscall.EROFS
 		}
 		n.ov.mu.Lock()
-		errno := n.copyUp()
+		errno := n.copyUpWith(f&unix.O_TRUNC == 0)
+		if errno == 0 && n.ov.hadLowerBacking(n.key()) {
+			errno = n.ov.renew(n.ino())
+		}
 		n.ov.mu.Unlock()
 		if errno != 0 {
 			return nil, 0, errno
@@ -85,9 +88,10 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	if err != nil {
 		return nil, 0, errnoOf(err)
 	}
+	h := &handle{n: n, fd: fd, flags: f &^ unix.O_TRUNC, lower: l != n.ov.upper}
 	// Lower files never change and upper files change only through this
 	// mount, so the kernel may keep their pages across opens.
-	return &handle{n: n, fd: fd, flags: f &^ unix.O_TRUNC, lower: l != n.ov.upper}, fuse.FOPEN_KEEP_CACHE, 0
+	return n.ov.withPassthrough(h), fuse.FOPEN_KEEP_CACHE, 0
 }
 
 var _ = (gofs.FileReader)((*handle)(nil))
@@ -159,7 +163,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if n.ov.upper == nil {
 		return syscall.EROFS
 	}
-	if h, ok := f.(*handle); ok && !h.lower && in.Valid&^(fuse.FATTR_SIZE|fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0 {
+	if h, ok := asHandle(f); ok && !h.lower && in.Valid&^(fuse.FATTR_SIZE|fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0 {
 		if sz, ok := in.GetSize(); ok {
 			if err := unix.Ftruncate(h.fdForUse(), int64(sz)); err != nil {
 				return errnoOf(err)

@@ -70,7 +70,10 @@ func newOverlay(cfg Config) (*overlay, error) {
 		copiedUp:    make(map[devIno]uint64),
 		devIndex:    make(map[uint64]uint64),
 		tmpfiles:    make(map[uint64]*handle),
+		gens:        make(map[uint64]uint64),
+		lowerBacked: make(map[nodeKey]bool),
 	}
+	ov.passthrough = ov.privileged && !cfg.NoPassthrough
 	if cfg.UserXattr {
 		ov.xattrPrefix = "user.overlay."
 	}

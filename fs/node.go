@@ -160,7 +160,7 @@ var _ = (gofs.NodeGetattrer)((*node)(nil))
 // Getattr reports the attributes of the topmost copy, through the open file
 // when there is one (an unlinked file has no path any more).
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if h, ok := f.(*handle); ok {
+	if h, ok := asHandle(f); ok {
 		if st, ok := h.fstat(); ok {
 			n.fillAttr(&st, &out.Attr)
 			return 0

@@ -41,6 +41,15 @@ type overlay struct {
 	// upper's filesystem keep their inode numbers, others get the index in
 	// the high bits (like the kernel's xino) so numbers never collide.
 	devIndex map[uint64]uint64
+	// gens holds the current generation of an inode number whose node was
+	// renewed after a copy-up (see passthrough.go).
+	gens map[uint64]uint64
+	// lowerBacked holds the nodes that have had a lower file as their
+	// kernel passthrough backing.
+	lowerBacked map[nodeKey]bool
+	// passthrough is set when file data may bypass the server (FUSE
+	// passthrough: root only, Linux 6.9+).
+	passthrough bool
 	// tmpfiles holds the open handles of O_TMPFILE files not yet linked.
 	tmpfiles map[uint64]*handle
 
@@ -82,7 +91,11 @@ func (ov *overlay) keyOf(f *found, rel string) nodeKey {
 		h := fnv.New64a()
 		h.Write([]byte(rel))
 		k.gen = h.Sum64() | 1
+		return k
 	}
+	ov.emu.Lock()
+	k.gen = ov.gens[k.ino]
+	ov.emu.Unlock()
 	return k
 }
 
