@@ -74,9 +74,12 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 		return errnoOf(err)
 	}
 	if isDirStat(&st) || st.Nlink <= 1 {
-		// A hard-linked file's copy is a new file (the link is broken, as
-		// in the kernel): it gets its own number.
 		ov.recordCopyUp(&ust, n.ino())
+	} else {
+		// A hard-linked file's copy is a new file (the link is broken, as
+		// in the kernel) with its own number: the directory listing the
+		// kernel may hold shows the old one.
+		parent.NotifyContent(0, 0)
 	}
 	newLayers := []int{0}
 	if isDirStat(&st) {
@@ -84,6 +87,38 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 	}
 	ov.setEntry(n.key(), newLayers)
 	return 0
+}
+
+// copyUpRenamed copies n up like copyUp, for an operation the kernel
+// retries after ESTALE (a path-based one). It answers ESTALE when the copy
+// has a new identity the kernel must look up first: a hard-linked lower
+// file, whose copy is a new file with its own st_ino.
+func (n *node) copyUpRenamed() syscall.Errno {
+	if errno := n.copyUp(); errno != 0 {
+		return errno
+	}
+	if n.staleAfterCopyUp() {
+		return syscall.ESTALE
+	}
+	return 0
+}
+
+// staleAfterCopyUp reports whether the kernel's inode for n no longer
+// names n's object: n was a hard-linked lower file (odd generation, see
+// keyOf) that has since been copied up.
+func (n *node) staleAfterCopyUp() bool {
+	return n.key().gen&1 == 1 && n.isUpper()
+}
+
+// dropStaleEntry asks the kernel, in the background, to forget n's name if
+// it no longer names n's object, for operations the kernel does not retry.
+func (n *node) dropStaleEntry() {
+	if !n.staleAfterCopyUp() {
+		return
+	}
+	if name, parent := n.Parent(); parent != nil {
+		go parent.NotifyEntry(name)
+	}
 }
 
 // buildCopy creates tmp in the work directory as a copy of rel in src.

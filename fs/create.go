@@ -233,8 +233,13 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 		// An O_TMPFILE file has no name yet: link it through its descriptor.
 		srcFd, srcPath, flags = unix.AT_FDCWD, procFdPath(tmpFd), unix.AT_SYMLINK_FOLLOW
 	} else {
-		if errno := tn.copyUp(); errno != 0 {
+		if errno := tn.copyUpRenamed(); errno != 0 {
 			return nil, errno
+		}
+		if n.ov.hadLowerBacking(tn.key()) {
+			// A second name must not lead to an inode backed by a lower
+			// file (see passthrough.go); link(2) retries on ESTALE.
+			return nil, n.ov.renew(tn.ino())
 		}
 		srcPath = tn.rel()
 	}

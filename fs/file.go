@@ -72,6 +72,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		if errno == 0 && n.ov.hadLowerBacking(n.key()) {
 			errno = n.ov.renew(n.ino())
 		}
+		if errno == 0 && n.staleAfterCopyUp() {
+			errno = syscall.ESTALE // open(2) looks the name up again
+		}
 		n.ov.mu.Unlock()
 		if errno != 0 {
 			return nil, 0, errno
@@ -175,8 +178,15 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	}
 	n.ov.mu.Lock()
 	defer n.ov.mu.Unlock()
-	if errno := n.copyUp(); errno != 0 {
-		return errno
+	if f == nil {
+		if errno := n.copyUpRenamed(); errno != 0 {
+			return errno
+		}
+	} else {
+		if errno := n.copyUp(); errno != 0 {
+			return errno
+		}
+		defer n.dropStaleEntry()
 	}
 	up := n.ov.upper
 	rel := at(n.rel())

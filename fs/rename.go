@@ -82,7 +82,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 			return syscall.ENOTDIR
 		case !srcDir && dstDir:
 			return syscall.EISDIR
-		case dstDir:
+		case dstDir && !isPureUpper(&dst):
+			// A directory in upper only is checked by rename(2) itself,
+			// after the source is marked opaque, as in the kernel.
 			empty, errno := ov.isEmptyDir(dst.layers, join(np.rel(), newName))
 			if errno != 0 {
 				return errno
@@ -98,7 +100,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if errno != 0 {
 		return errno
 	}
-	if errno := srcNode.copyUp(); errno != 0 {
+	if errno := srcNode.copyUpRenamed(); errno != 0 {
 		return errno
 	}
 	if errno := np.copyUp(); errno != 0 {
@@ -109,7 +111,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		if errno != 0 {
 			return errno
 		}
-		if errno := dstNode.copyUp(); errno != 0 {
+		if errno := dstNode.copyUpRenamed(); errno != 0 {
 			return errno
 		}
 	}
@@ -119,38 +121,30 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if errno != 0 {
 		return errno
 	}
-	dstInLower, errno := ov.lowerHasName(np.layers(), np.rel(), newName)
-	if errno != 0 {
-		return errno
-	}
 
-	if exchange {
-		// Each directory now stands on the other's name; where that name
-		// has lower content, the directory must hide it.
-		if srcDir && dstInLower {
-			if err := ov.upper.setxattr(srcRel, ov.xattrPrefix+xattrOpaque, []byte("y"), 0); err != nil {
-				return errnoOf(err)
-			}
+	// A directory that moves into a merged directory becomes opaque, so
+	// that whatever the lower layers hold (or may, behind a whiteout)
+	// under its new name stays hidden. Like the kernel, this does not
+	// depend on the name being in a lower layer.
+	if srcDir {
+		if err := ov.makeOpaqueIfMerged(srcRel, np.layers()); err != nil {
+			return errnoOf(err)
 		}
-		if dstDir && srcInLower {
-			if err := ov.upper.setxattr(dstRel, ov.xattrPrefix+xattrOpaque, []byte("y"), 0); err != nil {
+	}
+	if exchange {
+		if dstDir {
+			if err := ov.makeOpaqueIfMerged(dstRel, n.layers()); err != nil {
 				return errnoOf(err)
 			}
 		}
 		return errnoOf(unix.Renameat2(ov.upper.fd, srcRel, ov.upper.fd, dstRel, unix.RENAME_EXCHANGE))
-	}
-
-	if srcDir && dstInLower {
-		if err := ov.upper.setxattr(srcRel, ov.xattrPrefix+xattrOpaque, []byte("y"), 0); err != nil {
-			return errnoOf(err)
-		}
 	}
 	var replaced unix.Stat_t
 	hadUpperDst, replaced, err := ov.upper.exists(dstRel)
 	if err != nil {
 		return errnoOf(err)
 	}
-	if hadUpperDst && isDirStat(&replaced) {
+	if hadUpperDst && isDirStat(&replaced) && !isPureUpper(&dst) {
 		// An empty merged directory may still hold whiteouts in upper.
 		if err := ov.removeUpperDir(dstRel); err != nil {
 			return errnoOf(err)
@@ -159,14 +153,24 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if err := ov.moveInUpper(srcRel, dstRel, srcInLower); err != nil {
 		return errnoOf(err)
 	}
-	if dstExists {
+	if dstExists && (dst.layers[0] != 0 || dstDir || replaced.Nlink <= 1) {
+		// The replaced object is gone (another hard link keeps it alive).
 		var upperSt *unix.Stat_t
-		if dst.layers[0] == 0 && (dstDir || replaced.Nlink <= 1) {
+		if dst.layers[0] == 0 {
 			upperSt = &replaced
 		}
 		ov.forget(dstKey, upperSt)
 	}
 	return 0
+}
+
+// makeOpaqueIfMerged marks the upper directory rel opaque when the
+// directory it is moving into (with the given layers) merges lower layers.
+func (ov *overlay) makeOpaqueIfMerged(rel string, newParentLayers []int) error {
+	if len(newParentLayers) < 2 || ov.isOpaque(ov.upper, rel) {
+		return nil
+	}
+	return ov.upper.setxattr(rel, ov.xattrPrefix+xattrOpaque, []byte("y"), 0)
 }
 
 // moveInUpper renames srcRel to dstRel within upper, leaving a whiteout at

@@ -97,6 +97,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	if errno := n.copyUp(); errno != 0 {
 		return errno
 	}
+	defer n.dropStaleEntry()
 	return errnoOf(n.ov.upper.setxattr(n.rel(), n.ov.storedXattr(attr), data, int(flags)))
 }
 
@@ -120,6 +121,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if errno := n.copyUp(); errno != 0 {
 		return errno
 	}
+	defer n.dropStaleEntry()
 	err := n.ov.upper.removexattr(n.rel(), stored)
 	if err == unix.ENODATA {
 		return syscall.ENODATA
