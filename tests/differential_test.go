@@ -31,6 +31,8 @@ var (
 	flagRounds       = flag.Int("rounds", 20, "differential: rounds, each on fresh layers")
 	flagOps          = flag.Int("ops", 200, "differential: operations per round")
 	flagCompareEvery = flag.Int("compare-every", 5, "differential: compare the whole merged trees every N operations")
+	flagCheckDino    = flag.Bool("check-dino", true, "differential: require d_ino == st_ino in the subject's listings (false: look past a known defect)")
+	flagCheckNlink   = flag.Bool("check-nlink", true, "differential: compare the link counts of non-directories (false: look past a known defect)")
 	flagShrink       = flag.Duration("shrink", 20*time.Second, "differential: time spent minimizing the first failing round's operations")
 )
 
@@ -216,22 +218,100 @@ type diffRun struct {
 func newDiffRun(t testing.TB, m mounter, seed int64) *diffRun {
 	t.Helper()
 	dir := t.TempDir()
-	var ls [2]layout
-	for i, name := range []string{"kernel", "subject"} {
-		ls[i] = newLayout(t, filepath.Join(dir, name), 3)
-		lowers, upper := diffLayers(rand.New(rand.NewPCG(uint64(seed), 1)))
-		for j, items := range lowers {
-			buildLayer(t, ls[i].Lowers[j], items)
-		}
-		buildLayer(t, ls[i].Upper, upper)
-	}
+	ref := newLayout(t, filepath.Join(dir, "kernel"), 3)
+	sub := newLayout(t, filepath.Join(dir, "subject"), 3)
+	buildRoundLayers(t, seed, ref, sub)
 	r := &diffRun{t: t, start: time.Now()}
-	for _, lower := range ls[1].Lowers {
+	for _, lower := range sub.Lowers {
 		r.lowersBefore = append(r.lowersBefore, mustSnapshot(t, lower, snapOpts{}))
 	}
-	r.ref = mountUnion(t, kernelOverlay{}, ls[0])
-	r.sub = mountUnion(t, m, ls[1])
+	r.ref = mountUnion(t, kernelOverlay{}, ref)
+	r.sub = mountUnion(t, m, sub)
 	return r
+}
+
+// buildRoundLayers builds the layers of diffLayers(seed) into each layout,
+// identically, then removes from all of them the whiteouts the kernel would
+// list in readdir yet not find on lookup: a whiteout in the lowest layer of
+// a merged directory, or in a directory of a single layer, hides nothing,
+// and the kernel (6.x) lists such a name while lstat says ENOENT, which
+// unionfuse does not copy. Such whiteouts are meaningless; leaving them out
+// keeps that kernel quirk out of the comparison.
+func buildRoundLayers(t testing.TB, seed int64, ls ...layout) {
+	t.Helper()
+	for _, l := range ls {
+		lowers, upper := diffLayers(rand.New(rand.NewPCG(uint64(seed), 1)))
+		for j, items := range lowers {
+			buildLayer(t, l.Lowers[j], items)
+		}
+		buildLayer(t, l.Upper, upper)
+	}
+	dead := deadWhiteouts(t, ls[0])
+	if len(dead) == 0 {
+		return
+	}
+	for _, l := range ls {
+		for _, layer := range append([]string{l.Upper}, l.Lowers...) {
+			for _, p := range dead {
+				if isWhiteout(filepath.Join(layer, p)) {
+					if err := os.Remove(filepath.Join(layer, p)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if err := setTimesBelow(layer, fixedTime); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// deadWhiteouts mounts l's layers read-only with the kernel (the upper as
+// the top lower) and returns the paths that readdir lists but lstat cannot
+// find.
+func deadWhiteouts(t testing.TB, l layout) []string {
+	t.Helper()
+	ro := layout{Lowers: append([]string{l.Upper}, l.Lowers...), Merged: t.TempDir()}
+	opts := "lowerdir=" + strings.Join(ro.Lowers, ":")
+	if err := unix.Mount("overlay", ro.Merged, "overlay", unix.MS_RDONLY, opts); err != nil {
+		t.Fatalf("mount -t overlay -o %s: %v", opts, err)
+	}
+	defer func() {
+		if err := unix.Unmount(ro.Merged, 0); err != nil {
+			unix.Unmount(ro.Merged, unix.MNT_DETACH)
+		}
+	}()
+	var dead []string
+	var walk func(rel string)
+	walk = func(rel string) {
+		ents, _ := readDirents(filepath.Join(ro.Merged, rel))
+		for _, e := range ents {
+			child := path.Join(rel, e.name)
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(ro.Merged, child), &st); err != nil {
+				dead = append(dead, child)
+				continue
+			}
+			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				walk(child)
+			}
+		}
+	}
+	walk(".")
+	return dead
+}
+
+// isWhiteout reports whether p is a char device 0/0 or an xattr whiteout.
+func isWhiteout(p string) bool {
+	var st unix.Stat_t
+	if unix.Lstat(p, &st) != nil {
+		return false
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+		return true
+	}
+	_, err := getXattr(p, "trusted.overlay.whiteout")
+	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == 0 && err == nil
 }
 
 // mismatch is a difference found between the two unions.
@@ -285,7 +365,7 @@ func (r *diffRun) describe(root, rel string) string {
 		n.Mtime = 0 // "now": differs between the two runs
 	}
 	n.Ctime = 0
-	if n.Type == "char" {
+	if n.Type == "char" || !*flagCheckNlink {
 		n.Nlink = 0
 	}
 	s := fmt.Sprintf("%+v", *n)
@@ -300,10 +380,15 @@ func (r *diffRun) describe(root, rel string) string {
 	return s
 }
 
+// cmp says how the round compares trees.
+func (r *diffRun) cmp() cmpOpts {
+	return cmpOpts{mtimeCutoff: r.start, noNlink: !*flagCheckNlink}
+}
+
 // compareTrees compares the whole merged trees.
 func (r *diffRun) compareTrees() *mismatch {
 	r.trees++
-	o := snapOpts{keepXattr: mergedXattr, checkDino: r.sub.m.name() != "kernel"}
+	o := snapOpts{keepXattr: mergedXattr, checkDino: *flagCheckDino && r.sub.m.name() != "kernel"}
 	a, err := snapshot(r.ref.Merged, snapOpts{keepXattr: mergedXattr})
 	if err != nil {
 		return r.fail("snapshot of the kernel's merged tree: %v", err)
@@ -312,7 +397,7 @@ func (r *diffRun) compareTrees() *mismatch {
 	if err != nil {
 		return r.fail("snapshot of %s's merged tree: %v", r.sub.m.name(), err)
 	}
-	if d := diffTrees(a, b, cmpOpts{mtimeCutoff: r.start}); len(d) > 0 {
+	if d := diffTrees(a, b, r.cmp()); len(d) > 0 {
 		return r.fail("after operation %d the merged trees differ (want = kernel, got = %s):\n\t%s",
 			len(r.ops), r.sub.m.name(), strings.Join(d, "\n\t"))
 	}
@@ -341,7 +426,7 @@ func (r *diffRun) finish() *mismatch {
 	if err != nil {
 		return r.fail("snapshot %s upper: %v", r.sub.m.name(), err)
 	}
-	if d := diffTrees(a, b, cmpOpts{mtimeCutoff: r.start}); len(d) > 0 {
+	if d := diffTrees(a, b, r.cmp()); len(d) > 0 {
 		return r.fail("after unmounting, after %d operations, the upper directories differ (want = kernel's, got = %s's):\n\t%s",
 			len(r.ops), r.sub.m.name(), strings.Join(d, "\n\t"))
 	}
@@ -389,12 +474,21 @@ func differentialRound(t *testing.T, m mounter, seed int64, nops int) (int, int,
 }
 
 // replay applies ops on fresh copies of the round's layers, checking each
-// operation's outcome and the paths it touched, then the whole trees and the
+// operation's outcome and the paths it touched, the whole trees (after every
+// operation for short sequences, else as often as the round did), and the
 // upper directories at the end, and returns the first mismatch.
 func replay(t *testing.T, m mounter, seed int64, ops []*op) *mismatch {
 	r := newDiffRun(t, m, seed)
-	for _, o := range ops {
-		if f := r.step(o); f != nil {
+	every := max(*flagCompareEvery, 1)
+	if len(ops) <= 40 {
+		every = 1
+	}
+	for i, o := range ops {
+		f := r.step(o)
+		if f == nil && (i+1)%every == 0 {
+			f = r.compareTrees()
+		}
+		if f != nil {
 			r.abort()
 			return f
 		}
@@ -436,13 +530,8 @@ func shrink(t *testing.T, m mounter, seed int64, ops []*op, budget time.Duration
 // layerFacts describes, for every path the operations name and its
 // parents, what each layer of the round holds there before mounting.
 func layerFacts(t *testing.T, seed int64, ops []*op) string {
-	dir := t.TempDir()
-	l := newLayout(t, dir, 3)
-	lowers, upper := diffLayers(rand.New(rand.NewPCG(uint64(seed), 1)))
-	for j, items := range lowers {
-		buildLayer(t, l.Lowers[j], items)
-	}
-	buildLayer(t, l.Upper, upper)
+	l := newLayout(t, t.TempDir(), 3)
+	buildRoundLayers(t, seed, l)
 	paths := map[string]bool{}
 	for _, o := range ops {
 		for _, p := range []string{o.P, o.Q} {
