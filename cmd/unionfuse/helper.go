@@ -13,7 +13,8 @@ import (
 //
 //	mount.fuse.unionfuse SOURCE MERGED [-f] [-n] [-s] [-v] [-o OPTS] [-t TYPE]
 //
-// Here -f means "fake" (check, do not mount), not foreground.
+// Here -f means "fake" (check, do not mount), not foreground. As root the
+// union gets mount(8)'s defaults dev and suid unless -o says nodev/nosuid.
 func runHelper(args []string) int {
 	a := &mountArgs{}
 	var fake, ignore bool
@@ -37,6 +38,11 @@ func runHelper(args []string) int {
 	if len(pos) != 2 {
 		fmt.Fprintf(os.Stderr, "unionfuse: mount helper: want SOURCE MERGED, got %d arguments\n", len(pos))
 		return exitUsage
+	}
+	if os.Geteuid() == 0 {
+		// As mount.fuse3 does for root: mount(8)'s defaults, which the
+		// options given may still override (the last of a pair wins).
+		a.options = append([]string{"dev,suid"}, a.options...)
 	}
 	return mountUnion(a, pos, fake)
 }

@@ -46,13 +46,15 @@ func runUmount(args []string) int {
 	if err != nil {
 		return fail(err)
 	}
+	// Read the record first: the daemon removes it as it exits.
+	rec, recErr := daemon.ReadPid(merged)
 	if err := daemon.Unmount(merged, a.lazy); err != nil {
 		return fail(err)
 	}
-	if a.lazy {
+	if a.lazy || recErr != nil {
 		return exitOK
 	}
-	if err := daemon.WaitExit(merged, umountWait); err != nil {
+	if err := daemon.WaitExit(rec, umountWait); err != nil {
 		return fail(err)
 	}
 	return exitOK

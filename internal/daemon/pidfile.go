@@ -3,7 +3,6 @@ package daemon
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -117,26 +116,19 @@ func (r Record) Alive() bool {
 	return err == nil && start == r.Start
 }
 
-// WaitExit waits until the daemon recorded for merged has exited, at most
-// timeout. No pid file means there is nothing to wait for. A pid file left
-// by a daemon that no longer runs is removed.
-func WaitExit(merged string, timeout time.Duration) error {
-	r, err := ReadPid(merged)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+// WaitExit waits until the daemon recorded in r has exited, at most
+// timeout, and removes its pid file if the daemon left it behind. Read r
+// before unmounting: the daemon removes its pid file as it exits.
+func WaitExit(r Record, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for r.Alive() {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("daemon %d of %s still running after %v", r.PID, merged, timeout)
+			return fmt.Errorf("daemon %d of %s still running after %v", r.PID, r.Merged, timeout)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
-	if cur, err := ReadPid(merged); err == nil && cur == r {
-		os.Remove(pidFile(merged))
+	if cur, err := ReadPid(r.Merged); err == nil && cur == r {
+		os.Remove(pidFile(r.Merged))
 	}
 	return nil
 }

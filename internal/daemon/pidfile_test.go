@@ -69,9 +69,8 @@ func TestAliveAndWaitExit(t *testing.T) {
 	if r.Alive() {
 		t.Error("exited child still alive")
 	}
-	// Nothing recorded: nothing to wait for.
-	if err := WaitExit(filepath.Join(t.TempDir(), "none"), time.Second); err != nil {
-		t.Errorf("WaitExit without pid file: %v", err)
+	if err := WaitExit(r, time.Second); err != nil {
+		t.Errorf("WaitExit of an exited process: %v", err)
 	}
 }
 
