@@ -209,6 +209,7 @@ type diffRun struct {
 	ref, sub     *union
 	lowersBefore []tree // the subject's lowers before mounting
 	start        time.Time
+	fds          [2]fdSet // descriptors held open: ref, sub
 	ops          []*op
 	results      [][2]string // ref, sub
 	trees        int         // whole-tree comparisons made
@@ -221,7 +222,7 @@ func newDiffRun(t testing.TB, m mounter, seed int64) *diffRun {
 	ref := newLayout(t, filepath.Join(dir, "kernel"), 3)
 	sub := newLayout(t, filepath.Join(dir, "subject"), 3)
 	buildRoundLayers(t, seed, ref, sub)
-	r := &diffRun{t: t, start: time.Now()}
+	r := &diffRun{t: t, start: time.Now(), fds: [2]fdSet{newFdSet(), newFdSet()}}
 	for _, lower := range sub.Lowers {
 		r.lowersBefore = append(r.lowersBefore, mustSnapshot(t, lower, snapOpts{}))
 	}
@@ -328,8 +329,8 @@ func (r *diffRun) fail(format string, args ...any) *mismatch {
 // step applies o to both unions and compares the outcomes and the paths
 // it touched (the objects, and the listings of their directories).
 func (r *diffRun) step(o *op) *mismatch {
-	ra := o.apply(r.ref.Merged)
-	rb := o.apply(r.sub.Merged)
+	ra := o.apply(r.ref.Merged, &r.fds[0])
+	rb := o.apply(r.sub.Merged, &r.fds[1])
 	r.ops = append(r.ops, o)
 	r.results = append(r.results, [2]string{ra, rb})
 	if ra != rb {
@@ -411,6 +412,8 @@ func (r *diffRun) compareTrees() *mismatch {
 // finish unmounts both unions and compares the upper directories byte for
 // byte, and the subject's lowers with what they were before mounting.
 func (r *diffRun) finish() *mismatch {
+	r.fds[0].closeAll()
+	r.fds[1].closeAll()
 	if err := r.ref.Unmount(); err != nil {
 		return r.fail("unmount kernel overlay: %v", err)
 	}
@@ -444,6 +447,8 @@ func (r *diffRun) finish() *mismatch {
 
 // abort unmounts both unions after a mismatch, ignoring what they say.
 func (r *diffRun) abort() {
+	r.fds[0].closeAll()
+	r.fds[1].closeAll()
 	r.ref.Unmount()
 	if err := r.sub.Unmount(); err != nil {
 		r.t.Logf("after the mismatch: %v", err)
@@ -474,15 +479,13 @@ func differentialRound(t *testing.T, m mounter, seed int64, nops int) (int, int,
 }
 
 // replay applies ops on fresh copies of the round's layers, checking each
-// operation's outcome and the paths it touched, the whole trees (after every
-// operation for short sequences, else as often as the round did), and the
-// upper directories at the end, and returns the first mismatch.
+// operation's outcome and the paths it touched, the whole trees as often as
+// a round does (more often would change what the kernel has cached, and
+// hide defects that depend on it), and the upper directories at the end,
+// and returns the first mismatch.
 func replay(t *testing.T, m mounter, seed int64, ops []*op) *mismatch {
 	r := newDiffRun(t, m, seed)
 	every := max(*flagCompareEvery, 1)
-	if len(ops) <= 40 {
-		every = 1
-	}
 	for i, o := range ops {
 		f := r.step(o)
 		if f == nil && (i+1)%every == 0 {

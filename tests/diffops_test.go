@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,12 +36,63 @@ type op struct {
 	Atime  unix.Timespec
 	Mtime  unix.Timespec
 	Follow bool // follow a final symlink (chown, utimens, setxattr)
+	Slot   int  // which held file descriptor (hold and fd* operations)
+	As     int  // run with this fsuid and fsgid (0: as root)
+}
+
+// nSlots is how many file descriptors a round holds open across operations.
+const nSlots = 3
+
+// fdSet holds a union's open file descriptors by slot; -1 is closed.
+type fdSet [nSlots]int
+
+func newFdSet() fdSet {
+	var s fdSet
+	for i := range s {
+		s[i] = -1
+	}
+	return s
+}
+
+// closeAll closes every held descriptor (before unmounting).
+func (s *fdSet) closeAll() {
+	for i, fd := range s {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		s[i] = -1
+	}
 }
 
 // String renders o as a shell-like line a person can replay by hand.
 func (o *op) String() string {
+	if o.As != 0 {
+		return fmt.Sprintf("[as uid:gid %d:%d] %s", o.As, o.As, o.str())
+	}
+	return o.str()
+}
+
+func (o *op) str() string {
 	q := strconv.Quote
 	switch o.Kind {
+	case "hold":
+		return fmt.Sprintf("fd%d = open %s %s (held open)", o.Slot, q(o.P), openFlagName(o.Flags))
+	case "fdread":
+		return fmt.Sprintf("pread fd%d 64KiB at %d", o.Slot, o.Off)
+	case "fdwrite":
+		return fmt.Sprintf("pwrite fd%d %d bytes at %d", o.Slot, o.Size, o.Off)
+	case "fdstat":
+		return fmt.Sprintf("fstat fd%d", o.Slot)
+	case "fdtrunc":
+		return fmt.Sprintf("ftruncate fd%d %d", o.Slot, o.Size)
+	case "fdchmod":
+		return fmt.Sprintf("fchmod fd%d %04o", o.Slot, o.Mode)
+	case "fdsetxattr":
+		return fmt.Sprintf("fsetxattr fd%d %s=%q", o.Slot, o.Name, o.Value)
+	case "tmpfile":
+		return fmt.Sprintf("open %s O_TMPFILE mode %04o, write %d bytes, linkat to %s", q(o.P), o.Mode, o.Size, q(o.Q))
+	case "fallocate":
+		return fmt.Sprintf("fallocate %s mode=%s off=%d len=%d", q(o.P), fallocName(o.Flags), o.Off, o.Size)
 	case "write":
 		return fmt.Sprintf("write %s (O_CREAT|O_TRUNC, mode %04o) %d bytes", q(o.P), o.Mode, o.Size)
 	case "append":
@@ -87,6 +139,32 @@ func fmtTimespec(ts unix.Timespec) string {
 	return fmt.Sprintf("%d.%09d", ts.Sec, ts.Nsec)
 }
 
+func openFlagName(f int) string {
+	switch f {
+	case unix.O_RDONLY:
+		return "O_RDONLY"
+	case unix.O_RDWR:
+		return "O_RDWR"
+	case unix.O_WRONLY | unix.O_APPEND:
+		return "O_WRONLY|O_APPEND"
+	case unix.O_RDONLY | unix.O_TRUNC:
+		return "O_RDONLY|O_TRUNC"
+	}
+	return fmt.Sprintf("%#o", f)
+}
+
+func fallocName(f int) string {
+	switch f {
+	case 0:
+		return "0"
+	case unix.FALLOC_FL_KEEP_SIZE:
+		return "KEEP_SIZE"
+	case unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE:
+		return "PUNCH_HOLE|KEEP_SIZE"
+	}
+	return fmt.Sprint(f)
+}
+
 func xattrFlagName(f int) string {
 	switch f {
 	case unix.XATTR_CREATE:
@@ -120,10 +198,40 @@ func errnoName(err error) string {
 	return err.Error()
 }
 
-// apply performs o below root and returns its outcome: "ok" or the errno's
-// name, prefixed by the failing step of a multi-step operation, followed by
-// what the operation observed (bytes read, size after a write ...).
-func (o *op) apply(root string) string {
+// apply performs o below root, with the descriptors held in fds, and
+// returns its outcome: "ok" or the errno's name, prefixed by the failing
+// step of a multi-step operation, followed by what the operation observed
+// (bytes read, size after a write ...).
+func (o *op) apply(root string, fds *fdSet) string {
+	if o.As == 0 {
+		return o.do(root, fds)
+	}
+	// fsuid and fsgid are per thread: change them on this one only. Leaving
+	// fsuid 0 also drops the filesystem capabilities (DAC override, fowner,
+	// chown ...), so the operation is checked as that user's would be.
+	runtime.LockOSThread()
+	if err := unix.Setfsgid(o.As); err != nil {
+		panic(err)
+	}
+	if err := unix.Setfsuid(o.As); err != nil {
+		panic(err)
+	}
+	res := o.do(root, fds)
+	unix.Setfsuid(0)
+	unix.Setfsgid(0)
+	if id, _ := unix.SetfsuidRetUid(-1); id == 0 {
+		runtime.UnlockOSThread() // else the thread dies with the goroutine
+	}
+	return res
+}
+
+func (o *op) do(root string, fds *fdSet) string {
+	if strings.HasPrefix(o.Kind, "fd") {
+		if fds[o.Slot] < 0 {
+			return "EBADF (nothing held)"
+		}
+		return o.fdOp(fds[o.Slot])
+	}
 	p := filepath.Join(root, o.P)
 	q := filepath.Join(root, o.Q)
 	const nb = unix.O_NONBLOCK | unix.O_CLOEXEC // O_NONBLOCK: a fifo never blocks (ENXIO)
@@ -255,6 +363,75 @@ func (o *op) apply(root string) string {
 			return errnoName(err)
 		}
 		return "ok " + strconv.Quote(target)
+	case "hold":
+		if fds[o.Slot] >= 0 {
+			unix.Close(fds[o.Slot])
+			fds[o.Slot] = -1
+		}
+		fd, err := unix.Open(p, o.Flags|nb, 0)
+		if err != nil {
+			return "open:" + errnoName(err)
+		}
+		fds[o.Slot] = fd
+		return "ok"
+	case "tmpfile":
+		fd, err := unix.Open(p, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, o.Mode)
+		if err != nil {
+			return "open:" + errnoName(err)
+		}
+		defer unix.Close(fd)
+		if _, err := unix.Write(fd, fill(o.Fill, o.Size)); err != nil {
+			return "write:" + errnoName(err)
+		}
+		err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD, q, unix.AT_SYMLINK_FOLLOW)
+		return "linkat:" + errnoName(err)
+	case "fallocate":
+		fd, err := unix.Open(p, unix.O_WRONLY|nb, 0)
+		if err != nil {
+			return "open:" + errnoName(err)
+		}
+		defer unix.Close(fd)
+		if err := unix.Fallocate(fd, uint32(o.Flags), o.Off, o.Size); err != nil {
+			return "fallocate:" + errnoName(err)
+		}
+		var st unix.Stat_t
+		unix.Fstat(fd, &st)
+		return fmt.Sprintf("ok size=%d", st.Size)
+	}
+	panic("unknown op " + o.Kind)
+}
+
+// fdOp performs an operation on a held descriptor.
+func (o *op) fdOp(fd int) string {
+	switch o.Kind {
+	case "fdread":
+		buf := make([]byte, 64<<10)
+		n, err := unix.Pread(fd, buf, o.Off)
+		if err != nil {
+			return errnoName(err)
+		}
+		return "ok " + summarize(buf[:n])
+	case "fdwrite":
+		if _, err := unix.Pwrite(fd, fill(o.Fill, o.Size), o.Off); err != nil {
+			return errnoName(err)
+		}
+		return "ok"
+	case "fdstat":
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return errnoName(err)
+		}
+		res := fmt.Sprintf("ok %s %04o %d:%d", typeName(st.Mode), st.Mode&^unix.S_IFMT, st.Uid, st.Gid)
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			res += fmt.Sprintf(" size=%d nlink=%d", st.Size, st.Nlink)
+		}
+		return res
+	case "fdtrunc":
+		return errnoName(unix.Ftruncate(fd, o.Size))
+	case "fdchmod":
+		return errnoName(unix.Fchmod(fd, o.Mode))
+	case "fdsetxattr":
+		return errnoName(unix.Fsetxattr(fd, o.Name, []byte(o.Value), 0))
 	}
 	panic("unknown op " + o.Kind)
 }
@@ -347,8 +524,10 @@ func (g *opGen) target(typ string) string {
 		return g.existing(typ)
 	case r < 70:
 		return g.existing("")
-	case r < 95:
+	case r < 93:
 		return g.fresh()
+	case r < 95:
+		return "."
 	default: // below a non-directory, or below a missing directory
 		if g.rng.IntN(2) == 0 {
 			return path.Join(g.existing("file"), "x")
@@ -366,6 +545,8 @@ var opWeights = []struct {
 	{"symlink", 4}, {"link", 4}, {"chmod", 4}, {"chown", 4}, {"utimens", 4},
 	{"setxattr", 6}, {"removexattr", 3}, {"getxattr", 2}, {"listxattr", 2},
 	{"mkfifo", 2}, {"mknod0", 1}, {"readdir", 3}, {"stat", 2}, {"readlink", 1},
+	{"hold", 6}, {"fdread", 4}, {"fdwrite", 3}, {"fdstat", 3}, {"fdtrunc", 1}, {"fdchmod", 1},
+	{"fdsetxattr", 1}, {"tmpfile", 2}, {"fallocate", 2},
 }
 
 var (
@@ -457,6 +638,25 @@ func (g *opGen) next() *op {
 		o.P = g.target("")
 	case "mknod0":
 		o.P = g.fresh()
+	case "hold":
+		o.P = g.target("file")
+		o.Flags = pick(g.rng, []int{unix.O_RDONLY, unix.O_RDONLY, unix.O_RDWR, unix.O_WRONLY | unix.O_APPEND, unix.O_RDONLY | unix.O_TRUNC})
+	case "fdread", "fdwrite", "fdtrunc":
+		o.Off, o.Size = g.rng.Int64N(8192), size()
+	case "fdchmod":
+		o.Mode = pick(g.rng, opModes)
+	case "fdsetxattr":
+		o.Name, o.Value = pick(g.rng, xattrNames), pick(g.rng, xattrValues)
+	case "tmpfile":
+		o.P, o.Q, o.Mode, o.Size = g.target("dir"), g.fresh(), pick(g.rng, opModes), size()
+	case "fallocate":
+		o.P = g.target("file")
+		o.Flags = pick(g.rng, []int{0, unix.FALLOC_FL_KEEP_SIZE, unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE})
+		o.Off, o.Size = g.rng.Int64N(1<<20), 1+g.rng.Int64N(200_000)
+	}
+	o.Slot = g.rng.IntN(nSlots)
+	if g.rng.IntN(5) == 0 {
+		o.As = pick(g.rng, []int{1000, 65534})
 	}
 	return o
 }
