@@ -126,10 +126,10 @@ func layersFromArgs(opts *mountopts.Options, pos []string) (merged, source strin
 	if opts.Upper != "" {
 		return "", "", fmt.Errorf("-o upperdir= needs -o lowerdir= as well")
 	}
-	switch len(pos) {
-	case 0:
+	switch {
+	case len(pos) == 0 || pos[0] == "":
 		return "", "", fmt.Errorf("no lower layer given")
-	case 2, 4:
+	case len(pos) == 2 || len(pos) == 4:
 	default:
 		return "", "", fmt.Errorf("want LOWER[:LOWER...] [UPPER WORK] MERGED, got %d arguments", len(pos))
 	}
