@@ -60,7 +60,7 @@ type mountArgs struct {
 func mountFlags() (*pflag.FlagSet, *mountArgs) {
 	a := &mountArgs{}
 	fset := pflag.NewFlagSet("mount", pflag.ContinueOnError)
-	fset.StringArrayVarP(&a.options, "options", "o", nil, "mount options, comma-separated (see above); repeatable")
+	fset.StringArrayVarP(&a.options, "options", "o", nil, "comma-separated mount `OPTS` (see above); repeatable")
 	fset.BoolVarP(&a.foreground, "foreground", "f", false, "stay in the foreground, log to stderr")
 	fset.BoolVarP(&a.debug, "debug", "d", false, "log every FUSE operation (implies -f)")
 	fset.BoolVar(&a.userXattr, "userxattr", false, "same as -o userxattr")
@@ -100,6 +100,9 @@ func mountUnion(a *mountArgs, pos []string, checkOnly bool) int {
 	}
 	if checkOnly {
 		return exitOK
+	}
+	if err := daemon.CheckFuse(); err != nil {
+		return fail(err)
 	}
 	if !a.foreground && !a.debug {
 		spec := daemon.Spec{Merged: merged, Config: cfg, LogFile: a.logFile}

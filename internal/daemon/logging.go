@@ -30,19 +30,29 @@ func DefaultLogFile() string {
 }
 
 // OpenLog returns the daemon's logger: the file path when it is not empty,
-// else syslog when /dev/log exists, else DefaultLogFile. When the log is a
-// file it also becomes the process's stderr, so a crash is recorded too.
+// else syslog when /dev/log exists, else DefaultLogFile (or, when that
+// cannot be written, unionfuse.log in PidDir). When the log is a file it
+// also becomes the process's stderr, so a crash is recorded too.
 func OpenLog(path string) (*log.Logger, io.Closer, error) {
-	if path == "" {
-		if _, err := os.Stat("/dev/log"); err == nil {
-			w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "unionfuse")
-			if err == nil {
-				return log.New(w, "", 0), w, nil
-			}
-		}
-		path = DefaultLogFile()
+	if path != "" {
+		return openLogFile(path)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if _, err := os.Stat("/dev/log"); err == nil {
+		w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "unionfuse")
+		if err == nil {
+			return log.New(w, "", 0), w, nil
+		}
+	}
+	logger, closer, err := openLogFile(DefaultLogFile())
+	if err != nil {
+		return openLogFile(filepath.Join(PidDir(), "unionfuse.log"))
+	}
+	return logger, closer, nil
+}
+
+// openLogFile opens path for appending, making its directory.
+func openLogFile(path string) (*log.Logger, io.Closer, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, nil, fmt.Errorf("open log: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)

@@ -55,6 +55,15 @@ func Unmount(merged string, lazy bool) error {
 	return nil
 }
 
+// CheckFuse reports, with a clear error, when this process cannot use
+// /dev/fuse (directly as root, through fusermount3 otherwise).
+func CheckFuse() error {
+	if err := unix.Access("/dev/fuse", unix.R_OK|unix.W_OK); err != nil {
+		return fmt.Errorf("cannot open /dev/fuse: %w (load the fuse module; unprivileged users need read-write access to /dev/fuse)", err)
+	}
+	return nil
+}
+
 // fusermount returns the fusermount3 program, found in PATH or in the
 // usual places (a mount helper may run with an empty PATH).
 func fusermount() string {
