@@ -33,23 +33,25 @@ func (n *node) createObject(ctx context.Context, name string, mode uint32, mk ma
 	if err := ov.upper.lstat(dirRel, &pst); err != nil {
 		return st, errnoOf(err)
 	}
-	exists, ust, err := ov.upper.exists(rel)
-	if err != nil {
-		return st, errnoOf(err)
-	}
-	if exists && !ov.isWhiteout(ov.upper, rel, &ust) {
-		return st, syscall.EEXIST
-	}
 	isDir := mode&unix.S_IFMT == unix.S_IFDIR
-	if !exists {
-		if err := mk(ov.upper.fd, rel); err != nil {
-			return st, errnoOf(err)
-		}
+	// Try in place first: the name is usually free in upper.
+	err := mk(ov.upper.fd, rel)
+	switch {
+	case err == nil:
 		if err := ov.finishNew(ctx, ov.upper.fd, rel, mode, &pst); err != nil {
 			removeAllAt(ov.upper.fd, rel)
 			return st, errnoOf(err)
 		}
-	} else {
+	case err != unix.EEXIST:
+		return st, errnoOf(err)
+	default:
+		var ust unix.Stat_t
+		if err := ov.upper.lstat(rel, &ust); err != nil {
+			return st, errnoOf(err)
+		}
+		if !ov.isWhiteout(ov.upper, rel, &ust) {
+			return st, syscall.EEXIST
+		}
 		tmp := ov.tempName()
 		if err := mk(ov.work.fd, tmp); err != nil {
 			return st, errnoOf(err)
@@ -96,18 +98,25 @@ type newIdentity struct {
 	chown    bool
 }
 
-func (ov *overlay) identityFor(ctx context.Context, mode uint32, parent *unix.Stat_t) newIdentity {
+// inPlace says the object was made in its parent, not in the work
+// directory: then it already has the server's uid and the group the
+// kernel gave it, and chown is skipped when those are the right ones.
+func (ov *overlay) identityFor(ctx context.Context, mode uint32, parent *unix.Stat_t, inPlace bool) newIdentity {
 	id := newIdentity{perm: mode & 0o7777}
 	sgidParent := parent.Mode&unix.S_ISGID != 0
 	if sgidParent && mode&unix.S_IFMT == unix.S_IFDIR {
 		id.perm |= unix.S_ISGID
 	}
 	if caller, ok := fuse.FromContext(ctx); ok && ov.privileged {
-		id.chown = true
 		id.uid, id.gid = int(caller.Uid), int(caller.Gid)
+		madeGid := ov.egid
 		if sgidParent {
 			id.gid = int(parent.Gid)
+			if inPlace {
+				madeGid = id.gid
+			}
 		}
+		id.chown = !inPlace || id.uid != ov.euid || id.gid != madeGid
 	}
 	return id
 }
@@ -118,7 +127,7 @@ func (ov *overlay) finishNew(ctx context.Context, dirfd int, path string, mode u
 	if mode == 0 {
 		return nil // a new name for an existing object (link)
 	}
-	id := ov.identityFor(ctx, mode, parent)
+	id := ov.identityFor(ctx, mode, parent, dirfd != ov.work.fd)
 	if id.chown {
 		if err := unix.Fchownat(dirfd, path, id.uid, id.gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return err

@@ -176,17 +176,36 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		n.fillAttr(&st, &out.Attr)
 		return 0
 	}
-	n.ov.mu.Lock()
-	defer n.ov.mu.Unlock()
-	if f == nil {
-		if errno := n.copyUpRenamed(); errno != 0 {
+	if sz, ok := in.GetSize(); ok && n.ov.hadLowerBacking(n.key()) {
+		// The kernel would keep reading the lower backing file: renew the
+		// node first (see passthrough.go). truncate(2) and open(O_TRUNC)
+		// retry on ESTALE; ftruncate needs a writable descriptor, which a
+		// lower-backed node never has.
+		n.ov.mu.Lock()
+		defer n.ov.mu.Unlock()
+		if errno := n.copyUpWith(sz != 0); errno != 0 {
 			return errno
 		}
+		return n.ov.renew(n.ino())
+	}
+	if n.isUpper() {
+		// Nothing to copy: changing the object's own attributes does not
+		// change the namespace, and an upper copy stays upper.
+		n.ov.mu.RLock()
+		defer n.ov.mu.RUnlock()
 	} else {
-		if errno := n.copyUp(); errno != 0 {
-			return errno
+		n.ov.mu.Lock()
+		defer n.ov.mu.Unlock()
+		if f == nil {
+			if errno := n.copyUpRenamed(); errno != 0 {
+				return errno
+			}
+		} else {
+			if errno := n.copyUp(); errno != 0 {
+				return errno
+			}
+			defer n.dropStaleEntry()
 		}
-		defer n.dropStaleEntry()
 	}
 	up := n.ov.upper
 	rel := at(n.rel())

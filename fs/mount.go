@@ -65,6 +65,8 @@ func newOverlay(cfg Config) (*overlay, error) {
 		cfg:         cfg,
 		xattrPrefix: "trusted.overlay.",
 		privileged:  os.Geteuid() == 0,
+		euid:        os.Geteuid(),
+		egid:        os.Getegid(),
 		log:         cfg.Logger,
 		entries:     make(map[nodeKey]*entry),
 		copiedUp:    make(map[devIno]uint64),
@@ -166,7 +168,9 @@ func (ov *overlay) mountOptions(rootIno uint64) *gofs.Options {
 			MaxWrite:    1 << 20,
 			// Let the kernel fall back to plain READDIR when nobody stats
 			// the entries (find, ls without -l): no lookup per entry then.
-			ExtraCapabilities: fuse.CAP_READDIRPLUS_AUTO,
+			// O_TRUNC arrives with OPEN instead of as a separate SETATTR: a
+			// copy-up for it can skip the data.
+			ExtraCapabilities: fuse.CAP_READDIRPLUS_AUTO | fuse.CAP_ATOMIC_O_TRUNC,
 		},
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,

@@ -36,7 +36,7 @@ func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 	if err != nil {
 		return nil, nil, 0, errnoOf(err)
 	}
-	id := ov.identityFor(ctx, unix.S_IFREG|mode, &pst)
+	id := ov.identityFor(ctx, unix.S_IFREG|mode, &pst, true)
 	if id.chown {
 		err = unix.Fchown(fd, id.uid, id.gid)
 	}
