@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -14,9 +15,10 @@ import (
 
 // Mounted is a live union mount served by this process.
 type Mounted struct {
-	server *fuse.Server
-	ov     *overlay
-	merged string
+	server    *fuse.Server
+	ov        *overlay
+	merged    string
+	closeOnce sync.Once
 }
 
 // Mount validates cfg (see Config.Validate), opens the layers, prepares the
@@ -44,10 +46,11 @@ func Mount(merged string, cfg Config) (*Mounted, error) {
 }
 
 // Wait blocks until the union is unmounted (by Unmount, umount(8) or
-// fusermount3 -u), then releases the layers.
+// fusermount3 -u), then releases the layers. It may be called from several
+// goroutines, and together with Unmount.
 func (m *Mounted) Wait() {
 	m.server.Wait()
-	m.ov.close()
+	m.closeOnce.Do(m.ov.close)
 }
 
 // Unmount detaches the union and waits until the server has stopped.
