@@ -156,7 +156,10 @@ func (ov *overlay) buildCopy(src *layer, rel string, st *unix.Stat_t, tmp string
 // and times of st. Owner first: chown clears set-id bits.
 func (ov *overlay) copyMetadata(dirfd int, path string, st *unix.Stat_t) error {
 	if ov.privileged {
-		if err := unix.Fchownat(dirfd, path, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		err := unix.Fchownat(dirfd, path, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW)
+		// In a user namespace, owners without a mapping cannot be given;
+		// the copy keeps the server's (mapped) owner, as fuse-overlayfs does.
+		if err != nil && (ov.initUserNS || err != unix.EINVAL && err != unix.EPERM) {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -78,7 +79,9 @@ func newOverlay(cfg Config) (*overlay, error) {
 		gens:        make(map[uint64]uint64),
 		lowerBacked: make(map[nodeKey]bool),
 	}
-	ov.passthrough = ov.privileged && !cfg.NoPassthrough
+	ov.initUserNS = inInitialUserNS()
+	// Passthrough needs CAP_SYS_ADMIN in the initial user namespace.
+	ov.passthrough = ov.privileged && ov.initUserNS && !cfg.NoPassthrough
 	if cfg.UserXattr {
 		ov.xattrPrefix = "user.overlay."
 	}
@@ -182,6 +185,17 @@ func (ov *overlay) mountOptions(rootIno uint64) *gofs.Options {
 		RootStableAttr:  &gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: rootIno},
 		Logger:          ov.log,
 	}
+}
+
+// inInitialUserNS reports whether this process runs in the initial user
+// namespace, where uid_map maps every id to itself.
+func inInitialUserNS() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b))
+	return len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295"
 }
 
 // close releases the layer descriptors.

@@ -21,6 +21,7 @@ type overlay struct {
 	xattrPrefix string // "trusted.overlay." or "user.overlay."
 	privileged  bool   // euid 0: owners of new objects can be set
 	euid, egid  int    // the server's identity, owner of what it creates
+	initUserNS  bool   // running in the initial user namespace
 	umask       uint32 // the process umask, undone explicitly on create
 	log         *log.Logger
 

@@ -13,8 +13,23 @@ import (
 // whiteout then costs a link, not a new inode.
 const sharedWhiteout = "#whiteout"
 
-// makeWhiteout creates a whiteout at path, relative to dirfd.
-func (ov *overlay) makeWhiteout(dirfd int, path string) error {
+// makeWhiteout creates a whiteout at path, relative to dirfd, that will
+// end up at dest in upper. Where character devices cannot be made, it makes
+// an xattr whiteout and marks dest's directory for readdir.
+func (ov *overlay) makeWhiteout(dirfd int, path, dest string) error {
+	err := ov.makeDeviceWhiteout(dirfd, path)
+	if err != unix.EPERM {
+		return err
+	}
+	if err := ov.markXwhiteouts(dir(dest)); err != nil {
+		return err
+	}
+	return ov.makeXattrWhiteout(dirfd, path)
+}
+
+// makeDeviceWhiteout creates a character device 0/0 at path, relative to
+// dirfd, as a hard link to the shared whiteout where it can.
+func (ov *overlay) makeDeviceWhiteout(dirfd int, path string) error {
 	err := unix.Linkat(ov.work.fd, sharedWhiteout, dirfd, path, 0)
 	if err == nil {
 		return nil
@@ -40,7 +55,7 @@ func (ov *overlay) makeWhiteout(dirfd int, path string) error {
 // the work directory.
 func (ov *overlay) replaceWithWhiteout(rel string, isDir bool) error {
 	tmp := ov.tempName()
-	if err := ov.makeWhiteout(ov.work.fd, tmp); err != nil {
+	if err := ov.makeWhiteout(ov.work.fd, tmp, rel); err != nil {
 		return err
 	}
 	if !isDir {
@@ -94,7 +109,7 @@ func (n *node) removeName(name string, f *found) syscall.Errno {
 		if inUpper {
 			err = ov.replaceWithWhiteout(rel, isDir)
 		} else {
-			err = ov.makeWhiteout(ov.upper.fd, rel)
+			err = ov.makeWhiteout(ov.upper.fd, rel, rel)
 		}
 	}
 	if err != nil {

@@ -187,5 +187,5 @@ func (ov *overlay) moveInUpper(srcRel, dstRel string, whiteout bool) error {
 	if err := unix.Renameat(ov.upper.fd, srcRel, ov.upper.fd, dstRel); err != nil {
 		return err
 	}
-	return ov.makeWhiteout(ov.upper.fd, srcRel)
+	return ov.makeWhiteout(ov.upper.fd, srcRel, srcRel)
 }

@@ -24,6 +24,11 @@ import (
 // Paths are compared absolute, with symlinks resolved. Merged inside (or
 // equal to) a lower is allowed: the layers are opened before the mount
 // covers them. Validate writes nothing but a short-lived probe file in work.
+//
+// Validate also completes the configuration in one respect: when trusted.*
+// attributes cannot be set on the upper filesystem (not root, or root in a
+// user namespace), it switches to user.overlay.* (UserXattr, the kernel's
+// -o userxattr) and says so through Logger.
 func (c *Config) Validate(merged string) error {
 	if len(c.Lowers) == 0 {
 		return errors.New("no lower layer given")
@@ -128,6 +133,15 @@ func (c *Config) probeXattr() error {
 	defer os.Remove(f.Name())
 	defer f.Close()
 	err = unix.Fsetxattr(int(f.Fd()), name, []byte("y"), 0)
+	if errors.Is(err, unix.EPERM) && !c.UserXattr {
+		if unix.Fsetxattr(int(f.Fd()), "user.overlay.probe", []byte("y"), 0) == nil {
+			c.UserXattr = true
+			if c.Logger != nil {
+				c.Logger.Printf("trusted.* extended attributes cannot be set on %s: using user.overlay.* (userxattr)", c.Upper)
+			}
+			return nil
+		}
+	}
 	switch {
 	case err == nil:
 		return nil

@@ -54,5 +54,28 @@ func (ov *overlay) hasXwhiteouts(l *layer, rel string) bool {
 	return err == nil && n == 1 && buf[0] == 'x'
 }
 
+// makeXattrWhiteout makes the kernel's alternative whiteout at path
+// (relative to dirfd), for where a character device 0/0 cannot be made: a
+// zero-size file with the overlay.whiteout attribute. Its directory must
+// then be marked as holding such whiteouts (overlay.opaque=x) for readdir;
+// see markXwhiteouts.
+func (ov *overlay) makeXattrWhiteout(dirfd int, path string) error {
+	fd, err := unix.Openat(dirfd, path, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Fsetxattr(fd, ov.xattrPrefix+xattrWhiteout, []byte("y"), 0)
+}
+
+// markXwhiteouts marks the upper directory rel as holding xattr whiteouts,
+// unless it is opaque already (then readdir ignores what is below anyway).
+func (ov *overlay) markXwhiteouts(rel string) error {
+	if ov.isOpaque(ov.upper, rel) || ov.hasXwhiteouts(ov.upper, rel) {
+		return nil
+	}
+	return ov.upper.setxattr(rel, ov.xattrPrefix+xattrOpaque, []byte("x"), 0)
+}
+
 // isDirStat reports whether st describes a directory.
 func isDirStat(st *unix.Stat_t) bool { return st.Mode&unix.S_IFMT == unix.S_IFDIR }

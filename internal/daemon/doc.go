@@ -13,7 +13,7 @@
 //	umount   unionfuse umount: Unmount detaches the union and WaitExit
 //	         waits, bounded, for exactly the PID recorded in the pid file.
 //
-// Pid files live in /run/unionfuse for root, else in
+// Pid files live in /run/unionfuse for root (not root of a user namespace), else in
 // $XDG_RUNTIME_DIR/unionfuse or $TMPDIR/unionfuse-UID, one per mountpoint,
 // named by a hash of the mountpoint's absolute, symlink-resolved path.
 // Processes are only ever found through these files, never by name.

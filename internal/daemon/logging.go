@@ -15,7 +15,7 @@ import (
 // socket (/dev/log) and no --log: /var/log/unionfuse.log for root, else
 // $XDG_STATE_HOME/unionfuse/unionfuse.log (~/.local/state/unionfuse/...).
 func DefaultLogFile() string {
-	if os.Geteuid() == 0 {
+	if systemRoot() {
 		return "/var/log/unionfuse.log"
 	}
 	state := os.Getenv("XDG_STATE_HOME")

@@ -13,9 +13,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// systemRoot reports whether this process may use the system's runtime and
+// log directories: root, and not merely root of a user namespace (which
+// cannot write to /run).
+func systemRoot() bool {
+	return os.Geteuid() == 0 && unix.Access("/run", unix.W_OK) == nil
+}
+
 // PidDir returns the directory holding the pid files of this user's mounts.
 func PidDir() string {
-	if os.Geteuid() == 0 {
+	if systemRoot() {
 		return "/run/unionfuse"
 	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {

@@ -1,0 +1,126 @@
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// nobody is the unprivileged identity the rootless tests run as.
+const nobody = 65534
+
+// openFuseDevice lets unprivileged users open /dev/fuse for the rest of the
+// test (fusermount3 opens it as the caller), and restores its mode after.
+func openFuseDevice(t *testing.T) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat("/dev/fuse", &st); err != nil {
+		t.Skipf("no /dev/fuse: %v", err)
+	}
+	if err := os.Chmod("/dev/fuse", 0o666); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod("/dev/fuse", os.FileMode(st.Mode&0o777)) })
+}
+
+// worldDir returns a fresh directory that nobody can enter (t.TempDir's
+// parents are private to root), removed when the test ends.
+func worldDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "unionfuse-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() {
+		checkNoMountsUnder(t, dir)
+		os.RemoveAll(dir)
+	})
+	return dir
+}
+
+// TestRootless mounts as an unprivileged user, through fusermount3 and as
+// root of a user namespace with a direct mount: userxattr is chosen by
+// itself, whiteouts are still character devices 0/0, and the caller owns
+// everything the mount writes.
+func TestRootless(t *testing.T) {
+	requireRoot(t)
+	for _, tool := range []string{"setpriv", "unshare", "fusermount3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (make deps installs it)", tool)
+		}
+	}
+	bin := unionfuseBinary(t)
+	openFuseDevice(t)
+	asNobody := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}
+	for _, mode := range []struct {
+		name string
+		argv []string
+	}{
+		{"fusermount3", asNobody},
+		{"userns", append(append([]string{}, asNobody...), "unshare", "-Urm")},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			dir := worldDir(t)
+			l := newLayout(t, dir, 1)
+			buildLayer(t, l.Lowers[0], []item{
+				{path: "f", kind: 'f', data: "hi\n"},
+				{path: "g", kind: 'f', data: "gone\n"},
+				{path: "d/x", kind: 'f', data: "x\n"},
+			})
+			filepath.Walk(dir, func(p string, _ os.FileInfo, _ error) error {
+				return os.Lchown(p, nobody, nobody)
+			})
+			before := mustSnapshot(t, l.Lowers[0], snapOpts{})
+			script := strings.Join([]string{
+				"set -e",
+				bin + " mount " + l.Lowers[0] + " " + l.Upper + " " + l.Work + " " + l.Merged,
+				"echo more >> " + l.Merged + "/f",
+				"rm " + l.Merged + "/g",
+				"rm -r " + l.Merged + "/d",
+				"mkdir " + l.Merged + "/d",
+				"ls " + l.Merged + " > " + dir + "/ls.txt",
+				bin + " umount " + l.Merged,
+			}, "\n")
+			cmd := exec.Command(mode.argv[0], append(mode.argv[1:], "sh", "-c", script)...)
+			cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir, "HOME="+dir)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				unix.Unmount(l.Merged, unix.MNT_DETACH)
+				t.Fatalf("as uid %d (%s): %v\n%s", nobody, mode.name, err, out)
+			}
+			if isMounted(l.Merged) {
+				t.Fatal("still mounted after umount")
+			}
+			if b, _ := os.ReadFile(dir + "/ls.txt"); string(b) != "d\nf\n" {
+				t.Errorf("merged listed %q, want d and f", b)
+			}
+			if b, _ := os.ReadFile(filepath.Join(l.Upper, "f")); string(b) != "hi\nmore\n" {
+				t.Errorf("upper/f = %q after the copy-up", b)
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(l.Upper, "g"), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFCHR || st.Rdev != 0 {
+				t.Errorf("upper/g is not a whiteout (char 0/0): %v mode %o", err, st.Mode)
+			}
+			for _, name := range []string{"f", "g", "d"} {
+				unix.Lstat(filepath.Join(l.Upper, name), &st)
+				if st.Uid != nobody || st.Gid != nobody {
+					t.Errorf("upper/%s is owned by %d:%d, want the caller %d:%d", name, st.Uid, st.Gid, nobody, nobody)
+				}
+			}
+			if v, err := getXattr(filepath.Join(l.Upper, "d"), "user.overlay.opaque"); err != nil || v != "y" {
+				t.Errorf("upper/d: user.overlay.opaque = %q, %v; want y (userxattr chosen by itself)", v, err)
+			}
+			if v, err := getXattr(filepath.Join(l.Upper, "d"), "trusted.overlay.opaque"); err == nil {
+				t.Errorf("upper/d has trusted.overlay.opaque=%q in userxattr mode", v)
+			}
+			if diff := diffTrees(before, mustSnapshot(t, l.Lowers[0], snapOpts{}), cmpOpts{strict: true}); len(diff) > 0 {
+				t.Errorf("lower changed: %v", diff)
+			}
+		})
+	}
+}
