@@ -1,0 +1,352 @@
+package cowcache
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/moby/go-archive"
+)
+
+// Compression is how a layer tarball is compressed.
+type Compression int
+
+// The compressions a layer tarball may have.
+const (
+	Uncompressed Compression = iota
+	Gzip
+	Zstd
+)
+
+// String returns "tar", "gzip" or "zstd".
+func (c Compression) String() string {
+	return [...]string{"tar", "gzip", "zstd"}[c]
+}
+
+// EntryError is the refusal of one archive entry.
+type EntryError struct {
+	Entry string // the entry's name as the archive gives it
+	Err   error
+}
+
+func (e *EntryError) Error() string { return fmt.Sprintf("entry %q: %v", e.Entry, e.Err) }
+
+func (e *EntryError) Unwrap() error { return e.Err }
+
+// Reasons an entry is refused (wrapped in an *EntryError).
+var (
+	ErrUnsafePath     = errors.New("path leaves the layer (absolute or ..)")
+	ErrDuplicate      = errors.New("duplicate entry")
+	ErrThroughSymlink = errors.New("written through a symbolic link of the archive")
+	ErrLinkTarget     = errors.New("hard link to a file not earlier in the archive")
+	ErrDevice         = errors.New("device node (only root may unpack devices)")
+	ErrEntryType      = errors.New("unsupported entry type")
+	ErrOverlayXattr   = errors.New("sets an overlay-private extended attribute")
+	ErrWhiteoutName   = errors.New("invalid whiteout name")
+)
+
+// whiteoutPrefix and opaqueName are the OCI (AUFS) whiteout markers.
+const (
+	whiteoutPrefix = ".wh."
+	opaqueName     = ".wh..wh..opq"
+)
+
+// hashReader hashes and counts what is read through it.
+type hashReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func newHashReader(r io.Reader) *hashReader { return &hashReader{r: r, h: sha256.New()} }
+
+func (h *hashReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.h.Write(p[:n])
+	h.n += int64(n)
+	return n, err
+}
+
+func (h *hashReader) digest() Digest { return Digest("sha256:" + hex.EncodeToString(h.h.Sum(nil))) }
+
+// decompress detects gzip and zstd by their magic numbers and returns the
+// uncompressed stream; anything else is read as a plain tarball.
+func decompress(r io.Reader) (io.ReadCloser, Compression, error) {
+	br := bufio.NewReader(r)
+	magic, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, Gzip, fmt.Errorf("gzip: %w", err)
+		}
+		return zr, Gzip, nil
+	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, Zstd, fmt.Errorf("zstd: %w", err)
+		}
+		return zr.IOReadCloser(), Zstd, nil
+	}
+	return io.NopCloser(br), Uncompressed, nil
+}
+
+// Unpacked describes a tarball that was applied to a directory.
+type Unpacked struct {
+	Digest      Digest      // of the bytes as given (compressed or not)
+	Size        int64       // how many bytes were given
+	DiffID      Digest      // of the uncompressed tarball
+	Compression Compression // as detected
+}
+
+// unpackOptions tune unpackLayer.
+type unpackOptions struct {
+	allowDevices bool // unpack device nodes (root only)
+	noChown      bool // leave files owned by the caller
+}
+
+// unpackLayer applies the layer tarball r (plain, gzip or zstd) to the
+// empty directory dir, converting OCI whiteouts to kernel overlay
+// whiteouts. It refuses, with an *EntryError, every entry that could write
+// outside dir or that the layer format does not allow, and reads the input
+// to its end so that compression checksums are verified.
+func unpackLayer(dir string, r io.Reader, opts unpackOptions) (Unpacked, error) {
+	raw := newHashReader(r)
+	dr, comp, err := decompress(raw)
+	if err != nil {
+		return Unpacked{}, err
+	}
+	defer dr.Close()
+	plain := newHashReader(dr)
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := archive.Unpack(pr, dir, &archive.TarOptions{
+			WhiteoutFormat: archive.OverlayWhiteoutFormat,
+			NoLchown:       opts.noChown,
+		})
+		pr.CloseWithError(err)
+		done <- err
+	}()
+	ferr := filterTar(plain, pw, opts)
+	if ferr == nil {
+		// The tar end may come before the end of the stream: read the rest
+		// so that gzip's CRC and length (and the DiffID) cover everything.
+		_, ferr = io.Copy(io.Discard, plain)
+		if ferr != nil {
+			ferr = fmt.Errorf("%s after the end of the tarball: %w", comp, ferr)
+		}
+	}
+	pw.CloseWithError(ferr)
+	uerr := <-done
+	if ferr != nil {
+		return Unpacked{}, ferr
+	}
+	if uerr != nil {
+		return Unpacked{}, fmt.Errorf("unpack: %w", uerr)
+	}
+	if _, err := io.Copy(io.Discard, raw); err != nil {
+		return Unpacked{}, fmt.Errorf("read layer: %w", err)
+	}
+	return Unpacked{Digest: raw.digest(), Size: raw.n, DiffID: plain.digest(), Compression: comp}, nil
+}
+
+// filterTar copies the tarball r to w entry by entry and returns an
+// *EntryError for the first entry that is not safe to unpack:
+//
+//   - names that are absolute or contain "..";
+//   - the same name twice (also a file and its whiteout);
+//   - entries below a symbolic link the archive made earlier (they would be
+//     written through it, possibly outside the layer);
+//   - hard links whose target is not a non-directory earlier in the archive;
+//   - device nodes unless opts.allowDevices; entry types other than files,
+//     directories, links, devices and fifos;
+//   - overlay-private xattrs (trusted.overlay.*, user.overlay.*), which
+//     would change what the layer means to the overlay;
+//   - AUFS metadata (.wh..wh.*) other than the opaque marker.
+func filterTar(r io.Reader, w io.Writer, opts unpackOptions) error {
+	tail := &tailReader{r: r}
+	tr := tar.NewReader(tail)
+	tw := tar.NewWriter(w)
+	seen := map[string]byte{} // cleaned name -> typeflag
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			if !tail.endMarker() {
+				return fmt.Errorf("read tarball: %w (no end-of-archive marker)", io.ErrUnexpectedEOF)
+			}
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read tarball: %w", err)
+		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			continue
+		}
+		name, err := checkEntry(hdr, seen, opts)
+		if err != nil {
+			return &EntryError{Entry: hdr.Name, Err: err}
+		}
+		if name == "" {
+			continue // the root itself
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return &EntryError{Entry: hdr.Name, Err: err}
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			if _, err := io.Copy(tw, tr); err != nil {
+				return &EntryError{Entry: hdr.Name, Err: fmt.Errorf("read data: %w", err)}
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("unpack: %w", err)
+	}
+	return nil
+}
+
+// checkEntry validates one header, normalises its name in place and
+// records it in seen. It returns the cleaned name ("" for the root).
+func checkEntry(hdr *tar.Header, seen map[string]byte, opts unpackOptions) (string, error) {
+	name, err := cleanName(hdr.Name)
+	if err != nil || name == "" {
+		return "", err
+	}
+	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+		if seen[dir] == tar.TypeSymlink {
+			return "", fmt.Errorf("%w %q", ErrThroughSymlink, dir)
+		}
+	}
+	for _, part := range strings.Split(path.Dir(name), "/") {
+		if strings.HasPrefix(part, whiteoutPrefix) {
+			return "", fmt.Errorf("%w: in a directory name", ErrWhiteoutName)
+		}
+	}
+	base := path.Base(name)
+	key := name
+	switch {
+	case base == opaqueName:
+	case strings.HasPrefix(base, whiteoutPrefix+whiteoutPrefix):
+		return "", fmt.Errorf("%w: AUFS metadata", ErrWhiteoutName)
+	case strings.HasPrefix(base, whiteoutPrefix):
+		target := strings.TrimPrefix(base, whiteoutPrefix)
+		if target == "" || target == "." || target == ".." || hdr.Typeflag != tar.TypeReg || hdr.Size != 0 {
+			return "", ErrWhiteoutName
+		}
+		key = path.Join(path.Dir(name), target) // a whiteout and its name collide
+	}
+	if _, dup := seen[key]; dup {
+		return "", ErrDuplicate
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeFifo:
+	case tar.TypeChar, tar.TypeBlock:
+		if !opts.allowDevices {
+			return "", ErrDevice
+		}
+	case tar.TypeLink:
+		target, err := cleanName(hdr.Linkname)
+		if err != nil {
+			return "", fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
+		}
+		if t, ok := seen[target]; !ok || t == tar.TypeDir || strings.HasPrefix(path.Base(target), whiteoutPrefix) {
+			return "", fmt.Errorf("%w: %q", ErrLinkTarget, hdr.Linkname)
+		}
+		hdr.Linkname = target
+	default:
+		return "", fmt.Errorf("%w %q", ErrEntryType, hdr.Typeflag)
+	}
+	for k := range hdr.PAXRecords {
+		x, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+		if ok && (strings.HasPrefix(x, "trusted.overlay.") || strings.HasPrefix(x, "user.overlay.")) {
+			return "", fmt.Errorf("%w %q", ErrOverlayXattr, x)
+		}
+	}
+	for x := range hdr.Xattrs { //nolint:staticcheck // old-style xattrs are still read
+		if strings.HasPrefix(x, "trusted.overlay.") || strings.HasPrefix(x, "user.overlay.") {
+			return "", fmt.Errorf("%w %q", ErrOverlayXattr, x)
+		}
+	}
+	seen[key] = hdr.Typeflag
+	hdr.Name = name
+	if hdr.Typeflag == tar.TypeDir {
+		hdr.Name += "/"
+	}
+	return name, nil
+}
+
+// tailReader remembers the last two tar blocks read through it, to tell a
+// tarball that ends with its end-of-archive marker (two zero blocks) from
+// one that was cut at a block boundary, which archive/tar accepts.
+type tailReader struct {
+	r    io.Reader
+	tail [2 * 512]byte
+	n    int64
+}
+
+func (t *tailReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	b := p[:n]
+	if len(b) >= len(t.tail) {
+		copy(t.tail[:], b[len(b)-len(t.tail):])
+	} else {
+		copy(t.tail[:], t.tail[len(b):])
+		copy(t.tail[len(t.tail)-len(b):], b)
+	}
+	t.n += int64(n)
+	return n, err
+}
+
+// endMarker reports whether the stream read so far ends with two zero blocks.
+func (t *tailReader) endMarker() bool {
+	return t.n >= int64(len(t.tail)) && bytes.Count(t.tail[:], []byte{0}) == len(t.tail)
+}
+
+// cleanName returns the entry name relative to the layer root ("" for the
+// root itself), or ErrUnsafePath.
+func cleanName(name string) (string, error) {
+	if strings.HasPrefix(name, "/") || strings.ContainsRune(name, 0) {
+		return "", ErrUnsafePath
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return "", ErrUnsafePath
+		}
+	}
+	c := path.Clean(name)
+	if c == "." {
+		return "", nil
+	}
+	return c, nil
+}
+
+// packLayer writes the directory dir (kernel overlay format) to w as an
+// uncompressed OCI layer tarball: whiteouts become .wh.NAME files and
+// opaque directories get a .wh..wh..opq entry. The output depends only on
+// the directory's content, names, modes, owners, modification times and
+// xattrs, so packing the same layer twice gives the same DiffID.
+func packLayer(dir string, w io.Writer) error {
+	rc, err := archive.TarWithOptions(dir, &archive.TarOptions{WhiteoutFormat: archive.OverlayWhiteoutFormat})
+	if err != nil {
+		return fmt.Errorf("pack %s: %w", dir, err)
+	}
+	defer rc.Close()
+	if _, err := io.Copy(w, rc); err != nil {
+		return fmt.Errorf("pack %s: %w", dir, err)
+	}
+	return nil
+}
+
+// canMknod reports whether this process may create device nodes.
+func canMknod() bool { return os.Geteuid() == 0 }

@@ -1,0 +1,144 @@
+package cowcache
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestHostileArchivesAreRefused(t *testing.T) {
+	cases := []struct {
+		name    string
+		tarball []byte
+		entry   string
+		want    error
+	}{
+		{"dotdot", tarOf(t, file("../evil", "x")), "../evil", ErrUnsafePath},
+		{"dotdot inside", tarOf(t, dir("a"), file("a/../../evil", "x")), "a/../../evil", ErrUnsafePath},
+		{"absolute", tarOf(t, file("/etc/evil", "x")), "/etc/evil", ErrUnsafePath},
+		{"duplicate", tarOf(t, file("a", "1"), file("./a", "2")), "./a", ErrDuplicate},
+		{"whiteout of an entry", tarOf(t, file("a", "1"), file(".wh.a", "")), ".wh.a", ErrDuplicate},
+		{"through symlink", tarOf(t, symlink("etc", "/etc"), file("etc/evil", "x")), "etc/evil", ErrThroughSymlink},
+		{"through relative symlink", tarOf(t, symlink("up", ".."), file("up/evil", "x")), "up/evil", ErrThroughSymlink},
+		{"hardlink outside", tarOf(t, hardlink("passwd", "/etc/passwd")), "passwd", ErrUnsafePath},
+		{"hardlink up", tarOf(t, hardlink("passwd", "../../etc/passwd")), "passwd", ErrUnsafePath},
+		{"hardlink to unknown", tarOf(t, hardlink("a", "b")), "a", ErrLinkTarget},
+		{"hardlink via symlink", tarOf(t, symlink("s", "/etc"), hardlink("a", "s/passwd")), "a", ErrLinkTarget},
+		{"overlay xattr", tarOf(t, entry{name: "d", typ: tar.TypeDir, mode: 0o755,
+			pax: map[string]string{"SCHILY.xattr.trusted.overlay.redirect": "/etc"}}), "d", ErrOverlayXattr},
+		{"aufs metadata", tarOf(t, file(".wh..wh.plnk/1", "")), ".wh..wh.plnk/1", ErrWhiteoutName},
+		{"whiteout dir", tarOf(t, dir(".wh.x")), ".wh.x", ErrWhiteoutName},
+	}
+	if os.Geteuid() != 0 {
+		cases = append(cases, struct {
+			name    string
+			tarball []byte
+			entry   string
+			want    error
+		}{"device", tarOf(t, entry{name: "null", typ: tar.TypeChar, mode: 0o666}), "null", ErrDevice})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newStore(t)
+			before := treeOf(t, s.Root())
+			_, err := s.Import(bytes.NewReader(c.tarball), "evil:1", "test")
+			var ee *EntryError
+			if !errors.As(err, &ee) || !errors.Is(err, c.want) {
+				t.Fatalf("import: got %v, want an entry error %v", err, c.want)
+			}
+			if ee.Entry != c.entry {
+				t.Errorf("error names entry %q, want %q", ee.Entry, c.entry)
+			}
+			if !strings.Contains(err.Error(), c.entry) {
+				t.Errorf("message %q does not name the entry", err)
+			}
+			if after := treeOf(t, s.Root()); !reflect.DeepEqual(before, after) {
+				t.Errorf("store changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+}
+
+func TestCorruptCompressionIsRefused(t *testing.T) {
+	good := gzipOf(tarOf(t, file("a", strings.Repeat("data", 1000))))
+	truncated := good[:len(good)/2]
+	badCRC := append([]byte(nil), good...)
+	badCRC[len(badCRC)-6] ^= 0xff // CRC32 in the trailer
+	for name, b := range map[string][]byte{"truncated": truncated, "bad crc": badCRC, "truncated tar": tarOf(t, file("a", "xyz"))[:600]} {
+		t.Run(name, func(t *testing.T) {
+			s := newStore(t)
+			before := treeOf(t, s.Root())
+			if _, err := s.Import(bytes.NewReader(b), "x", "test"); err == nil {
+				t.Fatal("import succeeded")
+			} else {
+				t.Log(err)
+			}
+			if after := treeOf(t, s.Root()); !reflect.DeepEqual(before, after) {
+				t.Errorf("store changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+}
+
+func TestWhiteoutConversionBothWays(t *testing.T) {
+	requireRoot(t)
+	in := tarOf(t, dir("d"), file("d/.wh..wh..opq", ""), file("d/keep", "k"), file(".wh.gone", ""), file("plain", "p"))
+	dst := t.TempDir()
+	u, err := unpackLayer(dst, bytes.NewReader(gzipOf(in)), unpackOptions{allowDevices: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Compression != Gzip || u.DiffID != FromBytes(in) {
+		t.Errorf("unpacked %+v, want gzip with DiffID %s", u, FromBytes(in))
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(dst, "gone"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+		t.Errorf("gone: want a char 0/0 whiteout, got mode %o rdev %d err %v", st.Mode, st.Rdev, err)
+	}
+	buf := make([]byte, 8)
+	n, err := unix.Lgetxattr(filepath.Join(dst, "d"), "trusted.overlay.opaque", buf)
+	if err != nil || string(buf[:n]) != "y" {
+		t.Errorf("d: want trusted.overlay.opaque=y, got %q %v", buf[:n], err)
+	}
+	for _, n := range []string{".wh.gone", "d/.wh..wh..opq"} {
+		if _, err := os.Lstat(filepath.Join(dst, n)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s exists on disk", n)
+		}
+	}
+	// And back: the tarball of the directory has the OCI markers again.
+	var out bytes.Buffer
+	if err := packLayer(dst, &out); err != nil {
+		t.Fatal(err)
+	}
+	first := FromBytes(out.Bytes())
+	got := map[string]bool{}
+	tr := tar.NewReader(&out)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[strings.TrimSuffix(h.Name, "/")] = true
+	}
+	for _, n := range []string{".wh.gone", "d/.wh..wh..opq", "d/keep", "plain"} {
+		if !got[n] {
+			t.Errorf("packed tarball lacks %s: %v", n, got)
+		}
+	}
+	var again bytes.Buffer
+	packLayer(dst, &again)
+	if first != FromBytes(again.Bytes()) {
+		t.Error("packing the same directory twice gave different DiffIDs")
+	}
+}

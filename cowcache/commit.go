@@ -1,0 +1,200 @@
+package cowcache
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// NewImage is an image to add: its config and manifest exactly as they will
+// be stored (their digests are the image's id and manifest digest), and
+// its layers bottom first. Layers[i] is nil when layer i is committed
+// already; otherwise it is a pending layer whose tarball (ApplyTar) is the
+// manifest's layer i.
+type NewImage struct {
+	RawConfig   []byte
+	RawManifest []byte
+	Layers      []*Pending
+	Names       []string // REPOSITORY:TAG, normalized
+}
+
+// AddImage commits the pending layers of img and adds the image, all under
+// one exclusive lock: readers see the whole image or nothing. The config's
+// rootfs.diff_ids must be those of the layers. Pending layers are aborted
+// on error and dropped (committed or not) on success.
+func (s *Store) AddImage(img NewImage) (Image, error) {
+	for _, p := range img.Layers {
+		if p != nil {
+			defer p.Abort()
+		}
+	}
+	var cfg v1.ConfigFile
+	if err := json.Unmarshal(img.RawConfig, &cfg); err != nil {
+		return Image{}, fmt.Errorf("add image: config: %w", err)
+	}
+	var m v1.Manifest
+	if err := json.Unmarshal(img.RawManifest, &m); err != nil {
+		return Image{}, fmt.Errorf("add image: manifest: %w", err)
+	}
+	id := FromBytes(img.RawConfig)
+	if m.Config.Digest.String() != string(id) {
+		return Image{}, fmt.Errorf("add image: manifest names config %s, the config's digest is %s", m.Config.Digest, id)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(img.Layers) || len(m.Layers) != len(img.Layers) {
+		return Image{}, fmt.Errorf("add image %s: config has %d layers, manifest %d, given %d",
+			id.Short(), len(cfg.RootFS.DiffIDs), len(m.Layers), len(img.Layers))
+	}
+	var parent Digest
+	for i, p := range img.Layers {
+		want := Digest(cfg.RootFS.DiffIDs[i].String())
+		if p == nil {
+			parent = ChainID(parent, want)
+			continue
+		}
+		if p.unpacked == nil || p.unpacked.DiffID != want {
+			return Image{}, fmt.Errorf("add image %s: layer %d: DiffID does not match the config's %s", id.Short(), i, want)
+		}
+		if p.unpacked.Digest != Digest(m.Layers[i].Digest.String()) {
+			return Image{}, fmt.Errorf("add image %s: layer %d: digest %s does not match the manifest's %s",
+				id.Short(), i, p.unpacked.Digest, m.Layers[i].Digest)
+		}
+		if p.parent != parent {
+			return Image{}, fmt.Errorf("add image %s: layer %d prepared on the wrong parent", id.Short(), i)
+		}
+		if err := p.finish(); err != nil {
+			return Image{}, err
+		}
+		parent = p.ID()
+	}
+	release, err := s.wlock()
+	if err != nil {
+		return Image{}, err
+	}
+	defer release()
+	for i, p := range img.Layers {
+		if p == nil {
+			chain := ChainIDs(diffIDsOf(&cfg)[:i+1])
+			if _, err := s.Layer(chain[i]); err != nil {
+				return Image{}, fmt.Errorf("add image %s: layer %d: %w", id.Short(), i, err)
+			}
+			if err := s.haveBlob(m.Layers[i]); err != nil {
+				return Image{}, fmt.Errorf("add image %s: layer %d: %w", id.Short(), i, err)
+			}
+			continue
+		}
+		if _, err := p.commitLocked(cfg.Created.Time); err != nil {
+			return Image{}, err
+		}
+	}
+	if _, err := s.putBlob(img.RawConfig); err != nil {
+		return Image{}, err
+	}
+	md, err := s.putBlob(img.RawManifest)
+	if err != nil {
+		return Image{}, err
+	}
+	idx, err := s.readIndex()
+	if err != nil {
+		return Image{}, err
+	}
+	model := indexModel(idx)
+	mediaType := m.MediaType
+	if mediaType == "" {
+		mediaType = types.OCIManifestSchema1
+	}
+	hash, _ := v1.NewHash(string(md))
+	model.add(v1.Descriptor{MediaType: mediaType, Size: int64(len(img.RawManifest)), Digest: hash})
+	for _, n := range img.Names {
+		model.setName(md, n)
+	}
+	if err := s.writeIndex(model.index()); err != nil {
+		return Image{}, err
+	}
+	return s.loadImageNamed(md)
+}
+
+// haveBlob checks that the layer blob desc is stored.
+func (s *Store) haveBlob(desc v1.Descriptor) error {
+	rc, err := s.OpenBlob(Digest(desc.Digest.String()))
+	if err != nil {
+		return err
+	}
+	return rc.Close()
+}
+
+// loadImageNamed loads the image of manifest md with its names.
+func (s *Store) loadImageNamed(md Digest) (Image, error) {
+	images, err := s.images()
+	if err != nil {
+		return Image{}, err
+	}
+	for _, img := range images {
+		if img.Manifest == md {
+			return img, nil
+		}
+	}
+	return Image{}, fmt.Errorf("image with manifest %s: %w", md.Short(), ErrNotFound)
+}
+
+func diffIDsOf(cfg *v1.ConfigFile) []Digest {
+	out := make([]Digest, len(cfg.RootFS.DiffIDs))
+	for i, d := range cfg.RootFS.DiffIDs {
+		out[i] = Digest(d.String())
+	}
+	return out
+}
+
+// Import makes a one-layer image from a root filesystem tarball (plain,
+// gzip or zstd), as docker import does, and names it name (normalized;
+// empty for none). source is what the history's comment says it was
+// imported from.
+func (s *Store) Import(r io.Reader, name, source string) (Image, error) {
+	var names []string
+	if name != "" {
+		n, err := NormalizeName(name)
+		if err != nil {
+			return Image{}, err
+		}
+		names = append(names, n)
+	}
+	p, err := s.Prepare("")
+	if err != nil {
+		return Image{}, err
+	}
+	defer p.Abort()
+	u, err := p.ApplyTar(r)
+	if err != nil {
+		return Image{}, fmt.Errorf("import %s: %w", source, err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	diffHash, _ := v1.NewHash(string(u.DiffID))
+	cfg := v1.ConfigFile{
+		Architecture: runtime.GOARCH,
+		OS:           "linux",
+		Created:      v1.Time{Time: now},
+		RootFS:       v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffHash}},
+		History:      []v1.History{{Created: v1.Time{Time: now}, Comment: "Imported from " + source}},
+	}
+	rawCfg, err := json.Marshal(cfg)
+	if err != nil {
+		return Image{}, fmt.Errorf("import: %w", err)
+	}
+	cfgHash, _ := v1.NewHash(string(FromBytes(rawCfg)))
+	layerHash, _ := v1.NewHash(string(u.Digest))
+	m := v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     types.OCIManifestSchema1,
+		Config:        v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(rawCfg)), Digest: cfgHash},
+		Layers:        []v1.Descriptor{{MediaType: layerMediaType(u.Compression), Size: u.Size, Digest: layerHash}},
+	}
+	rawManifest, err := json.Marshal(m)
+	if err != nil {
+		return Image{}, fmt.Errorf("import: %w", err)
+	}
+	return s.AddImage(NewImage{RawConfig: rawCfg, RawManifest: rawManifest, Layers: []*Pending{p}, Names: names})
+}

@@ -1,0 +1,232 @@
+package cowcache
+
+import (
+	"fmt"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Removed reports what RemoveImage or Prune did, in docker's words.
+type Removed struct {
+	Untagged []string // names taken off
+	Images   []Digest // images deleted
+	Layers   []Digest // layers deleted (ChainIDs)
+	// Reclaimed is the bytes of the deleted layers.
+	Reclaimed int64
+}
+
+// RemoveImage removes the name ref from its image or, when ref is the
+// image's only name or its id, the image itself, and then every layer that
+// no other image or container uses. An image with several names is only
+// removed by id with force; an image a container uses is never removed.
+func (s *Store) RemoveImage(ref string, force bool) (Removed, error) {
+	release, err := s.wlock()
+	if err != nil {
+		return Removed{}, err
+	}
+	defer release()
+	img, err := s.resolve(ref)
+	if err != nil {
+		return Removed{}, err
+	}
+	byName := false
+	if name, err := NormalizeName(ref); err == nil {
+		for _, n := range img.Names {
+			byName = byName || n == name
+		}
+	}
+	idx, err := s.readIndex()
+	if err != nil {
+		return Removed{}, err
+	}
+	m := indexModel(idx)
+	var r Removed
+	if byName && len(img.Names) > 1 {
+		name, _ := NormalizeName(ref)
+		m.names[img.Manifest] = without(m.names[img.Manifest], name)
+		r.Untagged = []string{name}
+		return r, s.writeIndex(m.index())
+	}
+	if !byName && len(img.Names) > 1 && !force {
+		return Removed{}, fmt.Errorf("image %s has %d names (%v): remove them by name, or by id with force", img.ID.Short(), len(img.Names), img.Names)
+	}
+	containers, err := s.containers()
+	if err != nil {
+		return Removed{}, err
+	}
+	for _, c := range containers {
+		if c.Image == img.ID {
+			return Removed{}, fmt.Errorf("image %s is used by container %s", img.ID.Short(), c.ID)
+		}
+	}
+	for _, md := range append([]Digest(nil), m.order...) {
+		if s.sameConfig(md, img.ID) {
+			r.Untagged = append(r.Untagged, m.names[md]...)
+			m.remove(md)
+		}
+	}
+	if err := s.writeIndex(m.index()); err != nil {
+		return Removed{}, err
+	}
+	r.Images = []Digest{img.ID}
+	return r, s.collect(&r)
+}
+
+// sameConfig reports whether manifest md has the config id.
+func (s *Store) sameConfig(md, id Digest) bool {
+	mf, err := s.manifest(md)
+	return err == nil && Digest(mf.Config.Digest.String()) == id
+}
+
+// collect removes every layer no image or container uses and every blob no
+// image refers to, adding what it removed to r. The caller holds the lock
+// exclusive.
+func (s *Store) collect(r *Removed) error {
+	images, err := s.images()
+	if err != nil {
+		return err
+	}
+	containers, err := s.containers()
+	if err != nil {
+		return err
+	}
+	used := map[Digest]bool{}
+	imageLayers := map[Digest][]Digest{}
+	for _, img := range images {
+		imageLayers[img.ID] = img.Layers
+		for _, l := range img.Layers {
+			used[l] = true
+		}
+	}
+	for _, c := range containers {
+		for _, l := range imageLayers[c.Image] {
+			used[l] = true
+		}
+	}
+	layers, err := s.layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		if used[l.ID] {
+			continue
+		}
+		if err := s.removeLayer(l.ID); err != nil {
+			return err
+		}
+		r.Layers = append(r.Layers, l.ID)
+		r.Reclaimed += l.Size
+	}
+	return s.collectBlobs()
+}
+
+// Prune removes dangling images (images without a name that no container
+// uses), then every layer and blob nobody uses, and the debris of
+// interrupted operations.
+func (s *Store) Prune() (Removed, error) {
+	release, err := s.wlock()
+	if err != nil {
+		return Removed{}, err
+	}
+	defer release()
+	idx, err := s.readIndex()
+	if err != nil {
+		return Removed{}, err
+	}
+	containers, err := s.containers()
+	if err != nil {
+		return Removed{}, err
+	}
+	busy := map[Digest]bool{}
+	for _, c := range containers {
+		busy[c.Image] = true
+	}
+	m := indexModel(idx)
+	var r Removed
+	for _, md := range append([]Digest(nil), m.order...) {
+		if len(m.names[md]) > 0 {
+			continue
+		}
+		mf, err := s.manifest(md)
+		if err != nil {
+			return Removed{}, err
+		}
+		id := Digest(mf.Config.Digest.String())
+		if busy[id] {
+			continue
+		}
+		m.remove(md)
+		r.Images = append(r.Images, id)
+	}
+	if err := s.writeIndex(m.index()); err != nil {
+		return Removed{}, err
+	}
+	return r, s.collect(&r)
+}
+
+// HistoryEntry is one row of an image's history (unionfuse history).
+type HistoryEntry struct {
+	// ID is the image whose top this step is, when there is one in the
+	// store ("" prints as <missing>).
+	ID         Digest
+	Created    time.Time
+	CreatedBy  string
+	Comment    string
+	Size       int64
+	EmptyLayer bool
+}
+
+// History returns the steps that made img, newest first. Steps that made
+// a layer carry the layer's size; the top step carries img's id, and a
+// step where another stored image ends (a parent image) carries that id.
+func (s *Store) History(img Image) ([]HistoryEntry, error) {
+	release, err := s.rlock()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	images, err := s.images()
+	if err != nil {
+		return nil, err
+	}
+	hist := img.Config.History
+	if len(hist) == 0 {
+		for range img.Layers {
+			hist = append(hist, historyOfLayer(img))
+		}
+	}
+	var out []HistoryEntry
+	layer := 0
+	for i, h := range hist {
+		e := HistoryEntry{Created: h.Created.Time, CreatedBy: h.CreatedBy, Comment: h.Comment, EmptyLayer: h.EmptyLayer}
+		if !h.EmptyLayer && layer < len(img.Layers) {
+			l, err := s.Layer(img.Layers[layer])
+			if err != nil {
+				return nil, err
+			}
+			e.Size = l.Size
+			layer++
+		}
+		for _, o := range images {
+			if o.ID != img.ID && len(o.Config.History) == i+1 && len(o.Layers) == layer &&
+				(layer == 0 || o.Layers[layer-1] == img.Layers[layer-1]) {
+				e.ID = o.ID
+			}
+		}
+		out = append(out, e)
+	}
+	if len(out) > 0 {
+		out[len(out)-1].ID = img.ID
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// historyOfLayer is the step shown for a layer of an image whose config
+// has no history.
+func historyOfLayer(img Image) v1.History {
+	return v1.History{Created: img.Config.Created}
+}

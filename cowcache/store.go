@@ -1,0 +1,276 @@
+package cowcache
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// RootEnv names the environment variable that overrides the default root.
+const RootEnv = "UNIONFUSE_ROOT"
+
+// DefaultRoot returns the store's root when none is given: $UNIONFUSE_ROOT
+// if set; else /var/lib/unionfuse for root; else $XDG_DATA_HOME/unionfuse,
+// or ~/.local/share/unionfuse when XDG_DATA_HOME is unset.
+func DefaultRoot() string {
+	if r := os.Getenv(RootEnv); r != "" {
+		return r
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/unionfuse"
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "unionfuse")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		home = os.TempDir()
+	}
+	return filepath.Join(home, ".local", "share", "unionfuse")
+}
+
+// Store is a layer store rooted at one directory (see the package doc for
+// the layout). It is a specification first; the methods follow it.
+//
+// # Layers
+//
+// A layer moves through these states; nothing else is ever observable:
+//
+//		           Prepare(parent)                 Commit()
+//		(absent) ------------------> pending --------------------> committed
+//		                              |   \  crash / Ctrl-C           |
+//		                       Abort()|    `----> debris ----.        | RemoveImage, Prune
+//		                              v            Cleanup() |        | (no image or container
+//		                          (absent) <-----------------'        v  uses it any more)
+//		                                                          (absent)
+//
+//	  - Prepare(parent) makes a pending layer: a fresh directory under tmp/
+//	    with diff/ and work/, owned by this process through a lock file.
+//	    parent is the ChainID of the layer below ("" for a bottom layer) and
+//	    must be committed. The caller fills Pending.Dir(), either with
+//	    Pending.ApplyTar (an image layer tarball; OCI whiteouts become kernel
+//	    whiteouts) or by writing into it directly (a build step's upper).
+//	  - Commit gives the layer its identity: its DiffID (the digest of the
+//	    tarball it came from, or of the canonical tarball of the directory)
+//	    and ChainID. Everything is fsynced, the directory is renamed to
+//	    layers/<ChainID>, its short link is made and the committed marker is
+//	    written last. If that layer is already committed, the pending one is
+//	    dropped and the existing one returned: a layer is stored once.
+//	  - A committed layer is read-only and never changes again. It stays as
+//	    long as an image or container refers to it.
+//	  - Abort drops a pending layer. A process that dies leaves debris (a
+//	    tmp/ entry whose lock nobody holds, or a layer directory without its
+//	    committed marker); Cleanup, which every writing command runs first,
+//	    removes it. Debris is never used.
+//
+// # Images
+//
+// An image is an OCI manifest + config in images/, naming its layers by
+// DiffID (config rootfs.diff_ids, bottom first); its id is the config's
+// digest. An image is added only after all its layers are committed, by one
+// atomic rewrite of images/index.json, so a reader sees all of it or none.
+// Names (REPOSITORY:TAG) are unique: giving a name to an image takes it
+// from any other image, which stays as a dangling image (<none>:<none>)
+// until it is removed or pruned.
+//
+// # Locking
+//
+// Methods that read take the store's lock shared; methods that change the
+// store take it exclusive for the change. Filling a pending layer holds only
+// the pending layer's own lock, so a long import does not block readers.
+type Store struct {
+	root string
+	lock *os.File
+	// held is the lock mode this Store holds: 0, unix.LOCK_SH, unix.LOCK_EX.
+	held int
+}
+
+// Subdirectories of the root.
+const (
+	layersDir     = "layers"
+	linksDir      = "l"
+	imagesDir     = "images"
+	containersDir = "containers"
+	cacheDir      = "cache"
+	tmpDir        = "tmp"
+	lockName      = "lock"
+	committedName = "committed"
+)
+
+// Open opens the store at root, creating its layout if needed, and removes
+// what interrupted operations left when no other process is using the
+// store. An empty root means DefaultRoot().
+func Open(root string) (*Store, error) {
+	if root == "" {
+		root = DefaultRoot()
+	}
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	for _, d := range []string{"", layersDir, linksDir, imagesDir, containersDir, cacheDir, tmpDir} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", root, err)
+		}
+	}
+	lf, err := os.OpenFile(filepath.Join(root, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", root, err)
+	}
+	s := &Store{root: root, lock: lf}
+	if err := s.initImages(); err != nil {
+		lf.Close()
+		return nil, err
+	}
+	// Best effort: clean debris now if nobody else is in the store.
+	if flock(lf, unix.LOCK_EX|unix.LOCK_NB) == nil {
+		s.held = unix.LOCK_EX
+		err := s.cleanup()
+		s.unlock()
+		if err != nil {
+			lf.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Close releases the store's lock file.
+func (s *Store) Close() error {
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close()
+	s.lock = nil
+	return err
+}
+
+// Root returns the store's root directory (absolute).
+func (s *Store) Root() string { return s.root }
+
+// path joins elements below the root.
+func (s *Store) path(elem ...string) string {
+	return filepath.Join(append([]string{s.root}, elem...)...)
+}
+
+// rlock takes the store's lock shared and returns its release.
+func (s *Store) rlock() (func(), error) { return s.take(unix.LOCK_SH) }
+
+// wlock takes the store's lock exclusive, removes debris, and returns the
+// lock's release.
+func (s *Store) wlock() (func(), error) {
+	release, err := s.take(unix.LOCK_EX)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cleanup(); err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+// take locks in mode how unless this Store already holds the lock at
+// least that strongly; the release undoes only what take did.
+func (s *Store) take(how int) (func(), error) {
+	if s.held == unix.LOCK_EX || s.held == how {
+		return func() {}, nil
+	}
+	if err := flock(s.lock, how); err != nil {
+		return nil, fmt.Errorf("lock store %s: %w", s.root, err)
+	}
+	prev := s.held
+	s.held = how
+	return func() {
+		if prev == 0 {
+			s.unlock()
+			return
+		}
+		flock(s.lock, prev)
+		s.held = prev
+	}, nil
+}
+
+func (s *Store) unlock() {
+	flock(s.lock, unix.LOCK_UN)
+	s.held = 0
+}
+
+// Cleanup removes the debris of interrupted operations: pending layers
+// whose process is gone, layer directories without a committed marker,
+// short links to nothing and temporary files. Every writing method runs it
+// first; it is exported for `unionfuse system prune`.
+func (s *Store) Cleanup() error {
+	release, err := s.wlock()
+	if err != nil {
+		return err
+	}
+	release()
+	return nil
+}
+
+// cleanup does the work of Cleanup; the caller holds the lock exclusive.
+func (s *Store) cleanup() error {
+	ents, err := os.ReadDir(s.path(tmpDir))
+	if err != nil {
+		return fmt.Errorf("cleanup: %w", err)
+	}
+	for _, e := range ents {
+		name, isLock := strings.CutSuffix(e.Name(), ".lock")
+		if !isLock {
+			owner, _, _ := strings.Cut(name, ".")
+			if _, err := os.Stat(s.path(tmpDir, owner+".lock")); errors.Is(err, os.ErrNotExist) {
+				if err := removeTree(s.path(tmpDir, name)); err != nil {
+					return fmt.Errorf("cleanup: %w", err)
+				}
+			}
+			continue
+		}
+		if err := s.removeIfAbandoned(name); err != nil {
+			return fmt.Errorf("cleanup: %w", err)
+		}
+	}
+	ents, err = os.ReadDir(s.path(layersDir))
+	if err != nil {
+		return fmt.Errorf("cleanup: %w", err)
+	}
+	for _, e := range ents {
+		if _, err := os.Stat(s.path(layersDir, e.Name(), committedName)); errors.Is(err, os.ErrNotExist) {
+			if err := removeTree(s.path(layersDir, e.Name())); err != nil {
+				return fmt.Errorf("cleanup: %w", err)
+			}
+		}
+	}
+	ents, err = os.ReadDir(s.path(linksDir))
+	if err != nil {
+		return fmt.Errorf("cleanup: %w", err)
+	}
+	for _, e := range ents {
+		if _, err := os.Stat(s.path(linksDir, e.Name())); errors.Is(err, os.ErrNotExist) {
+			os.Remove(s.path(linksDir, e.Name()))
+		}
+	}
+	return s.cleanupBlobs()
+}
+
+// removeIfAbandoned removes tmp/<name> and tmp/<name>.lock when no process
+// holds the lock.
+func (s *Store) removeIfAbandoned(name string) error {
+	lp := s.path(tmpDir, name+".lock")
+	f, err := os.Open(lp)
+	if err != nil {
+		return nil // gone meanwhile
+	}
+	defer f.Close()
+	if flock(f, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return nil // in use
+	}
+	if err := removeTree(s.path(tmpDir, name)); err != nil {
+		return err
+	}
+	return os.Remove(lp)
+}
