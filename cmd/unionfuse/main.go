@@ -45,7 +45,9 @@ type command struct {
 var commands []*command
 
 func init() {
-	commands = []*command{mountCmd, umountCmd, helpCmd, versionCmd}
+	commands = []*command{mountCmd, umountCmd,
+		importCmd, imagesCmd, historyCmd, inspectCmd, tagCmd, rmiCmd, systemCmd, mountImageCmd,
+		helpCmd, versionCmd}
 }
 
 func main() {
