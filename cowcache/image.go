@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -302,4 +303,24 @@ func without(names []string, name string) []string {
 		}
 	}
 	return out
+}
+
+// GraphDriverData returns an image's directories as docker inspect prints
+// them under GraphDriver.Data: UpperDir is the top layer's diff, LowerDir
+// the diffs of the layers below, top first and colon-separated (absent for
+// a one-layer image), MergedDir and WorkDir the top layer's merged and work.
+func (s *Store) GraphDriverData(img Image) map[string]string {
+	if len(img.Layers) == 0 {
+		return map[string]string{}
+	}
+	top := s.path(layersDir, img.Layers[len(img.Layers)-1].Hex())
+	data := map[string]string{
+		"UpperDir":  filepath.Join(top, "diff"),
+		"MergedDir": filepath.Join(top, "merged"),
+		"WorkDir":   filepath.Join(top, "work"),
+	}
+	if dirs := s.LayerDirs(img); len(dirs) > 1 {
+		data["LowerDir"] = strings.Join(dirs[1:], ":")
+	}
+	return data
 }

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/cowcache"
+)
+
+var imagesCmd = &command{
+	name:  "images",
+	usage: "unionfuse images [-q] [-a] [--no-trunc] [--format table|json]",
+	help: `List the images in the layer store, newest first: one line per name
+(REPOSITORY TAG), images without a name as <none> <none>. SIZE is the sum of
+the image's layers; layers shared between images count in each of them
+(see 'unionfuse system df -v' for shared and unique sizes).`,
+}
+
+func init() {
+	imagesCmd.run = runImages
+	imagesCmd.help += flagHelp(imagesFlags)
+}
+
+// storeFlags are the flags every store command has.
+type storeFlags struct{ root string }
+
+// add registers --root on fset.
+func (sf *storeFlags) add(fset *pflag.FlagSet) {
+	fset.StringVar(&sf.root, "root", "", "the layer store's `DIR` (default $"+cowcache.RootEnv+", else /var/lib/unionfuse as root, $XDG_DATA_HOME/unionfuse otherwise)")
+}
+
+// open opens the store.
+func (sf *storeFlags) open() (*cowcache.Store, error) { return cowcache.Open(sf.root) }
+
+// flagHelp returns the Options section of a command's help, so that
+// 'unionfuse help CMD' shows the flags as 'CMD -h' does.
+func flagHelp[T any](flags func() (*pflag.FlagSet, T)) string {
+	fset, _ := flags()
+	return "\n\nOptions:\n" + fset.FlagUsages()
+}
+
+// parseStoreCmd parses args of a store command whose help already lists
+// its options; -h prints that help.
+func parseStoreCmd(c *command, fset *pflag.FlagSet, args []string) ([]string, int, bool) {
+	fset.SetOutput(io.Discard)
+	fset.Usage = func() {}
+	if err := fset.Parse(args); errors.Is(err, pflag.ErrHelp) {
+		printHelp(os.Stdout, c, nil)
+		return nil, exitOK, false
+	} else if err != nil {
+		return nil, usageError(c, "%v", err), false
+	}
+	return fset.Args(), 0, true
+}
+
+// newTable returns a tabwriter laid out as docker's tables.
+func newTable() *tabwriter.Writer { return tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0) }
+
+// sizeString formats bytes as docker does: three significant digits,
+// decimal units, no space ("4.74kB", "64.2MB", "0B").
+func sizeString(n int64) string {
+	v, prefix := humanize.ComputeSI(float64(n))
+	return fmt.Sprintf("%.3g%sB", v, prefix)
+}
+
+// since formats a creation time as docker's CREATED column.
+func since(t time.Time) string {
+	if t.IsZero() {
+		return "N/A"
+	}
+	return humanize.Time(t)
+}
+
+// imageID formats an image id: 12 hex digits, or in full with --no-trunc.
+func imageID(d cowcache.Digest, noTrunc bool) string {
+	if noTrunc {
+		return d.String()
+	}
+	return d.Short()
+}
+
+type imagesArgs struct {
+	storeFlags
+	quiet, all, noTrunc bool
+	format              string
+}
+
+func imagesFlags() (*pflag.FlagSet, *imagesArgs) {
+	a := &imagesArgs{}
+	fset := pflag.NewFlagSet("images", pflag.ContinueOnError)
+	a.add(fset)
+	fset.BoolVarP(&a.quiet, "quiet", "q", false, "print only image ids, each once")
+	fset.BoolVarP(&a.all, "all", "a", false, "accepted for docker compatibility (there are no intermediate images)")
+	fset.BoolVar(&a.noTrunc, "no-trunc", false, "print full image ids")
+	fset.StringVar(&a.format, "format", "table", "`table` or json (one JSON object per line)")
+	return fset, a
+}
+
+// imageRow is one line of unionfuse images, also its JSON form.
+type imageRow struct {
+	Repository   string
+	Tag          string
+	ID           string
+	CreatedAt    string
+	CreatedSince string
+	Size         string
+	VirtualSize  string
+}
+
+func runImages(args []string) int {
+	fset, a := imagesFlags()
+	pos, code, ok := parseStoreCmd(imagesCmd, fset, args)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 {
+		return usageError(imagesCmd, "unexpected argument %q", pos[0])
+	}
+	if a.format != "table" && a.format != "json" {
+		return usageError(imagesCmd, "--format: want table or json, not %q", a.format)
+	}
+	s, err := a.open()
+	if err != nil {
+		return fail(err)
+	}
+	defer s.Close()
+	images, err := s.Images()
+	if err != nil {
+		return fail(err)
+	}
+	if a.quiet {
+		for _, img := range images {
+			fmt.Println(imageID(img.ID, a.noTrunc))
+		}
+		return exitOK
+	}
+	var rows []imageRow
+	for _, img := range images {
+		names := img.Names
+		if len(names) == 0 {
+			names = []string{"<none>:<none>"}
+		}
+		for _, n := range names {
+			repo, tag := cowcache.SplitName(n)
+			rows = append(rows, imageRow{Repository: repo, Tag: tag, ID: imageID(img.ID, a.noTrunc),
+				CreatedAt: img.Created.Format("2006-01-02 15:04:05 -0700 MST"), CreatedSince: since(img.Created),
+				Size: sizeString(img.Size), VirtualSize: sizeString(img.Size)})
+		}
+	}
+	if a.format == "json" {
+		enc := json.NewEncoder(os.Stdout)
+		for _, r := range rows {
+			enc.Encode(r)
+		}
+		return exitOK
+	}
+	tw := newTable()
+	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.ID, r.CreatedSince, r.Size)
+	}
+	tw.Flush()
+	return exitOK
+}

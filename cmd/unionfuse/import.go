@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/pflag"
+)
+
+var importCmd = &command{
+	name:  "import",
+	usage: "unionfuse import [--root DIR] ROOTFS.tar[.gz|.zst]|- [NAME[:TAG]]",
+	help: `Make a one-layer image from a root filesystem tarball, as docker import
+does, and print its id. The tarball may be plain, gzip or zstd; '-' reads
+standard input. OCI whiteouts (.wh.NAME, .wh..wh..opq) become kernel
+overlay whiteouts. Hostile entries are refused with an error naming the
+entry, and the store is left as it was: '..' or absolute names, duplicates,
+writes through a symbolic link of the archive, hard links to files not in
+it, device nodes when not root, overlay-private xattrs, a truncated or
+corrupt tarball.`,
+}
+
+func init() {
+	importCmd.run = runImport
+	importCmd.help += flagHelp(importFlags)
+}
+
+type importArgs struct {
+	storeFlags
+	quiet bool
+}
+
+func importFlags() (*pflag.FlagSet, *importArgs) {
+	a := &importArgs{}
+	fset := pflag.NewFlagSet("import", pflag.ContinueOnError)
+	a.add(fset)
+	fset.BoolVarP(&a.quiet, "quiet", "q", false, "print nothing on success")
+	return fset, a
+}
+
+func runImport(args []string) int {
+	fset, a := importFlags()
+	pos, code, ok := parseStoreCmd(importCmd, fset, args)
+	if !ok {
+		return code
+	}
+	if len(pos) < 1 || len(pos) > 2 {
+		return usageError(importCmd, "want ROOTFS.tar [NAME[:TAG]], got %d arguments", len(pos))
+	}
+	name := ""
+	if len(pos) == 2 {
+		name = pos[1]
+	}
+	var in io.Reader = os.Stdin
+	if pos[0] != "-" {
+		f, err := os.Open(pos[0])
+		if err != nil {
+			return fail(err)
+		}
+		defer f.Close()
+		in = f
+	}
+	s, err := a.open()
+	if err != nil {
+		return fail(err)
+	}
+	defer s.Close()
+	img, err := s.Import(in, name, pos[0])
+	if err != nil {
+		return fail(err)
+	}
+	if !a.quiet {
+		fmt.Println(img.ID)
+	}
+	return exitOK
+}
