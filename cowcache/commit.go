@@ -154,6 +154,18 @@ func diffIDsOf(cfg *v1.ConfigFile) []Digest {
 // empty for none). source is what the history's comment says it was
 // imported from.
 func (s *Store) Import(r io.Reader, name, source string) (Image, error) {
+	img, err := s.AppendLayer(nil, r, name, v1.History{Comment: "Imported from " + source})
+	if err != nil {
+		return Image{}, fmt.Errorf("import %s: %w", source, err)
+	}
+	return img, nil
+}
+
+// AppendLayer makes a new image from base (nil for none) and one more
+// layer, the tarball r (plain, gzip or zstd, OCI whiteouts), described in
+// the history by step (its Created defaults to now), and names it name
+// (normalized; empty for none). base's config is kept otherwise.
+func (s *Store) AppendLayer(base *Image, r io.Reader, name string, step v1.History) (Image, error) {
 	var names []string
 	if name != "" {
 		n, err := NormalizeName(name)
@@ -162,39 +174,54 @@ func (s *Store) Import(r io.Reader, name, source string) (Image, error) {
 		}
 		names = append(names, n)
 	}
-	p, err := s.Prepare("")
+	cfg := v1.ConfigFile{Architecture: runtime.GOARCH, OS: "linux", RootFS: v1.RootFS{Type: "layers"}}
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1}
+	var parent Digest
+	var layers []*Pending
+	if base != nil {
+		raw, err := json.Marshal(base.Config)
+		if err != nil {
+			return Image{}, fmt.Errorf("append layer: %w", err)
+		}
+		cfg = v1.ConfigFile{}
+		if err := json.Unmarshal(raw, &cfg); err != nil {
+			return Image{}, fmt.Errorf("append layer: %w", err)
+		}
+		bm, err := s.manifest(base.Manifest)
+		if err != nil {
+			return Image{}, err
+		}
+		m.Layers = append(m.Layers, bm.Layers...)
+		layers = make([]*Pending, len(base.Layers))
+		parent = base.Layers[len(base.Layers)-1]
+	}
+	p, err := s.Prepare(parent)
 	if err != nil {
 		return Image{}, err
 	}
 	defer p.Abort()
 	u, err := p.ApplyTar(r)
 	if err != nil {
-		return Image{}, fmt.Errorf("import %s: %w", source, err)
+		return Image{}, err
 	}
-	now := time.Now().UTC().Truncate(time.Second)
+	if step.Created.IsZero() {
+		step.Created = v1.Time{Time: time.Now().UTC().Truncate(time.Second)}
+	}
+	cfg.Created = step.Created
 	diffHash, _ := v1.NewHash(string(u.DiffID))
-	cfg := v1.ConfigFile{
-		Architecture: runtime.GOARCH,
-		OS:           "linux",
-		Created:      v1.Time{Time: now},
-		RootFS:       v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{diffHash}},
-		History:      []v1.History{{Created: v1.Time{Time: now}, Comment: "Imported from " + source}},
-	}
+	cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, diffHash)
+	cfg.History = append(cfg.History, step)
 	rawCfg, err := json.Marshal(cfg)
 	if err != nil {
-		return Image{}, fmt.Errorf("import: %w", err)
+		return Image{}, fmt.Errorf("append layer: %w", err)
 	}
 	cfgHash, _ := v1.NewHash(string(FromBytes(rawCfg)))
 	layerHash, _ := v1.NewHash(string(u.Digest))
-	m := v1.Manifest{
-		SchemaVersion: 2,
-		MediaType:     types.OCIManifestSchema1,
-		Config:        v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(rawCfg)), Digest: cfgHash},
-		Layers:        []v1.Descriptor{{MediaType: layerMediaType(u.Compression), Size: u.Size, Digest: layerHash}},
-	}
+	m.Config = v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(rawCfg)), Digest: cfgHash}
+	m.Layers = append(m.Layers, v1.Descriptor{MediaType: layerMediaType(u.Compression), Size: u.Size, Digest: layerHash})
 	rawManifest, err := json.Marshal(m)
 	if err != nil {
-		return Image{}, fmt.Errorf("import: %w", err)
+		return Image{}, fmt.Errorf("append layer: %w", err)
 	}
-	return s.AddImage(NewImage{RawConfig: rawCfg, RawManifest: rawManifest, Layers: []*Pending{p}, Names: names})
+	return s.AddImage(NewImage{RawConfig: rawCfg, RawManifest: rawManifest, Layers: append(layers, p), Names: names})
 }

@@ -75,6 +75,9 @@ func since(t time.Time) string {
 	if t.IsZero() {
 		return "N/A"
 	}
+	if d := time.Since(t); d < time.Second && d > -time.Second {
+		return "Less than a second ago" // humanize says "now"
+	}
 	return humanize.Time(t)
 }
 

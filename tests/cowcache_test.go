@@ -1,0 +1,330 @@
+package tests
+
+// Integration tests of the layer store (cowcache) and its commands: a real
+// root filesystem (Debian's busybox-static laid out as a rootfs) imported
+// through the CLI, the inspection commands' output, layers shared between
+// images stored once, and images mounted read-only with unionfuse and with
+// the kernel's overlayfs from the store's own short links.
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/unionfuse/unionfuse/cowcache"
+	"golang.org/x/sys/unix"
+)
+
+// busyboxPath is where Debian's busybox-static puts the binary.
+const busyboxPath = "/bin/busybox"
+
+// busyboxRootfs returns a gzipped root filesystem tarball: /bin/busybox,
+// a symbolic link in /bin for each of its applets, /etc/passwd,
+// /etc/group, /tmp and /root. It skips t when busybox-static is missing.
+func busyboxRootfs(t testing.TB) []byte {
+	t.Helper()
+	bin, err := os.ReadFile(busyboxPath)
+	if err != nil {
+		t.Skipf("needs Debian's busybox-static (%s): %v", busyboxPath, err)
+	}
+	out, err := exec.Command(busyboxPath, "--list").Output()
+	if err != nil {
+		t.Skipf("%s --list: %v", busyboxPath, err)
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	mtime := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	add := func(h *tar.Header, body []byte) {
+		h.ModTime, h.Size, h.Format = mtime, int64(len(body)), tar.FormatPAX
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(body)
+	}
+	for _, d := range []struct {
+		name string
+		mode int64
+	}{{"bin/", 0o755}, {"etc/", 0o755}, {"root/", 0o700}, {"tmp/", 0o1777}} {
+		add(&tar.Header{Name: d.name, Typeflag: tar.TypeDir, Mode: d.mode}, nil)
+	}
+	add(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755}, bin)
+	for _, applet := range strings.Fields(string(out)) {
+		if applet != "busybox" {
+			add(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, nil)
+		}
+	}
+	add(&tar.Header{Name: "etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644}, []byte("root:x:0:0:root:/root:/bin/sh\n"))
+	add(&tar.Header{Name: "etc/group", Typeflag: tar.TypeReg, Mode: 0o644}, []byte("root:x:0:\n"))
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	zw.Close()
+	return buf.Bytes()
+}
+
+// writeTemp writes b to a file in a fresh directory and returns its path.
+func writeTemp(t testing.TB, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// storeCLI runs unionfuse with --root root after the subcommand.
+func storeCLI(t testing.TB, root string, args ...string) result {
+	t.Helper()
+	return cli(t, append([]string{args[0], "--root", root}, args[1:]...)...)
+}
+
+func TestCowcacheImportBusybox(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "store")
+	tarball := writeTemp(t, "busybox.tar.gz", busyboxRootfs(t))
+	r := storeCLI(t, root, "import", tarball, "busybox:1.35")
+	mustOK(t, "import", r)
+	id := strings.TrimSpace(r.stdout)
+	if !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(id) {
+		t.Fatalf("import printed %q, want an image id", id)
+	}
+	short := id[7:19]
+
+	r = storeCLI(t, root, "images")
+	mustOK(t, "images", r)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 || !regexp.MustCompile(`^REPOSITORY\s+TAG\s+IMAGE ID\s+CREATED\s+SIZE$`).MatchString(lines[0]) ||
+		!regexp.MustCompile(`^busybox\s+1\.35\s+`+short+`\s+.*ago\s+[0-9.]+MB$`).MatchString(lines[1]) {
+		t.Errorf("images:\n%s", r.stdout)
+	}
+	if r = storeCLI(t, root, "images", "-q"); strings.TrimSpace(r.stdout) != short {
+		t.Errorf("images -q: %q", r.stdout)
+	}
+	r = storeCLI(t, root, "images", "--format", "json")
+	var row struct{ Repository, Tag, ID, Size string }
+	if err := json.Unmarshal([]byte(r.stdout), &row); err != nil || row.Repository != "busybox" || row.ID != short {
+		t.Errorf("images --format json: %q (%v)", r.stdout, err)
+	}
+
+	r = storeCLI(t, root, "history", "busybox:1.35")
+	mustOK(t, "history", r)
+	lines = strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "IMAGE ") || !strings.HasPrefix(lines[1], short) ||
+		!strings.Contains(lines[1], "Imported from "+tarball) {
+		t.Errorf("history:\n%s", r.stdout)
+	}
+
+	r = storeCLI(t, root, "inspect", "busybox:1.35")
+	mustOK(t, "inspect", r)
+	var ins []struct {
+		ID          string `json:"Id"`
+		GraphDriver struct{ Data map[string]string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &ins); err != nil || len(ins) != 1 || ins[0].ID != id {
+		t.Fatalf("inspect: %v\n%s", err, r.stdout)
+	}
+	upper := ins[0].GraphDriver.Data["UpperDir"]
+	if _, hasLower := ins[0].GraphDriver.Data["LowerDir"]; hasLower || !strings.HasPrefix(upper, root+"/layers/") {
+		t.Errorf("GraphDriver.Data of a one-layer image: %v", ins[0].GraphDriver.Data)
+	}
+	got, err := os.ReadFile(filepath.Join(upper, "bin", "busybox"))
+	want, _ := os.ReadFile(busyboxPath)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("the layer's bin/busybox differs from %s (%v)", busyboxPath, err)
+	}
+	if link, err := os.Readlink(filepath.Join(upper, "bin", "sh")); err != nil || link != "busybox" {
+		t.Errorf("bin/sh -> %q, %v", link, err)
+	}
+
+	// Refused input leaves the store as it was, with the entry named.
+	evil := writeTemp(t, "evil.tar", tarWith(t, "../../etc/evil"))
+	r = storeCLI(t, root, "import", evil, "evil")
+	if r.code != 1 || !strings.Contains(r.stderr, `"../../etc/evil"`) {
+		t.Errorf("import of a hostile tarball: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r = storeCLI(t, root, "images", "-q"); strings.TrimSpace(r.stdout) != short {
+		t.Errorf("after the refused import: %q", r.stdout)
+	}
+	if r = storeCLI(t, root, "history", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "not found") {
+		t.Errorf("history nosuch: exit %d, %q", r.code, r.stderr)
+	}
+
+	r = storeCLI(t, root, "rmi", "busybox:1.35")
+	mustOK(t, "rmi", r)
+	if !strings.Contains(r.stdout, "Untagged: busybox:1.35") || strings.Count(r.stdout, "Deleted: ") != 2 {
+		t.Errorf("rmi:\n%s", r.stdout)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "layers")); len(ents) != 0 {
+		t.Errorf("%d layers left after rmi", len(ents))
+	}
+}
+
+// tarWith returns a tarball with one small file called name.
+func tarWith(t testing.TB, name string) []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: 1})
+	tw.Write([]byte("x"))
+	tw.Close()
+	return buf.Bytes()
+}
+
+// twoImages makes, in the store at root, busybox (one layer) and app (the
+// same layer plus one that adds /app/hello.txt and deletes /etc/group).
+func twoImages(t *testing.T, root string) (base, app cowcache.Image) {
+	t.Helper()
+	s, err := cowcache.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if base, err = s.Import(bytes.NewReader(busyboxRootfs(t)), "busybox", "busybox.tar.gz"); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "app/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "app/hello.txt", Typeflag: tar.TypeReg, Mode: 0o644, Size: 12})
+	tw.Write([]byte("hello world\n"))
+	tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "etc/.wh.group", Typeflag: tar.TypeReg, Mode: 0o644})
+	tw.Close()
+	app, err = s.AppendLayer(&base, &buf, "acme/app:1.0", v1.History{CreatedBy: "/bin/sh -c #(nop) COPY dir:app in /app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base, app
+}
+
+func TestCowcacheSharedLayersStoredOnce(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the second layer holds a whiteout (mknod 0/0)")
+	}
+	root := filepath.Join(t.TempDir(), "store")
+	base, app := twoImages(t, root)
+	if app.Layers[0] != base.Layers[0] || len(app.Layers) != 2 {
+		t.Fatalf("layers: base %v, app %v", base.Layers, app.Layers)
+	}
+	ents, _ := os.ReadDir(filepath.Join(root, "layers"))
+	if len(ents) != 2 {
+		t.Errorf("%d layer directories, want 2", len(ents))
+	}
+	// Both images' busybox is one inode: the same file on disk.
+	inode := func(ref string) uint64 {
+		r := storeCLI(t, root, "inspect", ref)
+		var ins []struct {
+			GraphDriver struct{ Data map[string]string }
+		}
+		json.Unmarshal([]byte(r.stdout), &ins)
+		if len(ins) != 1 {
+			t.Fatalf("inspect %s: %s %s", ref, r.stdout, r.stderr)
+		}
+		data := ins[0].GraphDriver.Data
+		dir := data["UpperDir"]
+		if ref == "acme/app:1.0" {
+			dir = data["LowerDir"]
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(filepath.Join(dir, "bin", "busybox"), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	if a, b := inode("busybox"), inode("acme/app:1.0"); a != b {
+		t.Errorf("busybox is inode %d in one image and %d in the other", a, b)
+	}
+
+	r := storeCLI(t, root, "history", "acme/app:1.0")
+	mustOK(t, "history", r)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[1], app.ID.Short()) || !strings.Contains(lines[1], "COPY dir:app") ||
+		!strings.HasPrefix(lines[2], base.ID.Short()) {
+		t.Errorf("history (newest first, the base's id on its step):\n%s", r.stdout)
+	}
+
+	r = storeCLI(t, root, "system", "df", "-v")
+	mustOK(t, "system df", r)
+	if !regexp.MustCompile(`(?m)^acme/app\s+1\.0\s+` + app.ID.Short() + `\s+.*\s+[0-9.]+MB\s+[0-9.]+MB\s+12B\s+0$`).MatchString(r.stdout) {
+		t.Errorf("system df -v (app shares busybox, unique 12B):\n%s", r.stdout)
+	}
+
+	// Removing the base keeps its layer: app still uses it.
+	r = storeCLI(t, root, "rmi", "busybox")
+	mustOK(t, "rmi busybox", r)
+	if strings.Count(r.stdout, "Deleted: ") != 1 {
+		t.Errorf("rmi busybox deleted layers too:\n%s", r.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(root, "layers", base.Layers[0].Hex(), "diff", "bin", "busybox")); err != nil {
+		t.Errorf("the shared layer is gone: %v", err)
+	}
+}
+
+func TestCowcacheMountImage(t *testing.T) {
+	requireFuse(t)
+	root := filepath.Join(t.TempDir(), "store")
+	_, app := twoImages(t, root)
+	merged := filepath.Join(t.TempDir(), "merged")
+	os.Mkdir(merged, 0o755)
+	cleanupMount(t, merged)
+	mustOK(t, "mount-image", storeCLI(t, root, "mount-image", "acme/app:1.0", merged))
+	rec := daemonOf(t, merged)
+	checkImageView(t, merged)
+	if err := os.WriteFile(filepath.Join(merged, "new"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+		t.Errorf("write into the image: %v, want EROFS", err)
+	}
+	umountCLI(t, merged, rec)
+
+	// The same layers mount with the kernel's overlayfs through the
+	// store's short links, as lowerdir= of the top layer plus its lower.
+	if b, err := os.ReadFile("/proc/filesystems"); err != nil || !strings.Contains(string(b), "\toverlay\n") {
+		t.Skip("kernel overlayfs not available for the second half")
+	}
+	top := filepath.Join(root, "layers", app.Layers[1].Hex())
+	link, _ := os.ReadFile(filepath.Join(top, "link"))
+	lower, _ := os.ReadFile(filepath.Join(top, "lower"))
+	var lowers []string
+	for _, l := range append([]string{"l/" + string(link)}, strings.Split(string(lower), ":")...) {
+		lowers = append(lowers, filepath.Join(root, l))
+	}
+	if err := unix.Mount("overlay", merged, "overlay", unix.MS_RDONLY, "lowerdir="+strings.Join(lowers, ":")); err != nil {
+		t.Fatalf("mount -t overlay: %v", err)
+	}
+	defer unix.Unmount(merged, unix.MNT_DETACH)
+	checkImageView(t, merged)
+	if err := unix.Unmount(merged, 0); err != nil {
+		t.Errorf("umount overlay: %v", err)
+	}
+}
+
+// checkImageView checks the merged view of acme/app:1.0: files of both
+// layers, the deleted /etc/group hidden.
+func checkImageView(t *testing.T, merged string) {
+	t.Helper()
+	want, _ := os.ReadFile(busyboxPath)
+	if got, err := os.ReadFile(filepath.Join(merged, "bin", "busybox")); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("bin/busybox (bottom layer): %v", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(merged, "app", "hello.txt")); err != nil || string(got) != "hello world\n" {
+		t.Errorf("app/hello.txt (top layer): %q %v", got, err)
+	}
+	if got, err := os.ReadFile(filepath.Join(merged, "etc", "passwd")); err != nil || !strings.HasPrefix(string(got), "root:") {
+		t.Errorf("etc/passwd (bottom layer): %q %v", got, err)
+	}
+	if _, err := os.Lstat(filepath.Join(merged, "etc", "group")); !os.IsNotExist(err) {
+		t.Errorf("etc/group was deleted by the top layer, lstat: %v", err)
+	}
+	if link, err := os.Readlink(filepath.Join(merged, "bin", "sh")); err != nil || link != "busybox" {
+		t.Errorf("bin/sh -> %q %v", link, err)
+	}
+}
