@@ -33,6 +33,7 @@ var (
 	flagCompareEvery = flag.Int("compare-every", 5, "differential: compare the whole merged trees every N operations")
 	flagCheckDino    = flag.Bool("check-dino", true, "differential: require d_ino == st_ino in the subject's listings (false: look past a known defect)")
 	flagCheckNlink   = flag.Bool("check-nlink", true, "differential: compare the link counts of non-directories (false: look past a known defect)")
+	flagSkipOps      = flag.String("skip-ops", "", "differential: comma-separated operation kinds not to draw (look past a known defect), e.g. fdchmod,fdsetxattr")
 	flagShrink       = flag.Duration("shrink", 20*time.Second, "differential: time spent minimizing the first failing round's operations")
 )
 
@@ -138,9 +139,10 @@ func diffLayers(rng *rand.Rand) (lowers [][]item, upper []item) {
 		{path: "d3/h", kind: 'f', data: "h\n"},
 		{path: "typechg", kind: 'f', data: "now a file\n"},
 		{path: "ftodir/inner", kind: 'f', data: "i\n"},
-		// xattr whiteouts: honoured in a directory marked opaque=x.
-		{path: "xwh", kind: 'd', xattrs: map[string]string{"trusted.overlay.opaque": "x"}},
-		{path: "xwh/xa", kind: 'x'},
+		// xattr whiteouts (kind 'x') are not drawn here: the kernel's rmdir
+		// counts them as entries (ENOTEMPTY for a directory that lists
+		// empty), see TestXattrWhiteouts.
+		{path: "xwh/xa", kind: 'w'},
 		{path: "xwh/xc", kind: 'f', data: "xc\n"},
 	}
 	top := []item{

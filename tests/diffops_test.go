@@ -352,11 +352,7 @@ func (o *op) do(root string, fds *fdSet) string {
 		if err := unix.Lstat(p, &st); err != nil {
 			return errnoName(err)
 		}
-		res := fmt.Sprintf("ok %s %04o %d:%d", typeName(st.Mode), st.Mode&^unix.S_IFMT, st.Uid, st.Gid)
-		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			res += fmt.Sprintf(" size=%d nlink=%d", st.Size, st.Nlink)
-		}
-		return res
+		return "ok " + statSummary(&st)
 	case "readlink":
 		target, err := readlink(p)
 		if err != nil {
@@ -401,6 +397,16 @@ func (o *op) do(root string, fds *fdSet) string {
 	panic("unknown op " + o.Kind)
 }
 
+// statSummary renders what a stat result is compared on: type, mode,
+// owner and, for non-directories, size and link count.
+func statSummary(st *unix.Stat_t) string {
+	res := fmt.Sprintf("%s %04o %d:%d", typeName(st.Mode), st.Mode&^unix.S_IFMT, st.Uid, st.Gid)
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		res += fmt.Sprintf(" size=%d nlink=%d", st.Size, st.Nlink)
+	}
+	return res
+}
+
 // fdOp performs an operation on a held descriptor.
 func (o *op) fdOp(fd int) string {
 	switch o.Kind {
@@ -421,11 +427,7 @@ func (o *op) fdOp(fd int) string {
 		if err := unix.Fstat(fd, &st); err != nil {
 			return errnoName(err)
 		}
-		res := fmt.Sprintf("ok %s %04o %d:%d", typeName(st.Mode), st.Mode&^unix.S_IFMT, st.Uid, st.Gid)
-		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			res += fmt.Sprintf(" size=%d nlink=%d", st.Size, st.Nlink)
-		}
-		return res
+		return "ok " + statSummary(&st)
 	case "fdtrunc":
 		return errnoName(unix.Ftruncate(fd, o.Size))
 	case "fdchmod":
@@ -536,10 +538,12 @@ func (g *opGen) target(typ string) string {
 	}
 }
 
-var opWeights = []struct {
+type opWeight struct {
 	kind   string
 	weight int
-}{
+}
+
+var opWeights = []opWeight{
 	{"write", 10}, {"append", 6}, {"pwrite", 4}, {"truncate", 5}, {"excl", 4}, {"read", 4},
 	{"mkdir", 7}, {"rmdir", 5}, {"unlink", 7}, {"rename", 9}, {"noreplace", 3}, {"exchange", 3},
 	{"symlink", 4}, {"link", 4}, {"chmod", 4}, {"chown", 4}, {"utimens", 4},
@@ -559,20 +563,30 @@ var (
 	writeSizes  = []int64{0, 1, 17, 100, 4096, 5000}
 )
 
+// weight is w's weight, or 0 when -skip-ops names it.
+func (w opWeight) weightNow() int {
+	for _, k := range strings.Split(*flagSkipOps, ",") {
+		if k == w.kind {
+			return 0
+		}
+	}
+	return w.weight
+}
+
 // next draws the next operation on the tree last scanned.
 func (g *opGen) next() *op {
 	total := 0
 	for _, w := range opWeights {
-		total += w.weight
+		total += w.weightNow()
 	}
 	r := g.rng.IntN(total)
 	var kind string
 	for _, w := range opWeights {
-		if r < w.weight {
+		if r < w.weightNow() {
 			kind = w.kind
 			break
 		}
-		r -= w.weight
+		r -= w.weightNow()
 	}
 	o := &op{Kind: kind, Fill: g.rng.Uint64()}
 	size := func() int64 {

@@ -113,6 +113,54 @@ func compatCheck(t *testing.T, writer, reader mounter, l layout, change func(roo
 	}
 }
 
+// TestXattrWhiteouts checks the other whiteout format: a zero-size file
+// with trusted.overlay.whiteout, in a lower directory marked
+// trusted.overlay.opaque=x (the kernel honours it only there). Kernel and
+// unionfuse must list and look up the same names. Then the visible entries
+// are removed and the directory too: the kernel (6.x) answers ENOTEMPTY for
+// that rmdir, because its emptiness check counts xattr whiteouts; a
+// different answer from unionfuse is logged, not failed, as the kernel's
+// answer contradicts its own listing.
+func TestXattrWhiteouts(t *testing.T) {
+	requireRoot(t)
+	sub := subject(t)
+	top := []item{
+		{path: "d", kind: 'd', xattrs: map[string]string{"trusted.overlay.opaque": "x"}},
+		{path: "d/gone", kind: 'x'},
+		{path: "d/top", kind: 'f', data: "top\n"},
+	}
+	bottom := []item{
+		{path: "d/gone", kind: 'f', data: "hidden\n"},
+		{path: "d/kept", kind: 'f', data: "kept\n"},
+	}
+	var views [2]tree
+	var rmdir [2]string
+	for i, m := range []mounter{kernelOverlay{}, sub} {
+		l := newLayout(t, testDir(t), 2)
+		buildLayer(t, l.Lowers[0], top)
+		buildLayer(t, l.Lowers[1], bottom)
+		u := mountUnion(t, m, l)
+		views[i] = mustSnapshot(t, l.Merged, snapOpts{keepXattr: mergedXattr})
+		if _, ok := views[i]["d/gone"]; ok {
+			t.Errorf("%s shows d/gone, hidden by an xattr whiteout", m.name())
+		}
+		for _, f := range []string{"d/top", "d/kept"} {
+			if err := os.Remove(filepath.Join(l.Merged, f)); err != nil {
+				t.Errorf("%s: rm %s: %v", m.name(), f, err)
+			}
+		}
+		rmdir[i] = errnoName(unix.Rmdir(filepath.Join(l.Merged, "d")))
+		u.mustUnmount()
+	}
+	if d := diffTrees(views[0], views[1], cmpOpts{mtimeCutoff: fixedTime.Add(time.Second)}); len(d) > 0 {
+		t.Errorf("merged views differ (want = kernel, got = %s):\n\t%s", sub.name(), strings.Join(d, "\n\t"))
+	}
+	if rmdir[0] != rmdir[1] {
+		t.Logf("rmdir of a directory that lists empty but holds an xattr whiteout below: kernel %s, %s %s (known kernel quirk, not failed)",
+			rmdir[0], sub.name(), rmdir[1])
+	}
+}
+
 var (
 	compatBottom = []item{
 		{path: "etc/passwd", kind: 'f', data: "root:x:0:0::/root:/bin/sh\n"},
