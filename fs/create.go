@@ -171,6 +171,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	ch := n.addChild(ctx, name, &st, out)
 	h := &handle{n: ch.Operations().(*node), fd: fd, flags: f &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC)}
+	n.ov.trackHandle(h)
 	return ch, n.ov.withPassthrough(h), 0, 0
 }
 

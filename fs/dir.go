@@ -103,8 +103,11 @@ func (ov *overlay) mergedEntries(layers []int, rel string) ([]listedEntry, sysca
 			return nil, errnoOf(err)
 		}
 		xwhiteouts := len(ents) > 0 && ov.hasXwhiteouts(l, rel)
+		for name := range l.aufsMarkers(rel).whiteouts {
+			seen[name] = struct{}{}
+		}
 		for _, d := range ents {
-			if _, dup := seen[d.name]; dup {
+			if _, dup := seen[d.name]; dup || l.lower && isAufsName(d.name) {
 				continue
 			}
 			seen[d.name] = struct{}{}
@@ -140,6 +143,9 @@ type dirHandle struct {
 	loaded  bool
 	entries []listedEntry
 	pos     int
+	// fd is an O_PATH descriptor of the directory's topmost copy at
+	// opendir, for fstat(2) once the directory is gone from its path.
+	fd int
 }
 
 var _ = (gofs.NodeOpendirHandler)((*node)(nil))
@@ -149,7 +155,13 @@ var _ = (gofs.NodeOpendirHandler)((*node)(nil))
 // directory changes through this mount, and nothing else changes it.
 // Without a read, opening costs nothing.
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	return &dirHandle{n: n}, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
+	h := &dirHandle{n: n, fd: -1}
+	if l, errno := n.top(); errno == 0 {
+		if fd, err := unix.Openat(l.fd, at(n.rel()), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+			h.fd = fd
+		}
+	}
+	return h, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // load takes the merged listing.
@@ -253,4 +265,10 @@ func (h *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
 var _ = (gofs.FileReleasedirer)((*dirHandle)(nil))
 
 // Releasedir drops the snapshot.
-func (h *dirHandle) Releasedir(ctx context.Context, flags uint32) { h.entries = nil }
+func (h *dirHandle) Releasedir(ctx context.Context, flags uint32) {
+	h.entries = nil
+	if h.fd >= 0 {
+		unix.Close(h.fd)
+		h.fd = -1
+	}
+}

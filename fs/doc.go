@@ -84,7 +84,15 @@
 //   - mknod of a char device 0/0 is refused (EPERM): it would read back as
 //     a whiteout.
 //   - A read-only handle opened on a lower file switches to the upper copy
-//     once the file is copied up, so readers see later writes.
+//     once the file is copied up, so readers see later writes — except
+//     with FUSE passthrough (root, Linux 6.9+), where the kernel reads the
+//     lower file directly: a descriptor opened before the copy-up keeps
+//     reading the lower file, as on kernel overlayfs before Linux 4.19.
+//     New opens see the upper copy. See passthrough.go.
+//   - Lower layers may hold AUFS whiteouts (.wh.NAME, .wh..wh..opq), as
+//     containers-storage keeps them for mount programs; see aufs.go.
+//   - Attribute and xattr changes go through an open descriptor of the
+//     node when there is one, so they work on unlinked files too.
 //   - Hard links between lower files are not kept across copy-up (the
 //     kernel without index=on does not keep them either).
 package fs

@@ -43,6 +43,60 @@ func (h *handle) fdForUse() int {
 	return h.fd
 }
 
+// withFd runs fn with the handle's descriptor, which stays open meanwhile.
+// done is false when the handle has been released already (the kernel
+// sends RELEASE after close(2) returns).
+func (h *handle) withFd(fn func(fd int) error) (done bool, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fd < 0 {
+		return false, nil
+	}
+	return true, fn(h.fd)
+}
+
+// trackHandle records an open upper handle of its node, for operations the
+// kernel sends without one (setattr of an unlinked file, for instance).
+func (ov *overlay) trackHandle(h *handle) {
+	if h.lower {
+		return
+	}
+	ov.emu.Lock()
+	k := h.n.key()
+	if ov.openHandles[k] == nil {
+		ov.openHandles[k] = map[*handle]struct{}{}
+	}
+	ov.openHandles[k][h] = struct{}{}
+	ov.emu.Unlock()
+}
+
+// untrackHandle forgets a closed handle.
+func (ov *overlay) untrackHandle(h *handle) {
+	ov.emu.Lock()
+	k := h.n.key()
+	if hs := ov.openHandles[k]; hs != nil {
+		delete(hs, h)
+		if len(hs) == 0 {
+			delete(ov.openHandles, k)
+		}
+	}
+	ov.emu.Unlock()
+}
+
+// upperHandle returns f when it is an open upper handle, else any open
+// upper handle of node k, else nil.
+func (ov *overlay) upperHandle(k nodeKey, f gofs.FileHandle) *handle {
+	if h, ok := asHandle(f); ok && !h.lower {
+		return h
+	}
+	ov.emu.Lock()
+	defer ov.emu.Unlock()
+	for h := range ov.openHandles[k] {
+		return h
+	}
+	return nil
+}
+
 // fstat reads the attributes through the open descriptor; ok is false when
 // the descriptor may be stale (a lower copy of a file since copied up).
 func (h *handle) fstat() (unix.Stat_t, bool) {
@@ -92,6 +146,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		return nil, 0, errnoOf(err)
 	}
 	h := &handle{n: n, fd: fd, flags: f &^ unix.O_TRUNC, lower: l != n.ov.upper}
+	n.ov.trackHandle(h)
 	// Lower files never change and upper files change only through this
 	// mount, so the kernel may keep their pages across opens.
 	return n.ov.withPassthrough(h), fuse.FOPEN_KEEP_CACHE, 0
@@ -132,6 +187,7 @@ var _ = (gofs.FileReleaser)((*handle)(nil))
 
 // Release closes the layer's descriptor.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
+	h.n.ov.untrackHandle(h)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.fd >= 0 {
@@ -155,107 +211,4 @@ var _ = (gofs.FileAllocater)((*handle)(nil))
 // Allocate is fallocate(2) on the upper copy.
 func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
 	return errnoOf(unix.Fallocate(h.fdForUse(), mode, int64(off), int64(size)))
-}
-
-var _ = (gofs.NodeSetattrer)((*node)(nil))
-
-// Setattr changes mode, owner, size or times. The node is copied up first;
-// a truncate through a writable handle goes through that handle (the file
-// may already be unlinked).
-func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if n.ov.upper == nil {
-		return syscall.EROFS
-	}
-	if h, ok := asHandle(f); ok && !h.lower && in.Valid&^(fuse.FATTR_SIZE|fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0 {
-		if sz, ok := in.GetSize(); ok {
-			if err := unix.Ftruncate(h.fdForUse(), int64(sz)); err != nil {
-				return errnoOf(err)
-			}
-		}
-		st, _ := h.fstat()
-		n.fillAttr(&st, &out.Attr)
-		return 0
-	}
-	if sz, ok := in.GetSize(); ok && n.ov.hadLowerBacking(n.key()) {
-		// The kernel would keep reading the lower backing file: renew the
-		// node first (see passthrough.go). truncate(2) and open(O_TRUNC)
-		// retry on ESTALE; ftruncate needs a writable descriptor, which a
-		// lower-backed node never has.
-		n.ov.mu.Lock()
-		defer n.ov.mu.Unlock()
-		if errno := n.copyUpWith(sz != 0); errno != 0 {
-			return errno
-		}
-		return n.ov.renew(n.ino())
-	}
-	if n.isUpper() {
-		// Nothing to copy: changing the object's own attributes does not
-		// change the namespace, and an upper copy stays upper.
-		n.ov.mu.RLock()
-		defer n.ov.mu.RUnlock()
-	} else {
-		n.ov.mu.Lock()
-		defer n.ov.mu.Unlock()
-		if f == nil {
-			if errno := n.copyUpRenamed(); errno != 0 {
-				return errno
-			}
-		} else {
-			if errno := n.copyUp(); errno != 0 {
-				return errno
-			}
-			defer n.dropStaleEntry()
-		}
-	}
-	up := n.ov.upper
-	rel := at(n.rel())
-	if m, ok := in.GetMode(); ok {
-		if err := unix.Fchmodat(up.fd, rel, m&0o7777, 0); err != nil {
-			return errnoOf(err)
-		}
-	}
-	uid, uok := in.GetUID()
-	gid, gok := in.GetGID()
-	if uok || gok {
-		suid, sgid := -1, -1
-		if uok {
-			suid = int(uid)
-		}
-		if gok {
-			sgid = int(gid)
-		}
-		if err := unix.Fchownat(up.fd, rel, suid, sgid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return errnoOf(err)
-		}
-	}
-	if sz, ok := in.GetSize(); ok {
-		if err := unix.Truncate(up.procPath(n.rel()), int64(sz)); err != nil {
-			return errnoOf(err)
-		}
-	}
-	if in.Valid&(fuse.FATTR_ATIME|fuse.FATTR_MTIME) != 0 {
-		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_OMIT}}
-		if in.Valid&fuse.FATTR_ATIME != 0 {
-			ts[0] = timespec(in.Valid&fuse.FATTR_ATIME_NOW != 0, in.Atime, in.Atimensec)
-		}
-		if in.Valid&fuse.FATTR_MTIME != 0 {
-			ts[1] = timespec(in.Valid&fuse.FATTR_MTIME_NOW != 0, in.Mtime, in.Mtimensec)
-		}
-		if err := unix.UtimesNanoAt(up.fd, rel, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return errnoOf(err)
-		}
-	}
-	var st unix.Stat_t
-	if err := up.lstat(n.rel(), &st); err != nil {
-		return errnoOf(err)
-	}
-	n.fillAttr(&st, &out.Attr)
-	return 0
-}
-
-func timespec(now bool, sec uint64, nsec uint32) unix.Timespec {
-	if now {
-		return unix.Timespec{Nsec: unix.UTIME_NOW}
-	}
-	return unix.Timespec{Sec: int64(sec), Nsec: int64(nsec)}
 }

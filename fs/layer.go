@@ -3,6 +3,7 @@ package fs
 import (
 	"fmt"
 	"path"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -12,9 +13,12 @@ import (
 // every later access is relative to its file descriptor (*at system calls).
 // That keeps working when the mountpoint covers the layer's own path.
 type layer struct {
-	path string // as given, for messages
-	fd   int    // O_DIRECTORY descriptor of the layer's root
-	dev  uint64 // st_dev of the root
+	path  string // as given, for messages
+	fd    int    // O_DIRECTORY descriptor of the layer's root
+	dev   uint64 // st_dev of the root
+	lower bool   // a read-only layer, which never changes under the mount
+	// aufs caches the AUFS markers of lower directories, by path (aufs.go).
+	aufs sync.Map
 }
 
 func openLayer(dir string) (*layer, error) {
@@ -125,17 +129,36 @@ func (l *layer) listxattr(rel string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return splitXattrNames(buf[:sz]), nil
+}
+
+// listxattrFd returns the attribute names of an open file.
+func listxattrFd(fd int) ([]string, error) {
+	sz, err := unix.Flistxattr(fd, nil)
+	if err != nil || sz == 0 {
+		return nil, err
+	}
+	buf := make([]byte, sz*2)
+	sz, err = unix.Flistxattr(fd, buf)
+	if err != nil {
+		return nil, err
+	}
+	return splitXattrNames(buf[:sz]), nil
+}
+
+// splitXattrNames splits a listxattr(2) buffer into names.
+func splitXattrNames(buf []byte) []string {
 	var names []string
 	start := 0
-	for i := 0; i < sz; i++ {
-		if buf[i] == 0 {
+	for i, c := range buf {
+		if c == 0 {
 			if i > start {
 				names = append(names, string(buf[start:i]))
 			}
 			start = i + 1
 		}
 	}
-	return names, nil
+	return names
 }
 
 // readlink returns a symlink's target.

@@ -77,6 +77,7 @@ func newOverlay(cfg Config) (*overlay, error) {
 		devIndex:    make(map[uint64]uint64),
 		tmpfiles:    make(map[uint64]*handle),
 		gens:        make(map[uint64]uint64),
+		openHandles: make(map[nodeKey]map[*handle]struct{}),
 		lowerBacked: make(map[nodeKey]bool),
 	}
 	ov.initUserNS = inInitialUserNS()
@@ -99,6 +100,7 @@ func newOverlay(cfg Config) (*overlay, error) {
 			ov.close()
 			return nil, err
 		}
+		l.lower = len(ov.layers) > 0 || cfg.ReadOnly()
 		if _, ok := ov.devIndex[l.dev]; !ok {
 			ov.devIndex[l.dev] = uint64(len(ov.devIndex))
 		}

@@ -64,6 +64,13 @@ func (ov *overlay) resolve(dirLayers []int, dirRel, name string) (found, syscall
 	rel := join(dirRel, name)
 	for _, li := range dirLayers {
 		l := ov.layers[li]
+		marker, whiteout := l.hidesAufs(dirRel, name)
+		if marker {
+			continue // AUFS markers are not names of the merged view
+		}
+		if whiteout {
+			break
+		}
 		var st unix.Stat_t
 		if err := l.lstat(rel, &st); err != nil {
 			if err == unix.ENOENT || err == unix.ENOTDIR {
@@ -169,7 +176,12 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
 	var st unix.Stat_t
-	if errno := n.stat(&st); errno != 0 {
+	errno := n.stat(&st)
+	if dh, ok := f.(*dirHandle); ok && errno != 0 && dh.fd >= 0 {
+		// An open directory that was removed or replaced since.
+		errno = errnoOf(unix.Fstat(dh.fd, &st))
+	}
+	if errno != 0 {
 		return errno
 	}
 	n.fillAttr(&st, &out.Attr)

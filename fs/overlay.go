@@ -52,6 +52,8 @@ type overlay struct {
 	// passthrough is set when file data may bypass the server (FUSE
 	// passthrough: root only, Linux 6.9+).
 	passthrough bool
+	// openHandles holds the open upper handles of each node.
+	openHandles map[nodeKey]map[*handle]struct{}
 	// tmpfiles holds the open handles of O_TMPFILE files not yet linked.
 	tmpfiles map[uint64]*handle
 

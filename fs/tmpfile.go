@@ -58,6 +58,7 @@ func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 	out.Attr.Ino = ino
 	ch := n.NewInode(ctx, &node{ov: ov}, gofs.StableAttr{Mode: unix.S_IFREG, Ino: ino})
 	h := &handle{n: ch.Operations().(*node), fd: fd, flags: f &^ unix.O_TRUNC}
+	ov.trackHandle(h)
 	ov.emu.Lock()
 	ov.tmpfiles[ino] = h
 	ov.emu.Unlock()

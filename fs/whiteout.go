@@ -41,6 +41,9 @@ func (ov *overlay) isWhiteout(l *layer, rel string, st *unix.Stat_t) bool {
 // overlay.opaque=y. The value "x" only marks a directory that holds
 // xattr whiteouts and is not opaque.
 func (ov *overlay) isOpaque(l *layer, rel string) bool {
+	if l.aufsMarkers(rel).opaque {
+		return true
+	}
 	var buf [2]byte
 	n, err := l.getxattr(rel, ov.xattrPrefix+xattrOpaque, buf[:])
 	return err == nil && n == 1 && buf[0] == 'y'

@@ -47,14 +47,25 @@ var _ = (gofs.NodeGetxattrer)((*node)(nil))
 
 // Getxattr reads an attribute of the topmost copy.
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	stored := n.ov.storedXattr(attr)
+	if h := n.ov.upperHandle(n.key(), nil); h != nil {
+		var sz int
+		done, err := h.withFd(func(fd int) (err error) {
+			sz, err = unix.Fgetxattr(fd, stored, dest)
+			return err
+		})
+		if done {
+			return uint32(max(sz, 0)), errnoOf(err)
+		}
+	}
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
 	l, errno := n.top()
 	if errno != 0 {
 		return 0, errno
 	}
-	sz, err := l.getxattr(n.rel(), n.ov.storedXattr(attr), dest)
-	return uint32(sz), errnoOf(err)
+	sz, err := l.getxattr(n.rel(), stored, dest)
+	return uint32(max(sz, 0)), errnoOf(err)
 }
 
 var _ = (gofs.NodeListxattrer)((*node)(nil))
@@ -62,13 +73,24 @@ var _ = (gofs.NodeListxattrer)((*node)(nil))
 // Listxattr lists the attributes of the topmost copy, without the
 // overlay's own.
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	n.ov.mu.RLock()
-	defer n.ov.mu.RUnlock()
-	l, errno := n.top()
-	if errno != 0 {
-		return 0, errno
+	var names []string
+	done := false
+	var err error
+	if h := n.ov.upperHandle(n.key(), nil); h != nil {
+		done, err = h.withFd(func(fd int) (err error) {
+			names, err = listxattrFd(fd)
+			return err
+		})
 	}
-	names, err := l.listxattr(n.rel())
+	if !done {
+		n.ov.mu.RLock()
+		defer n.ov.mu.RUnlock()
+		l, errno := n.top()
+		if errno != 0 {
+			return 0, errno
+		}
+		names, err = l.listxattr(n.rel())
+	}
 	if err != nil {
 		return 0, errnoOf(err)
 	}
@@ -92,22 +114,35 @@ var _ = (gofs.NodeSetxattrer)((*node)(nil))
 
 // Setxattr copies the node up and sets the attribute there.
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	stored := n.ov.storedXattr(attr)
+	if h := n.ov.upperHandle(n.key(), nil); h != nil {
+		done, err := h.withFd(func(fd int) error { return unix.Fsetxattr(fd, stored, data, int(flags)) })
+		if done {
+			return errnoOf(err)
+		}
+	}
 	n.ov.mu.Lock()
 	defer n.ov.mu.Unlock()
 	if errno := n.copyUp(); errno != 0 {
 		return errno
 	}
 	defer n.dropStaleEntry()
-	return errnoOf(n.ov.upper.setxattr(n.rel(), n.ov.storedXattr(attr), data, int(flags)))
+	return errnoOf(n.ov.upper.setxattr(n.rel(), stored, data, int(flags)))
 }
 
 var _ = (gofs.NodeRemovexattrer)((*node)(nil))
 
 // Removexattr copies the node up and removes the attribute there.
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	stored := n.ov.storedXattr(attr)
+	if h := n.ov.upperHandle(n.key(), nil); h != nil {
+		done, err := h.withFd(func(fd int) error { return unix.Fremovexattr(fd, stored) })
+		if done {
+			return errnoOf(err)
+		}
+	}
 	n.ov.mu.Lock()
 	defer n.ov.mu.Unlock()
-	stored := n.ov.storedXattr(attr)
 	if !n.isUpper() {
 		// Removing what is not there must not copy up.
 		l, errno := n.top()

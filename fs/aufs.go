@@ -1,0 +1,75 @@
+package fs
+
+import (
+	"strings"
+)
+
+// Lower layers may also use the AUFS whiteout format, which OCI image
+// layers and containers-storage (for a mount program such as
+// fuse-overlayfs or unionfuse) keep on disk: a file ".wh.NAME" hides NAME
+// in the layers below, and a file ".wh..wh..opq" makes its directory
+// opaque. The marker files themselves are never shown. Upper is always in
+// the kernel's format.
+//
+// Lower layers never change under a mount, so the markers of each lower
+// directory are read once (one listing) and kept.
+
+const (
+	aufsPrefix = ".wh."
+	aufsOpaque = ".wh..wh..opq"
+)
+
+// aufsDir holds the AUFS markers of one lower directory.
+type aufsDir struct {
+	opaque    bool
+	whiteouts map[string]struct{} // names hidden in the layers below
+}
+
+// noAufs is the markers of the (many) directories without any.
+var noAufs = &aufsDir{}
+
+// isAufsName reports whether name is an AUFS marker (or hidden AUFS
+// metadata such as .wh..wh.plnk) rather than a user's file.
+func isAufsName(name string) bool { return strings.HasPrefix(name, aufsPrefix) }
+
+// aufsMarkers returns the AUFS markers of directory rel in layer l; none
+// for the upper layer.
+func (l *layer) aufsMarkers(rel string) *aufsDir {
+	if !l.lower {
+		return noAufs
+	}
+	if m, ok := l.aufs.Load(rel); ok {
+		return m.(*aufsDir)
+	}
+	m := noAufs
+	if ents, err := readLayerDir(l, rel); err == nil {
+		for _, e := range ents {
+			if !isAufsName(e.name) {
+				continue
+			}
+			if m == noAufs {
+				m = &aufsDir{whiteouts: map[string]struct{}{}}
+			}
+			if e.name == aufsOpaque {
+				m.opaque = true
+			} else if hidden := strings.TrimPrefix(e.name, aufsPrefix); !isAufsName(hidden) {
+				m.whiteouts[hidden] = struct{}{}
+			}
+		}
+	}
+	l.aufs.Store(rel, m)
+	return m
+}
+
+// hidesAufs reports whether name in directory dirRel of layer l is an AUFS
+// marker or is whited out by one.
+func (l *layer) hidesAufs(dirRel, name string) (marker, whiteout bool) {
+	if !l.lower {
+		return false, false
+	}
+	if isAufsName(name) {
+		return true, false
+	}
+	_, whiteout = l.aufsMarkers(dirRel).whiteouts[name]
+	return false, whiteout
+}
