@@ -1,0 +1,43 @@
+# Benchmarks, included by the Makefile (-include bench/bench.mk).
+#
+#   make bench        the full benchmark: native, kernel overlayfs,
+#                     fuse-overlayfs and unionfuse, interleaved, 3 repetitions
+#                     (as root; under 10 minutes on 2 cores)
+#   make bench-quick  the same with small sizes, about a minute
+#   make bench-deps   install fio and fuse-overlayfs when missing
+#
+# Extra flags go in BENCH_FLAGS, e.g.
+#   make bench BENCH_FLAGS='-workloads walk,create -reps 5'
+#   make bench BENCH_FLAGS='-profile bench/results/pprof'
+# Results land in bench/results/ (see docs/benchmarks.md). Benchmarks are
+# never part of make test.
+
+GO ?= go
+BENCH_FLAGS ?=
+BENCH_DEB_PACKAGES := fio fuse-overlayfs fuse3 tar findutils
+
+.PHONY: bench bench-quick bench-deps bench-build
+
+bench-build:
+	$(GO) build -o bin/ufbench ./bench
+
+bench: bench-deps bench-build
+	bin/ufbench $(BENCH_FLAGS)
+
+bench-quick: bench-deps bench-build
+	bin/ufbench -quick $(BENCH_FLAGS)
+
+# bench-deps installs the Debian packages the benchmark runs (as root), or
+# says which are missing (otherwise).
+bench-deps:
+	@missing=""; \
+	for p in $(BENCH_DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		echo "missing Debian packages:$$missing (run 'make bench-deps' as root, or: sudo apt-get install$$missing)"; \
+		exit 1; \
+	fi; \
+	echo "installing:$$missing"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing
