@@ -268,6 +268,10 @@ func checkEntry(hdr *tar.Header, seen map[string]byte, opts unpackOptions) (stri
 		return "", fmt.Errorf("%w %q", ErrEntryType, hdr.Typeflag)
 	}
 	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			// A few bytes of map can expand to terabytes of zeros.
+			return "", fmt.Errorf("%w: sparse file", ErrEntryType)
+		}
 		x, ok := strings.CutPrefix(k, "SCHILY.xattr.")
 		if ok && (strings.HasPrefix(x, "trusted.overlay.") || strings.HasPrefix(x, "user.overlay.")) {
 			return "", fmt.Errorf("%w %q", ErrOverlayXattr, x)
