@@ -69,8 +69,11 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	var dstKey nodeKey
 	if dstExists {
 		dstKey = ov.keyOf(&dst, join(np.rel(), newName))
-		if ov.inoOf(&src.st) == dstKey.ino {
-			return 0 // the same object (or hard links to it): nothing to do
+		if ov.keyOf(&src, join(n.rel(), name)) == dstKey {
+			// The same object (or upper hard links to it): nothing to do.
+			// Names of a hard-linked lower file are distinct nodes, as in
+			// the kernel, and are renamed.
+			return 0
 		}
 	}
 	if srcDir && !isPureUpper(&src) || exchange && dstDir && !isPureUpper(&dst) {
