@@ -72,6 +72,9 @@ type Config struct {
 	Daemon string
 	// UnionfuseBin, when set, is a prebuilt unionfuse CLI to run.
 	UnionfuseBin string
+	// Rev, when set, is the commit unionfuse is built from (through git
+	// archive); by default it is built from the working tree.
+	Rev string
 	// Profile, when set, is a directory for CPU profiles of the unionfuse
 	// daemon, one per mount (implies Daemon "builtin").
 	Profile string
@@ -107,6 +110,7 @@ func parseFlags(args []string) (*Config, error) {
 	fset.DurationVar(&c.FioRuntime, "fio-runtime", 5*time.Second, "run time of each fio job (3 repetitions × 5 s = 15 s per system and job)")
 	fset.IntVar(&c.MountLayers, "mount-layers", 100, "lower layers of the large mount")
 	fset.StringVar(&c.Daemon, "daemon", "cli", "serve unionfuse with `cli` (the unionfuse binary) or builtin (bench/internal/ufmount)")
+	fset.StringVar(&c.Rev, "rev", "", "build unionfuse from this git `revision` instead of the working tree")
 	fset.StringVar(&c.UnionfuseBin, "unionfuse", "", "run this prebuilt unionfuse `binary` instead of building ./cmd/unionfuse")
 	fset.StringVar(&c.Profile, "profile", "", "write CPU profiles of the unionfuse daemon to `DIR` (serves it with -daemon builtin)")
 	fset.BoolVar(&c.Keep, "keep", false, "keep the workspace after the run")

@@ -520,9 +520,10 @@ func output(name string, args ...string) string {
 	return string(b)
 }
 
-// gitDescribe names the commit of the repository, with -dirty.
-func gitDescribe(repo string) string {
-	s := strings.TrimSpace(output("git", "-C", repo, "describe", "--tags", "--always", "--dirty"))
+// gitDescribe names a commit of the repository: rev is a revision, or
+// "--dirty" for the working tree.
+func gitDescribe(repo, rev string) string {
+	s := strings.TrimSpace(output("git", "-C", repo, "describe", "--tags", "--always", rev))
 	if s == "" {
 		return "unknown commit"
 	}

@@ -98,9 +98,13 @@ func moduleRoot() (string, error) {
 // bench/internal/ufmount.
 func (r *Runner) buildUnionfuse() (*daemon, error) {
 	bindir := filepath.Join(r.ws.Root, "bin")
+	src, version, err := r.source()
+	if err != nil {
+		return nil, err
+	}
 	build := func(pkg, out string) error {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = r.repo
+		cmd.Dir = src
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 		}
@@ -116,7 +120,7 @@ func (r *Runner) buildUnionfuse() (*daemon, error) {
 				return nil, err
 			}
 		}
-		r.ufVersion = "bench/internal/ufmount at " + gitDescribe(r.repo)
+		r.ufVersion = "bench/internal/ufmount at " + version
 		return newUfmount(bin, absPath(r.cfg.Profile), r.log), nil
 	}
 	if r.cfg.Daemon == "builtin" {
@@ -138,8 +142,29 @@ func (r *Runner) buildUnionfuse() (*daemon, error) {
 		r.note("the unionfuse CLI does not mount (%v), so bench/internal/ufmount serves unionfuse", firstLine(err.Error()))
 		return builtin()
 	}
-	r.ufVersion = "unionfuse CLI at " + gitDescribe(r.repo)
+	r.ufVersion = "unionfuse CLI at " + version
+	if r.cfg.UnionfuseBin != "" {
+		r.ufVersion = "unionfuse CLI " + r.cfg.UnionfuseBin
+	}
 	return cli, nil
+}
+
+// source returns the directory unionfuse is built from and its version:
+// the working tree, or with -rev a copy of that commit (git archive), so
+// that colleagues' uncommitted changes are not measured.
+func (r *Runner) source() (dir, version string, err error) {
+	if r.cfg.Rev == "" {
+		return r.repo, gitDescribe(r.repo, "--dirty"), nil
+	}
+	dir = filepath.Join(r.ws.Root, "src")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	cmd := exec.Command("sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", r.repo, r.cfg.Rev, dir)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("git archive %s: %v: %s", r.cfg.Rev, err, firstLine(string(b)))
+	}
+	return dir, gitDescribe(r.repo, r.cfg.Rev), nil
 }
 
 // smokeTest mounts an empty union with s and unmounts it.
