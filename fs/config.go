@@ -29,6 +29,30 @@ type Config struct {
 	// kernel could read and write the layer files directly (FUSE
 	// passthrough, used by default as root on Linux 6.9+).
 	NoPassthrough bool
+	// UIDMap and GIDMap map the ids the mount shows to the ids stored in
+	// the layers (fuse-overlayfs's uidmapping=/gidmapping=). Empty: ids are
+	// shown as stored.
+	UIDMap, GIDMap []IDMap
+	// SquashUID and SquashGID, when set, are the owner every object is
+	// shown with (squash_to_uid=, squash_to_gid=, squash_to_root).
+	SquashUID, SquashGID *uint32
+	// StaticNlink reports a link count of 1 for every directory, as
+	// fuse-overlayfs's static_nlink does (find(1) then stops assuming it
+	// can count subdirectories).
+	StaticNlink bool
+	// NoACL refuses POSIX ACLs (system.posix_acl_*) through the mount.
+	NoACL bool
+	// NoFsync turns fsync(2) and fdatasync(2) into no-ops (fuse-overlayfs's
+	// fsync=0, the kernel's volatile): faster, and nothing survives a crash.
+	NoFsync bool
+	// XinoOff reports the layers' own inode numbers, without the
+	// filesystem index in the high bits (xino=off). They may then collide
+	// when the layers live on several filesystems.
+	XinoOff bool
+	// AllowOther lets other users than the mounting one use the mount
+	// (always on for root; for others fusermount3 needs user_allow_other
+	// in /etc/fuse.conf).
+	AllowOther bool
 	// FsName is the source shown in /proc/mounts (default "unionfuse").
 	FsName string
 	// MountOptions are extra generic mount flags passed to the kernel

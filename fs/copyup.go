@@ -146,15 +146,14 @@ func (ov *overlay) buildCopy(src *layer, rel string, st *unix.Stat_t, tmp string
 			return err
 		}
 	}
-	if err := ov.copyXattrs(src, rel, tmp); err != nil {
-		return err
-	}
-	return ov.copyMetadata(w, tmp, st)
+	return ov.copyMetadata(w, tmp, st, func() error { return ov.copyXattrs(src, rel, tmp) })
 }
 
 // copyMetadata gives the object path (relative to dirfd) the owner, mode
-// and times of st. Owner first: chown clears set-id bits.
-func (ov *overlay) copyMetadata(dirfd int, path string, st *unix.Stat_t) error {
+// and times of st, and runs copyXattrs in between: after chown, which
+// clears file capabilities (security.capability) and set-id bits, and
+// before chmod and the times, which the xattrs must not disturb.
+func (ov *overlay) copyMetadata(dirfd int, path string, st *unix.Stat_t, copyXattrs func() error) error {
 	if ov.privileged {
 		err := unix.Fchownat(dirfd, path, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW)
 		// In a user namespace, owners without a mapping cannot be given;
@@ -162,6 +161,9 @@ func (ov *overlay) copyMetadata(dirfd int, path string, st *unix.Stat_t) error {
 		if err != nil && (ov.initUserNS || err != unix.EINVAL && err != unix.EPERM) {
 			return err
 		}
+	}
+	if err := copyXattrs(); err != nil {
+		return err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
 		if err := unix.Fchmodat(dirfd, path, st.Mode&0o7777, 0); err != nil {

@@ -108,7 +108,11 @@ func (ov *overlay) identityFor(ctx context.Context, mode uint32, parent *unix.St
 		id.perm |= unix.S_ISGID
 	}
 	if caller, ok := fuse.FromContext(ctx); ok && ov.privileged {
-		id.uid, id.gid = int(caller.Uid), int(caller.Gid)
+		uid, gid, err := ov.diskOwner(int(caller.Uid), int(caller.Gid))
+		if err != nil {
+			uid, gid = ov.euid, ov.egid // a caller without a mapping
+		}
+		id.uid, id.gid = uid, gid
 		madeGid := ov.egid
 		if sgidParent {
 			id.gid = int(parent.Gid)

@@ -251,6 +251,9 @@ var _ = (gofs.FileFsyncdirer)((*dirHandle)(nil))
 
 // Fsyncdir flushes the directory's upper copy, if it has one.
 func (h *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
+	if h.n.ov.cfg.NoFsync {
+		return 0
+	}
 	if !h.n.isUpper() {
 		return 0
 	}

@@ -177,6 +177,9 @@ var _ = (gofs.FileFsyncer)((*handle)(nil))
 
 // Fsync flushes the file to its layer.
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if h.n.ov.cfg.NoFsync {
+		return 0
+	}
 	if flags&1 != 0 { // FUSE_FSYNC_FDATASYNC
 		return errnoOf(unix.Fdatasync(h.fdForUse()))
 	}

@@ -169,7 +169,7 @@ func (ov *overlay) mountOptions(rootIno uint64) *gofs.Options {
 			FsName:      name,
 			Name:        "unionfuse",
 			Options:     opts,
-			AllowOther:  ov.privileged,
+			AllowOther:  ov.privileged || ov.cfg.AllowOther,
 			DirectMount: ov.privileged,
 			Debug:       ov.cfg.Debug,
 			Logger:      ov.log,

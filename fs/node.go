@@ -122,7 +122,7 @@ func (ov *overlay) lowerHasName(dirLayers []int, dirRel, name string) (bool, sys
 func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.EntryOut) *gofs.Inode {
 	k := n.ov.keyOf(f, join(n.rel(), name))
 	n.ov.setEntry(k, f.layers)
-	out.Attr.FromStat(toSyscallStat(&f.st))
+	n.ov.statToAttr(&f.st, &out.Attr)
 	out.Attr.Ino = k.ino
 	child := &node{ov: n.ov}
 	return n.NewInode(ctx, child, gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: k.ino, Gen: k.gen})
@@ -158,7 +158,7 @@ func (n *node) stat(st *unix.Stat_t) syscall.Errno {
 
 // fillAttr converts st into the attributes the kernel sees.
 func (n *node) fillAttr(st *unix.Stat_t, out *fuse.Attr) {
-	out.FromStat(toSyscallStat(st))
+	n.ov.statToAttr(st, out)
 	out.Ino = n.ino()
 }
 

@@ -83,8 +83,17 @@ func (ov *overlay) inoOf(st *unix.Stat_t) uint64 {
 	if ino, ok := ov.copiedUp[devIno{st.Dev, st.Ino}]; ok {
 		return ino
 	}
-	idx := ov.devIndex[st.Dev]
-	return st.Ino | idx<<56
+	return ov.ownIno(st)
+}
+
+// ownIno is the number an object reports by itself: its inode number, with
+// the index of its filesystem in the top 8 bits (unless xino is off).
+// devIndex does not change after mounting, so no lock is needed.
+func (ov *overlay) ownIno(st *unix.Stat_t) uint64 {
+	if ov.cfg.XinoOff {
+		return st.Ino
+	}
+	return st.Ino | ov.devIndex[st.Dev]<<56
 }
 
 // keyOf returns the identity of the object found at rel.
@@ -134,7 +143,7 @@ func (ov *overlay) forget(k nodeKey, st *unix.Stat_t) {
 // recordCopyUp notes that the upper object st now stands for ino.
 func (ov *overlay) recordCopyUp(st *unix.Stat_t, ino uint64) {
 	ov.emu.Lock()
-	if st.Ino|ov.devIndex[st.Dev]<<56 != ino {
+	if ov.ownIno(st) != ino {
 		ov.copiedUp[devIno{st.Dev, st.Ino}] = ino
 	}
 	ov.emu.Unlock()

@@ -18,6 +18,10 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if n.ov.upper == nil {
 		return syscall.EROFS
 	}
+	in, err := n.ov.diskSetattr(in)
+	if err != nil {
+		return errnoOf(err)
+	}
 	if sz, ok := in.GetSize(); ok && n.ov.hadLowerBacking(n.key()) {
 		// The kernel would keep reading the lower backing file: renew the
 		// node first (see passthrough.go). truncate(2) and open(O_TRUNC)
@@ -77,6 +81,30 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	}
 	n.fillAttr(&st, &out.Attr)
 	return 0
+}
+
+// diskSetattr returns in with the owner it sets mapped to the ids stored
+// on disk (see Config.UIDMap).
+func (ov *overlay) diskSetattr(in *fuse.SetAttrIn) (*fuse.SetAttrIn, error) {
+	uid, uok := in.GetUID()
+	gid, gok := in.GetGID()
+	if !uok && !gok || len(ov.cfg.UIDMap) == 0 && len(ov.cfg.GIDMap) == 0 {
+		return in, nil
+	}
+	mapped := *in
+	u, g := -1, -1
+	if uok {
+		u = int(uid)
+	}
+	if gok {
+		g = int(gid)
+	}
+	u, g, err := ov.diskOwner(u, g)
+	if err != nil {
+		return nil, err
+	}
+	mapped.Uid, mapped.Gid = uint32(u), uint32(g)
+	return &mapped, nil
 }
 
 // applySetattr applies what in asks for to path (relative to dirfd; flags

@@ -15,6 +15,12 @@ import (
 // "trusted.overlay.overlay.foo" in the layer. Unescaped private names are
 // never shown through the mount.
 
+// isACL reports whether name is a POSIX ACL, which Config.NoACL refuses.
+func isACL(name string) bool { return strings.HasPrefix(name, "system.posix_acl_") }
+
+// refused reports whether the configuration refuses attribute name.
+func (ov *overlay) refused(name string) bool { return ov.cfg.NoACL && isACL(name) }
+
 // isPrivateXattr reports whether a stored attribute name belongs to the
 // overlay itself (and so is hidden from users and not copied up).
 func (ov *overlay) isPrivateXattr(stored string) bool {
@@ -47,6 +53,9 @@ var _ = (gofs.NodeGetxattrer)((*node)(nil))
 
 // Getxattr reads an attribute of the topmost copy.
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if n.ov.refused(attr) {
+		return 0, syscall.EOPNOTSUPP
+	}
 	stored := n.ov.storedXattr(attr)
 	if h := n.ov.upperHandle(n.key(), nil); h != nil {
 		var sz int
@@ -96,7 +105,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	}
 	var b []byte
 	for _, stored := range names {
-		if shown, ok := n.ov.shownXattr(stored); ok {
+		if shown, ok := n.ov.shownXattr(stored); ok && !n.ov.refused(shown) {
 			b = append(b, shown...)
 			b = append(b, 0)
 		}
@@ -114,6 +123,9 @@ var _ = (gofs.NodeSetxattrer)((*node)(nil))
 
 // Setxattr copies the node up and sets the attribute there.
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if n.ov.refused(attr) {
+		return syscall.EOPNOTSUPP
+	}
 	stored := n.ov.storedXattr(attr)
 	if h := n.ov.upperHandle(n.key(), nil); h != nil {
 		done, err := h.withFd(func(fd int) error { return unix.Fsetxattr(fd, stored, data, int(flags)) })
@@ -134,6 +146,9 @@ var _ = (gofs.NodeRemovexattrer)((*node)(nil))
 
 // Removexattr copies the node up and removes the attribute there.
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if n.ov.refused(attr) {
+		return syscall.EOPNOTSUPP
+	}
 	stored := n.ov.storedXattr(attr)
 	if h := n.ov.upperHandle(n.key(), nil); h != nil {
 		done, err := h.withFd(func(fd int) error { return unix.Fremovexattr(fd, stored) })

@@ -33,6 +33,17 @@ type Options struct {
 	// last of "dev" and "nodev" wins. A flag not given keeps the mount's
 	// default (nodev and nosuid for FUSE mounts).
 	Generic []string
+
+	// fuse-overlayfs's options (overlayfs.go); see fs.Config for their
+	// meaning.
+	UIDMap, GIDMap       []fs.IDMap
+	SquashUID, SquashGID *uint32
+	StaticNlink          bool
+	NoACL                bool
+	NoFsync              bool
+	XinoOff              bool
+	AllowOther           bool
+	Debug                bool
 }
 
 // ignored are mount(8) and fstab keywords that concern mount(8) itself,
@@ -79,6 +90,9 @@ func (o *Options) apply(item string) error {
 	}
 	if ignored[key] || strings.HasPrefix(key, "x-") || key == "comment" {
 		return nil
+	}
+	if handled, err := o.applyFuseOverlayfs(item, key, value, hasValue); handled {
+		return err
 	}
 	if !flagNames[key] {
 		return fmt.Errorf("unknown mount option %q", item)
@@ -135,6 +149,17 @@ func (o *Options) Config() fs.Config {
 		Upper:     o.Upper,
 		Work:      o.Work,
 		UserXattr: o.UserXattr,
+
+		UIDMap:      o.UIDMap,
+		GIDMap:      o.GIDMap,
+		SquashUID:   o.SquashUID,
+		SquashGID:   o.SquashGID,
+		StaticNlink: o.StaticNlink,
+		NoACL:       o.NoACL,
+		NoFsync:     o.NoFsync,
+		XinoOff:     o.XinoOff,
+		AllowOther:  o.AllowOther,
+		Debug:       o.Debug,
 	}
 	if o.ReadOnly && o.Upper != "" {
 		cfg.Lowers = append([]string{o.Upper}, cfg.Lowers...)
@@ -171,12 +196,19 @@ func SplitLayers(s string) ([]string, error) {
 }
 
 // split cuts s at every sep that is not escaped by a backslash, keeping
-// the escapes in the pieces.
+// the escapes in the pieces. Between options (sep ','), a double-quoted
+// run is kept whole: context="a,b" is one option.
 func split(s string, sep byte) []string {
 	var parts []string
 	start := 0
 	for i := 0; i < len(s); i++ {
 		switch s[i] {
+		case '"':
+			if sep == ',' {
+				if j := strings.IndexByte(s[i+1:], '"'); j >= 0 {
+					i += j + 1
+				}
+			}
 		case '\\':
 			i++
 		case sep:

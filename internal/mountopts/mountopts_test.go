@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/unionfuse/unionfuse/fs"
 )
 
 func TestParse(t *testing.T) {
@@ -69,7 +71,7 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"lowerdir=/l,workdir=/w"}, "upperdir"},
 		{[]string{"lowerdir=/l,ro=1"}, `"ro=1"`},
 		{[]string{"lowerdir=/l", "nodev=yes"}, `"nodev=yes"`},
-		{[]string{"lowerdir=/l,allow_other"}, `"allow_other"`},
+		{[]string{"lowerdir=/l,allow_others"}, `"allow_others"`},
 	}
 	for _, tt := range tests {
 		_, err := Parse(tt.in...)
@@ -142,5 +144,34 @@ func TestConfigWithoutUpperIsReadOnly(t *testing.T) {
 	o := Options{Lowers: []string{"/a"}, Generic: []string{"nodev"}}
 	if got := o.Config().MountOptions; !reflect.DeepEqual(got, []string{"ro", "nodev"}) {
 		t.Errorf("MountOptions = %q, want [ro nodev]", got)
+	}
+}
+
+func TestFuseOverlayfsOptions(t *testing.T) {
+	o, err := Parse(`lowerdir=l1:l2,upperdir=u,workdir=w,,volatile,uidmapping=:0:1000:1:1:100000:65536,gidmapping=0:1000:1,squash_to_uid=5,static_nlink,noacl,xino=off,allow_other,context="system_u:object_r:container_file_t:s0:c1,c2",xattr_permissions=0,redirect_dir=off`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := o.Config()
+	wantU := []fs.IDMap{{Inside: 0, Outside: 1000, Len: 1}, {Inside: 1, Outside: 100000, Len: 65536}}
+	if !reflect.DeepEqual(cfg.UIDMap, wantU) || len(cfg.GIDMap) != 1 {
+		t.Errorf("maps %v %v", cfg.UIDMap, cfg.GIDMap)
+	}
+	if cfg.SquashUID == nil || *cfg.SquashUID != 5 || cfg.SquashGID != nil {
+		t.Errorf("squash %v %v", cfg.SquashUID, cfg.SquashGID)
+	}
+	if !cfg.NoFsync || !cfg.StaticNlink || !cfg.NoACL || !cfg.XinoOff || !cfg.AllowOther {
+		t.Errorf("flags not all set: %+v", cfg)
+	}
+	if !reflect.DeepEqual(cfg.Lowers, []string{"l1", "l2"}) || cfg.Upper != "u" || cfg.Work != "w" {
+		t.Errorf("layers %v %s %s", cfg.Lowers, cfg.Upper, cfg.Work)
+	}
+	for _, bad := range []string{
+		"uidmapping=0:1000", "uidmapping=0:x:1", "uidmapping=0:1:0", "squash_to_uid=me",
+		"fsync=2", "xino=maybe", "redirect_dir=on", "xattr_permissions=1", "static_nlink=1", "context",
+	} {
+		if _, err := Parse("lowerdir=l," + bad); err == nil {
+			t.Errorf("Parse(%q) accepted", bad)
+		}
 	}
 }

@@ -1,0 +1,141 @@
+package mountopts
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/unionfuse/unionfuse/fs"
+)
+
+// Options that fuse-overlayfs takes, with its meaning, so that unionfuse
+// can stand in for it (as podman's mount_program, for instance).
+
+// fuseOverlayfsFlags are its options without a value.
+var fuseOverlayfsFlags = map[string]bool{
+	"squash_to_root": true, "static_nlink": true, "noacl": true,
+	"volatile": true, "allow_other": true, "debug": true,
+	"default_permissions": true, // always on: the kernel checks permissions
+}
+
+// applyFuseOverlayfs records a fuse-overlayfs option. handled is false for
+// an option it does not know.
+func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (handled bool, err error) {
+	if fuseOverlayfsFlags[key] {
+		if hasValue {
+			return true, fmt.Errorf("mount option %q takes no value", item)
+		}
+		switch key {
+		case "squash_to_root":
+			zero := uint32(0)
+			o.SquashUID, o.SquashGID = &zero, &zero
+		case "static_nlink":
+			o.StaticNlink = true
+		case "noacl":
+			o.NoACL = true
+		case "volatile":
+			o.NoFsync = true
+		case "allow_other":
+			o.AllowOther = true
+		case "debug":
+			o.Debug = true
+		}
+		return true, nil
+	}
+	switch key {
+	case "uidmapping", "gidmapping", "squash_to_uid", "squash_to_gid", "fsync",
+		"xino", "redirect_dir", "context", "xattr_permissions", "timeout":
+	default:
+		return false, nil
+	}
+	if !hasValue || value == "" {
+		return true, fmt.Errorf("mount option %q needs a value", item)
+	}
+	value = unescape(value)
+	switch key {
+	case "uidmapping", "gidmapping":
+		maps, err := ParseIDMaps(value)
+		if err != nil {
+			return true, fmt.Errorf("mount option %q: %w", item, err)
+		}
+		if key == "uidmapping" {
+			o.UIDMap = maps
+		} else {
+			o.GIDMap = maps
+		}
+	case "squash_to_uid", "squash_to_gid":
+		id, err := strconv.ParseUint(value, 10, 32)
+		if err != nil {
+			return true, fmt.Errorf("mount option %q: not an id", item)
+		}
+		v := uint32(id)
+		if key == "squash_to_uid" {
+			o.SquashUID = &v
+		} else {
+			o.SquashGID = &v
+		}
+	case "fsync":
+		switch value {
+		case "0":
+			o.NoFsync = true
+		case "1":
+			o.NoFsync = false
+		default:
+			return true, fmt.Errorf("mount option %q: want fsync=0 or fsync=1", item)
+		}
+	case "xino":
+		switch value {
+		case "off":
+			o.XinoOff = true
+		case "on", "auto":
+			o.XinoOff = false
+		default:
+			return true, fmt.Errorf("mount option %q: want xino=on, auto or off", item)
+		}
+	case "redirect_dir":
+		switch value {
+		case "off", "nofollow":
+			// What unionfuse does: directories with lower content are not
+			// renamed (EXDEV), and no redirects are written.
+		case "on", "follow":
+			return true, fmt.Errorf("mount option %q: directory redirects are not supported yet (use redirect_dir=off)", item)
+		default:
+			return true, fmt.Errorf("mount option %q: want redirect_dir=on, off, follow or nofollow", item)
+		}
+	case "context", "timeout":
+		// SELinux labels (no SELinux policy applies to FUSE files here)
+		// and fuse-overlayfs's cache timeout (unionfuse manages the
+		// kernel's caches itself): accepted, without effect.
+	case "xattr_permissions":
+		if value != "0" {
+			return true, fmt.Errorf("mount option %q: storing permissions in xattrs is not supported (only xattr_permissions=0)", item)
+		}
+	}
+	return true, nil
+}
+
+// ParseIDMaps parses fuse-overlayfs's id mappings: INSIDE:OUTSIDE:LEN
+// triples joined by colons ("0:100000:65536:65536:1000:1"); a leading colon,
+// as podman writes it, is allowed.
+func ParseIDMaps(s string) ([]fs.IDMap, error) {
+	fields := strings.Split(strings.TrimPrefix(s, ":"), ":")
+	if len(fields)%3 != 0 {
+		return nil, fmt.Errorf("id mapping %q: want INSIDE:OUTSIDE:LEN triples", s)
+	}
+	var maps []fs.IDMap
+	for i := 0; i < len(fields); i += 3 {
+		var n [3]uint32
+		for j := range n {
+			v, err := strconv.ParseUint(fields[i+j], 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("id mapping %q: %q is not a number", s, fields[i+j])
+			}
+			n[j] = uint32(v)
+		}
+		if n[2] == 0 {
+			return nil, fmt.Errorf("id mapping %q: a range of length 0", s)
+		}
+		maps = append(maps, fs.IDMap{Inside: n[0], Outside: n[1], Len: n[2]})
+	}
+	return maps, nil
+}

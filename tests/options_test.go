@@ -1,0 +1,147 @@
+package tests
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// mountWithOptions mounts l through the CLI's fuse-overlayfs form with
+// extra options, and returns a function that unmounts it.
+func mountWithOptions(t *testing.T, l layout, extra string) func() {
+	t.Helper()
+	opts := "lowerdir=" + l.Lowers[0] + ",upperdir=" + l.Upper + ",workdir=" + l.Work + "," + extra
+	mustOK(t, "unionfuse -o "+opts, cli(t, "-o", opts, l.Merged))
+	rec := daemonOf(t, l.Merged)
+	return func() { umountCLI(t, l.Merged, rec) }
+}
+
+func statT(t *testing.T, p string) unix.Stat_t {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestFuseOverlayfsOptions checks fuse-overlayfs's options with its
+// meaning, as podman passes them.
+func TestFuseOverlayfsOptions(t *testing.T) {
+	requireFuse(t)
+	newUnion := func(t *testing.T) layout {
+		l := newLayout(t, testDir(t), 1)
+		buildLayer(t, l.Lowers[0], []item{
+			{path: "mine", kind: 'f', data: "x\n", uid: 1000, gid: 1000},
+			{path: "roots", kind: 'f', data: "y\n"},
+			{path: "d/sub", kind: 'd'},
+		})
+		cleanupMount(t, l.Merged)
+		return l
+	}
+
+	t.Run("uidmapping", func(t *testing.T) {
+		l := newUnion(t)
+		umount := mountWithOptions(t, l, "uidmapping=:0:1000:1:1:100000:65536,gidmapping=0:1000:1")
+		defer umount()
+		if st := statT(t, filepath.Join(l.Merged, "mine")); st.Uid != 0 || st.Gid != 0 {
+			t.Errorf("a file owned by 1000 on disk shows as %d:%d, want 0:0", st.Uid, st.Gid)
+		}
+		if st := statT(t, filepath.Join(l.Merged, "roots")); st.Uid != 65534 {
+			t.Errorf("a file owned by an unmapped id shows as uid %d, want 65534", st.Uid)
+		}
+		if err := os.WriteFile(filepath.Join(l.Merged, "new"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(filepath.Join(l.Merged, "new"), 5, -1); err != nil {
+			t.Fatal(err)
+		}
+		if st := statT(t, filepath.Join(l.Upper, "new")); st.Uid != 100004 || st.Gid != 1000 {
+			t.Errorf("created as 0:0 and chowned to 5 inside, stored as %d:%d; want 100004:1000", st.Uid, st.Gid)
+		}
+	})
+
+	t.Run("squash_to_uid static_nlink noacl volatile context", func(t *testing.T) {
+		l := newUnion(t)
+		umount := mountWithOptions(t, l, `squash_to_uid=7,squash_to_gid=8,static_nlink,noacl,volatile,xino=off,context="system_u:object_r:container_file_t:s0:c1,c2"`)
+		defer umount()
+		for _, name := range []string{"mine", "roots", "d"} {
+			if st := statT(t, filepath.Join(l.Merged, name)); st.Uid != 7 || st.Gid != 8 {
+				t.Errorf("%s shows as %d:%d, want 7:8", name, st.Uid, st.Gid)
+			}
+		}
+		if st := statT(t, filepath.Join(l.Merged, "d")); st.Nlink != 1 {
+			t.Errorf("static_nlink: a directory with a subdirectory has nlink %d", st.Nlink)
+		}
+		acl := []byte{2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff}
+		err := unix.Setxattr(filepath.Join(l.Merged, "roots"), "system.posix_acl_access", acl, 0)
+		if !errors.Is(err, unix.EOPNOTSUPP) {
+			t.Errorf("noacl: setting an ACL gives %v, want EOPNOTSUPP", err)
+		}
+		f, err := os.OpenFile(filepath.Join(l.Merged, "roots"), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Write([]byte("z\n"))
+		if err := f.Sync(); err != nil {
+			t.Errorf("fsync under volatile: %v", err)
+		}
+		f.Close()
+	})
+}
+
+// TestCopyUpKeepsCapabilitiesAndACLs: file capabilities and POSIX ACLs of
+// a lower file survive its copy-up, and setcap through the mount works.
+func TestCopyUpKeepsCapabilitiesAndACLs(t *testing.T) {
+	requireFuse(t)
+	l := newLayout(t, testDir(t), 1)
+	buildLayer(t, l.Lowers[0], []item{
+		{path: "ping", kind: 'f', data: "#!/bin/sh\n", mode: 0o755},
+		{path: "shared", kind: 'f', data: "s\n", mode: 0o640},
+		{path: "plain", kind: 'f', data: "p\n", mode: 0o755},
+	})
+	// cap_net_raw+ep, as setcap writes it (VFS_CAP_REVISION_2).
+	capNetRaw := []byte{0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0}
+	// user::rw-, user:1000:r--, group::r--, mask::r--, other::---
+	acl := []byte{2, 0, 0, 0,
+		1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
+		2, 0, 4, 0, 0xe8, 0x03, 0, 0,
+		4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+		0x10, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+		0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}
+	if err := unix.Setxattr(filepath.Join(l.Lowers[0], "ping"), "security.capability", capNetRaw, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(filepath.Join(l.Lowers[0], "shared"), "system.posix_acl_access", acl, 0); err != nil {
+		t.Skipf("the test filesystem has no POSIX ACLs: %v", err)
+	}
+	cleanupMount(t, l.Merged)
+	umount := mountWithOptions(t, l, "")
+	for _, name := range []string{"ping", "shared"} {
+		if err := os.Chtimes(filepath.Join(l.Merged, name), fixedTime, fixedTime); err != nil { // copies up
+			t.Fatal(err)
+		}
+	}
+	if err := unix.Setxattr(filepath.Join(l.Merged, "plain"), "security.capability", capNetRaw, 0); err != nil {
+		t.Errorf("setcap on a lower file through the mount: %v", err)
+	}
+	umount()
+	for _, c := range []struct{ name, attr string }{
+		{"ping", "security.capability"}, {"plain", "security.capability"}, {"shared", "system.posix_acl_access"},
+	} {
+		got, err := getXattr(filepath.Join(l.Upper, c.name), c.attr)
+		want := capNetRaw
+		if c.attr == "system.posix_acl_access" {
+			want = acl
+		}
+		if err != nil || got != string(want) {
+			t.Errorf("upper/%s: %s = %x, %v; want %x", c.name, c.attr, got, err, want)
+		}
+	}
+	if st := statT(t, filepath.Join(l.Upper, "shared")); st.Mode&0o777 != 0o640 {
+		t.Errorf("upper/shared mode %o after copy-up, want 640", st.Mode&0o777)
+	}
+}
