@@ -94,7 +94,8 @@ func TestDifferential(t *testing.T) {
 
 // diffLayers returns the items of the lowers (top first) and of the upper
 // for one round: a fixed base with shadowing, whiteouts, opaque dirs, links,
-// a fifo, xattrs and odd owners and modes, plus a few random items per layer.
+// a fifo, xattrs and odd owners and modes, plus a few random items per layer
+// (none when rng is nil).
 func diffLayers(rng *rand.Rand) (lowers [][]item, upper []item) {
 	bottom := []item{
 		{path: "d1/a", kind: 'f', data: "a from the bottom\n"},
@@ -166,6 +167,9 @@ func diffLayers(rng *rand.Rand) (lowers [][]item, upper []item) {
 	layers := [][]item{top, middle, bottom, upper}
 	dirs := []string{"", "d1", "d2", "d3", "d1/sub", "rdir", "opq"}
 	for i := range layers {
+		if rng == nil {
+			break
+		}
 		for n := 3 + rng.IntN(4); n > 0; n-- {
 			p := path.Join(dirs[rng.IntN(len(dirs))], pick(rng, randNames))
 			it := item{path: p, optional: true}
@@ -233,6 +237,9 @@ func newDiffRun(t testing.TB, m mounter, seed int64) *diffRun {
 	return r
 }
 
+// baseLayersOnly, as a round's seed, builds diffLayers without random items.
+const baseLayersOnly = -1
+
 // buildRoundLayers builds the layers of diffLayers(seed) into each layout,
 // identically, then removes from all of them the whiteouts the kernel would
 // list in readdir yet not find on lookup: a whiteout in the lowest layer of
@@ -243,7 +250,11 @@ func newDiffRun(t testing.TB, m mounter, seed int64) *diffRun {
 func buildRoundLayers(t testing.TB, seed int64, ls ...layout) {
 	t.Helper()
 	for _, l := range ls {
-		lowers, upper := diffLayers(rand.New(rand.NewPCG(uint64(seed), 1)))
+		var rng *rand.Rand
+		if seed != baseLayersOnly {
+			rng = rand.New(rand.NewPCG(uint64(seed), 1))
+		}
+		lowers, upper := diffLayers(rng)
 		for j, items := range lowers {
 			buildLayer(t, l.Lowers[j], items)
 		}
@@ -604,4 +615,75 @@ func (f *mismatch) report(sub string, seed int64, nops int) string {
 	}
 	b.WriteString(f.what)
 	return b.String()
+}
+
+// TestDifferentialRegressions replays, on the differential layers without
+// random items, the minimized sequences of the defects the differential
+// test has found, so each stays fixed whatever seeds later runs draw.
+func TestDifferentialRegressions(t *testing.T) {
+	requireRoot(t)
+	sub := subject(t)
+	slot0 := func(kind string, o op) *op { o.Kind, o.Slot = kind, 0; return &o }
+	cases := []struct {
+		name string
+		ops  []*op
+	}{
+		{"pure upper dir renamed into a merged dir is marked opaque", []*op{
+			{Kind: "rename", P: "updir", Q: "d1/moved"}}},
+		{"open O_RDONLY|O_TRUNC of a lower file truncates what is read", []*op{
+			slot0("hold", op{P: "d1/b", Flags: unix.O_RDONLY | unix.O_TRUNC}),
+			{Kind: "read", P: "d1/b"}}},
+		{"fchmod through an fd whose name was unlinked", []*op{
+			slot0("hold", op{P: "hl2", Flags: unix.O_RDWR}),
+			{Kind: "unlink", P: "hl2"},
+			slot0("fdchmod", op{Mode: 0o755})}},
+		{"fsetxattr through an fd whose name was renamed over", []*op{
+			slot0("hold", op{P: "d1/b", Flags: unix.O_RDWR}),
+			{Kind: "rename", P: "d1/u", Q: "d1/b"},
+			slot0("fdsetxattr", op{Name: "user.a", Value: "v1"})}},
+		{"fstat of an open directory replaced by rename", []*op{
+			{Kind: "mkdir", P: "updir/dA", Mode: 0o755},
+			{Kind: "mkdir", P: "updir/dB", Mode: 0o700},
+			slot0("hold", op{P: "updir/dB", Flags: unix.O_RDONLY}),
+			{Kind: "rename", P: "updir/dA", Q: "updir/dB"},
+			slot0("fdstat", op{})}},
+		{"link to a lower file then a write through the new name shows through the old", []*op{
+			{Kind: "link", P: "d1/newmid", Q: "d5/x"},
+			{Kind: "append", P: "d5/x", Size: 24, Fill: 1},
+			{Kind: "stat", P: "d1/newmid"}}},
+		{"rename over one name of an upper hard link keeps the other name", []*op{
+			{Kind: "link", P: "suid", Q: "d1/suid2"},
+			{Kind: "rename", P: "d1/u", Q: "suid"},
+			{Kind: "stat", P: "d1/suid2"}}},
+		{"link to a hard-linked lower file: link counts", []*op{
+			{Kind: "link", P: "hl2", Q: "updir/x"},
+			{Kind: "stat", P: "hl2"}, {Kind: "stat", P: "hl1"}}},
+		{"copy-up of a hard-linked lower file: d_ino and st_ino agree", []*op{
+			{Kind: "write", P: "hl2", Mode: 0o640, Size: 100, Fill: 2},
+			{Kind: "readdir", P: "."}}},
+		{"failed setxattr still copies a hard-linked lower file up", []*op{
+			{Kind: "setxattr", P: "hl1", Name: "user.k", Value: "v1", Flags: unix.XATTR_REPLACE},
+			{Kind: "stat", P: "hl1"}}},
+		{"rename between two names of a hard-linked lower file", []*op{
+			{Kind: "rename", P: "hl2", Q: "d2/hl3"}}},
+		{"read-only fd opened before a copy-up reads the new data", []*op{
+			slot0("hold", op{P: "d1/b", Flags: unix.O_RDONLY}),
+			{Kind: "write", P: "d1/b", Mode: 0o644, Size: 100, Fill: 3},
+			slot0("fdread", op{})}},
+		{"read-only fd opened before an append through another name", []*op{
+			slot0("hold", op{P: "d3/i", Flags: unix.O_RDONLY}),
+			{Kind: "link", P: "d3/i", Q: "updir/i2"},
+			{Kind: "append", P: "updir/i2", Size: 5000, Fill: 4},
+			slot0("fdread", op{})}},
+		{"directory renamed onto a whited-out lower file", []*op{
+			{Kind: "mkdir", P: "updir/nd", Mode: 0o755},
+			{Kind: "rename", P: "updir/nd", Q: "d2/e"}}},
+	}
+	for _, c := range cases {
+		t.Run(strings.NewReplacer(" ", "_", ",", "").Replace(c.name), func(t *testing.T) {
+			if f := replay(t, sub, baseLayersOnly, c.ops); f != nil {
+				t.Error(f.report(sub.name(), baseLayersOnly, len(c.ops)) + "\n" + layerFacts(t, baseLayersOnly, f.ops))
+			}
+		})
+	}
 }
