@@ -145,6 +145,16 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	if err != nil {
 		return nil, 0, errnoOf(err)
 	}
+	if gid, unprivileged := unprivilegedCaller(ctx); f&unix.O_TRUNC != 0 && unprivileged {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err == nil {
+			err = killPrivs(unix.AT_FDCWD, procFdPath(fd), &st, gid)
+		}
+		if err != nil {
+			unix.Close(fd)
+			return nil, 0, errnoOf(err)
+		}
+	}
 	h := &handle{n: n, fd: fd, flags: f &^ unix.O_TRUNC, lower: l != n.ov.upper}
 	n.ov.trackHandle(h)
 	// Lower files never change and upper files change only through this

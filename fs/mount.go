@@ -177,8 +177,12 @@ func (ov *overlay) mountOptions(rootIno uint64) *gofs.Options {
 			// Let the kernel fall back to plain READDIR when nobody stats
 			// the entries (find, ls without -l): no lookup per entry then.
 			// O_TRUNC arrives with OPEN instead of as a separate SETATTR: a
-			// copy-up for it can skip the data.
-			ExtraCapabilities: fuse.CAP_READDIRPLUS_AUTO | fuse.CAP_ATOMIC_O_TRUNC,
+			// copy-up for it can skip the data. HANDLE_KILLPRIV_V2: this
+			// server clears set-id bits and capabilities when an
+			// unprivileged user writes, truncates or chowns (killpriv.go),
+			// so the kernel stops asking for security.capability before
+			// every write.
+			ExtraCapabilities: fuse.CAP_READDIRPLUS_AUTO | fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_HANDLE_KILLPRIV_V2,
 		},
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,

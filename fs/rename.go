@@ -153,7 +153,19 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 			return errnoOf(err)
 		}
 	}
-	if err := ov.moveInUpper(srcRel, dstRel, srcInLower); err != nil {
+	if srcDir && hadUpperDst && ov.isWhiteout(ov.upper, dstRel, &replaced) {
+		// rename(2) cannot put a directory over a whiteout (a character
+		// device): swap the two, then the whiteout stands at the old name,
+		// where it is either needed or removed.
+		if err := unix.Renameat2(ov.upper.fd, srcRel, ov.upper.fd, dstRel, unix.RENAME_EXCHANGE); err != nil {
+			return errnoOf(err)
+		}
+		if !srcInLower {
+			if err := unix.Unlinkat(ov.upper.fd, srcRel, 0); err != nil {
+				return errnoOf(err)
+			}
+		}
+	} else if err := ov.moveInUpper(srcRel, dstRel, srcInLower); err != nil {
 		return errnoOf(err)
 	}
 	if dstExists && (dst.layers[0] != 0 || dstDir || replaced.Nlink <= 1) {

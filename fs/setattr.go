@@ -22,6 +22,9 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if err != nil {
 		return errnoOf(err)
 	}
+	if killRequested(ctx, in) {
+		in = withKill(in)
+	}
 	if sz, ok := in.GetSize(); ok && n.ov.hadLowerBacking(n.key()) {
 		// The kernel would keep reading the lower backing file: renew the
 		// node first (see passthrough.go). truncate(2) and open(O_TRUNC)
@@ -111,6 +114,15 @@ func (ov *overlay) diskSetattr(in *fuse.SetAttrIn) (*fuse.SetAttrIn, error) {
 // may hold AT_SYMLINK_NOFOLLOW). truncPath names the same object for
 // truncate(2), which has no *at form.
 func applySetattr(dirfd int, path, truncPath string, flags int, in *fuse.SetAttrIn) error {
+	if in.Valid&fuse.FATTR_KILL_SUIDGID != 0 {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, path, &st, flags); err != nil {
+			return err
+		}
+		if err := killPrivs(dirfd, path, &st, in.Caller.Gid); err != nil {
+			return err
+		}
+	}
 	if m, ok := in.GetMode(); ok {
 		if err := unix.Fchmodat(dirfd, path, m&0o7777, 0); err != nil {
 			return err

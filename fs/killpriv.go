@@ -1,0 +1,90 @@
+package fs
+
+import (
+	"context"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// With FUSE_HANDLE_KILLPRIV_V2 negotiated, the kernel leaves it to this
+// server to drop privileges when an unprivileged user changes a file: the
+// set-user-ID bit, the set-group-ID bit (when group-executable) and file
+// capabilities go away on write, truncate and chown, as the kernel's own
+// filesystems do. The kernel then no longer asks for security.capability
+// before every write (one FUSE round trip per write otherwise).
+//
+// The kernel says so with FATTR_KILL_SUIDGID on SETATTR for truncate. Before
+// an unprivileged write to a file with set-id bits (through the server or
+// through passthrough alike) it calls notify_change with only the "kill"
+// attributes, which reach the server as a SETATTR that sets nothing: that
+// is the request to drop privileges. The WRITE flag FUSE_WRITE_KILL_SUIDGID
+// and the OPEN flag for O_TRUNC do not reach go-fuse's API; the SETATTR
+// covers writes, and Open applies the rule for O_TRUNC itself.
+
+// killPrivs drops set-id bits and capabilities of the file at path
+// (relative to dirfd; a /proc/self/fd path with AT_FDCWD) when st shows any.
+// As in Linux 6.x, set-group-ID goes when the file is group-executable or
+// the user (of group callerGid; supplementary groups are not known to a
+// FUSE server) is not in the file's group.
+func killPrivs(dirfd int, path string, st *unix.Stat_t, callerGid uint32) error {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil
+	}
+	kill := uint32(unix.S_ISUID)
+	if st.Mode&unix.S_IXGRP != 0 || st.Gid != callerGid {
+		kill |= unix.S_ISGID
+	}
+	if st.Mode&kill != 0 {
+		if err := unix.Fchmodat(dirfd, path, st.Mode&0o7777&^kill, 0); err != nil {
+			return err
+		}
+	}
+	p := path
+	if dirfd != unix.AT_FDCWD {
+		p = procDirPath(dirfd, path)
+	}
+	if err := unix.Removexattr(p, "security.capability"); err != nil && err != unix.ENODATA && err != unix.ENOTSUP {
+		return err
+	}
+	return nil
+}
+
+// procDirPath names path relative to dirfd through /proc/self/fd.
+func procDirPath(dirfd int, path string) string {
+	if path == "." || path == "" {
+		return procFdPath(dirfd)
+	}
+	return procFdPath(dirfd) + "/" + path
+}
+
+// killRequested reports whether a SETATTR asks to drop privileges:
+// FATTR_KILL_SUIDGID, or an unprivileged caller's SETATTR that changes
+// nothing (see above).
+func killRequested(ctx context.Context, in *fuse.SetAttrIn) bool {
+	if in.Valid&fuse.FATTR_KILL_SUIDGID != 0 {
+		return true
+	}
+	_, unprivileged := unprivilegedCaller(ctx)
+	return in.Valid&^(fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0 && unprivileged
+}
+
+// withKill returns in with FATTR_KILL_SUIDGID set.
+func withKill(in *fuse.SetAttrIn) *fuse.SetAttrIn {
+	if in.Valid&fuse.FATTR_KILL_SUIDGID != 0 {
+		return in
+	}
+	k := *in
+	k.Valid |= fuse.FATTR_KILL_SUIDGID
+	return &k
+}
+
+// unprivilegedCaller reports whether the request comes from a user who
+// does not keep privileges across changes (not root), and its group.
+func unprivilegedCaller(ctx context.Context) (gid uint32, ok bool) {
+	c, found := fuse.FromContext(ctx)
+	if !found || c.Uid == 0 {
+		return 0, false
+	}
+	return c.Gid, true
+}
