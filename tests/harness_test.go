@@ -172,8 +172,8 @@ func unionfuseIsStub() bool {
 }
 
 // subject returns the mounter under test: unionfuse, or the kernel when
-// UNIONFUSE_TEST_SUBJECT=kernel, or while fs.Mount is still a stub (so the
-// harness runs kernel-against-kernel until the filesystem lands).
+// UNIONFUSE_TEST_SUBJECT=kernel (the harness then runs kernel-against-kernel,
+// as it did before the filesystem landed). A fs.Mount that panics fails.
 func subject(t testing.TB) mounter {
 	t.Helper()
 	switch s := os.Getenv(subjectEnv); s {
@@ -185,8 +185,9 @@ func subject(t testing.TB) mounter {
 		t.Fatalf("%s=%q: want unionfuse or kernel", subjectEnv, s)
 	}
 	if unionfuseIsStub() {
-		t.Logf("fs.Mount is still a stub (%v): testing the kernel against itself", stubErr)
-		return kernelOverlay{}
+		// The filesystem has landed: a panicking fs.Mount is a defect, not
+		// a reason to fall back to testing the kernel against itself.
+		t.Fatalf("%v (%s=kernel runs the harness kernel-against-kernel)", stubErr, subjectEnv)
 	}
 	return unionfuseMounter{}
 }
