@@ -274,3 +274,49 @@ func (s *Store) removeIfAbandoned(name string) error {
 	}
 	return os.Remove(lp)
 }
+
+// tempFile creates an empty file in tmp/, owned by this process like a
+// pending layer (Cleanup removes it if the process dies). done closes and
+// removes it.
+func (s *Store) tempFile(purpose string) (*os.File, func(), error) {
+	p, unlock, err := s.tempOwner()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", purpose, err)
+	}
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		unlock()
+		return nil, nil, fmt.Errorf("%s: %w", purpose, err)
+	}
+	return f, func() { f.Close(); os.Remove(p); unlock() }, nil
+}
+
+// tempDir is tempFile for a directory; done removes it and its content.
+func (s *Store) tempDir(purpose string) (string, func(), error) {
+	p, unlock, err := s.tempOwner()
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", purpose, err)
+	}
+	if err := os.Mkdir(p, 0o700); err != nil {
+		unlock()
+		return "", nil, fmt.Errorf("%s: %w", purpose, err)
+	}
+	return p, func() { removeTree(p); unlock() }, nil
+}
+
+// tempOwner makes and locks tmp/<random>.lock and returns tmp/<random>,
+// which is this process's to create, and the release of the lock.
+func (s *Store) tempOwner() (string, func(), error) {
+	name := randomName(16)
+	lp := s.path(tmpDir, name+".lock")
+	lf, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := flock(lf, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lf.Close()
+		os.Remove(lp)
+		return "", nil, err
+	}
+	return s.path(tmpDir, name), func() { os.Remove(lp); lf.Close() }, nil
+}

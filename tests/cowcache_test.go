@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -326,5 +327,120 @@ func checkImageView(t *testing.T, merged string) {
 	}
 	if link, err := os.Readlink(filepath.Join(merged, "bin", "sh")); err != nil || link != "busybox" {
 		t.Errorf("bin/sh -> %q %v", link, err)
+	}
+}
+
+// imageIDs returns "NAME ID MANIFEST" lines of the images in the store at
+// root, sorted, for comparing stores.
+func imageIDs(t *testing.T, root string) string {
+	t.Helper()
+	s, err := cowcache.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	images, err := s.Images()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, img := range images {
+		lines = append(lines, strings.Join(img.Names, ",")+" "+string(img.ID)+" "+string(img.Manifest))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func TestCowcacheSaveLoadRoundTrip(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the second layer holds a whiteout (mknod 0/0)")
+	}
+	root := filepath.Join(t.TempDir(), "store")
+	twoImages(t, root)
+	want := imageIDs(t, root)
+	dir := t.TempDir()
+	docker, oci := filepath.Join(dir, "images.tar"), filepath.Join(dir, "images-oci.tar")
+	mustOK(t, "save", storeCLI(t, root, "save", "-o", docker, "busybox", "acme/app:1.0"))
+	mustOK(t, "save --format oci", storeCLI(t, root, "save", "--format", "oci", "-o", oci, "busybox", "acme/app:1.0"))
+	if r := storeCLI(t, root, "save", "-o", filepath.Join(dir, "x.tar"), "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "not found") {
+		t.Errorf("save nosuch: exit %d, %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.tar")); !os.IsNotExist(err) {
+		t.Errorf("a failed save left its output: %v", err)
+	}
+
+	for _, in := range []string{docker, oci} {
+		r2 := filepath.Join(t.TempDir(), "store")
+		r := storeCLI(t, r2, "load", "-i", in)
+		mustOK(t, "load "+in, r)
+		if r.stdout != "Loaded image: busybox:latest\nLoaded image: acme/app:1.0\n" &&
+			r.stdout != "Loaded image: acme/app:1.0\nLoaded image: busybox:latest\n" {
+			t.Errorf("load printed %q", r.stdout)
+		}
+		if got := imageIDs(t, r2); got != want {
+			t.Errorf("after save and load of %s:\n%s\nwant\n%s", filepath.Base(in), got, want)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(r2, "layers")); len(ents) != 2 {
+			t.Errorf("%d layers, want 2 (one shared)", len(ents))
+		}
+	}
+	// From standard input, as docker load < FILE.
+	r2 := filepath.Join(t.TempDir(), "store")
+	f, err := os.Open(oci)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(unionfuseBinary(t), "load", "--root", r2, "-q")
+	cmd.Stdin = f
+	mustOK(t, "load < "+oci, run(t, cmd))
+	if got := imageIDs(t, r2); got != want {
+		t.Errorf("after load from standard input:\n%s\nwant\n%s", got, want)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(r2, "tmp")); len(ents) != 0 {
+		t.Errorf("load from standard input left %d entries in tmp/", len(ents))
+	}
+}
+
+// TestCowcacheSkopeo uses skopeo (Debian's package) as an independent
+// reader and writer of both archive formats: what unionfuse saves, skopeo
+// copies; what skopeo writes, unionfuse loads, with the same digests.
+func TestCowcacheSkopeo(t *testing.T) {
+	skopeo, err := exec.LookPath("skopeo")
+	if err != nil {
+		t.Skip("needs skopeo (apt-get install skopeo) as an independent reader of the archives")
+	}
+	root := filepath.Join(t.TempDir(), "store")
+	r := storeCLI(t, root, "import", writeTemp(t, "busybox.tar.gz", busyboxRootfs(t)), "busybox:1.35")
+	mustOK(t, "import", r)
+	want := imageIDs(t, root) // "busybox:1.35 ID MANIFEST"
+	_, manifest, _ := strings.Cut(strings.TrimPrefix(want, "busybox:1.35 "), " ")
+	dir := t.TempDir()
+	sk := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(skopeo, append([]string{"--insecure-policy"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("skopeo %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	mustOK(t, "save", storeCLI(t, root, "save", "--format", "oci", "-o", filepath.Join(dir, "bb-oci.tar"), "busybox:1.35"))
+	mustOK(t, "save", storeCLI(t, root, "save", "-o", filepath.Join(dir, "bb.tar"), "busybox:1.35"))
+	if out := sk("inspect", "--raw", "oci-archive:"+filepath.Join(dir, "bb-oci.tar")); string(cowcache.FromBytes([]byte(out))) != manifest {
+		t.Errorf("skopeo reads manifest %s, want %s", cowcache.FromBytes([]byte(out)), manifest)
+	}
+	sk("copy", "-q", "oci-archive:"+filepath.Join(dir, "bb-oci.tar"), "oci:"+filepath.Join(dir, "oci")+":busybox:1.35")
+	sk("copy", "-q", "docker-archive:"+filepath.Join(dir, "bb.tar"), "docker-archive:"+filepath.Join(dir, "sk.tar")+":busybox:1.35")
+	sk("copy", "-q", "oci:"+filepath.Join(dir, "oci")+":busybox:1.35", "oci-archive:"+filepath.Join(dir, "sk-oci.tar")+":busybox:1.35")
+	for _, in := range []string{"oci", "sk.tar", "sk-oci.tar"} {
+		r2 := filepath.Join(t.TempDir(), "store")
+		mustOK(t, "load "+in, storeCLI(t, r2, "load", "-i", filepath.Join(dir, in)))
+		got, exp := imageIDs(t, r2), want
+		if in == "sk.tar" { // a docker-archive keeps no manifest: compare ids
+			got, exp = got[:strings.LastIndex(got, " ")], exp[:strings.LastIndex(exp, " ")]
+		}
+		if got != exp {
+			t.Errorf("load of skopeo's %s: %q, want %q", in, got, exp)
+		}
 	}
 }

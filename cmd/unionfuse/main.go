@@ -46,7 +46,7 @@ var commands []*command
 
 func init() {
 	commands = []*command{mountCmd, umountCmd,
-		importCmd, imagesCmd, historyCmd, inspectCmd, tagCmd, rmiCmd, systemCmd, mountImageCmd,
+		importCmd, loadCmd, saveCmd, imagesCmd, historyCmd, inspectCmd, tagCmd, rmiCmd, systemCmd, mountImageCmd,
 		helpCmd, versionCmd}
 }
 
