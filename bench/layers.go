@@ -43,6 +43,9 @@ const (
 	lowerCount = 3
 )
 
+// workspaceRoot is the workspace of this run, for the message on interrupt.
+var workspaceRoot string
+
 // Workspace is the prepared data of one run.
 type Workspace struct {
 	// Root is the temporary directory holding everything.
@@ -68,6 +71,7 @@ func newWorkspace(dir string) (*Workspace, error) {
 	if err != nil {
 		return nil, err
 	}
+	workspaceRoot = root
 	ws := &Workspace{Root: root, Native: filepath.Join(root, "native"), Tarball: filepath.Join(root, "small.tar")}
 	for i := 0; i < lowerCount; i++ {
 		ws.Lowers = append(ws.Lowers, filepath.Join(root, "l", fmt.Sprint(i)))

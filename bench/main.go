@@ -238,6 +238,9 @@ func main() {
 		s := <-sigs
 		fmt.Fprintf(os.Stderr, "\nufbench: %v: unmounting and exiting\n", s)
 		unmountAll()
+		if workspaceRoot != "" {
+			fmt.Fprintf(os.Stderr, "ufbench: the workspace %s is left behind: remove it with rm -rf\n", workspaceRoot)
+		}
 		os.Exit(130)
 	}()
 	err = run(cfg)

@@ -28,8 +28,13 @@ var systemStyle = map[string]struct {
 // XYer and XErrorer.
 type points []struct{ x, y, lo, hi float64 }
 
-func (p points) Len() int                    { return len(p) }
+// Len implements plotter.XYer.
+func (p points) Len() int { return len(p) }
+
+// XY implements plotter.XYer.
 func (p points) XY(i int) (float64, float64) { return p[i].x, p[i].y }
+
+// XError implements plotter.XErrorer: the distances to min and max.
 func (p points) XError(i int) (float64, float64) {
 	return p[i].x - p[i].lo, p[i].hi - p[i].x
 }

@@ -225,7 +225,17 @@ func target(m Metric, median, ratio float64) (string, *bool) {
 
 // formatValue writes v with its unit, with a precision that suits it.
 func formatValue(v float64, unit string) string {
-	return formatNumber(v, unit) + " " + unit
+	f, u := displayUnit(v, unit)
+	return formatNumber(v*f, u) + " " + u
+}
+
+// displayUnit returns the factor and unit to show a value like v in:
+// seconds under 0.1 as milliseconds.
+func displayUnit(v float64, unit string) (float64, string) {
+	if unit == "s" && math.Abs(v) < 0.1 {
+		return 1000, "ms"
+	}
+	return 1, unit
 }
 
 func formatNumber(v float64, unit string) string {
@@ -273,8 +283,9 @@ func (res *Results) rows() []row {
 				r.title = mr.Title
 			}
 			if s.Median == s.Median { // not NaN
-				r.median = formatValue(float64(s.Median), mr.Unit)
-				r.span = formatNumber(float64(s.Min), mr.Unit) + "–" + formatValue(float64(s.Max), mr.Unit)
+				f, u := displayUnit(float64(s.Median), mr.Unit)
+				r.median = formatNumber(f*float64(s.Median), u) + " " + u
+				r.span = formatNumber(f*float64(s.Min), u) + "–" + formatNumber(f*float64(s.Max), u) + " " + u
 			}
 			if s.Ratio == s.Ratio {
 				r.ratio = formatRatio(float64(s.Ratio))

@@ -178,8 +178,10 @@ func unescapeMountinfo(s string) string {
 // native is the plain directory: the physical ceiling.
 type native struct{}
 
+// Name implements System.
 func (native) Name() string { return sysNative }
 
+// Mount implements System.
 func (native) Mount(u Union) (*Mount, error) {
 	start := time.Now()
 	var st unix.Stat_t
@@ -192,8 +194,10 @@ func (native) Mount(u Union) (*Mount, error) {
 // kernel is the kernel's overlayfs, mounted with its default options.
 type kernel struct{}
 
+// Name implements System.
 func (kernel) Name() string { return sysKernel }
 
+// Mount implements System.
 func (kernel) Mount(u Union) (*Mount, error) {
 	opts := "lowerdir=" + strings.Join(u.Lowers, ":") + ",upperdir=" + u.Upper + ",workdir=" + u.Work
 	start := time.Now()
@@ -250,6 +254,7 @@ type daemon struct {
 	log *os.File
 }
 
+// Name implements System.
 func (d *daemon) Name() string { return d.name }
 
 // layerOptions returns "lowerdir=...,upperdir=...,workdir=..." for u.
@@ -257,6 +262,7 @@ func layerOptions(u Union) string {
 	return "lowerdir=" + strings.Join(u.Lowers, ":") + ",upperdir=" + u.Upper + ",workdir=" + u.Work
 }
 
+// Mount implements System: it starts the daemon and waits for the union.
 func (d *daemon) Mount(u Union) (*Mount, error) {
 	argv := d.argv(u)
 	cmd := exec.Command(argv[0], argv[1:]...)
