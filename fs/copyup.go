@@ -86,6 +86,7 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 		newLayers = append(newLayers, layers...)
 	}
 	ov.setEntry(n.key(), newLayers)
+	ov.switchHandles(n.key(), rel)
 	return 0
 }
 

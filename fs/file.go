@@ -55,12 +55,9 @@ func (h *handle) withFd(fn func(fd int) error) (done bool, err error) {
 	return true, fn(h.fd)
 }
 
-// trackHandle records an open upper handle of its node, for operations the
+// trackHandle records an open handle of its node, for operations the
 // kernel sends without one (setattr of an unlinked file, for instance).
 func (ov *overlay) trackHandle(h *handle) {
-	if h.lower {
-		return
-	}
 	ov.emu.Lock()
 	k := h.n.key()
 	if ov.openHandles[k] == nil {
@@ -90,11 +87,54 @@ func (ov *overlay) upperHandle(k nodeKey, f gofs.FileHandle) *handle {
 		return h
 	}
 	ov.emu.Lock()
-	defer ov.emu.Unlock()
+	var open []*handle
 	for h := range ov.openHandles[k] {
-		return h
+		open = append(open, h)
+	}
+	ov.emu.Unlock()
+	// h.mu is taken after emu is released: fdForUse takes them the other
+	// way round.
+	for _, h := range open {
+		h.mu.Lock()
+		lower := h.lower
+		h.mu.Unlock()
+		if !lower {
+			return h
+		}
 	}
 	return nil
+}
+
+// switchHandles moves the open read-only handles of node k from its lower
+// copy to its upper copy at rel, right after the copy-up: they then read
+// the new data and serve fstat, fsetxattr and the like on the upper copy,
+// even once the name is gone. (With passthrough the kernel keeps reading
+// the lower backing file; see passthrough.go.)
+func (ov *overlay) switchHandles(k nodeKey, rel string) {
+	ov.emu.Lock()
+	var open []*handle
+	for h := range ov.openHandles[k] {
+		open = append(open, h)
+	}
+	ov.emu.Unlock()
+	for _, h := range open {
+		h.mu.Lock()
+		if h.lower && h.fd >= 0 {
+			if fd, err := unix.Openat(ov.upper.fd, at(rel), h.flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0); err == nil {
+				unix.Close(h.fd)
+				h.fd = fd
+				h.lower = false
+			}
+		}
+		h.mu.Unlock()
+	}
+}
+
+// hasOpenHandle reports whether node k is open at all.
+func (ov *overlay) hasOpenHandle(k nodeKey) bool {
+	ov.emu.Lock()
+	defer ov.emu.Unlock()
+	return len(ov.openHandles[k]) > 0
 }
 
 // fstat reads the attributes through the open descriptor; ok is false when

@@ -59,14 +59,16 @@ func procDirPath(dirfd int, path string) string {
 }
 
 // killRequested reports whether a SETATTR asks to drop privileges:
-// FATTR_KILL_SUIDGID, or an unprivileged caller's SETATTR that changes
-// nothing (see above).
-func killRequested(ctx context.Context, in *fuse.SetAttrIn) bool {
+// FATTR_KILL_SUIDGID, or a SETATTR that changes nothing (see above).
+func killRequested(in *fuse.SetAttrIn) bool {
 	if in.Valid&fuse.FATTR_KILL_SUIDGID != 0 {
 		return true
 	}
-	_, unprivileged := unprivilegedCaller(ctx)
-	return in.Valid&^(fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0 && unprivileged
+	// A SETATTR that sets nothing: the kernel's notify_change with only
+	// the kill attributes, before an unprivileged write, or for chown(2)
+	// to the same owner, which drops set-id bits even for root (a chown
+	// that changes ids goes through fchownat, which drops them by itself).
+	return in.Valid&^(fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0
 }
 
 // withKill returns in with FATTR_KILL_SUIDGID set.

@@ -22,7 +22,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if err != nil {
 		return errnoOf(err)
 	}
-	if killRequested(ctx, in) {
+	if killRequested(in) {
 		in = withKill(in)
 	}
 	if sz, ok := in.GetSize(); ok && n.ov.hadLowerBacking(n.key()) {

@@ -135,10 +135,9 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	}
 	n.ov.mu.Lock()
 	defer n.ov.mu.Unlock()
-	if errno := n.copyUp(); errno != 0 {
+	if errno := n.copyUpForXattr(); errno != 0 {
 		return errno
 	}
-	defer n.dropStaleEntry()
 	return errnoOf(n.ov.upper.setxattr(n.rel(), stored, data, int(flags)))
 }
 
@@ -168,13 +167,28 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 			return errnoOf(err)
 		}
 	}
-	if errno := n.copyUp(); errno != 0 {
+	if errno := n.copyUpForXattr(); errno != 0 {
 		return errno
 	}
-	defer n.dropStaleEntry()
 	err := n.ov.upper.removexattr(n.rel(), stored)
 	if err == unix.ENODATA {
 		return syscall.ENODATA
 	}
 	return errnoOf(err)
+}
+
+// copyUpForXattr copies n up for an attribute change. The kernel retries
+// setxattr(2) and removexattr(2) by path after ESTALE, but not their f*
+// forms: when n is not open, the call came by path, and a hard-linked lower
+// file (whose copy is a new inode) answers ESTALE; otherwise the stale
+// kernel entry is dropped in the background.
+func (n *node) copyUpForXattr() syscall.Errno {
+	if !n.ov.hasOpenHandle(n.key()) {
+		return n.copyUpRenamed()
+	}
+	if errno := n.copyUp(); errno != 0 {
+		return errno
+	}
+	n.dropStaleEntry()
+	return 0
 }

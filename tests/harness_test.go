@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -111,69 +110,36 @@ func kernelDefaultsGuard() string {
 }
 
 // unionfuseMounter mounts unionfuse in this process through fs.Mount.
-type unionfuseMounter struct{}
+// Without passthrough, unionfuse's semantics are the kernel's exactly. With
+// it, a descriptor opened on a lower file before a copy-up keeps reading the
+// lower file (fs/passthrough.go), so reads through such descriptors are
+// left out of the comparison (TestDifferentialPassthrough).
+type unionfuseMounter struct{ passthrough bool }
 
-func (unionfuseMounter) name() string { return "unionfuse" }
+func (m unionfuseMounter) name() string {
+	if m.passthrough {
+		return "unionfuse with passthrough"
+	}
+	return "unionfuse"
+}
 
-func (unionfuseMounter) mount(l layout) (unmount func() error, err error) {
-	cfg := fs.Config{Lowers: l.Lowers, Upper: l.Upper, Work: l.Work}
+func (m unionfuseMounter) mount(l layout) (unmount func() error, err error) {
+	cfg := fs.Config{Lowers: l.Lowers, Upper: l.Upper, Work: l.Work, NoPassthrough: !m.passthrough}
 	if os.Getenv(debugEnv) == "1" {
 		cfg.Debug = true
 		cfg.Logger = log.New(os.Stderr, "unionfuse: ", log.Lmicroseconds)
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: fs.Mount panicked: %v", errStub, r)
-		}
-	}()
-	m, err := fs.Mount(l.Merged, cfg)
+	mounted, err := fs.Mount(l.Merged, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("fs.Mount %s: %w", l.Merged, err)
 	}
-	return m.Unmount, nil
+	return mounted.Unmount, nil
 }
 
-// errStub marks a fs.Mount that panicked (the pre-implementation stub).
-var errStub = errors.New("unionfuse is not implemented")
-
-var (
-	stubOnce sync.Once
-	stubErr  error
-)
-
-// unionfuseIsStub reports whether fs.Mount is still the stub that panics.
-// It mounts a tiny union once per test binary to find out.
-func unionfuseIsStub() bool {
-	stubOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "unionfuse-probe")
-		if err != nil {
-			stubErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		l := layout{
-			Lowers: []string{filepath.Join(dir, "l")},
-			Upper:  filepath.Join(dir, "u"), Work: filepath.Join(dir, "w"),
-			Merged: filepath.Join(dir, "m"),
-		}
-		for _, d := range []string{l.Lowers[0], l.Upper, l.Work, l.Merged} {
-			os.Mkdir(d, 0o755)
-		}
-		unmount, err := unionfuseMounter{}.mount(l)
-		if err != nil {
-			stubErr = err
-			return
-		}
-		if err := unmount(); err != nil {
-			unix.Unmount(l.Merged, unix.MNT_DETACH)
-		}
-	})
-	return errors.Is(stubErr, errStub)
-}
-
-// subject returns the mounter under test: unionfuse, or the kernel when
+// subject returns the mounter under test: unionfuse (without passthrough:
+// the kernel's semantics exactly), or the kernel when
 // UNIONFUSE_TEST_SUBJECT=kernel (the harness then runs kernel-against-kernel,
-// as it did before the filesystem landed). A fs.Mount that panics fails.
+// a check of the harness itself).
 func subject(t testing.TB) mounter {
 	t.Helper()
 	switch s := os.Getenv(subjectEnv); s {
@@ -183,11 +149,6 @@ func subject(t testing.TB) mounter {
 	case "", "unionfuse":
 	default:
 		t.Fatalf("%s=%q: want unionfuse or kernel", subjectEnv, s)
-	}
-	if unionfuseIsStub() {
-		// The filesystem has landed: a panicking fs.Mount is a defect, not
-		// a reason to fall back to testing the kernel against itself.
-		t.Fatalf("%v (%s=kernel runs the harness kernel-against-kernel)", stubErr, subjectEnv)
 	}
 	return unionfuseMounter{}
 }
