@@ -61,3 +61,6 @@ lint:
 
 clean:
 	rm -rf bin
+
+# make bench, make bench-quick: see bench/bench.mk and docs/benchmarks.md.
+-include bench/bench.mk
