@@ -15,6 +15,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"github.com/klauspost/compress/zstd"
 	"github.com/moby/go-archive"
 )
@@ -93,7 +94,9 @@ func decompress(r io.Reader) (io.ReadCloser, Compression, error) {
 		}
 		return zr, Gzip, nil
 	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br)
+		// A frame may ask for any window; 128 MiB covers zstd --long=27
+		// and --ultra -22 and bounds what a hostile frame makes us allocate.
+		zr, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
 			return nil, Zstd, fmt.Errorf("zstd: %w", err)
 		}
@@ -114,6 +117,42 @@ type Unpacked struct {
 type unpackOptions struct {
 	allowDevices bool // unpack device nodes (root only)
 	noChown      bool // leave files owned by the caller
+	// maxSize caps the uncompressed tarball (0: DefaultMaxLayerSize).
+	maxSize int64
+}
+
+// DefaultMaxLayerSize is the largest uncompressed layer tarball unpacked
+// unless the store says otherwise (Store.MaxLayerSize): a few kilobytes
+// of gzip or zstd can expand to terabytes, and the cap turns such a
+// decompression bomb into an error instead of a full disk or hours of CPU.
+const DefaultMaxLayerSize = 64 << 30
+
+// maxTrailing is how much may follow a tarball's end-of-archive marker:
+// tar(1) pads its output to a 10 KiB record, nothing pads to megabytes,
+// and everything after the marker is decompressed without being written,
+// which makes a long tail a pure CPU bomb.
+const maxTrailing = 1 << 20
+
+// maxZstdWindow is the largest zstd window accepted.
+const maxZstdWindow = 128 << 20
+
+// ErrTooLarge is returned (wrapped) for a layer that expands past its cap.
+var ErrTooLarge = errors.New("layer too large")
+
+// cappedReader fails with ErrTooLarge once more than max bytes are read.
+type cappedReader struct {
+	r   io.Reader
+	n   int64
+	max int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.n > c.max {
+		return n, fmt.Errorf("%w: expands to more than %s uncompressed (a decompression bomb?)", ErrTooLarge, humanize.IBytes(uint64(c.max)))
+	}
+	return n, err
 }
 
 // unpackLayer applies the layer tarball r (plain, gzip or zstd) to the
@@ -128,7 +167,10 @@ func unpackLayer(dir string, r io.Reader, opts unpackOptions) (Unpacked, error) 
 		return Unpacked{}, err
 	}
 	defer dr.Close()
-	plain := newHashReader(dr)
+	if opts.maxSize <= 0 {
+		opts.maxSize = DefaultMaxLayerSize
+	}
+	plain := newHashReader(&cappedReader{r: dr, max: opts.maxSize})
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -143,9 +185,13 @@ func unpackLayer(dir string, r io.Reader, opts unpackOptions) (Unpacked, error) 
 	if ferr == nil {
 		// The tar end may come before the end of the stream: read the rest
 		// so that gzip's CRC and length (and the DiffID) cover everything.
-		_, ferr = io.Copy(io.Discard, plain)
-		if ferr != nil {
+		var n int64
+		n, ferr = io.Copy(io.Discard, io.LimitReader(plain, maxTrailing+1))
+		switch {
+		case ferr != nil:
 			ferr = fmt.Errorf("%s after the end of the tarball: %w", comp, ferr)
+		case n > maxTrailing:
+			ferr = fmt.Errorf("%w: more than %s after the end of the tarball", ErrTooLarge, humanize.IBytes(maxTrailing))
 		}
 	}
 	pw.CloseWithError(ferr)

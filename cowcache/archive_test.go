@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 )
 
@@ -140,5 +141,42 @@ func TestWhiteoutConversionBothWays(t *testing.T) {
 	packLayer(dst, &again)
 	if first != FromBytes(again.Bytes()) {
 		t.Error("packing the same directory twice gave different DiffIDs")
+	}
+}
+
+func TestDecompressionBombIsRefused(t *testing.T) {
+	zeros := make([]byte, 8<<20)
+	enc, _ := zstd.NewWriter(nil)
+	bigFile := enc.EncodeAll(tarOf(t, file("zeros", string(zeros))), nil)
+	tail := gzipOf(append(tarOf(t, file("a", "x")), zeros[:4<<20]...))
+	for name, c := range map[string]struct {
+		b    []byte
+		max  int64
+		want string
+	}{
+		"file past the cap":     {bigFile, 1 << 20, "more than 1.0 MiB uncompressed"},
+		"zeros after the tar":   {tail, 0, "more than 1.0 MiB after the end of the tarball"},
+		"under the cap":         {bigFile, 9 << 20, ""},
+		"tail past a small cap": {tail, 512 << 10, "uncompressed"},
+		"a small layer":         {gzipOf(tarOf(t, file("a", "x"))), 0, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := newStore(t)
+			s.MaxLayerSize = c.max
+			before := treeOf(t, s.Root())
+			_, err := s.Import(bytes.NewReader(c.b), "x", "bomb")
+			if c.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("import: %v, want ErrTooLarge saying %q", err, c.want)
+			}
+			if after := treeOf(t, s.Root()); !reflect.DeepEqual(before, after) {
+				t.Errorf("store changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
 	}
 }

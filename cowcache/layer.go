@@ -86,7 +86,7 @@ func (p *Pending) ApplyTar(r io.Reader) (Unpacked, error) {
 		return Unpacked{}, fmt.Errorf("apply layer: %w", err)
 	}
 	defer blob.Close()
-	u, err := unpackLayer(p.Dir(), io.TeeReader(r, blob), unpackOptions{allowDevices: canMknod(), noChown: os.Geteuid() != 0})
+	u, err := unpackLayer(p.Dir(), io.TeeReader(r, blob), unpackOptions{allowDevices: canMknod(), noChown: os.Geteuid() != 0, maxSize: p.s.MaxLayerSize})
 	if err != nil {
 		return Unpacked{}, err
 	}

@@ -83,6 +83,10 @@ func DefaultRoot() string {
 // store take it exclusive for the change. Filling a pending layer holds only
 // the pending layer's own lock, so a long import does not block readers.
 type Store struct {
+	// MaxLayerSize caps the uncompressed size of a layer tarball that
+	// ApplyTar unpacks (0: DefaultMaxLayerSize).
+	MaxLayerSize int64
+
 	root string
 	lock *os.File
 	// held is the lock mode this Store holds: 0, unix.LOCK_SH, unix.LOCK_EX.

@@ -28,13 +28,15 @@ func init() {
 
 type importArgs struct {
 	storeFlags
+	limitFlags
 	quiet bool
 }
 
 func importFlags() (*pflag.FlagSet, *importArgs) {
 	a := &importArgs{}
 	fset := pflag.NewFlagSet("import", pflag.ContinueOnError)
-	a.add(fset)
+	a.storeFlags.add(fset)
+	a.limitFlags.add(fset)
 	fset.BoolVarP(&a.quiet, "quiet", "q", false, "print nothing on success")
 	return fset, a
 }
@@ -66,6 +68,9 @@ func runImport(args []string) int {
 		return fail(err)
 	}
 	defer s.Close()
+	if err := a.apply(s); err != nil {
+		return usageError(importCmd, "%v", err)
+	}
 	img, err := s.Import(in, name, pos[0])
 	if err != nil {
 		return fail(err)

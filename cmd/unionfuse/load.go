@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+
+	"github.com/dustin/go-humanize"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -27,6 +29,7 @@ func init() {
 
 type loadArgs struct {
 	storeFlags
+	limitFlags
 	input string
 	quiet bool
 }
@@ -34,7 +37,8 @@ type loadArgs struct {
 func loadFlags() (*pflag.FlagSet, *loadArgs) {
 	a := &loadArgs{}
 	fset := pflag.NewFlagSet("load", pflag.ContinueOnError)
-	a.add(fset)
+	a.storeFlags.add(fset)
+	a.limitFlags.add(fset)
 	fset.StringVarP(&a.input, "input", "i", "", "read the archive from `FILE` or directory instead of standard input")
 	fset.BoolVarP(&a.quiet, "quiet", "q", false, "print nothing on success")
 	return fset, a
@@ -57,6 +61,9 @@ func runLoad(args []string) int {
 		return fail(err)
 	}
 	defer s.Close()
+	if err := a.apply(s); err != nil {
+		return usageError(loadCmd, "%v", err)
+	}
 	var images []cowcache.Image
 	if a.input == "" || a.input == "-" {
 		images, err = s.LoadReader(os.Stdin, "standard input")
@@ -77,6 +84,28 @@ func runLoad(args []string) int {
 		return fail(err)
 	}
 	return exitOK
+}
+
+// limitFlags are the flags of the commands that unpack layers.
+type limitFlags struct{ maxLayerSize string }
+
+// add registers --max-layer-size on fset.
+func (lf *limitFlags) add(fset *pflag.FlagSet) {
+	fset.StringVar(&lf.maxLayerSize, "max-layer-size", "", "refuse a layer that expands past `SIZE` uncompressed (default "+
+		humanize.IBytes(cowcache.DefaultMaxLayerSize)+"; a decompression bomb fails instead of filling the disk)")
+}
+
+// apply sets the store's limits from the flags.
+func (lf *limitFlags) apply(s *cowcache.Store) error {
+	if lf.maxLayerSize == "" {
+		return nil
+	}
+	n, err := humanize.ParseBytes(lf.maxLayerSize)
+	if err != nil || n == 0 {
+		return fmt.Errorf("--max-layer-size %q: want a size such as 512MiB or 10GB", lf.maxLayerSize)
+	}
+	s.MaxLayerSize = int64(n)
+	return nil
 }
 
 // isTerminal reports whether f is a terminal.
