@@ -252,7 +252,7 @@ func filterTar(r io.Reader, w io.Writer, opts unpackOptions) error {
 		}
 		if hdr.Typeflag == tar.TypeReg {
 			if _, err := io.Copy(tw, tr); err != nil {
-				return &EntryError{Entry: hdr.Name, Err: fmt.Errorf("read data: %w", err)}
+				return &EntryError{Entry: hdr.Name, Err: fmt.Errorf("copy data: %w", err)}
 			}
 		}
 	}

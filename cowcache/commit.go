@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"time"
 
@@ -76,6 +77,20 @@ func (s *Store) AddImage(img NewImage) (Image, error) {
 		return Image{}, err
 	}
 	defer release()
+	// On an error (a full disk, say) the layers this call committed go
+	// again, with their blobs: the store is left as it was.
+	var added, addedBlobs []Digest
+	ok := false
+	defer func() {
+		if !ok {
+			s.rollback(added, addedBlobs)
+		}
+	}()
+	newBlob := func(d Digest) {
+		if _, err := os.Stat(s.blobPath(d)); err != nil {
+			addedBlobs = append(addedBlobs, d)
+		}
+	}
 	for i, p := range img.Layers {
 		if p == nil {
 			chain := ChainIDs(diffIDsOf(&cfg)[:i+1])
@@ -87,13 +102,23 @@ func (s *Store) AddImage(img NewImage) (Image, error) {
 			}
 			continue
 		}
-		if _, err := p.commitLocked(cfg.Created.Time); err != nil {
+		_, existed := s.Layer(p.ID())
+		if p.unpacked != nil {
+			newBlob(p.unpacked.Digest)
+		}
+		l, err := p.commitLocked(cfg.Created.Time)
+		if err != nil {
 			return Image{}, err
 		}
+		if existed != nil {
+			added = append(added, l.ID)
+		}
 	}
+	newBlob(id)
 	if _, err := s.putBlob(img.RawConfig); err != nil {
 		return Image{}, err
 	}
+	newBlob(FromBytes(img.RawManifest))
 	md, err := s.putBlob(img.RawManifest)
 	if err != nil {
 		return Image{}, err
@@ -115,7 +140,20 @@ func (s *Store) AddImage(img NewImage) (Image, error) {
 	if err := s.writeIndex(model.index()); err != nil {
 		return Image{}, err
 	}
+	ok = true
 	return s.loadImageNamed(md)
+}
+
+// rollback removes the layers (top first) and blobs that an AddImage that
+// failed had added. It is best effort: what it cannot remove is dangling,
+// and prune removes it. The caller holds the lock exclusive.
+func (s *Store) rollback(layers, blobs []Digest) {
+	for i := len(layers) - 1; i >= 0; i-- {
+		s.removeLayer(layers[i])
+	}
+	for _, d := range blobs {
+		os.Remove(s.blobPath(d))
+	}
 }
 
 // haveBlob checks that the layer blob desc is stored.
@@ -156,7 +194,7 @@ func diffIDsOf(cfg *v1.ConfigFile) []Digest {
 func (s *Store) Import(r io.Reader, name, source string) (Image, error) {
 	img, err := s.AppendLayer(nil, r, name, v1.History{Comment: "Imported from " + source})
 	if err != nil {
-		return Image{}, fmt.Errorf("import %s: %w", source, err)
+		return Image{}, storageError(s.root, fmt.Errorf("import %s: %w", source, err))
 	}
 	return img, nil
 }

@@ -36,6 +36,11 @@ const (
 // against its digest. Each image is added atomically (see AddImage); on an
 // error the images added before it stay.
 func (s *Store) Load(path string) ([]Image, error) {
+	images, err := s.load(path)
+	return images, storageError(s.root, err)
+}
+
+func (s *Store) load(path string) ([]Image, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
@@ -59,6 +64,11 @@ func (s *Store) Load(path string) ([]Image, error) {
 // LoadReader is Load of a tarball read from r (standard input): it is
 // first copied into the store's tmp/, where it can be read in any order.
 func (s *Store) LoadReader(r io.Reader, what string) ([]Image, error) {
+	images, err := s.loadReader(r, what)
+	return images, storageError(s.root, err)
+}
+
+func (s *Store) loadReader(r io.Reader, what string) ([]Image, error) {
 	f, done, err := s.tempFile("archive")
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", what, err)

@@ -214,3 +214,27 @@ func TestLoadRefusesCorruptBlobs(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+func TestAddImageFailureLeavesNothing(t *testing.T) {
+	s := newStore(t)
+	base, err := s.Import(bytes.NewReader(tarOf(t, file("a", "1"))), "base", "a.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := treeOf(t, s.Root())
+	// The index cannot be read once the new layer is committed: the
+	// failure comes after the commit, as a full disk at the end would.
+	idx := filepath.Join(s.Root(), "images", "index.json")
+	good, _ := os.ReadFile(idx)
+	os.Remove(idx)
+	os.Mkdir(idx, 0o755)
+	_, err = s.AppendLayer(&base, bytes.NewReader(tarOf(t, file("b", "2"))), "top", v1.History{})
+	os.Remove(idx)
+	os.WriteFile(idx, good, 0o644)
+	if err == nil {
+		t.Fatal("AppendLayer succeeded without an index")
+	}
+	if after := treeOf(t, s.Root()); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Errorf("the store changed:\nbefore %v\nafter  %v", before, after)
+	}
+}

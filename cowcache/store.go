@@ -118,12 +118,16 @@ func Open(root string) (*Store, error) {
 	}
 	for _, d := range []string{"", layersDir, linksDir, imagesDir, containersDir, cacheDir, tmpDir} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
-			return nil, fmt.Errorf("open store %s: %w", root, err)
+			return nil, storageError(root, fmt.Errorf("open store %s: %w", root, err))
 		}
 	}
 	lf, err := os.OpenFile(filepath.Join(root, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, unix.EROFS) {
+		// A store on a read-only filesystem can still be read.
+		lf, err = os.Open(filepath.Join(root, lockName))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", root, err)
+		return nil, storageError(root, fmt.Errorf("open store %s: %w", root, err))
 	}
 	s := &Store{root: root, lock: lf}
 	if err := s.initImages(); err != nil {
@@ -323,4 +327,19 @@ func (s *Store) tempOwner() (string, func(), error) {
 		return "", nil, err
 	}
 	return s.path(tmpDir, name), func() { os.Remove(lp); lf.Close() }, nil
+}
+
+// storageError says plainly when err comes from the store's filesystem
+// being full or read-only, the two conditions a user must fix outside
+// unionfuse; other errors are returned as they are.
+func storageError(root string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT):
+		return fmt.Errorf("no space left for the store %s: %w", root, err)
+	case errors.Is(err, unix.EROFS):
+		return fmt.Errorf("the store %s is on a read-only filesystem: %w", root, err)
+	}
+	return err
 }

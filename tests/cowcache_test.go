@@ -444,3 +444,58 @@ func TestCowcacheSkopeo(t *testing.T) {
 		}
 	}
 }
+
+// TestCowcacheFullAndReadOnlyRoot puts the store on a 2 MiB tmpfs: the
+// busybox layer does not fit. Import and load fail with one line saying
+// so and leave nothing behind; a small image still fits afterwards. Then
+// the filesystem is made read-only: reading works, writing fails clearly.
+func TestCowcacheFullAndReadOnlyRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a small tmpfs")
+	}
+	bb := writeTemp(t, "busybox.tar.gz", busyboxRootfs(t))
+	big := filepath.Join(t.TempDir(), "store")
+	mustOK(t, "import", storeCLI(t, big, "import", bb, "busybox"))
+	oci := filepath.Join(t.TempDir(), "bb-oci.tar")
+	mustOK(t, "save", storeCLI(t, big, "save", "--format", "oci", "-o", oci, "busybox"))
+
+	mnt := t.TempDir()
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=2m"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	root := filepath.Join(mnt, "store")
+	empty := func(what string) {
+		t.Helper()
+		for _, d := range []string{"layers", "tmp", "l"} {
+			if ents, _ := os.ReadDir(filepath.Join(root, d)); len(ents) != 0 {
+				t.Errorf("after %s: %d entries left in %s/", what, len(ents), d)
+			}
+		}
+		if r := storeCLI(t, root, "images", "-q"); r.code != 0 || r.stdout != "" {
+			t.Errorf("after %s: images: exit %d %q %q", what, r.code, r.stdout, r.stderr)
+		}
+	}
+	for _, args := range [][]string{{"import", bb, "busybox"}, {"load", "-i", oci}} {
+		r := storeCLI(t, root, args...)
+		if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "no space left for the store "+root) {
+			t.Errorf("%s on a full disk: exit %d, stderr %q", args[0], r.code, r.stderr)
+		}
+		empty(args[0])
+	}
+	mustOK(t, "import of a small image", storeCLI(t, root, "import", writeTemp(t, "small.tar", tarWith(t, "hello")), "small"))
+
+	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		t.Fatalf("remount read-only: %v", err)
+	}
+	if r := storeCLI(t, root, "images", "-q"); r.code != 0 || len(strings.TrimSpace(r.stdout)) != 12 {
+		t.Errorf("images on a read-only store: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	r := storeCLI(t, root, "import", bb, "busybox")
+	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "read-only filesystem") {
+		t.Errorf("import into a read-only store: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if err := unix.Unmount(mnt, 0); err != nil {
+		t.Errorf("umount: %v", err)
+	}
+}
