@@ -104,6 +104,23 @@ func (n *node) copyUpRenamed() syscall.Errno {
 	return 0
 }
 
+// copyUpForChange copies n up for a change of its attributes or xattrs.
+// The kernel retries path-based calls (chmod, setxattr, ...) after ESTALE,
+// but not fd-based ones (fchmod, fsetxattr), and FUSE does not say which it
+// got. When n is not open, the call came by path, and a hard-linked lower
+// file (whose copy is a new inode) answers ESTALE; otherwise the stale
+// kernel entry is dropped in the background.
+func (n *node) copyUpForChange() syscall.Errno {
+	if !n.ov.hasOpenHandle(n.key()) {
+		return n.copyUpRenamed()
+	}
+	if errno := n.copyUp(); errno != 0 {
+		return errno
+	}
+	n.dropStaleEntry()
+	return 0
+}
+
 // staleAfterCopyUp reports whether the kernel's inode for n no longer
 // names n's object: n was a hard-linked lower file (odd generation, see
 // keyOf) that has since been copied up.

@@ -40,8 +40,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if h := n.ov.upperHandle(n.key(), f); h != nil {
 		var st unix.Stat_t
 		done, err := h.withFd(func(fd int) error {
-			p := procFdPath(fd)
-			if err := applySetattr(unix.AT_FDCWD, p, p, 0, in); err != nil {
+			if err := applySetattr(fdTarget(fd), in); err != nil {
 				return err
 			}
 			return unix.Fstat(fd, &st)
@@ -62,20 +61,14 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	} else {
 		n.ov.mu.Lock()
 		defer n.ov.mu.Unlock()
-		if f == nil {
-			if errno := n.copyUpRenamed(); errno != 0 {
-				return errno
-			}
-		} else {
-			if errno := n.copyUp(); errno != 0 {
-				return errno
-			}
-			defer n.dropStaleEntry()
+		if errno := n.copyUpForChange(); errno != 0 {
+			return errno
 		}
 	}
 	up := n.ov.upper
 	rel := n.rel()
-	if err := applySetattr(up.fd, at(rel), up.procPath(rel), unix.AT_SYMLINK_NOFOLLOW, in); err != nil {
+	target := setattrTarget{fd: -1, dirfd: up.fd, path: at(rel), truncPath: up.procPath(rel), flags: unix.AT_SYMLINK_NOFOLLOW}
+	if err := applySetattr(target, in); err != nil {
 		return errnoOf(err)
 	}
 	var st unix.Stat_t
@@ -110,21 +103,68 @@ func (ov *overlay) diskSetattr(in *fuse.SetAttrIn) (*fuse.SetAttrIn, error) {
 	return &mapped, nil
 }
 
-// applySetattr applies what in asks for to path (relative to dirfd; flags
-// may hold AT_SYMLINK_NOFOLLOW). truncPath names the same object for
-// truncate(2), which has no *at form.
-func applySetattr(dirfd int, path, truncPath string, flags int, in *fuse.SetAttrIn) error {
-	if in.Valid&fuse.FATTR_KILL_SUIDGID != 0 {
-		var st unix.Stat_t
-		if err := unix.Fstatat(dirfd, path, &st, flags); err != nil {
+// setattrTarget is the object a SETATTR changes: an open descriptor (fd
+// >= 0), or path relative to dirfd in a layer (flags may hold
+// AT_SYMLINK_NOFOLLOW; truncPath names it for truncate(2), which has no
+// *at form).
+type setattrTarget struct {
+	fd        int
+	dirfd     int
+	path      string
+	truncPath string
+	flags     int
+}
+
+func fdTarget(fd int) setattrTarget {
+	p := procFdPath(fd)
+	return setattrTarget{fd: fd, dirfd: unix.AT_FDCWD, path: p, truncPath: p}
+}
+
+func (t setattrTarget) stat(st *unix.Stat_t) error {
+	if t.fd >= 0 {
+		return unix.Fstat(t.fd, st)
+	}
+	return unix.Fstatat(t.dirfd, t.path, st, t.flags)
+}
+
+func (t setattrTarget) chmod(mode uint32) error {
+	if t.fd >= 0 {
+		return unix.Fchmod(t.fd, mode)
+	}
+	return unix.Fchmodat(t.dirfd, t.path, mode, 0)
+}
+
+func (t setattrTarget) chown(uid, gid int) error {
+	if t.fd >= 0 {
+		return unix.Fchown(t.fd, uid, gid)
+	}
+	return unix.Fchownat(t.dirfd, t.path, uid, gid, t.flags)
+}
+
+func (t setattrTarget) truncate(size int64) error {
+	if t.fd >= 0 {
+		err := unix.Ftruncate(t.fd, size)
+		if err != unix.EINVAL && err != unix.EBADF {
 			return err
 		}
-		if err := killPrivs(dirfd, path, &st, in.Caller.Gid); err != nil {
+		// A descriptor open read-only: truncate by name, as root.
+	}
+	return unix.Truncate(t.truncPath, size)
+}
+
+// applySetattr applies what in asks for to t.
+func applySetattr(t setattrTarget, in *fuse.SetAttrIn) error {
+	if in.Valid&fuse.FATTR_KILL_SUIDGID != 0 {
+		var st unix.Stat_t
+		if err := t.stat(&st); err != nil {
+			return err
+		}
+		if err := killPrivs(t.dirfd, t.path, &st, in.Caller.Gid); err != nil {
 			return err
 		}
 	}
 	if m, ok := in.GetMode(); ok {
-		if err := unix.Fchmodat(dirfd, path, m&0o7777, 0); err != nil {
+		if err := t.chmod(m & 0o7777); err != nil {
 			return err
 		}
 	}
@@ -138,12 +178,12 @@ func applySetattr(dirfd int, path, truncPath string, flags int, in *fuse.SetAttr
 		if gok {
 			sgid = int(gid)
 		}
-		if err := unix.Fchownat(dirfd, path, suid, sgid, flags); err != nil {
+		if err := t.chown(suid, sgid); err != nil {
 			return err
 		}
 	}
 	if sz, ok := in.GetSize(); ok {
-		if err := unix.Truncate(truncPath, int64(sz)); err != nil {
+		if err := t.truncate(int64(sz)); err != nil {
 			return err
 		}
 	}
@@ -155,7 +195,7 @@ func applySetattr(dirfd int, path, truncPath string, flags int, in *fuse.SetAttr
 		if in.Valid&fuse.FATTR_MTIME != 0 {
 			ts[1] = timespec(in.Valid&fuse.FATTR_MTIME_NOW != 0, in.Mtime, in.Mtimensec)
 		}
-		if err := unix.UtimesNanoAt(dirfd, path, ts, flags); err != nil {
+		if err := unix.UtimesNanoAt(t.dirfd, t.path, ts, t.flags); err != nil {
 			return err
 		}
 	}

@@ -135,7 +135,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	}
 	n.ov.mu.Lock()
 	defer n.ov.mu.Unlock()
-	if errno := n.copyUpForXattr(); errno != 0 {
+	if errno := n.copyUpForChange(); errno != 0 {
 		return errno
 	}
 	return errnoOf(n.ov.upper.setxattr(n.rel(), stored, data, int(flags)))
@@ -167,7 +167,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 			return errnoOf(err)
 		}
 	}
-	if errno := n.copyUpForXattr(); errno != 0 {
+	if errno := n.copyUpForChange(); errno != 0 {
 		return errno
 	}
 	err := n.ov.upper.removexattr(n.rel(), stored)
@@ -175,20 +175,4 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 		return syscall.ENODATA
 	}
 	return errnoOf(err)
-}
-
-// copyUpForXattr copies n up for an attribute change. The kernel retries
-// setxattr(2) and removexattr(2) by path after ESTALE, but not their f*
-// forms: when n is not open, the call came by path, and a hard-linked lower
-// file (whose copy is a new inode) answers ESTALE; otherwise the stale
-// kernel entry is dropped in the background.
-func (n *node) copyUpForXattr() syscall.Errno {
-	if !n.ov.hasOpenHandle(n.key()) {
-		return n.copyUpRenamed()
-	}
-	if errno := n.copyUp(); errno != 0 {
-		return errno
-	}
-	n.dropStaleEntry()
-	return 0
 }
