@@ -14,7 +14,7 @@ HELPERDIR ?= /sbin
 TEST_TIMEOUT ?= 15m
 
 # Debian packages the tests and the demo use.
-DEB_PACKAGES := fuse3 attr busybox-static fuse-overlayfs
+DEB_PACKAGES := fuse3 attr busybox-static fuse-overlayfs skopeo
 
 LDFLAGS := -X main.version=$(VERSION)
 

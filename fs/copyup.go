@@ -78,8 +78,11 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 	} else {
 		// A hard-linked file's copy is a new file (the link is broken, as
 		// in the kernel) with its own number: the directory listing the
-		// kernel may hold shows the old one.
+		// kernel may hold shows the old one, and the attributes it holds
+		// for descriptors already open are the lower file's (offset -1:
+		// attributes only).
 		parent.NotifyContent(0, 0)
+		n.NotifyContent(-1, 0)
 	}
 	newLayers := []int{0}
 	if isDirStat(&st) {

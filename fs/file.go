@@ -86,15 +86,9 @@ func (ov *overlay) upperHandle(k nodeKey, f gofs.FileHandle) *handle {
 	if h, ok := asHandle(f); ok && !h.lower {
 		return h
 	}
-	ov.emu.Lock()
-	var open []*handle
-	for h := range ov.openHandles[k] {
-		open = append(open, h)
-	}
-	ov.emu.Unlock()
-	// h.mu is taken after emu is released: fdForUse takes them the other
-	// way round.
-	for _, h := range open {
+	// h.mu is taken after emu is released (handlesOf): fdForUse takes them
+	// the other way round.
+	for _, h := range ov.handlesOf(k) {
 		h.mu.Lock()
 		lower := h.lower
 		h.mu.Unlock()
@@ -111,16 +105,43 @@ func (ov *overlay) upperHandle(k nodeKey, f gofs.FileHandle) *handle {
 // even once the name is gone. (With passthrough the kernel keeps reading
 // the lower backing file; see passthrough.go.)
 func (ov *overlay) switchHandles(k nodeKey, rel string) {
+	ov.switchHandlesOpening(k, func(flags int) (int, error) {
+		return unix.Openat(ov.upper.fd, at(rel), flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	})
+}
+
+// switchHandlesTo moves them to the file named by path (a /proc/self/fd
+// link of a copy without a name).
+func (ov *overlay) switchHandlesTo(k nodeKey, path string) {
+	ov.switchHandlesOpening(k, func(flags int) (int, error) {
+		return unix.Open(path, flags|unix.O_CLOEXEC, 0)
+	})
+}
+
+// handlesOf returns the open handles of node k.
+func (ov *overlay) handlesOf(k nodeKey) []*handle {
 	ov.emu.Lock()
+	defer ov.emu.Unlock()
 	var open []*handle
 	for h := range ov.openHandles[k] {
 		open = append(open, h)
 	}
-	ov.emu.Unlock()
-	for _, h := range open {
+	return open
+}
+
+// openHandleOf returns any open handle of node k, or nil.
+func (ov *overlay) openHandleOf(k nodeKey) *handle {
+	if hs := ov.handlesOf(k); len(hs) > 0 {
+		return hs[0]
+	}
+	return nil
+}
+
+func (ov *overlay) switchHandlesOpening(k nodeKey, open func(flags int) (int, error)) {
+	for _, h := range ov.handlesOf(k) {
 		h.mu.Lock()
 		if h.lower && h.fd >= 0 {
-			if fd, err := unix.Openat(ov.upper.fd, at(rel), h.flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0); err == nil {
+			if fd, err := open(h.flags); err == nil {
 				unix.Close(h.fd)
 				h.fd = fd
 				h.lower = false

@@ -37,7 +37,11 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		}
 		return n.ov.renew(n.ino())
 	}
-	if h := n.ov.upperHandle(n.key(), f); h != nil {
+	h, errno := n.handleForChange(f)
+	if errno != 0 {
+		return errno
+	}
+	if h != nil {
 		var st unix.Stat_t
 		done, err := h.withFd(func(fd int) error {
 			if err := applySetattr(fdTarget(fd), in); err != nil {

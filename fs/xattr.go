@@ -127,7 +127,11 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 		return syscall.EOPNOTSUPP
 	}
 	stored := n.ov.storedXattr(attr)
-	if h := n.ov.upperHandle(n.key(), nil); h != nil {
+	h, errno := n.handleForChange(nil)
+	if errno != 0 {
+		return errno
+	}
+	if h != nil {
 		done, err := h.withFd(func(fd int) error { return unix.Fsetxattr(fd, stored, data, int(flags)) })
 		if done {
 			return errnoOf(err)
@@ -149,7 +153,11 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 		return syscall.EOPNOTSUPP
 	}
 	stored := n.ov.storedXattr(attr)
-	if h := n.ov.upperHandle(n.key(), nil); h != nil {
+	h, errno := n.handleForChange(nil)
+	if errno != 0 {
+		return errno
+	}
+	if h != nil {
 		done, err := h.withFd(func(fd int) error { return unix.Fremovexattr(fd, stored) })
 		if done {
 			return errnoOf(err)
