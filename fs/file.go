@@ -110,14 +110,6 @@ func (ov *overlay) switchHandles(k nodeKey, rel string) {
 	})
 }
 
-// switchHandlesTo moves them to the file named by path (a /proc/self/fd
-// link of a copy without a name).
-func (ov *overlay) switchHandlesTo(k nodeKey, path string) {
-	ov.switchHandlesOpening(k, func(flags int) (int, error) {
-		return unix.Open(path, flags|unix.O_CLOEXEC, 0)
-	})
-}
-
 // handlesOf returns the open handles of node k.
 func (ov *overlay) handlesOf(k nodeKey) []*handle {
 	ov.emu.Lock()
@@ -127,14 +119,6 @@ func (ov *overlay) handlesOf(k nodeKey) []*handle {
 		open = append(open, h)
 	}
 	return open
-}
-
-// openHandleOf returns any open handle of node k, or nil.
-func (ov *overlay) openHandleOf(k nodeKey) *handle {
-	if hs := ov.handlesOf(k); len(hs) > 0 {
-		return hs[0]
-	}
-	return nil
 }
 
 func (ov *overlay) switchHandlesOpening(k nodeKey, open func(flags int) (int, error)) {
