@@ -67,16 +67,13 @@ type Config struct {
 	// MountLayers is the number of lower layers of the large mount.
 	MountLayers int
 
-	// Daemon is how unionfuse is served: "cli" (the unionfuse binary) or
-	// "builtin" (bench/internal/ufmount, which calls fs.Mount directly).
-	Daemon string
 	// UnionfuseBin, when set, is a prebuilt unionfuse CLI to run.
 	UnionfuseBin string
 	// Rev, when set, is the commit unionfuse is built from (through git
 	// archive); by default it is built from the working tree.
 	Rev string
 	// Profile, when set, is a directory for CPU profiles of the unionfuse
-	// daemon, one per mount (implies Daemon "builtin").
+	// daemon, one per mount (unionfuse --cpuprofile).
 	Profile string
 	// Keep leaves the workspace in place after the run.
 	Keep bool
@@ -109,10 +106,9 @@ func parseFlags(args []string) (*Config, error) {
 	rnd := fset.String("rand-size", "512M", "size of the files fio reads and writes at random")
 	fset.DurationVar(&c.FioRuntime, "fio-runtime", 5*time.Second, "run time of each fio job (3 repetitions × 5 s = 15 s per system and job)")
 	fset.IntVar(&c.MountLayers, "mount-layers", 100, "lower layers of the large mount")
-	fset.StringVar(&c.Daemon, "daemon", "cli", "serve unionfuse with `cli` (the unionfuse binary) or builtin (bench/internal/ufmount)")
 	fset.StringVar(&c.Rev, "rev", "", "build unionfuse from this git `revision` instead of the working tree")
 	fset.StringVar(&c.UnionfuseBin, "unionfuse", "", "run this prebuilt unionfuse `binary` instead of building ./cmd/unionfuse")
-	fset.StringVar(&c.Profile, "profile", "", "write CPU profiles of the unionfuse daemon to `DIR` (serves it with -daemon builtin)")
+	fset.StringVar(&c.Profile, "profile", "", "write CPU profiles of the unionfuse daemon to `DIR`, one per mount")
 	fset.BoolVar(&c.Keep, "keep", false, "keep the workspace after the run")
 	fset.StringVar(&c.Report, "report", "", "measure nothing: rewrite the table and plots of the results `JSON` of an earlier run")
 	if err := fset.Parse(args); err != nil {
@@ -155,12 +151,7 @@ func parseFlags(args []string) (*Config, error) {
 	if c.Workloads, err = pickNames(*workloads, allWorkloads); err != nil {
 		return nil, fmt.Errorf("-workloads: %w", err)
 	}
-	if c.Profile != "" {
-		c.Daemon = "builtin"
-	}
 	switch {
-	case c.Daemon != "cli" && c.Daemon != "builtin":
-		return nil, fmt.Errorf("-daemon must be cli or builtin, not %q", c.Daemon)
 	case c.Reps < 1:
 		return nil, fmt.Errorf("-reps must be at least 1")
 	case c.WalkDirs < 1 || c.WalkFiles < c.WalkDirs:

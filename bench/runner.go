@@ -24,7 +24,7 @@ type Runner struct {
 	log     *os.File // the daemons' output
 	info    Machine
 	notes   []string // about the whole run (fallbacks, warnings)
-	// ufVersion says what served unionfuse (the CLI or ufmount) and at
+	// ufVersion says what served unionfuse (which CLI binary) and at
 	// which commit.
 	ufVersion string
 	res       *Results
@@ -92,55 +92,34 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// buildUnionfuse returns the unionfuse system: the CLI (built from
-// ./cmd/unionfuse unless -unionfuse names a binary) or, with -daemon builtin,
-// -profile, or when the CLI cannot be built or cannot mount,
-// bench/internal/ufmount.
+// buildUnionfuse returns the unionfuse system: the CLI, built from
+// ./cmd/unionfuse unless -unionfuse names a binary, checked with a first
+// mount. With -profile, every mount writes a CPU profile.
 func (r *Runner) buildUnionfuse() (*daemon, error) {
-	bindir := filepath.Join(r.ws.Root, "bin")
-	src, version, err := r.source()
+	bin := r.cfg.UnionfuseBin
+	_, version, err := r.source()
 	if err != nil {
 		return nil, err
 	}
-	build := func(pkg, out string) error {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
+	if bin == "" {
+		src, _, _ := r.source()
+		bin = filepath.Join(r.ws.Root, "bin", "unionfuse")
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd/unionfuse")
 		cmd.Dir = src
 		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+			return nil, fmt.Errorf("go build ./cmd/unionfuse: %v\n%s", err, b)
 		}
-		return nil
 	}
-	builtin := func() (*daemon, error) {
-		bin := filepath.Join(bindir, "ufmount")
-		if err := build("./bench/internal/ufmount", bin); err != nil {
+	profileDir := ""
+	if r.cfg.Profile != "" {
+		profileDir = absPath(r.cfg.Profile)
+		if err := os.MkdirAll(profileDir, 0o755); err != nil {
 			return nil, err
 		}
-		if r.cfg.Profile != "" {
-			if err := os.MkdirAll(r.cfg.Profile, 0o755); err != nil {
-				return nil, err
-			}
-		}
-		r.ufVersion = "bench/internal/ufmount at " + version
-		return newUfmount(bin, absPath(r.cfg.Profile), r.log), nil
 	}
-	if r.cfg.Daemon == "builtin" {
-		if r.cfg.Profile != "" {
-			r.note("unionfuse is served by bench/internal/ufmount (fs.Mount in a child process) because the CLI has no CPU-profile flag; profiles in %s", r.cfg.Profile)
-		}
-		return builtin()
-	}
-	bin := r.cfg.UnionfuseBin
-	if bin == "" {
-		bin = filepath.Join(bindir, "unionfuse")
-		if err := build("./cmd/unionfuse", bin); err != nil {
-			r.note("the unionfuse CLI does not build, so bench/internal/ufmount serves unionfuse: %v", firstLine(err.Error()))
-			return builtin()
-		}
-	}
-	cli := newUnionfuse(absPath(bin), r.log)
+	cli := newUnionfuse(absPath(bin), profileDir, r.log)
 	if err := r.smokeTest(cli); err != nil {
-		r.note("the unionfuse CLI does not mount (%v), so bench/internal/ufmount serves unionfuse", firstLine(err.Error()))
-		return builtin()
+		return nil, fmt.Errorf("the unionfuse CLI does not mount: %w", err)
 	}
 	r.ufVersion = "unionfuse CLI at " + version
 	if r.cfg.UnionfuseBin != "" {
@@ -149,8 +128,6 @@ func (r *Runner) buildUnionfuse() (*daemon, error) {
 	return cli, nil
 }
 
-// source returns the directory unionfuse is built from and its version:
-// the working tree, or with -rev a copy of that commit (git archive), so
 // that colleagues' uncommitted changes are not measured.
 func (r *Runner) source() (dir, version string, err error) {
 	if r.cfg.Rev == "" {

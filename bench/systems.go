@@ -243,7 +243,7 @@ func unmountDir(dir string) error {
 }
 
 // daemon is a FUSE union served by a child process in the foreground:
-// fuse-overlayfs, the unionfuse CLI, or bench/internal/ufmount. Knowing the
+// fuse-overlayfs or the unionfuse CLI. Knowing the
 // child's PID lets the harness read its memory and reap it; nothing is ever
 // found or killed by name.
 type daemon struct {
@@ -335,21 +335,14 @@ func newFuseOverlayfs(bin string, log *os.File) *daemon {
 }
 
 // newUnionfuse returns unionfuse served by the CLI binary, run as
-// unionfuse -f -o lowerdir=..,upperdir=..,workdir=.. MERGED.
-func newUnionfuse(bin string, log *os.File) *daemon {
+// unionfuse -f -o lowerdir=..,upperdir=..,workdir=.. MERGED. With
+// profileDir set, every mount writes a CPU profile there, named after the
+// mount's tag.
+func newUnionfuse(bin, profileDir string, log *os.File) *daemon {
 	return &daemon{name: sysUnion, log: log, argv: func(u Union) []string {
-		return []string{bin, "-f", "-o", layerOptions(u), u.Merged}
-	}}
-}
-
-// newUfmount returns unionfuse served by bench/internal/ufmount, which
-// calls fs.Mount directly. With profileDir set, every mount writes a CPU
-// profile there, named after the mount's tag.
-func newUfmount(bin, profileDir string, log *os.File) *daemon {
-	return &daemon{name: sysUnion, log: log, argv: func(u Union) []string {
-		argv := []string{bin}
+		argv := []string{bin, "-f"}
 		if profileDir != "" {
-			argv = append(argv, "-cpuprofile", filepath.Join(profileDir, u.Tag+".pprof"))
+			argv = append(argv, "--cpuprofile", filepath.Join(profileDir, u.Tag+".pprof"))
 		}
 		return append(argv, "-o", layerOptions(u), u.Merged)
 	}}

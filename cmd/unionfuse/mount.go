@@ -54,6 +54,7 @@ type mountArgs struct {
 	debug      bool
 	userXattr  bool
 	logFile    string
+	cpuProfile string
 }
 
 // mountFlags returns the flag set of unionfuse mount.
@@ -65,6 +66,7 @@ func mountFlags() (*pflag.FlagSet, *mountArgs) {
 	fset.BoolVarP(&a.debug, "debug", "d", false, "log every FUSE operation (implies -f)")
 	fset.BoolVar(&a.userXattr, "userxattr", false, "same as -o userxattr")
 	fset.StringVar(&a.logFile, "log", "", "log to `FILE` instead of syslog or "+daemon.DefaultLogFile())
+	fset.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon to `FILE` (for go tool pprof)")
 	return fset, a
 }
 
@@ -105,13 +107,13 @@ func mountUnion(a *mountArgs, pos []string, checkOnly bool) int {
 		return fail(err)
 	}
 	if !a.foreground && !a.debug {
-		spec := daemon.Spec{Merged: merged, Config: cfg, LogFile: a.logFile}
+		spec := daemon.Spec{Merged: merged, Config: cfg, LogFile: a.logFile, CPUProfile: a.cpuProfile}
 		if err := daemon.Start(spec); err != nil {
 			return fail(err)
 		}
 		return exitOK
 	}
-	return serveForeground(merged, cfg, a.logFile)
+	return serveForeground(merged, cfg, a.logFile, a.cpuProfile)
 }
 
 // layersFromArgs completes opts with the layers given as arguments and
@@ -146,7 +148,7 @@ func layersFromArgs(opts *mountopts.Options, pos []string) (merged, source strin
 }
 
 // serveForeground serves the union in this process until it is unmounted.
-func serveForeground(merged string, cfg fs.Config, logFile string) int {
+func serveForeground(merged string, cfg fs.Config, logFile, cpuProfile string) int {
 	cfg.Logger = log.New(os.Stderr, "unionfuse: ", log.LstdFlags)
 	if logFile != "" {
 		logger, closer, err := daemon.OpenLog(logFile)
@@ -156,7 +158,7 @@ func serveForeground(merged string, cfg fs.Config, logFile string) int {
 		defer closer.Close()
 		cfg.Logger = logger
 	}
-	if err := daemon.Serve(merged, cfg, nil); err != nil {
+	if err := daemon.Serve(merged, cfg, cpuProfile, nil); err != nil {
 		return fail(err)
 	}
 	return exitOK

@@ -65,5 +65,5 @@ func runMountImage(args []string) int {
 		}
 		return exitOK
 	}
-	return serveForeground(merged, cfg, a.logFile)
+	return serveForeground(merged, cfg, a.logFile, "")
 }

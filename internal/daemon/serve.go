@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/unionfuse/unionfuse/fs"
@@ -12,8 +14,9 @@ import (
 // pid file, calls ready (when not nil) once the union is visible, and
 // serves until the union is unmounted. SIGTERM, SIGINT and SIGHUP unmount
 // it (lazily when it is busy, so open files keep working until closed).
+// With cpuProfile set, a CPU profile of the whole time is written there.
 // It returns nil after a clean unmount, or the mount error.
-func Serve(merged string, cfg fs.Config, ready func()) error {
+func Serve(merged string, cfg fs.Config, cpuProfile string, ready func()) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -23,6 +26,13 @@ func Serve(merged string, cfg fs.Config, ready func()) error {
 		}
 	}
 
+	if cpuProfile != "" {
+		stop, err := startCPUProfile(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	m, err := fs.Mount(merged, cfg)
 	if err != nil {
 		return err
@@ -60,4 +70,20 @@ func Serve(merged string, cfg fs.Config, ready func()) error {
 			}
 		}
 	}
+}
+
+// startCPUProfile writes a CPU profile to path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -32,6 +32,8 @@ type Spec struct {
 	// LogFile is where the daemon logs; empty means syslog, or
 	// DefaultLogFile when there is no syslog.
 	LogFile string
+	// CPUProfile, when set, is where the daemon writes a CPU profile.
+	CPUProfile string
 }
 
 // Start starts a daemon serving spec and returns once the union is
@@ -159,7 +161,7 @@ func RunChild() int {
 	}
 	defer closer.Close()
 	spec.Config.Logger = logger
-	err = Serve(spec.Merged, spec.Config, func() { report("ok") })
+	err = Serve(spec.Merged, spec.Config, spec.CPUProfile, func() { report("ok") })
 	if err != nil {
 		logger.Print(err)
 		report("error: " + oneLine(err.Error()))
