@@ -129,25 +129,18 @@ var _ = (gofs.NodeUnlinker)((*node)(nil))
 
 // Unlink removes a non-directory.
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
-	if n.ov.upper == nil {
-		return syscall.EROFS
-	}
-	n.ov.mu.Lock()
-	defer n.ov.mu.Unlock()
-	f, errno := n.ov.resolve(n.layers(), n.rel(), name)
-	if errno != 0 {
-		return errno
-	}
-	if isDirStat(&f.st) {
-		return syscall.EISDIR
-	}
-	return n.removeName(name, &f)
+	return n.remove(name, false)
 }
 
 var _ = (gofs.NodeRmdirer)((*node)(nil))
 
 // Rmdir removes a directory that shows no entries in the merged view.
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	return n.remove(name, true)
+}
+
+// remove is unlink (dir false) or rmdir (dir true) of name in n.
+func (n *node) remove(name string, dir bool) syscall.Errno {
 	if n.ov.upper == nil {
 		return syscall.EROFS
 	}
@@ -157,15 +150,19 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if errno != 0 {
 		return errno
 	}
-	if !isDirStat(&f.st) {
+	switch isDir := isDirStat(&f.st); {
+	case isDir && !dir:
+		return syscall.EISDIR
+	case !isDir && dir:
 		return syscall.ENOTDIR
-	}
-	empty, errno := n.ov.isEmptyDir(f.layers, join(n.rel(), name))
-	if errno != 0 {
-		return errno
-	}
-	if !empty {
-		return syscall.ENOTEMPTY
+	case dir:
+		empty, errno := n.ov.isEmptyDir(f.layers, join(n.rel(), name))
+		if errno != 0 {
+			return errno
+		}
+		if !empty {
+			return syscall.ENOTEMPTY
+		}
 	}
 	return n.removeName(name, &f)
 }
