@@ -41,20 +41,34 @@ func (l *layer) aufsMarkers(rel string) *aufsDir {
 	if m, ok := l.aufs.Load(rel); ok {
 		return m.(*aufsDir)
 	}
+	ents, err := readLayerDir(l, rel)
+	if err != nil {
+		return noAufs
+	}
+	return l.aufsMarkersOf(rel, ents)
+}
+
+// aufsMarkersOf records and returns the AUFS markers of lower directory rel
+// from its listing ents, which a readdir has at hand anyway.
+func (l *layer) aufsMarkersOf(rel string, ents []rawDirent) *aufsDir {
+	if !l.lower {
+		return noAufs
+	}
+	if m, ok := l.aufs.Load(rel); ok {
+		return m.(*aufsDir)
+	}
 	m := noAufs
-	if ents, err := readLayerDir(l, rel); err == nil {
-		for _, e := range ents {
-			if !isAufsName(e.name) {
-				continue
-			}
-			if m == noAufs {
-				m = &aufsDir{whiteouts: map[string]struct{}{}}
-			}
-			if e.name == aufsOpaque {
-				m.opaque = true
-			} else if hidden := strings.TrimPrefix(e.name, aufsPrefix); !isAufsName(hidden) {
-				m.whiteouts[hidden] = struct{}{}
-			}
+	for _, e := range ents {
+		if !isAufsName(e.name) {
+			continue
+		}
+		if m == noAufs {
+			m = &aufsDir{whiteouts: map[string]struct{}{}}
+		}
+		if e.name == aufsOpaque {
+			m.opaque = true
+		} else if hidden := strings.TrimPrefix(e.name, aufsPrefix); !isAufsName(hidden) {
+			m.whiteouts[hidden] = struct{}{}
 		}
 	}
 	l.aufs.Store(rel, m)

@@ -103,7 +103,7 @@ func (ov *overlay) mergedEntries(layers []int, rel string) ([]listedEntry, sysca
 			return nil, errnoOf(err)
 		}
 		xwhiteouts := len(ents) > 0 && ov.hasXwhiteouts(l, rel)
-		for name := range l.aufsMarkers(rel).whiteouts {
+		for name := range l.aufsMarkersOf(rel, ents).whiteouts {
 			seen[name] = struct{}{}
 		}
 		for _, d := range ents {
