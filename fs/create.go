@@ -253,7 +253,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 		if n.ov.hadLowerBacking(tn.key()) {
 			// A second name must not lead to an inode backed by a lower
 			// file (see passthrough.go); link(2) retries on ESTALE.
-			return nil, n.ov.renew(tn.ino())
+			return nil, n.ov.renew(tn)
 		}
 		srcPath = tn.rel()
 	}

@@ -169,7 +169,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		n.ov.mu.Lock()
 		errno := n.copyUpWith(f&unix.O_TRUNC == 0)
 		if errno == 0 && n.ov.hadLowerBacking(n.key()) {
-			errno = n.ov.renew(n.ino())
+			errno = n.ov.renew(n)
 		}
 		if errno == 0 && n.staleAfterCopyUp() {
 			errno = syscall.ESTALE // open(2) looks the name up again

@@ -79,6 +79,7 @@ func newOverlay(cfg Config) (*overlay, error) {
 		gens:        make(map[uint64]uint64),
 		openHandles: make(map[nodeKey]map[*handle]struct{}),
 		lowerBacked: make(map[nodeKey]bool),
+		superseded:  make(map[nodeKey]bool),
 	}
 	ov.initUserNS = inInitialUserNS()
 	// Passthrough needs CAP_SYS_ADMIN in the initial user namespace.

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"syscall"
+	"time"
 	"unsafe"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -156,6 +157,15 @@ func (n *node) stat(st *unix.Stat_t) syscall.Errno {
 	return errnoOf(l.lstat(n.rel(), st))
 }
 
+// fillAttrOut is fillAttr for a reply that carries a cache timeout: a
+// superseded node's attributes must not be cached (see renew).
+func (n *node) fillAttrOut(st *unix.Stat_t, out *fuse.AttrOut) {
+	n.fillAttr(st, &out.Attr)
+	if n.ov.isSuperseded(n.key()) {
+		out.SetTimeout(time.Nanosecond)
+	}
+}
+
 // fillAttr converts st into the attributes the kernel sees.
 func (n *node) fillAttr(st *unix.Stat_t, out *fuse.Attr) {
 	n.ov.statToAttr(st, out)
@@ -169,7 +179,7 @@ var _ = (gofs.NodeGetattrer)((*node)(nil))
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	if h, ok := asHandle(f); ok {
 		if st, ok := h.fstat(); ok {
-			n.fillAttr(&st, &out.Attr)
+			n.fillAttrOut(&st, out)
 			return 0
 		}
 	}
@@ -184,7 +194,7 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	if errno != 0 {
 		return errno
 	}
-	n.fillAttr(&st, &out.Attr)
+	n.fillAttrOut(&st, out)
 	return 0
 }
 

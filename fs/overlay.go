@@ -46,6 +46,8 @@ type overlay struct {
 	// gens holds the current generation of an inode number whose node was
 	// renewed after a copy-up (see passthrough.go).
 	gens map[uint64]uint64
+	// superseded holds the nodes renewed away (see renew).
+	superseded map[nodeKey]bool
 	// lowerBacked holds the nodes that have had a lower file as their
 	// kernel passthrough backing.
 	lowerBacked map[nodeKey]bool

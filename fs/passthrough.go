@@ -53,14 +53,29 @@ func (ov *overlay) hadLowerBacking(k nodeKey) bool {
 	return ov.lowerBacked[k]
 }
 
-// renew gives inode number ino a new generation, so the next lookup of its
+// renew gives n's inode number a new generation, so the next lookup of its
 // name makes a new FUSE inode, and returns ESTALE for the caller to pass
 // to the kernel, which then looks the name up again.
-func (ov *overlay) renew(ino uint64) syscall.Errno {
+//
+// The old inode lives on for the descriptors open on it, beside the new
+// one, and the kernel caches attributes per inode: the old one's would go
+// stale as the file changes through the new one. So the old node is marked
+// superseded, its cached attributes are dropped now, and it is never again
+// given attributes the kernel may keep (attrTimeout).
+func (ov *overlay) renew(n *node) syscall.Errno {
 	ov.emu.Lock()
-	ov.gens[ino] += 2 // even: odd generations name hard links (keyOf)
+	ov.gens[n.ino()] += 2 // even: odd generations name hard links (keyOf)
+	ov.superseded[n.key()] = true
 	ov.emu.Unlock()
+	n.NotifyContent(-1, 0) // attributes only
 	return syscall.ESTALE
+}
+
+// isSuperseded reports whether node k has been renewed away.
+func (ov *overlay) isSuperseded(k nodeKey) bool {
+	ov.emu.Lock()
+	defer ov.emu.Unlock()
+	return ov.superseded[k]
 }
 
 // asHandle returns the handle behind a FileHandle of this package.

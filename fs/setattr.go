@@ -35,7 +35,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		if errno := n.copyUpWith(sz != 0); errno != 0 {
 			return errno
 		}
-		return n.ov.renew(n.ino())
+		return n.ov.renew(n)
 	}
 	h, errno := n.handleForChange(f)
 	if errno != 0 {
@@ -53,7 +53,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 			if err != nil {
 				return errnoOf(err)
 			}
-			n.fillAttr(&st, &out.Attr)
+			n.fillAttrOut(&st, out)
 			return 0
 		}
 	}
@@ -79,7 +79,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if err := up.lstat(rel, &st); err != nil {
 		return errnoOf(err)
 	}
-	n.fillAttr(&st, &out.Attr)
+	n.fillAttrOut(&st, out)
 	return 0
 }
 
