@@ -30,6 +30,9 @@
 //	├── containers/
 //	│   └── <id>/{diff,work,merged,config.json}
 //	├── cache/                     build-cache index: (parent chain, step) -> layer
+//	├── mounts/
+//	│   └── <hash>.json            an image mounted read-only, and the process
+//	│                              serving it (see Mount): keeps the image
 //	└── tmp/
 //	    ├── <random>/              a layer or container being prepared
 //	    └── <random>.lock          held (flock) by the process preparing it

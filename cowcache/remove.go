@@ -19,7 +19,8 @@ type Removed struct {
 // RemoveImage removes the name ref from its image or, when ref is the
 // image's only name or its id, the image itself, and then every layer that
 // no other image or container uses. An image with several names is only
-// removed by id with force; an image a container uses is never removed.
+// removed by id with force; an image a container uses or that is mounted
+// (see Mount) is never removed.
 func (s *Store) RemoveImage(ref string, force bool) (Removed, error) {
 	release, err := s.wlock()
 	if err != nil {
@@ -59,6 +60,13 @@ func (s *Store) RemoveImage(ref string, force bool) (Removed, error) {
 		if c.Image == img.ID {
 			return Removed{}, fmt.Errorf("image %s is used by container %s", img.ID.Short(), c.ID)
 		}
+	}
+	mounted, err := s.mountedImages()
+	if err != nil {
+		return Removed{}, err
+	}
+	if at, ok := mounted[img.ID]; ok {
+		return Removed{}, fmt.Errorf("image %s is mounted at %s: unmount it first (unionfuse umount %s)", img.ID.Short(), at, at)
 	}
 	for _, md := range append([]Digest(nil), m.order...) {
 		if s.sameConfig(md, img.ID) {
@@ -122,8 +130,8 @@ func (s *Store) collect(r *Removed) error {
 }
 
 // Prune removes dangling images (images without a name that no container
-// uses), then every layer and blob nobody uses, and the debris of
-// interrupted operations.
+// uses and that are not mounted), then every layer and blob nobody uses,
+// and the debris of interrupted operations.
 func (s *Store) Prune() (Removed, error) {
 	release, err := s.wlock()
 	if err != nil {
@@ -138,9 +146,16 @@ func (s *Store) Prune() (Removed, error) {
 	if err != nil {
 		return Removed{}, err
 	}
+	mounted, err := s.mountedImages()
+	if err != nil {
+		return Removed{}, err
+	}
 	busy := map[Digest]bool{}
 	for _, c := range containers {
 		busy[c.Image] = true
+	}
+	for id := range mounted {
+		busy[id] = true
 	}
 	m := indexModel(idx)
 	var r Removed

@@ -24,6 +24,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/internal/daemon"
 	"golang.org/x/sys/unix"
 )
 
@@ -271,15 +272,23 @@ func TestCowcacheSharedLayersStoredOnce(t *testing.T) {
 	}
 }
 
-func TestCowcacheMountImage(t *testing.T) {
+// mountedApp makes twoImages in a fresh store and mounts acme/app:1.0 with
+// mount-image. It returns the store's root, the mountpoint (unmounted at
+// the end of the test if need be), the images and the mount's daemon.
+func mountedApp(t *testing.T) (root, merged string, base, app cowcache.Image, rec daemon.Record) {
+	t.Helper()
 	requireFuse(t)
-	root := filepath.Join(t.TempDir(), "store")
-	_, app := twoImages(t, root)
-	merged := filepath.Join(t.TempDir(), "merged")
+	root = filepath.Join(t.TempDir(), "store")
+	base, app = twoImages(t, root)
+	merged = filepath.Join(t.TempDir(), "merged")
 	os.Mkdir(merged, 0o755)
 	cleanupMount(t, merged)
 	mustOK(t, "mount-image", storeCLI(t, root, "mount-image", "acme/app:1.0", merged))
-	rec := daemonOf(t, merged)
+	return root, merged, base, app, daemonOf(t, merged)
+}
+
+func TestCowcacheMountImage(t *testing.T) {
+	root, merged, _, app, rec := mountedApp(t)
 	checkImageView(t, merged)
 	if err := os.WriteFile(filepath.Join(merged, "new"), nil, 0o644); !errors.Is(err, unix.EROFS) {
 		t.Errorf("write into the image: %v, want EROFS", err)

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/fs"
 	"github.com/unionfuse/unionfuse/internal/daemon"
@@ -12,7 +15,8 @@ var mountImageCmd = &command{
 	help: `Mount the layers of IMAGE read-only at MERGED: the union of the image's
 layer directories, top first, served by unionfuse (every write fails with
 EROFS). Like 'unionfuse mount' it starts a daemon and returns once the
-image is visible, unless -f or -d; unmount with 'unionfuse umount MERGED'.`,
+image is visible, unless -f or -d; unmount with 'unionfuse umount MERGED'.
+While the image is mounted, rmi and system prune leave it alone.`,
 }
 
 func init() {
@@ -45,25 +49,39 @@ func runMountImage(args []string) int {
 	if len(pos) != 2 {
 		return usageError(mountImageCmd, "want IMAGE MERGED, got %d arguments", len(pos))
 	}
+	merged, err := daemon.ResolveMountpoint(pos[1])
+	if err != nil {
+		return fail(err)
+	}
 	s, err := a.open()
 	if err != nil {
 		return fail(err)
 	}
-	img, err := s.Image(pos[0])
-	s.Close()
+	defer s.Close()
+	// The store records the mount (this process first, then the daemon)
+	// so that rmi and system prune leave the image alone while it is
+	// mounted.
+	img, err := s.MountImage(pos[0], merged)
 	if err != nil {
 		return fail(err)
 	}
+	defer s.Unmounted(merged)
 	cfg := fs.Config{Lowers: s.LayerDirs(img), FsName: "unionfuse:" + img.ID.Short(), Debug: a.debug}
-	merged := pos[1]
 	if err := cfg.Validate(merged); err != nil {
 		return fail(err)
 	}
-	if !a.foreground && !a.debug {
-		if err := daemon.Start(daemon.Spec{Merged: merged, Config: cfg, LogFile: a.logFile}); err != nil {
-			return fail(err)
-		}
-		return exitOK
+	if a.foreground || a.debug {
+		return serveForeground(merged, cfg, a.logFile, "")
 	}
-	return serveForeground(merged, cfg, a.logFile, "")
+	if err := daemon.Start(daemon.Spec{Merged: merged, Config: cfg, LogFile: a.logFile}); err != nil {
+		return fail(err)
+	}
+	rec, err := daemon.ReadPid(merged)
+	if err == nil {
+		err = s.HandOverMount(merged, rec.PID, rec.Start)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "unionfuse: warning: %v: rmi will not know that %s is mounted\n", err, img.ID.Short())
+	}
+	return exitOK
 }
