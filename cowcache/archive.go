@@ -117,6 +117,9 @@ type Unpacked struct {
 type unpackOptions struct {
 	allowDevices bool // unpack device nodes (root only)
 	noChown      bool // leave files owned by the caller
+	// userXattr marks opaque directories with user.overlay.opaque instead
+	// of trusted.overlay.opaque (see Store.UserXattr).
+	userXattr bool
 	// maxSize caps the uncompressed tarball (0: DefaultMaxLayerSize).
 	maxSize int64
 }
@@ -174,14 +177,12 @@ func unpackLayer(dir string, r io.Reader, opts unpackOptions) (Unpacked, error) 
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := archive.Unpack(pr, dir, &archive.TarOptions{
-			WhiteoutFormat: archive.OverlayWhiteoutFormat,
-			NoLchown:       opts.noChown,
-		})
+		// filterTar takes the whiteout markers out; they are made below.
+		err := archive.Unpack(pr, dir, &archive.TarOptions{NoLchown: opts.noChown})
 		pr.CloseWithError(err)
 		done <- err
 	}()
-	ferr := filterTar(plain, pw, opts)
+	markers, ferr := filterTar(plain, pw, opts)
 	if ferr == nil {
 		// The tar end may come before the end of the stream: read the rest
 		// so that gzip's CRC and length (and the DiffID) cover everything.
@@ -202,14 +203,23 @@ func unpackLayer(dir string, r io.Reader, opts unpackOptions) (Unpacked, error) 
 	if uerr != nil {
 		return Unpacked{}, fmt.Errorf("unpack: %w", uerr)
 	}
+	xattr := opaqueXattr
+	if opts.userXattr {
+		xattr = userOpaqueXattr
+	}
+	if err := applyMarkers(dir, markers, xattr, !opts.noChown); err != nil {
+		return Unpacked{}, err
+	}
 	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return Unpacked{}, fmt.Errorf("read layer: %w", err)
 	}
 	return Unpacked{Digest: raw.digest(), Size: raw.n, DiffID: plain.digest(), Compression: comp}, nil
 }
 
-// filterTar copies the tarball r to w entry by entry and returns an
-// *EntryError for the first entry that is not safe to unpack:
+// filterTar copies the tarball r to w entry by entry, except for the OCI
+// whiteout markers (.wh.NAME, .wh..wh..opq), which it returns for
+// applyMarkers. It returns an *EntryError for the first entry that is not
+// safe to unpack:
 //
 //   - names that are absolute or contain "..";
 //   - the same name twice (also a file and its whiteout);
@@ -221,7 +231,8 @@ func unpackLayer(dir string, r io.Reader, opts unpackOptions) (Unpacked, error) 
 //   - overlay-private xattrs (trusted.overlay.*, user.overlay.*), which
 //     would change what the layer means to the overlay;
 //   - AUFS metadata (.wh..wh.*) other than the opaque marker.
-func filterTar(r io.Reader, w io.Writer, opts unpackOptions) error {
+func filterTar(r io.Reader, w io.Writer, opts unpackOptions) ([]marker, error) {
+	var markers []marker
 	tail := &tailReader{r: r}
 	tr := tar.NewReader(tail)
 	tw := tar.NewWriter(w)
@@ -230,36 +241,40 @@ func filterTar(r io.Reader, w io.Writer, opts unpackOptions) error {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			if !tail.endMarker() {
-				return fmt.Errorf("read tarball: %w (no end-of-archive marker)", io.ErrUnexpectedEOF)
+				return nil, fmt.Errorf("read tarball: %w (no end-of-archive marker)", io.ErrUnexpectedEOF)
 			}
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("read tarball: %w", err)
+			return nil, fmt.Errorf("read tarball: %w", err)
 		}
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue
 		}
 		name, err := checkEntry(hdr, seen, opts)
 		if err != nil {
-			return &EntryError{Entry: hdr.Name, Err: err}
+			return nil, &EntryError{Entry: hdr.Name, Err: err}
 		}
 		if name == "" {
 			continue // the root itself
 		}
+		if m, ok := markerOf(hdr, name); ok {
+			markers = append(markers, m)
+			continue
+		}
 		if err := tw.WriteHeader(hdr); err != nil {
-			return &EntryError{Entry: hdr.Name, Err: err}
+			return nil, &EntryError{Entry: hdr.Name, Err: err}
 		}
 		if hdr.Typeflag == tar.TypeReg {
 			if _, err := io.Copy(tw, tr); err != nil {
-				return &EntryError{Entry: hdr.Name, Err: fmt.Errorf("copy data: %w", err)}
+				return nil, &EntryError{Entry: hdr.Name, Err: fmt.Errorf("copy data: %w", err)}
 			}
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return fmt.Errorf("unpack: %w", err)
+		return nil, fmt.Errorf("unpack: %w", err)
 	}
-	return nil
+	return markers, nil
 }
 
 // checkEntry validates one header, normalises its name in place and

@@ -37,6 +37,8 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 			pax: map[string]string{"SCHILY.xattr.trusted.overlay.redirect": "/etc"}}), "d", ErrOverlayXattr},
 		{"aufs metadata", tarOf(t, file(".wh..wh.plnk/1", "")), ".wh..wh.plnk/1", ErrWhiteoutName},
 		{"whiteout dir", tarOf(t, dir(".wh.x")), ".wh.x", ErrWhiteoutName},
+		{"whiteout through later symlink", tarOf(t, file("a/.wh.x", ""), symlink("a", "/etc")), "a/.wh.x", ErrThroughSymlink},
+		{"opaque through later symlink", tarOf(t, file("s/.wh..wh..opq", ""), symlink("s", "..")), "s/.wh..wh..opq", ErrThroughSymlink},
 	}
 	if os.Geteuid() != 0 {
 		cases = append(cases, struct {

@@ -15,6 +15,8 @@
 //	│       ├── diff/              the layer's files, kernel overlay format:
 //	│       │                      whiteout = char device 0/0,
 //	│       │                      opaque dir = trusted.overlay.opaque "y"
+//	│       │                      (user.overlay.opaque without root, see
+//	│       │                      Store.UserXattr)
 //	│       ├── link               the short name of diff/ (26 characters)
 //	│       ├── lower              l/<short>:l/<short>... the layers below, top first
 //	│       ├── work/              empty; overlay's work dir when diff/ is an upper

@@ -86,7 +86,12 @@ func (p *Pending) ApplyTar(r io.Reader) (Unpacked, error) {
 		return Unpacked{}, fmt.Errorf("apply layer: %w", err)
 	}
 	defer blob.Close()
-	u, err := unpackLayer(p.Dir(), io.TeeReader(r, blob), unpackOptions{allowDevices: canMknod(), noChown: os.Geteuid() != 0, maxSize: p.s.MaxLayerSize})
+	u, err := unpackLayer(p.Dir(), io.TeeReader(r, blob), unpackOptions{
+		allowDevices: canMknod(),
+		noChown:      os.Geteuid() != 0,
+		userXattr:    p.s.UserXattr(),
+		maxSize:      p.s.MaxLayerSize,
+	})
 	if err != nil {
 		return Unpacked{}, err
 	}

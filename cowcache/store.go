@@ -92,6 +92,8 @@ type Store struct {
 	lock *os.File
 	// held is the lock mode this Store holds: 0, unix.LOCK_SH, unix.LOCK_EX.
 	held int
+	// userXattr caches UserXattr's probe.
+	userXattr *bool
 }
 
 // Subdirectories of the root.

@@ -66,7 +66,7 @@ func runMountImage(args []string) int {
 		return fail(err)
 	}
 	defer s.Unmounted(merged)
-	cfg := fs.Config{Lowers: s.LayerDirs(img), FsName: "unionfuse:" + img.ID.Short(), Debug: a.debug}
+	cfg := fs.Config{Lowers: s.LayerDirs(img), FsName: "unionfuse:" + img.ID.Short(), Debug: a.debug, UserXattr: s.UserXattr()}
 	if err := cfg.Validate(merged); err != nil {
 		return fail(err)
 	}

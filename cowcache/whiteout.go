@@ -1,0 +1,165 @@
+package cowcache
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Overlay-private extended attributes marking an opaque directory: the
+// kernel's default, and its -o userxattr flavour for those who may not set
+// trusted.* attributes (anyone but root outside a user namespace).
+const (
+	opaqueXattr     = "trusted.overlay.opaque"
+	userOpaqueXattr = "user.overlay.opaque"
+)
+
+// marker is an OCI whiteout marker taken out of a layer tarball, to be
+// made in the kernel's format once the rest of the tarball is unpacked.
+type marker struct {
+	entry    string // the tarball's entry, for errors
+	path     string // the name to hide, or the directory to make opaque
+	opaque   bool
+	uid, gid int
+}
+
+// markerOf returns the marker that the checked header hdr (named name,
+// cleaned) stands for, if it is one.
+func markerOf(hdr *tar.Header, name string) (marker, bool) {
+	dir, base := path.Split(name)
+	m := marker{entry: hdr.Name, uid: hdr.Uid, gid: hdr.Gid}
+	switch {
+	case base == opaqueName:
+		m.path, m.opaque = path.Clean("./"+dir), true
+	case strings.HasPrefix(base, whiteoutPrefix):
+		m.path = path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix))
+	default:
+		return marker{}, false
+	}
+	return m, true
+}
+
+// applyMarkers makes, below dir, a character device 0/0 for each whiteout
+// and sets the opaque attribute (xattr) to "y" on each opaque directory,
+// creating missing parent directories as tar(1) does. The unprivileged may
+// make whiteouts too (Linux 5.8+). Paths are resolved beneath dir without
+// following symbolic links, so a link the tarball made cannot lead a
+// marker outside the layer. Parent directories keep their times; with
+// chown, whiteouts get their entry's owner.
+func applyMarkers(dir string, markers []marker, xattr string, chown bool) error {
+	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("unpack: %w", &os.PathError{Op: "open", Path: dir, Err: err})
+	}
+	defer unix.Close(root)
+	for _, m := range markers {
+		if err := applyMarker(root, m, xattr, chown); err != nil {
+			return &EntryError{Entry: m.entry, Err: err}
+		}
+	}
+	return nil
+}
+
+func applyMarker(root int, m marker, xattr string, chown bool) error {
+	if m.opaque {
+		fd, err := openBeneath(root, m.path)
+		if err != nil {
+			return fmt.Errorf("opaque directory %s: %w", m.path, err)
+		}
+		defer unix.Close(fd)
+		if err := unix.Fsetxattr(fd, xattr, []byte("y"), 0); err != nil {
+			return fmt.Errorf("opaque directory %s: set %s: %w", m.path, xattr, err)
+		}
+		return nil
+	}
+	parent, err := openBeneath(root, path.Dir(m.path))
+	if err != nil {
+		return fmt.Errorf("whiteout %s: %w", m.path, err)
+	}
+	defer unix.Close(parent)
+	var st unix.Stat_t
+	if err := unix.Fstat(parent, &st); err != nil {
+		return fmt.Errorf("whiteout %s: %w", m.path, err)
+	}
+	base := path.Base(m.path)
+	if err := unix.Mknodat(parent, base, unix.S_IFCHR, 0); err != nil {
+		return fmt.Errorf("whiteout %s: mknod (char 0/0): %w", m.path, err)
+	}
+	if chown && (m.uid != 0 || m.gid != 0) {
+		if err := unix.Fchownat(parent, base, m.uid, m.gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("whiteout %s: chown: %w", m.path, err)
+		}
+	}
+	times := []unix.Timespec{st.Atim, st.Mtim}
+	if err := unix.UtimesNanoAt(parent, ".", times, 0); err != nil {
+		return fmt.Errorf("whiteout %s: restore the times of its directory: %w", m.path, err)
+	}
+	return nil
+}
+
+// openBeneath opens the directory rel below the directory root without
+// following symbolic links or leaving root, making it (0755) and missing
+// parents when it does not exist.
+func openBeneath(root int, rel string) (int, error) {
+	how := &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+	}
+	fd, err := unix.Openat2(root, rel, how)
+	if !errors.Is(err, unix.ENOENT) || rel == "." {
+		return fd, wrapOpen(rel, err)
+	}
+	parent, err := openBeneath(root, path.Dir(rel))
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(parent)
+	if err := unix.Mkdirat(parent, path.Base(rel), 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		return -1, &os.PathError{Op: "mkdir", Path: rel, Err: err}
+	}
+	fd, err = unix.Openat2(root, rel, how)
+	return fd, wrapOpen(rel, err)
+}
+
+// wrapOpen names rel in an error of openat2; ELOOP means a symbolic link.
+func wrapOpen(rel string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.ELOOP), errors.Is(err, unix.EXDEV):
+		return fmt.Errorf("%w %q", ErrThroughSymlink, rel)
+	}
+	return &os.PathError{Op: "open", Path: rel, Err: err}
+}
+
+// UserXattr reports whether the store's layers mark opaque directories
+// with user.overlay.opaque (the kernel's -o userxattr) rather than
+// trusted.overlay.opaque: true when this process may not set trusted.*
+// attributes in the store (anyone but root outside a user namespace),
+// which is also when the filesystem picks userxattr by itself. A mount of
+// the store's layers must be told (fs.Config.UserXattr). The answer is
+// found once per Store, with a probe file in tmp/.
+func (s *Store) UserXattr() bool {
+	if s.userXattr == nil {
+		user := s.probeUserXattr()
+		s.userXattr = &user
+	}
+	return *s.userXattr
+}
+
+// probeUserXattr sets trusted.overlay.probe on a temporary file; when
+// that is not permitted and user.overlay.probe is, the store is userxattr.
+func (s *Store) probeUserXattr() bool {
+	f, done, err := s.tempFile("probe extended attributes")
+	if err != nil {
+		return os.Geteuid() != 0
+	}
+	defer done()
+	err = unix.Fsetxattr(int(f.Fd()), "trusted.overlay.probe", []byte("y"), 0)
+	return errors.Is(err, unix.EPERM) && unix.Fsetxattr(int(f.Fd()), "user.overlay.probe", []byte("y"), 0) == nil
+}
