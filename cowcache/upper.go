@@ -1,0 +1,350 @@
+package cowcache
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sys/unix"
+)
+
+// UpperCommit describes a new image made from a base image by CommitUpper:
+// a build step, or a container committed by `unionfuse commit`.
+type UpperCommit struct {
+	// UpperDir is an overlay upper directory (kernel format) that becomes
+	// the new image's top layer; "" adds no layer (a step that changed
+	// only the config).
+	UpperDir string
+	// Config replaces the base's runtime config (Env, Cmd, ...); nil keeps
+	// it.
+	Config *v1.Config
+	// History describes the step (CREATED BY, COMMENT). Its Created
+	// defaults to now; EmptyLayer is set when UpperDir is "".
+	History v1.History
+	// Name names the new image (REPOSITORY[:TAG]); "" leaves it dangling.
+	Name string
+}
+
+// Overlay-private xattrs that mark a whiteout made as a regular file (the
+// kernel's alternative to a character device 0/0).
+const (
+	whiteoutXattr     = "trusted.overlay.whiteout"
+	userWhiteoutXattr = "user.overlay.whiteout"
+)
+
+// CommitUpper makes a new image from base (nil for an empty image) and,
+// when c.UpperDir is set, one more layer made from that overlay upper
+// directory: character devices 0/0 and files with an overlay whiteout
+// xattr become .wh.NAME entries, opaque directories get a .wh..wh..opq
+// entry, overlay-private xattrs are left out, hard links stay hard links,
+// and entries come in a fixed order with their times as on disk, so the
+// same directory always gives the same DiffID. The upper directory is only
+// read; the caller removes it. The image is added as AppendLayer and
+// AddImage add theirs: all of it or nothing.
+func (s *Store) CommitUpper(base *Image, c UpperCommit) (Image, error) {
+	img, err := s.commitUpper(base, c)
+	if err != nil {
+		return Image{}, storageError(s.root, fmt.Errorf("commit: %w", err))
+	}
+	return img, nil
+}
+
+func (s *Store) commitUpper(base *Image, c UpperCommit) (Image, error) {
+	var names []string
+	if c.Name != "" {
+		n, err := NormalizeName(c.Name)
+		if err != nil {
+			return Image{}, err
+		}
+		names = append(names, n)
+	}
+	cfg := v1.ConfigFile{Architecture: runtime.GOARCH, OS: "linux", RootFS: v1.RootFS{Type: "layers"}}
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1}
+	var parent Digest
+	var layers []*Pending
+	if base != nil {
+		raw, err := json.Marshal(base.Config)
+		if err != nil {
+			return Image{}, err
+		}
+		cfg = v1.ConfigFile{}
+		if err := json.Unmarshal(raw, &cfg); err != nil {
+			return Image{}, err
+		}
+		bm, err := s.manifest(base.Manifest)
+		if err != nil {
+			return Image{}, err
+		}
+		m.Layers = append(m.Layers, bm.Layers...)
+		layers = make([]*Pending, len(base.Layers))
+		if len(base.Layers) > 0 {
+			parent = base.Layers[len(base.Layers)-1]
+		}
+	}
+	if c.Config != nil {
+		cfg.Config = *c.Config
+	}
+	step := c.History
+	if step.Created.IsZero() {
+		step.Created = v1.Time{Time: time.Now().UTC().Truncate(time.Second)}
+	}
+	step.EmptyLayer = c.UpperDir == ""
+	cfg.Created = step.Created
+	cfg.History = append(cfg.History, step)
+	if c.UpperDir != "" {
+		p, err := s.Prepare(parent)
+		if err != nil {
+			return Image{}, err
+		}
+		defer p.Abort()
+		u, err := applyUpper(p, c.UpperDir, s.UserXattr())
+		if err != nil {
+			return Image{}, err
+		}
+		diffHash, _ := v1.NewHash(string(u.DiffID))
+		layerHash, _ := v1.NewHash(string(u.Digest))
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, diffHash)
+		m.Layers = append(m.Layers, v1.Descriptor{MediaType: layerMediaType(u.Compression), Size: u.Size, Digest: layerHash})
+		layers = append(layers, p)
+	}
+	rawCfg, err := json.Marshal(cfg)
+	if err != nil {
+		return Image{}, err
+	}
+	cfgHash, _ := v1.NewHash(string(FromBytes(rawCfg)))
+	m.Config = v1.Descriptor{MediaType: types.OCIConfigJSON, Size: int64(len(rawCfg)), Digest: cfgHash}
+	rawManifest, err := json.Marshal(m)
+	if err != nil {
+		return Image{}, err
+	}
+	return s.AddImage(NewImage{RawConfig: rawCfg, RawManifest: rawManifest, Layers: layers, Names: names})
+}
+
+// applyUpper streams the OCI tarball of the upper directory dir into the
+// pending layer p.
+func applyUpper(p *Pending, dir string, userXattr bool) (Unpacked, error) {
+	if fi, err := os.Stat(dir); err != nil {
+		return Unpacked{}, fmt.Errorf("upper directory: %w", err)
+	} else if !fi.IsDir() {
+		return Unpacked{}, fmt.Errorf("upper directory %s: not a directory", dir)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := WriteUpperTar(pw, dir)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	u, err := p.ApplyTar(pr)
+	pr.CloseWithError(errors.New("unpack stopped"))
+	if werr := <-done; werr != nil {
+		return Unpacked{}, werr
+	}
+	if err != nil {
+		return Unpacked{}, err
+	}
+	return u, nil
+}
+
+// WriteUpperTar writes the overlay upper directory dir to w as an
+// uncompressed OCI layer tarball (see CommitUpper for the conversion).
+// Entries are in lexical order of their paths, each directory before what
+// it holds; names are relative ("etc/", "etc/hosts"); owners are numeric.
+func WriteUpperTar(w io.Writer, dir string) error {
+	tw := tar.NewWriter(w)
+	links := map[[2]uint64]string{} // (dev, ino) -> first name, for hard links
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == dir {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		return writeUpperEntry(tw, p, filepath.ToSlash(rel), links)
+	})
+	if err != nil {
+		return fmt.Errorf("pack upper directory %s: %w", dir, err)
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("pack upper directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// writeUpperEntry writes the tar entries of one file of an upper directory.
+func writeUpperEntry(tw *tar.Writer, p, name string, links map[[2]uint64]string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return &os.PathError{Op: "lstat", Path: p, Err: err}
+	}
+	xattrs, err := listXattrs(p)
+	if err != nil {
+		return err
+	}
+	hdr := &tar.Header{
+		Name:    name,
+		Mode:    int64(st.Mode & 0o7777),
+		Uid:     int(st.Uid),
+		Gid:     int(st.Gid),
+		ModTime: time.Unix(st.Mtim.Unix()),
+		Format:  tar.FormatPAX,
+	}
+	whiteout := false
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		hdr.Typeflag = tar.TypeDir
+		hdr.Name += "/"
+	case unix.S_IFREG:
+		hdr.Typeflag = tar.TypeReg
+		hdr.Size = st.Size
+		_, wt := xattrs[whiteoutXattr]
+		_, wu := xattrs[userWhiteoutXattr]
+		whiteout = st.Size == 0 && (wt || wu)
+	case unix.S_IFLNK:
+		hdr.Typeflag = tar.TypeSymlink
+		target, err := os.Readlink(p)
+		if err != nil {
+			return err
+		}
+		hdr.Linkname = target
+	case unix.S_IFCHR:
+		hdr.Typeflag = tar.TypeChar
+		whiteout = st.Rdev == 0
+	case unix.S_IFBLK:
+		hdr.Typeflag = tar.TypeBlock
+	case unix.S_IFIFO:
+		hdr.Typeflag = tar.TypeFifo
+	default:
+		return nil // sockets do not go into layers
+	}
+	if whiteout {
+		dir, base := path.Split(name)
+		wh := &tar.Header{Name: dir + whiteoutPrefix + base, Typeflag: tar.TypeReg, Mode: 0o600,
+			Uid: hdr.Uid, Gid: hdr.Gid, ModTime: hdr.ModTime, Format: tar.FormatPAX}
+		return tw.WriteHeader(wh)
+	}
+	if hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock {
+		hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	}
+	opaque := false
+	for _, k := range sortedKeys(xattrs) {
+		if isOverlayXattr(k) {
+			if hdr.Typeflag == tar.TypeDir && (k == opaqueXattr || k == userOpaqueXattr) && xattrs[k] == "y" {
+				opaque = true
+			}
+			continue
+		}
+		if hdr.PAXRecords == nil {
+			hdr.PAXRecords = map[string]string{}
+		}
+		hdr.PAXRecords["SCHILY.xattr."+k] = xattrs[k]
+	}
+	if hdr.Typeflag != tar.TypeDir && st.Nlink > 1 {
+		key := [2]uint64{st.Dev, st.Ino}
+		if first, ok := links[key]; ok {
+			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
+			return tw.WriteHeader(hdr)
+		}
+		links[key] = name
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := io.CopyN(tw, f, hdr.Size); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	if opaque {
+		opq := &tar.Header{Name: name + "/" + opaqueName, Typeflag: tar.TypeReg, Mode: hdr.Mode & 0o777,
+			Uid: hdr.Uid, Gid: hdr.Gid, ModTime: hdr.ModTime, Format: tar.FormatPAX}
+		return tw.WriteHeader(opq)
+	}
+	return nil
+}
+
+// isOverlayXattr reports whether an xattr is private to the overlay.
+func isOverlayXattr(k string) bool {
+	return strings.HasPrefix(k, "trusted.overlay.") || strings.HasPrefix(k, "user.overlay.")
+}
+
+// listXattrs returns the extended attributes of p (not following a
+// symbolic link). A filesystem without xattrs has none.
+func listXattrs(p string) (map[string]string, error) {
+	buf := make([]byte, 1024)
+	for {
+		n, err := unix.Llistxattr(p, buf)
+		if errors.Is(err, unix.ERANGE) {
+			buf = make([]byte, len(buf)*4)
+			continue
+		}
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "listxattr", Path: p, Err: err}
+		}
+		buf = buf[:n]
+		break
+	}
+	out := map[string]string{}
+	for _, k := range strings.Split(string(buf), "\x00") {
+		if k == "" {
+			continue
+		}
+		v, err := getXattr(p, k)
+		if errors.Is(err, unix.ENODATA) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "getxattr " + k, Path: p, Err: err}
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func getXattr(p, k string) (string, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Lgetxattr(p, k, buf)
+		if errors.Is(err, unix.ERANGE) {
+			buf = make([]byte, len(buf)*4)
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
