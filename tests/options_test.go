@@ -44,23 +44,36 @@ func TestFuseOverlayfsOptions(t *testing.T) {
 	}
 
 	t.Run("uidmapping", func(t *testing.T) {
+		// fuse-overlayfs's order, as podman writes --uidmap 0:100000:65536:
+		// the id stored on disk first, the id the mount shows second.
+		// Disk 70000 shows as 0, so files this test (root) makes are stored
+		// as 70000.
 		l := newUnion(t)
-		umount := mountWithOptions(t, l, "uidmapping=:0:1000:1:1:100000:65536,gidmapping=0:1000:1")
+		umount := mountWithOptions(t, l, "uidmapping=:0:100000:65536:70000:0:1,gidmapping=:0:100000:65536:70000:0:1")
 		defer umount()
-		if st := statT(t, filepath.Join(l.Merged, "mine")); st.Uid != 0 || st.Gid != 0 {
-			t.Errorf("a file owned by 1000 on disk shows as %d:%d, want 0:0", st.Uid, st.Gid)
+		if st := statT(t, filepath.Join(l.Merged, "mine")); st.Uid != 101000 || st.Gid != 101000 {
+			t.Errorf("a file owned by 1000 on disk shows as %d:%d, want 101000:101000", st.Uid, st.Gid)
 		}
-		if st := statT(t, filepath.Join(l.Merged, "roots")); st.Uid != 65534 {
-			t.Errorf("a file owned by an unmapped id shows as uid %d, want 65534", st.Uid)
+		if st := statT(t, filepath.Join(l.Merged, "roots")); st.Uid != 100000 || st.Gid != 100000 {
+			t.Errorf("a file owned by 0 on disk shows as %d:%d, want 100000:100000", st.Uid, st.Gid)
+		}
+		if err := os.Lchown(filepath.Join(l.Merged, "d"), 100000, 100000); err != nil {
+			t.Errorf("chown to the id disk 0 shows as: %v", err)
 		}
 		if err := os.WriteFile(filepath.Join(l.Merged, "new"), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Lchown(filepath.Join(l.Merged, "new"), 5, -1); err != nil {
+		if st := statT(t, filepath.Join(l.Upper, "new")); st.Uid != 70000 || st.Gid != 70000 {
+			t.Errorf("created by 0:0 through the mount, stored as %d:%d; want 70000:70000", st.Uid, st.Gid)
+		}
+		if err := os.Lchown(filepath.Join(l.Merged, "new"), 100005, -1); err != nil {
 			t.Fatal(err)
 		}
-		if st := statT(t, filepath.Join(l.Upper, "new")); st.Uid != 100004 || st.Gid != 1000 {
-			t.Errorf("created as 0:0 and chowned to 5 inside, stored as %d:%d; want 100004:1000", st.Uid, st.Gid)
+		if st := statT(t, filepath.Join(l.Upper, "new")); st.Uid != 5 || st.Gid != 70000 {
+			t.Errorf("chowned to 100005 through the mount, stored as %d:%d; want 5:70000", st.Uid, st.Gid)
+		}
+		if err := os.Lchown(filepath.Join(l.Merged, "new"), 5, -1); !errors.Is(err, unix.EINVAL) {
+			t.Errorf("chown to an id no disk id shows as: %v, want EINVAL", err)
 		}
 	})
 

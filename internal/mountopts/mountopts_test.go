@@ -153,7 +153,7 @@ func TestFuseOverlayfsOptions(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := o.Config()
-	wantU := []fs.IDMap{{Inside: 0, Outside: 1000, Len: 1}, {Inside: 1, Outside: 100000, Len: 65536}}
+	wantU := []fs.IDMap{{Outside: 0, Inside: 1000, Len: 1}, {Outside: 1, Inside: 100000, Len: 65536}}
 	if !reflect.DeepEqual(cfg.UIDMap, wantU) || len(cfg.GIDMap) != 1 {
 		t.Errorf("maps %v %v", cfg.UIDMap, cfg.GIDMap)
 	}

@@ -114,13 +114,16 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 	return true, nil
 }
 
-// ParseIDMaps parses fuse-overlayfs's id mappings: INSIDE:OUTSIDE:LEN
-// triples joined by colons ("0:100000:65536:65536:1000:1"); a leading colon,
-// as podman writes it, is allowed.
+// ParseIDMaps parses fuse-overlayfs's id mappings: DISK:SHOWN:LEN triples
+// joined by colons ("0:100000:65536:65536:1000:1"), each saying that the ids
+// DISK..DISK+LEN-1 stored in the layers show through the mount as
+// SHOWN..SHOWN+LEN-1. podman writes its container's --uidmap this way
+// (container id first, host id second), with a leading colon, which is
+// allowed.
 func ParseIDMaps(s string) ([]fs.IDMap, error) {
 	fields := strings.Split(strings.TrimPrefix(s, ":"), ":")
 	if len(fields)%3 != 0 {
-		return nil, fmt.Errorf("id mapping %q: want INSIDE:OUTSIDE:LEN triples", s)
+		return nil, fmt.Errorf("id mapping %q: want DISK:SHOWN:LEN triples", s)
 	}
 	var maps []fs.IDMap
 	for i := 0; i < len(fields); i += 3 {
@@ -135,7 +138,7 @@ func ParseIDMaps(s string) ([]fs.IDMap, error) {
 		if n[2] == 0 {
 			return nil, fmt.Errorf("id mapping %q: a range of length 0", s)
 		}
-		maps = append(maps, fs.IDMap{Inside: n[0], Outside: n[1], Len: n[2]})
+		maps = append(maps, fs.IDMap{Outside: n[0], Inside: n[1], Len: n[2]})
 	}
 	return maps, nil
 }
