@@ -41,3 +41,20 @@ func (s *Store) containers() ([]ContainerRef, error) {
 	}
 	return out, nil
 }
+
+// ContainerDir returns containers/<id>, where the runner keeps a
+// container's layer, mount point and records.
+func (s *Store) ContainerDir(id string) string { return s.path(containersDir, id) }
+
+// RemoveContainerDir removes containers/<id> and everything below it,
+// read-only directories of the container's layer included.
+func (s *Store) RemoveContainerDir(id string) error {
+	return removeTree(s.path(containersDir, id))
+}
+
+// WriteFileAtomic writes data to path through a temporary file in the same
+// directory, fsynced and renamed into place: readers see the old content
+// or the new, never a part.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeFileAtomic(path, data, perm)
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/runner"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".
@@ -47,6 +48,7 @@ var commands []*command
 func init() {
 	commands = []*command{mountCmd, umountCmd,
 		importCmd, loadCmd, saveCmd, imagesCmd, historyCmd, inspectCmd, tagCmd, rmiCmd, systemCmd, mountImageCmd,
+		runCmd,
 		helpCmd, versionCmd}
 }
 
@@ -55,8 +57,13 @@ func main() {
 }
 
 func run(argv []string) int {
-	if daemon.IsChild() {
+	switch {
+	case daemon.IsChild():
 		return daemon.RunChild()
+	case runner.IsInit():
+		return runner.RunInit()
+	case runner.IsMonitor():
+		return runner.RunMonitor()
 	}
 	if strings.HasPrefix(filepath.Base(argv[0]), "mount.fuse.") {
 		return runHelper(argv[1:])

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/runner"
+)
+
+var runCmd = &command{
+	name:  "run",
+	usage: "unionfuse run [OPTIONS] IMAGE [COMMAND [ARG...]]",
+	help: `Run a command in a new container: a copy-on-write layer of its own over
+IMAGE's layers, mounted with unionfuse, and the command in new mount, pid,
+uts, ipc and network namespaces with that mount as its root. The exit
+status is the command's (125: unionfuse failed, 126: the command cannot
+be executed, 127: it was not found).
+
+Without root the container runs in a user namespace where the caller is
+root: files it creates as root belong to the caller on the host, and
+only root exists inside (other users in the image cannot be taken).
+The network is 'none' (a private loopback only) unless --network host.
+With -d the container runs in the background, its output in a log
+('unionfuse logs'); stop it with 'unionfuse stop'.`,
+}
+
+func init() {
+	runCmd.run = runRun
+	runCmd.help += flagHelp(runFlags)
+}
+
+// runArgs are the flags of run (and, in part, create).
+type runArgs struct {
+	storeFlags
+	rm, detach, interactive, tty, readOnly bool
+	name, workdir, user, entrypoint        string
+	hostname, network                      string
+	env, envFiles, volumes                 []string
+	entrypointSet                          bool
+}
+
+func runFlags() (*pflag.FlagSet, *runArgs) {
+	a := &runArgs{}
+	fset := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	fset.SetInterspersed(false) // flags after IMAGE belong to the command
+	a.add(fset)
+	fset.BoolVar(&a.rm, "rm", false, "remove the container when it exits")
+	fset.BoolVarP(&a.detach, "detach", "d", false, "run in the background and print the container id")
+	fset.BoolVarP(&a.interactive, "interactive", "i", false, "keep stdin open")
+	fset.BoolVarP(&a.tty, "tty", "t", false, "allocate a pseudo-terminal")
+	fset.BoolVar(&a.readOnly, "read-only", false, "mount the container's root read-only")
+	fset.StringVar(&a.name, "name", "", "the container's `NAME` (default: generated)")
+	fset.StringVarP(&a.workdir, "workdir", "w", "", "the working `DIR` inside the container")
+	fset.StringVarP(&a.user, "user", "u", "", "run as `USER` (name|uid[:group|gid])")
+	fset.StringVar(&a.entrypoint, "entrypoint", "", "override the image's entrypoint with `CMD`")
+	fset.StringVar(&a.hostname, "hostname", "", "the container's host `NAME` (default: its short id)")
+	fset.StringVar(&a.network, "network", "none", "`none` (private loopback) or host")
+	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V` (K alone takes the value from this environment)")
+	fset.StringArrayVar(&a.envFiles, "env-file", nil, "read K=V lines from `FILE`")
+	fset.StringArrayVarP(&a.volumes, "volume", "v", nil, "bind-mount `SRC:DST[:ro]` into the container")
+	return fset, a
+}
+
+func runRun(args []string) int {
+	fset, a := runFlags()
+	pos, code, ok := parseStoreCmd(runCmd, fset, args)
+	if !ok {
+		return code
+	}
+	if len(pos) < 1 {
+		return usageError(runCmd, "want IMAGE [COMMAND...]")
+	}
+	a.entrypointSet = fset.Changed("entrypoint")
+	opts, err := a.options(pos)
+	if err != nil {
+		return failRun(err)
+	}
+	s, err := a.open()
+	if err != nil {
+		return failRun(err)
+	}
+	defer s.Close()
+	r := runner.New(s)
+	c, err := r.Create(opts)
+	if err != nil {
+		return failRun(err)
+	}
+	if a.detach {
+		if err := r.StartDetached(c); err != nil {
+			r.Remove(c, true)
+			return failRun(err)
+		}
+		fmt.Println(c.ID)
+		return exitOK
+	}
+	code, err = r.Run(c, runner.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+	if err != nil {
+		var ee *runner.ExitError
+		if errors.As(err, &ee) && !a.rm {
+			// The command never ran: leave nothing behind.
+			r.Remove(c, true)
+		}
+		return failRun(err)
+	}
+	return code
+}
+
+// options turns the flags and IMAGE [COMMAND...] into runner options.
+func (a *runArgs) options(pos []string) (runner.Options, error) {
+	o := runner.Options{
+		Image: pos[0], Name: a.name, WorkDir: a.workdir, User: a.user,
+		Volumes: a.volumes, Network: a.network, Hostname: a.hostname,
+		ReadOnly: a.readOnly, TTY: a.tty, Interactive: a.interactive, AutoRemove: a.rm,
+	}
+	if len(pos) > 1 {
+		o.Cmd = pos[1:]
+	}
+	if a.entrypointSet {
+		o.Entrypoint = []string{}
+		if a.entrypoint != "" {
+			o.Entrypoint = []string{a.entrypoint}
+		}
+	}
+	for _, f := range a.envFiles {
+		kvs, err := readEnvFile(f)
+		if err != nil {
+			return o, err
+		}
+		o.Env = append(o.Env, kvs...)
+	}
+	for _, kv := range a.env {
+		o.Env = append(o.Env, expandEnv(kv)...)
+	}
+	return o, nil
+}
+
+// expandEnv turns -e K into K=<value here> (nothing when unset), as docker.
+func expandEnv(kv string) []string {
+	if strings.Contains(kv, "=") {
+		return []string{kv}
+	}
+	if v, ok := os.LookupEnv(kv); ok {
+		return []string{kv + "=" + v}
+	}
+	return nil
+}
+
+// readEnvFile reads an --env-file: K=V lines, # comments and blank lines
+// skipped, a bare K taken from this environment.
+func readEnvFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("env file: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(line, "=") {
+			return nil, fmt.Errorf("env file %s:%d: no variable name in %q", path, n, line)
+		}
+		out = append(out, expandEnv(line)...)
+	}
+	return out, sc.Err()
+}
+
+// failRun prints err as docker run does and returns its exit status: the
+// runner's (126, 127) for a command that could not start, 125 otherwise.
+func failRun(err error) int {
+	fail(err)
+	var ee *runner.ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	return 125
+}

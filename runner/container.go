@@ -1,0 +1,204 @@
+package runner
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/unionfuse/unionfuse/cowcache"
+)
+
+// Status is where a container is in its life: created -> running ->
+// exited -> running ... until it is removed.
+type Status string
+
+// The statuses, with Docker's names.
+const (
+	StatusCreated Status = "created"
+	StatusRunning Status = "running"
+	StatusExited  Status = "exited"
+)
+
+// Config is what a container was asked to run, with the image's defaults
+// already applied: it does not change after create.
+type Config struct {
+	Args        []string // Entrypoint + Cmd as executed
+	Env         []string
+	WorkDir     string
+	User        string
+	Hostname    string
+	Network     string // "none" or "host"
+	Volumes     []Volume
+	ReadOnly    bool
+	TTY         bool
+	Interactive bool
+	AutoRemove  bool
+	StopSignal  string
+}
+
+// Record is containers/<id>/config.json. Its ID and Image fields are the
+// ones cowcache reads (cowcache.ContainerRef).
+type Record struct {
+	ID        string          `json:"ID"`
+	Image     cowcache.Digest `json:"Image"` // "" for scratch
+	ImageName string          `json:"ImageName"`
+	Name      string          `json:"Name"`
+	Created   time.Time       `json:"Created"`
+	Config    Config          `json:"Config"`
+}
+
+// State is containers/<id>/state.json: what happened to the container.
+type State struct {
+	Status     Status    `json:"Status"`
+	Pid        int       `json:"Pid,omitempty"` // the init's pid on the host while running
+	ExitCode   int       `json:"ExitCode"`
+	Error      string    `json:"Error,omitempty"`
+	StartedAt  time.Time `json:"StartedAt,omitzero"`
+	FinishedAt time.Time `json:"FinishedAt,omitzero"`
+	// Rootless records whether the container runs in a user namespace
+	// (exec must then join it too).
+	Rootless bool `json:"Rootless,omitempty"`
+}
+
+// Container is a container of the store: its record and its last state.
+type Container struct {
+	Record
+	State State
+	dir   string
+}
+
+// Dir returns containers/<id>.
+func (c *Container) Dir() string { return c.dir }
+
+// UpperDir returns the container's layer: an overlay upper directory.
+func (c *Container) UpperDir() string { return filepath.Join(c.dir, "diff") }
+
+// InitDir returns the init layer (mount points and /etc stubs).
+func (c *Container) InitDir() string { return filepath.Join(c.dir, "init") }
+
+// WorkDir returns the overlay work directory of the container's layer.
+func (c *Container) WorkDir() string { return filepath.Join(c.dir, "work") }
+
+// Rootfs returns where the container's root is mounted while it runs.
+func (c *Container) Rootfs() string { return filepath.Join(c.dir, "merged") }
+
+// LogPath returns the log of a detached container.
+func (c *Container) LogPath() string { return filepath.Join(c.dir, "container.log") }
+
+// ShortID returns the first 12 characters of the id, as docker ps shows.
+func (c *Container) ShortID() string { return c.ID[:12] }
+
+// saveRecord writes config.json.
+func (c *Container) saveRecord() error {
+	return writeJSON(filepath.Join(c.dir, "config.json"), c.Record)
+}
+
+// saveState writes state.json.
+func (c *Container) saveState() error {
+	return writeJSON(filepath.Join(c.dir, "state.json"), c.State)
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return cowcache.WriteFileAtomic(path, append(b, '\n'), 0o644)
+}
+
+// ErrNoSuchContainer is returned (wrapped) for a name or id that matches
+// no container.
+var ErrNoSuchContainer = errors.New("no such container")
+
+// loadContainer reads containers/<id>.
+func (r *Runner) loadContainer(id string) (*Container, error) {
+	c := &Container{dir: r.store.ContainerDir(id)}
+	b, err := os.ReadFile(filepath.Join(c.dir, "config.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w", id, ErrNoSuchContainer)
+		}
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &c.Record); err != nil {
+		return nil, fmt.Errorf("container %s: config.json: %w", id, err)
+	}
+	c.ID = id
+	b, err = os.ReadFile(filepath.Join(c.dir, "state.json"))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		c.State = State{Status: StatusCreated}
+	case err != nil:
+		return nil, err
+	default:
+		if err := json.Unmarshal(b, &c.State); err != nil {
+			return nil, fmt.Errorf("container %s: state.json: %w", id, err)
+		}
+	}
+	return c, nil
+}
+
+// List returns every container, newest first, with its state brought up
+// to date (a container whose monitor died is recorded as exited).
+func (r *Runner) List() ([]*Container, error) {
+	ents, err := os.ReadDir(filepath.Dir(r.store.ContainerDir("x")))
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var out []*Container
+	for _, e := range ents {
+		c, err := r.loadContainer(e.Name())
+		if errors.Is(err, ErrNoSuchContainer) {
+			continue // being created or removed
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.reap(c)
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// Get finds a container by name, full id or unique id prefix, with its
+// state brought up to date.
+func (r *Runner) Get(ref string) (*Container, error) {
+	all, err := r.List()
+	if err != nil {
+		return nil, err
+	}
+	var found []*Container
+	for _, c := range all {
+		if c.Name == ref || c.ID == ref {
+			return c, nil
+		}
+		if ref != "" && strings.HasPrefix(c.ID, ref) {
+			found = append(found, c)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("%s: %w", ref, ErrNoSuchContainer)
+	case 1:
+		return found[0], nil
+	default:
+		return nil, fmt.Errorf("%s matches %d containers: give more of the id", ref, len(found))
+	}
+}
+
+// Reload re-reads a container's state from disk.
+func (r *Runner) Reload(c *Container) error {
+	n, err := r.loadContainer(c.ID)
+	if err != nil {
+		return err
+	}
+	r.reap(n)
+	*c = *n
+	return nil
+}

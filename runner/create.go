@@ -1,0 +1,263 @@
+package runner
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/unionfuse/unionfuse/cowcache"
+)
+
+// Runner creates and runs the containers of one store.
+type Runner struct {
+	store *cowcache.Store
+}
+
+// New returns a runner for the containers of s.
+func New(s *cowcache.Store) *Runner { return &Runner{store: s} }
+
+// Store returns the runner's store.
+func (r *Runner) Store() *cowcache.Store { return r.store }
+
+// Options are what `unionfuse run` and `create` are asked; empty fields
+// take the image's values.
+type Options struct {
+	Image      string   // image ref (name, id, short id); "" = scratch (an empty root)
+	Name       string   // "" = generated
+	Cmd        []string // overrides the image's Cmd when non-nil
+	Entrypoint []string // overrides the image's Entrypoint when non-nil (empty: none)
+	Env        []string // K=V, added to or replacing the image's Env
+	WorkDir    string   // overrides the image's WorkingDir
+	User       string   // overrides the image's User: name, uid, name:group or uid:gid
+	Volumes    []string // SRC:DST[:ro]
+	Network    string   // "none" (the default) or "host"
+	Hostname   string   // "" = the short container id
+	ReadOnly   bool     // mount the container's root read-only
+	TTY        bool     // allocate a pseudo-terminal
+	// Interactive keeps stdin open (without it the process reads /dev/null).
+	Interactive bool
+	AutoRemove  bool // remove the container when it exits (--rm)
+}
+
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// Create makes a container from o: its records, its empty layer and its
+// init layer. Nothing runs yet. On error nothing is left behind.
+func (r *Runner) Create(o Options) (*Container, error) {
+	var img *cowcache.Image
+	if o.Image != "" {
+		found, err := r.store.Image(o.Image)
+		if err != nil {
+			return nil, fmt.Errorf("unable to find image %q: %w", o.Image, err)
+		}
+		img = &found
+	}
+	var imgCfg v1.Config
+	if img != nil && img.Config != nil {
+		imgCfg = img.Config.Config
+	}
+	cfg, err := containerConfig(imgCfg, o)
+	if err != nil {
+		return nil, err
+	}
+	all, err := r.List()
+	if err != nil {
+		return nil, err
+	}
+	name := o.Name
+	if name == "" {
+		name = generateName(all)
+	} else if !nameRE.MatchString(name) {
+		return nil, fmt.Errorf("invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
+	}
+	for _, c := range all {
+		if c.Name == name {
+			return nil, fmt.Errorf("the container name %q is already in use by container %s: remove it or choose another name", name, c.ShortID())
+		}
+	}
+	id := newID()
+	if cfg.Hostname == "" {
+		cfg.Hostname = id[:12]
+	}
+	c := &Container{dir: r.store.ContainerDir(id)}
+	c.Record = Record{ID: id, Name: name, Created: time.Now().UTC(), Config: cfg}
+	if img != nil {
+		c.Image = img.ID
+		c.ImageName = o.Image
+	}
+	c.State = State{Status: StatusCreated}
+	if err := r.makeDirs(c); err != nil {
+		r.store.RemoveContainerDir(id)
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	return c, nil
+}
+
+// makeDirs lays out containers/<id>; config.json comes last, so that a
+// directory without one is debris (cowcache skips it).
+func (r *Runner) makeDirs(c *Container) error {
+	if err := os.Mkdir(c.dir, 0o700); err != nil {
+		return err
+	}
+	for _, d := range []string{c.UpperDir(), c.WorkDir(), c.Rootfs()} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := makeInitLayer(c.InitDir()); err != nil {
+		return err
+	}
+	if err := c.saveState(); err != nil {
+		return err
+	}
+	return c.saveRecord()
+}
+
+// makeInitLayer creates what every container root needs to mount on, as
+// Docker's init layer does, so none of it lands in the container's layer.
+func makeInitLayer(dir string) error {
+	for _, d := range []string{"", "proc", "dev", "sys", "etc", "tmp"} {
+		mode := os.FileMode(0o755)
+		if d == "tmp" {
+			mode = os.ModeSticky | 0o777
+		}
+		if err := os.Mkdir(filepath.Join(dir, d), mode); err != nil {
+			return err
+		}
+		if err := os.Chmod(filepath.Join(dir, d), mode); err != nil {
+			return err
+		}
+	}
+	for _, f := range []string{"etc/hostname", "etc/hosts", "etc/resolv.conf"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// containerConfig applies Docker's rules to the image's config and the
+// options.
+func containerConfig(img v1.Config, o Options) (Config, error) {
+	entrypoint := img.Entrypoint
+	cmd := img.Cmd
+	if o.Entrypoint != nil {
+		// A new entrypoint drops the image's Cmd (docker run --entrypoint).
+		entrypoint = o.Entrypoint
+		cmd = nil
+	}
+	if o.Cmd != nil {
+		cmd = o.Cmd
+	}
+	args := append(append([]string{}, entrypoint...), cmd...)
+	if len(args) == 0 {
+		return Config{}, errors.New("no command specified: the image has no Cmd or Entrypoint; give one after the image name")
+	}
+	cfg := Config{
+		Args:        args,
+		Env:         mergeEnv(img.Env, o.Env),
+		WorkDir:     img.WorkingDir,
+		User:        img.User,
+		Hostname:    o.Hostname,
+		Network:     o.Network,
+		ReadOnly:    o.ReadOnly,
+		TTY:         o.TTY,
+		Interactive: o.Interactive,
+		AutoRemove:  o.AutoRemove,
+		StopSignal:  img.StopSignal,
+	}
+	if o.WorkDir != "" {
+		cfg.WorkDir = o.WorkDir
+	}
+	if cfg.WorkDir == "" {
+		cfg.WorkDir = "/"
+	}
+	if !filepath.IsAbs(cfg.WorkDir) {
+		return Config{}, fmt.Errorf("the working directory %q is invalid: it needs to be an absolute path", cfg.WorkDir)
+	}
+	if o.User != "" {
+		cfg.User = o.User
+	}
+	switch cfg.Network {
+	case "":
+		cfg.Network = "none"
+	case "none", "host":
+	default:
+		return Config{}, fmt.Errorf("network %q is not supported: use --network none or --network host", cfg.Network)
+	}
+	for _, v := range o.Volumes {
+		vol, err := parseVolume(v)
+		if err != nil {
+			return Config{}, err
+		}
+		cfg.Volumes = append(cfg.Volumes, vol)
+	}
+	return cfg, nil
+}
+
+// defaultPath is the PATH a container gets when its image sets none, as
+// Docker's.
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// mergeEnv returns base with each K=V of over replacing base's K, and a
+// PATH when neither has one.
+func mergeEnv(base, over []string) []string {
+	out := append([]string{}, base...)
+	for _, kv := range over {
+		k, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, old := range out {
+			if ok, _, _ := strings.Cut(old, "="); ok == k {
+				out[i], replaced = kv, true
+				break
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	for _, kv := range out {
+		if strings.HasPrefix(kv, "PATH=") {
+			return out
+		}
+	}
+	return append([]string{defaultPath}, out...)
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+var (
+	adjectives = []string{"admiring", "brave", "calm", "clever", "eager", "focused", "gallant", "happy", "jolly", "keen", "lucid", "nifty", "quirky", "serene", "stoic", "vibrant", "wizardly", "zealous"}
+	scientists = []string{"babbage", "curie", "dijkstra", "euler", "feynman", "gauss", "hopper", "knuth", "lovelace", "noether", "pike", "ritchie", "shannon", "thompson", "torvalds", "turing", "wozniak"}
+)
+
+// generateName returns a Docker-style adjective_name not used by any of
+// all.
+func generateName(all []*Container) string {
+	used := map[string]bool{}
+	for _, c := range all {
+		used[c.Name] = true
+	}
+	for i := 0; ; i++ {
+		b := make([]byte, 2)
+		rand.Read(b)
+		name := adjectives[int(b[0])%len(adjectives)] + "_" + scientists[int(b[1])%len(scientists)]
+		if i > 20 {
+			name = fmt.Sprintf("%s%d", name, i)
+		}
+		if !used[name] {
+			return name
+		}
+	}
+}

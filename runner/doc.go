@@ -1,0 +1,40 @@
+// Package runner runs containers: an image from cowcache, a copy-on-write
+// layer of its own, a unionfuse mount of the two, and a process in new
+// namespaces with that mount as its root.
+//
+// # A container on disk
+//
+//	<store>/containers/<id>/
+//	├── config.json     what was asked (Record.Config) and the image; cowcache
+//	│                   reads its ID and Image to keep the image's layers
+//	├── state.json      what happened (State): created, running, exited
+//	├── init/           the init layer, as Docker's <id>-init: mount points
+//	│                   (proc, dev, sys) and stub /etc files, below diff/
+//	├── diff/           the container's layer (an overlay upper directory)
+//	├── work/           the overlay work directory
+//	├── merged/         the FUSE mount while the container runs
+//	├── hostname, hosts, resolv.conf   bind-mounted over the init stubs
+//	├── monitor.lock    flock(2)ed by the monitor while the container runs
+//	└── container.log   stdout and stderr of a detached container
+//
+// # Processes (the parent/child split of rootlesskit)
+//
+// The monitor is the process that owns a running container: the
+// `unionfuse run` process itself in the foreground, a re-executed
+// `unionfuse` in a session of its own with -d. It starts the FUSE server
+// (internal/daemon: a separate process, because a FUSE server must not
+// share a process with the users of its mount), then the container's init:
+// /proc/self/exe again, cloned into new mount, pid, uts, ipc and network
+// namespaces (and a user namespace when not root, mapping the caller to
+// root). The init reads its Spec from a pipe, builds the root (proc, dev,
+// sys, /etc files, volumes), pivot_roots into it, takes the container's
+// user and execs the command as pid 1; an error before the exec reaches
+// the monitor over a close-on-exec pipe. The monitor forwards SIGINT and
+// SIGTERM, waits, records the exit status and unmounts.
+//
+// A monitor that dies (SIGKILL) takes the container's init with it
+// (PDEATHSIG) and drops monitor.lock; the next command that looks at the
+// container sees the lock free, unmounts the orphaned FUSE mount lazily
+// and records the container as exited. A FUSE server that dies makes the
+// monitor kill the container.
+package runner

@@ -1,0 +1,131 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+)
+
+// reap brings a container's recorded state up to date: a container
+// recorded as running whose monitor is gone (killed) is recorded as
+// exited, and its orphaned mount is detached lazily. It never touches the
+// mount's files, so a dead or hung FUSE server cannot make it hang.
+func (r *Runner) reap(c *Container) {
+	if c.State.Status != StatusRunning || monitorAlive(c) {
+		return
+	}
+	// PDEATHSIG killed the init with its monitor.
+	if mounted(c.Rootfs()) {
+		r.Unmount(c)
+	}
+	c.State.Status = StatusExited
+	c.State.ExitCode = 137
+	c.State.Pid = 0
+	c.State.FinishedAt = time.Now().UTC()
+	c.State.Error = "the container's monitor was killed"
+	c.saveState()
+}
+
+// Running reports whether the container's command runs now.
+func (c *Container) Running() bool { return c.State.Status == StatusRunning }
+
+// Kill sends sig to the container's command.
+func (r *Runner) Kill(c *Container, sig syscall.Signal) error {
+	if !c.Running() || c.State.Pid <= 0 {
+		return fmt.Errorf("container %s is not running", c.ShortID())
+	}
+	if err := syscall.Kill(c.State.Pid, sig); err != nil {
+		return fmt.Errorf("kill container %s: %w", c.ShortID(), err)
+	}
+	return nil
+}
+
+// Stop sends the container's stop signal (SIGTERM unless the image says
+// otherwise), waits up to timeout for it to exit, then kills it. Stopping
+// a container that is not running does nothing.
+func (r *Runner) Stop(c *Container, timeout time.Duration) error {
+	if !c.Running() {
+		return nil
+	}
+	sig, err := parseSignal(c.Config.StopSignal)
+	if err != nil {
+		sig = syscall.SIGTERM
+	}
+	if err := r.Kill(c, sig); err != nil {
+		return err
+	}
+	if r.waitStopped(c, timeout) {
+		return nil
+	}
+	r.Kill(c, syscall.SIGKILL)
+	if !r.waitStopped(c, 30*time.Second) {
+		return fmt.Errorf("container %s did not stop", c.ShortID())
+	}
+	return nil
+}
+
+// waitStopped waits up to timeout until the container's monitor has
+// finished (state recorded, root unmounted).
+func (r *Runner) waitStopped(c *Container, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := r.Reload(c); err != nil {
+			return errors.Is(err, ErrNoSuchContainer)
+		}
+		if !c.Running() && !monitorAlive(c) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Wait blocks until the container is not running and returns its exit
+// status.
+func (r *Runner) Wait(c *Container) (int, error) {
+	for {
+		if err := r.Reload(c); err != nil {
+			if errors.Is(err, ErrNoSuchContainer) {
+				return c.State.ExitCode, nil // removed (--rm) after exiting
+			}
+			return 0, err
+		}
+		if !c.Running() && !monitorAlive(c) {
+			return c.State.ExitCode, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Remove removes a container: its layer, records and mount point. A
+// running container is refused unless force, which kills it first.
+func (r *Runner) Remove(c *Container, force bool) error {
+	if c.Running() {
+		if !force {
+			return fmt.Errorf("cannot remove container %s: it is running (stop it first, or use -f)", c.ShortID())
+		}
+		r.Kill(c, syscall.SIGKILL)
+		if !r.waitStopped(c, 30*time.Second) {
+			return fmt.Errorf("container %s did not stop", c.ShortID())
+		}
+	}
+	if monitorAlive(c) {
+		// A monitor between runs (e.g. still unmounting): let it finish.
+		r.waitStopped(c, 10*time.Second)
+	}
+	return r.remove(c)
+}
+
+// remove unmounts (if needed) and deletes containers/<id>.
+func (r *Runner) remove(c *Container) error {
+	if err := r.Unmount(c); err != nil {
+		return err
+	}
+	if err := r.store.RemoveContainerDir(c.ID); err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package runner
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+
+	"github.com/unionfuse/unionfuse/cowcache"
+)
+
+// A detached container's monitor is /proc/self/exe started with
+// envMonitor = "<store root>\n<container id>"; it tells its starter on
+// readyFD "ok" once the command runs, or "error: <code> <message>".
+const (
+	envMonitor = "UNIONFUSE_CONTAINER_MONITOR"
+	readyFD    = 3
+)
+
+// StartDetached starts the container in a monitor process of its own
+// (a new session, its output appended to LogPath) and returns once the
+// command runs, or with the reason it could not start.
+func (r *Runner) StartDetached(c *Container) error {
+	logf, err := os.OpenFile(c.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("container %s: log: %w", c.ShortID(), err)
+	}
+	defer logf.Close()
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args[0] = "unionfuse-monitor"
+	cmd.Env = append(os.Environ(), envMonitor+"="+r.store.Root()+"\n"+c.ID)
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{wr}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	wr.Close()
+	if err != nil {
+		return fmt.Errorf("container %s: start monitor: %w", c.ShortID(), err)
+	}
+	line, _ := bufio.NewReader(rd).ReadString('\n')
+	line = strings.TrimSuffix(line, "\n")
+	if line == "ok" {
+		return cmd.Process.Release()
+	}
+	cmd.Wait()
+	if msg, ok := strings.CutPrefix(line, "error: "); ok {
+		var code int
+		if n, _ := fmt.Sscanf(msg, "%d ", &code); n == 1 {
+			_, msg, _ = strings.Cut(msg, " ")
+			return &ExitError{Code: code, Message: msg}
+		}
+		return errors.New(msg)
+	}
+	return fmt.Errorf("container %s: its monitor exited before the container started; see %s", c.ShortID(), c.LogPath())
+}
+
+// IsMonitor reports whether this process is a detached container's
+// monitor; main should then call RunMonitor and nothing else.
+func IsMonitor() bool { return os.Getenv(envMonitor) != "" }
+
+// RunMonitor is a detached monitor's main function: it runs the container
+// with its output on this process's stdout and returns the exit status.
+func RunMonitor() int {
+	ready := os.NewFile(readyFD, "ready")
+	syscall.CloseOnExec(readyFD)
+	report := func(msg string) {
+		if ready != nil {
+			fmt.Fprintln(ready, msg)
+			ready.Close()
+			ready = nil
+		}
+	}
+	root, id, _ := strings.Cut(os.Getenv(envMonitor), "\n")
+	os.Unsetenv(envMonitor)
+	s, err := cowcache.Open(root)
+	if err != nil {
+		report(fmt.Sprintf("error: 125 %v", err))
+		return 125
+	}
+	defer s.Close()
+	r := New(s)
+	c, err := r.loadContainer(id)
+	if err != nil {
+		report(fmt.Sprintf("error: 125 %v", err))
+		return 125
+	}
+	code, err := r.run(c, IO{Stdin: nil, Stdout: os.Stdout, Stderr: os.Stderr}, func(err error) {
+		if err != nil {
+			report(fmt.Sprintf("error: %d %s", exitCodeOf(err), strings.ReplaceAll(err.Error(), "\n", " ")))
+			return
+		}
+		report("ok")
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "unionfuse:", err)
+	}
+	return code
+}

@@ -1,0 +1,128 @@
+package runner
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/fs"
+	"github.com/unionfuse/unionfuse/internal/daemon"
+)
+
+// Mount mounts the container's root at Rootfs: the image's layers and the
+// init layer read-only, the container's layer writable, served by a
+// unionfuse daemon (a process of its own). It returns the mount point.
+func (r *Runner) Mount(c *Container) (string, error) {
+	merged := c.Rootfs()
+	if mounted(merged) {
+		return "", fmt.Errorf("container %s: its root is mounted already (is it running?)", c.ShortID())
+	}
+	lowers := []string{c.InitDir()}
+	if c.Image != "" {
+		img, err := r.store.Image(string(c.Image))
+		if err != nil {
+			return "", fmt.Errorf("container %s: image: %w", c.ShortID(), err)
+		}
+		lowers = append(lowers, r.store.LayerDirs(img)...)
+	}
+	cfg := fs.Config{
+		Lowers:    lowers,
+		Upper:     c.UpperDir(),
+		Work:      c.WorkDir(),
+		UserXattr: r.store.UserXattr(),
+		FsName:    "unionfuse:" + c.ShortID(),
+	}
+	if err := cfg.Validate(merged); err != nil {
+		return "", fmt.Errorf("container %s: %w", c.ShortID(), err)
+	}
+	spec := daemon.Spec{Merged: merged, Config: cfg, LogFile: filepath.Join(c.dir, "fuse.log")}
+	if err := daemon.Start(spec); err != nil {
+		return "", fmt.Errorf("container %s: mount: %w", c.ShortID(), err)
+	}
+	return merged, nil
+}
+
+// Unmount unmounts the container's root and waits for its daemon to exit.
+// A root that is still busy (a process of the container survived) is
+// detached lazily. Unmounting what is not mounted is not an error.
+func (r *Runner) Unmount(c *Container) error {
+	merged := c.Rootfs()
+	if !mounted(merged) {
+		return nil
+	}
+	rec, recErr := daemon.ReadPid(merged)
+	err := daemon.Unmount(merged, false)
+	if err != nil && !errors.Is(err, daemon.ErrNotMounted) {
+		err = daemon.Unmount(merged, true)
+	}
+	if err != nil && !errors.Is(err, daemon.ErrNotMounted) {
+		return fmt.Errorf("container %s: %w", c.ShortID(), err)
+	}
+	if recErr == nil {
+		return daemon.WaitExit(rec, 10*time.Second)
+	}
+	return nil
+}
+
+// fuseServerAlive reports whether the daemon serving the container's root
+// runs.
+func fuseServerAlive(c *Container) bool {
+	rec, err := daemon.ReadPid(c.Rootfs())
+	return err == nil && rec.Alive()
+}
+
+// mounted reports whether path is a mount point, from /proc/self/mountinfo
+// (never touching the mount itself, which may be dead or hung).
+func mounted(path string) bool {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && unescapeMountinfo(fields[4]) == path {
+			return true
+		}
+	}
+	return false
+}
+
+// unescapeMountinfo undoes the kernel's octal escapes (\040 for a space).
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// imageOf returns the container's image, nil for scratch.
+func (r *Runner) imageOf(c *Container) (*cowcache.Image, error) {
+	if c.Image == "" {
+		return nil, nil
+	}
+	img, err := r.store.Image(string(c.Image))
+	if err != nil {
+		return nil, err
+	}
+	return &img, nil
+}

@@ -1,0 +1,256 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// Run runs a created or exited container in this process (the monitor):
+// mounts its root, starts its command, forwards SIGINT, SIGTERM, SIGHUP,
+// SIGQUIT, SIGUSR1 and SIGUSR2 to it, waits, records the exit status,
+// unmounts, and removes the container when it was created with
+// AutoRemove. It returns the command's exit status; a command that could
+// not start is an *ExitError.
+func (r *Runner) Run(c *Container, stdio IO) (int, error) {
+	return r.run(c, stdio, nil)
+}
+
+// run is Run with started called once the command runs (nil error) or
+// could not start.
+func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err error) {
+	notify := func(err error) {
+		if started != nil {
+			started(err)
+			started = nil
+		}
+	}
+	defer func() { notify(err) }()
+	lock, err := lockMonitor(c)
+	if err != nil {
+		return 125, err
+	}
+	defer lock.Close()
+	if err := r.Reload(c); err != nil {
+		return 125, err
+	}
+	if c.State.Status == StatusRunning {
+		return 125, fmt.Errorf("container %s is already running", c.ShortID())
+	}
+	defer func() {
+		if c.Config.AutoRemove {
+			lock.Close()
+			if rerr := r.remove(c); rerr != nil && err == nil {
+				err = rerr
+			}
+		}
+	}()
+	if err := writeEtcFiles(c); err != nil {
+		return 125, fmt.Errorf("container %s: %w", c.ShortID(), err)
+	}
+	if _, err := r.Mount(c); err != nil {
+		return 125, err
+	}
+	defer func() {
+		if uerr := r.Unmount(c); uerr != nil && err == nil {
+			err = uerr
+		}
+	}()
+	proc, err := startProcess(c, stdio)
+	if err != nil {
+		r.finish(c, exitCodeOf(err), err)
+		return exitCodeOf(err), err
+	}
+	c.State = State{Status: StatusRunning, Pid: proc.cmd.Process.Pid, StartedAt: time.Now().UTC(), Rootless: rootless()}
+	if err := c.saveState(); err != nil {
+		proc.cmd.Process.Kill()
+	}
+	notify(nil)
+	stopForwarding := forwardSignals(proc.cmd.Process)
+	stopWatch := watchFuseServer(c, proc.cmd.Process)
+	werr := proc.wait()
+	stopWatch()
+	stopForwarding()
+	code = exitStatus(werr)
+	r.finish(c, code, nil)
+	return code, nil
+}
+
+// finish records that the container's command ended with code.
+func (r *Runner) finish(c *Container, code int, err error) {
+	c.State.Status = StatusExited
+	c.State.ExitCode = code
+	c.State.Pid = 0
+	c.State.FinishedAt = time.Now().UTC()
+	if err != nil {
+		c.State.Error = err.Error()
+	}
+	c.saveState()
+}
+
+func exitCodeOf(err error) int {
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	return 125
+}
+
+// lockMonitor takes monitor.lock: only one monitor per container. The
+// lock is close-on-exec, so it dies with the monitor alone.
+func lockMonitor(c *Container) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(c.dir, "monitor.lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; ; i++ {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		// Readers (monitorAlive) hold it shared for a moment.
+		if err != unix.EWOULDBLOCK || i == 20 {
+			f.Close()
+			return nil, fmt.Errorf("container %s is already running", c.ShortID())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// monitorAlive reports whether a monitor holds the container's lock.
+func monitorAlive(c *Container) bool {
+	f, err := os.OpenFile(filepath.Join(c.dir, "monitor.lock"), os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) != nil {
+		return true
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
+}
+
+// process is a started container command and what relays its terminal.
+type process struct {
+	cmd    *exec.Cmd
+	master *os.File // the terminal's master side, with TTY
+	relay  chan struct{}
+	done   func()
+}
+
+// startProcess starts the container's command with stdio, through a new
+// pseudo-terminal with TTY.
+func startProcess(c *Container, stdio IO) (*process, error) {
+	stdin := stdio.Stdin
+	if !c.Config.Interactive {
+		stdin = nil
+	}
+	if !c.Config.TTY {
+		cmd, err := startInit(c, stdin, stdio.Stdout, stdio.Stderr)
+		if err != nil {
+			return nil, err
+		}
+		return &process{cmd: cmd, done: func() {}}, nil
+	}
+	master, slave, err := pty.Open()
+	if err != nil {
+		return nil, fmt.Errorf("allocate a terminal: %w", err)
+	}
+	defer slave.Close()
+	restore := func() {}
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		pty.InheritSize(f, master)
+		if old, err := term.MakeRaw(int(f.Fd())); err == nil {
+			restore = func() { term.Restore(int(f.Fd()), old) }
+		}
+	}
+	cmd, err := startInit(c, slave, slave, slave)
+	if err != nil {
+		restore()
+		master.Close()
+		return nil, err
+	}
+	p := &process{cmd: cmd, master: master, relay: make(chan struct{}), done: restore}
+	if stdin != nil {
+		go io.Copy(master, stdin)
+	}
+	out := stdio.Stdout
+	if out == nil {
+		out = io.Discard
+	}
+	go func() {
+		io.Copy(out, master) // ends with EIO once the last slave is closed
+		close(p.relay)
+	}()
+	return p, nil
+}
+
+// wait waits for the command and for its terminal output to drain.
+func (p *process) wait() error {
+	err := p.cmd.Wait()
+	if p.master != nil {
+		select {
+		case <-p.relay:
+		case <-time.After(2 * time.Second): // a background process keeps the slave open
+		}
+		p.master.Close()
+	}
+	p.done()
+	return err
+}
+
+// forwardSignals passes the signals a user sends `unionfuse run` on to
+// the container's command.
+func forwardSignals(p *os.Process) (stop func()) {
+	ch := make(chan os.Signal, 8)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-ch:
+				p.Signal(sig)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
+}
+
+// watchFuseServer kills the container's command when the FUSE server of
+// its root dies: its files are gone, and it would otherwise hang around
+// failing.
+func watchFuseServer(c *Container, p *os.Process) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if !fuseServerAlive(c) {
+					p.Signal(syscall.SIGKILL)
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}

@@ -1,0 +1,172 @@
+package runner
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// IO is where a container's standard streams go. A nil Stdin reads
+// /dev/null; nil writers discard.
+type IO struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// ExitError is a container that could not run its command, with the exit
+// status Docker gives for it (127: not found, 126: not executable, 125:
+// the runtime failed).
+type ExitError struct {
+	Code    int
+	Message string
+}
+
+func (e *ExitError) Error() string { return e.Message }
+
+// rootless reports whether containers run in a user namespace: whenever
+// the caller is not root.
+func rootless() bool { return os.Geteuid() != 0 }
+
+// startInit starts the container's init in its new namespaces with stdio
+// (already a terminal's slave with TTY) and returns once the command is
+// exec'd, or with the init's error.
+func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer) (*exec.Cmd, error) {
+	spec := initSpec{Rootfs: c.Rootfs(), Config: c.Config, Rootless: rootless(), Files: map[string]string{}}
+	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
+		spec.Files["/etc/"+f] = filepath.Join(c.dir, f)
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer specR.Close()
+	defer specW.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer errR.Close()
+	defer errW.Close()
+
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args[0] = "unionfuse-init"
+	cmd.Env = []string{envInit + "=1"}
+	cmd.Dir = "/"
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	cmd.ExtraFiles = []*os.File{specR, errW} // fds 3 and 4: specFD, errFD
+	flags := unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
+	if c.Config.Network == "none" {
+		flags |= unix.CLONE_NEWNET
+	}
+	attr := &syscall.SysProcAttr{
+		Cloneflags: uintptr(flags),
+		Pdeathsig:  syscall.SIGKILL, // the container dies with its monitor
+		Setsid:     true,
+	}
+	if c.Config.TTY {
+		attr.Setctty = true
+		attr.Ctty = 0
+	}
+	if spec.Rootless {
+		attr.Cloneflags |= unix.CLONE_NEWUSER
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+		attr.GidMappingsEnableSetgroups = false
+	}
+	cmd.SysProcAttr = attr
+	if err := cmd.Start(); err != nil {
+		return nil, &ExitError{Code: 125, Message: fmt.Sprintf("start container %s: %v", c.ShortID(), err)}
+	}
+	specR.Close()
+	errW.Close()
+	err = json.NewEncoder(specW).Encode(spec)
+	specW.Close()
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("start container %s: %w", c.ShortID(), err)
+	}
+	// EOF without a message: the init exec'd the command.
+	var ie initError
+	if derr := json.NewDecoder(errR).Decode(&ie); derr == nil {
+		cmd.Wait()
+		return nil, &ExitError{Code: ie.Code, Message: ie.Message}
+	} else if !errors.Is(derr, io.EOF) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("start container %s: %w", c.ShortID(), derr)
+	}
+	return cmd, nil
+}
+
+// writeEtcFiles writes the files bind-mounted over /etc/hostname,
+// /etc/hosts and /etc/resolv.conf.
+func writeEtcFiles(c *Container) error {
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	if c.Config.Network == "host" {
+		if b, err := os.ReadFile("/etc/hosts"); err == nil {
+			hosts = string(b)
+		}
+	}
+	hosts += "127.0.1.1\t" + c.Config.Hostname + "\n"
+	resolv := ""
+	if c.Config.Network == "host" {
+		if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+			resolv = string(b)
+		}
+	}
+	files := map[string]string{"hostname": c.Config.Hostname + "\n", "hosts": hosts, "resolv.conf": resolv}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(c.dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// exitStatus turns a wait status into a shell's exit status (128+signal
+// for a process killed by a signal).
+func exitStatus(err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	return 125
+}
+
+// parseSignal parses a signal name (TERM, SIGTERM, sigterm) or number.
+func parseSignal(s string) (syscall.Signal, error) {
+	if s == "" {
+		return syscall.SIGTERM, nil
+	}
+	var n int
+	if _, err := fmt.Sscanf(s, "%d", &n); err == nil && fmt.Sprint(n) == s {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("invalid signal %q", s)
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	sig := unix.SignalNum(name)
+	if sig == 0 {
+		return 0, fmt.Errorf("invalid signal %q", s)
+	}
+	return sig, nil
+}
