@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/builder"
+	"github.com/unionfuse/unionfuse/runner"
+)
+
+var buildCmd = &command{
+	name:  "build",
+	usage: "unionfuse build [-t NAME[:TAG]]... [-f Dockerfile] [--build-arg K=V]... [--target STAGE] [--no-cache] [-q] [--iidfile FILE] CONTEXT",
+	help: `Build an image from a Dockerfile, as Docker's classic builder does: each
+instruction makes an image from the one before, RUN runs in a container
+(no network), COPY and ADD copy from CONTEXT (minus .dockerignore) into a
+container's root, and each step is cached: a step whose parent image,
+instruction (after ARG and ENV expansion) and COPY/ADD sources are
+unchanged prints ' ---> Using cache' and reuses its image. A failed step
+leaves no image, container or mount; the steps before it stay cached.
+See docs/build.md.`,
+}
+
+func init() {
+	buildCmd.run = runBuild
+	buildCmd.help += flagHelp(buildFlags)
+}
+
+type buildArgs struct {
+	storeFlags
+	tags, buildArgs []string
+	file, target    string
+	iidfile         string
+	noCache, quiet  bool
+}
+
+func buildFlags() (*pflag.FlagSet, *buildArgs) {
+	a := &buildArgs{}
+	fset := pflag.NewFlagSet("build", pflag.ContinueOnError)
+	a.add(fset)
+	fset.StringArrayVarP(&a.tags, "tag", "t", nil, "name the image `NAME[:TAG]` (repeatable)")
+	fset.StringVarP(&a.file, "file", "f", "", "the `Dockerfile` (default CONTEXT/Dockerfile)")
+	fset.StringArrayVar(&a.buildArgs, "build-arg", nil, "set the ARG `K=V` (K alone takes the value from this environment)")
+	fset.StringVar(&a.target, "target", "", "build up to the stage `STAGE`")
+	fset.BoolVar(&a.noCache, "no-cache", false, "do not use the build cache")
+	fset.BoolVarP(&a.quiet, "quiet", "q", false, "print only the image id")
+	fset.StringVar(&a.iidfile, "iidfile", "", "write the image id to `FILE`")
+	return fset, a
+}
+
+func runBuild(args []string) int {
+	fset, a := buildFlags()
+	pos, code, ok := parseStoreCmd(buildCmd, fset, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return usageError(buildCmd, "want one CONTEXT directory, got %d arguments", len(pos))
+	}
+	o := builder.Options{Context: pos[0], Dockerfile: a.file, Tags: a.tags, Target: a.target,
+		NoCache: a.noCache, BuildArgs: map[string]string{}}
+	for _, kv := range a.buildArgs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			if v, ok = os.LookupEnv(k); !ok {
+				continue // as Docker: an unset variable is no build arg
+			}
+		}
+		o.BuildArgs[k] = v
+	}
+	if !a.quiet {
+		o.Out = os.Stdout
+	}
+	s, err := a.open()
+	if err != nil {
+		return fail(err)
+	}
+	defer s.Close()
+	img, err := builder.New(s, builder.NewRunnerExecutor(runner.New(s))).Build(o)
+	if err != nil {
+		return fail(err)
+	}
+	if a.quiet {
+		fmt.Println(img.ID)
+	}
+	if a.iidfile != "" {
+		if err := os.WriteFile(a.iidfile, []byte(img.ID), 0o644); err != nil {
+			return fail(err)
+		}
+	}
+	return exitOK
+}
