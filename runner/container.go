@@ -27,6 +27,8 @@ const (
 // Config is what a container was asked to run, with the image's defaults
 // already applied: it does not change after create.
 type Config struct {
+	Entrypoint  []string
+	Cmd         []string
 	Args        []string // Entrypoint + Cmd as executed
 	Env         []string
 	WorkDir     string

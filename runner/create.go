@@ -161,6 +161,8 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 		return Config{}, errors.New("no command specified: the image has no Cmd or Entrypoint; give one after the image name")
 	}
 	cfg := Config{
+		Entrypoint:  entrypoint,
+		Cmd:         cmd,
 		Args:        args,
 		Env:         mergeEnv(img.Env, o.Env),
 		WorkDir:     img.WorkingDir,

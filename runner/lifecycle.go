@@ -48,7 +48,7 @@ func (r *Runner) Stop(c *Container, timeout time.Duration) error {
 	if !c.Running() {
 		return nil
 	}
-	sig, err := parseSignal(c.Config.StopSignal)
+	sig, err := ParseSignal(c.Config.StopSignal)
 	if err != nil {
 		sig = syscall.SIGTERM
 	}

@@ -148,8 +148,8 @@ func exitStatus(err error) int {
 	return 125
 }
 
-// parseSignal parses a signal name (TERM, SIGTERM, sigterm) or number.
-func parseSignal(s string) (syscall.Signal, error) {
+// ParseSignal parses a signal name (TERM, SIGTERM, sigterm) or number.
+func ParseSignal(s string) (syscall.Signal, error) {
 	if s == "" {
 		return syscall.SIGTERM, nil
 	}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/runner"
+)
+
+var commitCmd = &command{
+	name:  "commit",
+	usage: "unionfuse commit [-m MESSAGE] [-a AUTHOR] CONTAINER [REPOSITORY[:TAG]]",
+	help: `Make a new image from a container: its image's layers plus the
+container's layer (whiteouts and opaque directories included), with the
+container's command, environment, working directory and user. Prints the
+new image's id.`,
+}
+
+func init() {
+	commitCmd.run = runCommit
+	commitCmd.help += flagHelp(commitFlags)
+}
+
+type commitArgs struct {
+	containerArgs
+	message, author string
+}
+
+func commitFlags() (*pflag.FlagSet, *commitArgs) {
+	a := &commitArgs{}
+	fset := newContainerFlags("commit", &a.containerArgs)
+	fset.StringVarP(&a.message, "message", "m", "", "the history's comment")
+	fset.StringVarP(&a.author, "author", "a", "", "the image's author")
+	return fset, a
+}
+
+func runCommit(args []string) int {
+	fset, a := commitFlags()
+	pos, code, ok := parseStoreCmd(commitCmd, fset, args)
+	if !ok {
+		return code
+	}
+	if len(pos) < 1 || len(pos) > 2 {
+		return usageError(commitCmd, "want CONTAINER [REPOSITORY[:TAG]]")
+	}
+	return a.withRunner(func(r *runner.Runner) int {
+		c, err := r.Get(pos[0])
+		if err != nil {
+			return fail(err)
+		}
+		o := runner.CommitOptions{Comment: a.message, Author: a.author}
+		if len(pos) == 2 {
+			o.Name = pos[1]
+		}
+		img, err := r.Commit(c, o)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Println(img.ID)
+		return exitOK
+	})
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/runner"
+)
+
+var execCmd = &command{
+	name:  "exec",
+	usage: "unionfuse exec [-i] [-e K=V] [-u USER] CONTAINER COMMAND [ARG...]",
+	help: `Run a command in a running container: in its namespaces (joined with
+nsenter), its root and working directory, with its environment. The exit
+status is the command's.`,
+}
+
+func init() {
+	execCmd.run = runExec
+	execCmd.help += flagHelp(execFlags)
+}
+
+type execArgs struct {
+	containerArgs
+	interactive bool
+	user        string
+	env         []string
+}
+
+func execFlags() (*pflag.FlagSet, *execArgs) {
+	a := &execArgs{}
+	fset := newContainerFlags("exec", &a.containerArgs)
+	fset.SetInterspersed(false)
+	fset.BoolVarP(&a.interactive, "interactive", "i", false, "keep stdin open")
+	fset.StringVarP(&a.user, "user", "u", "", "run as `USER` (default: the container's)")
+	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V`")
+	return fset, a
+}
+
+func runExec(args []string) int {
+	fset, a := execFlags()
+	pos, code, ok := parseStoreCmd(execCmd, fset, args)
+	if !ok {
+		return code
+	}
+	if len(pos) < 2 {
+		return usageError(execCmd, "want CONTAINER COMMAND [ARG...]")
+	}
+	return a.withRunner(func(r *runner.Runner) int {
+		c, err := r.Get(pos[0])
+		if err != nil {
+			return fail(err)
+		}
+		var env []string
+		for _, kv := range a.env {
+			env = append(env, expandEnv(kv)...)
+		}
+		code, err := r.Exec(c, runner.ExecOptions{Args: pos[1:], Env: env, User: a.user, Interactive: a.interactive},
+			runner.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+		if err != nil {
+			fail(err)
+		}
+		return code
+	})
+}

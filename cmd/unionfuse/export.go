@@ -1,0 +1,78 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/runner"
+	"golang.org/x/term"
+)
+
+var exportCmd = &command{
+	name:  "export",
+	usage: "unionfuse export [-o FILE] CONTAINER",
+	help: `Write a container's root filesystem (its image and its own layer,
+merged) as a tarball to FILE or stdout, as docker export does.`,
+}
+
+func init() {
+	exportCmd.run = runExport
+	exportCmd.help += flagHelp(exportFlags)
+}
+
+type exportArgs struct {
+	containerArgs
+	output string
+}
+
+func exportFlags() (*pflag.FlagSet, *exportArgs) {
+	a := &exportArgs{}
+	fset := newContainerFlags("export", &a.containerArgs)
+	fset.StringVarP(&a.output, "output", "o", "", "write to `FILE` instead of stdout")
+	return fset, a
+}
+
+func runExport(args []string) int {
+	fset, a := exportFlags()
+	pos, code, ok := parseStoreCmd(exportCmd, fset, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return usageError(exportCmd, "want one CONTAINER")
+	}
+	if a.output == "" && term.IsTerminal(int(os.Stdout.Fd())) {
+		return fail(errors.New("refusing to write a tarball to a terminal: use -o FILE or redirect stdout"))
+	}
+	return a.withRunner(func(r *runner.Runner) int {
+		c, err := r.Get(pos[0])
+		if err != nil {
+			return fail(err)
+		}
+		out := os.Stdout
+		tmp := ""
+		if a.output != "" {
+			// Written beside the target and renamed: no half-written file.
+			f, err := os.CreateTemp(filepath.Dir(a.output), ".export-*")
+			if err != nil {
+				return fail(err)
+			}
+			out, tmp = f, f.Name()
+			defer os.Remove(tmp)
+		}
+		if err := r.Export(c, out); err != nil {
+			return fail(err)
+		}
+		if tmp != "" {
+			if err := out.Close(); err != nil {
+				return fail(err)
+			}
+			if err := os.Rename(tmp, a.output); err != nil {
+				return fail(err)
+			}
+		}
+		return exitOK
+	})
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/runner"
+)
+
+var killCmd = &command{
+	name:  "kill",
+	usage: "unionfuse kill [-s SIGNAL] CONTAINER...",
+	help:  `Send a signal (default SIGKILL) to the command of running containers.`,
+}
+
+func init() {
+	killCmd.run = runKill
+	killCmd.help += flagHelp(killFlags)
+}
+
+type killArgs struct {
+	containerArgs
+	signal string
+}
+
+func killFlags() (*pflag.FlagSet, *killArgs) {
+	a := &killArgs{}
+	fset := newContainerFlags("kill", &a.containerArgs)
+	fset.StringVarP(&a.signal, "signal", "s", "KILL", "the `SIGNAL` to send (name or number)")
+	return fset, a
+}
+
+func runKill(args []string) int {
+	fset, a := killFlags()
+	pos, code, ok := parseStoreCmd(killCmd, fset, args)
+	if !ok {
+		return code
+	}
+	if len(pos) == 0 {
+		return usageError(killCmd, "want at least one CONTAINER")
+	}
+	sig, err := runner.ParseSignal(a.signal)
+	if err != nil {
+		return usageError(killCmd, "%v", err)
+	}
+	return a.withRunner(func(r *runner.Runner) int {
+		return eachContainer(killCmd, r, pos, func(c *runner.Container) error {
+			if err := r.Kill(c, sig); err != nil {
+				return err
+			}
+			fmt.Println(c.Name)
+			return nil
+		})
+	})
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/runner"
+)
+
+var rmCmd = &command{
+	name:  "rm",
+	usage: "unionfuse rm [-f] CONTAINER...",
+	help: `Remove containers and their layers. A running container is refused
+unless -f, which kills it first.`,
+}
+
+func init() {
+	rmCmd.run = runRm
+	rmCmd.help += flagHelp(rmFlags)
+}
+
+type rmArgs struct {
+	containerArgs
+	force bool
+}
+
+func rmFlags() (*pflag.FlagSet, *rmArgs) {
+	a := &rmArgs{}
+	fset := newContainerFlags("rm", &a.containerArgs)
+	fset.BoolVarP(&a.force, "force", "f", false, "kill a running container first")
+	return fset, a
+}
+
+func runRm(args []string) int {
+	fset, a := rmFlags()
+	pos, code, ok := parseStoreCmd(rmCmd, fset, args)
+	if !ok {
+		return code
+	}
+	if len(pos) == 0 {
+		return usageError(rmCmd, "want at least one CONTAINER")
+	}
+	return a.withRunner(func(r *runner.Runner) int {
+		return eachContainer(rmCmd, r, pos, func(c *runner.Container) error {
+			if err := r.Remove(c, a.force); err != nil {
+				return err
+			}
+			fmt.Println(c.Name)
+			return nil
+		})
+	})
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/runner"
+)
+
+var startCmd = &command{
+	name:  "start",
+	usage: "unionfuse start [-a] [-i] CONTAINER...",
+	help: `Start stopped containers again, on the layer they had: files written in
+an earlier run are still there. Without -a they run in the background
+(output in 'unionfuse logs'); with -a the first one runs attached and its
+exit status is start's.`,
+}
+
+func init() {
+	startCmd.run = runStart
+	startCmd.help += flagHelp(startFlags)
+}
+
+type startArgs struct {
+	containerArgs
+	attach, interactive bool
+}
+
+func startFlags() (*pflag.FlagSet, *startArgs) {
+	a := &startArgs{}
+	fset := newContainerFlags("start", &a.containerArgs)
+	fset.BoolVarP(&a.attach, "attach", "a", false, "run attached: stdout and stderr here, exit status returned")
+	fset.BoolVarP(&a.interactive, "interactive", "i", false, "attach stdin too")
+	return fset, a
+}
+
+func runStart(args []string) int {
+	fset, a := startFlags()
+	pos, code, ok := parseStoreCmd(startCmd, fset, args)
+	if !ok {
+		return code
+	}
+	if len(pos) == 0 {
+		return usageError(startCmd, "want at least one CONTAINER")
+	}
+	return a.withRunner(func(r *runner.Runner) int {
+		if a.attach {
+			if len(pos) != 1 {
+				return usageError(startCmd, "-a takes one CONTAINER")
+			}
+			c, err := r.Get(pos[0])
+			if err != nil {
+				return fail(err)
+			}
+			stdio := runner.IO{Stdout: os.Stdout, Stderr: os.Stderr}
+			if a.interactive {
+				stdio.Stdin = os.Stdin
+			}
+			code, err := r.Run(c, stdio)
+			if err != nil {
+				return failRun(err)
+			}
+			return code
+		}
+		return eachContainer(startCmd, r, pos, func(c *runner.Container) error {
+			if err := r.StartDetached(c); err != nil {
+				return err
+			}
+			fmt.Println(c.Name)
+			return nil
+		})
+	})
+}

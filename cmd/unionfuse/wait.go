@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/runner"
+)
+
+var waitCmd = &command{
+	name:  "wait",
+	usage: "unionfuse wait CONTAINER...",
+	help:  `Block until containers stop, then print their exit statuses, one per line.`,
+}
+
+func init() {
+	waitCmd.run = runWait
+	waitCmd.help += flagHelp(func() (*pflag.FlagSet, *containerArgs) {
+		a := &containerArgs{}
+		return newContainerFlags("wait", a), a
+	})
+}
+
+func runWait(args []string) int {
+	a := &containerArgs{}
+	fset := newContainerFlags("wait", a)
+	pos, code, ok := parseStoreCmd(waitCmd, fset, args)
+	if !ok {
+		return code
+	}
+	if len(pos) == 0 {
+		return usageError(waitCmd, "want at least one CONTAINER")
+	}
+	return a.withRunner(func(r *runner.Runner) int {
+		return eachContainer(waitCmd, r, pos, func(c *runner.Container) error {
+			code, err := r.Wait(c)
+			if err != nil {
+				return err
+			}
+			fmt.Println(code)
+			return nil
+		})
+	})
+}

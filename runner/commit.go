@@ -1,0 +1,77 @@
+package runner
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/go-archive"
+	"github.com/unionfuse/unionfuse/cowcache"
+)
+
+// CommitOptions describe the image `unionfuse commit` makes.
+type CommitOptions struct {
+	Name    string // REPOSITORY[:TAG]; "" leaves the image dangling
+	Comment string
+	Author  string
+}
+
+// Commit makes a new image from the container: its image's layers plus
+// the container's layer, with the container's command, environment,
+// working directory and user as the image's config. The container's
+// layer is read as it is now; a running container is not paused.
+func (r *Runner) Commit(c *Container, o CommitOptions) (cowcache.Image, error) {
+	img, err := r.imageOf(c)
+	if err != nil {
+		return cowcache.Image{}, fmt.Errorf("commit %s: %w", c.ShortID(), err)
+	}
+	cfg := v1.Config{}
+	if img != nil && img.Config != nil {
+		cfg = img.Config.Config
+	}
+	cfg.Entrypoint = c.Config.Entrypoint
+	cfg.Cmd = c.Config.Cmd
+	cfg.Env = c.Config.Env
+	cfg.WorkingDir = c.Config.WorkDir
+	cfg.User = c.Config.User
+	return r.store.CommitUpper(img, cowcache.UpperCommit{
+		UpperDir: c.UpperDir(),
+		Config:   &cfg,
+		History: v1.History{
+			Created:   v1.Time{Time: time.Now().UTC().Truncate(time.Second)},
+			CreatedBy: strings.Join(c.Config.Args, " "),
+			Comment:   o.Comment,
+			Author:    o.Author,
+		},
+		Name: o.Name,
+	})
+}
+
+// Export writes the container's root filesystem (its image's layers and
+// its own, merged) to w as a tarball, as docker export does. A container
+// that is not running is mounted for the time of the export.
+func (r *Runner) Export(c *Container, w io.Writer) error {
+	root := c.Rootfs()
+	if !c.Running() {
+		lock, err := lockMonitor(c)
+		if err != nil {
+			return err
+		}
+		defer lock.Close()
+		if _, err := r.Mount(c); err != nil {
+			return err
+		}
+		defer r.Unmount(c)
+	}
+	rc, err := archive.TarWithOptions(root, &archive.TarOptions{})
+	if err != nil {
+		return fmt.Errorf("export %s: %w", c.ShortID(), err)
+	}
+	defer rc.Close()
+	if _, err := io.Copy(w, rc); err != nil {
+		return fmt.Errorf("export %s: %w", c.ShortID(), err)
+	}
+	return nil
+}
