@@ -26,6 +26,16 @@ import (
 // imported, plus a committed layer with /opt/pkg/a and /opt/pkg/b.
 const podmanImage = "localhost/unionfuse-busybox:test"
 
+// podmanChanges is what the containers of TestPodman do to podmanImage:
+// create, append to a lower file, delete a lower file, make and remove a
+// directory, replace a lower directory, rename a lower symlink.
+const podmanChanges = `echo new > /tmp/new
+echo more >> /etc/passwd
+rm /bin/vi
+mkdir -p /d/e && echo x > /d/e/f && rm -r /d/e
+rm -r /opt/pkg && mkdir /opt/pkg && echo c > /opt/pkg/c
+mv /bin/ls /bin/ls2`
+
 // podman runs podman with its whole configuration and store below one
 // temporary directory and unionfuse as the overlay mount program.
 type podman struct {
@@ -165,12 +175,7 @@ func TestPodman(t *testing.T) {
 	t.Run("run --rm", func(t *testing.T) {
 		const script = `set -e
 awk '$2 == "/" {print $3}' /proc/mounts
-echo new > /tmp/new
-echo more >> /etc/passwd
-rm /bin/vi
-mkdir -p /d/e && echo x > /d/e/f && rm -r /d/e
-rm -r /opt/pkg && mkdir /opt/pkg && echo c > /opt/pkg/c
-mv /bin/ls /bin/ls2
+` + podmanChanges + `
 cat /tmp/new
 tail -n 1 /etc/passwd
 test ! -e /bin/vi && test ! -e /bin/ls && test -L /bin/ls2
@@ -186,14 +191,7 @@ busybox ls /d /opt/pkg`
 	})
 
 	t.Run("upper", func(t *testing.T) {
-		const script = `set -e
-echo new > /tmp/new
-echo more >> /etc/passwd
-rm /bin/vi
-mkdir -p /d/e && echo x > /d/e/f && rm -r /d/e
-rm -r /opt/pkg && mkdir /opt/pkg && echo c > /opt/pkg/c
-mv /bin/ls /bin/ls2
-chmod 700 /bin/busybox`
+		const script = "set -e\n" + podmanChanges + "\nchmod 700 /bin/busybox"
 		p.mustRun(t, "run", "--name", "uppertest", podmanImage, "sh", "-c", script)
 		upper := strings.TrimSpace(p.mustRun(t, "inspect", "--format", "{{.GraphDriver.Data.UpperDir}}", "uppertest"))
 		lowers := strings.Split(strings.TrimSpace(p.mustRun(t, "inspect", "--format", "{{.GraphDriver.Data.LowerDir}}", "uppertest")), ":")
