@@ -49,6 +49,7 @@ type build struct {
 	o      Options
 	out    io.Writer
 	df     *dockerfile
+	path   string // of the Dockerfile, for errors
 	ctx    *srcRoot
 	args   *args
 	done   []stageResult
@@ -85,18 +86,18 @@ func (b *Builder) Build(o Options) (cowcache.Image, error) {
 	if err != nil {
 		return cowcache.Image{}, err
 	}
-	bd := &build{Builder: b, o: o, out: out, df: df, ctx: ctx, args: newArgs(o.BuildArgs)}
+	bd := &build{Builder: b, o: o, out: out, df: df, ctx: ctx, args: newArgs(o.BuildArgs), path: dfPath}
 	last := len(df.stages) - 1
 	if o.Target != "" {
 		i, ok := instructions.HasStage(df.stages, o.Target)
 		if !ok {
-			return cowcache.Image{}, fmt.Errorf("target stage %q: no such stage in %s", o.Target, dfPath)
+			return cowcache.Image{}, fmt.Errorf("%s: --target %s: no such stage", dfPath, o.Target)
 		}
 		last = i
 	}
 	for _, a := range df.metaArgs {
 		if err := bd.args.declareMeta(df.lex, &a); err != nil {
-			return cowcache.Image{}, fmt.Errorf("ARG: %w", err)
+			return cowcache.Image{}, fmt.Errorf("%s:%d: ARG: %w", dfPath, lineOf(a.Location()), err)
 		}
 	}
 	for _, st := range df.stages[:last+1] {
@@ -135,14 +136,14 @@ func (bd *build) stage(st *instructions.Stage) error {
 	fmt.Fprintf(bd.out, "Step %d/%d : %s\n", bd.step, bd.nsteps, st.SourceCode)
 	base, err := bd.df.lex.ProcessWordWithMatches(st.BaseName, shell.EnvsFromSlice(bd.args.metaEnv()))
 	if err != nil {
-		return fmt.Errorf("line %d: FROM %s: %w", lineOf(st.Location), st.BaseName, err)
+		return fmt.Errorf("%s:%d: FROM %s: %w", bd.path, lineOf(st.Location), st.BaseName, err)
 	}
 	if st.Platform != "" {
 		fmt.Fprintf(bd.out, " ---> note: --platform=%s ignored: images are run as they are\n", st.Platform)
 	}
 	img, err := bd.from(base.Result)
 	if err != nil {
-		return fmt.Errorf("line %d: FROM %s: %w", lineOf(st.Location), base.Result, err)
+		return fmt.Errorf("%s:%d: FROM %s: %w", bd.path, lineOf(st.Location), base.Result, err)
 	}
 	if img != nil {
 		fmt.Fprintf(bd.out, " ---> %s\n", img.ID.Short())
@@ -152,7 +153,7 @@ func (bd *build) stage(st *instructions.Stage) error {
 		fmt.Fprintf(bd.out, "Step %d/%d : %s\n", bd.step, bd.nsteps, sourceOf(cmd))
 		next, err := bd.dispatch(img, cmd)
 		if err != nil {
-			return fmt.Errorf("line %d: %s", lineOf(cmd.Location()), err)
+			return fmt.Errorf("%s:%d: %w", bd.path, lineOf(cmd.Location()), err)
 		}
 		img = next
 	}

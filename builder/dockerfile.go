@@ -53,6 +53,9 @@ func dockerfileError(path string, err error) error {
 		line = loc.Locations[0][0].Start.Line
 	}
 	msg := err.Error()
+	if strings.Contains(msg, "no build stage in current context") {
+		msg = "an instruction before the first FROM: a Dockerfile starts with FROM (after ARGs and comments)"
+	}
 	if i := strings.Index(msg, "dockerfile parse error on line "); i >= 0 {
 		var n int
 		if _, e := fmt.Sscanf(msg[i:], "dockerfile parse error on line %d:", &n); e == nil {
