@@ -1,0 +1,154 @@
+package tests
+
+// Integration tests of `unionfuse build`: the seed walk-through
+// (examples/hello) with a busybox base image, through the CLI, with real
+// containers (runner) and real mounts.
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// buildStore makes a store with busybox:latest imported, and returns its
+// root.
+func buildStore(t *testing.T) string {
+	t.Helper()
+	requireFuse(t)
+	root := filepath.Join(t.TempDir(), "store")
+	tarball := writeTemp(t, "busybox.tar.gz", busyboxRootfs(t))
+	mustOK(t, "import", storeCLI(t, root, "import", "-q", tarball, "busybox:latest"))
+	t.Cleanup(func() { checkNoMountsUnder(t, root) })
+	return root
+}
+
+// copyDir copies the regular files of src (one level) to a new directory.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := e.Info()
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, fi.Mode().Perm()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+func TestBuildSeedWalkthrough(t *testing.T) {
+	root := buildStore(t)
+	ctx := copyDir(t, filepath.Join("..", "examples", "hello"))
+	r := storeCLI(t, root, "build", "-t", "my-base-image:1.0", "-f", filepath.Join(ctx, "Dockerfile.base"), ctx)
+	mustOK(t, "build base", r)
+	stepRE := regexp.MustCompile(`^Step 1/2 : FROM busybox:latest\n ---> [0-9a-f]{12}\nStep 2/2 : COPY \. /app\n ---> ([0-9a-f]{12})\n` +
+		`Successfully built ([0-9a-f]{12})\nSuccessfully tagged my-base-image:1\.0\n$`)
+	m := stepRE.FindStringSubmatch(r.stdout)
+	if m == nil || m[1] != m[2] {
+		t.Fatalf("build base output:\n%s", r.stdout)
+	}
+	baseID := m[1]
+	r = storeCLI(t, root, "build", "-t", "my-final-image:1.0", ctx)
+	mustOK(t, "build final", r)
+	if !strings.Contains(r.stdout, "Step 1/2 : FROM my-base-image:1.0\n ---> "+baseID+"\nStep 2/2 : CMD /app/hello.sh\n") {
+		t.Errorf("build final output:\n%s", r.stdout)
+	}
+	// Rebuilding: every step from the cache, the same image.
+	r = storeCLI(t, root, "build", "-t", "my-base-image:1.0", "-f", filepath.Join(ctx, "Dockerfile.base"), ctx)
+	mustOK(t, "rebuild base", r)
+	if !strings.Contains(r.stdout, " ---> Using cache\n ---> "+baseID+"\nSuccessfully built "+baseID) {
+		t.Errorf("rebuild output:\n%s", r.stdout)
+	}
+	r = storeCLI(t, root, "images")
+	mustOK(t, "images", r)
+	for _, name := range []string{`my-base-image\s+1\.0\s+` + baseID, `my-final-image\s+1\.0\s+`, `busybox\s+latest\s+`} {
+		if !regexp.MustCompile(`(?m)^` + name + `.*MB$`).MatchString(r.stdout) {
+			t.Errorf("images lacks %s:\n%s", name, r.stdout)
+		}
+	}
+	base := storeCLI(t, root, "history", "my-base-image:1.0")
+	final := storeCLI(t, root, "history", "my-final-image:1.0")
+	mustOK(t, "history", final)
+	fl := strings.Split(strings.TrimSpace(final.stdout), "\n")
+	bl := strings.Split(strings.TrimSpace(base.stdout), "\n")
+	if len(fl) != len(bl)+1 || strings.Join(fl[2:], "\n") != strings.Join(bl[1:], "\n") {
+		t.Errorf("the final image's history is not the base's plus one step:\n%s\n%s", base.stdout, final.stdout)
+	}
+	if !regexp.MustCompile(`CMD \["/bin/sh" "-c" "/app/…\s+0B`).MatchString(fl[1]) || !strings.Contains(bl[1], "COPY dir:") {
+		t.Errorf("history rows: %q, %q", fl[1], bl[1])
+	}
+	r = storeCLI(t, root, "run", "--rm", "my-final-image:1.0")
+	mustOK(t, "run", r)
+	if r.stdout != "Hello world\n" {
+		t.Errorf("run printed %q", r.stdout)
+	}
+	// The two images' layers are stored once: busybox's and the COPY's.
+	layers, _ := os.ReadDir(filepath.Join(root, "layers"))
+	if len(layers) != 2 {
+		t.Errorf("%d layer directories, want 2", len(layers))
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "containers")); len(ents) != 0 {
+		t.Errorf("%d containers left", len(ents))
+	}
+}
+
+func TestBuildRunAndFailures(t *testing.T) {
+	root := buildStore(t)
+	ctx := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(ctx, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("Dockerfile", `FROM busybox:latest
+WORKDIR /w
+RUN echo made > made && rm /bin/vi && mkdir -p /etc/x && touch /etc/x/y
+RUN ["sh", "-c", "echo exec form; ls /w"]
+COPY f /bin/
+`)
+	write("f", "f\n")
+	r := storeCLI(t, root, "build", "-t", "ran:1", "--iidfile", filepath.Join(ctx, "iid"), ctx)
+	mustOK(t, "build", r)
+	if !strings.Contains(r.stdout, "exec form\nmade\n") {
+		t.Errorf("build output:\n%s", r.stdout)
+	}
+	iid, _ := os.ReadFile(filepath.Join(ctx, "iid"))
+	if !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).Match(iid) || !strings.Contains(r.stdout, "Successfully built "+string(iid[7:19])) {
+		t.Errorf("--iidfile wrote %q", iid)
+	}
+	r = storeCLI(t, root, "run", "--rm", "ran:1", "sh", "-c", "pwd; cat made /bin/f; ls /bin/vi 2>&1; ls /etc/x")
+	if r.stdout != "/w\nmade\nf\nls: /bin/vi: No such file or directory\ny\n" {
+		t.Errorf("run: %q (stderr %q)", r.stdout, r.stderr)
+	}
+	r = storeCLI(t, root, "build", "-q", ctx)
+	if r.code != 0 || strings.TrimSpace(r.stdout) != string(iid) {
+		t.Errorf("build -q: %q, exit %d", r.stdout, r.code)
+	}
+	imagesBefore := storeCLI(t, root, "images", "-q").stdout
+	write("Dockerfile", "FROM busybox:latest\nRUN echo partial > /p; exit 7\n")
+	r = storeCLI(t, root, "build", "-t", "bad:1", ctx)
+	if r.code == 0 || !strings.Contains(r.stderr, "the command '/bin/sh -c echo partial > /p; exit 7' returned a non-zero code: 7") ||
+		strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("failing RUN: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if after := storeCLI(t, root, "images", "-q").stdout; after != imagesBefore {
+		t.Errorf("a failed build changed the images:\n%s\n%s", imagesBefore, after)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "containers")); len(ents) != 0 {
+		t.Errorf("%d containers left after a failed build", len(ents))
+	}
+	write("Dockerfile", "FROM busybox:latest\nCOPY nope /x\n")
+	if r = storeCLI(t, root, "build", ctx); r.code != 1 || !strings.Contains(r.stderr, "Dockerfile:2: COPY: source nope: no such file") {
+		t.Errorf("missing source: exit %d, %q", r.code, r.stderr)
+	}
+}
