@@ -3,6 +3,7 @@ package runner
 import (
 	"fmt"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 
@@ -33,7 +34,10 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 		args = append(args, "--net")
 	}
 	if c.State.Rootless {
-		args = append(args, "--user")
+		// The caller is root in the container's user namespace already;
+		// nsenter's own switch to root would call setgroups(2), which
+		// that namespace denies.
+		args = append(args, "--user", "--preserve-credentials")
 	}
 	spec := o.User
 	if spec == "" {
@@ -46,7 +50,9 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 		if err != nil {
 			return 125, fmt.Errorf("unable to find user %s: %v", spec, err)
 		}
-		args = append(args, "--setuid", strconv.Itoa(u.Uid), "--setgid", strconv.Itoa(u.Gid))
+		if u.Uid != 0 || u.Gid != 0 || !c.State.Rootless {
+			args = append(args, "--setuid", strconv.Itoa(u.Uid), "--setgid", strconv.Itoa(u.Gid))
+		}
 	}
 	args = append(args, "--")
 	args = append(args, o.Args...)
@@ -56,10 +62,12 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 		cmd.Stdin = stdio.Stdin
 	}
 	cmd.Stdout, cmd.Stderr = stdio.Stdout, stdio.Stderr
+	signals := catchSignals()
+	defer signal.Stop(signals)
 	if err := cmd.Start(); err != nil {
 		return 126, fmt.Errorf("exec in %s: %w", c.ShortID(), err)
 	}
-	stop := forwardSignals(cmd.Process)
+	stop := forwardSignals(signals, cmd.Process)
 	err := cmd.Wait()
 	stop()
 	return exitStatus(err), nil

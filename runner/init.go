@@ -19,6 +19,7 @@ const (
 	envInit = "UNIONFUSE_CONTAINER_INIT"
 	specFD  = 3
 	errFD   = 4
+	ttyFD   = 5 // with TTY: a socket to send the terminal's master on
 )
 
 // initSpec is what the monitor tells the init.
@@ -67,6 +68,11 @@ func RunInit() int {
 	if spec.Config.Network == "none" {
 		// Best effort: a process without loopback still runs.
 		loopbackUp()
+	}
+	if spec.Config.TTY {
+		if err := makeTerminal(); err != nil {
+			return fail(125, "container init: terminal: %v", err)
+		}
 	}
 	return execCommand(spec, fail)
 }

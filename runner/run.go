@@ -66,6 +66,10 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 			err = uerr
 		}
 	}()
+	// Signals that arrive while the command starts are held and passed
+	// on once it runs.
+	signals := catchSignals()
+	defer signal.Stop(signals)
 	proc, err := startProcess(c, stdio)
 	if err != nil {
 		r.finish(c, exitCodeOf(err), err)
@@ -76,7 +80,7 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		proc.cmd.Process.Kill()
 	}
 	notify(nil)
-	stopForwarding := forwardSignals(proc.cmd.Process)
+	stopForwarding := forwardSignals(signals, proc.cmd.Process)
 	stopWatch := watchFuseServer(c, proc.cmd.Process)
 	werr := proc.wait()
 	stopWatch()
@@ -149,37 +153,30 @@ type process struct {
 	done   func()
 }
 
-// startProcess starts the container's command with stdio, through a new
-// pseudo-terminal with TTY.
+// startProcess starts the container's command with stdio, through a
+// pseudo-terminal of the container's with TTY.
 func startProcess(c *Container, stdio IO) (*process, error) {
 	stdin := stdio.Stdin
 	if !c.Config.Interactive {
 		stdin = nil
 	}
 	if !c.Config.TTY {
-		cmd, err := startInit(c, stdin, stdio.Stdout, stdio.Stderr)
+		cmd, _, err := startInit(c, stdin, stdio.Stdout, stdio.Stderr)
 		if err != nil {
 			return nil, err
 		}
 		return &process{cmd: cmd, done: func() {}}, nil
 	}
-	master, slave, err := pty.Open()
+	cmd, master, err := startInit(c, nil, nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("allocate a terminal: %w", err)
+		return nil, err
 	}
-	defer slave.Close()
 	restore := func() {}
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		pty.InheritSize(f, master)
 		if old, err := term.MakeRaw(int(f.Fd())); err == nil {
 			restore = func() { term.Restore(int(f.Fd()), old) }
 		}
-	}
-	cmd, err := startInit(c, slave, slave, slave)
-	if err != nil {
-		restore()
-		master.Close()
-		return nil, err
 	}
 	p := &process{cmd: cmd, master: master, relay: make(chan struct{}), done: restore}
 	if stdin != nil {
@@ -210,11 +207,17 @@ func (p *process) wait() error {
 	return err
 }
 
-// forwardSignals passes the signals a user sends `unionfuse run` on to
-// the container's command.
-func forwardSignals(p *os.Process) (stop func()) {
+// catchSignals starts catching the signals a user sends `unionfuse run`
+// that are meant for the container's command.
+func catchSignals() chan os.Signal {
 	ch := make(chan os.Signal, 8)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	return ch
+}
+
+// forwardSignals passes the signals caught on ch on to p until stop is
+// called.
+func forwardSignals(ch chan os.Signal, p *os.Process) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		for {
@@ -226,10 +229,7 @@ func forwardSignals(p *os.Process) (stop func()) {
 			}
 		}
 	}()
-	return func() {
-		signal.Stop(ch)
-		close(done)
-	}
+	return func() { close(done) }
 }
 
 // watchFuseServer kills the container's command when the FUSE server of

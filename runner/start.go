@@ -36,22 +36,24 @@ func (e *ExitError) Error() string { return e.Message }
 func rootless() bool { return os.Geteuid() != 0 }
 
 // startInit starts the container's init in its new namespaces with stdio
-// (already a terminal's slave with TTY) and returns once the command is
-// exec'd, or with the init's error.
-func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer) (*exec.Cmd, error) {
+// and returns once the command is exec'd, or with the init's error. With
+// TTY the init makes a pseudo-terminal in the container's own devpts (so
+// that the command's tty is one it can name) and the terminal's master is
+// returned; stdio is then unused.
+func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer) (*exec.Cmd, *os.File, error) {
 	spec := initSpec{Rootfs: c.Rootfs(), Config: c.Config, Rootless: rootless(), Files: map[string]string{}}
 	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
 		spec.Files["/etc/"+f] = filepath.Join(c.dir, f)
 	}
 	specR, specW, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer specR.Close()
 	defer specW.Close()
 	errR, errW, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer errR.Close()
 	defer errW.Close()
@@ -62,6 +64,19 @@ func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer) (*exec.C
 	cmd.Dir = "/"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	cmd.ExtraFiles = []*os.File{specR, errW} // fds 3 and 4: specFD, errFD
+	var sock *os.File
+	if c.Config.TTY {
+		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		sock = os.NewFile(uintptr(pair[0]), "terminal")
+		defer sock.Close()
+		child := os.NewFile(uintptr(pair[1]), "terminal")
+		defer child.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, child) // fd 5: ttyFD
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, nil
+	}
 	flags := unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
 	if c.Config.Network == "none" {
 		flags |= unix.CLONE_NEWNET
@@ -71,10 +86,6 @@ func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer) (*exec.C
 		Pdeathsig:  syscall.SIGKILL, // the container dies with its monitor
 		Setsid:     true,
 	}
-	if c.Config.TTY {
-		attr.Setctty = true
-		attr.Ctty = 0
-	}
 	if spec.Rootless {
 		attr.Cloneflags |= unix.CLONE_NEWUSER
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
@@ -83,28 +94,43 @@ func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer) (*exec.C
 	}
 	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
-		return nil, &ExitError{Code: 125, Message: fmt.Sprintf("start container %s: %v", c.ShortID(), err)}
+		return nil, nil, &ExitError{Code: 125, Message: fmt.Sprintf("start container %s: %v", c.ShortID(), err)}
 	}
 	specR.Close()
 	errW.Close()
+	for _, f := range cmd.ExtraFiles[2:] {
+		f.Close()
+	}
 	err = json.NewEncoder(specW).Encode(spec)
 	specW.Close()
+	var master *os.File
+	if err == nil && sock != nil {
+		master, err = receiveFile(sock) // nil when the init failed first
+	}
 	if err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return nil, fmt.Errorf("start container %s: %w", c.ShortID(), err)
+		return nil, nil, fmt.Errorf("start container %s: %w", c.ShortID(), err)
 	}
 	// EOF without a message: the init exec'd the command.
 	var ie initError
 	if derr := json.NewDecoder(errR).Decode(&ie); derr == nil {
 		cmd.Wait()
-		return nil, &ExitError{Code: ie.Code, Message: ie.Message}
+		if master != nil {
+			master.Close()
+		}
+		return nil, nil, &ExitError{Code: ie.Code, Message: ie.Message}
 	} else if !errors.Is(derr, io.EOF) {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return nil, fmt.Errorf("start container %s: %w", c.ShortID(), derr)
+		return nil, nil, fmt.Errorf("start container %s: %w", c.ShortID(), derr)
 	}
-	return cmd, nil
+	if sock != nil && master == nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, nil, fmt.Errorf("start container %s: no terminal from its init", c.ShortID())
+	}
+	return cmd, master, nil
 }
 
 // writeEtcFiles writes the files bind-mounted over /etc/hostname,

@@ -1,0 +1,402 @@
+package tests
+
+// The runner end to end: unionfuse run, ps, logs, stop, start, exec, diff,
+// commit, export and rm on a busybox image, as root and as an
+// unprivileged user (in a user namespace, through fusermount3).
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// containerEnv is a store with a busybox image, used through the CLI by
+// root or by uid 65534.
+type containerEnv struct {
+	t        *testing.T
+	bin      string
+	dir      string // holds the store; world-readable when rootless
+	store    string
+	rootless bool
+}
+
+// newContainerEnv makes a store holding busybox:latest (imported by the
+// user the env runs as).
+func newContainerEnv(t *testing.T, rootless bool) *containerEnv {
+	t.Helper()
+	requireRoot(t)
+	for _, tool := range []string{"setpriv", "fusermount3", "nsenter"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (make deps installs it)", tool)
+		}
+	}
+	e := &containerEnv{t: t, bin: unionfuseBinary(t), rootless: rootless}
+	rootfs := busyboxRootfs(t)
+	if rootless {
+		openFuseDevice(t)
+		e.dir = worldDir(t)
+		os.Chown(e.dir, nobody, nobody)
+	} else {
+		e.dir = testDir(t)
+	}
+	e.store = filepath.Join(e.dir, "store")
+	tarball := filepath.Join(e.dir, "busybox.tar.gz")
+	if err := os.WriteFile(tarball, rootfs, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.cleanup)
+	mustSucceed(t, "import", e.u("import", tarball, "busybox:latest"))
+	return e
+}
+
+// command returns the CLI command for args, run as the env's user.
+func (e *containerEnv) command(args ...string) *exec.Cmd {
+	var cmd *exec.Cmd
+	if e.rootless {
+		cmd = exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", e.bin}, args...)...)
+	} else {
+		cmd = exec.Command(e.bin, args...)
+	}
+	cmd.Env = append(os.Environ(), "UNIONFUSE_ROOT="+e.store, "HOME="+e.dir, "XDG_RUNTIME_DIR="+e.dir)
+	cmd.Dir = e.dir
+	return cmd
+}
+
+// u runs the CLI with args.
+func (e *containerEnv) u(args ...string) result {
+	e.t.Helper()
+	return run(e.t, e.command(args...))
+}
+
+// cleanup removes every container (killing what runs) and checks that
+// nothing stays mounted.
+func (e *containerEnv) cleanup() {
+	r := run(e.t, e.command("ps", "-aq"))
+	if ids := strings.Fields(r.stdout); len(ids) > 0 {
+		run(e.t, e.command(append([]string{"rm", "-f"}, ids...)...))
+	}
+	checkNoMountsUnder(e.t, e.dir)
+}
+
+// mustSucceed fails t unless r exited 0 (stderr may hold progress).
+func mustSucceed(t testing.TB, what string, r result) {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", what, r.code, r.stdout, r.stderr)
+	}
+}
+
+// expect checks a result's exit status, stdout, and that stderr holds
+// errPart.
+func expect(t testing.TB, what string, r result, code int, stdout, errPart string) {
+	t.Helper()
+	if r.code != code || r.stdout != stdout || !strings.Contains(r.stderr, errPart) || errPart == "" && r.stderr != "" {
+		t.Errorf("%s: exit %d, stdout %q, stderr %q\nwant exit %d, stdout %q, stderr with %q", what, r.code, r.stdout, r.stderr, code, stdout, errPart)
+	}
+}
+
+func TestRunner(t *testing.T)         { testRunner(t, false) }
+func TestRunnerRootless(t *testing.T) { testRunner(t, true) }
+
+func testRunner(t *testing.T, rootless bool) {
+	e := newContainerEnv(t, rootless)
+	caller := 0
+	if rootless {
+		caller = nobody
+	}
+
+	t.Run("exit status and output", func(t *testing.T) {
+		expect(t, "run", e.u("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"), 3, "out\n", "err\n")
+		expect(t, "run true", e.u("run", "--rm", "busybox", "true"), 0, "", "")
+	})
+
+	t.Run("namespaces and root", func(t *testing.T) {
+		r := e.u("run", "--rm", "--hostname", "box", "busybox", "sh", "-c",
+			"hostname; cat /etc/hostname; echo $$; ps -o pid | wc -l; ls /dev/null /dev/zero /dev/urandom /dev/pts/ptmx >/dev/null && echo dev; test -d /proc/self && echo proc; touch /sys/x 2>/dev/null || echo sys ro")
+		expect(t, "run", r, 0, "box\nbox\n1\n4\ndev\nproc\nsys ro\n", "")
+	})
+
+	t.Run("env workdir user", func(t *testing.T) {
+		envFile := filepath.Join(e.dir, "env.list")
+		os.WriteFile(envFile, []byte("# comment\nFROMFILE=yes\n"), 0o644)
+		r := e.u("run", "--rm", "-e", "FOO=bar", "--env-file", envFile, "-w", "/work/dir", "busybox", "sh", "-c", "echo $FOO $FROMFILE $HOME; pwd; id -u")
+		expect(t, "run", r, 0, "bar yes /root\n/work/dir\n0\n", "")
+		if rootless {
+			r = e.u("run", "--rm", "-u", "1000", "busybox", "id", "-u")
+			expect(t, "run -u nobody (rootless)", r, 125, "", "is not mapped in this rootless container")
+		} else {
+			mustSucceed(t, "run", e.u("run", "--name", "adduser", "busybox", "sh", "-c",
+				"echo nobody:x:65534:65534:nobody:/nonexistent:/bin/sh >> /etc/passwd; echo nogroup:x:65534: >> /etc/group"))
+			mustSucceed(t, "commit", e.u("commit", "adduser", "users:1"))
+			mustSucceed(t, "rm", e.u("rm", "adduser"))
+			r = e.u("run", "--rm", "-u", "nobody", "users:1", "sh", "-c", "id -u; id -g")
+			expect(t, "run -u nobody", r, 0, "65534\n65534\n", "")
+			r = e.u("run", "--rm", "-u", "1234:5678", "busybox", "sh", "-c", "id -u; id -g")
+			expect(t, "run -u 1234:5678", r, 0, "1234\n5678\n", "")
+		}
+		expect(t, "run --entrypoint", e.u("run", "--rm", "--entrypoint", "echo", "busybox", "a", "b"), 0, "a b\n", "")
+	})
+
+	t.Run("bad input leaves nothing", func(t *testing.T) {
+		expect(t, "not found", e.u("run", "--rm", "busybox", "nosuchcommand"), 127, "", `exec: "nosuchcommand": executable file not found in $PATH`)
+		expect(t, "not found, no --rm", e.u("run", "busybox", "/bin/nosuch"), 127, "", "no such file or directory")
+		expect(t, "not executable", e.u("run", "busybox", "/etc/passwd"), 126, "", "permission denied")
+		expect(t, "unknown image", e.u("run", "--rm", "nosuchimage", "true"), 125, "", `unable to find image "nosuchimage"`)
+		expect(t, "unknown user", e.u("run", "--rm", "-u", "nosuchuser", "busybox", "true"), 125, "", "unable to find user nosuchuser")
+		expect(t, "missing volume", e.u("run", "--rm", "-v", "/nonexistent/src:/data", "busybox", "true"), 125, "", "does not exist")
+		expect(t, "bad network", e.u("run", "--rm", "--network", "bridge", "busybox", "true"), 125, "", "not supported")
+		expect(t, "unknown container", e.u("stop", "nosuch"), 1, "", "no such container")
+		expect(t, "ps", e.u("ps", "-aq"), 0, "", "")
+		if ents, _ := os.ReadDir(filepath.Join(e.store, "containers")); len(ents) != 0 {
+			t.Errorf("containers/ holds %d entries after failed runs", len(ents))
+		}
+		expect(t, "name", e.u("run", "--name", "taken", "busybox", "true"), 0, "", "")
+		expect(t, "name in use", e.u("run", "--name", "taken", "busybox", "true"), 125, "", `the container name "taken" is already in use`)
+		mustSucceed(t, "rm", e.u("rm", "taken"))
+	})
+
+	t.Run("volumes", func(t *testing.T) {
+		src := filepath.Join(e.dir, "vol")
+		os.Mkdir(src, 0o777)
+		os.Chmod(src, 0o777)
+		os.WriteFile(filepath.Join(src, "in"), []byte("from host\n"), 0o644)
+		r := e.u("run", "--rm", "-v", src+":/data", "-v", src+":/ro:ro", "busybox", "sh", "-c",
+			"cat /data/in; echo from container > /data/out; touch /ro/x 2>/dev/null || echo read-only")
+		expect(t, "run -v", r, 0, "from host\nread-only\n", "")
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(src, "out"), &st); err != nil || int(st.Uid) != caller {
+			t.Errorf("the file the container wrote: %v, uid %d, want uid %d", err, st.Uid, caller)
+		}
+	})
+
+	t.Run("no escape through symlinks", func(t *testing.T) {
+		// An image whose /evil points at a host path: a volume below it
+		// lands inside the container's root, never on the host.
+		target := filepath.Join(e.dir, "escape-target")
+		os.Mkdir(target, 0o777)
+		mustSucceed(t, "run", e.u("run", "--name", "evil", "busybox", "sh", "-c", "ln -s "+target+" /evil; ln -s ../../../../../../../.. /up"))
+		mustSucceed(t, "commit", e.u("commit", "evil", "evil:1"))
+		src := filepath.Join(e.dir, "vol2")
+		os.Mkdir(src, 0o777)
+		r := e.u("run", "--rm", "-v", src+":/evil/sub", "-v", src+":/up/tmp/escaped", "evil:1", "sh", "-c", "for p in /evil/sub "+target+"/sub /tmp/escaped; do ls -d $p; done")
+		expect(t, "run", r, 0, "/evil/sub\n"+target+"/sub\n/tmp/escaped\n", "")
+		if _, err := os.Stat(filepath.Join(target, "sub")); err == nil {
+			t.Errorf("the volume was mounted on the host, below %s", target)
+		}
+		if _, err := os.Stat("/tmp/escaped"); err == nil {
+			t.Errorf("the volume's mount point was made on the host: /tmp/escaped")
+			os.Remove("/tmp/escaped")
+		}
+		mustSucceed(t, "rm", e.u("rm", "evil"))
+	})
+
+	t.Run("detached, logs, stop, start", func(t *testing.T) {
+		script := `trap 'echo got TERM; exit 0' TERM; echo run >> /runs; cat /runs | wc -l; while :; do sleep 0.1; done`
+		r := e.u("run", "-d", "--name", "web", "busybox", "sh", "-c", script)
+		mustSucceed(t, "run -d", r)
+		id := strings.TrimSpace(r.stdout)
+		if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(id) {
+			t.Fatalf("run -d printed %q, want a container id", r.stdout)
+		}
+		waitFor(t, func() bool { return strings.Contains(e.u("logs", "web").stdout, "1\n") })
+		ps := e.u("ps")
+		if !regexp.MustCompile(`(?m)^` + id[:12] + `\s+busybox\s+"sh -c trap 'echo go…"\s+.* ago\s+Up .*\s+web$`).MatchString(ps.stdout) {
+			t.Errorf("ps:\n%s", ps.stdout)
+		}
+		expect(t, "exec", e.u("exec", "web", "sh", "-c", "cat /runs; hostname; exit 4"), 4, "run\n"+id[:12]+"\n", "")
+		expect(t, "stop", e.u("stop", "web"), 0, "web\n", "")
+		if r := e.u("ps", "-a"); !strings.Contains(r.stdout, "Exited (0)") {
+			t.Errorf("ps -a after stop:\n%s", r.stdout)
+		}
+		if r := e.u("logs", "web"); r.stdout != "1\ngot TERM\n" {
+			t.Errorf("logs: %q", r.stdout)
+		}
+		expect(t, "start", e.u("start", "web"), 0, "web\n", "")
+		waitFor(t, func() bool { return strings.Contains(e.u("logs", "web").stdout, "2\n") })
+		expect(t, "exec after start", e.u("exec", "web", "cat", "/runs"), 0, "run\nrun\n", "")
+		expect(t, "rm running", e.u("rm", "web"), 1, "", "it is running")
+		expect(t, "kill", e.u("kill", "-s", "TERM", "web"), 0, "web\n", "")
+		expect(t, "wait", e.u("wait", "web"), 0, "0\n", "")
+		expect(t, "rm", e.u("rm", "web"), 0, "web\n", "")
+		if _, err := os.Stat(filepath.Join(e.store, "containers", id)); !os.IsNotExist(err) {
+			t.Errorf("containers/%s after rm: %v", id[:12], err)
+		}
+	})
+
+	t.Run("diff commit export", func(t *testing.T) {
+		mustSucceed(t, "run", e.u("run", "--name", "changer", "busybox", "sh", "-c", "echo new > /new; rm /bin/vi; echo x >> /etc/passwd; mkdir -p /a/b"))
+		expect(t, "diff", e.u("diff", "changer"), 0, "A /a\nA /a/b\nC /bin\nD /bin/vi\nC /etc\nC /etc/passwd\nA /new\n", "")
+		r := e.u("commit", "-m", "changes", "changer", "changed:1")
+		mustSucceed(t, "commit", r)
+		expect(t, "run committed", e.u("run", "--rm", "changed:1", "sh", "-c", "cat /new; test -e /bin/vi || echo no vi; tail -1 /etc/passwd"), 0, "new\nno vi\nx\n", "")
+		tarball := filepath.Join(e.dir, "export.tar")
+		mustSucceed(t, "export", e.u("export", "-o", tarball, "changer"))
+		out, err := exec.Command("tar", "-tf", tarball).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := "\n" + string(out)
+		for _, want := range []string{"\nnew\n", "\nbin/busybox\n", "\na/b/\n"} {
+			if !strings.Contains(names, want) {
+				t.Errorf("export lacks %q", strings.TrimSpace(want))
+			}
+		}
+		if strings.Contains(names, "\nbin/vi\n") {
+			t.Errorf("export holds the deleted bin/vi")
+		}
+		mustSucceed(t, "rm", e.u("rm", "changer"))
+	})
+
+	t.Run("five containers share the image", func(t *testing.T) {
+		for i := 0; i < 5; i++ {
+			mustSucceed(t, "run", e.u("run", "--name", fmt.Sprintf("c%d", i), "busybox", "sh", "-c", fmt.Sprintf("head -c %d /dev/zero > /data", 1000*(i+1))))
+		}
+		ps := e.u("ps", "-a", "-s")
+		for i := 0; i < 5; i++ {
+			want := regexp.MustCompile(fmt.Sprintf(`(?m)\s%dkB \(virtual [0-9.]+MB\)$`, i+1))
+			line := ""
+			for _, l := range strings.Split(ps.stdout, "\n") {
+				if strings.Contains(l, fmt.Sprintf(" c%d ", i)) {
+					line = l
+				}
+			}
+			if !want.MatchString(line) {
+				t.Errorf("ps -s line of c%d: %q, want SIZE %dkB (virtual ...MB)", i, line, i+1)
+			}
+		}
+		// busybox, evil:1, changed:1 (and users:1 as root)
+		want := 3
+		if !rootless {
+			want = 4
+		}
+		if layers, _ := os.ReadDir(filepath.Join(e.store, "layers")); len(layers) != want {
+			t.Errorf("layers/ holds %d layers, want %d: five containers share busybox's", len(layers), want)
+		}
+		for i := 0; i < 5; i++ {
+			mustSucceed(t, "rm", e.u("rm", fmt.Sprintf("c%d", i)))
+		}
+	})
+
+	t.Run("signals", func(t *testing.T) {
+		cmd := e.command("run", "--rm", "busybox", "sh", "-c", `trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done`)
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := bufio.NewScanner(stdout)
+		if !lines.Scan() || lines.Text() != "ready" {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("first line %q", lines.Text())
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		lines.Scan()
+		got := lines.Text()
+		err := cmd.Wait()
+		if got != "got TERM" || cmd.ProcessState.ExitCode() != 7 {
+			t.Errorf("after SIGTERM: %q, %v; want got TERM and exit 7", got, err)
+		}
+	})
+
+	t.Run("terminal", func(t *testing.T) {
+		r := e.u("run", "--rm", "-t", "busybox", "sh", "-c", "tty; echo $TERM")
+		if r.code != 0 || !regexp.MustCompile(`^/dev/pts/\d+\r\nxterm\r\n$`).MatchString(r.stdout) {
+			t.Errorf("run -t: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		cmd := e.command("run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z")
+		cmd.Stdin = strings.NewReader("piped in\n")
+		expect(t, "run -i", run(t, cmd), 0, "PIPED IN\n", "")
+	})
+
+	t.Run("killed monitor and FUSE server", func(t *testing.T) {
+		for _, victim := range []string{"monitor", "fuse"} {
+			r := e.u("run", "-d", "--name", victim, "busybox", "sleep", "1000")
+			mustSucceed(t, "run -d", r)
+			id := strings.TrimSpace(r.stdout)
+			state := readState(t, e.store, id)
+			pid := state.Pid
+			switch victim {
+			case "monitor":
+				pid = parentOf(t, state.Pid)
+			case "fuse":
+				pid = fuseServerOf(t, filepath.Join(e.store, "containers", id, "merged"))
+			}
+			syscall.Kill(pid, syscall.SIGKILL)
+			waitFor(t, func() bool { return strings.Contains(e.u("ps", "-a").stdout, "Exited (137)") })
+			waitFor(t, func() bool { return !isMounted(filepath.Join(e.store, "containers", id, "merged")) })
+			expect(t, "rm after "+victim+" was killed", e.u("rm", victim), 0, victim+"\n", "")
+		}
+	})
+}
+
+// parentOf returns the parent of pid.
+func parentOf(t *testing.T, pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
+}
+
+// containerState is the part of containers/<id>/state.json tests read.
+type containerState struct {
+	Pid int
+}
+
+func readState(t *testing.T, store, id string) containerState {
+	b, err := os.ReadFile(filepath.Join(store, "containers", id, "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s containerState
+	m := regexp.MustCompile(`"Pid": (\d+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("state.json without a pid: %s", b)
+	}
+	s.Pid, _ = strconv.Atoi(string(m[1]))
+	return s
+}
+
+// fuseServerOf returns the pid of the FUSE server whose /dev/fuse
+// connection serves merged: the process holding /dev/fuse open whose
+// command line names merged.
+func fuseServerOf(t *testing.T, merged string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if bytes.Contains(cmdline, []byte("daemon\x00"+merged)) {
+			return pid
+		}
+	}
+	t.Fatalf("no FUSE server for %s", merged)
+	return 0
+}
+
+// waitFor polls cond for up to 10 seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
