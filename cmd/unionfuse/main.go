@@ -48,7 +48,7 @@ var commands []*command
 func init() {
 	commands = []*command{mountCmd, umountCmd,
 		importCmd, loadCmd, saveCmd, imagesCmd, historyCmd, inspectCmd, tagCmd, rmiCmd, systemCmd, mountImageCmd,
-		runCmd, psCmd, startCmd, stopCmd, restartCmd, killCmd, rmCmd, logsCmd, execCmd, waitCmd, diffCmd, commitCmd, exportCmd,
+		buildCmd, runCmd, psCmd, startCmd, stopCmd, restartCmd, killCmd, rmCmd, logsCmd, execCmd, waitCmd, diffCmd, commitCmd, exportCmd,
 		helpCmd, versionCmd}
 }
 
