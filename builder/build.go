@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -55,6 +58,20 @@ type build struct {
 	done   []stageResult
 	step   int
 	nsteps int
+	// stopped is set by SIGINT or SIGTERM: the step going on ends with
+	// errInterrupted (a RUN through its process, which gets the signal).
+	stopped atomic.Bool
+}
+
+// errInterrupted ends a build stopped by a signal.
+var errInterrupted = errors.New("interrupted")
+
+// check returns errInterrupted once the build was stopped.
+func (bd *build) check() error {
+	if bd.stopped.Load() {
+		return errInterrupted
+	}
+	return nil
 }
 
 // Build builds the Dockerfile and returns the image of its target stage
@@ -87,6 +104,14 @@ func (b *Builder) Build(o Options) (cowcache.Image, error) {
 		return cowcache.Image{}, err
 	}
 	bd := &build{Builder: b, o: o, out: out, df: df, ctx: ctx, args: newArgs(o.BuildArgs), path: dfPath}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		for range sigs {
+			bd.stopped.Store(true)
+		}
+	}()
 	last := len(df.stages) - 1
 	if o.Target != "" {
 		i, ok := instructions.HasStage(df.stages, o.Target)
@@ -149,6 +174,9 @@ func (bd *build) stage(st *instructions.Stage) error {
 		fmt.Fprintf(bd.out, " ---> %s\n", img.ID.Short())
 	}
 	for _, cmd := range st.Commands {
+		if err := bd.check(); err != nil {
+			return err
+		}
 		bd.step++
 		fmt.Fprintf(bd.out, "Step %d/%d : %s\n", bd.step, bd.nsteps, sourceOf(cmd))
 		next, err := bd.dispatch(img, cmd)
@@ -307,6 +335,9 @@ func (bd *build) commitStep(img *cowcache.Image, s stepSpec) (*cowcache.Image, e
 
 // commit makes the step's image and records it in the cache.
 func (bd *build) commit(img *cowcache.Image, s stepSpec) (*cowcache.Image, error) {
+	if err := bd.check(); err != nil {
+		return nil, err
+	}
 	next, err := bd.store.CommitUpper(img, cowcache.UpperCommit{UpperDir: s.upper, Config: s.config,
 		History: v1.History{CreatedBy: s.createdBy}})
 	if err != nil {

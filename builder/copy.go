@@ -26,6 +26,7 @@ type copyOpts struct {
 	chmod    *fs.FileMode // --chmod, else the sources' modes
 	unpack   bool         // ADD: local tar archives are extracted at dest
 	progress func(files int, bytes int64)
+	check    func() error // stops the copy when it returns an error
 }
 
 // copyInto copies the sources into the mounted root rootfs as Docker's
@@ -146,6 +147,11 @@ func (c *copier) tree(rootfs, dir string, s source) error {
 // file copies one file, directory or symbolic link to the name f.rel
 // below root.
 func (c *copier) file(root *os.Root, f srcFile) error {
+	if c.o.check != nil {
+		if err := c.o.check(); err != nil {
+			return err
+		}
+	}
 	name := f.rel
 	mode := f.info.Mode()
 	perm := mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)

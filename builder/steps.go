@@ -43,6 +43,9 @@ func (bd *build) run(img *cowcache.Image, cfg *v1.Config, c *instructions.RunCom
 		if err != nil {
 			return fmt.Errorf("RUN %s: %w", strings.Join(argv, " "), err)
 		}
+		if err := bd.check(); err != nil {
+			return err
+		}
 		if code != 0 {
 			return fmt.Errorf("the command '%s' returned a non-zero code: %d", strings.Join(argv, " "), code)
 		}
@@ -123,7 +126,7 @@ func (bd *build) copy(img *cowcache.Image, cfg *v1.Config, cs copyStep) (*cowcac
 		}
 		var next *cowcache.Image
 		err = bd.inContainer(img, nil, func(c Container, rootfs string, unmount func() error) error {
-			o := copyOpts{dest: dest, chmod: chmod, unpack: cs.add && cs.from == ""}
+			o := copyOpts{dest: dest, chmod: chmod, unpack: cs.add && cs.from == "", check: bd.check}
 			o.progress = func(files int, bytes int64) {
 				fmt.Fprintf(bd.out, " ---> copying: %d files, %d bytes so far\n", files, bytes)
 			}
