@@ -162,8 +162,10 @@ func applyUpper(p *Pending, dir string, userXattr bool) (Unpacked, error) {
 // uncompressed OCI layer tarball (see CommitUpper for the conversion).
 // Entries are in lexical order of their paths, each directory before what
 // it holds; names are relative ("etc/", "etc/hosts"); owners are numeric.
+// Without root, the caller's own uid and gid are recorded as 0: they are
+// root in the user namespace of the rootless container that wrote dir.
 func WriteUpperTar(w io.Writer, dir string) error {
-	tw := tar.NewWriter(w)
+	tw := &upperWriter{Writer: tar.NewWriter(w), rootless: os.Geteuid() != 0, uid: os.Geteuid(), gid: os.Getegid()}
 	links := map[[2]uint64]string{} // (dev, ino) -> first name, for hard links
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -188,7 +190,7 @@ func WriteUpperTar(w io.Writer, dir string) error {
 }
 
 // writeUpperEntry writes the tar entries of one file of an upper directory.
-func writeUpperEntry(tw *tar.Writer, p, name string, links map[[2]uint64]string) error {
+func writeUpperEntry(tw *upperWriter, p, name string, links map[[2]uint64]string) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil {
 		return &os.PathError{Op: "lstat", Path: p, Err: err}
@@ -282,6 +284,27 @@ func writeUpperEntry(tw *tar.Writer, p, name string, links map[[2]uint64]string)
 		return tw.WriteHeader(opq)
 	}
 	return nil
+}
+
+// upperWriter writes the entries of an upper directory, mapping the
+// rootless caller to root.
+type upperWriter struct {
+	*tar.Writer
+	rootless bool
+	uid, gid int
+}
+
+// WriteHeader writes hdr with the caller's ids as 0 when rootless.
+func (w *upperWriter) WriteHeader(hdr *tar.Header) error {
+	if w.rootless {
+		if hdr.Uid == w.uid {
+			hdr.Uid = 0
+		}
+		if hdr.Gid == w.gid {
+			hdr.Gid = 0
+		}
+	}
+	return w.Writer.WriteHeader(hdr)
 }
 
 // isOverlayXattr reports whether an xattr is private to the overlay.
