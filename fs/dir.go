@@ -159,6 +159,9 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 	if l, errno := n.top(); errno == 0 {
 		if fd, err := unix.Openat(l.fd, at(n.rel()), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
 			h.fd = fd
+			if n.isUpper() {
+				n.ov.trackDir(h)
+			}
 		}
 	}
 	return h, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
@@ -270,8 +273,5 @@ var _ = (gofs.FileReleasedirer)((*dirHandle)(nil))
 // Releasedir drops the snapshot.
 func (h *dirHandle) Releasedir(ctx context.Context, flags uint32) {
 	h.entries = nil
-	if h.fd >= 0 {
-		unix.Close(h.fd)
-		h.fd = -1
-	}
+	h.n.ov.untrackDir(h)
 }

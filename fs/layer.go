@@ -120,26 +120,28 @@ func (l *layer) removexattr(rel, name string) error {
 // listxattr returns the attribute names of rel.
 func (l *layer) listxattr(rel string) ([]string, error) {
 	p := l.procPath(rel)
-	sz, err := unix.Llistxattr(p, nil)
-	if err != nil || sz == 0 {
-		return nil, err
-	}
-	buf := make([]byte, sz*2)
-	sz, err = unix.Llistxattr(p, buf)
-	if err != nil {
-		return nil, err
-	}
-	return splitXattrNames(buf[:sz]), nil
+	return listxattrWith(func(b []byte) (int, error) { return unix.Llistxattr(p, b) })
 }
 
 // listxattrFd returns the attribute names of an open file.
 func listxattrFd(fd int) ([]string, error) {
-	sz, err := unix.Flistxattr(fd, nil)
+	return listxattrWith(func(b []byte) (int, error) { return unix.Flistxattr(fd, b) })
+}
+
+// listxattrPath returns the attribute names of what path leads to,
+// following a final symbolic link (a /proc/self/fd link).
+func listxattrPath(path string) ([]string, error) {
+	return listxattrWith(func(b []byte) (int, error) { return unix.Listxattr(path, b) })
+}
+
+// listxattrWith sizes, then reads a listxattr(2) buffer with list.
+func listxattrWith(list func([]byte) (int, error)) ([]string, error) {
+	sz, err := list(nil)
 	if err != nil || sz == 0 {
 		return nil, err
 	}
 	buf := make([]byte, sz*2)
-	sz, err = unix.Flistxattr(fd, buf)
+	sz, err = list(buf)
 	if err != nil {
 		return nil, err
 	}

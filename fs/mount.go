@@ -78,6 +78,7 @@ func newOverlay(cfg Config) (*overlay, error) {
 		tmpfiles:    make(map[uint64]*handle),
 		gens:        make(map[uint64]uint64),
 		openHandles: make(map[nodeKey]map[*handle]struct{}),
+		openDirs:    make(map[nodeKey]map[*dirHandle]struct{}),
 		lowerBacked: make(map[nodeKey]bool),
 		superseded:  make(map[nodeKey]bool),
 	}

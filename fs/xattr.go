@@ -67,6 +67,13 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 			return uint32(max(sz, 0)), errnoOf(err)
 		}
 	}
+	var sz int
+	if ok, err := n.withOrphanDir(func(p string) (err error) {
+		sz, err = unix.Getxattr(p, stored, dest)
+		return err
+	}); ok {
+		return uint32(max(sz, 0)), errnoOf(err)
+	}
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
 	l, errno := n.top()
@@ -88,6 +95,12 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	if h := n.ov.upperHandle(n.key(), nil); h != nil {
 		done, err = h.withFd(func(fd int) (err error) {
 			names, err = listxattrFd(fd)
+			return err
+		})
+	}
+	if !done {
+		done, err = n.withOrphanDir(func(p string) (err error) {
+			names, err = listxattrPath(p)
 			return err
 		})
 	}
@@ -127,6 +140,9 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 		return syscall.EOPNOTSUPP
 	}
 	stored := n.ov.storedXattr(attr)
+	if ok, err := n.withOrphanDir(func(p string) error { return unix.Setxattr(p, stored, data, int(flags)) }); ok {
+		return errnoOf(err)
+	}
 	h, errno := n.handleForChange(nil)
 	if errno != 0 {
 		return errno
@@ -153,6 +169,9 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 		return syscall.EOPNOTSUPP
 	}
 	stored := n.ov.storedXattr(attr)
+	if ok, err := n.withOrphanDir(func(p string) error { return unix.Removexattr(p, stored) }); ok {
+		return errnoOf(err)
+	}
 	h, errno := n.handleForChange(nil)
 	if errno != 0 {
 		return errno
