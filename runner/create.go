@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"golang.org/x/sys/unix"
 )
 
 // Runner creates and runs the containers of one store.
@@ -114,6 +115,9 @@ func (r *Runner) makeDirs(c *Container) error {
 	if err := makeInitLayer(c.InitDir()); err != nil {
 		return err
 	}
+	if img, err := r.imageOf(c); err == nil && img != nil {
+		matchImageDirs(c.InitDir(), r.store.LayerDirs(*img))
+	}
 	if err := c.saveState(); err != nil {
 		return err
 	}
@@ -141,6 +145,29 @@ func makeInitLayer(dir string) error {
 		}
 	}
 	return nil
+}
+
+// matchImageDirs gives the init layer's directories the mode, owner and
+// times the image's have, so that a directory copied up from the init
+// layer (/etc when a command edits /etc/passwd) keeps the image's
+// metadata in the container's layer. Best effort: without root the owner
+// cannot always be set.
+func matchImageDirs(initDir string, lowers []string) {
+	for _, d := range []string{"proc", "dev", "sys", "etc", "tmp"} {
+		for _, l := range lowers {
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(l, d), &st); err != nil {
+				continue
+			}
+			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				p := filepath.Join(initDir, d)
+				os.Lchown(p, int(st.Uid), int(st.Gid))
+				unix.Chmod(p, st.Mode&0o7777)
+				unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
+			}
+			break
+		}
+	}
 }
 
 // containerConfig applies Docker's rules to the image's config and the
