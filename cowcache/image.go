@@ -324,3 +324,44 @@ func (s *Store) GraphDriverData(img Image) map[string]string {
 	}
 	return data
 }
+
+// Intermediate returns the ids of the images among images that have no
+// name and are the parent of another image: the steps of a build, which
+// the build cache reuses. As docker's, `images` hides them (unless -a) and
+// prune keeps them while their child exists.
+func Intermediate(images []Image) map[Digest]bool {
+	out := map[Digest]bool{}
+	for _, a := range images {
+		if len(a.Names) > 0 || a.Config == nil {
+			continue
+		}
+		for _, b := range images {
+			if b.ID != a.ID && isParent(a, b) {
+				out[a.ID] = true
+				break
+			}
+		}
+	}
+	return out
+}
+
+// isParent reports whether child is parent plus more steps: its layers
+// and history start with parent's.
+func isParent(parent, child Image) bool {
+	if child.Config == nil || len(child.Config.History) <= len(parent.Config.History) ||
+		len(child.Layers) < len(parent.Layers) {
+		return false
+	}
+	for i, l := range parent.Layers {
+		if child.Layers[i] != l {
+			return false
+		}
+	}
+	for i, h := range parent.Config.History {
+		c := child.Config.History[i]
+		if c.CreatedBy != h.CreatedBy || !c.Created.Equal(h.Created.Time) || c.EmptyLayer != h.EmptyLayer {
+			return false
+		}
+	}
+	return true
+}

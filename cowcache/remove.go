@@ -130,8 +130,9 @@ func (s *Store) collect(r *Removed) error {
 }
 
 // Prune removes dangling images (images without a name that no container
-// uses and that are not mounted), then every layer and blob nobody uses,
-// and the debris of interrupted operations.
+// uses, that are not mounted and that are not the parent of another image
+// — see Intermediate), then every layer and blob nobody uses, and the
+// debris of interrupted operations.
 func (s *Store) Prune() (Removed, error) {
 	release, err := s.wlock()
 	if err != nil {
@@ -155,6 +156,13 @@ func (s *Store) Prune() (Removed, error) {
 		busy[c.Image] = true
 	}
 	for id := range mounted {
+		busy[id] = true
+	}
+	all, err := s.images()
+	if err != nil {
+		return Removed{}, err
+	}
+	for id := range Intermediate(all) {
 		busy[id] = true
 	}
 	m := indexModel(idx)

@@ -100,7 +100,7 @@ func imagesFlags() (*pflag.FlagSet, *imagesArgs) {
 	fset := pflag.NewFlagSet("images", pflag.ContinueOnError)
 	a.add(fset)
 	fset.BoolVarP(&a.quiet, "quiet", "q", false, "print only image ids, each once")
-	fset.BoolVarP(&a.all, "all", "a", false, "accepted for docker compatibility (there are no intermediate images)")
+	fset.BoolVarP(&a.all, "all", "a", false, "show intermediate images too (the unnamed steps of builds)")
 	fset.BoolVar(&a.noTrunc, "no-trunc", false, "print full image ids")
 	fset.StringVar(&a.format, "format", "table", "`table` or json (one JSON object per line)")
 	return fset, a
@@ -137,6 +137,16 @@ func runImages(args []string) int {
 	images, err := s.Images()
 	if err != nil {
 		return fail(err)
+	}
+	if !a.all {
+		hidden := cowcache.Intermediate(images)
+		shown := images[:0]
+		for _, img := range images {
+			if !hidden[img.ID] {
+				shown = append(shown, img)
+			}
+		}
+		images = shown
 	}
 	if a.quiet {
 		for _, img := range images {

@@ -22,7 +22,7 @@ var systemCmd = &command{
                    removing everything no container uses would free.
                    -v lists every image (SIZE, SHARED SIZE, UNIQUE SIZE),
                    container and layer.
-  system prune     remove dangling images (no name, no container), every
+  system prune     remove dangling images (no name, no container, no child), every
                    layer and blob nobody uses, and the debris of interrupted
                    commands. Asks first unless -f.`,
 }
