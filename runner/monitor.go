@@ -93,7 +93,17 @@ func RunMonitor() int {
 		report(fmt.Sprintf("error: 125 %v", err))
 		return 125
 	}
-	code, err := r.run(c, IO{Stdin: nil, Stdout: os.Stdout, Stderr: os.Stderr}, func(err error) {
+	stdio := IO{Stdout: os.Stdout, Stderr: os.Stderr}
+	if c.Config.Interactive {
+		// docker run -di keeps the command's stdin open: a pipe nobody
+		// writes to, open as long as the monitor runs.
+		rd, wr, err := os.Pipe()
+		if err == nil {
+			defer wr.Close()
+			stdio.Stdin = rd
+		}
+	}
+	code, err := r.run(c, stdio, func(err error) {
 		if err != nil {
 			report(fmt.Sprintf("error: %d %s", exitCodeOf(err), strings.ReplaceAll(err.Error(), "\n", " ")))
 			return

@@ -13,6 +13,10 @@ bin=$(realpath "${1:-bin/unionfuse}")
 top=$(mktemp -d "${TMPDIR:-/tmp}/unionfuse-demo.XXXXXX")
 cleanup() {
 	cd /
+	if [ -d "$top/store/containers" ]; then
+		ids=$(UNIONFUSE_ROOT="$top/store" "$bin" ps -aq 2>/dev/null || true)
+		[ -z "$ids" ] || UNIONFUSE_ROOT="$top/store" "$bin" rm -f $ids >/dev/null 2>&1 || true
+	fi
 	if grep -q " $top/demo/merged " /proc/mounts 2>/dev/null; then
 		"$bin" umount "$top/demo/merged" 2>/dev/null || umount -l "$top/demo/merged" 2>/dev/null || true
 	fi
@@ -106,6 +110,20 @@ else
 	run unionfuse history my-final-image:1.0
 	run ls -l "$UNIONFUSE_ROOT/layers/"
 	run unionfuse run --rm my-final-image:1.0
+
+	say "Five containers of one image: each adds only a thin layer of its own"
+	for i in 1 2 3 4 5; do
+		run unionfuse run --rm -dit --name "my_container_$i" my-final-image:1.0 sh
+	done
+	run unionfuse ps
+	run unionfuse exec my_container_1 sh -c "'echo hello > /app/greeting'"
+	run unionfuse ps -s
+	run ls "$UNIONFUSE_ROOT/containers/"
+	say "du -x: each merged/ is the container's mounted root, not stored there"
+	run du -shx "$UNIONFUSE_ROOT"/containers/*
+	run unionfuse diff my_container_1
+	run 'unionfuse stop -t 1 $(unionfuse ps -q)'
+	run unionfuse ps -a
 	cd ..
 fi
 printf '\ndemo: done\n'

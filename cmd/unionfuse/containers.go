@@ -30,13 +30,17 @@ func (a *containerArgs) withRunner(fn func(r *runner.Runner) int) int {
 
 // eachContainer calls fn for each named container, printing errors the
 // way docker does (one line each, carrying on), and returns exitFail if
-// any failed.
-func eachContainer(c *command, r *runner.Runner, refs []string, fn func(*runner.Container) error) int {
+// any failed. With echo, each container done is printed as it was named
+// (docker stop/start/kill/rm print their arguments back).
+func eachContainer(c *command, r *runner.Runner, refs []string, echo bool, fn func(*runner.Container) error) int {
 	status := exitOK
 	for _, ref := range refs {
 		ct, err := r.Get(ref)
 		if err == nil {
 			err = fn(ct)
+		}
+		if err == nil && echo {
+			fmt.Println(ref)
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "unionfuse %s: %v\n", c.name, err)

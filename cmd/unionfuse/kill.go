@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/runner"
 )
@@ -44,11 +42,10 @@ func runKill(args []string) int {
 		return usageError(killCmd, "%v", err)
 	}
 	return a.withRunner(func(r *runner.Runner) int {
-		return eachContainer(killCmd, r, pos, func(c *runner.Container) error {
+		return eachContainer(killCmd, r, pos, true, func(c *runner.Container) error {
 			if err := r.Kill(c, sig); err != nil {
 				return err
 			}
-			fmt.Println(c.Name)
 			return nil
 		})
 	})

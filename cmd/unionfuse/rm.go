@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/runner"
 )
@@ -41,11 +39,10 @@ func runRm(args []string) int {
 		return usageError(rmCmd, "want at least one CONTAINER")
 	}
 	return a.withRunner(func(r *runner.Runner) int {
-		return eachContainer(rmCmd, r, pos, func(c *runner.Container) error {
+		return eachContainer(rmCmd, r, pos, true, func(c *runner.Container) error {
 			if err := r.Remove(c, a.force); err != nil {
 				return err
 			}
-			fmt.Println(c.Name)
 			return nil
 		})
 	})

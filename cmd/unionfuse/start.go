@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -63,11 +62,10 @@ func runStart(args []string) int {
 			}
 			return code
 		}
-		return eachContainer(startCmd, r, pos, func(c *runner.Container) error {
+		return eachContainer(startCmd, r, pos, true, func(c *runner.Container) error {
 			if err := r.StartDetached(c); err != nil {
 				return err
 			}
-			fmt.Println(c.Name)
 			return nil
 		})
 	})

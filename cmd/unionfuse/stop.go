@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -51,7 +50,7 @@ func runStop(cmd *command, args []string) int {
 		return usageError(cmd, "want at least one CONTAINER")
 	}
 	return a.withRunner(func(r *runner.Runner) int {
-		return eachContainer(cmd, r, pos, func(c *runner.Container) error {
+		return eachContainer(cmd, r, pos, true, func(c *runner.Container) error {
 			if err := r.Stop(c, time.Duration(a.seconds)*time.Second); err != nil {
 				return err
 			}
@@ -60,7 +59,6 @@ func runStop(cmd *command, args []string) int {
 					return err
 				}
 			}
-			fmt.Println(c.Name)
 			return nil
 		})
 	})

@@ -32,7 +32,7 @@ func runWait(args []string) int {
 		return usageError(waitCmd, "want at least one CONTAINER")
 	}
 	return a.withRunner(func(r *runner.Runner) int {
-		return eachContainer(waitCmd, r, pos, func(c *runner.Container) error {
+		return eachContainer(waitCmd, r, pos, false, func(c *runner.Container) error {
 			code, err := r.Wait(c)
 			if err != nil {
 				return err
