@@ -29,11 +29,18 @@ type containerEnv struct {
 	dir      string // holds the store; world-readable when rootless
 	store    string
 	rootless bool
+	// subIDs: the user has subordinate ids, so commands run in its
+	// rootless user namespace (uid 1.. of the container = subIDStart..).
+	subIDs bool
 }
+
+// subIDStart is the first host id of uid 65534's subordinate ranges in
+// TestRunnerSubIDs.
+const subIDStart = 300000
 
 // newContainerEnv makes a store holding busybox:latest (imported by the
 // user the env runs as).
-func newContainerEnv(t *testing.T, rootless bool) *containerEnv {
+func newContainerEnv(t *testing.T, rootless, subIDs bool) *containerEnv {
 	t.Helper()
 	requireRoot(t)
 	for _, tool := range []string{"setpriv", "fusermount3", "nsenter"} {
@@ -41,7 +48,15 @@ func newContainerEnv(t *testing.T, rootless bool) *containerEnv {
 			t.Skipf("needs %s (make deps installs it)", tool)
 		}
 	}
-	e := &containerEnv{t: t, bin: unionfuseBinary(t), rootless: rootless}
+	e := &containerEnv{t: t, bin: unionfuseBinary(t), rootless: rootless, subIDs: subIDs}
+	if subIDs {
+		for _, tool := range []string{"newuidmap", "newgidmap"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				t.Skipf("needs %s (make deps installs uidmap)", tool)
+			}
+		}
+		addSubIDs(t, "nobody", subIDStart, 65536)
+	}
 	rootfs := busyboxRootfs(t)
 	if rootless {
 		openFuseDevice(t)
@@ -79,14 +94,47 @@ func (e *containerEnv) u(args ...string) result {
 	return run(e.t, e.command(args...))
 }
 
-// cleanup removes every container (killing what runs) and checks that
-// nothing stays mounted.
+// cleanup removes every container (killing what runs), checks that
+// nothing stays mounted and ends the user namespace's holder process.
 func (e *containerEnv) cleanup() {
 	r := run(e.t, e.command("ps", "-aq"))
 	if ids := strings.Fields(r.stdout); len(ids) > 0 {
 		run(e.t, e.command(append([]string{"rm", "-f"}, ids...)...))
 	}
 	checkNoMountsUnder(e.t, e.dir)
+	if pid := e.holderPid(); pid > 0 {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mounts", pid)); err == nil && strings.Contains(string(b), " "+e.dir+"/") {
+			e.t.Errorf("left mounted in the user namespace:\n%s", b)
+		}
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
+}
+
+// holderPid returns the pid of the process holding the user's rootless
+// user namespace (started by the first command), or 0.
+func (e *containerEnv) holderPid() int {
+	b, err := os.ReadFile(filepath.Join(e.dir, "unionfuse", "userns.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.Fields(string(b))[0])
+	return pid
+}
+
+// addSubIDs gives user a range in /etc/subuid and /etc/subgid for the
+// rest of the test.
+func addSubIDs(t *testing.T, user string, start, count int) {
+	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
+		old, err := os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		line := fmt.Sprintf("%s:%d:%d\n", user, start, count)
+		if err := os.WriteFile(f, append(append([]byte{}, old...), line...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.WriteFile(f, old, 0o644) })
+	}
 }
 
 // mustSucceed fails t unless r exited 0 (stderr may hold progress).
@@ -106,11 +154,15 @@ func expect(t testing.TB, what string, r result, code int, stdout, errPart strin
 	}
 }
 
-func TestRunner(t *testing.T)         { testRunner(t, false) }
-func TestRunnerRootless(t *testing.T) { testRunner(t, true) }
+func TestRunner(t *testing.T)         { testRunner(t, false, false) }
+func TestRunnerRootless(t *testing.T) { testRunner(t, true, false) }
 
-func testRunner(t *testing.T, rootless bool) {
-	e := newContainerEnv(t, rootless)
+// TestRunnerSubIDs: an unprivileged user with subordinate ids gets the
+// full range in its containers (newuidmap), as with rootless podman.
+func TestRunnerSubIDs(t *testing.T) { testRunner(t, true, true) }
+
+func testRunner(t *testing.T, rootless, subIDs bool) {
+	e := newContainerEnv(t, rootless, subIDs)
 	caller := 0
 	if rootless {
 		caller = nobody
@@ -132,7 +184,7 @@ func testRunner(t *testing.T, rootless bool) {
 		os.WriteFile(envFile, []byte("# comment\nFROMFILE=yes\n"), 0o644)
 		r := e.u("run", "--rm", "-e", "FOO=bar", "--env-file", envFile, "-w", "/work/dir", "busybox", "sh", "-c", "echo $FOO $FROMFILE $HOME; pwd; id -u")
 		expect(t, "run", r, 0, "bar yes /root\n/work/dir\n0\n", "")
-		if rootless {
+		if rootless && !subIDs {
 			r = e.u("run", "--rm", "-u", "1000", "busybox", "id", "-u")
 			expect(t, "run -u nobody (rootless)", r, 125, "", "is not mapped in this rootless container")
 		} else {
@@ -177,6 +229,13 @@ func testRunner(t *testing.T, rootless bool) {
 		var st unix.Stat_t
 		if err := unix.Stat(filepath.Join(src, "out"), &st); err != nil || int(st.Uid) != caller {
 			t.Errorf("the file the container wrote: %v, uid %d, want uid %d", err, st.Uid, caller)
+		}
+		if subIDs {
+			r := e.u("run", "--rm", "-u", "1000:1000", "-v", src+":/data", "busybox", "sh", "-c", "id -u; echo x > /data/by1000")
+			expect(t, "run -u 1000", r, 0, "1000\n", "")
+			if err := unix.Stat(filepath.Join(src, "by1000"), &st); err != nil || st.Uid != subIDStart+999 || st.Gid != subIDStart+999 {
+				t.Errorf("the file uid 1000 wrote: %v, owner %d:%d on the host, want %d:%d", err, st.Uid, st.Gid, subIDStart+999, subIDStart+999)
+			}
 		}
 	})
 
@@ -277,7 +336,7 @@ func testRunner(t *testing.T, rootless bool) {
 		}
 		// busybox, evil:1, changed:1 (and users:1 as root)
 		want := 3
-		if !rootless {
+		if !rootless || subIDs {
 			want = 4
 		}
 		if layers, _ := os.ReadDir(filepath.Join(e.store, "layers")); len(layers) != want {
@@ -333,7 +392,11 @@ func testRunner(t *testing.T, rootless bool) {
 				pid = fuseServerOf(t, filepath.Join(e.store, "containers", id, "merged"))
 			}
 			syscall.Kill(pid, syscall.SIGKILL)
-			waitFor(t, func() bool { return strings.Contains(e.u("ps", "-a").stdout, "Exited (137)") })
+			// Killed by its monitor's end (137), or, once its FUSE server
+			// is gone, by the monitor or by a SIGBUS (135) when the
+			// command's mapped binary can no longer be paged in.
+			exited := regexp.MustCompile(`Exited \((137|135)\)`)
+			waitFor(t, func() bool { return exited.MatchString(e.u("ps", "-a").stdout) })
 			waitFor(t, func() bool { return !isMounted(filepath.Join(e.store, "containers", id, "merged")) })
 			expect(t, "rm after "+victim+" was killed", e.u("rm", victim), 0, victim+"\n", "")
 		}

@@ -64,6 +64,8 @@ func run(argv []string) int {
 		return runner.RunInit()
 	case runner.IsMonitor():
 		return runner.RunMonitor()
+	case runner.IsUserNSHolder():
+		return runner.RunUserNSHolder()
 	}
 	if strings.HasPrefix(filepath.Base(argv[0]), "mount.fuse.") {
 		return runHelper(argv[1:])
@@ -81,6 +83,13 @@ func run(argv []string) int {
 		return versionCmd.run(args[1:])
 	}
 	if c := lookup(args[0]); c != nil {
+		if !hostCommands[c.name] {
+			// Not root, with subordinate ids: store and container commands
+			// run in the user's rootless user namespace (no return).
+			if err := runner.EnterUserNamespace(argv); err != nil {
+				return fail(err)
+			}
+		}
 		return c.run(args[1:])
 	}
 	// The fuse-overlayfs form: unionfuse [-f] [-d] -o lowerdir=... [SOURCE] MERGED,
@@ -91,6 +100,10 @@ func run(argv []string) int {
 	fmt.Fprintf(os.Stderr, "unionfuse: unknown command %q (see 'unionfuse --help')\n", args[0])
 	return exitUsage
 }
+
+// hostCommands run where they are called, never in the rootless user
+// namespace: their mounts must be seen by the caller.
+var hostCommands = map[string]bool{"mount": true, "umount": true, "mount-image": true, "help": true, "version": true}
 
 // lookup returns the subcommand called name, or nil.
 func lookup(name string) *command {

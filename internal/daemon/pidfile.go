@@ -162,3 +162,7 @@ func startTime(pid int) (uint64, error) {
 	}
 	return strconv.ParseUint(fields[19], 10, 64)
 }
+
+// StartTime returns when process pid started, in clock ticks since boot,
+// as Record.Start holds it.
+func StartTime(pid int) (uint64, error) { return startTime(pid) }
