@@ -1,0 +1,177 @@
+#!/bin/sh
+# bench/podman.sh: podman with unionfuse and with fuse-overlayfs as its
+# overlay mount_program, side by side (issue 3).
+#
+#   bench/podman.sh [-n RUNS] [-b BUILDS] [-u UNIONFUSE] [-f FUSE_OVERLAYFS]
+#
+# Measures, interleaving the two mount programs so that drift in the
+# machine's load hits both alike:
+#   run    wall time of `podman run --rm IMG true` (RUNS times, default 9)
+#   build  wall time of `podman build --no-cache` of a Containerfile whose
+#          RUN step creates 5,000 files (BUILDS times, default 5)
+# and prints the median, min and max of each as a Markdown table.
+#
+# Needs root, podman, runc, fuse-overlayfs and Debian's busybox-static
+# (make deps). Each mount program gets its own podman store and
+# configuration in a temporary directory (CONTAINERS_CONF,
+# CONTAINERS_STORAGE_CONF), which is reset with `podman system reset` and
+# removed at the end; nothing global changes. UNIONFUSE defaults to
+# bin/unionfuse, built with `make build` when missing.
+set -eu
+
+runs=9
+builds=5
+unionfuse=
+fuseoverlayfs=$(command -v fuse-overlayfs || true)
+while getopts n:b:u:f: opt; do
+	case $opt in
+	n) runs=$OPTARG ;;
+	b) builds=$OPTARG ;;
+	u) unionfuse=$OPTARG ;;
+	f) fuseoverlayfs=$OPTARG ;;
+	*) sed -n '2,20s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+	esac
+done
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "$unionfuse" ]; then
+	unionfuse=$repo/bin/unionfuse
+	[ -x "$unionfuse" ] || make -C "$repo" build >&2
+fi
+[ "$(id -u)" -eq 0 ] || { echo "podman.sh: needs root" >&2; exit 1; }
+for prog in podman runc "$unionfuse" "$fuseoverlayfs" /bin/busybox; do
+	command -v "$prog" >/dev/null || { echo "podman.sh: $prog is missing (make deps)" >&2; exit 1; }
+done
+unionfuse=$(cd "$(dirname "$unionfuse")" && pwd)/$(basename "$unionfuse")
+
+work=$(mktemp -d /tmp/podman-bench.XXXXXX)
+systems="unionfuse fuse-overlayfs"
+
+# pm SYSTEM ARGS...: podman with SYSTEM's store and configuration.
+pm() {
+	sys=$1
+	shift
+	CONTAINERS_CONF=$work/$sys/containers.conf \
+		CONTAINERS_STORAGE_CONF=$work/$sys/storage.conf \
+		CONTAINERS_REGISTRIES_CONF=$work/registries.conf \
+		podman "$@"
+}
+
+cleanup() {
+	for sys in $systems; do
+		[ -f "$work/$sys/storage.conf" ] && pm "$sys" system reset -f >/dev/null 2>&1 || true
+	done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The image: busybox, a symlink per applet, /etc/passwd.
+mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp"
+cp /bin/busybox "$work/rootfs/bin/busybox"
+for applet in $(/bin/busybox --list); do
+	[ "$applet" = busybox ] || ln -s busybox "$work/rootfs/bin/$applet"
+done
+echo 'root:x:0:0:root:/root:/bin/sh' >"$work/rootfs/etc/passwd"
+echo 'root:x:0:' >"$work/rootfs/etc/group"
+tar -C "$work/rootfs" -cf "$work/busybox.tar" .
+: >"$work/registries.conf"
+
+mkdir -p "$work/context"
+cat >"$work/context/Containerfile" <<'EOF'
+FROM localhost/bench-busybox:1
+RUN mkdir /d && cd /d && for i in $(seq 5000); do echo $i > f$i; done
+EOF
+
+for sys in $systems; do
+	case $sys in
+	unionfuse) mp=$unionfuse ;;
+	fuse-overlayfs) mp=$fuseoverlayfs ;;
+	esac
+	d=$work/$sys
+	mkdir -p "$d"
+	cat >"$d/containers.conf" <<EOF
+[containers]
+netns = "none"
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+
+[network]
+network_config_dir = "$d/net"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+tmp_dir = "$d/tmp"
+EOF
+	cat >"$d/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$d/root"
+runroot = "$d/runroot"
+
+[storage.options.overlay]
+mount_program = "$mp"
+EOF
+	pm "$sys" import -q "$work/busybox.tar" localhost/bench-busybox:1 >/dev/null
+	# Warm up: the first run and build pay for podman's first start.
+	pm "$sys" run --rm localhost/bench-busybox:1 true
+	pm "$sys" build -q --no-cache -t localhost/bench-5k:1 "$work/context" >/dev/null
+	n=$(pm "$sys" run --rm localhost/bench-5k:1 sh -c 'ls /d | wc -l')
+	[ "$n" -eq 5000 ] || { echo "podman.sh: $sys: the built image has $n files in /d, want 5000" >&2; exit 1; }
+	pm "$sys" rmi -f localhost/bench-5k:1 >/dev/null
+done
+
+now() { date +%s%N; }
+
+# timed SYSTEM KIND ARGS...: run podman ARGS, append its wall time (ms)
+# to $work/SYSTEM.KIND.
+timed() {
+	sys=$1 kind=$2
+	shift 2
+	t0=$(now)
+	pm "$sys" "$@" >/dev/null
+	t1=$(now)
+	echo $(((t1 - t0) / 1000000)) >>"$work/$sys.$kind"
+}
+
+i=0
+while [ $i -lt "$runs" ]; do
+	for sys in $systems; do
+		timed "$sys" run run --rm localhost/bench-busybox:1 true
+	done
+	i=$((i + 1))
+done
+i=0
+while [ $i -lt "$builds" ]; do
+	for sys in $systems; do
+		timed "$sys" build build -q --no-cache -t localhost/bench-5k:1 "$work/context"
+		pm "$sys" rmi -f localhost/bench-5k:1 >/dev/null
+	done
+	i=$((i + 1))
+done
+
+# stats FILE: "median min max" of the numbers in FILE (ms).
+stats() {
+	sort -n "$1" | awk '{v[NR] = $1}
+		END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		     printf "%d %d %d\n", m, v[1], v[NR]}'
+}
+
+echo "podman $(podman --version | awk '{print $3}'), runc $(runc --version | awk 'NR == 1 {print $3}'),"
+echo "$($unionfuse --version), $($fuseoverlayfs --version 2>&1 | grep '^fuse-overlayfs')"
+echo "Linux $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| workload | mount program | median | min–max | runs |"
+echo "|---|---|--:|--:|--:|"
+for kind in run build; do
+	case $kind in
+	run) what='`podman run --rm IMG true`' ;;
+	build) what='`podman build --no-cache`, RUN creates 5,000 files' ;;
+	esac
+	for sys in $systems; do
+		set -- $(stats "$work/$sys.$kind")
+		echo "| $what | $sys | $1 ms | $2–$3 ms | $(wc -l <"$work/$sys.$kind") |"
+		what=
+	done
+done
