@@ -83,6 +83,9 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 		// attributes only).
 		parent.NotifyContent(0, 0)
 		n.NotifyContent(-1, 0)
+		// Descriptors open on n now read the copy, which its name will
+		// show under a new inode: see alias.go.
+		ov.supersede(n, ov.inoOf(&ust))
 	}
 	newLayers := []int{0}
 	if isDirStat(&st) {

@@ -264,5 +264,6 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 		return nil, errno
 	}
 	n.ov.linkedTmpfile(tn.ino())
+	tn.notifyAliases() // its link count rose (alias.go)
 	return n.addChild(ctx, name, &st, out), 0
 }

@@ -69,6 +69,9 @@
 // Entries and attributes are cached by the kernel for one second; every
 // change to the merged view is made through this server, which answers
 // with fresh attributes, so the cache never serves a stale upper state.
+// Where two kernel inodes name one object for a while (a hard-linked
+// lower file copied up while open, a renewed passthrough node), a change
+// through one drops the cached attributes of the other (alias.go).
 // Permissions are checked by the kernel (default_permissions) against the
 // attributes reported here. POSIX and BSD locks are left to the kernel
 // (local to the mount), so a lock taken on a file opened read-only before

@@ -219,6 +219,9 @@ var _ = (gofs.FileWriter)((*handle)(nil))
 // Write writes to the file's upper copy.
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	n, err := unix.Pwrite(h.fdForUse(), data, off)
+	if n > 0 {
+		h.n.notifyAliases() // size and mtime changed (alias.go)
+	}
 	return uint32(max(n, 0)), errnoOf(err)
 }
 
@@ -269,5 +272,9 @@ var _ = (gofs.FileAllocater)((*handle)(nil))
 
 // Allocate is fallocate(2) on the upper copy.
 func (h *handle) Allocate(ctx context.Context, off uint64, size uint64, mode uint32) syscall.Errno {
-	return errnoOf(unix.Fallocate(h.fdForUse(), mode, int64(off), int64(size)))
+	err := unix.Fallocate(h.fdForUse(), mode, int64(off), int64(size))
+	if err == nil {
+		h.n.notifyAliases() // size and mtime may have changed (alias.go)
+	}
+	return errnoOf(err)
 }

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -16,6 +17,9 @@ import (
 type node struct {
 	gofs.Inode
 	ov *overlay
+	// alias is the group of kernel inodes naming this node's object, when
+	// there are several (see alias.go).
+	alias atomic.Pointer[aliasGroup]
 }
 
 // rel returns the node's path relative to the union's root ("" for the
@@ -126,7 +130,9 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 	n.ov.statToAttr(&f.st, &out.Attr)
 	out.Attr.Ino = k.ino
 	child := &node{ov: n.ov}
-	return n.NewInode(ctx, child, gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: k.ino, Gen: k.gen})
+	in := n.NewInode(ctx, child, gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: k.ino, Gen: k.gen})
+	n.ov.noteInode(k, in)
+	return in
 }
 
 // toSyscallStat views st as the syscall package's identical struct, which

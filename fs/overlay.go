@@ -46,8 +46,11 @@ type overlay struct {
 	// gens holds the current generation of an inode number whose node was
 	// renewed after a copy-up (see passthrough.go).
 	gens map[uint64]uint64
-	// superseded holds the nodes renewed away (see renew).
+	// superseded holds the nodes renewed away (see renew) and the old
+	// nodes of hard-linked lower files copied up (see alias.go).
 	superseded map[nodeKey]bool
+	// aliases groups the kernel inodes naming one object (alias.go).
+	aliases aliasGroups
 	// lowerBacked holds the nodes that have had a lower file as their
 	// kernel passthrough backing.
 	lowerBacked map[nodeKey]bool

@@ -65,8 +65,8 @@ func (ov *overlay) hadLowerBacking(k nodeKey) bool {
 func (ov *overlay) renew(n *node) syscall.Errno {
 	ov.emu.Lock()
 	ov.gens[n.ino()] += 2 // even: odd generations name hard links (keyOf)
-	ov.superseded[n.key()] = true
 	ov.emu.Unlock()
+	ov.supersede(n, n.ino())
 	n.NotifyContent(-1, 0) // attributes only
 	return syscall.ESTALE
 }

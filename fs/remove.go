@@ -115,6 +115,7 @@ func (n *node) removeName(name string, f *found) syscall.Errno {
 	if err != nil {
 		return errnoOf(err)
 	}
+	n.notifyChildAliases(name) // its link count fell (alias.go)
 	if !inUpper || isDir || f.st.Nlink <= 1 {
 		var upperSt *unix.Stat_t
 		if inUpper {

@@ -168,6 +168,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	} else if err := ov.moveInUpper(srcRel, dstRel, srcInLower); err != nil {
 		return errnoOf(err)
 	}
+	if dstExists {
+		np.notifyChildAliases(newName) // its link count fell (alias.go)
+	}
 	if dstExists && (dst.layers[0] != 0 || dstDir || replaced.Nlink <= 1) {
 		// The replaced object is gone (another hard link keeps it alive).
 		var upperSt *unix.Stat_t

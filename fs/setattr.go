@@ -53,6 +53,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 			if err != nil {
 				return errnoOf(err)
 			}
+			n.notifyAliases()
 			n.fillAttrOut(&st, out)
 			return 0
 		}
@@ -75,6 +76,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if err := applySetattr(target, in); err != nil {
 		return errnoOf(err)
 	}
+	n.notifyAliases()
 	var st unix.Stat_t
 	if err := up.lstat(rel, &st); err != nil {
 		return errnoOf(err)

@@ -150,6 +150,9 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	if h != nil {
 		done, err := h.withFd(func(fd int) error { return unix.Fsetxattr(fd, stored, data, int(flags)) })
 		if done {
+			if err == nil {
+				n.notifyAliases() // an ACL may have changed the mode
+			}
 			return errnoOf(err)
 		}
 	}
@@ -158,7 +161,11 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	if errno := n.copyUpForChange(); errno != 0 {
 		return errno
 	}
-	return errnoOf(n.ov.upper.setxattr(n.rel(), stored, data, int(flags)))
+	err := n.ov.upper.setxattr(n.rel(), stored, data, int(flags))
+	if err == nil {
+		n.notifyAliases()
+	}
+	return errnoOf(err)
 }
 
 var _ = (gofs.NodeRemovexattrer)((*node)(nil))
@@ -179,6 +186,9 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if h != nil {
 		done, err := h.withFd(func(fd int) error { return unix.Fremovexattr(fd, stored) })
 		if done {
+			if err == nil {
+				n.notifyAliases() // an ACL may have changed the mode
+			}
 			return errnoOf(err)
 		}
 	}
@@ -200,6 +210,9 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	err := n.ov.upper.removexattr(n.rel(), stored)
 	if err == unix.ENODATA {
 		return syscall.ENODATA
+	}
+	if err == nil {
+		n.notifyAliases()
 	}
 	return errnoOf(err)
 }

@@ -1,0 +1,112 @@
+package fs
+
+import (
+	"sync"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+)
+
+// For a while, two kernel inodes may name one object:
+//
+//   - a hard-linked lower file copied up while open: its copy is a new
+//     file with its own st_ino (see keyOf), so its name gets a new inode,
+//     while the descriptors opened before stay on the old one, whose
+//     handles were switched to the upper copy (switchHandles);
+//   - with passthrough, a node renewed after a copy-up (renew): same
+//     st_ino, new generation, descriptors opened before on the old one.
+//
+// The kernel's overlay has a single inode there, so a change made through
+// one shows through the other at once: fchmod on a descriptor opened
+// before, then stat of the name; chmod of the name, then fstat of the
+// descriptor. Here each kernel inode caches attributes of its own, and
+// even the superseded one keeps them for a jiffy (its shortest timeout).
+// So the kernel inodes of one object form an alias group, and a change
+// made through one of them drops the cached attributes of the others.
+
+// aliasGroup holds the kernel inodes that name one object.
+type aliasGroup struct {
+	mu     sync.Mutex
+	inodes []*gofs.Inode
+}
+
+// aliasGroups maps the st_ino an object is reported with to its group.
+// Guarded by overlay.emu.
+type aliasGroups map[uint64]*aliasGroup
+
+// supersede marks n as replaced in the kernel by a new inode for the same
+// object, which is now reported with inode number ino: n is never again
+// given attributes the kernel may keep (fillAttrOut), and joins the
+// object's alias group, which the new inode joins on its lookup.
+func (ov *overlay) supersede(n *node, ino uint64) {
+	ov.emu.Lock()
+	defer ov.emu.Unlock()
+	ov.superseded[n.key()] = true
+	if n.alias.Load() != nil {
+		return // renewed after a hard link's copy-up: in its group already
+	}
+	if ov.aliases == nil {
+		ov.aliases = make(aliasGroups)
+	}
+	g := ov.aliases[ino]
+	if g == nil {
+		g = &aliasGroup{}
+		ov.aliases[ino] = g
+	}
+	g.add(n)
+}
+
+// noteInode adds the node of in, just looked up as k, to the alias group
+// of k's inode number, if there is one: the new inode of a superseded
+// node's object always comes from a lookup.
+func (ov *overlay) noteInode(k nodeKey, in *gofs.Inode) {
+	ov.emu.Lock()
+	defer ov.emu.Unlock()
+	g := ov.aliases[k.ino]
+	if g == nil || ov.superseded[k] {
+		return
+	}
+	if n, ok := in.Operations().(*node); ok && n.alias.Load() == nil {
+		g.add(n)
+	}
+}
+
+func (g *aliasGroup) add(n *node) {
+	g.mu.Lock()
+	g.inodes = append(g.inodes, n.EmbeddedInode())
+	g.mu.Unlock()
+	n.alias.Store(g)
+}
+
+// notifyAliases drops the kernel's cached attributes of the other inodes
+// naming n's object, after a change made through n. Cheap when n has no
+// alias (one atomic load), so it can follow every write.
+func (n *node) notifyAliases() {
+	g := n.alias.Load()
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	others := make([]*gofs.Inode, 0, len(g.inodes))
+	for _, in := range g.inodes {
+		if in != n.EmbeddedInode() {
+			others = append(others, in)
+		}
+	}
+	g.mu.Unlock()
+	for _, in := range others {
+		// Attributes only; with auto_inval_data the kernel also drops the
+		// pages when it sees the new size or mtime. An inode the kernel
+		// has forgotten since answers ENOENT, which is harmless.
+		in.NotifyContent(-1, 0)
+	}
+}
+
+// notifyChildAliases is notifyAliases for the child name of n, whose link
+// count a rename or unlink in n is changing.
+func (n *node) notifyChildAliases(name string) {
+	if ch := n.GetChild(name); ch != nil {
+		if cn, ok := ch.Operations().(*node); ok {
+			cn.notifyAliases()
+		}
+	}
+}
