@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -31,9 +32,9 @@ type Image struct {
 var ErrAmbiguous = errors.New("ambiguous")
 
 var (
-	repoRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
-	tagRE  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	hexRE  = regexp.MustCompile(`^(sha256:)?[0-9a-f]{1,64}$`)
+	repoRE = lazyRegexp(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+	tagRE  = lazyRegexp(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	hexRE  = lazyRegexp(`^(sha256:)?[0-9a-f]{1,64}$`)
 )
 
 // NormalizeName checks an image name and returns it as REPOSITORY:TAG,
@@ -43,10 +44,10 @@ func NormalizeName(ref string) (string, error) {
 	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
 		repo, tag = ref[:i], ref[i+1:]
 	}
-	if !repoRE.MatchString(repo) || len(repo) > 255 {
+	if !repoRE().MatchString(repo) || len(repo) > 255 {
 		return "", fmt.Errorf("invalid image name %q: want lowercase letters, digits and separators, as docker", ref)
 	}
-	if !tagRE.MatchString(tag) {
+	if !tagRE().MatchString(tag) {
 		return "", fmt.Errorf("invalid tag in %q", ref)
 	}
 	return repo + ":" + tag, nil
@@ -133,6 +134,13 @@ func (s *Store) loadImage(md Digest) (Image, error) {
 	return img, nil
 }
 
+// lazyRegexp compiles expr on first use: every unionfuse process (the
+// FUSE daemon, a container's init) links this package, and compiling at
+// start-up would cost each of them.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
+
 // Image finds an image by name (REPOSITORY[:TAG]), by id
 // ("sha256:<hex>" or hex) or by a unique prefix of its id.
 func (s *Store) Image(ref string) (Image, error) {
@@ -158,7 +166,7 @@ func (s *Store) resolve(ref string) (Image, error) {
 			}
 		}
 	}
-	if hexRE.MatchString(ref) {
+	if hexRE().MatchString(ref) {
 		prefix := strings.TrimPrefix(ref, "sha256:")
 		var found []Image
 		for _, img := range images {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -47,7 +48,8 @@ type Options struct {
 	AutoRemove  bool // remove the container when it exits (--rm)
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+// nameRE is compiled on first use, not at the start of every process.
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`) })
 
 // Create makes a container from o: its records, its empty layer and its
 // init layer. Nothing runs yet. On error nothing is left behind.
@@ -75,7 +77,7 @@ func (r *Runner) Create(o Options) (*Container, error) {
 	name := o.Name
 	if name == "" {
 		name = generateName(all)
-	} else if !nameRE.MatchString(name) {
+	} else if !nameRE().MatchString(name) {
 		return nil, fmt.Errorf("invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 	}
 	for _, c := range all {

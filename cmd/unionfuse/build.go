@@ -25,7 +25,7 @@ See docs/build.md.`,
 
 func init() {
 	buildCmd.run = runBuild
-	buildCmd.help += flagHelp(buildFlags)
+	buildCmd.options = func() string { return flagHelp(buildFlags) }
 }
 
 type buildArgs struct {

@@ -18,7 +18,7 @@ new image's id.`,
 
 func init() {
 	commitCmd.run = runCommit
-	commitCmd.help += flagHelp(commitFlags)
+	commitCmd.options = func() string { return flagHelp(commitFlags) }
 }
 
 type commitArgs struct {

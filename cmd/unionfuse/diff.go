@@ -17,10 +17,12 @@ container's layer).`,
 
 func init() {
 	diffCmd.run = runDiff
-	diffCmd.help += flagHelp(func() (*pflag.FlagSet, *containerArgs) {
-		a := &containerArgs{}
-		return newContainerFlags("diff", a), a
-	})
+	diffCmd.options = func() string {
+		return flagHelp(func() (*pflag.FlagSet, *containerArgs) {
+			a := &containerArgs{}
+			return newContainerFlags("diff", a), a
+		})
+	}
 }
 
 func runDiff(args []string) int {

@@ -17,7 +17,7 @@ status is the command's.`,
 
 func init() {
 	execCmd.run = runExec
-	execCmd.help += flagHelp(execFlags)
+	execCmd.options = func() string { return flagHelp(execFlags) }
 }
 
 type execArgs struct {

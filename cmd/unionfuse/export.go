@@ -19,7 +19,7 @@ merged) as a tarball to FILE or stdout, as docker export does.`,
 
 func init() {
 	exportCmd.run = runExport
-	exportCmd.help += flagHelp(exportFlags)
+	exportCmd.options = func() string { return flagHelp(exportFlags) }
 }
 
 type exportArgs struct {

@@ -66,7 +66,11 @@ Run 'unionfuse help COMMAND' or 'unionfuse COMMAND --help' for details.
 // printHelp prints the help of one command, with its flags when fset is
 // not nil.
 func printHelp(w io.Writer, c *command, fset *pflag.FlagSet) {
-	fmt.Fprintf(w, "Usage: %s\n\n%s\n", c.usage, strings.TrimSpace(c.help))
+	help := c.help
+	if c.options != nil {
+		help += c.options()
+	}
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", c.usage, strings.TrimSpace(help))
 	if fset != nil {
 		fmt.Fprintf(w, "\nOptions:\n%s", fset.FlagUsages())
 	}

@@ -18,7 +18,7 @@ changed the config).`,
 
 func init() {
 	historyCmd.run = runHistory
-	historyCmd.help += flagHelp(historyFlags)
+	historyCmd.options = func() string { return flagHelp(historyFlags) }
 }
 
 type historyArgs struct {

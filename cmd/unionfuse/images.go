@@ -25,7 +25,7 @@ the image's layers; layers shared between images count in each of them
 
 func init() {
 	imagesCmd.run = runImages
-	imagesCmd.help += flagHelp(imagesFlags)
+	imagesCmd.options = func() string { return flagHelp(imagesFlags) }
 }
 
 // storeFlags are the flags every store command has.

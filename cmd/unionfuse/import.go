@@ -23,7 +23,7 @@ corrupt tarball.`,
 
 func init() {
 	importCmd.run = runImport
-	importCmd.help += flagHelp(importFlags)
+	importCmd.options = func() string { return flagHelp(importFlags) }
 }
 
 type importArgs struct {

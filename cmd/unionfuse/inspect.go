@@ -22,7 +22,7 @@ are where the top layer's union and work directory would be.`,
 
 func init() {
 	inspectCmd.run = runInspect
-	inspectCmd.help += flagHelp(inspectFlags)
+	inspectCmd.options = func() string { return flagHelp(inspectFlags) }
 }
 
 func inspectFlags() (*pflag.FlagSet, *storeFlags) {

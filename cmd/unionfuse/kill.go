@@ -13,7 +13,7 @@ var killCmd = &command{
 
 func init() {
 	killCmd.run = runKill
-	killCmd.help += flagHelp(killFlags)
+	killCmd.options = func() string { return flagHelp(killFlags) }
 }
 
 type killArgs struct {

@@ -24,7 +24,7 @@ index (several platforms) loads its linux image for this machine.`,
 
 func init() {
 	loadCmd.run = runLoad
-	loadCmd.help += flagHelp(loadFlags)
+	loadCmd.options = func() string { return flagHelp(loadFlags) }
 }
 
 type loadArgs struct {

@@ -17,7 +17,7 @@ written; both go to one log). With -f, keep printing until it stops.`,
 
 func init() {
 	logsCmd.run = runLogs
-	logsCmd.help += flagHelp(logsFlags)
+	logsCmd.options = func() string { return flagHelp(logsFlags) }
 }
 
 type logsArgs struct {

@@ -39,7 +39,10 @@ type command struct {
 	name  string
 	usage string // one line: the synopsis
 	help  string // the rest of `unionfuse help NAME`
-	run   func(args []string) int
+	// options returns the Options section of the help (built only when
+	// help is printed: flag sets are not made at every start).
+	options func() string
+	run     func(args []string) int
 }
 
 // commands lists the subcommands in the order help shows them.

@@ -21,7 +21,7 @@ While the image is mounted, rmi and system prune leave it alone.`,
 
 func init() {
 	mountImageCmd.run = runMountImage
-	mountImageCmd.help += flagHelp(mountImageFlags)
+	mountImageCmd.options = func() string { return flagHelp(mountImageFlags) }
 }
 
 type mountImageArgs struct {

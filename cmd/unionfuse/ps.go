@@ -21,7 +21,7 @@ make it hang.`,
 
 func init() {
 	psCmd.run = runPs
-	psCmd.help += flagHelp(psFlags)
+	psCmd.options = func() string { return flagHelp(psFlags) }
 }
 
 type psArgs struct {

@@ -14,7 +14,7 @@ unless -f, which kills it first.`,
 
 func init() {
 	rmCmd.run = runRm
-	rmCmd.help += flagHelp(rmFlags)
+	rmCmd.options = func() string { return flagHelp(rmFlags) }
 }
 
 type rmArgs struct {

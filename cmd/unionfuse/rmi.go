@@ -20,7 +20,7 @@ never removed.`,
 
 func init() {
 	rmiCmd.run = runRmi
-	rmiCmd.help += flagHelp(rmiFlags)
+	rmiCmd.options = func() string { return flagHelp(rmiFlags) }
 }
 
 type rmiArgs struct {

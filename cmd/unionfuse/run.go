@@ -30,7 +30,7 @@ With -d the container runs in the background, its output in a log
 
 func init() {
 	runCmd.run = runRun
-	runCmd.help += flagHelp(runFlags)
+	runCmd.options = func() string { return flagHelp(runFlags) }
 }
 
 // runArgs are the flags of run (and, in part, create).

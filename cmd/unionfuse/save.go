@@ -24,7 +24,7 @@ when complete.`,
 
 func init() {
 	saveCmd.run = runSave
-	saveCmd.help += flagHelp(saveFlags)
+	saveCmd.options = func() string { return flagHelp(saveFlags) }
 }
 
 type saveArgs struct {

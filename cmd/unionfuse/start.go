@@ -18,7 +18,7 @@ exit status is start's.`,
 
 func init() {
 	startCmd.run = runStart
-	startCmd.help += flagHelp(startFlags)
+	startCmd.options = func() string { return flagHelp(startFlags) }
 }
 
 type startArgs struct {

@@ -24,8 +24,8 @@ var restartCmd = &command{
 func init() {
 	stopCmd.run = func(args []string) int { return runStop(stopCmd, args) }
 	restartCmd.run = func(args []string) int { return runStop(restartCmd, args) }
-	stopCmd.help += flagHelp(stopFlags)
-	restartCmd.help += flagHelp(stopFlags)
+	stopCmd.options = func() string { return flagHelp(stopFlags) }
+	restartCmd.options = func() string { return flagHelp(stopFlags) }
 }
 
 type stopArgs struct {

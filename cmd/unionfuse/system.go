@@ -29,7 +29,7 @@ var systemCmd = &command{
 
 func init() {
 	systemCmd.run = runSystem
-	systemCmd.help += flagHelp(systemFlags)
+	systemCmd.options = func() string { return flagHelp(systemFlags) }
 }
 
 type systemArgs struct {

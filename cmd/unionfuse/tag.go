@@ -14,7 +14,7 @@ other names, or stays as a dangling image (<none>) until removed or pruned.`,
 
 func init() {
 	tagCmd.run = runTag
-	tagCmd.help += flagHelp(tagFlags)
+	tagCmd.options = func() string { return flagHelp(tagFlags) }
 }
 
 func tagFlags() (*pflag.FlagSet, *storeFlags) {

@@ -15,10 +15,12 @@ var waitCmd = &command{
 
 func init() {
 	waitCmd.run = runWait
-	waitCmd.help += flagHelp(func() (*pflag.FlagSet, *containerArgs) {
-		a := &containerArgs{}
-		return newContainerFlags("wait", a), a
-	})
+	waitCmd.options = func() string {
+		return flagHelp(func() (*pflag.FlagSet, *containerArgs) {
+			a := &containerArgs{}
+			return newContainerFlags("wait", a), a
+		})
+	}
 }
 
 func runWait(args []string) int {
