@@ -84,7 +84,9 @@ type Config struct {
 
 // allSystems and allWorkloads are the defaults of -systems and -workloads.
 var (
-	allSystems   = []string{sysNative, sysKernel, sysFuseOv, sysUnion}
+	allSystems = []string{sysNative, sysKernel, sysFuseOv, sysUnion}
+	// knownSystems adds those only run when asked for.
+	knownSystems = append(append([]string{}, allSystems...), sysUnionNoPT)
 	allWorkloads = []string{"walk", "readdir", "seqread", "randread", "mount", "create", "seqwrite", "randwrite", "copyup", "delete"}
 )
 
@@ -145,7 +147,7 @@ func parseFlags(args []string) (*Config, error) {
 	if c.RandSize, err = parseSize(*rnd); err != nil {
 		return nil, fmt.Errorf("-rand-size: %w", err)
 	}
-	if c.Systems, err = pickNames(*systems, allSystems); err != nil {
+	if c.Systems, err = pickNames(*systems, knownSystems); err != nil {
 		return nil, fmt.Errorf("-systems: %w", err)
 	}
 	if c.Workloads, err = pickNames(*workloads, allWorkloads); err != nil {

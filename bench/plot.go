@@ -22,6 +22,8 @@ var systemStyle = map[string]struct {
 	sysNative: {color.RGBA{110, 110, 110, 255}, draw.SquareGlyph{}},
 	sysFuseOv: {color.RGBA{230, 120, 20, 255}, draw.TriangleGlyph{}},
 	sysUnion:  {color.RGBA{30, 90, 200, 255}, draw.CircleGlyph{}},
+
+	sysUnionNoPT: {color.RGBA{120, 60, 170, 255}, draw.RingGlyph{}},
 }
 
 // points are one system's slowdowns with their min–max, as the plotter's
@@ -162,6 +164,8 @@ func offset(sys string) float64 {
 		return -0.22
 	case sysUnion:
 		return 0.22
+	case sysUnionNoPT:
+		return 0.11
 	}
 	return 0
 }

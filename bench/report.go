@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -194,7 +195,7 @@ func (res *Results) finish(d time.Duration) {
 				lo, hi := Slowdown(float64(s.Min), ref, mr.HigherIsBetter), Slowdown(float64(s.Max), ref, mr.HigherIsBetter)
 				s.SlowdownMin, s.SlowdownMax = Num(math.Min(lo, hi)), Num(math.Max(lo, hi))
 			}
-			if s.System == sysUnion {
+			if s.System == sysUnion || s.System == sysUnionNoPT {
 				s.Target, s.Met = target(mr.Metric, float64(s.Median), float64(s.Ratio))
 			}
 		}
@@ -385,6 +386,8 @@ func writeReports(cfg *Config, res *Results, out io.Writer) error {
 	switch {
 	case cfg.Quick:
 		prefix = "quick"
+	case slices.Contains(cfg.Systems, sysUnionNoPT):
+		prefix = "nopassthrough"
 	case len(cfg.Workloads) != len(allWorkloads) || len(cfg.Systems) != len(allSystems):
 		prefix = "partial"
 	}

@@ -67,6 +67,8 @@ func newRunner(cfg *Config) (*Runner, error) {
 			r.systems = append(r.systems, newFuseOverlayfs(bin, r.log))
 		case sysUnion:
 			r.systems = append(r.systems, ufbin)
+		case sysUnionNoPT:
+			r.systems = append(r.systems, withoutPassthrough(ufbin))
 		}
 	}
 	r.info = collectMachine(cfg, r)

@@ -22,6 +22,10 @@ const (
 	sysKernel = "kernel"
 	sysFuseOv = "fuse-overlayfs"
 	sysUnion  = "unionfuse"
+	// sysUnionNoPT is unionfuse with passthrough=off: the data path a
+	// mount without root gets (the kernel allows FUSE passthrough only
+	// to root). Not in the default run: -systems kernel,unionfuse-nopt.
+	sysUnionNoPT = "unionfuse-nopt"
 )
 
 // refSystem is the system every figure is divided by.
@@ -345,6 +349,17 @@ func newUnionfuse(bin, profileDir string, log *os.File) *daemon {
 			argv = append(argv, "--cpuprofile", filepath.Join(profileDir, u.Tag+".pprof"))
 		}
 		return append(argv, "-o", layerOptions(u), u.Merged)
+	}}
+}
+
+// withoutPassthrough returns the unionfuse system d mounting with
+// passthrough=off, as sysUnionNoPT.
+func withoutPassthrough(d *daemon) *daemon {
+	return &daemon{name: sysUnionNoPT, log: d.log, argv: func(u Union) []string {
+		argv := d.argv(u)
+		opts := argv[len(argv)-2]
+		argv[len(argv)-2] = opts + ",passthrough=off"
+		return argv
 	}}
 }
 

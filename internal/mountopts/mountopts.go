@@ -44,6 +44,8 @@ type Options struct {
 	XinoOff              bool
 	AllowOther           bool
 	Debug                bool
+	// NoPassthrough is unionfuse's own passthrough=off.
+	NoPassthrough bool
 }
 
 // ignored are mount(8) and fstab keywords that concern mount(8) itself,
@@ -160,6 +162,8 @@ func (o *Options) Config() fs.Config {
 		XinoOff:     o.XinoOff,
 		AllowOther:  o.AllowOther,
 		Debug:       o.Debug,
+
+		NoPassthrough: o.NoPassthrough,
 	}
 	if o.ReadOnly && o.Upper != "" {
 		cfg.Lowers = append([]string{o.Upper}, cfg.Lowers...)

@@ -148,7 +148,7 @@ func TestConfigWithoutUpperIsReadOnly(t *testing.T) {
 }
 
 func TestFuseOverlayfsOptions(t *testing.T) {
-	o, err := Parse(`lowerdir=l1:l2,upperdir=u,workdir=w,,volatile,uidmapping=:0:1000:1:1:100000:65536,gidmapping=0:1000:1,squash_to_uid=5,static_nlink,noacl,xino=off,allow_other,context="system_u:object_r:container_file_t:s0:c1,c2",xattr_permissions=0,redirect_dir=off`)
+	o, err := Parse(`lowerdir=l1:l2,upperdir=u,workdir=w,,volatile,uidmapping=:0:1000:1:1:100000:65536,gidmapping=0:1000:1,squash_to_uid=5,static_nlink,noacl,xino=off,allow_other,context="system_u:object_r:container_file_t:s0:c1,c2",xattr_permissions=0,redirect_dir=off,passthrough=off`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestFuseOverlayfsOptions(t *testing.T) {
 	if cfg.SquashUID == nil || *cfg.SquashUID != 5 || cfg.SquashGID != nil {
 		t.Errorf("squash %v %v", cfg.SquashUID, cfg.SquashGID)
 	}
-	if !cfg.NoFsync || !cfg.StaticNlink || !cfg.NoACL || !cfg.XinoOff || !cfg.AllowOther {
+	if !cfg.NoFsync || !cfg.StaticNlink || !cfg.NoACL || !cfg.XinoOff || !cfg.AllowOther || !cfg.NoPassthrough {
 		t.Errorf("flags not all set: %+v", cfg)
 	}
 	if !reflect.DeepEqual(cfg.Lowers, []string{"l1", "l2"}) || cfg.Upper != "u" || cfg.Work != "w" {
@@ -168,7 +168,7 @@ func TestFuseOverlayfsOptions(t *testing.T) {
 	}
 	for _, bad := range []string{
 		"uidmapping=0:1000", "uidmapping=0:x:1", "uidmapping=0:1:0", "squash_to_uid=me",
-		"fsync=2", "xino=maybe", "redirect_dir=on", "xattr_permissions=1", "static_nlink=1", "context",
+		"fsync=2", "xino=maybe", "redirect_dir=on", "xattr_permissions=1", "static_nlink=1", "context", "passthrough=maybe",
 	} {
 		if _, err := Parse("lowerdir=l," + bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)

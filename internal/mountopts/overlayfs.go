@@ -44,7 +44,7 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 	}
 	switch key {
 	case "uidmapping", "gidmapping", "squash_to_uid", "squash_to_gid", "fsync",
-		"xino", "redirect_dir", "context", "xattr_permissions", "timeout":
+		"xino", "redirect_dir", "context", "xattr_permissions", "timeout", "passthrough":
 	default:
 		return false, nil
 	}
@@ -91,6 +91,18 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 			o.XinoOff = false
 		default:
 			return true, fmt.Errorf("mount option %q: want xino=on, auto or off", item)
+		}
+	case "passthrough":
+		// unionfuse's own: FUSE passthrough of file data (root, Linux
+		// 6.9+) is on by default; off serves every read and write, as a
+		// mount without root does.
+		switch value {
+		case "off":
+			o.NoPassthrough = true
+		case "on":
+			o.NoPassthrough = false
+		default:
+			return true, fmt.Errorf("mount option %q: want passthrough=on or passthrough=off", item)
 		}
 	case "redirect_dir":
 		switch value {
