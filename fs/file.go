@@ -190,10 +190,10 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	if err != nil {
 		return nil, 0, errnoOf(err)
 	}
-	if gid, unprivileged := unprivilegedCaller(ctx); f&unix.O_TRUNC != 0 && unprivileged {
+	if uid, gid, unprivileged := unprivilegedCaller(ctx); f&unix.O_TRUNC != 0 && unprivileged {
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err == nil {
-			err = killPrivs(unix.AT_FDCWD, procFdPath(fd), &st, gid)
+			err = killPrivs(unix.AT_FDCWD, procFdPath(fd), &st, uid, gid)
 		}
 		if err != nil {
 			unix.Close(fd)

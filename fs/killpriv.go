@@ -22,17 +22,22 @@ import (
 // and the OPEN flag for O_TRUNC do not reach go-fuse's API; the SETATTR
 // covers writes, and Open applies the rule for O_TRUNC itself.
 
-// killPrivs drops set-id bits and capabilities of the file at path
+// killPrivs drops set-id bits and capabilities of the object at path
 // (relative to dirfd; a /proc/self/fd path with AT_FDCWD) when st shows any.
-// As in Linux 6.x, set-group-ID goes when the file is group-executable or
-// the user (of group callerGid; supplementary groups are not known to a
-// FUSE server) is not in the file's group.
-func killPrivs(dirfd int, path string, st *unix.Stat_t, callerGid uint32) error {
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+// As in Linux 6.x (setattr_should_drop_sgid), set-group-ID goes when the
+// file is group-executable, or when the caller is neither root (who has
+// CAP_FSETID) nor in the file's group (its group callerGid: supplementary
+// groups are not known to a FUSE server).
+//
+// Any object but a directory: chown(2) drops the bits of a fifo or a
+// device node too. Not a symlink, which has none, and whose /proc path
+// below would lead to its target.
+func killPrivs(dirfd int, path string, st *unix.Stat_t, callerUid, callerGid uint32) error {
+	if t := st.Mode & unix.S_IFMT; t == unix.S_IFDIR || t == unix.S_IFLNK {
 		return nil
 	}
 	kill := uint32(unix.S_ISUID)
-	if st.Mode&unix.S_IXGRP != 0 || st.Gid != callerGid {
+	if st.Mode&unix.S_IXGRP != 0 || callerUid != 0 && st.Gid != callerGid {
 		kill |= unix.S_ISGID
 	}
 	if st.Mode&kill != 0 {
@@ -82,11 +87,11 @@ func withKill(in *fuse.SetAttrIn) *fuse.SetAttrIn {
 }
 
 // unprivilegedCaller reports whether the request comes from a user who
-// does not keep privileges across changes (not root), and its group.
-func unprivilegedCaller(ctx context.Context) (gid uint32, ok bool) {
+// does not keep privileges across changes (not root), and its ids.
+func unprivilegedCaller(ctx context.Context) (uid, gid uint32, ok bool) {
 	c, found := fuse.FromContext(ctx)
 	if !found || c.Uid == 0 {
-		return 0, false
+		return 0, 0, false
 	}
-	return c.Gid, true
+	return c.Uid, c.Gid, true
 }

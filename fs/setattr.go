@@ -165,7 +165,7 @@ func applySetattr(t setattrTarget, in *fuse.SetAttrIn) error {
 		if err := t.stat(&st); err != nil {
 			return err
 		}
-		if err := killPrivs(t.dirfd, t.path, &st, in.Caller.Gid); err != nil {
+		if err := killPrivs(t.dirfd, t.path, &st, in.Caller.Uid, in.Caller.Gid); err != nil {
 			return err
 		}
 	}

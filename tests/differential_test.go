@@ -725,6 +725,17 @@ func TestDifferentialRegressions(t *testing.T) {
 			{Kind: "chmod", P: "hl2", Mode: 0o1777},
 			{Kind: "unlink", P: "hl2"},
 			slot0("fdstat", op{})}},
+		{"chown to the same owner drops set-user-ID of a fifo", []*op{
+			{Kind: "mkfifo", P: "d1/ff", Mode: 0o4755},
+			{Kind: "chown", P: "d1/ff", UID: -1, GID: -1}}},
+		{"chown to the same owner drops set-group-ID of a group-executable fifo", []*op{
+			{Kind: "mkfifo", P: "d1/ff", Mode: 0o2775},
+			{Kind: "chown", P: "d1/ff", UID: -1, GID: -1}}},
+		{"chown by root to the same owner keeps set-group-ID of a file in another group", []*op{
+			{Kind: "write", P: "updir/s", Mode: 0o644, Size: 10, Fill: 1},
+			{Kind: "chown", P: "updir/s", UID: -1, GID: 1000},
+			{Kind: "chmod", P: "updir/s", Mode: 0o2644},
+			{Kind: "chown", P: "updir/s", UID: -1, GID: -1}}},
 	}
 	// With passthrough, reads through a descriptor opened before a copy-up
 	// differ by design (see TestDifferentialPassthrough); everything else
