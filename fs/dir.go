@@ -214,6 +214,12 @@ var _ = (gofs.FileLookuper)((*dirHandle)(nil))
 // asked again. Upper is always asked, as it may have changed since.
 func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	n := h.n
+	if h.pos > 0 && h.pos <= len(h.entries) {
+		if e := h.entries[h.pos-1]; e.Name == name && e.Mode&unix.S_IFMT != unix.S_IFDIR && !n.ov.rdplus.wantAttributes() {
+			// Listed without attributes: see rdplus.go.
+			return nil, errSkipAttributes
+		}
+	}
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
 	layers := n.layers()
@@ -232,6 +238,10 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	}
 	return n.newChild(ctx, name, &f, out), 0
 }
+
+// errSkipAttributes tells go-fuse's READDIRPLUS to send an entry without
+// attributes.
+const errSkipAttributes = syscall.EAGAIN
 
 var _ = (gofs.FileSeekdirer)((*dirHandle)(nil))
 

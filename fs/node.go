@@ -145,6 +145,7 @@ var _ = (gofs.NodeLookuper)((*node)(nil))
 
 // Lookup resolves name through the directory's layers.
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.ov.rdplus.noteLookup()
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
 	f, errno := n.ov.resolve(n.layers(), n.rel(), name)

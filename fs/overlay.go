@@ -11,6 +11,9 @@ import (
 
 // overlay is the state shared by every node of one mount.
 type overlay struct {
+	// rdplus decides which READDIRPLUS entries carry attributes.
+	rdplus rdplusPolicy
+
 	cfg Config
 	// layers holds the upper layer first (when there is one), then the
 	// lowers top first. Nodes refer to layers by index.
