@@ -61,6 +61,11 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 		ov.logf("copy-up %s: %v", rel, err)
 		return errnoOf(err)
 	}
+	if isDirStat(&st) || st.Nlink <= 1 {
+		// A hard-linked file's copy is a new file: no origin (as the
+		// kernel without index=on).
+		ov.setOrigin(src, rel, tmp)
+	}
 	if err := unix.Renameat(ov.work.fd, tmp, ov.upper.fd, rel); err != nil {
 		ov.removeTemp(tmp, &st)
 		return errnoOf(err)

@@ -103,6 +103,9 @@ func (ov *overlay) mergedEntries(layers []int, rel string) ([]listedEntry, sysca
 			return nil, errnoOf(err)
 		}
 		xwhiteouts := len(ents) > 0 && ov.hasXwhiteouts(l, rel)
+		// In an impure upper directory, copies report their origin's
+		// number (origin.go), in d_ino as in stat.
+		impure := len(ents) > 0 && !l.lower && ov.upper != nil && li == 0 && ov.isImpure(rel)
 		for name := range l.aufsMarkersOf(rel, ents).whiteouts {
 			seen[name] = struct{}{}
 		}
@@ -123,7 +126,13 @@ func (ov *overlay) mergedEntries(layers []int, rel string) ([]listedEntry, sysca
 				}
 				mode = st.Mode & unix.S_IFMT
 			}
-			out = append(out, listedEntry{fuse.DirEntry{Name: d.name, Mode: mode, Ino: ov.inoOf(&st)}, pos})
+			ino := ov.inoOf(&st)
+			if impure && (mode == unix.S_IFDIR || mode == unix.S_IFREG || mode == unix.S_IFLNK) {
+				if err := l.lstat(join(rel, d.name), &st); err == nil {
+					ino = ov.upperIno(join(rel, d.name), &st)
+				}
+			}
+			out = append(out, listedEntry{fuse.DirEntry{Name: d.name, Mode: mode, Ino: ino}, pos})
 		}
 	}
 	return out, 0

@@ -41,7 +41,10 @@
 // another filesystem than the first layer's get that filesystem's index in
 // the top 8 bits, as the kernel's xino does. A copy-up records the new
 // upper inode against the old number (overlay.copiedUp), so st_ino does
-// not change for the life of the mount.
+// not change for the life of the mount; and, as the kernel, it writes the
+// lower original's file handle in overlay.origin on the copy and marks the
+// parent overlay.impure, so the number holds in later mounts too, with
+// unionfuse or the kernel (origin.go).
 //
 // # Copy-up and atomicity
 //

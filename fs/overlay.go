@@ -109,8 +109,13 @@ func (ov *overlay) ownIno(st *unix.Stat_t) uint64 {
 
 // keyOf returns the identity of the object found at rel.
 func (ov *overlay) keyOf(f *found, rel string) nodeKey {
-	k := nodeKey{ino: ov.inoOf(&f.st)}
 	inLower := ov.upper == nil || f.layers[0] != 0
+	var k nodeKey
+	if inLower {
+		k.ino = ov.inoOf(&f.st)
+	} else {
+		k.ino = ov.upperIno(rel, &f.st)
+	}
 	if inLower && !isDirStat(&f.st) && f.st.Nlink > 1 {
 		h := fnv.New64a()
 		h.Write([]byte(rel))

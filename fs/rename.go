@@ -120,6 +120,10 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	}
 	srcRel := join(n.rel(), name)
 	dstRel := join(np.rel(), newName)
+	ov.markImpureIfOrigin(np.rel(), srcRel)
+	if exchange {
+		ov.markImpureIfOrigin(n.rel(), dstRel)
+	}
 	srcInLower, errno := ov.lowerHasName(n.layers(), n.rel(), name)
 	if errno != 0 {
 		return errno

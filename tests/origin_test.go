@@ -1,0 +1,207 @@
+package tests
+
+// Inode numbers across copy-up, unmount and mount, and between unionfuse
+// and the kernel: both record overlay.origin on copy-up and report the
+// lower original's number for the copy.
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// originLayers makes a lower holding f, d/g, a symlink s and a file with
+// two names (h1, h2) in a fresh layout.
+func originLayers(t *testing.T) layout {
+	l := newLayout(t, testDir(t), 1)
+	low := l.Lowers[0]
+	os.WriteFile(filepath.Join(low, "f"), []byte("f\n"), 0o644)
+	os.Mkdir(filepath.Join(low, "d"), 0o755)
+	os.WriteFile(filepath.Join(low, "d", "g"), []byte("g\n"), 0o644)
+	os.Symlink("f", filepath.Join(low, "s"))
+	os.WriteFile(filepath.Join(low, "h1"), []byte("h\n"), 0o644)
+	if err := os.Link(filepath.Join(low, "h1"), filepath.Join(low, "h2")); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// copyUpAll changes f, d/g, s and h1 through the merged view, which copies
+// them (and d) up.
+func copyUpAll(t *testing.T, merged string) {
+	for _, p := range []string{"f", "d/g", "h1"} {
+		f, err := os.OpenFile(filepath.Join(merged, p), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString("more\n")
+		f.Close()
+	}
+	if err := os.Lchown(filepath.Join(merged, "s"), 1, 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// inos returns st_ino of paths below dir.
+func inos(t *testing.T, dir string, paths ...string) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, p := range paths {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, p), &st); err != nil {
+			t.Fatal(err)
+		}
+		out[p] = st.Ino
+	}
+	return out
+}
+
+// checkDino checks that readdir's d_ino equals st_ino for every entry of
+// dir.
+func checkDino(t *testing.T, who, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dinos := readDinos(t, dir)
+	for _, e := range ents {
+		var st unix.Stat_t
+		unix.Lstat(filepath.Join(dir, e.Name()), &st)
+		if dinos[e.Name()] != st.Ino {
+			t.Errorf("%s: %s: d_ino %d, st_ino %d", who, filepath.Join(dir, e.Name()), dinos[e.Name()], st.Ino)
+		}
+	}
+}
+
+// readDinos lists dir with getdents64 and returns d_ino by name.
+func readDinos(t *testing.T, dir string) map[string]uint64 {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	out := map[string]uint64{}
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return out
+		}
+		for b := buf[:n]; len(b) > 0; {
+			reclen := int(b[16]) | int(b[17])<<8
+			ino := uint64(0)
+			for i := 7; i >= 0; i-- {
+				ino = ino<<8 | uint64(b[i])
+			}
+			name := string(bytes.TrimRight(b[19:reclen], "\x00"))
+			out[name] = ino
+			b = b[reclen:]
+		}
+	}
+}
+
+// TestInodeNumbersPersist: a copied-up file, directory or symlink keeps
+// its lower original's st_ino after unmount and mount, with unionfuse and
+// with the kernel reading unionfuse's upper, and unionfuse reading the
+// kernel's; a hard-linked file's copy is a new file (no index=on), as in
+// the kernel.
+func TestInodeNumbersPersist(t *testing.T) {
+	requireRoot(t)
+	paths := []string{"f", "d", "d/g", "s"}
+	for _, first := range []mounter{subject(t), kernelOverlay{}} {
+		t.Run("copied up by "+first.name(), func(t *testing.T) {
+			l := originLayers(t)
+			lower := inos(t, l.Lowers[0], append(paths, "h1")...)
+			u := mountUnion(t, first, l)
+			copyUpAll(t, l.Merged)
+			during := inos(t, l.Merged, append(paths, "h1")...)
+			u.mustUnmount()
+			for _, p := range paths {
+				if during[p] != lower[p] {
+					t.Errorf("%s, while mounted: %s has st_ino %d, its lower original %d", first.name(), p, during[p], lower[p])
+				}
+			}
+			if during["h1"] == lower["h1"] {
+				t.Errorf("%s: the copy of hard-linked h1 kept the lower number %d", first.name(), lower["h1"])
+			}
+			var st unix.Stat_t
+			if unix.Lstat(filepath.Join(l.Upper, "f"), &st) == nil && st.Ino == lower["f"] {
+				t.Fatalf("upper/f is the lower inode")
+			}
+			for _, again := range []mounter{subject(t), kernelOverlay{}} {
+				u := mountUnion(t, again, l)
+				got := inos(t, l.Merged, append(paths, "h1")...)
+				checkDino(t, again.name(), l.Merged)
+				checkDino(t, again.name(), filepath.Join(l.Merged, "d"))
+				u.mustUnmount()
+				for _, p := range paths {
+					if got[p] != lower[p] {
+						t.Errorf("copied up by %s, mounted again by %s: %s has st_ino %d, want its origin's %d", first.name(), again.name(), p, got[p], lower[p])
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestOriginFormat: unionfuse writes overlay.origin and overlay.impure
+// byte for byte as the kernel does for the same lower object.
+func TestOriginFormat(t *testing.T) {
+	requireRoot(t)
+	l := originLayers(t)
+	u := mountUnion(t, subject(t), l)
+	copyUpAll(t, l.Merged)
+	u.mustUnmount()
+	ours := map[string][]byte{}
+	for _, p := range []string{"f", "d", "d/g", "s"} {
+		v, err := getXattrBytes(filepath.Join(l.Upper, p), "trusted.overlay.origin")
+		if err != nil {
+			t.Fatalf("upper/%s: no trusted.overlay.origin: %v", p, err)
+		}
+		ours[p] = v
+	}
+	if _, err := getXattrBytes(filepath.Join(l.Upper, "h1"), "trusted.overlay.origin"); err == nil {
+		t.Errorf("upper/h1 (hard-linked below) has an origin; the kernel writes none without index=on")
+	}
+	for _, d := range []string{"", "d"} {
+		if v, err := getXattrBytes(filepath.Join(l.Upper, d), "trusted.overlay.impure"); err != nil || string(v) != "y" {
+			t.Errorf("upper/%s: trusted.overlay.impure = %q, %v; want y", d, v, err)
+		}
+	}
+	// The kernel copies up the same lower objects in a second union on
+	// the same lower directory: same handles, so the same values.
+	k := newLayout(t, testDir(t), 0)
+	k.Lowers = l.Lowers
+	ku := mountUnion(t, kernelOverlay{}, k)
+	copyUpAll(t, k.Merged)
+	ku.mustUnmount()
+	var names []string
+	for p := range ours {
+		names = append(names, p)
+	}
+	sort.Strings(names)
+	for _, p := range names {
+		theirs, err := getXattrBytes(filepath.Join(k.Upper, p), "trusted.overlay.origin")
+		if err != nil || !bytes.Equal(ours[p], theirs) {
+			t.Errorf("%s: origin %x; the kernel's %x (%v)", p, ours[p], theirs, err)
+		}
+	}
+}
+
+// getXattrBytes reads an extended attribute of path (not following a
+// final symlink).
+func getXattrBytes(path, name string) ([]byte, error) {
+	buf := make([]byte, 256)
+	n, err := unix.Lgetxattr(path, name, buf)
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
+}
