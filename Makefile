@@ -22,8 +22,11 @@ LDFLAGS := -X main.version=$(VERSION)
 
 all: build
 
+# A static binary (no cgo): every daemon, monitor and container init is
+# this binary started again, and skipping the dynamic loader saves each
+# about 2 ms.
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o bin/unionfuse ./cmd/unionfuse
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/unionfuse ./cmd/unionfuse
 
 test: deps
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
