@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -146,7 +147,21 @@ func (n *node) dropStaleEntry() {
 		return
 	}
 	if name, parent := n.Parent(); parent != nil {
-		go parent.NotifyEntry(name)
+		n.ov.invalPending.Add(1)
+		go func() {
+			defer n.ov.invalPending.Add(-1)
+			parent.NotifyEntry(name)
+		}()
+	}
+}
+
+// waitInvalidations waits, at most 100 ms, for the entry invalidations
+// sent in the background to land, so that a directory opened now lists
+// numbers its names agree with. Only called where the kernel holds no
+// directory lock the invalidation needs (opendir).
+func (ov *overlay) waitInvalidations() {
+	for i := 0; ov.invalPending.Load() > 0 && i < 100; i++ {
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -164,6 +164,7 @@ var _ = (gofs.NodeOpendirHandler)((*node)(nil))
 // directory changes through this mount, and nothing else changes it.
 // Without a read, opening costs nothing.
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	n.ov.waitInvalidations()
 	h := &dirHandle{n: n, fd: -1}
 	if l, errno := n.top(); errno == 0 {
 		if fd, err := unix.Openat(l.fd, at(n.rel()), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {

@@ -13,6 +13,8 @@ import (
 type overlay struct {
 	// rdplus decides which READDIRPLUS entries carry attributes.
 	rdplus rdplusPolicy
+	// invalPending counts entry invalidations sent in the background.
+	invalPending atomic.Int64
 
 	cfg Config
 	// layers holds the upper layer first (when there is one), then the
