@@ -1,0 +1,124 @@
+package tests
+
+// Rootless podman with unionfuse as its mount_program: podman runs the
+// mount program inside its own user namespace (subordinate ids from
+// /etc/subuid), where unionfuse mounts directly.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestPodmanRootless runs podman as uid 65534 with unionfuse as its
+// mount program: a container writes and deletes files, and its upper
+// directory holds them, and a whiteout, owned by the user.
+func TestPodmanRootless(t *testing.T) {
+	requirePodman(t)
+	requireRoot(t)
+	for _, tool := range []string{"setpriv", "newuidmap", "newgidmap"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (make deps installs it)", tool)
+		}
+	}
+	bin := unionfuseBinary(t)
+	rootfs := busyboxRootfs(t)
+	openFuseDevice(t)
+	addSubIDs(t, "nobody", 500000, 65536)
+	dir := worldDir(t)
+	runDir := filepath.Join(dir, "run")
+	for _, d := range []string{dir, runDir, filepath.Join(dir, "tmp"), filepath.Join(dir, "net")} {
+		os.MkdirAll(d, 0o700)
+		if err := os.Chown(d, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(dir, 0o755)
+	conf := map[string]string{
+		"containers.conf": fmt.Sprintf(`[containers]
+netns = "none"
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[network]
+network_config_dir = %q
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+tmp_dir = %q
+`, filepath.Join(dir, "net"), filepath.Join(dir, "tmp")),
+		"storage.conf": fmt.Sprintf(`[storage]
+driver = "overlay"
+rootless_storage_path = %q
+[storage.options.overlay]
+mount_program = %q
+`, filepath.Join(dir, "storage"), bin),
+		"registries.conf": "",
+		"busybox.tar.gz":  string(rootfs),
+	}
+	for name, data := range conf {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	podman := func(args ...string) result {
+		t.Helper()
+		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "podman"}, args...)...)
+		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_RUNTIME_DIR="+runDir,
+			"CONTAINERS_CONF="+filepath.Join(dir, "containers.conf"),
+			"CONTAINERS_STORAGE_CONF="+filepath.Join(dir, "storage.conf"),
+			"CONTAINERS_REGISTRIES_CONF="+filepath.Join(dir, "registries.conf"))
+		cmd.Dir = dir
+		return run(t, cmd)
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		r := podman(args...)
+		if r.code != 0 {
+			t.Fatalf("podman %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+		}
+		return r.stdout
+	}
+	t.Cleanup(func() {
+		if r := podman("system", "reset", "-f"); r.code != 0 {
+			t.Errorf("podman system reset: exit %d: %s", r.code, r.stderr)
+		}
+		// Rootless podman keeps a pause process holding its user
+		// namespace; this test started it.
+		if b, err := os.ReadFile(filepath.Join(runDir, "libpod", "tmp", "pause.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		for _, pid := range processesMentioning(dir) {
+			t.Errorf("process %d still running at the end of the test", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+
+	must("import", "-q", filepath.Join(dir, "busybox.tar.gz"), "rootless-busybox")
+	got := must("run", "--rm", "rootless-busybox", "sh", "-c",
+		`id -u; echo hi > /x; cat /x; rm /bin/vi; test ! -e /bin/vi && echo gone; awk '$2 == "/" {print $3}' /proc/mounts`)
+	if want := "0\nhi\ngone\nfuse.unionfuse\n"; got != want {
+		t.Errorf("container printed %q, want %q", got, want)
+	}
+	must("run", "--name", "keep", "rootless-busybox", "sh", "-c", "echo data > /kept; rm /bin/ls")
+	upper := strings.TrimSpace(must("inspect", "--format", "{{.GraphDriver.Data.UpperDir}}", "keep"))
+	var st unix.Stat_t
+	if b, err := os.ReadFile(filepath.Join(upper, "kept")); err != nil || string(b) != "data\n" {
+		t.Errorf("upper/kept: %q, %v", b, err)
+	}
+	if err := unix.Lstat(filepath.Join(upper, "kept"), &st); err != nil || st.Uid != nobody {
+		t.Errorf("upper/kept: owner %d (%v), want the user, %d", st.Uid, err, nobody)
+	}
+	if err := unix.Lstat(filepath.Join(upper, "bin", "ls"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 || st.Uid != nobody {
+		t.Errorf("upper/bin/ls is not the user's whiteout (char 0/0): %v, mode %o rdev %d uid %d", err, st.Mode, st.Rdev, st.Uid)
+	}
+	must("rm", "keep")
+}
