@@ -95,3 +95,30 @@ func unprivilegedCaller(ctx context.Context) (uid, gid uint32, ok bool) {
 	}
 	return c.Uid, c.Gid, true
 }
+
+// killByOtherDenied reports whether an empty SETATTR from caller uid —
+// chown(path, -1, -1), which drops set-id bits — must fail with EPERM:
+// the kernel lets only the owner (or root) change a file's mode, so a
+// chown that would clear set-id bits of another user's file fails, and
+// changes nothing. A write by another user drops them all the same (the
+// kernel forces that change); such a write comes with the file open for
+// writing, so an open handle on the node lets the request through.
+func (n *node) killByOtherDenied(uid uint32) bool {
+	if uid == 0 || n.ov.hasOpenHandle(n.key()) {
+		return false
+	}
+	l, errno := n.top()
+	if errno != 0 {
+		return false
+	}
+	var st unix.Stat_t
+	if l.lstat(n.rel(), &st) != nil {
+		return false
+	}
+	var attr fuse.Attr
+	n.ov.statToAttr(&st, &attr)
+	if attr.Uid == uid || st.Mode&unix.S_IFMT == unix.S_IFDIR || st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return false
+	}
+	return st.Mode&unix.S_ISUID != 0 || st.Mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP
+}

@@ -248,6 +248,14 @@ type diffRun struct {
 func newDiffRun(t testing.TB, m mounter, seed int64) *diffRun {
 	t.Helper()
 	dir := t.TempDir()
+	// t.TempDir's directories are 0700: without this, every operation run
+	// as another user (op.As) would fail with EACCES before it reached
+	// either mount, and permission semantics would go untested.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ref := newLayout(t, filepath.Join(dir, "kernel"), 3)
 	sub := newLayout(t, filepath.Join(dir, "subject"), 3)
 	buildRoundLayers(t, seed, ref, sub)
@@ -669,6 +677,8 @@ func TestDifferentialRegressions(t *testing.T) {
 			slot0("hold", op{P: "d1/x", Flags: unix.O_RDONLY}),
 			{Kind: "rmdir", P: "d1/x"},
 			slot0("fdsetxattr", op{Name: "user.a", Value: "v1"})}},
+		{"chown -1:-1 of a set-user-ID file by another user", []*op{
+			{Kind: "chown", P: "suid", UID: -1, GID: -1, As: 65534}}},
 		{"fstat of an open directory replaced by rename", []*op{
 			{Kind: "mkdir", P: "updir/dA", Mode: 0o755},
 			{Kind: "mkdir", P: "updir/dB", Mode: 0o700},
