@@ -119,11 +119,14 @@ func (n *node) copyUpRenamed() syscall.Errno {
 // copyUpForChange copies n up for a change of its attributes or xattrs.
 // The kernel retries path-based calls (chmod, setxattr, ...) after ESTALE,
 // but not fd-based ones (fchmod, fsetxattr), and FUSE does not say which it
-// got. When n is not open, the call came by path, and a hard-linked lower
-// file (whose copy is a new inode) answers ESTALE; otherwise the stale
-// kernel entry is dropped in the background.
+// got. When a regular file is not open, the call came by path, and a
+// hard-linked lower file (whose copy is a new inode) answers ESTALE;
+// otherwise the stale kernel entry is dropped in the background. Fifos and
+// device nodes are opened without the server (no handle tells an fd-based
+// call apart), so they always take the second way: fchmod on a fifo must
+// not fail with ESTALE, which no one retries.
 func (n *node) copyUpForChange() syscall.Errno {
-	if !n.ov.hasOpenHandle(n.key()) {
+	if !n.ov.hasOpenHandle(n.key()) && n.StableAttr().Mode&unix.S_IFMT == unix.S_IFREG {
 		return n.copyUpRenamed()
 	}
 	if errno := n.copyUp(); errno != 0 {

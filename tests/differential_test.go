@@ -139,6 +139,7 @@ func diffLayers(rng *rand.Rand) (lowers [][]item, upper []item) {
 		{path: "dangling", kind: 'l', data: "nowhere"},
 		{path: "loop", kind: 'l', data: "loop"},
 		{path: "fifo1", kind: 'p'},
+		{path: "fifo2", kind: 'h', data: "fifo1"},
 		{path: "xf", kind: 'f', data: "with xattrs\n", xattrs: map[string]string{"user.color": "red", "user.empty": ""}},
 		{path: "own", kind: 'f', data: "owned\n", uid: 1000, gid: 1000, mode: 0o640},
 		{path: "priv", kind: 'd', mode: 0o700, uid: 1000, gid: 1000},
@@ -679,6 +680,10 @@ func TestDifferentialRegressions(t *testing.T) {
 			slot0("fdsetxattr", op{Name: "user.a", Value: "v1"})}},
 		{"chown -1:-1 of a set-user-ID file by another user", []*op{
 			{Kind: "chown", P: "suid", UID: -1, GID: -1, As: 65534}}},
+		{"fchmod through a descriptor of a hard-linked lower fifo", []*op{
+			slot0("hold", op{P: "fifo1", Flags: unix.O_RDONLY | unix.O_NONBLOCK}),
+			slot0("fdchmod", op{Mode: 0o600}),
+			{Kind: "stat", P: "fifo1"}}},
 		{"fstat of an open directory replaced by rename", []*op{
 			{Kind: "mkdir", P: "updir/dA", Mode: 0o755},
 			{Kind: "mkdir", P: "updir/dB", Mode: 0o700},

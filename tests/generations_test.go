@@ -78,15 +78,8 @@ func TestGenerations(t *testing.T) {
 }
 
 // The defaults (seed 1, 10 generations x 100 random operations) take about
-// 10 s. Other seeds find three differences of unionfuse's that do not need
-// generations (one lower layer shows them), open when this test was written;
-// -skip-ops=chown,fdchmod,exchange explores past them:
-//   - chown(-1, -1) by a user who does not own a set-user-ID or
-//     set-group-ID file succeeds and clears those bits; the kernel (and
-//     ext4) answer EPERM and change nothing.
-//   - fchmod or fchown through a descriptor of a fifo that has two names
-//     in a lower layer fails with ESTALE; the kernel copies it up and
-//     changes it.
+// 10 s. One difference of unionfuse's that does not need generations (one
+// lower layer shows it) is still open; -skip-ops=exchange explores past it:
 //   - renameat2(RENAME_EXCHANGE) of two lower files that each have several
 //     names (or are two names of one file) fails with ESTALE; the kernel
 //     exchanges them.
