@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -42,6 +43,15 @@ type initError struct {
 // IsInit reports whether this process is a container's init; main should
 // then call RunInit and nothing else.
 func IsInit() bool { return os.Getenv(envInit) != "" }
+
+func init() {
+	if IsInit() {
+		// Capabilities, the parent-death signal and the bounding set are
+		// per thread: the init sets them on the thread that execs the
+		// command, the main one.
+		runtime.LockOSThread()
+	}
+}
 
 // RunInit is the container init's main function. It returns only on
 // error (with the exit status), having reported the error to the monitor.
@@ -95,6 +105,9 @@ func setupRoot(spec *initSpec) error {
 		return err
 	}
 	setupSys(root)
+	if err := confinePaths(root); err != nil {
+		return err
+	}
 	for dst, src := range spec.Files {
 		if err := bindIn(root, src, dst, false); err != nil {
 			return err
@@ -106,6 +119,11 @@ func setupRoot(spec *initSpec) error {
 		}
 	}
 	if spec.Config.ReadOnly {
+		// The working directory is made while the root can still be
+		// written (docker run --read-only -w /new works).
+		if _, err := resolveIn(root, spec.Config.WorkDir, false); err != nil {
+			return fmt.Errorf("working directory %s: %w", spec.Config.WorkDir, err)
+		}
 		if err := remountReadOnly(root); err != nil {
 			return fmt.Errorf("read-only root: %w", err)
 		}
@@ -304,8 +322,22 @@ func execCommand(spec initSpec, fail func(int, string, ...any) int) int {
 	if cfg.TTY && !hasEnv(env, "TERM") {
 		env = append(env, "TERM=xterm")
 	}
+	if err := dropBoundingCaps(); err != nil {
+		return fail(125, "%v", err)
+	}
 	if err := u.become(spec.Rootless); err != nil {
 		return fail(125, "%v", err)
+	}
+	if u.Uid == 0 {
+		if err := limitCaps(); err != nil {
+			return fail(125, "%v", err)
+		}
+	}
+	// Changing credentials cleared the parent-death signal: set it again,
+	// and make sure the monitor has not died in between.
+	unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+	if os.Getppid() == 1 {
+		return fail(125, "the container's monitor has exited")
 	}
 	if err := os.Chdir(cfg.WorkDir); err != nil {
 		return fail(125, "working directory %s: %v", cfg.WorkDir, err)

@@ -218,14 +218,22 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 		mustSucceed(t, "rm", e.u("rm", "taken"))
 	})
 
+	t.Run("confined", func(t *testing.T) {
+		// The kernel's tunables stay read-only, nothing can be remounted
+		// (no CAP_SYS_ADMIN), and root keeps Docker's default capabilities.
+		r := e.u("run", "--rm", "busybox", "sh", "-c",
+			`(echo x > /proc/sys/kernel/core_pattern) 2>/dev/null || echo sys ro; mount -o remount,rw /proc/sys 2>/dev/null || echo no remount; grep CapEff /proc/self/status`)
+		expect(t, "run", r, 0, "sys ro\nno remount\nCapEff:\t00000000a80425fb\n", "")
+	})
+
 	t.Run("volumes", func(t *testing.T) {
 		src := filepath.Join(e.dir, "vol")
 		os.Mkdir(src, 0o777)
 		os.Chmod(src, 0o777)
 		os.WriteFile(filepath.Join(src, "in"), []byte("from host\n"), 0o644)
 		r := e.u("run", "--rm", "-v", src+":/data", "-v", src+":/ro:ro", "busybox", "sh", "-c",
-			"cat /data/in; echo from container > /data/out; touch /ro/x 2>/dev/null || echo read-only")
-		expect(t, "run -v", r, 0, "from host\nread-only\n", "")
+			"cat /data/in; echo from container > /data/out; touch /ro/x 2>/dev/null || echo read-only; mount -o remount,bind,rw /ro 2>/dev/null || echo stays read-only")
+		expect(t, "run -v", r, 0, "from host\nread-only\nstays read-only\n", "")
 		var st unix.Stat_t
 		if err := unix.Stat(filepath.Join(src, "out"), &st); err != nil || int(st.Uid) != caller {
 			t.Errorf("the file the container wrote: %v, uid %d, want uid %d", err, st.Uid, caller)
