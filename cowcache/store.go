@@ -124,6 +124,12 @@ func Open(root string) (*Store, error) {
 			return nil, storageError(root, fmt.Errorf("open store %s: %w", root, err))
 		}
 	}
+	// Mounts below the store are recorded (in /proc/self/mountinfo, in
+	// pid files) under their resolved paths: a root reached through a
+	// symbolic link (/home -> /var/home) must be named the same way.
+	if resolved, err := filepath.EvalSymlinks(root); err == nil {
+		root = resolved
+	}
 	lf, err := os.OpenFile(filepath.Join(root, lockName), os.O_RDWR|os.O_CREATE, 0o600)
 	if errors.Is(err, unix.EROFS) {
 		// A store on a read-only filesystem can still be read.

@@ -1,13 +1,16 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/user"
+	"github.com/unionfuse/unionfuse/internal/daemon"
 )
 
 // ExecOptions describe a command run in a running container.
@@ -44,9 +47,16 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 		spec = c.Config.User
 	}
 	if spec != "" {
-		// The container's passwd and group, seen through its init.
+		// The container's passwd and group, seen through its init, with
+		// symbolic links resolved inside the container's root (an
+		// absolute link would otherwise lead to the host's files).
 		rootDir := filepath.Join("/proc", pid, "root")
-		u, err := user.GetExecUserPath(spec, &user.ExecUser{}, filepath.Join(rootDir, "etc/passwd"), filepath.Join(rootDir, "etc/group"))
+		passwd, err1 := securejoin.SecureJoin(rootDir, "/etc/passwd")
+		group, err2 := securejoin.SecureJoin(rootDir, "/etc/group")
+		if err1 != nil || err2 != nil {
+			return 125, fmt.Errorf("unable to find user %s: %v", spec, errors.Join(err1, err2))
+		}
+		u, err := user.GetExecUserPath(spec, &user.ExecUser{}, passwd, group)
 		if err != nil {
 			return 125, fmt.Errorf("unable to find user %s: %v", spec, err)
 		}
@@ -55,13 +65,19 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 		}
 	}
 	args = append(args, "--")
-	args = append(args, o.Args...)
+	// nsenter runs on the host before it enters: it gets a clean
+	// environment, and the container's reaches the command through env(1)
+	// inside the container (an image's LD_PRELOAD must not load into a
+	// host process).
+	env := mergeEnv(c.Config.Env, append(o.Env, "HOSTNAME="+c.Config.Hostname))
+	args = append(append(append(args, "env", "-i"), env...), o.Args...)
 	cmd := exec.Command("nsenter", args...)
-	cmd.Env = mergeEnv(c.Config.Env, append(o.Env, "HOSTNAME="+c.Config.Hostname))
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	if o.Interactive {
 		cmd.Stdin = stdio.Stdin
 	}
 	cmd.Stdout, cmd.Stderr = stdio.Stdout, stdio.Stderr
+	daemon.CloseInheritedOnExec()
 	signals := catchSignals()
 	defer signal.Stop(signals)
 	if err := cmd.Start(); err != nil {

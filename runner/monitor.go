@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/internal/daemon"
 )
 
 // A detached container's monitor is /proc/self/exe started with
@@ -34,6 +35,7 @@ func (r *Runner) StartDetached(c *Container) error {
 		return err
 	}
 	defer rd.Close()
+	daemon.CloseInheritedOnExec() // the caller's pipes must not wait for the monitor
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args[0] = "unionfuse-monitor"
 	cmd.Env = append(os.Environ(), envMonitor+"="+r.store.Root()+"\n"+c.ID)

@@ -62,8 +62,11 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		return 125, err
 	}
 	defer func() {
-		if uerr := r.Unmount(c); uerr != nil && err == nil {
-			err = uerr
+		// A root still busy after the command ended (a process of the
+		// container holds it) is detached lazily; that is no reason to
+		// report the command's status as unionfuse's failure.
+		if uerr := r.Unmount(c); uerr != nil {
+			fmt.Fprintf(os.Stderr, "unionfuse: warning: %v\n", uerr)
 		}
 	}()
 	// Signals that arrive while the command starts are held and passed

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/unionfuse/unionfuse/internal/daemon"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,6 +59,8 @@ func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer) (*exec.C
 	defer errR.Close()
 	defer errW.Close()
 
+	// Nothing this process inherited may reach the container.
+	daemon.CloseInheritedOnExec()
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args[0] = "unionfuse-init"
 	cmd.Env = []string{envInit + "=1"}

@@ -53,7 +53,7 @@ func Start(spec Spec) error {
 	}
 	// Descriptors this process inherited (a caller's pipes) must not live
 	// on in the daemon: whoever reads them would wait for it to exit.
-	closeInheritedOnExec()
+	CloseInheritedOnExec()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("start daemon: %w", err)
@@ -88,8 +88,10 @@ func Start(spec Spec) error {
 	}
 }
 
-// closeInheritedOnExec marks every descriptor above stderr close-on-exec.
-func closeInheritedOnExec() {
+// CloseInheritedOnExec marks every descriptor above stderr close-on-exec,
+// so that what this process inherited (a caller's pipes, files, sockets)
+// does not live on in the processes it starts.
+func CloseInheritedOnExec() {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return
