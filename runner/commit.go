@@ -2,12 +2,10 @@ package runner
 
 import (
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/moby/go-archive"
 	"github.com/unionfuse/unionfuse/cowcache"
 )
 
@@ -47,31 +45,4 @@ func (r *Runner) Commit(c *Container, o CommitOptions) (cowcache.Image, error) {
 		},
 		Name: o.Name,
 	})
-}
-
-// Export writes the container's root filesystem (its image's layers and
-// its own, merged) to w as a tarball, as docker export does. A container
-// that is not running is mounted for the time of the export.
-func (r *Runner) Export(c *Container, w io.Writer) error {
-	root := c.Rootfs()
-	if !c.Running() {
-		lock, err := lockMonitor(c)
-		if err != nil {
-			return err
-		}
-		defer lock.Close()
-		if _, err := r.Mount(c); err != nil {
-			return err
-		}
-		defer r.Unmount(c)
-	}
-	rc, err := archive.TarWithOptions(root, &archive.TarOptions{})
-	if err != nil {
-		return fmt.Errorf("export %s: %w", c.ShortID(), err)
-	}
-	defer rc.Close()
-	if _, err := io.Copy(w, rc); err != nil {
-		return fmt.Errorf("export %s: %w", c.ShortID(), err)
-	}
-	return nil
 }

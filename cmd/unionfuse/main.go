@@ -69,6 +69,8 @@ func run(argv []string) int {
 		return runner.RunMonitor()
 	case runner.IsUserNSHolder():
 		return runner.RunUserNSHolder()
+	case runner.IsExporter():
+		return runner.RunExporter()
 	}
 	if strings.HasPrefix(filepath.Base(argv[0]), "mount.fuse.") {
 		return runHelper(argv[1:])
