@@ -3,8 +3,14 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/unionfuse/unionfuse/internal/daemon"
 )
 
 // reap brings a container's recorded state up to date: a container
@@ -89,7 +95,11 @@ func (r *Runner) Wait(c *Container) (int, error) {
 	for {
 		if err := r.Reload(c); err != nil {
 			if errors.Is(err, ErrNoSuchContainer) {
-				return c.State.ExitCode, nil // removed (--rm) after exiting
+				// Removed after exiting (--rm): its monitor left the status.
+				if code, ok := recordedExit(c.ID); ok {
+					return code, nil
+				}
+				return c.State.ExitCode, nil
 			}
 			return 0, err
 		}
@@ -128,4 +138,26 @@ func (r *Runner) remove(c *Container) error {
 		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
 	}
 	return nil
+}
+
+// exitFile is where the monitor of an --rm container leaves its exit
+// status before removing it, for `unionfuse wait`.
+func exitFile(id string) string { return filepath.Join(daemon.PidDir(), "exit-"+id) }
+
+// recordExit leaves a removed container's exit status behind.
+func recordExit(id string, code int) {
+	if err := os.MkdirAll(daemon.PidDir(), 0o700); err == nil {
+		os.WriteFile(exitFile(id), []byte(strconv.Itoa(code)), 0o600)
+	}
+}
+
+// recordedExit reads (and removes) what recordExit left.
+func recordedExit(id string) (int, bool) {
+	b, err := os.ReadFile(exitFile(id))
+	if err != nil {
+		return 0, false
+	}
+	os.Remove(exitFile(id))
+	code, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return code, err == nil
 }

@@ -36,6 +36,11 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		}
 	}
 	defer func() { notify(err) }()
+	// Signals are caught from the start, so that one arriving while the
+	// root is mounted or unmounted does not leave a half-made container;
+	// those that arrive before the command runs are passed on to it.
+	signals := catchSignals()
+	defer signal.Stop(signals)
 	lock, err := lockMonitor(c)
 	if err != nil {
 		return 125, err
@@ -50,6 +55,9 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 	defer func() {
 		if c.Config.AutoRemove {
 			lock.Close()
+			if c.State.Status == StatusExited {
+				recordExit(c.ID, c.State.ExitCode) // for a wait that finds it gone
+			}
 			if rerr := r.remove(c); rerr != nil && err == nil {
 				err = rerr
 			}
@@ -69,10 +77,6 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 			fmt.Fprintf(os.Stderr, "unionfuse: warning: %v\n", uerr)
 		}
 	}()
-	// Signals that arrive while the command starts are held and passed
-	// on once it runs.
-	signals := catchSignals()
-	defer signal.Stop(signals)
 	proc, err := startProcess(c, stdio)
 	if err != nil {
 		r.finish(c, exitCodeOf(err), err)
