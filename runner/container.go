@@ -56,8 +56,11 @@ type Record struct {
 
 // State is containers/<id>/state.json: what happened to the container.
 type State struct {
-	Status     Status    `json:"Status"`
-	Pid        int       `json:"Pid,omitempty"` // the init's pid on the host while running
+	Status Status `json:"Status"`
+	Pid    int    `json:"Pid,omitempty"` // the init's pid on the host while running
+	// PidStart is when Pid started (clock ticks since boot), so that a
+	// recycled pid is never signalled.
+	PidStart   uint64    `json:"PidStart,omitempty"`
 	ExitCode   int       `json:"ExitCode"`
 	Error      string    `json:"Error,omitempty"`
 	StartedAt  time.Time `json:"StartedAt,omitzero"`

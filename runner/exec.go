@@ -25,7 +25,7 @@ type ExecOptions struct {
 // (through nsenter(1), which joins the namespaces before it execs) and
 // returns its exit status.
 func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
-	if !c.Running() || c.State.Pid <= 0 {
+	if !c.Running() || c.State.Pid <= 0 || !c.pidIsInit() {
 		return 125, fmt.Errorf("container %s is not running", c.ShortID())
 	}
 	if len(o.Args) == 0 {

@@ -21,7 +21,11 @@ func (r *Runner) reap(c *Container) {
 	if c.State.Status != StatusRunning || monitorAlive(c) {
 		return
 	}
-	// PDEATHSIG killed the init with its monitor.
+	// PDEATHSIG killed the init with its monitor; should it have survived
+	// (it is the same process still: same start time), end it.
+	if c.State.Pid > 0 && c.pidIsInit() {
+		syscall.Kill(c.State.Pid, syscall.SIGKILL)
+	}
 	if mounted(c.Rootfs()) {
 		r.Unmount(c)
 	}
@@ -36,9 +40,16 @@ func (r *Runner) reap(c *Container) {
 // Running reports whether the container's command runs now.
 func (c *Container) Running() bool { return c.State.Status == StatusRunning }
 
+// pidIsInit reports whether the recorded pid is still the container's
+// init, not a recycled number.
+func (c *Container) pidIsInit() bool {
+	start, err := daemon.StartTime(c.State.Pid)
+	return err == nil && (c.State.PidStart == 0 || start == c.State.PidStart)
+}
+
 // Kill sends sig to the container's command.
 func (r *Runner) Kill(c *Container, sig syscall.Signal) error {
-	if !c.Running() || c.State.Pid <= 0 {
+	if !c.Running() || c.State.Pid <= 0 || !c.pidIsInit() {
 		return fmt.Errorf("container %s is not running", c.ShortID())
 	}
 	if err := syscall.Kill(c.State.Pid, sig); err != nil {

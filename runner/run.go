@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/unionfuse/unionfuse/internal/daemon"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
@@ -83,6 +84,7 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		return exitCodeOf(err), err
 	}
 	c.State = State{Status: StatusRunning, Pid: proc.cmd.Process.Pid, StartedAt: time.Now().UTC(), Rootless: rootless()}
+	c.State.PidStart, _ = daemon.StartTime(c.State.Pid)
 	if err := c.saveState(); err != nil {
 		proc.cmd.Process.Kill()
 	}

@@ -115,6 +115,14 @@ func EnterUserNamespace(args []string) error {
 	}
 	argv := []string{"nsenter", "--target", strconv.Itoa(pid), "--user", "--mount", "--wd=" + wd, "--", exe}
 	env := append(os.Environ(), envUserNS+"=1")
+	if os.Getenv("XDG_RUNTIME_DIR") == "" {
+		// Inside, the caller is uid 0: without this its pid files would go
+		// to the directory every user's namespace shares (unionfuse-0).
+		own := daemon.PidDir() // the caller's own, /tmp/unionfuse-UID
+		if err := os.MkdirAll(own, 0o700); err == nil {
+			env = append(env, "XDG_RUNTIME_DIR="+own)
+		}
+	}
 	return syscall.Exec(nsenter, append(argv, args[1:]...), env)
 }
 
