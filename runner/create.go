@@ -86,6 +86,9 @@ func (r *Runner) Create(o Options) (*Container, error) {
 		}
 	}
 	id := newID()
+	if err := r.reserveName(name, id); err != nil {
+		return nil, err
+	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = id[:12]
 	}
@@ -98,9 +101,59 @@ func (r *Runner) Create(o Options) (*Container, error) {
 	c.State = State{Status: StatusCreated}
 	if err := r.makeDirs(c); err != nil {
 		r.store.RemoveContainerDir(id)
+		r.releaseName(name, id)
 		return nil, fmt.Errorf("create container: %w", err)
 	}
 	return c, nil
+}
+
+// namesDir holds one file per container name, holding the container's
+// id: created with O_EXCL, it makes a name taken by one of two concurrent
+// creates only.
+func (r *Runner) namesDir() string {
+	return filepath.Join(filepath.Dir(r.store.ContainerDir("x")), ".names")
+}
+
+// reserveName takes name for container id, or says who has it. A
+// reservation whose container does not exist (a create that crashed) is
+// taken over.
+func (r *Runner) reserveName(name, id string) error {
+	dir := r.namesDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	p := filepath.Join(dir, name)
+	for i := 0; i < 2; i++ {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			_, err = f.WriteString(id)
+			f.Close()
+			return err
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		owner, rerr := os.ReadFile(p)
+		if rerr == nil && len(owner) > 0 {
+			if _, serr := os.Stat(r.store.ContainerDir(string(owner))); serr == nil || len(owner) < 12 {
+				short := string(owner)
+				if len(short) > 12 {
+					short = short[:12]
+				}
+				return fmt.Errorf("the container name %q is already in use by container %s: remove it or choose another name", name, short)
+			}
+		}
+		os.Remove(p) // stale
+	}
+	return fmt.Errorf("the container name %q is already in use", name)
+}
+
+// releaseName drops id's reservation of name.
+func (r *Runner) releaseName(name, id string) {
+	p := filepath.Join(r.namesDir(), name)
+	if owner, err := os.ReadFile(p); err == nil && string(owner) == id {
+		os.Remove(p)
+	}
 }
 
 // makeDirs lays out containers/<id>; config.json comes last, so that a

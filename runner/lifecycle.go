@@ -148,6 +148,7 @@ func (r *Runner) remove(c *Container) error {
 	if err := r.store.RemoveContainerDir(c.ID); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
 	}
+	r.releaseName(c.Name, c.ID)
 	return nil
 }
 
