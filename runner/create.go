@@ -107,12 +107,10 @@ func (r *Runner) Create(o Options) (*Container, error) {
 	return c, nil
 }
 
-// namesDir holds one file per container name, holding the container's
-// id: created with O_EXCL, it makes a name taken by one of two concurrent
-// creates only.
-func (r *Runner) namesDir() string {
-	return filepath.Join(filepath.Dir(r.store.ContainerDir("x")), ".names")
-}
+// namesDir (<store>/container-names) holds one file per container name,
+// holding the container's id: created with O_EXCL, it makes a name taken
+// by one of two concurrent creates only.
+func (r *Runner) namesDir() string { return filepath.Join(r.store.Root(), "container-names") }
 
 // reserveName takes name for container id, or says who has it. A
 // reservation whose container does not exist (a create that crashed) is

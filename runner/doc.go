@@ -16,6 +16,7 @@
 //	├── hostname, hosts, resolv.conf   bind-mounted over the init stubs
 //	├── monitor.lock    flock(2)ed by the monitor while the container runs
 //	└── container.log   stdout and stderr of a detached container
+//	<store>/container-names/<name>   the id of the container that has the name
 //
 // # Processes (the parent/child split of rootlesskit)
 //
