@@ -159,7 +159,14 @@ func (r *Runner) List() ([]*Container, error) {
 	for _, e := range ents {
 		c, err := r.loadContainer(e.Name())
 		if errors.Is(err, ErrNoSuchContainer) {
-			continue // being created or removed
+			// Being created or removed; or debris of a create that was
+			// killed (config.json is written last, milliseconds after).
+			dir := r.store.ContainerDir(e.Name())
+			if info, err := e.Info(); err == nil && e.IsDir() && time.Since(info.ModTime()) > 10*time.Minute &&
+				!mounted(filepath.Join(dir, "merged")) {
+				r.store.RemoveContainerDir(e.Name())
+			}
+			continue
 		}
 		if err != nil {
 			return nil, err

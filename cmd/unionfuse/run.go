@@ -69,10 +69,14 @@ func runRun(args []string) int {
 	fset, a := runFlags()
 	pos, code, ok := parseStoreCmd(runCmd, fset, args)
 	if !ok {
+		if code == exitUsage {
+			return 125 // docker run's status for its own errors
+		}
 		return code
 	}
 	if len(pos) < 1 {
-		return usageError(runCmd, "want IMAGE [COMMAND...]")
+		usageError(runCmd, "want IMAGE [COMMAND...]")
+		return 125
 	}
 	a.entrypointSet = fset.Changed("entrypoint")
 	opts, err := a.options(pos)

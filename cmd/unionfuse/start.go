@@ -63,6 +63,9 @@ func runStart(args []string) int {
 			return code
 		}
 		return eachContainer(startCmd, r, pos, true, func(c *runner.Container) error {
+			if c.Running() {
+				return nil // as docker: starting a running container does nothing
+			}
 			if err := r.StartDetached(c); err != nil {
 				return err
 			}
