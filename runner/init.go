@@ -183,10 +183,36 @@ func bindIn(root, src, path string, readOnly bool) error {
 	if err := unix.Mount(src, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind %s on %s: %w", src, path, err)
 	}
-	if readOnly {
-		return remountReadOnly(target)
+	if !readOnly {
+		return nil
+	}
+	// Every mount the recursive bind brought along turns read-only too,
+	// not only the top one.
+	for _, m := range mountsBelow(target) {
+		if err := remountReadOnly(m); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// mountsBelow returns target and the mount points below it, parents
+// first, from this process's mountinfo.
+func mountsBelow(target string) []string {
+	out := []string{target}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 4 {
+			if p := unescapeMountinfo(fields[4]); strings.HasPrefix(p, target+"/") {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // remountReadOnly makes the bind mount at target read-only, keeping the
