@@ -205,26 +205,46 @@ func strictlyInside(p, dir string) bool {
 // isMountPoint reports whether path (clean, absolute, resolved) is the
 // mount point of a mount in /proc/self/mountinfo.
 func isMountPoint(path string) (bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	points, err := MountPoints()
 	if err != nil {
-		return false, fmt.Errorf("read mount table: %w", err)
+		return false, err
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		if unescapeMountinfo(fields[4]) == path {
+	for _, p := range points {
+		if p == path {
 			return true, nil
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return false, fmt.Errorf("read mount table: %w", err)
-	}
 	return false, nil
+}
+
+// IsMountPoint reports whether path (absolute, symlinks resolved) is a
+// mount point, from /proc/self/mountinfo: it never touches the mount
+// itself, which may be dead or hung.
+func IsMountPoint(path string) bool {
+	ok, _ := isMountPoint(path)
+	return ok
+}
+
+// MountPoints returns the mount points of this process's mount
+// namespace, in the order of /proc/self/mountinfo (parents first).
+func MountPoints() ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("read mount table: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		if fields := strings.Fields(sc.Text()); len(fields) >= 5 {
+			out = append(out, unescapeMountinfo(fields[4]))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read mount table: %w", err)
+	}
+	return out, nil
 }
 
 // unescapeMountinfo decodes the octal escapes (\040 for a space, \011,

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/unionfuse/unionfuse/fs"
 	"golang.org/x/sys/unix"
 )
 
@@ -197,19 +198,13 @@ func bindIn(root, src, path string, readOnly bool) error {
 }
 
 // mountsBelow returns target and the mount points below it, parents
-// first, from this process's mountinfo.
+// first.
 func mountsBelow(target string) []string {
 	out := []string{target}
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return out
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) > 4 {
-			if p := unescapeMountinfo(fields[4]); strings.HasPrefix(p, target+"/") {
-				out = append(out, p)
-			}
+	points, _ := fs.MountPoints()
+	for _, p := range points {
+		if strings.HasPrefix(p, target+"/") {
+			out = append(out, p)
 		}
 	}
 	return out

@@ -1,13 +1,9 @@
 package runner
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/unionfuse/unionfuse/cowcache"
@@ -77,43 +73,9 @@ func fuseServerAlive(c *Container) bool {
 	return err == nil && rec.Alive()
 }
 
-// mounted reports whether path is a mount point, from /proc/self/mountinfo
+// mounted reports whether path is a mount point, from the mount table
 // (never touching the mount itself, which may be dead or hung).
-func mounted(path string) bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMountinfo(fields[4]) == path {
-			return true
-		}
-	}
-	return false
-}
-
-// unescapeMountinfo undoes the kernel's octal escapes (\040 for a space).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
+func mounted(path string) bool { return fs.IsMountPoint(path) }
 
 // imageOf returns the container's image, nil for scratch.
 func (r *Runner) imageOf(c *Container) (*cowcache.Image, error) {
