@@ -204,35 +204,11 @@ func (s *Store) Import(r io.Reader, name, source string) (Image, error) {
 // the history by step (its Created defaults to now), and names it name
 // (normalized; empty for none). base's config is kept otherwise.
 func (s *Store) AppendLayer(base *Image, r io.Reader, name string, step v1.History) (Image, error) {
-	var names []string
-	if name != "" {
-		n, err := NormalizeName(name)
-		if err != nil {
-			return Image{}, err
-		}
-		names = append(names, n)
+	d, err := s.derive(base, name)
+	if err != nil {
+		return Image{}, fmt.Errorf("append layer: %w", err)
 	}
-	cfg := v1.ConfigFile{Architecture: runtime.GOARCH, OS: "linux", RootFS: v1.RootFS{Type: "layers"}}
-	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1}
-	var parent Digest
-	var layers []*Pending
-	if base != nil {
-		raw, err := json.Marshal(base.Config)
-		if err != nil {
-			return Image{}, fmt.Errorf("append layer: %w", err)
-		}
-		cfg = v1.ConfigFile{}
-		if err := json.Unmarshal(raw, &cfg); err != nil {
-			return Image{}, fmt.Errorf("append layer: %w", err)
-		}
-		bm, err := s.manifest(base.Manifest)
-		if err != nil {
-			return Image{}, err
-		}
-		m.Layers = append(m.Layers, bm.Layers...)
-		layers = make([]*Pending, len(base.Layers))
-		parent = base.Layers[len(base.Layers)-1]
-	}
+	names, cfg, m, layers, parent := d.names, d.cfg, d.m, d.layers, d.parent
 	p, err := s.Prepare(parent)
 	if err != nil {
 		return Image{}, err
@@ -262,4 +238,50 @@ func (s *Store) AppendLayer(base *Image, r io.Reader, name string, step v1.Histo
 		return Image{}, fmt.Errorf("append layer: %w", err)
 	}
 	return s.AddImage(NewImage{RawConfig: rawCfg, RawManifest: rawManifest, Layers: append(layers, p), Names: names})
+}
+
+// derived is what a new image made on top of a base starts from.
+type derived struct {
+	names  []string      // the new image's name, normalized (or none)
+	cfg    v1.ConfigFile // a copy of base's config (or an empty one)
+	m      v1.Manifest   // with base's layers
+	layers []*Pending    // nil for each of base's (committed) layers
+	parent Digest        // ChainID of base's top layer ("" for none)
+}
+
+// derive prepares a new image on base (nil for none) named name ("" for
+// none), for AppendLayer and CommitUpper.
+func (s *Store) derive(base *Image, name string) (derived, error) {
+	d := derived{
+		cfg: v1.ConfigFile{Architecture: runtime.GOARCH, OS: "linux", RootFS: v1.RootFS{Type: "layers"}},
+		m:   v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1},
+	}
+	if name != "" {
+		n, err := NormalizeName(name)
+		if err != nil {
+			return d, err
+		}
+		d.names = append(d.names, n)
+	}
+	if base == nil {
+		return d, nil
+	}
+	raw, err := json.Marshal(base.Config)
+	if err != nil {
+		return d, err
+	}
+	d.cfg = v1.ConfigFile{}
+	if err := json.Unmarshal(raw, &d.cfg); err != nil {
+		return d, err
+	}
+	bm, err := s.manifest(base.Manifest)
+	if err != nil {
+		return d, err
+	}
+	d.m.Layers = append(d.m.Layers, bm.Layers...)
+	d.layers = make([]*Pending, len(base.Layers))
+	if len(base.Layers) > 0 {
+		d.parent = base.Layers[len(base.Layers)-1]
+	}
+	return d, nil
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -62,37 +61,11 @@ func (s *Store) CommitUpper(base *Image, c UpperCommit) (Image, error) {
 }
 
 func (s *Store) commitUpper(base *Image, c UpperCommit) (Image, error) {
-	var names []string
-	if c.Name != "" {
-		n, err := NormalizeName(c.Name)
-		if err != nil {
-			return Image{}, err
-		}
-		names = append(names, n)
+	d, err := s.derive(base, c.Name)
+	if err != nil {
+		return Image{}, err
 	}
-	cfg := v1.ConfigFile{Architecture: runtime.GOARCH, OS: "linux", RootFS: v1.RootFS{Type: "layers"}}
-	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1}
-	var parent Digest
-	var layers []*Pending
-	if base != nil {
-		raw, err := json.Marshal(base.Config)
-		if err != nil {
-			return Image{}, err
-		}
-		cfg = v1.ConfigFile{}
-		if err := json.Unmarshal(raw, &cfg); err != nil {
-			return Image{}, err
-		}
-		bm, err := s.manifest(base.Manifest)
-		if err != nil {
-			return Image{}, err
-		}
-		m.Layers = append(m.Layers, bm.Layers...)
-		layers = make([]*Pending, len(base.Layers))
-		if len(base.Layers) > 0 {
-			parent = base.Layers[len(base.Layers)-1]
-		}
-	}
+	names, cfg, m, layers, parent := d.names, d.cfg, d.m, d.layers, d.parent
 	if c.Config != nil {
 		cfg.Config = *c.Config
 	}
