@@ -18,9 +18,11 @@ type CommitOptions struct {
 
 // Commit makes a new image from the container: its image's layers plus
 // the container's layer, with the container's command, environment,
-// working directory and user as the image's config. The container's
-// layer is read as it is now; a running container is not paused.
+// working directory and user as the image's config. A running container
+// is paused while its layer is read, as docker commit does.
 func (r *Runner) Commit(c *Container, o CommitOptions) (cowcache.Image, error) {
+	resume := pause(c)
+	defer resume()
 	img, err := r.imageOf(c)
 	if err != nil {
 		return cowcache.Image{}, fmt.Errorf("commit %s: %w", c.ShortID(), err)

@@ -325,6 +325,22 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 		mustSucceed(t, "rm", e.u("rm", "changer"))
 	})
 
+	t.Run("commit of a running container", func(t *testing.T) {
+		// Paused while its layer is read (as docker commit), then running
+		// on: the counter it writes still moves afterwards.
+		mustSucceed(t, "run -d", e.u("run", "-d", "--name", "live", "busybox", "sh", "-c",
+			"i=0; while :; do i=$((i+1)); echo $i > /count; sleep 0.05; done"))
+		waitFor(t, func() bool { return e.u("exec", "live", "cat", "/count").code == 0 })
+		mustSucceed(t, "commit", e.u("commit", "live", "live:1"))
+		before := e.u("exec", "live", "cat", "/count").stdout
+		waitFor(t, func() bool { return e.u("exec", "live", "cat", "/count").stdout != before })
+		if r := e.u("run", "--rm", "live:1", "cat", "/count"); r.code != 0 || r.stdout == "" {
+			t.Errorf("the committed image has no /count: %+v", r)
+		}
+		mustSucceed(t, "rm", e.u("rm", "-f", "live"))
+		mustSucceed(t, "rmi", e.u("rmi", "live:1"))
+	})
+
 	t.Run("five containers share the image", func(t *testing.T) {
 		for i := 0; i < 5; i++ {
 			mustSucceed(t, "run", e.u("run", "--name", fmt.Sprintf("c%d", i), "busybox", "sh", "-c", fmt.Sprintf("head -c %d /dev/zero > /data", 1000*(i+1))))
