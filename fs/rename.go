@@ -103,20 +103,27 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if errno != 0 {
 		return errno
 	}
-	if errno := srcNode.copyUpRenamed(); errno != 0 {
+	if errno := srcNode.copyUp(); errno != 0 {
 		return errno
 	}
 	if errno := np.copyUp(); errno != 0 {
 		return errno
 	}
+	stale := srcNode.staleAfterCopyUp()
 	if exchange {
 		dstNode, errno := np.childNode(newName)
 		if errno != 0 {
 			return errno
 		}
-		if errno := dstNode.copyUpRenamed(); errno != 0 {
+		if errno := dstNode.copyUp(); errno != 0 {
 			return errno
 		}
+		stale = stale || dstNode.staleAfterCopyUp()
+	}
+	if stale {
+		// Both sides are copied up before the kernel is asked (once) to
+		// look them up again: it retries a rename after ESTALE only once.
+		return syscall.ESTALE
 	}
 	srcRel := join(n.rel(), name)
 	dstRel := join(np.rel(), newName)

@@ -684,6 +684,12 @@ func TestDifferentialRegressions(t *testing.T) {
 			slot0("hold", op{P: "fifo1", Flags: unix.O_RDONLY | unix.O_NONBLOCK}),
 			slot0("fdchmod", op{Mode: 0o600}),
 			{Kind: "stat", P: "fifo1"}}},
+		{"RENAME_EXCHANGE of two hard-linked lower files", []*op{
+			{Kind: "exchange", P: "hl2", Q: "fifo2"},
+			{Kind: "stat", P: "hl2"}, {Kind: "stat", P: "fifo2"}}},
+		{"RENAME_EXCHANGE of two names of one hard-linked lower file", []*op{
+			{Kind: "exchange", P: "hl2", Q: "d2/hl3"},
+			{Kind: "stat", P: "hl2"}, {Kind: "stat", P: "d2/hl3"}}},
 		{"fstat of an open directory replaced by rename", []*op{
 			{Kind: "mkdir", P: "updir/dA", Mode: 0o755},
 			{Kind: "mkdir", P: "updir/dB", Mode: 0o700},

@@ -78,11 +78,7 @@ func TestGenerations(t *testing.T) {
 }
 
 // The defaults (seed 1, 10 generations x 100 random operations) take about
-// 10 s. One difference of unionfuse's that does not need generations (one
-// lower layer shows it) is still open; -skip-ops=exchange explores past it:
-//   - renameat2(RENAME_EXCHANGE) of two lower files that each have several
-//     names (or are two names of one file) fails with ESTALE; the kernel
-//     exchanges them.
+// 10 s; -seed and -generations explore further.
 var (
 	flagGenerations = flag.Int("generations", 10, "generations: how many times an upper is rotated into the lower layers")
 	flagGenOps      = flag.Int("gen-ops", 100, "generations: random operations per generation, after the scripted ones")
