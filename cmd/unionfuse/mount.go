@@ -97,12 +97,14 @@ func mountUnion(a *mountArgs, pos []string, checkOnly bool) int {
 	cfg := opts.Config()
 	cfg.FsName = source
 	cfg.Debug = a.debug
-	if err := cfg.Validate(merged); err != nil {
-		return fail(err)
-	}
 	if checkOnly {
+		if err := cfg.Validate(merged); err != nil {
+			return fail(err)
+		}
 		return exitOK
 	}
+	// fs.Mount validates (in the daemon, whose one-line error comes back
+	// through daemon.Start): checking here too would only cost time.
 	if err := daemon.CheckFuse(); err != nil {
 		return fail(err)
 	}
