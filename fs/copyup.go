@@ -67,6 +67,8 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 		// kernel without index=on).
 		ov.setOrigin(src, rel, tmp)
 	}
+	// As the kernel's, every copy-up marks the upper parent impure.
+	ov.markImpure(dir(rel))
 	if err := unix.Renameat(ov.work.fd, tmp, ov.upper.fd, rel); err != nil {
 		ov.removeTemp(tmp, &st)
 		return errnoOf(err)
@@ -121,12 +123,13 @@ func (n *node) copyUpRenamed() syscall.Errno {
 // but not fd-based ones (fchmod, fsetxattr), and FUSE does not say which it
 // got. When a regular file is not open, the call came by path, and a
 // hard-linked lower file (whose copy is a new inode) answers ESTALE;
-// otherwise the stale kernel entry is dropped in the background. Fifos and
+// so does a symlink, which has no descriptor-based calls; otherwise the
+// stale kernel entry is dropped in the background. Fifos and
 // device nodes are opened without the server (no handle tells an fd-based
 // call apart), so they always take the second way: fchmod on a fifo must
 // not fail with ESTALE, which no one retries.
 func (n *node) copyUpForChange() syscall.Errno {
-	if !n.ov.hasOpenHandle(n.key()) && n.StableAttr().Mode&unix.S_IFMT == unix.S_IFREG {
+	if t := n.StableAttr().Mode & unix.S_IFMT; t == unix.S_IFLNK || t == unix.S_IFREG && !n.ov.hasOpenHandle(n.key()) {
 		return n.copyUpRenamed()
 	}
 	if errno := n.copyUp(); errno != 0 {

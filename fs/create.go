@@ -264,6 +264,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 		return nil, errno
 	}
 	n.ov.linkedTmpfile(tn.ino())
-	tn.notifyAliases() // its link count rose (alias.go)
+	n.ov.markImpureIfOrigin(n.rel(), join(n.rel(), name)) // as the kernel's link
+	tn.notifyAliases()                                    // its link count rose (alias.go)
 	return n.addChild(ctx, name, &st, out), 0
 }

@@ -127,7 +127,7 @@ func (ov *overlay) mergedEntries(layers []int, rel string) ([]listedEntry, sysca
 				mode = st.Mode & unix.S_IFMT
 			}
 			ino := ov.inoOf(&st)
-			if impure && (mode == unix.S_IFDIR || mode == unix.S_IFREG || mode == unix.S_IFLNK) {
+			if impure {
 				if err := l.lstat(join(rel, d.name), &st); err == nil {
 					ino = ov.upperIno(join(rel, d.name), &st)
 				}

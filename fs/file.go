@@ -135,6 +135,17 @@ func (ov *overlay) switchHandlesOpening(k nodeKey, open func(flags int) (int, er
 	}
 }
 
+// hasWritableHandle reports whether node k has an upper handle open for
+// writing.
+func (ov *overlay) hasWritableHandle(k nodeKey) bool {
+	for _, h := range ov.handlesOf(k) {
+		if h.flags&(unix.O_WRONLY|unix.O_RDWR) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // hasOpenHandle reports whether node k is open at all.
 func (ov *overlay) hasOpenHandle(k nodeKey) bool {
 	ov.emu.Lock()

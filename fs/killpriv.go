@@ -36,10 +36,7 @@ func killPrivs(dirfd int, path string, st *unix.Stat_t, callerUid, callerGid uin
 	if t := st.Mode & unix.S_IFMT; t == unix.S_IFDIR || t == unix.S_IFLNK {
 		return nil
 	}
-	kill := uint32(unix.S_ISUID)
-	if st.Mode&unix.S_IXGRP != 0 || callerUid != 0 && st.Gid != callerGid {
-		kill |= unix.S_ISGID
-	}
+	kill := killBits(st, callerUid, callerGid)
 	if st.Mode&kill != 0 {
 		if err := unix.Fchmodat(dirfd, path, st.Mode&0o7777&^kill, 0); err != nil {
 			return err
@@ -53,6 +50,16 @@ func killPrivs(dirfd int, path string, st *unix.Stat_t, callerUid, callerGid uin
 		return err
 	}
 	return nil
+}
+
+// killBits returns the set-id bits a change by callerUid/callerGid drops
+// from st's mode (Linux's setattr_should_drop_sgid for set-group-ID).
+func killBits(st *unix.Stat_t, callerUid, callerGid uint32) uint32 {
+	kill := uint32(unix.S_ISUID)
+	if st.Mode&unix.S_IXGRP != 0 || callerUid != 0 && st.Gid != callerGid {
+		kill |= unix.S_ISGID
+	}
+	return kill
 }
 
 // procDirPath names path relative to dirfd through /proc/self/fd.
@@ -96,15 +103,16 @@ func unprivilegedCaller(ctx context.Context) (uid, gid uint32, ok bool) {
 	return c.Uid, c.Gid, true
 }
 
-// killByOtherDenied reports whether an empty SETATTR from caller uid —
+// killByOtherDenied reports whether an empty SETATTR from the caller —
 // chown(path, -1, -1), which drops set-id bits — must fail with EPERM:
 // the kernel lets only the owner (or root) change a file's mode, so a
 // chown that would clear set-id bits of another user's file fails, and
 // changes nothing. A write by another user drops them all the same (the
-// kernel forces that change); such a write comes with the file open for
-// writing, so an open handle on the node lets the request through.
-func (n *node) killByOtherDenied(uid uint32) bool {
-	if uid == 0 || n.ov.hasOpenHandle(n.key()) {
+// kernel forces that change); such a write comes through a descriptor
+// open for writing, so an open writable handle on the node lets the
+// request through (a read-only one, a running binary, does not).
+func (n *node) killByOtherDenied(uid, gid uint32) bool {
+	if uid == 0 || n.ov.hasWritableHandle(n.key()) {
 		return false
 	}
 	l, errno := n.top()
@@ -120,5 +128,7 @@ func (n *node) killByOtherDenied(uid uint32) bool {
 	if attr.Uid == uid || st.Mode&unix.S_IFMT == unix.S_IFDIR || st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return false
 	}
-	return st.Mode&unix.S_ISUID != 0 || st.Mode&(unix.S_ISGID|unix.S_IXGRP) == unix.S_ISGID|unix.S_IXGRP
+	shown := st
+	shown.Gid = attr.Gid // killBits compares with the caller's (mount-side) group
+	return st.Mode&killBits(&shown, uid, gid) != 0
 }

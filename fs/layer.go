@@ -13,11 +13,12 @@ import (
 // every later access is relative to its file descriptor (*at system calls).
 // That keeps working when the mountpoint covers the layer's own path.
 type layer struct {
-	path  string   // as given, for messages
-	fd    int      // O_DIRECTORY descriptor of the layer's root
-	dev   uint64   // st_dev of the root
-	lower bool     // a read-only layer, which never changes under the mount
-	uuid  [16]byte // of its filesystem, for overlay.origin (origin.go)
+	path   string   // as given, for messages
+	fd     int      // O_DIRECTORY descriptor of the layer's root
+	dev    uint64   // st_dev of the root
+	lower  bool     // a read-only layer, which never changes under the mount
+	uuid   [16]byte // of its filesystem, for overlay.origin (origin.go)
+	fsType int64    // statfs f_type of its filesystem
 	// aufs caches the AUFS markers of lower directories, by path (aufs.go).
 	aufs sync.Map
 }
@@ -32,7 +33,9 @@ func openLayer(dir string) (*layer, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("stat layer %s: %w", dir, err)
 	}
-	return &layer{path: dir, fd: fd, dev: st.Dev, uuid: fsUUID(fd)}, nil
+	var sfs unix.Statfs_t
+	unix.Fstatfs(fd, &sfs)
+	return &layer{path: dir, fd: fd, dev: st.Dev, uuid: fsUUID(fd), fsType: sfs.Type}, nil
 }
 
 func (l *layer) close() { unix.Close(l.fd) }

@@ -20,8 +20,8 @@ import (
 // so a file keeps its number across copy-up, remount and a switch between
 // the two implementations. The handle is read, not opened: its inode
 // number is taken from the handle types of ext4 and xfs (32 or 64 bits,
-// generation after it); other types carry no number unionfuse can use,
-// and their copies report their own.
+// generation after it); on other filesystems copies report their own
+// numbers after a remount.
 const (
 	xattrOrigin = "origin"
 	xattrImpure = "impure"
@@ -102,11 +102,16 @@ func (ov *overlay) originIno(b []byte) (uint64, bool) {
 		return 0, false
 	}
 	// The lower filesystem with that uuid; several with the same one
-	// (or none) leave the number unknown.
+	// (or none) leave the number unknown. Only ext4's and xfs's handles
+	// are known to start with the inode number (tmpfs's type 1 starts
+	// with the generation).
 	var dev uint64
 	found := 0
 	for _, l := range ov.layers {
 		if l.lower && string(l.uuid[:]) == string(b[5:21]) && (found == 0 || l.dev != dev) {
+			if l.fsType != unix.EXT4_SUPER_MAGIC && l.fsType != unix.XFS_SUPER_MAGIC {
+				return 0, false
+			}
 			dev = l.dev
 			found++
 		}
@@ -118,16 +123,11 @@ func (ov *overlay) originIno(b []byte) (uint64, bool) {
 }
 
 // setOrigin records, on tmp in the work directory, the origin of the copy
-// being made of rel in src, and marks the upper parent of rel impure, as
-// the kernel does. Best effort: without file handles there is no origin,
-// and the copy reports its own number in later mounts.
+// being made of rel in src. Best effort: without file handles there is no
+// origin, and the copy reports its own number in later mounts.
 func (ov *overlay) setOrigin(src *layer, rel, tmp string) {
-	b := ov.encodeOrigin(src, rel)
-	if b == nil {
-		return
-	}
-	if ov.work.setxattr(tmp, ov.xattrPrefix+xattrOrigin, b, 0) == nil {
-		ov.markImpure(dir(rel))
+	if b := ov.encodeOrigin(src, rel); b != nil {
+		ov.work.setxattr(tmp, ov.xattrPrefix+xattrOrigin, b, 0)
 	}
 }
 

@@ -690,6 +690,12 @@ func TestDifferentialRegressions(t *testing.T) {
 		{"RENAME_EXCHANGE of two names of one hard-linked lower file", []*op{
 			{Kind: "exchange", P: "hl2", Q: "d2/hl3"},
 			{Kind: "stat", P: "hl2"}, {Kind: "stat", P: "d2/hl3"}}},
+		{"chown -1:-1 by another user while the file is open read-only", []*op{
+			slot0("hold", op{P: "suid", Flags: unix.O_RDONLY}),
+			{Kind: "chown", P: "suid", UID: -1, GID: -1, As: 65534}}},
+		{"chown -1:-1 by a user outside the group of a set-group-ID file", []*op{
+			{Kind: "chmod", P: "own", Mode: 0o2644},
+			{Kind: "chown", P: "own", UID: -1, GID: -1, As: 65534}}},
 		{"fstat of an open directory replaced by rename", []*op{
 			{Kind: "mkdir", P: "updir/dA", Mode: 0o755},
 			{Kind: "mkdir", P: "updir/dB", Mode: 0o700},

@@ -23,6 +23,9 @@ func originLayers(t *testing.T) layout {
 	os.Mkdir(filepath.Join(low, "d"), 0o755)
 	os.WriteFile(filepath.Join(low, "d", "g"), []byte("g\n"), 0o644)
 	os.Symlink("f", filepath.Join(low, "s"))
+	if err := unix.Mkfifo(filepath.Join(low, "p"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	os.WriteFile(filepath.Join(low, "h1"), []byte("h\n"), 0o644)
 	if err := os.Link(filepath.Join(low, "h1"), filepath.Join(low, "h2")); err != nil {
 		t.Fatal(err)
@@ -42,6 +45,9 @@ func copyUpAll(t *testing.T, merged string) {
 		f.Close()
 	}
 	if err := os.Lchown(filepath.Join(merged, "s"), 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(merged, "p"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -114,7 +120,7 @@ func readDinos(t *testing.T, dir string) map[string]uint64 {
 // the kernel.
 func TestInodeNumbersPersist(t *testing.T) {
 	requireRoot(t)
-	paths := []string{"f", "d", "d/g", "s"}
+	paths := []string{"f", "d", "d/g", "s", "p"}
 	for _, first := range []mounter{subject(t), kernelOverlay{}} {
 		t.Run("copied up by "+first.name(), func(t *testing.T) {
 			l := originLayers(t)
@@ -160,7 +166,7 @@ func TestOriginFormat(t *testing.T) {
 	copyUpAll(t, l.Merged)
 	u.mustUnmount()
 	ours := map[string][]byte{}
-	for _, p := range []string{"f", "d", "d/g", "s"} {
+	for _, p := range []string{"f", "d", "d/g", "s", "p"} {
 		v, err := getXattrBytes(filepath.Join(l.Upper, p), "trusted.overlay.origin")
 		if err != nil {
 			t.Fatalf("upper/%s: no trusted.overlay.origin: %v", p, err)
