@@ -696,6 +696,12 @@ func TestDifferentialRegressions(t *testing.T) {
 		{"chown -1:-1 by a user outside the group of a set-group-ID file", []*op{
 			{Kind: "chmod", P: "own", Mode: 0o2644},
 			{Kind: "chown", P: "own", UID: -1, GID: -1, As: 65534}}},
+		{"fchmod of a directory removed while open", []*op{
+			{Kind: "mkdir", P: "updir/e", Mode: 0o755},
+			slot0("hold", op{P: "updir/e", Flags: unix.O_RDONLY}),
+			{Kind: "rmdir", P: "updir/e"},
+			slot0("fdchmod", op{Mode: 0o700}),
+			slot0("fdstat", op{})}},
 		{"fstat of an open directory replaced by rename", []*op{
 			{Kind: "mkdir", P: "updir/dA", Mode: 0o755},
 			{Kind: "mkdir", P: "updir/dB", Mode: 0o700},
