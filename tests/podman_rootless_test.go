@@ -42,17 +42,7 @@ func TestPodmanRootless(t *testing.T) {
 	}
 	os.Chmod(dir, 0o755)
 	conf := map[string]string{
-		"containers.conf": fmt.Sprintf(`[containers]
-netns = "none"
-default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
-[network]
-network_config_dir = %q
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "runc"
-tmp_dir = %q
-`, filepath.Join(dir, "net"), filepath.Join(dir, "tmp")),
+		"containers.conf": podmanContainersConf(dir),
 		"storage.conf": fmt.Sprintf(`[storage]
 driver = "overlay"
 rootless_storage_path = %q

@@ -65,16 +65,11 @@ func requirePodman(t *testing.T) {
 	}
 }
 
-// newPodman writes containers.conf, storage.conf and an empty
-// registries.conf below a fresh temporary directory. When t ends it resets
-// that store with podman itself (which unmounts what podman mounted and
-// removes the read-only layer directories), then fails t for, and kills,
-// any process still running from the directory: a unionfuse daemon that
-// outlived its mount, or a container.
-func newPodman(t *testing.T, mountProgram string) *podman {
-	t.Helper()
-	dir := testDir(t)
-	containersConf := fmt.Sprintf(`[containers]
+// podmanContainersConf is the containers.conf of a podman confined to dir:
+// runc, cgroupfs, no network, ulimits this machine allows, its events,
+// network configuration and temporary files below dir.
+func podmanContainersConf(dir string) string {
+	return fmt.Sprintf(`[containers]
 netns = "none"
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 
@@ -87,6 +82,18 @@ events_logger = "file"
 runtime = "runc"
 tmp_dir = %q
 `, filepath.Join(dir, "net"), filepath.Join(dir, "tmp"))
+}
+
+// newPodman writes containers.conf, storage.conf and an empty
+// registries.conf below a fresh temporary directory. When t ends it resets
+// that store with podman itself (which unmounts what podman mounted and
+// removes the read-only layer directories), then fails t for, and kills,
+// any process still running from the directory: a unionfuse daemon that
+// outlived its mount, or a container.
+func newPodman(t *testing.T, mountProgram string) *podman {
+	t.Helper()
+	dir := testDir(t)
+	containersConf := podmanContainersConf(dir)
 	storageConf := fmt.Sprintf(`[storage]
 driver = "overlay"
 graphroot = %q
