@@ -17,16 +17,16 @@ func TestAufsWhiteoutsInLowerLayers(t *testing.T) {
 	for name, want := range map[string]syscall.Errno{
 		"gone": syscall.ENOENT, ".wh.gone": syscall.ENOENT, "up2": 0, ".wh.up2": 0, "od": 0, "d": 0,
 	} {
-		if _, errno := ov.resolve(root, "", name); errno != want {
+		if _, errno := ov.resolve(dirView{layers: root}, name); errno != want {
 			t.Errorf("resolve(%q) = %v, want %v", name, errno, want)
 		}
 	}
-	od, _ := ov.resolve(root, "", "od")
+	od, _ := ov.resolve(dirView{layers: root}, "od")
 	if !reflect.DeepEqual(od.layers, []int{1}) {
 		t.Errorf("od merges layers %v; .wh..wh..opq should stop at layer 1", od.layers)
 	}
 	list := func(layers []int, rel string) []string {
-		ents, errno := ov.mergedEntries(layers, rel)
+		ents, errno := ov.mergedEntries(dirView{layers: layers, rel: rel})
 		if errno != 0 {
 			t.Fatal(errno)
 		}
@@ -43,7 +43,7 @@ func TestAufsWhiteoutsInLowerLayers(t *testing.T) {
 	if got, want := list(od.layers, "od"), []string{"mine"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("od lists %v, want %v", got, want)
 	}
-	d, _ := ov.resolve(root, "", "d")
+	d, _ := ov.resolve(dirView{layers: root}, "d")
 	if got, want := list(d.layers, "d"), []string{"a"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("d lists %v, want %v", got, want)
 	}

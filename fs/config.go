@@ -25,6 +25,9 @@ type Config struct {
 	Debug bool
 	// Logger receives diagnostics; nil discards them.
 	Logger *log.Logger
+	// Redirect says whether directories with lower content can be renamed
+	// (the kernel's redirect_dir=); the zero value is RedirectOn.
+	Redirect RedirectMode
 	// NoPassthrough keeps file data going through the server even where the
 	// kernel could read and write the layer files directly (FUSE
 	// passthrough, used by default as root on Linux 6.9+).
@@ -62,3 +65,40 @@ type Config struct {
 
 // ReadOnly reports whether the union has no upper layer.
 func (c *Config) ReadOnly() bool { return c.Upper == "" }
+
+// RedirectMode is the kernel's redirect_dir= setting: whether a rename of a
+// directory that has lower content records where that content lives (an
+// overlay.redirect attribute), and whether such records are followed.
+type RedirectMode int
+
+const (
+	// RedirectOn renames such directories and follows redirects.
+	RedirectOn RedirectMode = iota
+	// RedirectFollow follows redirects but renames fail with EXDEV.
+	RedirectFollow
+	// RedirectOff is RedirectFollow, as the kernel's redirect_dir=off with
+	// its default redirect_always_follow.
+	RedirectOff
+	// RedirectNoFollow ignores redirects; a lookup that would need one
+	// fails with EPERM, as in the kernel.
+	RedirectNoFollow
+)
+
+// String returns the mode as redirect_dir= spells it.
+func (m RedirectMode) String() string {
+	switch m {
+	case RedirectFollow:
+		return "follow"
+	case RedirectOff:
+		return "off"
+	case RedirectNoFollow:
+		return "nofollow"
+	}
+	return "on"
+}
+
+// creates reports whether renames of merged directories write redirects.
+func (m RedirectMode) creates() bool { return m == RedirectOn }
+
+// follows reports whether lookups follow redirects.
+func (m RedirectMode) follows() bool { return m != RedirectNoFollow }

@@ -46,8 +46,9 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 	}
 	src := ov.layers[layers[0]]
 	rel := n.rel()
+	srcPath := n.pathIn(layers[0])
 	var st unix.Stat_t
-	if err := src.lstat(rel, &st); err != nil {
+	if err := src.lstat(srcPath, &st); err != nil {
 		return errnoOf(err)
 	}
 
@@ -57,7 +58,7 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 	havePst := ov.upper.lstat(parentRel, &pst) == nil
 
 	tmp := ov.tempName()
-	if err := ov.buildCopy(src, rel, &st, tmp, withData); err != nil {
+	if err := ov.buildCopy(src, srcPath, &st, tmp, withData); err != nil {
 		ov.removeTemp(tmp, &st)
 		ov.logf("copy-up %s: %v", rel, err)
 		return errnoOf(err)
@@ -65,7 +66,7 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 	if isDirStat(&st) || st.Nlink <= 1 {
 		// A hard-linked file's copy is a new file: no origin (as the
 		// kernel without index=on).
-		ov.setOrigin(src, rel, tmp)
+		ov.setOrigin(src, srcPath, tmp)
 	}
 	// As the kernel's, every copy-up marks the upper parent impure.
 	ov.markImpure(dir(rel))
@@ -95,11 +96,7 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 		// show under a new inode: see alias.go.
 		ov.supersede(n, ov.inoOf(&ust))
 	}
-	newLayers := []int{0}
-	if isDirStat(&st) {
-		newLayers = append(newLayers, layers...)
-	}
-	ov.setEntry(n.key(), newLayers)
+	ov.addUpper(n.key(), isDirStat(&st))
 	ov.switchHandles(n.key(), rel)
 	return 0
 }

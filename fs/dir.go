@@ -90,11 +90,12 @@ type listedEntry struct {
 // the names they hide left out. Like the kernel, it looks for xattr
 // whiteouts (which cost a stat per file) only in directories marked as
 // holding them (overlay.opaque=x); lookup recognises them everywhere.
-func (ov *overlay) mergedEntries(layers []int, rel string) ([]listedEntry, syscall.Errno) {
+func (ov *overlay) mergedEntries(v dirView) ([]listedEntry, syscall.Errno) {
 	seen := make(map[string]struct{})
 	var out []listedEntry
-	for pos, li := range layers {
+	for pos, li := range v.layers {
 		l := ov.layers[li]
+		rel := v.path(pos)
 		ents, err := readLayerDir(l, rel)
 		if err != nil {
 			if err == unix.ENOENT || err == unix.ENOTDIR {
@@ -139,8 +140,8 @@ func (ov *overlay) mergedEntries(layers []int, rel string) ([]listedEntry, sysca
 }
 
 // isEmptyDir reports whether the merged directory shows no entries.
-func (ov *overlay) isEmptyDir(layers []int, rel string) (bool, syscall.Errno) {
-	ents, errno := ov.mergedEntries(layers, rel)
+func (ov *overlay) isEmptyDir(v dirView) (bool, syscall.Errno) {
+	ents, errno := ov.mergedEntries(v)
 	return len(ents) == 0, errno
 }
 
@@ -166,8 +167,8 @@ var _ = (gofs.NodeOpendirHandler)((*node)(nil))
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	n.ov.waitInvalidations()
 	h := &dirHandle{n: n, fd: -1}
-	if l, errno := n.top(); errno == 0 {
-		if fd, err := unix.Openat(l.fd, at(n.rel()), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+	if l, p, errno := n.topPath(); errno == 0 {
+		if fd, err := unix.Openat(l.fd, at(p), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
 			h.fd = fd
 			if n.isUpper() {
 				n.ov.trackDir(h)
@@ -182,7 +183,7 @@ func (h *dirHandle) load() syscall.Errno {
 	n := h.n
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
-	ents, errno := n.ov.mergedEntries(n.layers(), n.rel())
+	ents, errno := n.ov.mergedEntries(n.view())
 	if errno != 0 {
 		return errno
 	}
@@ -232,17 +233,17 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	}
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
-	layers := n.layers()
-	if h.pos > 0 && h.pos <= len(h.entries) {
-		if e := h.entries[h.pos-1]; e.Name == name && e.from > 0 && e.from < len(layers) {
-			skip := layers[e.from:]
-			if n.ov.upper != nil && layers[0] == 0 {
+	v := n.view()
+	if h.pos > 0 && h.pos <= len(h.entries) && !n.ov.redirected.Load() {
+		if e := h.entries[h.pos-1]; e.Name == name && e.from > 0 && e.from < len(v.layers) {
+			skip := v.layers[e.from:]
+			if n.ov.upper != nil && v.layers[0] == 0 {
 				skip = append([]int{0}, skip...)
 			}
-			layers = skip
+			v.layers = skip
 		}
 	}
-	f, errno := n.ov.resolve(layers, n.rel(), name)
+	f, errno := n.ov.resolve(v, name)
 	if errno != 0 {
 		return nil, errno
 	}

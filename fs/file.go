@@ -197,7 +197,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		return nil, 0, syscall.ENOENT
 	}
 	l := n.ov.layers[ls[0]]
-	fd, err := unix.Openat(l.fd, at(n.rel()), f|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	fd, err := unix.Openat(l.fd, at(n.pathIn(ls[0])), f|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, 0, errnoOf(err)
 	}

@@ -115,12 +115,12 @@ func (n *node) killByOtherDenied(uid, gid uint32) bool {
 	if uid == 0 || n.ov.hasWritableHandle(n.key()) {
 		return false
 	}
-	l, errno := n.top()
+	l, p, errno := n.topPath()
 	if errno != 0 {
 		return false
 	}
 	var st unix.Stat_t
-	if l.lstat(n.rel(), &st) != nil {
+	if l.lstat(p, &st) != nil {
 		return false
 	}
 	var attr fuse.Attr

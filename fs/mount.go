@@ -106,6 +106,7 @@ func newOverlay(cfg Config) (*overlay, error) {
 		if _, ok := ov.devIndex[l.dev]; !ok {
 			ov.devIndex[l.dev] = uint64(len(ov.devIndex))
 		}
+		ov.rootView.layers = append(ov.rootView.layers, len(ov.layers))
 		ov.layers = append(ov.layers, l)
 	}
 	if !cfg.ReadOnly() {
@@ -144,11 +145,7 @@ func (ov *overlay) rootNode() (*node, uint64, error) {
 		return nil, 0, err
 	}
 	ino := ov.inoOf(&st)
-	all := make([]int, len(ov.layers))
-	for i := range all {
-		all[i] = i
-	}
-	ov.setEntry(nodeKey{ino: ino}, all)
+	ov.setEntry(nodeKey{ino: ino}, ov.rootView.layers, nil)
 	return &node{ov: ov}, ino, nil
 }
 

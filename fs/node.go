@@ -39,15 +39,6 @@ func (n *node) key() nodeKey {
 // layers returns the layers holding this node, top first.
 func (n *node) layers() []int { return n.ov.layersOf(n.key()) }
 
-// top returns the topmost layer holding the node.
-func (n *node) top() (*layer, syscall.Errno) {
-	ls := n.layers()
-	if len(ls) == 0 {
-		return nil, syscall.ENOENT
-	}
-	return n.ov.layers[ls[0]], 0
-}
-
 // isUpper reports whether the node's topmost copy is in the upper layer.
 func (n *node) isUpper() bool {
 	ls := n.layers()
@@ -58,65 +49,19 @@ func (n *node) isUpper() bool {
 type found struct {
 	layers []int
 	st     unix.Stat_t // attributes of the topmost object
-}
-
-// resolve looks name up in the layers of the directory dirRel (given top
-// first in dirLayers), applying whiteouts, opaque directories and the rule
-// that a non-directory hides everything below it. ENOENT when hidden or
-// absent.
-func (ov *overlay) resolve(dirLayers []int, dirRel, name string) (found, syscall.Errno) {
-	var f found
-	rel := join(dirRel, name)
-	for _, li := range dirLayers {
-		l := ov.layers[li]
-		marker, whiteout := l.hidesAufs(dirRel, name)
-		if marker {
-			continue // AUFS markers are not names of the merged view
-		}
-		if whiteout {
-			break
-		}
-		var st unix.Stat_t
-		if err := l.lstat(rel, &st); err != nil {
-			if err == unix.ENOENT || err == unix.ENOTDIR {
-				continue
-			}
-			return f, errnoOf(err)
-		}
-		if ov.isWhiteout(l, rel, &st) {
-			break
-		}
-		if len(f.layers) == 0 {
-			f.st = st
-			f.layers = []int{li}
-			if !isDirStat(&st) || ov.isOpaque(l, rel) {
-				break
-			}
-			continue
-		}
-		if !isDirStat(&st) {
-			break
-		}
-		f.layers = append(f.layers, li)
-		if ov.isOpaque(l, rel) {
-			break
-		}
-	}
-	if len(f.layers) == 0 {
-		return f, syscall.ENOENT
-	}
-	return f, 0
+	// paths holds the object's path in each of layers, when it is not
+	// its merged path in every one (see redirect.go); nil otherwise.
+	paths []string
+	// redirected is set when a redirect sent the lookup elsewhere: the
+	// paths must then be recorded, as they cannot be derived.
+	redirected bool
 }
 
 // lowerHasName reports whether name exists (not as a whiteout) in any layer
 // of the directory below the upper one: removing it from the merged view
 // then needs a whiteout.
-func (ov *overlay) lowerHasName(dirLayers []int, dirRel, name string) (bool, syscall.Errno) {
-	lower := dirLayers
-	if len(lower) > 0 && ov.upper != nil && lower[0] == 0 {
-		lower = lower[1:]
-	}
-	f, errno := ov.resolve(lower, dirRel, name)
+func (ov *overlay) lowerHasName(d dirView, name string) (bool, syscall.Errno) {
+	f, errno := ov.resolve(ov.withoutUpper(d), name)
 	if errno == syscall.ENOENT {
 		return false, 0
 	}
@@ -126,7 +71,11 @@ func (ov *overlay) lowerHasName(dirLayers []int, dirRel, name string) (bool, sys
 // newChild makes (or refreshes) the Inode for an object just resolved.
 func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.EntryOut) *gofs.Inode {
 	k := n.ov.keyOf(f, join(n.rel(), name))
-	n.ov.setEntry(k, f.layers)
+	var paths []string
+	if f.redirected {
+		paths = f.paths
+	}
+	n.ov.setEntry(k, f.layers, paths)
 	n.ov.statToAttr(&f.st, &out.Attr)
 	out.Attr.Ino = k.ino
 	child := &node{ov: n.ov}
@@ -148,7 +97,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	n.ov.rdplus.noteLookup()
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
-	f, errno := n.ov.resolve(n.layers(), n.rel(), name)
+	f, errno := n.ov.resolve(n.view(), name)
 	if errno != 0 {
 		return nil, errno
 	}
@@ -157,11 +106,11 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 
 // stat reads the attributes of the node's topmost copy.
 func (n *node) stat(st *unix.Stat_t) syscall.Errno {
-	l, errno := n.top()
+	l, p, errno := n.topPath()
 	if errno != 0 {
 		return errno
 	}
-	return errnoOf(l.lstat(n.rel(), st))
+	return errnoOf(l.lstat(p, st))
 }
 
 // fillAttrOut is fillAttr for a reply that carries a cache timeout: a
@@ -211,11 +160,11 @@ var _ = (gofs.NodeReadlinker)((*node)(nil))
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
-	l, errno := n.top()
+	l, p, errno := n.topPath()
 	if errno != 0 {
 		return nil, errno
 	}
-	b, err := l.readlink(n.rel())
+	b, err := l.readlink(p)
 	return b, errnoOf(err)
 }
 

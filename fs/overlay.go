@@ -35,6 +35,12 @@ type overlay struct {
 	// it exclusively, so a lookup never sees a half-done change.
 	mu sync.RWMutex
 
+	// redirected is set once some object's lower paths differ from its
+	// merged path (redirect.go); until then no path is ever computed.
+	redirected atomic.Bool
+	// rootView is the root directory with every layer.
+	rootView dirView
+
 	// emu guards entries and copiedUp.
 	emu sync.Mutex
 	// entries holds, per node identity, the layers an object lives in.
@@ -87,6 +93,9 @@ type entry struct {
 	// layers lists the layers holding the object, top first: one for a
 	// non-directory, every contributing layer for a merged directory.
 	layers []int
+	// paths holds the object's path in each of layers where a redirect
+	// was involved (redirect.go); nil when it is derived from the parent.
+	paths []string
 }
 
 // inoOf returns the inode number reported for an object with attributes st.
@@ -130,11 +139,38 @@ func (ov *overlay) keyOf(f *found, rel string) nodeKey {
 	return k
 }
 
-// setEntry records the layers of the object k.
-func (ov *overlay) setEntry(k nodeKey, layers []int) {
+// setEntry records the layers of the object k, and its paths in them
+// when they cannot be derived (nil otherwise).
+func (ov *overlay) setEntry(k nodeKey, layers []int, paths []string) {
+	if paths != nil {
+		ov.redirected.Store(true)
+	}
 	ov.emu.Lock()
-	ov.entries[k] = &entry{layers: layers}
+	ov.entries[k] = &entry{layers: layers, paths: paths}
 	ov.emu.Unlock()
+}
+
+// addUpper records that the object k now has an upper copy (after a
+// copy-up): on top of its layers for a directory, instead of them for
+// anything else.
+func (ov *overlay) addUpper(k nodeKey, isDir bool) {
+	ov.emu.Lock()
+	defer ov.emu.Unlock()
+	e := &entry{layers: []int{0}}
+	if old := ov.entries[k]; old != nil && isDir {
+		e.layers = append(e.layers, old.layers...)
+		if old.paths != nil {
+			e.paths = append([]string{""}, old.paths...)
+		}
+	}
+	ov.entries[k] = e
+}
+
+// entryOf returns what is known of k; nil if nothing.
+func (ov *overlay) entryOf(k nodeKey) *entry {
+	ov.emu.Lock()
+	defer ov.emu.Unlock()
+	return ov.entries[k]
 }
 
 // layersOf returns the layers of k, top first; nil if unknown.

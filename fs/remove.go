@@ -90,7 +90,7 @@ func (n *node) removeName(name string, f *found) syscall.Errno {
 	ov := n.ov
 	dirRel := n.rel()
 	rel := join(dirRel, name)
-	needWhiteout, errno := ov.lowerHasName(n.layers(), dirRel, name)
+	needWhiteout, errno := ov.lowerHasName(n.view(), name)
 	if errno != 0 {
 		return errno
 	}
@@ -147,7 +147,8 @@ func (n *node) remove(name string, dir bool) syscall.Errno {
 	}
 	n.ov.mu.Lock()
 	defer n.ov.mu.Unlock()
-	f, errno := n.ov.resolve(n.layers(), n.rel(), name)
+	v := n.view()
+	f, errno := n.ov.resolve(v, name)
 	if errno != 0 {
 		return errno
 	}
@@ -157,7 +158,7 @@ func (n *node) remove(name string, dir bool) syscall.Errno {
 	case !isDir && dir:
 		return syscall.ENOTDIR
 	case dir:
-		empty, errno := n.ov.isEmptyDir(f.layers, join(n.rel(), name))
+		empty, errno := n.ov.isEmptyDir(v.child(name, &f))
 		if errno != 0 {
 			return errno
 		}

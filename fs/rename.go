@@ -9,7 +9,7 @@ import (
 )
 
 // isPureUpper reports whether a resolved object lives in upper only: the
-// only kind of directory that can be renamed without redirects.
+// only kind of directory that can be renamed without a redirect.
 func isPureUpper(f *found) bool { return len(f.layers) == 1 && f.layers[0] == 0 }
 
 // childNode returns the node of an entry the kernel has looked up.
@@ -28,11 +28,13 @@ func (n *node) childNode(name string) (*node, syscall.Errno) {
 var _ = (gofs.NodeRenamer)((*node)(nil))
 
 // Rename moves name in n to newName in newParent, as the kernel's overlay
-// does with redirect_dir=off: files are copied up and moved; directories
-// that have lower content fail with EXDEV (callers such as mv then copy);
-// a name that remains in a lower layer gets a whiteout; a directory moved
-// onto a name with lower content becomes opaque.
-func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+// does: files are copied up and moved; a directory that has lower content
+// is copied up and moved with a redirect to its lower content
+// (redirect.go), or, with redirect_dir other than on, fails with EXDEV
+// (callers such as mv then copy); a name that remains in a lower layer
+// gets a whiteout; a directory of upper only that moves into a merged
+// directory becomes opaque.
+func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) (res syscall.Errno) {
 	np, ok := newParent.(*node)
 	if !ok {
 		return syscall.EXDEV
@@ -49,11 +51,12 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	ov.mu.Lock()
 	defer ov.mu.Unlock()
 
-	src, errno := ov.resolve(n.layers(), n.rel(), name)
+	srcView, dstView := n.view(), np.view()
+	src, errno := ov.resolve(srcView, name)
 	if errno != 0 {
 		return errno
 	}
-	dst, errno := ov.resolve(np.layers(), np.rel(), newName)
+	dst, errno := ov.resolve(dstView, newName)
 	dstExists := errno == 0
 	if errno != 0 && errno != syscall.ENOENT {
 		return errno
@@ -76,7 +79,10 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 			return 0
 		}
 	}
-	if srcDir && !isPureUpper(&src) || exchange && dstDir && !isPureUpper(&dst) {
+	// Directories with lower content move with a redirect.
+	srcRedirect := srcDir && !isPureUpper(&src)
+	dstRedirect := exchange && dstDir && !isPureUpper(&dst)
+	if (srcRedirect || dstRedirect) && !ov.cfg.Redirect.creates() {
 		return syscall.EXDEV
 	}
 	if dstExists && !exchange {
@@ -88,7 +94,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		case dstDir && !isPureUpper(&dst):
 			// A directory in upper only is checked by rename(2) itself,
 			// after the source is marked opaque, as in the kernel.
-			empty, errno := ov.isEmptyDir(dst.layers, join(np.rel(), newName))
+			empty, errno := ov.isEmptyDir(dstView.child(newName, &dst))
 			if errno != 0 {
 				return errno
 			}
@@ -110,9 +116,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		return errno
 	}
 	stale := srcNode.staleAfterCopyUp()
+	var dstNode *node
 	if exchange {
-		dstNode, errno := np.childNode(newName)
-		if errno != 0 {
+		if dstNode, errno = np.childNode(newName); errno != 0 {
 			return errno
 		}
 		if errno := dstNode.copyUp(); errno != 0 {
@@ -131,22 +137,43 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if exchange {
 		ov.markImpureIfOrigin(n.rel(), dstRel)
 	}
-	srcInLower, errno := ov.lowerHasName(n.layers(), n.rel(), name)
+	srcInLower, errno := ov.lowerHasName(srcView, name)
 	if errno != 0 {
 		return errno
 	}
 
-	// A directory that moves into a merged directory becomes opaque, so
-	// that whatever the lower layers hold (or may, behind a whiteout)
-	// under its new name stays hidden. Like the kernel, this does not
-	// depend on the name being in a lower layer.
-	if srcDir {
+	// A directory of upper only that moves into a merged directory becomes
+	// opaque, so that whatever the lower layers hold (or may, behind a
+	// whiteout) under its new name stays hidden. Like the kernel, this
+	// does not depend on the name being in a lower layer. A directory with
+	// lower content gets a redirect instead, which hides the new name's
+	// lower content as well.
+	samedir := n == np
+	var moved []movedDir
+	defer func() {
+		if res == 0 {
+			for _, m := range moved {
+				m.record()
+			}
+		}
+	}()
+	if srcRedirect {
+		moved = append(moved, srcNode.beforeMove())
+		if errno := ov.setRedirect(srcNode, samedir); errno != 0 {
+			return errno
+		}
+	} else if srcDir {
 		if err := ov.makeOpaqueIfMerged(srcRel, np.layers()); err != nil {
 			return errnoOf(err)
 		}
 	}
 	if exchange {
-		if dstDir {
+		if dstRedirect {
+			moved = append(moved, dstNode.beforeMove())
+			if errno := ov.setRedirect(dstNode, samedir); errno != 0 {
+				return errno
+			}
+		} else if dstDir {
 			if err := ov.makeOpaqueIfMerged(dstRel, n.layers()); err != nil {
 				return errnoOf(err)
 			}

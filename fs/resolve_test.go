@@ -35,7 +35,7 @@ func TestResolve(t *testing.T) {
 		{"missing", nil, syscall.ENOENT}, // nowhere
 	}
 	for _, tc := range tests {
-		f, errno := ov.resolve(root, "", tc.name)
+		f, errno := ov.resolve(dirView{layers: root}, tc.name)
 		if errno != tc.errno || !reflect.DeepEqual(f.layers, tc.layers) {
 			t.Errorf("resolve(%q) = %v, %v; want %v, %v", tc.name, f.layers, errno, tc.layers, tc.errno)
 		}
@@ -55,7 +55,7 @@ func TestMergedEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	names := func(layers []int, rel string) []string {
-		ents, errno := ov.mergedEntries(layers, rel)
+		ents, errno := ov.mergedEntries(dirView{layers: layers, rel: rel})
 		if errno != 0 {
 			t.Fatalf("mergedEntries(%q): %v", rel, errno)
 		}
@@ -69,22 +69,22 @@ func TestMergedEntries(t *testing.T) {
 	if got, want := names(allLayers(ov), ""), []string{"a", "c", "d", "e", "od", "xd", "xw"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("root lists %v, want %v", got, want)
 	}
-	if _, errno := ov.resolve(allLayers(ov), "", "xw"); errno != syscall.ENOENT {
+	if _, errno := ov.resolve(dirView{layers: allLayers(ov)}, "xw"); errno != syscall.ENOENT {
 		t.Errorf("lookup of an xattr whiteout: %v, want ENOENT", errno)
 	}
-	xd, _ := ov.resolve(allLayers(ov), "", "xd")
+	xd, _ := ov.resolve(dirView{layers: allLayers(ov)}, "xd")
 	if got, want := names(xd.layers, "xd"), []string{"kept"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("xd lists %v, want %v", got, want)
 	}
-	f, _ := ov.resolve(allLayers(ov), "", "d")
+	f, _ := ov.resolve(dirView{layers: allLayers(ov)}, "d")
 	if got, want := names(f.layers, "d"), []string{"new", "y"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("d lists %v, want %v", got, want)
 	}
-	f, _ = ov.resolve(allLayers(ov), "", "od")
+	f, _ = ov.resolve(dirView{layers: allLayers(ov)}, "od")
 	if got := names(f.layers, "od"); len(got) != 0 {
 		t.Errorf("opaque od lists %v, want nothing", got)
 	}
-	empty, _ := ov.isEmptyDir(f.layers, "od")
+	empty, _ := ov.isEmptyDir(dirView{layers: f.layers, rel: "od"})
 	if !empty {
 		t.Error("opaque directory over content should count as empty")
 	}
@@ -93,9 +93,9 @@ func TestMergedEntries(t *testing.T) {
 func TestMergedEntriesInodeNumbersMatchLookup(t *testing.T) {
 	requireRoot(t)
 	ov := testOverlay(t, []string{"u=1"}, []string{"l=1", "d/"})
-	ents, _ := ov.mergedEntries(allLayers(ov), "")
+	ents, _ := ov.mergedEntries(dirView{layers: allLayers(ov)})
 	for _, e := range ents {
-		f, errno := ov.resolve(allLayers(ov), "", e.Name)
+		f, errno := ov.resolve(dirView{layers: allLayers(ov)}, e.Name)
 		if errno != 0 {
 			t.Fatalf("resolve %s: %v", e.Name, errno)
 		}
@@ -109,7 +109,7 @@ func TestLowerHasName(t *testing.T) {
 	requireRoot(t)
 	ov := testOverlay(t, []string{"up=1", "both=1"}, []string{"both=1", "low=1", "wh!wh"}, []string{"wh=1"})
 	for name, want := range map[string]bool{"up": false, "both": true, "low": true, "wh": false, "none": false} {
-		got, errno := ov.lowerHasName(allLayers(ov), "", name)
+		got, errno := ov.lowerHasName(dirView{layers: allLayers(ov)}, name)
 		if errno != 0 || got != want {
 			t.Errorf("lowerHasName(%q) = %v, %v; want %v", name, got, errno, want)
 		}

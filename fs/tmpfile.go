@@ -53,7 +53,7 @@ func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 		return nil, nil, 0, errnoOf(err)
 	}
 	ino := ov.inoOf(&st)
-	ov.setEntry(nodeKey{ino: ino}, []int{0})
+	ov.setEntry(nodeKey{ino: ino}, []int{0}, nil)
 	n.fillAttr(&st, &out.Attr)
 	out.Attr.Ino = ino
 	ch := n.NewInode(ctx, &node{ov: ov}, gofs.StableAttr{Mode: unix.S_IFREG, Ino: ino})

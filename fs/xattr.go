@@ -76,11 +76,11 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	}
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
-	l, errno := n.top()
+	l, p, errno := n.topPath()
 	if errno != 0 {
 		return 0, errno
 	}
-	sz, err := l.getxattr(n.rel(), stored, dest)
+	sz, err := l.getxattr(p, stored, dest)
 	return uint32(max(sz, 0)), errnoOf(err)
 }
 
@@ -107,11 +107,11 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	if !done {
 		n.ov.mu.RLock()
 		defer n.ov.mu.RUnlock()
-		l, errno := n.top()
+		l, p, errno := n.topPath()
 		if errno != 0 {
 			return 0, errno
 		}
-		names, err = l.listxattr(n.rel())
+		names, err = l.listxattr(p)
 	}
 	if err != nil {
 		return 0, errnoOf(err)
@@ -196,11 +196,11 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	defer n.ov.mu.Unlock()
 	if !n.isUpper() {
 		// Removing what is not there must not copy up.
-		l, errno := n.top()
+		l, p, errno := n.topPath()
 		if errno != 0 {
 			return errno
 		}
-		if _, err := l.getxattr(n.rel(), stored, nil); err != nil {
+		if _, err := l.getxattr(p, stored, nil); err != nil {
 			return errnoOf(err)
 		}
 	}

@@ -67,14 +67,15 @@ func newLayout(t testing.TB, dir string, nLowers int) layout {
 	return l
 }
 
-// kernelOverlay mounts the kernel's overlayfs with its default options.
+// kernelOverlay mounts the kernel's overlayfs with unionfuse's defaults
+// (kernelOptions).
 type kernelOverlay struct{}
 
 func (kernelOverlay) name() string { return "kernel" }
 
 func (kernelOverlay) mount(l layout) (func() error, error) {
 	opts := "lowerdir=" + strings.Join(l.Lowers, ":") +
-		",upperdir=" + l.Upper + ",workdir=" + l.Work + kernelDefaultsGuard()
+		",upperdir=" + l.Upper + ",workdir=" + l.Work + kernelOptions(true)
 	if err := unix.Mount("overlay", l.Merged, "overlay", 0, opts); err != nil {
 		return nil, fmt.Errorf("mount -t overlay -o %s %s: %w", opts, l.Merged, err)
 	}
@@ -86,13 +87,17 @@ func (kernelOverlay) mount(l layout) (func() error, error) {
 	}, nil
 }
 
-// kernelDefaultsGuard returns extra options only when this machine's
-// overlay module was loaded with non-default features (index, metacopy,
-// redirect_dir=on): we compare against the kernel's defaults, which are
-// index=off, metacopy=off and redirect_dir=off for creating (directories
-// with lower content are not renamed: EXDEV). Normally it returns "".
-func kernelDefaultsGuard() string {
-	var extra string
+// kernelOptions returns the options that make the kernel's overlayfs
+// behave as unionfuse does by default: redirect_dir=on (directories with
+// lower content are renamed, with redirects; a mount without upper can
+// only follow them), and index=off and metacopy=off, which are the
+// kernel's defaults unless this machine's overlay module was loaded with
+// other ones.
+func kernelOptions(writable bool) string {
+	extra := ",redirect_dir=follow"
+	if writable {
+		extra = ",redirect_dir=on"
+	}
 	param := func(p string) string {
 		b, _ := os.ReadFile("/sys/module/overlay/parameters/" + p)
 		return strings.TrimSpace(string(b))
@@ -102,9 +107,6 @@ func kernelDefaultsGuard() string {
 	}
 	if param("metacopy") == "Y" {
 		extra += ",metacopy=off"
-	}
-	if param("redirect_dir") == "Y" {
-		extra += ",redirect_dir=nofollow"
 	}
 	return extra
 }

@@ -44,6 +44,8 @@ type Options struct {
 	XinoOff              bool
 	AllowOther           bool
 	Debug                bool
+	// Redirect is the kernel's redirect_dir= (on unless given).
+	Redirect fs.RedirectMode
 	// NoPassthrough is unionfuse's own passthrough=off.
 	NoPassthrough bool
 }
@@ -162,6 +164,7 @@ func (o *Options) Config() fs.Config {
 		XinoOff:     o.XinoOff,
 		AllowOther:  o.AllowOther,
 		Debug:       o.Debug,
+		Redirect:    o.Redirect,
 
 		NoPassthrough: o.NoPassthrough,
 	}

@@ -163,12 +163,24 @@ func TestFuseOverlayfsOptions(t *testing.T) {
 	if !cfg.NoFsync || !cfg.StaticNlink || !cfg.NoACL || !cfg.XinoOff || !cfg.AllowOther || !cfg.NoPassthrough {
 		t.Errorf("flags not all set: %+v", cfg)
 	}
+	if cfg.Redirect != fs.RedirectOff {
+		t.Errorf("redirect_dir=off gave %v", cfg.Redirect)
+	}
+	for _, mode := range []fs.RedirectMode{fs.RedirectOn, fs.RedirectFollow, fs.RedirectOff, fs.RedirectNoFollow} {
+		o, err := Parse("redirect_dir=" + mode.String())
+		if err != nil || o.Config().Redirect != mode {
+			t.Errorf("redirect_dir=%s: %v, %v", mode, o, err)
+		}
+	}
+	if o, _ := Parse("lowerdir=l"); o.Config().Redirect != fs.RedirectOn {
+		t.Errorf("redirect_dir is %v by default, want on", o.Config().Redirect)
+	}
 	if !reflect.DeepEqual(cfg.Lowers, []string{"l1", "l2"}) || cfg.Upper != "u" || cfg.Work != "w" {
 		t.Errorf("layers %v %s %s", cfg.Lowers, cfg.Upper, cfg.Work)
 	}
 	for _, bad := range []string{
 		"uidmapping=0:1000", "uidmapping=0:x:1", "uidmapping=0:1:0", "squash_to_uid=me",
-		"fsync=2", "xino=maybe", "redirect_dir=on", "xattr_permissions=1", "static_nlink=1", "context", "passthrough=maybe",
+		"fsync=2", "xino=maybe", "redirect_dir=yes", "xattr_permissions=1", "static_nlink=1", "context", "passthrough=maybe",
 	} {
 		if _, err := Parse("lowerdir=l," + bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)

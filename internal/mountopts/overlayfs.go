@@ -106,11 +106,14 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 		}
 	case "redirect_dir":
 		switch value {
-		case "off", "nofollow":
-			// What unionfuse does: directories with lower content are not
-			// renamed (EXDEV), and no redirects are written.
-		case "on", "follow":
-			return true, fmt.Errorf("mount option %q: directory redirects are not supported yet (use redirect_dir=off)", item)
+		case "on":
+			o.Redirect = fs.RedirectOn
+		case "follow":
+			o.Redirect = fs.RedirectFollow
+		case "off":
+			o.Redirect = fs.RedirectOff
+		case "nofollow":
+			o.Redirect = fs.RedirectNoFollow
 		default:
 			return true, fmt.Errorf("mount option %q: want redirect_dir=on, off, follow or nofollow", item)
 		}
