@@ -264,7 +264,9 @@ func newDiffRun(t testing.TB, m mounter, seed int64) *diffRun {
 	for _, lower := range sub.Lowers {
 		r.lowersBefore = append(r.lowersBefore, mustSnapshot(t, lower, snapOpts{}))
 	}
-	r.ref = mountUnion(t, kernelOverlay{}, ref)
+	// The kernel runs with the subject's redirect_dir.
+	u, _ := m.(unionfuseMounter)
+	r.ref = mountUnion(t, kernelOverlay{redirectOff: u.redirectOff}, ref)
 	r.sub = mountUnion(t, m, sub)
 	return r
 }

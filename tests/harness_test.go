@@ -69,13 +69,19 @@ func newLayout(t testing.TB, dir string, nLowers int) layout {
 
 // kernelOverlay mounts the kernel's overlayfs with unionfuse's defaults
 // (kernelOptions).
-type kernelOverlay struct{}
+type kernelOverlay struct {
+	// redirectOff mounts with redirect_dir=off instead.
+	redirectOff bool
+}
 
 func (kernelOverlay) name() string { return "kernel" }
 
-func (kernelOverlay) mount(l layout) (func() error, error) {
+func (k kernelOverlay) mount(l layout) (func() error, error) {
 	opts := "lowerdir=" + strings.Join(l.Lowers, ":") +
 		",upperdir=" + l.Upper + ",workdir=" + l.Work + kernelOptions(true)
+	if k.redirectOff {
+		opts += ",redirect_dir=off"
+	}
 	if err := unix.Mount("overlay", l.Merged, "overlay", 0, opts); err != nil {
 		return nil, fmt.Errorf("mount -t overlay -o %s %s: %w", opts, l.Merged, err)
 	}
@@ -116,7 +122,10 @@ func kernelOptions(writable bool) string {
 // it, a descriptor opened on a lower file before a copy-up keeps reading the
 // lower file (fs/passthrough.go), so reads through such descriptors are
 // left out of the comparison (TestDifferentialPassthrough).
-type unionfuseMounter struct{ passthrough bool }
+type unionfuseMounter struct {
+	passthrough bool
+	redirectOff bool // -o redirect_dir=off
+}
 
 func (m unionfuseMounter) name() string {
 	if m.passthrough {
@@ -127,6 +136,9 @@ func (m unionfuseMounter) name() string {
 
 func (m unionfuseMounter) mount(l layout) (unmount func() error, err error) {
 	cfg := fs.Config{Lowers: l.Lowers, Upper: l.Upper, Work: l.Work, NoPassthrough: !m.passthrough}
+	if m.redirectOff {
+		cfg.Redirect = fs.RedirectOff
+	}
 	if os.Getenv(debugEnv) == "1" {
 		cfg.Debug = true
 		cfg.Logger = log.New(os.Stderr, "unionfuse: ", log.Lmicroseconds)

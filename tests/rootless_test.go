@@ -72,6 +72,7 @@ func TestRootless(t *testing.T) {
 				{path: "f", kind: 'f', data: "hi\n"},
 				{path: "g", kind: 'f', data: "gone\n"},
 				{path: "d/x", kind: 'f', data: "x\n"},
+				{path: "r/y", kind: 'f', data: "y\n"},
 			})
 			filepath.Walk(dir, func(p string, _ os.FileInfo, _ error) error {
 				return os.Lchown(p, nobody, nobody)
@@ -84,6 +85,8 @@ func TestRootless(t *testing.T) {
 				"rm " + l.Merged + "/g",
 				"rm -r " + l.Merged + "/d",
 				"mkdir " + l.Merged + "/d",
+				"mv " + l.Merged + "/r " + l.Merged + "/r2",
+				"cat " + l.Merged + "/r2/y > " + dir + "/r2y.txt",
 				"ls " + l.Merged + " > " + dir + "/ls.txt",
 				bin + " umount " + l.Merged,
 			}, "\n")
@@ -96,8 +99,14 @@ func TestRootless(t *testing.T) {
 			if isMounted(l.Merged) {
 				t.Fatal("still mounted after umount")
 			}
-			if b, _ := os.ReadFile(dir + "/ls.txt"); string(b) != "d\nf\n" {
-				t.Errorf("merged listed %q, want d and f", b)
+			if b, _ := os.ReadFile(dir + "/ls.txt"); string(b) != "d\nf\nr2\n" {
+				t.Errorf("merged listed %q, want d, f and r2", b)
+			}
+			if b, _ := os.ReadFile(dir + "/r2y.txt"); string(b) != "y\n" {
+				t.Errorf("r2/y read %q after renaming r (a lower directory) to r2", b)
+			}
+			if v, err := getXattr(filepath.Join(l.Upper, "r2"), "user.overlay.redirect"); err != nil || v != "r" {
+				t.Errorf("upper/r2: user.overlay.redirect = %q, %v; want r", v, err)
 			}
 			if b, _ := os.ReadFile(filepath.Join(l.Upper, "f")); string(b) != "hi\nmore\n" {
 				t.Errorf("upper/f = %q after the copy-up", b)
@@ -106,7 +115,7 @@ func TestRootless(t *testing.T) {
 			if err := unix.Lstat(filepath.Join(l.Upper, "g"), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFCHR || st.Rdev != 0 {
 				t.Errorf("upper/g is not a whiteout (char 0/0): %v mode %o", err, st.Mode)
 			}
-			for _, name := range []string{"f", "g", "d"} {
+			for _, name := range []string{"f", "g", "d", "r2"} {
 				unix.Lstat(filepath.Join(l.Upper, name), &st)
 				if st.Uid != nobody || st.Gid != nobody {
 					t.Errorf("upper/%s is owned by %d:%d, want the caller %d:%d", name, st.Uid, st.Gid, nobody, nobody)

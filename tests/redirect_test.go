@@ -1,0 +1,120 @@
+package tests
+
+import (
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestRedirectDir renames directories that have lower content, on the
+// kernel's overlayfs (redirect_dir=on) and on unionfuse side by side, on
+// the differential test's layers: after each operation the results and the
+// merged trees agree, and after unmounting so do the upper directories,
+// redirect xattrs included. With redirect_dir=off, both refuse (EXDEV).
+func TestRedirectDir(t *testing.T) {
+	requireRoot(t)
+	sub := subject(t)
+	cases := []struct {
+		name string
+		ops  []*op
+	}{
+		{"rename a merged directory within its parent", []*op{
+			{Kind: "rename", P: "d1", Q: "d9"},
+			{Kind: "readdir", P: "d9"}, {Kind: "read", P: "d9/a"}, {Kind: "stat", P: "d9/sub/c"},
+			{Kind: "readdir", P: "d9/sub/deep"}, {Kind: "stat", P: "d1"}}},
+		{"move a merged directory across the tree", []*op{
+			{Kind: "mkdir", P: "updir/in", Mode: 0o755},
+			{Kind: "rename", P: "d1/sub", Q: "updir/in/moved"},
+			{Kind: "read", P: "updir/in/moved/c"}, {Kind: "readdir", P: "updir/in/moved/deep"},
+			{Kind: "readdir", P: "d1"}}},
+		{"rename a renamed directory again, and back to its name", []*op{
+			{Kind: "rename", P: "d1", Q: "d9"},
+			{Kind: "rename", P: "d9", Q: "updir/d1b"},
+			{Kind: "read", P: "updir/d1b/sub/c"},
+			{Kind: "rename", P: "updir/d1b", Q: "d1"},
+			{Kind: "readdir", P: "d1"}, {Kind: "read", P: "d1/a"}}},
+		{"rename a merged directory over an empty merged directory", []*op{
+			{Kind: "unlink", P: "d1/sub/deep/x"},
+			{Kind: "rename", P: "d2", Q: "d1/sub/deep"},
+			{Kind: "readdir", P: "d1/sub/deep"}, {Kind: "readdir", P: "d1/sub"}}},
+		{"rename a merged directory over an empty upper directory", []*op{
+			{Kind: "mkdir", P: "updir/e", Mode: 0o700},
+			{Kind: "rename", P: "d1", Q: "updir/e"},
+			{Kind: "readdir", P: "updir/e"}}},
+		{"rename a merged directory over a non-empty directory", []*op{
+			{Kind: "rename", P: "d1", Q: "d2"}}},
+		{"delete inside a renamed directory, then the directory", []*op{
+			{Kind: "rename", P: "d1", Q: "d9"},
+			{Kind: "unlink", P: "d9/a"}, {Kind: "unlink", P: "d9/b"}, {Kind: "unlink", P: "d9/newmid"},
+			{Kind: "unlink", P: "d9/u"}, {Kind: "unlink", P: "d9/sub/c"}, {Kind: "unlink", P: "d9/sub/deep/x"},
+			{Kind: "rmdir", P: "d9"},
+			{Kind: "rmdir", P: "d9/sub/deep"}, {Kind: "rmdir", P: "d9/sub"},
+			{Kind: "readdir", P: "d9"}, {Kind: "rmdir", P: "d9"}, {Kind: "stat", P: "d9"}}},
+		{"write into a renamed directory, then move it into a new one", []*op{
+			{Kind: "rename", P: "d1", Q: "d9"},
+			{Kind: "write", P: "d9/new", Mode: 0o644, Size: 100, Fill: 7},
+			{Kind: "append", P: "d9/sub/c", Size: 10, Fill: 3},
+			{Kind: "mkdir", P: "n9", Mode: 0o755},
+			{Kind: "rename", P: "d9", Q: "n9/d1"},
+			{Kind: "rename", P: "n9", Q: "n8"},
+			{Kind: "readdir", P: "n8/d1"}, {Kind: "read", P: "n8/d1/sub/c"}, {Kind: "read", P: "n8/d1/a"}}},
+		{"a directory made where a renamed one was", []*op{
+			{Kind: "rename", P: "d1", Q: "d9"},
+			{Kind: "mkdir", P: "d1", Mode: 0o755},
+			{Kind: "readdir", P: "d1"}, {Kind: "readdir", P: "d9"}}},
+		{"RENAME_EXCHANGE of two merged directories", []*op{
+			{Kind: "exchange", P: "d1", Q: "d2"},
+			{Kind: "readdir", P: "d1"}, {Kind: "readdir", P: "d2"}, {Kind: "read", P: "d2/sub/c"}}},
+		{"RENAME_EXCHANGE of a merged directory and an upper one", []*op{
+			{Kind: "exchange", P: "d1/sub", Q: "updir"},
+			{Kind: "readdir", P: "updir"}, {Kind: "readdir", P: "d1/sub"}}},
+		{"rename a directory of a lower layer only, with whiteouts below", []*op{
+			{Kind: "rename", P: "ftodir", Q: "d3/ft"},
+			{Kind: "read", P: "d3/ft/inner"},
+			{Kind: "rename", P: "d2", Q: "d2b"}, {Kind: "readdir", P: "d2b"}}},
+		{"rename an opaque merged directory, and one holding a renamed one", []*op{
+			{Kind: "rename", P: "opq", Q: "opqb"}, {Kind: "readdir", P: "opqb"},
+			{Kind: "rename", P: "d1/sub/deep", Q: "d1/sub/deeper"},
+			{Kind: "rename", P: "d1/sub", Q: "d2/s"},
+			{Kind: "readdir", P: "d2/s/deeper"}, {Kind: "stat", P: "d2/s/deeper/x"}}},
+		{"chmod and xattrs on a renamed directory and inside it", []*op{
+			{Kind: "rename", P: "d1", Q: "updir/d"},
+			{Kind: "chmod", P: "updir/d", Mode: 0o700},
+			{Kind: "setxattr", P: "updir/d/sub", Name: "user.a", Value: "v"},
+			{Kind: "chmod", P: "updir/d/sub/deep/x", Mode: 0o600}}},
+	}
+	off := []*op{{Kind: "rename", P: "d1", Q: "d9"}, {Kind: "rename", P: "d1/sub", Q: "updir/s"},
+		{Kind: "exchange", P: "d1", Q: "updir"}, {Kind: "rename", P: "updir", Q: "d1/up"}}
+	subs := []mounter{sub}
+	if _, ok := sub.(unionfuseMounter); ok {
+		subs = append(subs, unionfuseMounter{passthrough: true})
+	}
+	for _, m := range subs {
+		for _, c := range cases {
+			name := strings.NewReplacer(" ", "_", ",", "").Replace(c.name)
+			if m, ok := m.(unionfuseMounter); ok && m.passthrough {
+				name = "passthrough/" + name
+			}
+			t.Run(name, func(t *testing.T) {
+				if f := replay(t, m, baseLayersOnly, c.ops); f != nil {
+					t.Error(f.report(m.name(), baseLayersOnly, len(c.ops)) + "\n" + layerFacts(t, baseLayersOnly, f.ops))
+				}
+			})
+		}
+	}
+	if _, ok := sub.(unionfuseMounter); ok {
+		t.Run("redirect_dir=off", func(t *testing.T) {
+			m := unionfuseMounter{redirectOff: true}
+			if f := replay(t, m, baseLayersOnly, off); f != nil {
+				t.Error(f.report(m.name()+" -o redirect_dir=off", baseLayersOnly, len(off)))
+			}
+			// And it is EXDEV, not only the kernel's answer.
+			r := newDiffRun(t, m, baseLayersOnly)
+			defer r.abort()
+			if err := unix.Rename(r.sub.Merged+"/d1", r.sub.Merged+"/d9"); err != unix.EXDEV {
+				t.Errorf("rename of a merged directory with redirect_dir=off: %v, want EXDEV", err)
+			}
+		})
+	}
+}
