@@ -22,12 +22,13 @@
 // refreshed on every lookup. A directory lists every layer it merges; a
 // non-directory exactly one. Paths are not stored: a node's path is its
 // position in go-fuse's tree (Inode.Path), which go-fuse keeps right across
-// renames.
+// renames. It is its path in every layer, except below a renamed
+// directory, whose lower paths are recorded (redirect.go).
 //
 // # Lookup and readdir
 //
-// A name is resolved through the directory's layers top down (resolve):
-// a whiteout (char device 0/0, or a zero-size regular file with the
+// A name is resolved through the directory's layers top down (resolve,
+// in redirect.go): a whiteout (char device 0/0, or a zero-size regular file with the
 // overlay.whiteout xattr) hides the name and everything below it; a
 // non-directory hides everything below it; directories merge until one is
 // opaque (overlay.opaque=y). A directory listing applies the same rules to
@@ -82,8 +83,12 @@
 //
 // # Decisions
 //
-//   - Renaming a directory that has lower content fails with EXDEV, as the
-//     kernel does without redirect_dir; mv(1) then copies.
+//   - Renaming a directory that has lower content moves its upper copy
+//     with a redirect to its lower content, as the kernel with
+//     redirect_dir=on (redirect.go); Config.Redirect selects the kernel's
+//     other modes. Unlike the kernel, userxattr mounts follow and write
+//     redirects as well: the server runs as the user, who can read every
+//     layer anyway, so a redirect reveals nothing.
 //   - trusted.overlay.* names set through the mount are stored escaped as
 //     trusted.overlay.overlay.*, as Linux 6.7+ does; the overlay's own
 //     attributes are never shown or copied up.
