@@ -93,6 +93,9 @@ type listedEntry struct {
 func (ov *overlay) mergedEntries(v dirView) ([]listedEntry, syscall.Errno) {
 	seen := make(map[string]struct{})
 	var out []listedEntry
+	// Upper directories listed, by name, until a lower layer shows what
+	// lies below them (see fixListedOrigin).
+	var upperDirs map[string]int
 	for pos, li := range v.layers {
 		l := ov.layers[li]
 		rel := v.path(pos)
@@ -112,6 +115,12 @@ func (ov *overlay) mergedEntries(v dirView) ([]listedEntry, syscall.Errno) {
 		}
 		for _, d := range ents {
 			if _, dup := seen[d.name]; dup || l.lower && isAufsName(d.name) {
+				if i, ok := upperDirs[d.name]; ok && dup {
+					delete(upperDirs, d.name)
+					if d.typ == unix.DT_DIR {
+						ov.fixListedOrigin(v.rel, &out[i], l, join(rel, d.name))
+					}
+				}
 				continue
 			}
 			seen[d.name] = struct{}{}
@@ -133,10 +142,32 @@ func (ov *overlay) mergedEntries(v dirView) ([]listedEntry, syscall.Errno) {
 					ino = ov.upperIno(join(rel, d.name), &st)
 				}
 			}
+			if li == 0 && ov.upper != nil && mode == unix.S_IFDIR {
+				if upperDirs == nil {
+					upperDirs = make(map[string]int)
+				}
+				upperDirs[d.name] = len(out)
+			}
 			out = append(out, listedEntry{fuse.DirEntry{Name: d.name, Mode: mode, Ino: ino}, pos})
 		}
 	}
 	return out, 0
+}
+
+// fixListedOrigin is fixOrigin for e, an upper directory listed in the
+// directory rel that lower directory lowerPath of l lies below: as a
+// lookup would, it records that origin (unless e is opaque, or has one
+// already), so that e's d_ino is the number its stat will report.
+func (ov *overlay) fixListedOrigin(rel string, e *listedEntry, l *layer, lowerPath string) {
+	childRel := join(rel, e.Name)
+	if ov.isOpaque(ov.upper, childRel) {
+		return
+	}
+	ov.fixOrigin(childRel, l, lowerPath)
+	var st unix.Stat_t
+	if err := ov.upper.lstat(childRel, &st); err == nil {
+		e.Ino = ov.upperIno(childRel, &st)
+	}
 }
 
 // isEmptyDir reports whether the merged directory shows no entries.

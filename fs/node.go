@@ -70,7 +70,15 @@ func (ov *overlay) lowerHasName(d dirView, name string) (bool, syscall.Errno) {
 
 // newChild makes (or refreshes) the Inode for an object just resolved.
 func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.EntryOut) *gofs.Inode {
-	k := n.ov.keyOf(f, join(n.rel(), name))
+	rel := join(n.rel(), name)
+	if isDirStat(&f.st) && len(f.layers) > 1 && n.ov.upper != nil && f.layers[0] == 0 {
+		lowerPath := join(n.pathIn(f.layers[1]), name)
+		if f.paths != nil {
+			lowerPath = f.paths[1]
+		}
+		n.ov.fixOrigin(rel, n.ov.layers[f.layers[1]], lowerPath)
+	}
+	k := n.ov.keyOf(f, rel)
 	var paths []string
 	if f.redirected {
 		paths = f.paths
@@ -78,6 +86,9 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 	n.ov.setEntry(k, f.layers, paths)
 	n.ov.statToAttr(&f.st, &out.Attr)
 	out.Attr.Ino = k.ino
+	if isDirStat(&f.st) {
+		mergedDirNlink(f.layers, &out.Attr)
+	}
 	child := &node{ov: n.ov}
 	in := n.NewInode(ctx, child, gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: k.ino, Gen: k.gen})
 	n.ov.noteInode(k, in)
@@ -126,6 +137,18 @@ func (n *node) fillAttrOut(st *unix.Stat_t, out *fuse.AttrOut) {
 func (n *node) fillAttr(st *unix.Stat_t, out *fuse.Attr) {
 	n.ov.statToAttr(st, out)
 	out.Ino = n.ino()
+	if isDirStat(st) {
+		mergedDirNlink(n.layers(), out)
+	}
+}
+
+// mergedDirNlink gives a directory that merges several layers a link
+// count of 1, as the kernel's overlay does: no layer's count is right for
+// the merged view, and 1 tells find(1) not to count on it.
+func mergedDirNlink(layers []int, out *fuse.Attr) {
+	if len(layers) > 1 {
+		out.Nlink = 1
+	}
 }
 
 var _ = (gofs.NodeGetattrer)((*node)(nil))

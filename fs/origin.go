@@ -131,6 +131,24 @@ func (ov *overlay) setOrigin(src *layer, rel, tmp string) {
 	}
 }
 
+// fixOrigin records, as the kernel does on lookup, the origin of a merged
+// directory whose upper copy has none (made by another tool, or before
+// its lower content appeared): the topmost lower directory it merges,
+// lowerPath in lower. Its parent becomes impure; the directory then
+// reports the lower directory's number, here and in the kernel.
+func (ov *overlay) fixOrigin(rel string, lower *layer, lowerPath string) {
+	if _, err := ov.upper.getxattr(rel, ov.xattrPrefix+xattrOrigin, nil); err != unix.ENODATA {
+		return
+	}
+	b := ov.encodeOrigin(lower, lowerPath)
+	if b == nil {
+		return
+	}
+	if ov.upper.setxattr(rel, ov.xattrPrefix+xattrOrigin, b, 0) == nil {
+		ov.markImpure(dir(rel))
+	}
+}
+
 // markImpure marks the upper directory rel as holding objects whose
 // numbers come from their origin.
 func (ov *overlay) markImpure(rel string) {

@@ -211,3 +211,53 @@ func getXattrBytes(path, name string) ([]byte, error) {
 	}
 	return buf[:n], nil
 }
+
+// TestMergedDirWithoutOrigin: an upper directory made without overlay.origin
+// (by another tool) over a lower one is given it on lookup, as the kernel
+// does (ovl_fix_origin), with the same bytes; it then reports the lower
+// directory's number, in stat and in readdir, and, being merged, a link
+// count of 1, as on the kernel.
+func TestMergedDirWithoutOrigin(t *testing.T) {
+	requireRoot(t)
+	got := map[string]map[string]uint64{}
+	nlinks := map[string]uint64{}
+	origins := map[string][]byte{}
+	for _, m := range []mounter{kernelOverlay{}, subject(t)} {
+		l := newLayout(t, testDir(t), 1)
+		for _, d := range []string{l.Lowers[0] + "/d/x", l.Upper + "/d/y"} {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		u := mountUnion(t, m, l)
+		got[m.name()] = inos(t, l.Merged, "d")
+		var st unix.Stat_t
+		if err := unix.Stat(l.Merged+"/d", &st); err != nil {
+			t.Fatal(err)
+		}
+		nlinks[m.name()] = uint64(st.Nlink)
+		checkDino(t, m.name(), l.Merged)
+		u.mustUnmount()
+		b, err := getXattrBytes(l.Upper+"/d", "trusted.overlay.origin")
+		if err != nil {
+			t.Errorf("%s: upper/d has no origin after a lookup: %v", m.name(), err)
+		}
+		origins[m.name()] = b
+		var lst unix.Stat_t
+		unix.Stat(l.Lowers[0]+"/d", &lst)
+		if got[m.name()]["d"] != lst.Ino {
+			t.Errorf("%s: d reports st_ino %d, want the lower directory's %d", m.name(), got[m.name()]["d"], lst.Ino)
+		}
+	}
+	sub := subject(t).name()
+	if nlinks[sub] != nlinks["kernel"] || nlinks[sub] != 1 {
+		t.Errorf("nlink of the merged directory: kernel %d, %s %d; want 1", nlinks["kernel"], sub, nlinks[sub])
+	}
+	// The same format: header (version, magic, flags, type) and length;
+	// the handles themselves name each layout's own lower directory (its
+	// inode number first, for ext4), checked above through st_ino.
+	k, u := origins["kernel"], origins[sub]
+	if len(k) != len(u) || len(k) < 5 || !bytes.Equal(k[:5], u[:5]) {
+		t.Errorf("origin of upper/d: kernel %x, %s %x: not the same format", k, sub, u)
+	}
+}
