@@ -13,7 +13,9 @@ import (
 //     while the descriptors opened before stay on the old one, whose
 //     handles were switched to the upper copy (switchHandles);
 //   - with passthrough, a node renewed after a copy-up (renew): same
-//     st_ino, new generation, descriptors opened before on the old one.
+//     st_ino, new generation, descriptors opened before on the old one;
+//   - with index=on, the names of a hard-linked lower file, each a node
+//     of its own (keyOf), which share one copy once one is copied up.
 //
 // The kernel's overlay has a single inode there, so a change made through
 // one shows through the other at once: fchmod on a descriptor opened
@@ -62,6 +64,15 @@ func (ov *overlay) noteInode(k nodeKey, in *gofs.Inode) {
 	ov.emu.Lock()
 	defer ov.emu.Unlock()
 	g := ov.aliases[k.ino]
+	if g == nil && ov.index != nil && k.gen&1 == 1 {
+		// With index=on, the names of a hard-linked lower file are one
+		// object from the start (index.go).
+		if ov.aliases == nil {
+			ov.aliases = make(aliasGroups)
+		}
+		g = &aliasGroup{}
+		ov.aliases[k.ino] = g
+	}
 	if g == nil || ov.superseded[k] {
 		return
 	}

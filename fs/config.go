@@ -25,6 +25,9 @@ type Config struct {
 	Debug bool
 	// Logger receives diagnostics; nil discards them.
 	Logger *log.Logger
+	// Index keeps hard links between lower files across copy-up, as the
+	// kernel's index=on (see index.go). Needs file handles on the layers.
+	Index bool
 	// Redirect says whether directories with lower content can be renamed
 	// (the kernel's redirect_dir=); the zero value is RedirectOn.
 	Redirect RedirectMode

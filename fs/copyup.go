@@ -57,22 +57,16 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 	parentRel := dir(rel)
 	havePst := ov.upper.lstat(parentRel, &pst) == nil
 
-	tmp := ov.tempName()
-	if err := ov.buildCopy(src, srcPath, &st, tmp, withData); err != nil {
-		ov.removeTemp(tmp, &st)
-		ov.logf("copy-up %s: %v", rel, err)
-		return errnoOf(err)
-	}
-	if isDirStat(&st) || st.Nlink <= 1 {
-		// A hard-linked file's copy is a new file: no origin (as the
-		// kernel without index=on).
-		ov.setOrigin(src, srcPath, tmp)
-	}
-	// As the kernel's, every copy-up marks the upper parent impure.
-	ov.markImpure(dir(rel))
-	if err := unix.Renameat(ov.work.fd, tmp, ov.upper.fd, rel); err != nil {
-		ov.removeTemp(tmp, &st)
-		return errnoOf(err)
+	// A hard-linked lower file goes through the index with index=on: its
+	// names stay links to one copy (index.go).
+	indexed := src == ov.index || src.lower && ov.indexing(&st)
+	if indexed {
+		if err := ov.copyUpIndexed(n, src, srcPath, &st, rel); err != nil {
+			ov.logf("copy-up %s: %v", rel, err)
+			return errnoOf(err)
+		}
+	} else if errno := ov.copyUpPlain(src, srcPath, &st, rel, withData); errno != 0 {
+		return errno
 	}
 	if havePst {
 		setTimes(ov.upper.fd, at(parentRel), &pst)
@@ -82,9 +76,10 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 	if err := ov.upper.lstat(rel, &ust); err != nil {
 		return errnoOf(err)
 	}
-	if isDirStat(&st) || st.Nlink <= 1 {
+	if isDirStat(&st) || st.Nlink <= 1 || indexed {
 		ov.recordCopyUp(&ust, n.ino())
-	} else {
+	}
+	if n.key().gen&1 == 1 {
 		// A hard-linked file's copy is a new file (the link is broken, as
 		// in the kernel) with its own number: the directory listing the
 		// kernel may hold shows the old one, and the attributes it holds
@@ -98,6 +93,32 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 	}
 	ov.addUpper(n.key(), isDirStat(&st))
 	ov.switchHandles(n.key(), rel)
+	if indexed {
+		n.notifyAliases() // the other names now read the copy
+	}
+	return 0
+}
+
+// copyUpPlain builds the copy of srcPath in src (attributes st) in the
+// work directory and renames it to rel in upper.
+func (ov *overlay) copyUpPlain(src *layer, srcPath string, st *unix.Stat_t, rel string, withData bool) syscall.Errno {
+	tmp := ov.tempName()
+	if err := ov.buildCopy(src, srcPath, st, tmp, withData); err != nil {
+		ov.removeTemp(tmp, st)
+		ov.logf("copy-up %s: %v", rel, err)
+		return errnoOf(err)
+	}
+	if isDirStat(st) || st.Nlink <= 1 {
+		// A hard-linked file's copy is a new file: no origin (as the
+		// kernel without index=on).
+		ov.setOrigin(src, srcPath, tmp)
+	}
+	// As the kernel's, every copy-up marks the upper parent impure.
+	ov.markImpure(dir(rel))
+	if err := unix.Renameat(ov.work.fd, tmp, ov.upper.fd, rel); err != nil {
+		ov.removeTemp(tmp, st)
+		return errnoOf(err)
+	}
 	return 0
 }
 

@@ -263,11 +263,23 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 		}
 		srcPath = tn.rel()
 	}
+	// A link to an indexed object counts up its links (index.go).
+	idx, indexed := "", false
+	var before int64
+	var tst unix.Stat_t
+	if n.ov.index != nil && srcFd == n.ov.upper.fd && n.ov.upper.lstat(srcPath, &tst) == nil {
+		if idx, indexed = n.ov.indexNameOf(srcPath, &tst); indexed {
+			before, _ = n.ov.indexNlink(idx)
+		}
+	}
 	st, errno := n.createObject(ctx, name, 0, func(dirfd int, path string) error {
 		return unix.Linkat(srcFd, srcPath, dirfd, path, flags)
 	})
 	if errno != 0 {
 		return nil, errno
+	}
+	if indexed {
+		n.ov.setIndexNlink(idx, before+1)
 	}
 	n.ov.linkedTmpfile(tn.ino())
 	n.ov.markImpureIfOrigin(n.rel(), join(n.rel(), name)) // as the kernel's link

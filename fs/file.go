@@ -22,6 +22,9 @@ type handle struct {
 	mu    sync.Mutex
 	fd    int
 	lower bool // fd is a lower layer's copy
+	// onIndex is set when fd is the index entry of a hard-linked lower
+	// file (index.go), which later copy-ups link into upper.
+	onIndex bool
 }
 
 // writeFlags are the open flags that need an upper copy.
@@ -38,6 +41,14 @@ func (h *handle) fdForUse() int {
 			unix.Close(h.fd)
 			h.fd = fd
 			h.lower = false
+		}
+	} else if name, ok := h.n.indexedName(); ok && h.lower && !h.onIndex {
+		// Another name of the file was copied up: read the copy.
+		fd, err := unix.Openat(h.n.ov.index.fd, name, h.flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err == nil {
+			unix.Close(h.fd)
+			h.fd = fd
+			h.onIndex = true
 		}
 	}
 	return h.fd
@@ -211,8 +222,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, errnoOf(err)
 		}
 	}
-	h := &handle{n: n, fd: fd, flags: f &^ unix.O_TRUNC, lower: l != n.ov.upper}
+	h := &handle{n: n, fd: fd, flags: f &^ unix.O_TRUNC, lower: l != n.ov.upper, onIndex: l == n.ov.index && l != nil}
 	n.ov.trackHandle(h)
+	if f&unix.O_TRUNC != 0 {
+		n.notifyAliases() // size and mtime changed (alias.go)
+	}
 	// Lower files never change and upper files change only through this
 	// mount, so the kernel may keep their pages across opens.
 	return n.ov.withPassthrough(h), fuse.FOPEN_KEEP_CACHE, 0

@@ -109,6 +109,8 @@ func newOverlay(cfg Config) (*overlay, error) {
 		ov.rootView.layers = append(ov.rootView.layers, len(ov.layers))
 		ov.layers = append(ov.layers, l)
 	}
+	ov.bottom = len(ov.layers) - 1
+	ov.indexLayer = -1
 	if !cfg.ReadOnly() {
 		ov.upper = ov.layers[0]
 		work, err := prepareWork(cfg.Work, ov.privileged)
@@ -117,6 +119,12 @@ func newOverlay(cfg Config) (*overlay, error) {
 			return nil, err
 		}
 		ov.work = work
+		if cfg.Index {
+			if err := ov.setupIndex(cfg.Work); err != nil {
+				ov.close()
+				return nil, err
+			}
+		}
 	}
 	return ov, nil
 }

@@ -37,7 +37,15 @@ func (n *node) key() nodeKey {
 }
 
 // layers returns the layers holding this node, top first.
-func (n *node) layers() []int { return n.ov.layersOf(n.key()) }
+func (n *node) layers() []int {
+	ls := n.ov.layersOf(n.key())
+	if len(ls) > 0 && ls[0] != 0 {
+		if _, ok := n.indexedName(); ok {
+			return []int{n.ov.indexLayer} // index.go
+		}
+	}
+	return ls
+}
 
 // isUpper reports whether the node's topmost copy is in the upper layer.
 func (n *node) isUpper() bool {
@@ -84,8 +92,26 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 		paths = f.paths
 	}
 	n.ov.setEntry(k, f.layers, paths)
+	nlink := int64(-1)
+	if ov := n.ov; ov.index != nil && !isDirStat(&f.st) {
+		switch {
+		case f.layers[0] != 0 && ov.indexing(&f.st):
+			lowerPath := join(n.pathIn(f.layers[0]), name)
+			if f.paths != nil {
+				lowerPath = f.paths[0]
+			}
+			if idx, ok := ov.useIndex(f, ov.layers[f.layers[0]], lowerPath); ok {
+				nlink = ov.unionNlink(ov.index, idx, &f.st)
+			}
+		case f.layers[0] == 0 && f.st.Nlink > 1:
+			nlink = ov.unionNlink(ov.upper, rel, &f.st)
+		}
+	}
 	n.ov.statToAttr(&f.st, &out.Attr)
 	out.Attr.Ino = k.ino
+	if nlink >= 0 {
+		out.Attr.Nlink = uint32(nlink)
+	}
 	if isDirStat(&f.st) {
 		mergedDirNlink(f.layers, &out.Attr)
 	}
@@ -139,6 +165,12 @@ func (n *node) fillAttr(st *unix.Stat_t, out *fuse.Attr) {
 	out.Ino = n.ino()
 	if isDirStat(st) {
 		mergedDirNlink(n.layers(), out)
+	} else if n.ov.index != nil {
+		if name, ok := n.indexedName(); ok {
+			out.Nlink = uint32(n.ov.unionNlink(n.ov.index, name, st))
+		} else if st.Nlink > 1 && n.isUpper() {
+			out.Nlink = uint32(n.ov.unionNlink(n.ov.upper, n.rel(), st))
+		}
 	}
 }
 

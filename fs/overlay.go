@@ -40,6 +40,15 @@ type overlay struct {
 	redirected atomic.Bool
 	// rootView is the root directory with every layer.
 	rootView dirView
+	// bottom is the number of the lowest layer that lookups see.
+	bottom int
+	// index is WORK/index with index=on (index.go), also the last of
+	// layers, number indexLayer; nil (and -1) without.
+	index      *layer
+	indexLayer int
+	// indexed maps the inode number of a hard-linked lower file to its
+	// index entry, once there is one; guarded by emu.
+	indexed map[uint64]string
 
 	// emu guards entries and copiedUp.
 	emu sync.Mutex

@@ -84,6 +84,10 @@ func (n *node) topPath() (*layer, string, syscall.Errno) {
 
 // pathIn returns n's path in layer li.
 func (n *node) pathIn(li int) string {
+	if li == n.ov.indexLayer {
+		name, _ := n.indexedName()
+		return name
+	}
 	if !n.ov.redirected.Load() || li == 0 && n.ov.upper != nil {
 		return n.rel()
 	}
@@ -200,7 +204,7 @@ func (ov *overlay) resolve(d dirView, name string) (found, syscall.Errno) {
 		l := ov.layers[li]
 		// As the kernel's d.last: the bottom layer has no one below to
 		// send elsewhere.
-		last := li == len(ov.layers)-1 || !follows && pos == len(stack.layers)-1
+		last := li == ov.bottom || !follows && pos == len(stack.layers)-1
 		var st unix.Stat_t
 		ok, p, errno := s.inLayer(ov, l, stack.path(pos), last, &st)
 		if errno != 0 {

@@ -96,6 +96,30 @@ func (n *node) removeName(name string, f *found) syscall.Errno {
 	}
 	isDir := isDirStat(&f.st)
 	inUpper := f.layers[0] == 0 && ov.upper != nil
+	// A name of an indexed object counts down its links (index.go).
+	idx, indexed := "", false
+	if !isDir && ov.index != nil {
+		if !inUpper && ov.indexing(&f.st) {
+			// As the kernel: the name is copied up (into the index)
+			// first, so the count has a place to live; then whited out.
+			cn, errno := n.childNode(name)
+			if errno != 0 {
+				return errno
+			}
+			if errno := cn.copyUp(); errno != 0 {
+				return errno
+			}
+			if err := ov.upper.lstat(rel, &f.st); err != nil {
+				return errnoOf(err)
+			}
+			f.layers, inUpper = []int{0}, true
+		}
+		idx, indexed = ov.indexNameOf(rel, &f.st)
+	}
+	var before int64
+	if indexed {
+		before, _ = ov.indexNlink(idx)
+	}
 	var err error
 	switch {
 	case !needWhiteout && isDir:
@@ -114,6 +138,9 @@ func (n *node) removeName(name string, f *found) syscall.Errno {
 	}
 	if err != nil {
 		return errnoOf(err)
+	}
+	if indexed {
+		ov.setIndexNlink(idx, before-1)
 	}
 	n.notifyChildAliases(name) // its link count fell (alias.go)
 	if !inUpper || isDir || f.st.Nlink <= 1 {

@@ -72,10 +72,12 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	var dstKey nodeKey
 	if dstExists {
 		dstKey = ov.keyOf(&dst, join(np.rel(), newName))
-		if ov.keyOf(&src, join(n.rel(), name)) == dstKey {
+		srcKey := ov.keyOf(&src, join(n.rel(), name))
+		if srcKey == dstKey || ov.index != nil && srcKey.ino == dstKey.ino && !isDirStat(&src.st) {
 			// The same object (or upper hard links to it): nothing to do.
 			// Names of a hard-linked lower file are distinct nodes, as in
-			// the kernel, and are renamed.
+			// the kernel, and are renamed — unless index=on makes them
+			// one object, as it does in the kernel.
 			return 0
 		}
 	}
@@ -180,6 +182,32 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		}
 		return errnoOf(unix.Renameat2(ov.upper.fd, srcRel, ov.upper.fd, dstRel, unix.RENAME_EXCHANGE))
 	}
+	// A replaced name of an indexed object counts down its links; as the
+	// kernel, a lower one is copied up (into the index) first.
+	idx, indexed := "", false
+	var before int64
+	if dstExists && !dstDir && ov.index != nil {
+		if dst.layers[0] != 0 && ov.indexing(&dst.st) {
+			dn, errno := np.childNode(newName)
+			if errno != 0 {
+				return errno
+			}
+			if errno := dn.copyUp(); errno != 0 {
+				return errno
+			}
+		}
+		var ust unix.Stat_t
+		if ov.upper.lstat(dstRel, &ust) == nil {
+			if idx, indexed = ov.indexNameOf(dstRel, &ust); indexed {
+				before, _ = ov.indexNlink(idx)
+			}
+		}
+	}
+	defer func() {
+		if indexed && res == 0 {
+			ov.setIndexNlink(idx, before-1)
+		}
+	}()
 	var replaced unix.Stat_t
 	hadUpperDst, replaced, err := ov.upper.exists(dstRel)
 	if err != nil {

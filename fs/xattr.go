@@ -158,6 +158,15 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	}
 	n.ov.mu.Lock()
 	defer n.ov.mu.Unlock()
+	if name, ok := n.indexedName(); ok && !n.isUpper() {
+		// As the kernel: the object has an upper copy (the index entry),
+		// which this name shares without being linked up (index.go).
+		err := n.ov.index.setxattr(name, stored, data, int(flags))
+		if err == nil {
+			n.notifyAliases()
+		}
+		return errnoOf(err)
+	}
 	if errno := n.copyUpForChange(); errno != 0 {
 		return errno
 	}
@@ -203,6 +212,13 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 		if _, err := l.getxattr(p, stored, nil); err != nil {
 			return errnoOf(err)
 		}
+	}
+	if name, ok := n.indexedName(); ok && !n.isUpper() {
+		err := n.ov.index.removexattr(name, stored) // as Setxattr
+		if err == nil {
+			n.notifyAliases()
+		}
+		return errnoOf(err)
 	}
 	if errno := n.copyUpForChange(); errno != 0 {
 		return errno

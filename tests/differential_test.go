@@ -74,6 +74,18 @@ func TestDifferentialPassthrough(t *testing.T) {
 	runDifferential(t, unionfuseMounter{passthrough: true}, max(rounds/2, 1))
 }
 
+// TestDifferentialIndex runs the comparison with index=on on both sides:
+// hard links between lower files survive copy-up (the layers hold several,
+// among them a fifo's), and overlay.nlink is compared in the uppers.
+func TestDifferentialIndex(t *testing.T) {
+	requireRoot(t)
+	if os.Getenv(subjectEnv) == "kernel" {
+		t.Skip("the harness self-check runs in TestDifferential")
+	}
+	rounds := int(envInt(t, "UNIONFUSE_TEST_ROUNDS", int64(*flagRounds)))
+	runDifferential(t, unionfuseMounter{index: true}, max(rounds/2, 1))
+}
+
 // runDifferential runs rounds of random operations on the kernel's overlay
 // and on sub, and fails on the first difference of each round.
 func runDifferential(t *testing.T, sub mounter, rounds int) {
@@ -266,7 +278,7 @@ func newDiffRun(t testing.TB, m mounter, seed int64) *diffRun {
 	}
 	// The kernel runs with the subject's redirect_dir.
 	u, _ := m.(unionfuseMounter)
-	r.ref = mountUnion(t, kernelOverlay{redirectOff: u.redirectOff}, ref)
+	r.ref = mountUnion(t, kernelOverlay{redirectOff: u.redirectOff, index: u.index}, ref)
 	r.sub = mountUnion(t, m, sub)
 	return r
 }

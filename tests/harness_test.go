@@ -72,6 +72,8 @@ func newLayout(t testing.TB, dir string, nLowers int) layout {
 type kernelOverlay struct {
 	// redirectOff mounts with redirect_dir=off instead.
 	redirectOff bool
+	// index mounts with index=on.
+	index bool
 }
 
 func (kernelOverlay) name() string { return "kernel" }
@@ -81,6 +83,9 @@ func (k kernelOverlay) mount(l layout) (func() error, error) {
 		",upperdir=" + l.Upper + ",workdir=" + l.Work + kernelOptions(true)
 	if k.redirectOff {
 		opts += ",redirect_dir=off"
+	}
+	if k.index {
+		opts += ",index=on"
 	}
 	if err := unix.Mount("overlay", l.Merged, "overlay", 0, opts); err != nil {
 		return nil, fmt.Errorf("mount -t overlay -o %s %s: %w", opts, l.Merged, err)
@@ -125,6 +130,7 @@ func kernelOptions(writable bool) string {
 type unionfuseMounter struct {
 	passthrough bool
 	redirectOff bool // -o redirect_dir=off
+	index       bool // -o index=on
 }
 
 func (m unionfuseMounter) name() string {
@@ -139,6 +145,7 @@ func (m unionfuseMounter) mount(l layout) (unmount func() error, err error) {
 	if m.redirectOff {
 		cfg.Redirect = fs.RedirectOff
 	}
+	cfg.Index = m.index
 	if os.Getenv(debugEnv) == "1" {
 		cfg.Debug = true
 		cfg.Logger = log.New(os.Stderr, "unionfuse: ", log.Lmicroseconds)

@@ -475,17 +475,18 @@ func mergedXattr(string) bool { return true }
 //     renamed children, so the kernel knows to fix up d_ino in readdir.
 //   - trusted.overlay.uuid: the upper root's filesystem UUID (uuid=auto),
 //     used to validate origin file handles.
-//   - trusted.overlay.metacopy, .nlink, .upper, .protattr: written only
-//     with metacopy=on, index=on or for immutable/append-only files
-//     (chattr), none of which this suite uses; they are ignored so that a
-//     kernel writing them never reads as unionfuse's fault.
+//   - trusted.overlay.metacopy, .upper, .protattr: written only with
+//     metacopy=on, index=on (on WORK/index, not compared) or for
+//     immutable/append-only files (chattr), none of which this suite uses;
+//     they are ignored so that a kernel writing them never reads as
+//     unionfuse's fault.
 //
-// trusted.overlay.redirect (directory renames, redirect_dir=on) is
-// compared.
+// trusted.overlay.redirect (directory renames, redirect_dir=on) and
+// trusted.overlay.nlink (hard links, index=on) are compared.
 func upperXattr(name string) bool {
 	switch name {
 	case "trusted.overlay.origin", "trusted.overlay.impure", "trusted.overlay.uuid",
-		"trusted.overlay.metacopy", "trusted.overlay.nlink",
+		"trusted.overlay.metacopy",
 		"trusted.overlay.upper", "trusted.overlay.protattr":
 		return false
 	}

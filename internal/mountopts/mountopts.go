@@ -46,6 +46,8 @@ type Options struct {
 	Debug                bool
 	// Redirect is the kernel's redirect_dir= (on unless given).
 	Redirect fs.RedirectMode
+	// Index is the kernel's index=on.
+	Index bool
 	// NoPassthrough is unionfuse's own passthrough=off.
 	NoPassthrough bool
 }
@@ -165,6 +167,7 @@ func (o *Options) Config() fs.Config {
 		AllowOther:  o.AllowOther,
 		Debug:       o.Debug,
 		Redirect:    o.Redirect,
+		Index:       o.Index,
 
 		NoPassthrough: o.NoPassthrough,
 	}

@@ -172,6 +172,12 @@ func TestFuseOverlayfsOptions(t *testing.T) {
 			t.Errorf("redirect_dir=%s: %v, %v", mode, o, err)
 		}
 	}
+	if o, err := Parse("index=on"); err != nil || !o.Config().Index {
+		t.Errorf("index=on: %v, %v", o, err)
+	}
+	if _, err := Parse("index=maybe"); err == nil {
+		t.Error("index=maybe accepted")
+	}
 	if o, _ := Parse("lowerdir=l"); o.Config().Redirect != fs.RedirectOn {
 		t.Errorf("redirect_dir is %v by default, want on", o.Config().Redirect)
 	}

@@ -44,7 +44,7 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 	}
 	switch key {
 	case "uidmapping", "gidmapping", "squash_to_uid", "squash_to_gid", "fsync",
-		"xino", "redirect_dir", "context", "xattr_permissions", "timeout", "passthrough":
+		"xino", "redirect_dir", "index", "context", "xattr_permissions", "timeout", "passthrough":
 	default:
 		return false, nil
 	}
@@ -116,6 +116,16 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 			o.Redirect = fs.RedirectNoFollow
 		default:
 			return true, fmt.Errorf("mount option %q: want redirect_dir=on, off, follow or nofollow", item)
+		}
+	case "index":
+		// The kernel's: hard links of lower files survive copy-up.
+		switch value {
+		case "on":
+			o.Index = true
+		case "off":
+			o.Index = false
+		default:
+			return true, fmt.Errorf("mount option %q: want index=on or index=off", item)
 		}
 	case "context", "timeout":
 		// SELinux labels (no SELinux policy applies to FUSE files here)
