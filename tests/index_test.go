@@ -1,0 +1,94 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestIndexHardLinks: with index=on, the names of a hard-linked lower file
+// stay one file across copy-up, as on the kernel with index=on, compared
+// op by op on the differential layers (hl1, hl2 and d2/hl3 are one lower
+// file; fifo1 and fifo2 one lower fifo), uppers included (overlay.nlink).
+func TestIndexHardLinks(t *testing.T) {
+	requireRoot(t)
+	if os.Getenv(subjectEnv) == "kernel" {
+		t.Skip("runs unionfuse with index=on")
+	}
+	cases := []struct {
+		name string
+		ops  []*op
+	}{
+		{"write through one name, read through the others", []*op{
+			{Kind: "append", P: "hl1", Size: 100, Fill: 1},
+			{Kind: "read", P: "hl2"}, {Kind: "stat", P: "d2/hl3"}, {Kind: "read", P: "d2/hl3"}}},
+		{"unlink the names one by one", []*op{
+			{Kind: "unlink", P: "hl2"}, {Kind: "stat", P: "hl1"},
+			{Kind: "append", P: "d2/hl3", Size: 10, Fill: 2}, {Kind: "stat", P: "hl1"},
+			{Kind: "unlink", P: "hl1"}, {Kind: "stat", P: "d2/hl3"}, {Kind: "unlink", P: "d2/hl3"}}},
+		{"link a lower name, then write through the new one", []*op{
+			{Kind: "link", P: "hl1", Q: "updir/x"}, {Kind: "stat", P: "hl2"},
+			{Kind: "append", P: "updir/x", Size: 10, Fill: 3}, {Kind: "read", P: "d2/hl3"}}},
+		{"rename over a name, and between two names", []*op{
+			{Kind: "rename", P: "up1", Q: "hl2"}, {Kind: "stat", P: "hl1"},
+			{Kind: "rename", P: "hl1", Q: "d2/hl3"}, {Kind: "stat", P: "hl1"}, {Kind: "stat", P: "d2/hl3"}}},
+		{"chmod, truncate and xattrs through several names", []*op{
+			{Kind: "chmod", P: "hl1", Mode: 0o600}, {Kind: "truncate", P: "hl2", Size: 3},
+			{Kind: "setxattr", P: "d2/hl3", Name: "user.a", Value: "v"}, {Kind: "stat", P: "hl1"}}},
+		{"a hard-linked lower fifo", []*op{
+			{Kind: "chmod", P: "fifo1", Mode: 0o600}, {Kind: "stat", P: "fifo2"}, {Kind: "unlink", P: "fifo2"}}},
+	}
+	m := unionfuseMounter{index: true}
+	for _, c := range cases {
+		t.Run(strings.NewReplacer(" ", "_", ",", "").Replace(c.name), func(t *testing.T) {
+			if f := replay(t, m, baseLayersOnly, c.ops); f != nil {
+				t.Error(f.report(m.name()+" -o index=on", baseLayersOnly, len(c.ops)) + "\n" + layerFacts(t, baseLayersOnly, f.ops))
+			}
+		})
+	}
+}
+
+// TestIndexKernelCompat: an upper and work directory written by unionfuse
+// with index=on mount with the kernel's index=on showing the same tree
+// (link counts included), and the other way round.
+func TestIndexKernelCompat(t *testing.T) {
+	requireRoot(t)
+	k, u := kernelOverlay{index: true}, unionfuseMounter{index: true}
+	for _, dir := range [][2]mounter{{u, k}, {k, u}} {
+		writer, reader := dir[0], dir[1]
+		t.Run(writer.name()+"-writes", func(t *testing.T) {
+			l := newLayout(t, testDir(t), 1)
+			low := l.Lowers[0]
+			os.WriteFile(filepath.Join(low, "a"), []byte("hello\n"), 0o644)
+			for _, n := range []string{"b", "c", "d"} {
+				if err := os.Link(filepath.Join(low, "a"), filepath.Join(low, n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			compatCheck(t, writer, reader, l, func(root string) {
+				f, err := os.OpenFile(filepath.Join(root, "a"), os.O_APPEND|os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.WriteString("more\n")
+				f.Close()
+				if err := os.Remove(filepath.Join(root, "b")); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Link(filepath.Join(root, "c"), filepath.Join(root, "e")); err != nil {
+					t.Fatal(err)
+				}
+			})
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(l.Upper, "a"), &st); err != nil || st.Nlink != 4 {
+				t.Errorf("upper/a: nlink %d, %v; want 4 (a, c, e and the index entry)", st.Nlink, err)
+			}
+			if v, err := getXattr(filepath.Join(l.Upper, "a"), "trusted.overlay.nlink"); err != nil || v != "U+0" {
+				t.Errorf("upper/a: trusted.overlay.nlink = %q, %v; want U+0 (4 names: a, c, e and d, still lower)", v, err)
+			}
+		})
+	}
+}
