@@ -105,5 +105,11 @@
 //   - Attribute and xattr changes go through an open descriptor of the
 //     node when there is one, so they work on unlinked files too.
 //   - Hard links between lower files are not kept across copy-up (the
-//     kernel without index=on does not keep them either).
+//     kernel without index=on does not keep them either), unless
+//     Config.Index (index=on) asks for it (index.go). Two differences
+//     from the kernel remain there, both from FUSE: until copied up, the
+//     names of such a file are distinct kernel inodes, so rename(2) from
+//     one to another is checked for permission by the kernel before the
+//     server can say it is a no-op; and a hard-linked lower fifo copied up
+//     while open becomes a new pipe for later opens (also with index=off).
 package fs
