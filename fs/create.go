@@ -42,7 +42,7 @@ func (n *node) createObject(ctx context.Context, name string, mode uint32, mk ma
 			removeAllAt(ov.upper.fd, rel)
 			return st, errnoOf(err)
 		}
-		if isDir && ov.cfg.Redirect.creates() && len(n.layers()) > 1 {
+		if isDir && ov.redirect.creates() && len(n.layers()) > 1 {
 			// As the kernel when lower layers cannot change offline
 			// (redirect_dir=on): a new directory in a merged one is
 			// opaque, which spares lookups below it. Allowed to fail.

@@ -88,6 +88,7 @@ func newOverlay(cfg Config) (*overlay, error) {
 	if cfg.UserXattr {
 		ov.xattrPrefix = "user.overlay."
 	}
+	ov.redirect = ov.redirectMode()
 	old := unix.Umask(0)
 	unix.Umask(old)
 	ov.umask = uint32(old)

@@ -35,6 +35,9 @@ type overlay struct {
 	// it exclusively, so a lookup never sees a half-done change.
 	mu sync.RWMutex
 
+	// redirect is the redirect_dir mode in force: Config.Redirect, but
+	// never following user.overlay.* redirects as root (redirectMode).
+	redirect RedirectMode
 	// redirected is set once some object's lower paths differ from its
 	// merged path (redirect.go); until then no path is ever computed.
 	redirected atomic.Bool

@@ -34,6 +34,21 @@ const (
 	redirectMax = 256
 )
 
+// redirectMode returns the redirect_dir mode to use. user.overlay.*
+// attributes can be set by the owner of any directory in a layer: a
+// server running as root must not follow them (a redirect is a path
+// lookup without permission checks), so, as the kernel with userxattr,
+// it neither follows nor makes redirects then. A server running as the
+// mounting user (rootless) follows them: it can read only what that user
+// can read anyway.
+func (ov *overlay) redirectMode() RedirectMode {
+	if ov.cfg.UserXattr && ov.privileged && ov.initUserNS && ov.cfg.Redirect != RedirectNoFollow {
+		ov.logf("userxattr as root: directory redirects are neither followed nor made (redirect_dir=nofollow), as the kernel")
+		return RedirectNoFollow
+	}
+	return ov.cfg.Redirect
+}
+
 // dirView is a directory as a lookup sees it: its layers, top first, and
 // its path in each.
 type dirView struct {
@@ -198,7 +213,7 @@ func (ov *overlay) resolve(d dirView, name string) (found, syscall.Errno) {
 	s := lookup{name: name}
 	stack := d
 	var paths []string
-	follows := ov.cfg.Redirect.follows()
+	follows := ov.redirect.follows()
 	for pos := 0; pos < len(stack.layers) && !s.stop; pos++ {
 		li := stack.layers[pos]
 		l := ov.layers[li]
@@ -313,7 +328,11 @@ func (s *lookup) single(ov *overlay, l *layer, dirPath, comp string, prelen int,
 		}
 		return true, 0
 	}
-	if r, ok := ov.redirectOf(l, p); ok {
+	r, ok, errno := ov.redirectOf(l, p)
+	if errno != 0 {
+		return false, errno
+	}
+	if ok {
 		if r[0] == '/' {
 			// Found below an opaque directory on the way, an absolute
 			// redirect still sends the lookup on (as the kernel).
@@ -328,38 +347,48 @@ func (s *lookup) single(ov *overlay, l *layer, dirPath, comp string, prelen int,
 }
 
 // redirectOf returns the redirect recorded on directory p of layer l, if
-// it has a valid one: a name, or an absolute path of names (no empty, "."
-// or ".." components, which could leave the layer).
-func (ov *overlay) redirectOf(l *layer, p string) (string, bool) {
+// it has one. A malformed one fails the lookup, as in the kernel: EINVAL,
+// or EACCES for "." and ".." components, which could leave the layer.
+func (ov *overlay) redirectOf(l *layer, p string) (string, bool, syscall.Errno) {
 	b, err := l.getxattrAll(p, ov.xattrPrefix+xattrRedirect)
 	if err != nil {
-		return "", false
+		return "", false, 0
 	}
 	r := string(b)
-	if !validRedirect(r) {
-		ov.logf("%s: ignoring invalid redirect %q", join(l.path, p), r)
-		return "", false
+	if errno := checkRedirect(r); errno != 0 {
+		ov.logf("%s: invalid redirect %q", join(l.path, p), r)
+		return "", false, errno
 	}
-	return r, true
+	return r, true, 0
 }
 
-// validRedirect reports whether r is a well-formed redirect.
-func validRedirect(r string) bool {
+// upperRedirect returns the valid redirect of upper directory rel, if any.
+func (ov *overlay) upperRedirect(rel string) (string, bool) {
+	r, ok, _ := ov.redirectOf(ov.upper, rel)
+	return r, ok
+}
+
+// checkRedirect checks that r is a well-formed redirect: a name, or an
+// absolute path of names.
+func checkRedirect(r string) syscall.Errno {
 	if r == "" || strings.IndexByte(r, 0) >= 0 {
-		return false
+		return syscall.EINVAL
 	}
 	comps := []string{r}
 	if r[0] == '/' {
 		comps = strings.Split(r[1:], "/")
 	} else if strings.Contains(r, "/") {
-		return false
+		return syscall.EINVAL
 	}
 	for _, c := range comps {
-		if c == "" || c == "." || c == ".." {
-			return false
+		switch c {
+		case "":
+			return syscall.EINVAL
+		case ".", "..":
+			return syscall.EACCES
 		}
 	}
-	return true
+	return 0
 }
 
 // setRedirect records, on the upper copy of directory d that is about to
@@ -369,7 +398,7 @@ func validRedirect(r string) bool {
 // ancestors. A redirect that still holds is kept.
 func (ov *overlay) setRedirect(d *node, samedir bool) syscall.Errno {
 	rel := d.rel()
-	cur, has := ov.redirectOf(ov.upper, rel)
+	cur, has := ov.upperRedirect(rel)
 	if has && (samedir || cur[0] == '/') {
 		return 0
 	}
@@ -406,7 +435,7 @@ func (ov *overlay) absoluteRedirect(d *node) (string, syscall.Errno) {
 		if p == nil {
 			return "", syscall.ENOENT
 		}
-		if r, ok := ov.redirectOf(ov.upper, cur.rel()); ok {
+		if r, ok := ov.upperRedirect(cur.rel()); ok {
 			name = r
 		}
 		parts = append(parts, name)

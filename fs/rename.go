@@ -84,7 +84,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	// Directories with lower content move with a redirect.
 	srcRedirect := srcDir && !isPureUpper(&src)
 	dstRedirect := exchange && dstDir && !isPureUpper(&dst)
-	if (srcRedirect || dstRedirect) && !ov.cfg.Redirect.creates() {
+	if (srcRedirect || dstRedirect) && !ov.redirect.creates() {
 		return syscall.EXDEV
 	}
 	if dstExists && !exchange {
@@ -245,6 +245,11 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		}
 		ov.forget(dstKey, upperSt)
 	}
+	// go-fuse moves the node in its tree only after this returns, and
+	// without ov.mu: meanwhile an operation below it would compute its
+	// old path. Naming it at its new place now (a second parent, which
+	// go-fuse's move then drops) closes that window.
+	np.AddChild(newName, srcNode.EmbeddedInode(), true)
 	return 0
 }
 

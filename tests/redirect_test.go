@@ -1,9 +1,12 @@
 package tests
 
 import (
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/unionfuse/unionfuse/fs"
 	"golang.org/x/sys/unix"
 )
 
@@ -116,5 +119,139 @@ func TestRedirectDir(t *testing.T) {
 				t.Errorf("rename of a merged directory with redirect_dir=off: %v, want EXDEV", err)
 			}
 		})
+	}
+}
+
+// TestRedirectUserxattrAsRoot: user.overlay.* attributes can be set by the
+// owner of any directory in a layer, so a root mount with userxattr must
+// not follow a user.overlay.redirect (a path lookup without permission
+// checks, which would show another user's private directory). As the
+// kernel's overlay with userxattr, the lookup fails with EPERM; and
+// directories with lower content are not renamed (EXDEV).
+func TestRedirectUserxattrAsRoot(t *testing.T) {
+	requireRoot(t)
+	for _, m := range []mounter{kernelUserxattr{}, unionfuseUserxattr{}} {
+		t.Run(m.name(), func(t *testing.T) {
+			l := newLayout(t, testDir(t), 2)
+			for _, d := range []string{l.Lowers[0] + "/mine", l.Lowers[1] + "/secret", l.Lowers[1] + "/plain"} {
+				if err := os.MkdirAll(d, 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			os.WriteFile(l.Lowers[1]+"/secret/key", []byte("topsecret\n"), 0o600)
+			if err := unix.Setxattr(l.Lowers[0]+"/mine", "user.overlay.redirect", []byte("/secret"), 0); err != nil {
+				t.Fatal(err)
+			}
+			mountUnion(t, m, l)
+			var st unix.Stat_t
+			if err := unix.Stat(l.Merged+"/mine/key", &st); err != unix.EPERM {
+				t.Errorf("stat mine/key through a user.overlay.redirect: %v, want EPERM", err)
+			}
+			if err := unix.Rename(l.Merged+"/plain", l.Merged+"/moved"); err != unix.EXDEV {
+				t.Errorf("rename of a lower directory: %v, want EXDEV", err)
+			}
+		})
+	}
+}
+
+// kernelUserxattr and unionfuseUserxattr mount with userxattr, as root.
+type kernelUserxattr struct{}
+
+func (kernelUserxattr) name() string { return "kernel" }
+
+func (kernelUserxattr) mount(l layout) (func() error, error) {
+	opts := "lowerdir=" + strings.Join(l.Lowers, ":") + ",upperdir=" + l.Upper + ",workdir=" + l.Work + ",userxattr"
+	if err := unix.Mount("overlay", l.Merged, "overlay", 0, opts); err != nil {
+		return nil, err
+	}
+	return func() error { return unix.Unmount(l.Merged, 0) }, nil
+}
+
+type unionfuseUserxattr struct{}
+
+func (unionfuseUserxattr) name() string { return "unionfuse" }
+
+func (unionfuseUserxattr) mount(l layout) (func() error, error) {
+	m, err := fs.Mount(l.Merged, fs.Config{Lowers: l.Lowers, Upper: l.Upper, Work: l.Work, UserXattr: true})
+	if err != nil {
+		return nil, err
+	}
+	return m.Unmount, nil
+}
+
+// TestRedirectInvalid: malformed redirects in a (hostile) lower layer fail
+// the lookup with the kernel's errno rather than lead anywhere.
+func TestRedirectInvalid(t *testing.T) {
+	requireRoot(t)
+	for _, r := range []string{"/../../etc", "../real", "/a//b", "a/b", "..", "/real/"} {
+		var got [2]error
+		for i, m := range []mounter{kernelOverlay{}, subject(t)} {
+			l := newLayout(t, testDir(t), 2)
+			os.MkdirAll(l.Lowers[0]+"/evil", 0o755)
+			os.MkdirAll(l.Lowers[1]+"/real/inside", 0o755)
+			if err := unix.Setxattr(l.Lowers[0]+"/evil", "trusted.overlay.redirect", []byte(r), 0); err != nil {
+				t.Fatal(err)
+			}
+			u := mountUnion(t, m, l)
+			var st unix.Stat_t
+			got[i] = unix.Stat(l.Merged+"/evil/inside", &st)
+			u.mustUnmount()
+		}
+		if got[0] != got[1] || got[1] == nil {
+			t.Errorf("redirect %q: stat evil/inside: kernel %v, unionfuse %v", r, got[0], got[1])
+		}
+	}
+}
+
+// TestRenameWhileWorkingBelow: operations inside a directory (through a
+// descriptor of a subdirectory) go on while an ancestor with lower content
+// moves back and forth; none may fail or land elsewhere, as on the kernel.
+// (go-fuse used to learn of the move only after the server's lock was
+// released, so an operation in between used the old path.)
+func TestRenameWhileWorkingBelow(t *testing.T) {
+	requireRoot(t)
+	l := newLayout(t, testDir(t), 1)
+	os.MkdirAll(l.Lowers[0]+"/a/b/c", 0o755)
+	os.MkdirAll(l.Lowers[0]+"/p", 0o755)
+	mountUnion(t, subject(t), l)
+	cfd, err := unix.Open(l.Merged+"/a/b/c", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(cfd)
+	stop := make(chan struct{})
+	moved := make(chan error, 1)
+	go func() {
+		paths := [2]string{l.Merged + "/a", l.Merged + "/p/a"}
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				moved <- nil
+				return
+			default:
+			}
+			if err := unix.Rename(paths[i%2], paths[(i+1)%2]); err != nil {
+				moved <- err
+				return
+			}
+		}
+	}()
+	const n = 3000
+	failed := map[string]int{}
+	for i := 0; i < n; i++ {
+		if err := unix.Mkdirat(cfd, fmt.Sprintf("d%d", i), 0o755); err != nil {
+			failed[err.Error()]++
+		}
+	}
+	close(stop)
+	if err := <-moved; err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	if len(failed) > 0 {
+		t.Errorf("mkdir below a directory being renamed failed: %v", failed)
+	}
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/self/fd/%d", cfd))
+	if err != nil || len(ents) != n {
+		t.Errorf("the directory holds %d entries (%v), want %d", len(ents), err, n)
 	}
 }
