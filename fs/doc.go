@@ -86,9 +86,10 @@
 //   - Renaming a directory that has lower content moves its upper copy
 //     with a redirect to its lower content, as the kernel with
 //     redirect_dir=on (redirect.go); Config.Redirect selects the kernel's
-//     other modes. Unlike the kernel, userxattr mounts follow and write
-//     redirects as well: the server runs as the user, who can read every
-//     layer anyway, so a redirect reveals nothing.
+//     other modes. Unlike the kernel, rootless userxattr mounts follow and
+//     write redirects as well: the server runs as the user, who can read
+//     every layer anyway, so a redirect reveals nothing. As root, a
+//     userxattr mount does neither, as the kernel (redirectMode).
 //   - trusted.overlay.* names set through the mount are stored escaped as
 //     trusted.overlay.overlay.*, as Linux 6.7+ does; the overlay's own
 //     attributes are never shown or copied up.
