@@ -75,6 +75,10 @@ type Config struct {
 	// Profile, when set, is a directory for CPU profiles of the unionfuse
 	// daemon, one per mount (unionfuse --cpuprofile).
 	Profile string
+	// MemProfile, when set, is a directory for heap profiles of the
+	// unionfuse daemon, one per mount, written when the mount goes away
+	// (unionfuse --memprofile).
+	MemProfile string
 	// Keep leaves the workspace in place after the run.
 	Keep bool
 	// Report, when set, names a results JSON of an earlier run whose
@@ -111,6 +115,7 @@ func parseFlags(args []string) (*Config, error) {
 	fset.StringVar(&c.Rev, "rev", "", "build unionfuse from this git `revision` instead of the working tree")
 	fset.StringVar(&c.UnionfuseBin, "unionfuse", "", "run this prebuilt unionfuse `binary` instead of building ./cmd/unionfuse")
 	fset.StringVar(&c.Profile, "profile", "", "write CPU profiles of the unionfuse daemon to `DIR`, one per mount")
+	fset.StringVar(&c.MemProfile, "memprofile", "", "write heap profiles of the unionfuse daemon to `DIR`, one per mount, taken at its unmount")
 	fset.BoolVar(&c.Keep, "keep", false, "keep the workspace after the run")
 	fset.StringVar(&c.Report, "report", "", "measure nothing: rewrite the table and plots of the results `JSON` of an earlier run")
 	if err := fset.Parse(args); err != nil {

@@ -341,12 +341,15 @@ func newFuseOverlayfs(bin string, log *os.File) *daemon {
 // newUnionfuse returns unionfuse served by the CLI binary, run as
 // unionfuse -f -o lowerdir=..,upperdir=..,workdir=.. MERGED. With
 // profileDir set, every mount writes a CPU profile there, named after the
-// mount's tag.
-func newUnionfuse(bin, profileDir string, log *os.File) *daemon {
+// mount's tag; with memProfileDir set, a heap profile (TAG.heap.pprof).
+func newUnionfuse(bin, profileDir, memProfileDir string, log *os.File) *daemon {
 	return &daemon{name: sysUnion, log: log, argv: func(u Union) []string {
 		argv := []string{bin, "-f"}
 		if profileDir != "" {
 			argv = append(argv, "--cpuprofile", filepath.Join(profileDir, u.Tag+".pprof"))
+		}
+		if memProfileDir != "" {
+			argv = append(argv, "--memprofile", filepath.Join(memProfileDir, u.Tag+".heap.pprof"))
 		}
 		return append(argv, "-o", layerOptions(u), u.Merged)
 	}}

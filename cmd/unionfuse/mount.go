@@ -54,7 +54,7 @@ type mountArgs struct {
 	debug      bool
 	userXattr  bool
 	logFile    string
-	cpuProfile string
+	profiles   daemon.Profiles
 }
 
 // mountFlags returns the flag set of unionfuse mount.
@@ -66,7 +66,8 @@ func mountFlags() (*pflag.FlagSet, *mountArgs) {
 	fset.BoolVarP(&a.debug, "debug", "d", false, "log every FUSE operation (implies -f)")
 	fset.BoolVar(&a.userXattr, "userxattr", false, "same as -o userxattr")
 	fset.StringVar(&a.logFile, "log", "", "log to `FILE` instead of syslog or "+daemon.DefaultLogFile())
-	fset.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile of the daemon to `FILE` (for go tool pprof)")
+	fset.StringVar(&a.profiles.CPU, "cpuprofile", "", "write a CPU profile of the daemon to `FILE` (for go tool pprof)")
+	fset.StringVar(&a.profiles.Mem, "memprofile", "", "write a heap profile of the daemon to `FILE` when the union is unmounted")
 	return fset, a
 }
 
@@ -109,13 +110,13 @@ func mountUnion(a *mountArgs, pos []string, checkOnly bool) int {
 		return fail(err)
 	}
 	if !a.foreground && !a.debug {
-		spec := daemon.Spec{Merged: merged, Config: cfg, LogFile: a.logFile, CPUProfile: a.cpuProfile}
+		spec := daemon.Spec{Merged: merged, Config: cfg, LogFile: a.logFile, CPUProfile: a.profiles.CPU, MemProfile: a.profiles.Mem}
 		if err := daemon.Start(spec); err != nil {
 			return fail(err)
 		}
 		return exitOK
 	}
-	return serveForeground(merged, cfg, a.logFile, a.cpuProfile)
+	return serveForeground(merged, cfg, a.logFile, a.profiles)
 }
 
 // layersFromArgs completes opts with the layers given as arguments and
@@ -150,7 +151,7 @@ func layersFromArgs(opts *mountopts.Options, pos []string) (merged, source strin
 }
 
 // serveForeground serves the union in this process until it is unmounted.
-func serveForeground(merged string, cfg fs.Config, logFile, cpuProfile string) int {
+func serveForeground(merged string, cfg fs.Config, logFile string, prof daemon.Profiles) int {
 	cfg.Logger = log.New(os.Stderr, "unionfuse: ", log.LstdFlags)
 	if logFile != "" {
 		logger, closer, err := daemon.OpenLog(logFile)
@@ -160,7 +161,7 @@ func serveForeground(merged string, cfg fs.Config, logFile, cpuProfile string) i
 		defer closer.Close()
 		cfg.Logger = logger
 	}
-	if err := daemon.Serve(merged, cfg, cpuProfile, nil); err != nil {
+	if err := daemon.Serve(merged, cfg, prof, nil); err != nil {
 		return fail(err)
 	}
 	return exitOK

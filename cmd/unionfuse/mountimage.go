@@ -71,7 +71,7 @@ func runMountImage(args []string) int {
 		return fail(err)
 	}
 	if a.foreground || a.debug {
-		return serveForeground(merged, cfg, a.logFile, "")
+		return serveForeground(merged, cfg, a.logFile, daemon.Profiles{})
 	}
 	if err := daemon.Start(daemon.Spec{Merged: merged, Config: cfg, LogFile: a.logFile}); err != nil {
 		return fail(err)

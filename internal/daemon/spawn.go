@@ -32,8 +32,9 @@ type Spec struct {
 	// LogFile is where the daemon logs; empty means syslog, or
 	// DefaultLogFile when there is no syslog.
 	LogFile string
-	// CPUProfile, when set, is where the daemon writes a CPU profile.
-	CPUProfile string
+	// CPUProfile and MemProfile, when set, are where the daemon writes a
+	// CPU profile and a heap profile (see Profiles).
+	CPUProfile, MemProfile string
 }
 
 // Start starts a daemon serving spec and returns once the union is
@@ -123,7 +124,7 @@ func absolute(spec Spec) (Spec, error) {
 			return spec, err
 		}
 	}
-	for _, p := range []*string{&spec.Merged, &c.Upper, &c.Work, &spec.LogFile} {
+	for _, p := range []*string{&spec.Merged, &c.Upper, &c.Work, &spec.LogFile, &spec.CPUProfile, &spec.MemProfile} {
 		if *p, err = abs(*p); err != nil {
 			return spec, err
 		}
@@ -163,7 +164,7 @@ func RunChild() int {
 	}
 	defer closer.Close()
 	spec.Config.Logger = logger
-	err = Serve(spec.Merged, spec.Config, spec.CPUProfile, func() { report("ok") })
+	err = Serve(spec.Merged, spec.Config, Profiles{CPU: spec.CPUProfile, Mem: spec.MemProfile}, func() { report("ok") })
 	if err != nil {
 		logger.Print(err)
 		report("error: " + oneLine(err.Error()))
