@@ -91,7 +91,7 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 		// show under a new inode: see alias.go.
 		ov.supersede(n, ov.inoOf(&ust))
 	}
-	ov.addUpper(n.key(), isDirStat(&st))
+	n.addUpper(isDirStat(&st))
 	ov.switchHandles(n.key(), rel)
 	if indexed {
 		n.notifyAliases() // the other names now read the copy

@@ -72,7 +72,6 @@ func newOverlay(cfg Config) (*overlay, error) {
 		euid:        os.Geteuid(),
 		egid:        os.Getegid(),
 		log:         cfg.Logger,
-		entries:     make(map[nodeKey]*entry),
 		copiedUp:    make(map[devIno]uint64),
 		devIndex:    make(map[uint64]uint64),
 		tmpfiles:    make(map[uint64]*handle),
@@ -127,6 +126,9 @@ func newOverlay(cfg Config) (*overlay, error) {
 			}
 		}
 	}
+	for li := range ov.layers {
+		ov.oneLayer = append(ov.oneLayer, &entry{layers: []int{li}})
+	}
 	return ov, nil
 }
 
@@ -154,8 +156,9 @@ func (ov *overlay) rootNode() (*node, uint64, error) {
 		return nil, 0, err
 	}
 	ino := ov.inoOf(&st)
-	ov.setEntry(nodeKey{ino: ino}, ov.rootView.layers, nil)
-	return &node{ov: ov}, ino, nil
+	root := &node{ov: ov}
+	root.setState(ov.rootView.layers, nil)
+	return root, ino, nil
 }
 
 func (ov *overlay) mountOptions(rootIno uint64) *gofs.Options {

@@ -20,7 +20,43 @@ type node struct {
 	// alias is the group of kernel inodes naming this node's object, when
 	// there are several (see alias.go).
 	alias atomic.Pointer[aliasGroup]
+	// state is what the overlay knows of the object: the layers holding
+	// it (see entry). go-fuse keeps one Inode per identity (StableAttr),
+	// so it is kept on the node; a lookup replaces it.
+	state atomic.Pointer[entry]
 }
+
+// setState records the layers of n's object, and its paths in them when
+// they cannot be derived (nil otherwise; see redirect.go).
+func (n *node) setState(layers []int, paths []string) {
+	if paths != nil {
+		n.ov.redirected.Store(true)
+	} else if len(layers) == 1 && layers[0] < len(n.ov.oneLayer) {
+		// Most objects live in one layer: share their (immutable) state.
+		n.state.Store(n.ov.oneLayer[layers[0]])
+		return
+	}
+	n.state.Store(&entry{layers: layers, paths: paths})
+}
+
+// addUpper records that n's object now has an upper copy (after a
+// copy-up): on top of its layers for a directory, instead of them for
+// anything else.
+func (n *node) addUpper(isDir bool) {
+	e := n.ov.oneLayer[0]
+	if old := n.state.Load(); old != nil && isDir {
+		e = &entry{layers: []int{0}}
+		e.layers = append(e.layers, old.layers...)
+		if old.paths != nil {
+			e.paths = append([]string{""}, old.paths...)
+		}
+	}
+	n.state.Store(e)
+}
+
+// forgetState drops what is known of n's object, which no longer exists:
+// operations on n find nothing from then on.
+func (n *node) forgetState() { n.state.Store(nil) }
 
 // rel returns the node's path relative to the union's root ("" for the
 // root). A node that is no longer in the tree gets a path that does not
@@ -38,7 +74,10 @@ func (n *node) key() nodeKey {
 
 // layers returns the layers holding this node, top first.
 func (n *node) layers() []int {
-	ls := n.ov.layersOf(n.key())
+	var ls []int
+	if e := n.state.Load(); e != nil {
+		ls = e.layers
+	}
 	if len(ls) > 0 && ls[0] != 0 {
 		if _, ok := n.indexedName(); ok {
 			return []int{n.ov.indexLayer} // index.go
@@ -91,7 +130,6 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 	if f.redirected {
 		paths = f.paths
 	}
-	n.ov.setEntry(k, f.layers, paths)
 	nlink := int64(-1)
 	if ov := n.ov; ov.index != nil && !isDirStat(&f.st) {
 		switch {
@@ -115,8 +153,9 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 	if isDirStat(&f.st) {
 		mergedDirNlink(f.layers, &out.Attr)
 	}
-	child := &node{ov: n.ov}
-	in := n.NewInode(ctx, child, gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: k.ino, Gen: k.gen})
+	in := n.NewInode(ctx, &node{ov: n.ov}, gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: k.ino, Gen: k.gen})
+	// go-fuse returns the Inode it has for this identity, if any.
+	in.Operations().(*node).setState(f.layers, paths)
 	n.ov.noteInode(k, in)
 	return in
 }

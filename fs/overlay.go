@@ -41,6 +41,9 @@ type overlay struct {
 	// redirected is set once some object's lower paths differ from its
 	// merged path (redirect.go); until then no path is ever computed.
 	redirected atomic.Bool
+	// oneLayer[li] is the state of every object that lives in layer li
+	// only, shared (entries are never changed in place).
+	oneLayer []*entry
 	// rootView is the root directory with every layer.
 	rootView dirView
 	// bottom is the number of the lowest layer that lookups see.
@@ -53,12 +56,8 @@ type overlay struct {
 	// index entry, once there is one; guarded by emu.
 	indexed map[uint64]string
 
-	// emu guards entries and copiedUp.
+	// emu guards copiedUp and the small maps below.
 	emu sync.Mutex
-	// entries holds, per node identity, the layers an object lives in.
-	// go-fuse keeps one Inode per identity, so state kept here is seen by
-	// whichever Inode the kernel talks to.
-	entries map[nodeKey]*entry
 	// copiedUp maps an upper object made by copy-up to the inode number it
 	// had before, so st_ino holds still for the life of the mount.
 	copiedUp map[devIno]uint64
@@ -151,59 +150,19 @@ func (ov *overlay) keyOf(f *found, rel string) nodeKey {
 	return k
 }
 
-// setEntry records the layers of the object k, and its paths in them
-// when they cannot be derived (nil otherwise).
-func (ov *overlay) setEntry(k nodeKey, layers []int, paths []string) {
-	if paths != nil {
-		ov.redirected.Store(true)
+// forget drops what is known about an object that no longer exists, the
+// node n (nil if the kernel has not looked it up), and its copy-up record
+// (st, the upper object's attributes), so a recycled inode number starts
+// afresh.
+func (ov *overlay) forget(n *node, st *unix.Stat_t) {
+	if n != nil {
+		n.forgetState()
 	}
-	ov.emu.Lock()
-	ov.entries[k] = &entry{layers: layers, paths: paths}
-	ov.emu.Unlock()
-}
-
-// addUpper records that the object k now has an upper copy (after a
-// copy-up): on top of its layers for a directory, instead of them for
-// anything else.
-func (ov *overlay) addUpper(k nodeKey, isDir bool) {
-	ov.emu.Lock()
-	defer ov.emu.Unlock()
-	e := &entry{layers: []int{0}}
-	if old := ov.entries[k]; old != nil && isDir {
-		e.layers = append(e.layers, old.layers...)
-		if old.paths != nil {
-			e.paths = append([]string{""}, old.paths...)
-		}
-	}
-	ov.entries[k] = e
-}
-
-// entryOf returns what is known of k; nil if nothing.
-func (ov *overlay) entryOf(k nodeKey) *entry {
-	ov.emu.Lock()
-	defer ov.emu.Unlock()
-	return ov.entries[k]
-}
-
-// layersOf returns the layers of k, top first; nil if unknown.
-func (ov *overlay) layersOf(k nodeKey) []int {
-	ov.emu.Lock()
-	defer ov.emu.Unlock()
-	if e := ov.entries[k]; e != nil {
-		return e.layers
-	}
-	return nil
-}
-
-// forget drops what is known about an object that no longer exists, and
-// its copy-up record, so a recycled inode number starts afresh.
-func (ov *overlay) forget(k nodeKey, st *unix.Stat_t) {
-	ov.emu.Lock()
-	delete(ov.entries, k)
 	if st != nil {
+		ov.emu.Lock()
 		delete(ov.copiedUp, devIno{st.Dev, st.Ino})
+		ov.emu.Unlock()
 	}
-	ov.emu.Unlock()
 }
 
 // recordCopyUp notes that the upper object st now stands for ino.

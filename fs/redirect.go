@@ -121,7 +121,7 @@ func (n *node) pathsIn(layers []int) []string {
 	var names []string
 	var base *entry
 	for cur := n; !cur.IsRoot(); {
-		if e := ov.entryOf(cur.key()); e != nil && e.paths != nil {
+		if e := cur.state.Load(); e != nil && e.paths != nil {
 			base = e
 			break
 		}
@@ -190,7 +190,7 @@ func (n *node) beforeMove() movedDir {
 }
 
 // record keeps the paths for the directory, now at its new place.
-func (m movedDir) record() { m.n.ov.setEntry(m.n.key(), m.layers, m.paths) }
+func (m movedDir) record() { m.n.setState(m.layers, m.paths) }
 
 // lookup is the state of one name's lookup down the layers (the kernel's
 // ovl_lookup_data).

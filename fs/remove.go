@@ -148,7 +148,8 @@ func (n *node) removeName(name string, f *found) syscall.Errno {
 		if inUpper {
 			upperSt = &f.st
 		}
-		ov.forget(ov.keyOf(f, rel), upperSt)
+		cn, _ := n.childNode(name)
+		ov.forget(cn, upperSt)
 	}
 	return 0
 }

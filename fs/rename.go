@@ -243,7 +243,8 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		if dst.layers[0] == 0 {
 			upperSt = &replaced
 		}
-		ov.forget(dstKey, upperSt)
+		dn, _ := np.childNode(newName)
+		ov.forget(dn, upperSt)
 	}
 	// go-fuse moves the node in its tree only after this returns, and
 	// without ov.mu: meanwhile an operation below it would compute its

@@ -53,10 +53,10 @@ func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 		return nil, nil, 0, errnoOf(err)
 	}
 	ino := ov.inoOf(&st)
-	ov.setEntry(nodeKey{ino: ino}, []int{0}, nil)
 	n.fillAttr(&st, &out.Attr)
 	out.Attr.Ino = ino
 	ch := n.NewInode(ctx, &node{ov: ov}, gofs.StableAttr{Mode: unix.S_IFREG, Ino: ino})
+	ch.Operations().(*node).setState([]int{0}, nil)
 	h := &handle{n: ch.Operations().(*node), fd: fd, flags: f &^ unix.O_TRUNC}
 	ov.trackHandle(h)
 	ov.emu.Lock()
@@ -91,7 +91,7 @@ func (ov *overlay) releaseTmpfile(h *handle) {
 	ov.emu.Lock()
 	if ov.tmpfiles[ino] == h {
 		delete(ov.tmpfiles, ino)
-		delete(ov.entries, nodeKey{ino: ino})
+		h.n.forgetState()
 	}
 	ov.emu.Unlock()
 }
