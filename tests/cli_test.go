@@ -243,6 +243,15 @@ func TestCLIVersionAndHelp(t *testing.T) {
 			t.Errorf("%q: exit %d, stdout %q", args, r.code, r.stdout)
 		}
 	}
+	// Every mount option, fuse-overlayfs's included, is documented there.
+	help := cli(t, "help", "mount").stdout
+	for _, opt := range []string{"lowerdir=", "upperdir=", "workdir=", "userxattr", "redirect_dir=", "index=", "passthrough=",
+		"uidmapping=", "gidmapping=", "squash_to_root", "squash_to_uid=", "squash_to_gid=", "static_nlink", "noacl",
+		"xino=", "fsync=0", "volatile", "allow_other", "default_permissions", "debug", "context=", "xattr_permissions=0"} {
+		if !strings.Contains(help, opt) {
+			t.Errorf("unionfuse help mount does not document %s", opt)
+		}
+	}
 	for _, args := range [][]string{{"help", "umount"}, {"umount", "-h"}, {"version", "--help"}, {"help", "help"}} {
 		if r := cli(t, args...); r.code != 0 || !strings.HasPrefix(r.stdout, "Usage: unionfuse ") {
 			t.Errorf("%q: exit %d, stdout %q", args, r.code, r.stdout)

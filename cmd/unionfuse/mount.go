@@ -36,6 +36,33 @@ Options for -o (comma-separated, -o may be repeated):
   userxattr        keep overlay attributes in user.overlay.* (unprivileged)
   dev, nodev, suid, nosuid, exec, noexec, atime, noatime
                    the generic mount flags
+  redirect_dir=on|follow|off|nofollow
+                   as the kernel's: on (the default) renames directories
+                   that have lower content, recording overlay.redirect;
+                   follow and off refuse such renames (EXDEV); nofollow
+                   also ignores redirects in the layers
+  index=on|off     as the kernel's: on keeps the hard links of lower files
+                   across copy-up (in WORK/index); off is the default
+  passthrough=on|off
+                   FUSE passthrough of file data (on by default as root,
+                   Linux 6.9+)
+
+fuse-overlayfs's options, with its meaning:
+  uidmapping=DISK:SHOWN:LEN[:...], gidmapping=...
+                   ids DISK.. in the layers show as SHOWN.. in the mount
+  squash_to_root, squash_to_uid=N, squash_to_gid=N
+                   show every object as owned by root, or by N
+  static_nlink     report a link count of 1 for every directory
+  noacl            refuse POSIX ACLs (system.posix_acl_*)
+  xino=on|auto|off off reports the layers' own inode numbers
+  fsync=0, volatile
+                   make fsync(2) a no-op (nothing survives a crash)
+  allow_other, default_permissions
+                   let other users use the mount (permissions are always
+                   checked by the kernel)
+  debug            same as -d
+  context="...", timeout=N, xattr_permissions=0
+                   accepted, without effect
 An unknown option is an error.
 
 Unless -f or -d is given, unionfuse mount starts a daemon and returns once the
