@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -17,6 +18,11 @@ type rawDirent struct {
 	typ  uint8
 }
 
+// direntBufs holds getdents64 buffers between listings: a walk lists
+// thousands of directories, and a fresh 64 KiB each was most of its
+// garbage.
+var direntBufs = sync.Pool{New: func() any { return new([64 << 10]byte) }}
+
 // readLayerDir lists the directory rel of layer l, without "." and "..".
 func readLayerDir(l *layer, rel string) ([]rawDirent, error) {
 	fd, err := unix.Openat(l.fd, at(rel), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -25,7 +31,9 @@ func readLayerDir(l *layer, rel string) ([]rawDirent, error) {
 	}
 	defer unix.Close(fd)
 	var out []rawDirent
-	buf := make([]byte, 64<<10)
+	pooled := direntBufs.Get().(*[64 << 10]byte)
+	defer direntBufs.Put(pooled)
+	buf := pooled[:]
 	for {
 		n, err := unix.Getdents(fd, buf)
 		if err != nil {
