@@ -43,6 +43,7 @@ say "The layers: a lower (read-only) and an upper (read-write) directory"
 mkdir -p demo/lower demo/upper demo/work demo/merged
 for i in 1 2 3; do echo "This is a file $i in lower layer" > "demo/lower/f$i"; done
 for i in 3 4; do echo "This is a file $i in upper layer" > "demo/upper/f$i"; done
+mkdir demo/lower/docs && echo "a lower file in docs" > demo/lower/docs/readme
 run ls -l demo/lower/
 run ls -l demo/upper/
 
@@ -69,6 +70,14 @@ run cat demo/merged/f1
 run ls -l demo/upper/
 run cat demo/upper/f1
 run cat demo/lower/f1
+
+say "Rename a directory of lower: it moves at once; its upper copy records where its lower content is (overlay.redirect, as the kernel's)"
+run mv demo/merged/docs demo/merged/manual
+run cat demo/merged/manual/readme
+run ls -l demo/upper/
+xattr_ns=trusted
+[ "$(id -u)" -eq 0 ] || xattr_ns=user
+run getfattr --absolute-names -n "$xattr_ns.overlay.redirect" demo/upper/manual
 
 say "Unmount; the lower layer is untouched"
 run unionfuse umount demo/merged
