@@ -59,14 +59,17 @@ func (ov *overlay) supersede(n *node, ino uint64) {
 
 // noteInode adds the node of in, just looked up as k, to the alias group
 // of k's inode number, if there is one: the new inode of a superseded
-// node's object always comes from a lookup.
-func (ov *overlay) noteInode(k nodeKey, in *gofs.Inode) {
+// node's object always comes from a lookup. linked says that the object
+// is a hard-linked non-directory, whose group is made if need be with
+// index=on.
+func (ov *overlay) noteInode(k nodeKey, in *gofs.Inode, linked bool) {
 	ov.emu.Lock()
 	defer ov.emu.Unlock()
 	g := ov.aliases[k.ino]
-	if g == nil && ov.index != nil && k.gen&1 == 1 {
+	if g == nil && ov.index != nil && linked {
 		// With index=on, the names of a hard-linked lower file are one
-		// object from the start (index.go).
+		// object (index.go): its upper names (one node) and each of its
+		// lower names (one node each), whichever is looked up first.
 		if ov.aliases == nil {
 			ov.aliases = make(aliasGroups)
 		}

@@ -70,7 +70,7 @@
 //
 // # Kernel caches
 //
-// Entries and attributes are cached by the kernel for one second; every
+// Entries and attributes are cached by the kernel for an hour; every
 // change to the merged view is made through this server, which answers
 // with fresh attributes, so the cache never serves a stale upper state.
 // Where two kernel inodes name one object for a while (a hard-linked
@@ -107,10 +107,13 @@
 //     node when there is one, so they work on unlinked files too.
 //   - Hard links between lower files are not kept across copy-up (the
 //     kernel without index=on does not keep them either), unless
-//     Config.Index (index=on) asks for it (index.go). Two differences
-//     from the kernel remain there, both from FUSE: until copied up, the
-//     names of such a file are distinct kernel inodes, so rename(2) from
-//     one to another is checked for permission by the kernel before the
-//     server can say it is a no-op; and a hard-linked lower fifo copied up
-//     while open becomes a new pipe for later opens (also with index=off).
+//     Config.Index (index=on) asks for it (index.go). Differences from
+//     the kernel remain there, all from FUSE: until copied up, the names
+//     of such a file are distinct kernel inodes, so rename(2) from one to
+//     another is checked for permission by the kernel before the server
+//     can say it is a no-op, and two names of a lower fifo are two pipes
+//     (the kernel's index=on makes them one; as its index=off, a fifo
+//     copied up while open is a new pipe for later opens); with
+//     passthrough, a read-only descriptor of any name opened before
+//     another name is written keeps reading the lower file.
 package fs

@@ -156,7 +156,7 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 	in := n.NewInode(ctx, &node{ov: n.ov}, gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: k.ino, Gen: k.gen})
 	// go-fuse returns the Inode it has for this identity, if any.
 	in.Operations().(*node).setState(f.layers, paths)
-	n.ov.noteInode(k, in)
+	n.ov.noteInode(k, in, !isDirStat(&f.st) && f.st.Nlink > 1)
 	return in
 }
 

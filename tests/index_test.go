@@ -92,3 +92,56 @@ func TestIndexKernelCompat(t *testing.T) {
 		})
 	}
 }
+
+// TestIndexRemount: in a later mount over an existing index entry, a change
+// through one name (upper or still lower) shows through the others at
+// once, as on the kernel: link counts, size and owner.
+func TestIndexRemount(t *testing.T) {
+	requireRoot(t)
+	l := newLayout(t, testDir(t), 1)
+	low := l.Lowers[0]
+	os.WriteFile(filepath.Join(low, "a"), []byte("hello\n"), 0o644)
+	for _, n := range []string{"b", "c"} {
+		if err := os.Link(filepath.Join(low, "a"), filepath.Join(low, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := unionfuseMounter{index: true}
+	u := mountUnion(t, m, l)
+	f, err := os.OpenFile(filepath.Join(l.Merged, "a"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("more\n")
+	f.Close()
+	u.mustUnmount()
+
+	mountUnion(t, m, l)
+	stat := func(name string) unix.Stat_t {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(l.Merged, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		stat(n) // the kernel caches every name's attributes
+	}
+	if err := os.Remove(filepath.Join(l.Merged, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if st := stat("a"); st.Nlink != 2 {
+		t.Errorf("a after rm b: nlink %d, want 2", st.Nlink)
+	}
+	if err := os.Chown(filepath.Join(l.Merged, "c"), 5, -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(l.Merged, "a"), 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"a", "c"} {
+		if st := stat(n); st.Nlink != 2 || st.Size != 2 || st.Uid != 5 {
+			t.Errorf("%s after rm b, chown c, truncate a: nlink %d size %d uid %d; want 2, 2, 5", n, st.Nlink, st.Size, st.Uid)
+		}
+	}
+}
