@@ -272,7 +272,7 @@ func newDiffRun(t testing.TB, m mounter, seed int64) *diffRun {
 	ref := newLayout(t, filepath.Join(dir, "kernel"), 3)
 	sub := newLayout(t, filepath.Join(dir, "subject"), 3)
 	buildRoundLayers(t, seed, ref, sub)
-	r := &diffRun{t: t, start: time.Now(), fds: [2]fdSet{newFdSet(), newFdSet()}}
+	r := &diffRun{t: t, start: nowForMtimes(), fds: [2]fdSet{newFdSet(), newFdSet()}}
 	for _, lower := range sub.Lowers {
 		r.lowersBefore = append(r.lowersBefore, mustSnapshot(t, lower, snapOpts{}))
 	}

@@ -330,6 +330,14 @@ type cmpOpts struct {
 	noNlink bool
 }
 
+// nowForMtimes returns the cutoff after which mtimes count as "now" for a
+// comparison starting now (cmpOpts.mtimeCutoff). Filesystems stamp files
+// with the kernel's coarse clock, which lags time.Now() by up to a tick:
+// a file changed in the first milliseconds would look older than "now"
+// and be compared. A second of margin is far below the deterministic
+// times the tests set (layer builds, utimensat).
+func nowForMtimes() time.Time { return time.Now().Add(-time.Second) }
+
 // diffTrees lists the differences between want and got, one line each,
 // sorted by path.
 func diffTrees(want, got tree, o cmpOpts) []string {
