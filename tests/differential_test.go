@@ -670,10 +670,7 @@ func TestDifferentialRegressions(t *testing.T) {
 	requireRoot(t)
 	sub := subject(t)
 	slot0 := func(kind string, o op) *op { o.Kind, o.Slot = kind, 0; return &o }
-	cases := []struct {
-		name string
-		ops  []*op
-	}{
+	cases := []scriptedCase{
 		{"pure upper dir renamed into a merged dir is marked opaque", []*op{
 			{Kind: "rename", P: "updir", Q: "d1/moved"}}},
 		{"open O_RDONLY|O_TRUNC of a lower file truncates what is read", []*op{
@@ -784,21 +781,41 @@ func TestDifferentialRegressions(t *testing.T) {
 			{Kind: "chmod", P: "updir/s", Mode: 0o2644},
 			{Kind: "chown", P: "updir/s", UID: -1, GID: -1}}},
 	}
-	// With passthrough, reads through a descriptor opened before a copy-up
-	// differ by design (see TestDifferentialPassthrough); everything else
-	// must agree.
+	runScripted(t, withPassthrough(sub), cases)
+}
+
+// scriptedCase is a named list of operations replayed on the differential
+// test's base layers, on the kernel and on a subject side by side.
+type scriptedCase struct {
+	name string
+	ops  []*op
+}
+
+// withPassthrough returns sub and, when sub is unionfuse, unionfuse with
+// passthrough as well.
+func withPassthrough(sub mounter) []mounter {
 	subs := []mounter{sub}
-	if _, ok := sub.(unionfuseMounter); ok {
-		subs = append(subs, unionfuseMounter{passthrough: true})
+	if u, ok := sub.(unionfuseMounter); ok {
+		u.passthrough = true
+		subs = append(subs, u)
 	}
+	return subs
+}
+
+// runScripted replays every case on every subject against the kernel, a
+// subtest each, and reports the (already minimal) difference. With
+// passthrough, reads through a descriptor opened before a copy-up differ
+// by design (see TestDifferentialPassthrough); such cases are skipped.
+func runScripted(t *testing.T, subs []mounter, cases []scriptedCase) {
 	for _, m := range subs {
 		for _, c := range cases {
 			name := strings.NewReplacer(" ", "_", ",", "").Replace(c.name)
-			if m, ok := m.(unionfuseMounter); ok && m.passthrough {
+			u, isUnionfuse := m.(unionfuseMounter)
+			if isUnionfuse && u.passthrough {
 				name = "passthrough/" + name
 			}
 			t.Run(name, func(t *testing.T) {
-				if m, ok := m.(unionfuseMounter); ok && m.passthrough && hasOp(c.ops, "fdread") {
+				if isUnionfuse && u.passthrough && hasOp(c.ops, "fdread") {
 					t.Skip("reads through a descriptor opened before a copy-up differ by design with passthrough")
 				}
 				if f := replay(t, m, baseLayersOnly, c.ops); f != nil {

@@ -134,10 +134,17 @@ type unionfuseMounter struct {
 }
 
 func (m unionfuseMounter) name() string {
+	name := "unionfuse"
 	if m.passthrough {
-		return "unionfuse with passthrough"
+		name += " with passthrough"
 	}
-	return "unionfuse"
+	if m.redirectOff {
+		name += " -o redirect_dir=off"
+	}
+	if m.index {
+		name += " -o index=on"
+	}
+	return name
 }
 
 func (m unionfuseMounter) mount(l layout) (unmount func() error, err error) {

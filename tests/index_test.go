@@ -3,7 +3,6 @@ package tests
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -18,10 +17,7 @@ func TestIndexHardLinks(t *testing.T) {
 	if os.Getenv(subjectEnv) == "kernel" {
 		t.Skip("runs unionfuse with index=on")
 	}
-	cases := []struct {
-		name string
-		ops  []*op
-	}{
+	cases := []scriptedCase{
 		{"write through one name, read through the others", []*op{
 			{Kind: "append", P: "hl1", Size: 100, Fill: 1},
 			{Kind: "read", P: "hl2"}, {Kind: "stat", P: "d2/hl3"}, {Kind: "read", P: "d2/hl3"}}},
@@ -41,14 +37,7 @@ func TestIndexHardLinks(t *testing.T) {
 		{"a hard-linked lower fifo", []*op{
 			{Kind: "chmod", P: "fifo1", Mode: 0o600}, {Kind: "stat", P: "fifo2"}, {Kind: "unlink", P: "fifo2"}}},
 	}
-	m := unionfuseMounter{index: true}
-	for _, c := range cases {
-		t.Run(strings.NewReplacer(" ", "_", ",", "").Replace(c.name), func(t *testing.T) {
-			if f := replay(t, m, baseLayersOnly, c.ops); f != nil {
-				t.Error(f.report(m.name()+" -o index=on", baseLayersOnly, len(c.ops)) + "\n" + layerFacts(t, baseLayersOnly, f.ops))
-			}
-		})
-	}
+	runScripted(t, []mounter{unionfuseMounter{index: true}}, cases)
 }
 
 // TestIndexKernelCompat: an upper and work directory written by unionfuse

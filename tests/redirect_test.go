@@ -18,10 +18,7 @@ import (
 func TestRedirectDir(t *testing.T) {
 	requireRoot(t)
 	sub := subject(t)
-	cases := []struct {
-		name string
-		ops  []*op
-	}{
+	cases := []scriptedCase{
 		{"rename a merged directory within its parent", []*op{
 			{Kind: "rename", P: "d1", Q: "d9"},
 			{Kind: "readdir", P: "d9"}, {Kind: "read", P: "d9/a"}, {Kind: "stat", P: "d9/sub/c"},
@@ -89,28 +86,12 @@ func TestRedirectDir(t *testing.T) {
 	}
 	off := []*op{{Kind: "rename", P: "d1", Q: "d9"}, {Kind: "rename", P: "d1/sub", Q: "updir/s"},
 		{Kind: "exchange", P: "d1", Q: "updir"}, {Kind: "rename", P: "updir", Q: "d1/up"}}
-	subs := []mounter{sub}
-	if _, ok := sub.(unionfuseMounter); ok {
-		subs = append(subs, unionfuseMounter{passthrough: true})
-	}
-	for _, m := range subs {
-		for _, c := range cases {
-			name := strings.NewReplacer(" ", "_", ",", "").Replace(c.name)
-			if m, ok := m.(unionfuseMounter); ok && m.passthrough {
-				name = "passthrough/" + name
-			}
-			t.Run(name, func(t *testing.T) {
-				if f := replay(t, m, baseLayersOnly, c.ops); f != nil {
-					t.Error(f.report(m.name(), baseLayersOnly, len(c.ops)) + "\n" + layerFacts(t, baseLayersOnly, f.ops))
-				}
-			})
-		}
-	}
+	runScripted(t, withPassthrough(sub), cases)
 	if _, ok := sub.(unionfuseMounter); ok {
 		t.Run("redirect_dir=off", func(t *testing.T) {
 			m := unionfuseMounter{redirectOff: true}
 			if f := replay(t, m, baseLayersOnly, off); f != nil {
-				t.Error(f.report(m.name()+" -o redirect_dir=off", baseLayersOnly, len(off)))
+				t.Error(f.report(m.name(), baseLayersOnly, len(off)))
 			}
 			// And it is EXDEV, not only the kernel's answer.
 			r := newDiffRun(t, m, baseLayersOnly)
