@@ -192,9 +192,6 @@ type dirHandle struct {
 	loaded  bool
 	entries []listedEntry
 	pos     int
-	// fd is an O_PATH descriptor of the directory's topmost copy at
-	// opendir, for fstat(2) once the directory is gone from its path.
-	fd int
 }
 
 var _ = (gofs.NodeOpendirHandler)((*node)(nil))
@@ -205,15 +202,7 @@ var _ = (gofs.NodeOpendirHandler)((*node)(nil))
 // Without a read, opening costs nothing.
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	n.ov.waitInvalidations()
-	h := &dirHandle{n: n, fd: -1}
-	if l, p, errno := n.topPath(); errno == 0 {
-		if fd, err := unix.Openat(l.fd, at(p), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
-			h.fd = fd
-			if n.isUpper() {
-				n.ov.trackDir(h)
-			}
-		}
-	}
+	h := &dirHandle{n: n}
 	return h, fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE, 0
 }
 
@@ -333,5 +322,4 @@ var _ = (gofs.FileReleasedirer)((*dirHandle)(nil))
 // Releasedir drops the snapshot.
 func (h *dirHandle) Releasedir(ctx context.Context, flags uint32) {
 	h.entries = nil
-	h.n.ov.untrackDir(h)
 }

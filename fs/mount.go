@@ -38,8 +38,16 @@ func Mount(merged string, cfg Config) (*Mounted, error) {
 		ov.close()
 		return nil, err
 	}
-	server, err := gofs.Mount(merged, root, ov.mountOptions(rootIno))
+	opts := ov.mountOptions(rootIno)
+	// Directories are served without OPENDIR (dirserver.go).
+	server, err := fuse.NewServer(newDirServer(gofs.NewNodeFS(root, opts)), merged, &opts.MountOptions)
 	if err != nil {
+		ov.close()
+		return nil, fmt.Errorf("mount %s: %w", merged, err)
+	}
+	go server.Serve()
+	if err := server.WaitMount(); err != nil {
+		server.Unmount()
 		ov.close()
 		return nil, fmt.Errorf("mount %s: %w", merged, err)
 	}
@@ -77,7 +85,6 @@ func newOverlay(cfg Config) (*overlay, error) {
 		tmpfiles:    make(map[uint64]*handle),
 		gens:        make(map[uint64]uint64),
 		openHandles: make(map[nodeKey]map[*handle]struct{}),
-		openDirs:    make(map[nodeKey]map[*dirHandle]struct{}),
 		lowerBacked: make(map[nodeKey]bool),
 		superseded:  make(map[nodeKey]bool),
 	}

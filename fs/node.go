@@ -24,6 +24,11 @@ type node struct {
 	// it (see entry). go-fuse keeps one Inode per identity (StableAttr),
 	// so it is kept on the node; a lookup replaces it.
 	state atomic.Pointer[entry]
+	// orphanFd is an O_PATH descriptor of the upper copy of a directory
+	// removed while the kernel holds it (orphandir.go); 0 when none. The
+	// kernel sends no request for a node once it has forgotten it, so the
+	// descriptor is not closed under a user.
+	orphanFd atomic.Int32
 }
 
 // setState records the layers of n's object, and its paths in them when
@@ -237,9 +242,9 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	defer n.ov.mu.RUnlock()
 	var st unix.Stat_t
 	errno := n.stat(&st)
-	if dh, ok := f.(*dirHandle); ok && errno != 0 && dh.fd >= 0 {
-		// An open directory that was removed or replaced since.
-		errno = errnoOf(unix.Fstat(dh.fd, &st))
+	if fd := n.orphanFd.Load(); errno != 0 && fd > 0 {
+		// A directory removed or replaced while the kernel holds it.
+		errno = errnoOf(unix.Fstat(int(fd), &st))
 	}
 	if errno != 0 {
 		return errno

@@ -3,58 +3,55 @@ package fs
 import (
 	"strconv"
 
+	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"golang.org/x/sys/unix"
 )
 
 // A directory removed while open lives on through its descriptors: the
 // kernel's overlay still reads and changes the attributes of an upper
-// directory after rmdir (its inode is only unlinked). unionfuse keeps the
-// O_PATH descriptor each open directory took at opendir and, once the
-// directory is gone from the tree, works on it through /proc/self/fd.
+// directory after rmdir (its inode is only unlinked). Directories are
+// served without OPENDIR (dirserver.go), so the server does not know which
+// are open: when it removes the upper copy of a directory the kernel has
+// looked up, it keeps an O_PATH descriptor of it on the node, and once
+// the directory is gone from the tree works on it through
+// /proc/self/fd, until the kernel forgets the node.
 
-// trackDir records an open directory handle whose descriptor is of the
-// upper copy.
-func (ov *overlay) trackDir(h *dirHandle) {
-	ov.emu.Lock()
-	k := h.n.key()
-	if ov.openDirs[k] == nil {
-		ov.openDirs[k] = map[*dirHandle]struct{}{}
+// keepOrphanDir keeps a descriptor of upper directory rel, about to be
+// removed, on its node n (nil when the kernel has not looked it up).
+func (ov *overlay) keepOrphanDir(n *node, rel string) {
+	if n == nil {
+		return
 	}
-	ov.openDirs[k][h] = struct{}{}
-	ov.emu.Unlock()
-}
-
-// untrackDir forgets h and closes its descriptor.
-func (ov *overlay) untrackDir(h *dirHandle) {
-	ov.emu.Lock()
-	defer ov.emu.Unlock()
-	k := h.n.key()
-	if hs := ov.openDirs[k]; hs != nil {
-		delete(hs, h)
-		if len(hs) == 0 {
-			delete(ov.openDirs, k)
-		}
+	fd, err := unix.Openat(ov.upper.fd, at(rel), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return
 	}
-	if h.fd >= 0 {
-		unix.Close(h.fd)
-		h.fd = -1
+	if old := n.orphanFd.Swap(int32(fd)); old > 0 {
+		unix.Close(int(old))
 	}
 }
 
 // withOrphanDir calls fn with a /proc/self/fd path of the upper copy of n
-// when n is a directory removed from the tree and still open; ok is false
-// otherwise. The descriptor stays open while fn runs.
+// when n is a directory removed from the tree while the kernel still
+// holds it; ok is false otherwise. The descriptor stays open while fn
+// runs.
 func (n *node) withOrphanDir(fn func(path string) error) (ok bool, err error) {
 	if !n.IsDir() || !n.isOrphan() {
 		return false, nil
 	}
-	ov := n.ov
-	ov.emu.Lock()
-	defer ov.emu.Unlock()
-	for h := range ov.openDirs[n.key()] {
-		if h.fd >= 0 {
-			return true, fn("/proc/self/fd/" + strconv.Itoa(h.fd))
-		}
+	fd := n.orphanFd.Load()
+	if fd <= 0 {
+		return false, nil
 	}
-	return false, nil
+	return true, fn("/proc/self/fd/" + strconv.Itoa(int(fd)))
+}
+
+var _ = (gofs.NodeOnForgetter)((*node)(nil))
+
+// OnForget closes the descriptor of a removed directory the kernel no
+// longer holds.
+func (n *node) OnForget() {
+	if fd := n.orphanFd.Swap(0); fd > 0 {
+		unix.Close(int(fd))
+	}
 }

@@ -81,9 +81,6 @@ type overlay struct {
 	passthrough bool
 	// openHandles holds the open upper handles of each node.
 	openHandles map[nodeKey]map[*handle]struct{}
-	// openDirs holds the open directory handles of upper directories
-	// (see orphandir.go); guarded by emu.
-	openDirs map[nodeKey]map[*dirHandle]struct{}
 	// tmpfiles holds the open handles of O_TMPFILE files not yet linked.
 	tmpfiles map[uint64]*handle
 

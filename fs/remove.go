@@ -120,6 +120,10 @@ func (n *node) removeName(name string, f *found) syscall.Errno {
 	if indexed {
 		before, _ = ov.indexNlink(idx)
 	}
+	if isDir && inUpper {
+		cn, _ := n.childNode(name)
+		ov.keepOrphanDir(cn, rel) // it may still be open (orphandir.go)
+	}
 	var err error
 	switch {
 	case !needWhiteout && isDir:

@@ -213,6 +213,10 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if err != nil {
 		return errnoOf(err)
 	}
+	if hadUpperDst && isDirStat(&replaced) {
+		dn, _ := np.childNode(newName)
+		ov.keepOrphanDir(dn, dstRel) // it may still be open (orphandir.go)
+	}
 	if hadUpperDst && isDirStat(&replaced) && !isPureUpper(&dst) {
 		// An empty merged directory may still hold whiteouts in upper.
 		if err := ov.removeUpperDir(dstRel); err != nil {
