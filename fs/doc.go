@@ -28,13 +28,15 @@
 // # Lookup and readdir
 //
 // A name is resolved through the directory's layers top down (resolve,
-// in redirect.go): a whiteout (char device 0/0, or a zero-size regular file with the
-// overlay.whiteout xattr) hides the name and everything below it; a
-// non-directory hides everything below it; directories merge until one is
-// opaque (overlay.opaque=y). A directory listing applies the same rules to
-// the union of the layers' entries (mergedEntries), is taken at opendir and
-// kept for the life of the handle, so telldir/seekdir positions hold; a
-// rewind to 0 reads it again. d_ino in a listing equals st_ino.
+// in redirect.go): a whiteout (char device 0/0, or a zero-size regular
+// file with the overlay.whiteout xattr) hides the name and everything
+// below it; a non-directory hides everything below it; directories merge
+// until one is opaque (overlay.opaque=y). A directory listing applies the
+// same rules to the union of the layers' entries (mergedEntries). The
+// kernel keeps listings in its page cache and asks for one only when it
+// has none, without OPENDIR (dirserver.go); a listing is taken when its
+// first chunk is asked for and kept until its last, so positions hold.
+// d_ino in a listing equals st_ino.
 //
 // # Inode numbers
 //
