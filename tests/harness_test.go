@@ -74,15 +74,23 @@ type kernelOverlay struct {
 	redirectOff bool
 	// index mounts with index=on.
 	index bool
+	// userxattr mounts with userxattr (which takes no redirect_dir: the
+	// kernel then neither follows nor makes redirects).
+	userxattr bool
 }
 
 func (kernelOverlay) name() string { return "kernel" }
 
 func (k kernelOverlay) mount(l layout) (func() error, error) {
 	opts := "lowerdir=" + strings.Join(l.Lowers, ":") +
-		",upperdir=" + l.Upper + ",workdir=" + l.Work + kernelOptions(true)
-	if k.redirectOff {
-		opts += ",redirect_dir=off"
+		",upperdir=" + l.Upper + ",workdir=" + l.Work
+	switch {
+	case k.userxattr:
+		opts += ",userxattr"
+	case k.redirectOff:
+		opts += kernelOptions(true) + ",redirect_dir=off"
+	default:
+		opts += kernelOptions(true)
 	}
 	if k.index {
 		opts += ",index=on"
@@ -131,6 +139,7 @@ type unionfuseMounter struct {
 	passthrough bool
 	redirectOff bool // -o redirect_dir=off
 	index       bool // -o index=on
+	userxattr   bool // -o userxattr
 }
 
 func (m unionfuseMounter) name() string {
@@ -144,6 +153,9 @@ func (m unionfuseMounter) name() string {
 	if m.index {
 		name += " -o index=on"
 	}
+	if m.userxattr {
+		name += " -o userxattr"
+	}
 	return name
 }
 
@@ -153,6 +165,7 @@ func (m unionfuseMounter) mount(l layout) (unmount func() error, err error) {
 		cfg.Redirect = fs.RedirectOff
 	}
 	cfg.Index = m.index
+	cfg.UserXattr = m.userxattr
 	if os.Getenv(debugEnv) == "1" {
 		cfg.Debug = true
 		cfg.Logger = log.New(os.Stderr, "unionfuse: ", log.Lmicroseconds)

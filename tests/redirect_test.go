@@ -3,10 +3,8 @@ package tests
 import (
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 
-	"github.com/unionfuse/unionfuse/fs"
 	"golang.org/x/sys/unix"
 )
 
@@ -111,7 +109,7 @@ func TestRedirectDir(t *testing.T) {
 // directories with lower content are not renamed (EXDEV).
 func TestRedirectUserxattrAsRoot(t *testing.T) {
 	requireRoot(t)
-	for _, m := range []mounter{kernelUserxattr{}, unionfuseUserxattr{}} {
+	for _, m := range []mounter{kernelOverlay{userxattr: true}, unionfuseMounter{userxattr: true}} {
 		t.Run(m.name(), func(t *testing.T) {
 			l := newLayout(t, testDir(t), 2)
 			for _, d := range []string{l.Lowers[0] + "/mine", l.Lowers[1] + "/secret", l.Lowers[1] + "/plain"} {
@@ -133,31 +131,6 @@ func TestRedirectUserxattrAsRoot(t *testing.T) {
 			}
 		})
 	}
-}
-
-// kernelUserxattr and unionfuseUserxattr mount with userxattr, as root.
-type kernelUserxattr struct{}
-
-func (kernelUserxattr) name() string { return "kernel" }
-
-func (kernelUserxattr) mount(l layout) (func() error, error) {
-	opts := "lowerdir=" + strings.Join(l.Lowers, ":") + ",upperdir=" + l.Upper + ",workdir=" + l.Work + ",userxattr"
-	if err := unix.Mount("overlay", l.Merged, "overlay", 0, opts); err != nil {
-		return nil, err
-	}
-	return func() error { return unix.Unmount(l.Merged, 0) }, nil
-}
-
-type unionfuseUserxattr struct{}
-
-func (unionfuseUserxattr) name() string { return "unionfuse" }
-
-func (unionfuseUserxattr) mount(l layout) (func() error, error) {
-	m, err := fs.Mount(l.Merged, fs.Config{Lowers: l.Lowers, Upper: l.Upper, Work: l.Work, UserXattr: true})
-	if err != nil {
-		return nil, err
-	}
-	return m.Unmount, nil
 }
 
 // TestRedirectInvalid: malformed redirects in a (hostile) lower layer fail
