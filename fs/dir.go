@@ -168,14 +168,12 @@ func (ov *overlay) mergedEntries(v dirView) ([]listedEntry, syscall.Errno) {
 // already), so that e's d_ino is the number its stat will report.
 func (ov *overlay) fixListedOrigin(rel string, e *listedEntry, l *layer, lowerPath string) {
 	childRel := join(rel, e.Name)
-	if ov.isOpaque(ov.upper, childRel) {
+	var st unix.Stat_t
+	if ov.upper.lstat(childRel, &st) != nil || ov.isOpaque(ov.upper, childRel) {
 		return
 	}
-	ov.fixOrigin(childRel, l, lowerPath)
-	var st unix.Stat_t
-	if err := ov.upper.lstat(childRel, &st); err == nil {
-		e.Ino = ov.upperIno(childRel, &st)
-	}
+	ov.fixOrigin(childRel, &st, l, lowerPath)
+	e.Ino = ov.upperIno(childRel, &st)
 }
 
 // isEmptyDir reports whether the merged directory shows no entries.

@@ -128,7 +128,7 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 		if f.paths != nil {
 			lowerPath = f.paths[1]
 		}
-		n.ov.fixOrigin(rel, n.ov.layers[f.layers[1]], lowerPath)
+		n.ov.fixOrigin(rel, &f.st, n.ov.layers[f.layers[1]], lowerPath)
 	}
 	k := n.ov.keyOf(f, rel)
 	var paths []string

@@ -134,9 +134,18 @@ func (ov *overlay) setOrigin(src *layer, rel, tmp string) {
 // fixOrigin records, as the kernel does on lookup, the origin of a merged
 // directory whose upper copy has none (made by another tool, or before
 // its lower content appeared): the topmost lower directory it merges,
-// lowerPath in lower. Its parent becomes impure; the directory then
-// reports the lower directory's number, here and in the kernel.
-func (ov *overlay) fixOrigin(rel string, lower *layer, lowerPath string) {
+// lowerPath in lower; st is the upper directory. Its parent becomes
+// impure; the directory then reports the lower directory's number, here
+// and in the kernel. A directory whose number is known already (its
+// origin read or made in this mount) costs nothing: this runs on every
+// lookup of a merged directory.
+func (ov *overlay) fixOrigin(rel string, st *unix.Stat_t, lower *layer, lowerPath string) {
+	ov.emu.Lock()
+	_, known := ov.copiedUp[devIno{st.Dev, st.Ino}]
+	ov.emu.Unlock()
+	if known {
+		return
+	}
 	if _, err := ov.upper.getxattr(rel, ov.xattrPrefix+xattrOrigin, nil); err != unix.ENODATA {
 		return
 	}
