@@ -90,9 +90,16 @@ func (n *node) removeName(name string, f *found) syscall.Errno {
 	ov := n.ov
 	dirRel := n.rel()
 	rel := join(dirRel, name)
-	needWhiteout, errno := ov.lowerHasName(n.view(), name)
-	if errno != 0 {
-		return errno
+	// An object found under its own name in a lower layer needs a
+	// whiteout: no second lookup below the upper layer (one stat per
+	// unlink of rm -rf). A renamed directory's lower part (redirect.go)
+	// lives under another name, which says nothing about this one.
+	needWhiteout := !f.redirected && f.layers[len(f.layers)-1] != 0
+	if !needWhiteout {
+		var errno syscall.Errno
+		if needWhiteout, errno = ov.lowerHasName(n.view(), name); errno != 0 {
+			return errno
+		}
 	}
 	isDir := isDirStat(&f.st)
 	inUpper := f.layers[0] == 0 && ov.upper != nil
