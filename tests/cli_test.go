@@ -418,6 +418,11 @@ func TestCLIDaemonSignals(t *testing.T) {
 			l := cliLayout(t)
 			mustOK(t, "unionfuse mount", cli(t, "mount", l.Lowers[0], l.Upper, l.Work, l.Merged))
 			rec := daemonOf(t, l.Merged)
+			// ps names the daemon after the binary, not "exe".
+			comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", rec.PID))
+			if got, want := strings.TrimSpace(string(comm)), filepath.Base(unionfuseBinary(t)); got != want {
+				t.Errorf("the daemon's process name is %q, want %q", got, want)
+			}
 			if err := syscall.Kill(rec.PID, sig); err != nil {
 				t.Fatal(err)
 			}

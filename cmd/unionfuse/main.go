@@ -56,7 +56,21 @@ func init() {
 }
 
 func main() {
+	nameReexecuted()
 	os.Exit(run(os.Args))
+}
+
+// nameReexecuted gives a re-executed child (the FUSE daemon, a container
+// monitor) the binary's name in ps and top: started as /proc/self/exe,
+// the kernel names it "exe". Cosmetic, so best effort.
+func nameReexecuted() {
+	comm, err := os.ReadFile("/proc/self/comm")
+	if err != nil || strings.TrimSpace(string(comm)) != "exe" {
+		return
+	}
+	if exe, err := os.Executable(); err == nil {
+		os.WriteFile("/proc/self/comm", []byte(filepath.Base(exe)), 0)
+	}
 }
 
 func run(argv []string) int {
