@@ -28,6 +28,7 @@ func runFio(path, rw string, size int64, runtime time.Duration) (float64, error)
 		args = append(args, "--readonly")
 	}
 	cmd := exec.Command("fio", args...)
+	asWorkloadUser(cmd)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	b, err := cmd.Output()

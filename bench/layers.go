@@ -114,9 +114,14 @@ func (ws *Workspace) fresh(tag string, lowers []string) (Union, error) {
 		Lowers: lowers, Upper: filepath.Join(d, "u"), Work: filepath.Join(d, "w"), Merged: filepath.Join(d, "m"),
 		Native: ws.Native, Ready: readyFile, Tag: fmt.Sprintf("%04d-%s", ws.runs, tag),
 	}
-	for _, p := range []string{u.Upper, u.Work, u.Merged} {
+	for _, p := range []string{d, u.Upper, u.Work, u.Merged} {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return u, err
+		}
+		if workloadCred != nil {
+			if err := os.Chown(p, rootlessUID, rootlessGID); err != nil {
+				return u, err
+			}
 		}
 	}
 	return u, nil

@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -66,6 +67,9 @@ type Config struct {
 	FioRuntime time.Duration
 	// MountLayers is the number of lower layers of the large mount.
 	MountLayers int
+	// Rootless runs the workloads and the FUSE daemons as an unprivileged
+	// user (rootless.go).
+	Rootless bool `json:"rootless,omitempty"`
 
 	// UnionfuseBin, when set, is a prebuilt unionfuse CLI to run.
 	UnionfuseBin string
@@ -117,6 +121,7 @@ func parseFlags(args []string) (*Config, error) {
 	fset.StringVar(&c.Profile, "profile", "", "write CPU profiles of the unionfuse daemon to `DIR`, one per mount")
 	fset.StringVar(&c.MemProfile, "memprofile", "", "write heap profiles of the unionfuse daemon to `DIR`, one per mount, taken at its unmount")
 	fset.BoolVar(&c.Keep, "keep", false, "keep the workspace after the run")
+	fset.BoolVar(&c.Rootless, "rootless", false, "run the workloads and the FUSE daemons as the unprivileged user nobody (no passthrough, fusermount3)")
 	fset.StringVar(&c.Report, "report", "", "measure nothing: rewrite the table and plots of the results `JSON` of an earlier run")
 	if err := fset.Parse(args); err != nil {
 		return nil, err
@@ -169,6 +174,8 @@ func parseFlags(args []string) (*Config, error) {
 		return nil, fmt.Errorf("-seq-size and -rand-size must be at least 1M")
 	case c.MountLayers < 2 || c.MountLayers > 500:
 		return nil, fmt.Errorf("-mount-layers must be between 2 and 500")
+	case c.Rootless && slices.Contains(c.Systems, sysUnionNoPT):
+		return nil, fmt.Errorf("-rootless measures unionfuse without passthrough already: leave out %s", sysUnionNoPT)
 	}
 	return c, nil
 }
@@ -236,6 +243,7 @@ func main() {
 		s := <-sigs
 		fmt.Fprintf(os.Stderr, "\nufbench: %v: unmounting and exiting\n", s)
 		unmountAll()
+		restoreHost()
 		if workspaceRoot != "" {
 			fmt.Fprintf(os.Stderr, "ufbench: the workspace %s is left behind: remove it with rm -rf\n", workspaceRoot)
 		}
@@ -243,6 +251,7 @@ func main() {
 	}()
 	err = run(cfg)
 	unmountAll()
+	restoreHost()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ufbench: %v\n", err)
 		os.Exit(1)
@@ -260,6 +269,12 @@ func run(cfg *Config) error {
 	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: the benchmark mounts overlays and drops the page cache")
+	}
+	if cfg.Rootless {
+		workloadCred = &syscall.Credential{Uid: rootlessUID, Gid: rootlessGID}
+		if err := allowUnprivilegedFuse(); err != nil {
+			return err
+		}
 	}
 	r, err := newRunner(cfg)
 	if err != nil {

@@ -386,6 +386,8 @@ func writeReports(cfg *Config, res *Results, out io.Writer) error {
 	switch {
 	case cfg.Quick:
 		prefix = "quick"
+	case cfg.Rootless:
+		prefix = "rootless"
 	case slices.Contains(cfg.Systems, sysUnionNoPT):
 		prefix = "nopassthrough"
 	case len(cfg.Workloads) != len(allWorkloads) || len(cfg.Systems) != len(allSystems):

@@ -48,6 +48,11 @@ func newRunner(cfg *Config) (*Runner, error) {
 		return nil, err
 	}
 	r.logf("workspace %s", r.ws.Root)
+	if cfg.Rootless {
+		if err := chownTree(r.ws.Root); err != nil {
+			return nil, err
+		}
+	}
 	if r.log, err = os.Create(filepath.Join(r.ws.Root, "logs", "daemons.log")); err != nil {
 		return nil, err
 	}
@@ -64,7 +69,11 @@ func newRunner(cfg *Config) (*Runner, error) {
 			r.systems = append(r.systems, kernel{})
 		case sysFuseOv:
 			bin, _ := exec.LookPath("fuse-overlayfs")
-			r.systems = append(r.systems, newFuseOverlayfs(bin, r.log))
+			d := newFuseOverlayfs(bin, r.log)
+			if cfg.Rootless {
+				d = rootlessDaemon(d)
+			}
+			r.systems = append(r.systems, d)
 		case sysUnion:
 			r.systems = append(r.systems, ufbin)
 		case sysUnionNoPT:
@@ -126,8 +135,16 @@ func (r *Runner) buildUnionfuse() (*daemon, error) {
 		if err := os.MkdirAll(dirs[i], 0o755); err != nil {
 			return nil, err
 		}
+		if r.cfg.Rootless {
+			if err := os.Chown(dirs[i], rootlessUID, rootlessGID); err != nil {
+				return nil, err
+			}
+		}
 	}
 	cli := newUnionfuse(absPath(bin), dirs[0], dirs[1], r.log)
+	if r.cfg.Rootless {
+		cli = rootlessDaemon(cli)
+	}
 	if err := r.smokeTest(cli); err != nil {
 		return nil, fmt.Errorf("the unionfuse CLI does not mount: %w", err)
 	}
@@ -165,6 +182,11 @@ func (r *Runner) smokeTest(s System) error {
 	if err := os.WriteFile(filepath.Join(d, "l", readyFile), nil, 0o644); err != nil {
 		return err
 	}
+	if r.cfg.Rootless {
+		if err := chownTree(d); err != nil {
+			return err
+		}
+	}
 	m, err := s.Mount(Union{Lowers: []string{filepath.Join(d, "l")}, Upper: filepath.Join(d, "u"), Work: filepath.Join(d, "w"),
 		Merged: filepath.Join(d, "m"), Ready: readyFile, Tag: "smoke"})
 	if err != nil {
@@ -197,6 +219,13 @@ func (r *Runner) prepare() error {
 			return fmt.Errorf("prepare %s: %w", s.what, err)
 		}
 		r.logf("prepared %s in %.1f s", s.what, time.Since(t).Seconds())
+	}
+	if r.cfg.Rootless {
+		// The user's own layers, as a rootless user has them.
+		if err := chownTree(r.ws.Root); err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+		r.note("rootless run: the workloads and the FUSE daemons ran as uid %d (fusermount3, no passthrough); the kernel's overlay was mounted by root", rootlessUID)
 	}
 	if err := dropCaches(); err != nil {
 		return err

@@ -256,6 +256,8 @@ type daemon struct {
 	argv func(u Union) []string
 	// log receives the daemons' stdout and stderr.
 	log *os.File
+	// cred, when set, is the user the daemon runs as (a rootless run).
+	cred *syscall.Credential
 }
 
 // Name implements System.
@@ -271,7 +273,7 @@ func (d *daemon) Mount(u Union) (*Mount, error) {
 	argv := d.argv(u)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = d.log, d.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: d.cred}
 	if d.log != nil {
 		fmt.Fprintf(d.log, "# %s %s: %s\n", time.Now().Format(time.RFC3339), u.Tag, strings.Join(argv, " "))
 	}

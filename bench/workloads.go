@@ -116,6 +116,7 @@ func command(name string, args ...string) func() error {
 		var stderr strings.Builder
 		cmd := exec.Command(name, args...)
 		cmd.Stderr = &stderr
+		asWorkloadUser(cmd)
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("%s: %v: %s", name, err, firstLine(stderr.String()))
 		}
@@ -355,7 +356,7 @@ func runCreate(r *Runner, s System, rep int) (map[string]float64, error) {
 	out := map[string]float64{}
 	err := withMount(r, s, "create", false, func(m *Mount, u Union) error {
 		dir := filepath.Join(m.Dir, fmt.Sprintf("t-create-%d", rep))
-		if err := os.Mkdir(dir, 0o755); err != nil {
+		if err := asWorkloadUserHere(func() error { return os.Mkdir(dir, 0o755) }); err != nil {
 			return err
 		}
 		if err := dropCaches(); err != nil {
@@ -404,7 +405,9 @@ func runSeqWrite(r *Runner, s System, rep int) (map[string]float64, error) {
 	err := withMount(r, s, "seqwrite", false, func(m *Mount, u Union) error {
 		upper = writtenPath(m, u, name)
 		unix.Sync()
-		d, err := timed(func() error { return writeFile(filepath.Join(m.Dir, name), size) })
+		d, err := timed(func() error {
+			return asWorkloadUserHere(func() error { return writeFile(filepath.Join(m.Dir, name), size) })
+		})
 		if err != nil {
 			return err
 		}
