@@ -99,20 +99,39 @@ type listedEntry struct {
 // whiteouts (which cost a stat per file) only in directories marked as
 // holding them (overlay.opaque=x); lookup recognises them everywhere.
 func (ov *overlay) mergedEntries(v dirView) ([]listedEntry, syscall.Errno) {
-	seen := make(map[string]struct{})
-	var out []listedEntry
+	// Every layer is read first, so that the set of names seen is sized
+	// once (growing it was a third of the daemon's time listing a large
+	// directory) and the bottom layer's names need not enter it.
+	layerEnts := make([][]rawDirent, len(v.layers))
+	names, last := 0, -1
+	for pos, li := range v.layers {
+		ents, err := readLayerDir(ov.layers[li], v.path(pos))
+		if err != nil {
+			if err == unix.ENOENT || err == unix.ENOTDIR {
+				continue
+			}
+			return nil, errnoOf(err)
+		}
+		layerEnts[pos] = ents
+		names += len(ents)
+		if len(ents) > 0 {
+			last = pos
+		}
+	}
+	if last >= 0 {
+		names -= len(layerEnts[last])
+	}
+	seen := make(map[string]struct{}, names)
+	out := make([]listedEntry, 0, names+len(layerEnts[max(last, 0)]))
 	// Upper directories listed, by name, until a lower layer shows what
 	// lies below them (see fixListedOrigin).
 	var upperDirs map[string]int
 	for pos, li := range v.layers {
 		l := ov.layers[li]
 		rel := v.path(pos)
-		ents, err := readLayerDir(l, rel)
-		if err != nil {
-			if err == unix.ENOENT || err == unix.ENOTDIR {
-				continue
-			}
-			return nil, errnoOf(err)
+		ents := layerEnts[pos]
+		if ents == nil {
+			continue
 		}
 		xwhiteouts := len(ents) > 0 && ov.hasXwhiteouts(l, rel)
 		// In an impure upper directory, copies report their origin's
@@ -131,7 +150,9 @@ func (ov *overlay) mergedEntries(v dirView) ([]listedEntry, syscall.Errno) {
 				}
 				continue
 			}
-			seen[d.name] = struct{}{}
+			if pos != last {
+				seen[d.name] = struct{}{}
+			}
 			st := unix.Stat_t{Dev: l.dev, Ino: d.ino}
 			mode := direntMode(d.typ)
 			if d.typ == unix.DT_CHR || d.typ == unix.DT_UNKNOWN || d.typ == unix.DT_REG && xwhiteouts {
