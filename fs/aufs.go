@@ -2,6 +2,8 @@ package fs
 
 import (
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Lower layers may also use the AUFS whiteout format, which OCI image
@@ -73,6 +75,22 @@ func (l *layer) aufsMarkersOf(rel string, ents []rawDirent) *aufsDir {
 	}
 	l.aufs.Store(rel, m)
 	return m
+}
+
+// aufsOpaqueDir reports whether lower directory rel of l holds the AUFS
+// opaque marker. It asks for that one name unless the directory's markers
+// are known: a lookup checks every lower directory it passes for opacity,
+// and a listing only for that would read each directory twice in a walk
+// (once more for its own readdir, which records the markers anyway).
+func (l *layer) aufsOpaqueDir(rel string) bool {
+	if !l.lower {
+		return false
+	}
+	if m, ok := l.aufs.Load(rel); ok {
+		return m.(*aufsDir).opaque
+	}
+	var st unix.Stat_t
+	return l.lstat(join(rel, aufsOpaque), &st) == nil
 }
 
 // hidesAufs reports whether name in directory dirRel of layer l is an AUFS

@@ -41,7 +41,7 @@ func (ov *overlay) isWhiteout(l *layer, rel string, st *unix.Stat_t) bool {
 // overlay.opaque=y. The value "x" only marks a directory that holds
 // xattr whiteouts and is not opaque.
 func (ov *overlay) isOpaque(l *layer, rel string) bool {
-	if l.aufsMarkers(rel).opaque {
+	if l.aufsOpaqueDir(rel) {
 		return true
 	}
 	var buf [2]byte
