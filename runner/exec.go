@@ -3,10 +3,13 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/user"
@@ -19,6 +22,7 @@ type ExecOptions struct {
 	Env         []string // K=V added to the container's
 	User        string   // "" = the container's user
 	Interactive bool
+	TTY         bool // a pseudo-terminal for the command (docker exec -t)
 }
 
 // Exec runs a command in the namespaces and root of a running container
@@ -70,21 +74,54 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 	// inside the container (an image's LD_PRELOAD must not load into a
 	// host process).
 	env := mergeEnv(c.Config.Env, append(o.Env, "HOSTNAME="+c.Config.Hostname))
+	if o.TTY && !hasEnv(env, "TERM") {
+		env = append(env, "TERM=xterm")
+	}
 	args = append(append(append(args, "env", "-i"), env...), o.Args...)
 	cmd := exec.Command("nsenter", args...)
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
-	if o.Interactive {
-		cmd.Stdin = stdio.Stdin
+	var master, slave *os.File
+	if o.TTY {
+		// The terminal is the controlling terminal of a new session that
+		// nsenter starts in; its child in the container inherits both.
+		var err error
+		if master, slave, err = openContainerTerminal(c.State.Pid); err != nil {
+			return 125, fmt.Errorf("exec in %s: terminal: %w", c.ShortID(), err)
+		}
+		defer master.Close()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	} else {
+		if o.Interactive {
+			cmd.Stdin = stdio.Stdin
+		}
+		cmd.Stdout, cmd.Stderr = stdio.Stdout, stdio.Stderr
 	}
-	cmd.Stdout, cmd.Stderr = stdio.Stdout, stdio.Stderr
 	daemon.CloseInheritedOnExec()
 	signals := catchSignals()
 	defer signal.Stop(signals)
-	if err := cmd.Start(); err != nil {
+	err := cmd.Start()
+	if slave != nil {
+		slave.Close() // the relay ends when the command's copies close
+	}
+	if err != nil {
 		return 126, fmt.Errorf("exec in %s: %w", c.ShortID(), err)
 	}
+	var relay chan struct{}
+	restore := func() {}
+	if master != nil {
+		var in io.Reader
+		if o.Interactive {
+			in = stdio.Stdin
+		}
+		relay, restore = relayTerminal(master, in, stdio.Stdout)
+	}
 	stop := forwardSignals(signals, cmd.Process)
-	err := cmd.Wait()
+	err = cmd.Wait()
 	stop()
+	if master != nil {
+		drainTerminal(master, relay)
+		restore()
+	}
 	return exitStatus(err), nil
 }

@@ -180,40 +180,54 @@ func startProcess(c *Container, stdio IO) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	restore := func() {}
+	relay, restore := relayTerminal(master, stdin, stdio.Stdout)
+	return &process{cmd: cmd, master: master, relay: relay, done: restore}, nil
+}
+
+// relayTerminal copies stdin (when not nil) to a terminal's master and the
+// master's output to stdout, until the last slave is closed, when relay is
+// closed. A stdin that is itself a terminal is put in raw mode (restore
+// puts it back) and lends its size to the new terminal.
+func relayTerminal(master *os.File, stdin io.Reader, stdout io.Writer) (relay chan struct{}, restore func()) {
+	restore = func() {}
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		pty.InheritSize(f, master)
 		if old, err := term.MakeRaw(int(f.Fd())); err == nil {
 			restore = func() { term.Restore(int(f.Fd()), old) }
 		}
 	}
-	p := &process{cmd: cmd, master: master, relay: make(chan struct{}), done: restore}
 	if stdin != nil {
 		go io.Copy(master, stdin)
 	}
-	out := stdio.Stdout
-	if out == nil {
-		out = io.Discard
+	if stdout == nil {
+		stdout = io.Discard
 	}
+	relay = make(chan struct{})
 	go func() {
-		io.Copy(out, master) // ends with EIO once the last slave is closed
-		close(p.relay)
+		io.Copy(stdout, master) // ends with EIO once the last slave is closed
+		close(relay)
 	}()
-	return p, nil
+	return relay, restore
 }
 
 // wait waits for the command and for its terminal output to drain.
 func (p *process) wait() error {
 	err := p.cmd.Wait()
 	if p.master != nil {
-		select {
-		case <-p.relay:
-		case <-time.After(2 * time.Second): // a background process keeps the slave open
-		}
-		p.master.Close()
+		drainTerminal(p.master, p.relay)
 	}
 	p.done()
 	return err
+}
+
+// drainTerminal waits for a relay of relayTerminal to end, but not for a
+// background process that keeps the terminal open, and closes master.
+func drainTerminal(master *os.File, relay chan struct{}) {
+	select {
+	case <-relay:
+	case <-time.After(2 * time.Second):
+	}
+	master.Close()
 }
 
 // catchSignals starts catching the signals a user sends `unionfuse run`

@@ -59,3 +59,51 @@ func receiveFile(sock *os.File) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fds[0]), "terminal"), nil
 }
+
+// openContainerTerminal opens a new pseudo-terminal in the devpts of the
+// container whose init is pid, so that a command joining the container has
+// a terminal it can name there (/dev/pts/N, what tty(1) prints), as with
+// `docker exec -t`. The path is resolved inside the container's root: a
+// symbolic link there cannot lead to the host's files. Where that fails (a
+// container without its own devpts) the terminal is one of the host's,
+// which works the same but has no name in the container.
+func openContainerTerminal(pid int) (master, slave *os.File, err error) {
+	master, slave, err = containerPty(pid)
+	if err == nil {
+		return master, slave, nil
+	}
+	return pty.Open()
+}
+
+// containerPty opens dev/pts/ptmx below /proc/PID/root and the slave of
+// the terminal it makes (TIOCGPTPEER: no path needed).
+func containerPty(pid int) (master, slave *os.File, err error) {
+	root, err := unix.Open(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unix.Close(root)
+	fd, err := unix.Openat2(root, "dev/pts/ptmx", &unix.OpenHow{
+		Flags:   unix.O_RDWR | unix.O_NOCTTY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	m := os.NewFile(uintptr(fd), "/dev/ptmx")
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != 5 || unix.Minor(st.Rdev) != 2 {
+		m.Close()
+		return nil, nil, errors.New("dev/pts/ptmx is not a terminal multiplexer")
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		return nil, nil, fmt.Errorf("unlock the terminal: %w", err)
+	}
+	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		m.Close()
+		return nil, nil, fmt.Errorf("open the terminal: %w", errno)
+	}
+	return m, os.NewFile(sfd, "/dev/pts"), nil
+}

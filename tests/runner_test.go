@@ -282,6 +282,17 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 			t.Errorf("ps:\n%s", ps.stdout)
 		}
 		expect(t, "exec", e.u("exec", "web", "sh", "-c", "cat /runs; hostname; exit 4"), 4, "run\n"+id[:12]+"\n", "")
+		// -t: a terminal of the container's own devpts (tty names it),
+		// the controlling one (/dev/tty opens), TERM set, CRLF output.
+		if r := e.u("exec", "-t", "web", "sh", "-c", "tty; echo $TERM; : </dev/tty && echo ctty; exit 5"); r.code != 5 ||
+			!regexp.MustCompile(`^/dev/pts/\d+\r\nxterm\r\nctty\r\n$`).MatchString(r.stdout) {
+			t.Errorf("exec -t: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		cmd := e.command("exec", "-it", "web", "sh", "-c", "read line; echo got $line")
+		cmd.Stdin = strings.NewReader("typed\n")
+		if r := run(t, cmd); r.code != 0 || !strings.Contains(r.stdout, "got typed\r\n") {
+			t.Errorf("exec -it: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
 		expect(t, "stop", e.u("stop", "web"), 0, "web\n", "")
 		if r := e.u("ps", "-a"); !strings.Contains(r.stdout, "Exited (0)") {
 			t.Errorf("ps -a after stop:\n%s", r.stdout)

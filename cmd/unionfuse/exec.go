@@ -9,10 +9,11 @@ import (
 
 var execCmd = &command{
 	name:  "exec",
-	usage: "unionfuse exec [-i] [-e K=V] [-u USER] CONTAINER COMMAND [ARG...]",
+	usage: "unionfuse exec [-i] [-t] [-e K=V] [-u USER] CONTAINER COMMAND [ARG...]",
 	help: `Run a command in a running container: in its namespaces (joined with
 nsenter), its root and working directory, with its environment. The exit
-status is the command's.`,
+status is the command's. With -t the command gets a new pseudo-terminal in
+the container's /dev/pts as its controlling terminal (-it for a shell).`,
 }
 
 func init() {
@@ -23,6 +24,7 @@ func init() {
 type execArgs struct {
 	containerArgs
 	interactive bool
+	tty         bool
 	user        string
 	env         []string
 }
@@ -32,6 +34,7 @@ func execFlags() (*pflag.FlagSet, *execArgs) {
 	fset := newContainerFlags("exec", &a.containerArgs)
 	fset.SetInterspersed(false)
 	fset.BoolVarP(&a.interactive, "interactive", "i", false, "keep stdin open")
+	fset.BoolVarP(&a.tty, "tty", "t", false, "allocate a pseudo-terminal")
 	fset.StringVarP(&a.user, "user", "u", "", "run as `USER` (default: the container's)")
 	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V`")
 	return fset, a
@@ -55,7 +58,7 @@ func runExec(args []string) int {
 		for _, kv := range a.env {
 			env = append(env, expandEnv(kv)...)
 		}
-		code, err := r.Exec(c, runner.ExecOptions{Args: pos[1:], Env: env, User: a.user, Interactive: a.interactive},
+		code, err := r.Exec(c, runner.ExecOptions{Args: pos[1:], Env: env, User: a.user, Interactive: a.interactive, TTY: a.tty},
 			runner.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
 		if err != nil {
 			fail(err)
