@@ -190,11 +190,26 @@ func startProcess(c *Container, stdio IO) (*process, error) {
 // puts it back) and lends its size to the new terminal.
 func relayTerminal(master *os.File, stdin io.Reader, stdout io.Writer) (relay chan struct{}, restore func()) {
 	restore = func() {}
+	relay = make(chan struct{})
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		pty.InheritSize(f, master)
 		if old, err := term.MakeRaw(int(f.Fd())); err == nil {
 			restore = func() { term.Restore(int(f.Fd()), old) }
 		}
+		// The user's terminal resized: so is the container's.
+		winch := make(chan os.Signal, 1)
+		signal.Notify(winch, syscall.SIGWINCH)
+		go func() {
+			defer signal.Stop(winch)
+			for {
+				select {
+				case <-winch:
+					pty.InheritSize(f, master)
+				case <-relay:
+					return
+				}
+			}
+		}()
 	}
 	if stdin != nil {
 		go io.Copy(master, stdin)
@@ -202,7 +217,6 @@ func relayTerminal(master *os.File, stdin io.Reader, stdout io.Writer) (relay ch
 	if stdout == nil {
 		stdout = io.Discard
 	}
-	relay = make(chan struct{})
 	go func() {
 		io.Copy(stdout, master) // ends with EIO once the last slave is closed
 		close(relay)

@@ -14,10 +14,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 )
 
@@ -288,6 +290,7 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 			!regexp.MustCompile(`^/dev/pts/\d+\r\nxterm\r\nctty\r\n$`).MatchString(r.stdout) {
 			t.Errorf("exec -t: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
+		checkExecResize(t, e)
 		cmd := e.command("exec", "-it", "web", "sh", "-c", "read line; echo got $line")
 		cmd.Stdin = strings.NewReader("typed\n")
 		if r := run(t, cmd); r.code != 0 || !strings.Contains(r.stdout, "got typed\r\n") {
@@ -518,5 +521,70 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatalf("timed out waiting")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkExecResize runs exec -it on a terminal of the test's own and checks
+// that the container's terminal takes its size, at the start and after a
+// resize (SIGWINCH), as docker exec -it does.
+func checkExecResize(t *testing.T, e *containerEnv) {
+	t.Helper()
+	ptm, pts, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptm.Close()
+	pty.Setsize(ptm, &pty.Winsize{Rows: 21, Cols: 71})
+	cmd := e.command("exec", "-it", "web", "sh", "-c", "stty size; read x; stty size")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pts.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var out bytes.Buffer
+	var mu sync.Mutex
+	go func() {
+		buf := make([]byte, 256)
+		for {
+			n, err := ptm.Read(buf)
+			mu.Lock()
+			out.Write(buf[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	seen := func(s string) bool {
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			mu.Lock()
+			ok := strings.Contains(out.String(), s)
+			mu.Unlock()
+			if ok {
+				return true
+			}
+		}
+		return false
+	}
+	defer func() {
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	if !seen("21 71") {
+		t.Errorf("exec -it on a 21x71 terminal: the container's terminal said %q", out.String())
+		return
+	}
+	pty.Setsize(ptm, &pty.Winsize{Rows: 33, Cols: 99})
+	cmd.Process.Signal(syscall.SIGWINCH)
+	time.Sleep(100 * time.Millisecond)
+	ptm.Write([]byte("\r"))
+	if !seen("33 99") {
+		t.Errorf("exec -it after a resize to 33x99: the container's terminal said %q", out.String())
 	}
 }
