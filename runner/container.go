@@ -35,6 +35,7 @@ type Config struct {
 	User        string
 	Hostname    string
 	Network     string // "none" or "host"
+	Ports       []Port `json:",omitempty"` // published (ports.go)
 	Volumes     []Volume
 	ReadOnly    bool
 	TTY         bool

@@ -40,6 +40,7 @@ type Options struct {
 	User       string   // overrides the image's User: name, uid, name:group or uid:gid
 	Volumes    []string // SRC:DST[:ro]
 	Network    string   // "none" (the default) or "host"
+	Publish    []string // [IP:]HOSTPORT:CONTAINERPORT[/tcp] (ports.go)
 	Hostname   string   // "" = the short container id
 	ReadOnly   bool     // mount the container's root read-only
 	TTY        bool     // allocate a pseudo-terminal
@@ -273,6 +274,16 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 	case "none", "host":
 	default:
 		return Config{}, fmt.Errorf("network %q is not supported: use --network none or --network host", cfg.Network)
+	}
+	for _, s := range o.Publish {
+		p, err := parsePort(s)
+		if err != nil {
+			return Config{}, err
+		}
+		if cfg.Network == "host" {
+			continue // the container's ports are the host's already
+		}
+		cfg.Ports = append(cfg.Ports, p)
 	}
 	for _, v := range o.Volumes {
 		vol, err := parseVolume(v)

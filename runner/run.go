@@ -67,6 +67,11 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 	if err := writeEtcFiles(c); err != nil {
 		return 125, fmt.Errorf("container %s: %w", c.ShortID(), err)
 	}
+	pub, err := listenPorts(c.Config.Ports)
+	if err != nil {
+		return 125, &ExitError{Code: 125, Message: fmt.Sprintf("container %s: %v", c.ShortID(), err)}
+	}
+	defer pub.close()
 	if _, err := r.Mount(c); err != nil {
 		return 125, err
 	}
@@ -87,6 +92,9 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 	c.State.PidStart, _ = daemon.StartTime(c.State.Pid)
 	if err := c.saveState(); err != nil {
 		proc.cmd.Process.Kill()
+	}
+	if err := pub.serve(c.State.Pid); err != nil {
+		fmt.Fprintf(os.Stderr, "unionfuse: warning: container %s: %v\n", c.ShortID(), err)
 	}
 	notify(nil)
 	stopForwarding := forwardSignals(signals, proc.cmd.Process)

@@ -8,6 +8,9 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -406,6 +409,44 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 		}
 	})
 
+	t.Run("published ports", func(t *testing.T) {
+		port := freePort(t)
+		pub := fmt.Sprintf("127.0.0.1:%d:8080", port)
+		script := "mkdir -p /www && echo hello from the container > /www/index.html && exec httpd -f -p 8080 -h /www"
+		mustSucceed(t, "run -d -p", e.u("run", "-d", "--name", "pub", "-p", pub, "busybox", "sh", "-c", script))
+		defer e.u("rm", "-f", "pub")
+		var body string
+		waitFor(t, func() bool {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			body = string(b)
+			return resp.StatusCode == http.StatusOK
+		})
+		if body != "hello from the container\n" {
+			t.Errorf("GET through the published port: %q", body)
+		}
+		if ps := e.u("ps"); !regexp.MustCompile(fmt.Sprintf(`Up .*\s127\.0\.0\.1:%d->8080/tcp\s+pub\n`, port)).MatchString(ps.stdout) {
+			t.Errorf("ps does not show the port:\n%s", ps.stdout)
+		}
+		// A port that is taken: docker's 125, the reason, nothing left.
+		expect(t, "run -p on a taken port", e.u("run", "--name", "pub2", "-p", pub, "busybox", "true"), 125, "", "address already in use")
+		if ps := e.u("ps", "-a"); strings.Contains(ps.stdout, "pub2") {
+			t.Errorf("a container is left after the failed run:\n%s", ps.stdout)
+		}
+		expect(t, "run -p without a host port", e.u("run", "--rm", "-p", "80", "busybox", "true"), 125, "", "invalid publish")
+		expect(t, "run -p udp", e.u("run", "--rm", "-p", "8053:53/udp", "busybox", "true"), 125, "", "only tcp")
+		expect(t, "stop", e.u("stop", "-t", "1", "pub"), 0, "pub\n", "")
+		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
+			t.Errorf("the port is still taken after stop: %v", err)
+		} else {
+			l.Close()
+		}
+	})
+
 	t.Run("terminal", func(t *testing.T) {
 		r := e.u("run", "--rm", "-t", "busybox", "sh", "-c", "tty; echo $TERM")
 		if r.code != 0 || !regexp.MustCompile(`^/dev/pts/\d+\r\nxterm\r\n$`).MatchString(r.stdout) {
@@ -587,4 +628,15 @@ func checkExecResize(t *testing.T, e *containerEnv) {
 	if !seen("33 99") {
 		t.Errorf("exec -it after a resize to 33x99: the container's terminal said %q", out.String())
 	}
+}
+
+// freePort returns a TCP port of 127.0.0.1 that nobody listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -85,6 +85,8 @@ func run(argv []string) int {
 		return runner.RunUserNSHolder()
 	case runner.IsExporter():
 		return runner.RunExporter()
+	case runner.IsSocketHelper():
+		return runner.RunSocketHelper()
 	}
 	if strings.HasPrefix(filepath.Base(argv[0]), "mount.fuse.") {
 		return runHelper(argv[1:])

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/cowcache"
@@ -54,7 +55,7 @@ func runPs(args []string) int {
 		}
 		t := newTable()
 		if !a.quiet {
-			head := "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAMES"
+			head := "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES"
 			if a.size {
 				head += "\tSIZE"
 			}
@@ -68,8 +69,8 @@ func runPs(args []string) int {
 				fmt.Fprintln(t, c.ShortID())
 				continue
 			}
-			line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", c.ShortID(), imageColumn(c), commandString(c.Config.Args),
-				createdString(c.Created), statusString(c), c.Name)
+			line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", c.ShortID(), imageColumn(c), commandString(c.Config.Args),
+				createdString(c.Created), statusString(c), portsColumn(c), c.Name)
 			if a.size {
 				line += "\t" + sizeColumn(r, c)
 			}
@@ -78,6 +79,19 @@ func runPs(args []string) int {
 		t.Flush()
 		return exitOK
 	})
+}
+
+// portsColumn lists a running container's published ports, as docker
+// ps: "0.0.0.0:8080->80/tcp, 127.0.0.1:9090->90/tcp".
+func portsColumn(c *runner.Container) string {
+	if !c.Running() {
+		return ""
+	}
+	var ports []string
+	for _, p := range c.Config.Ports {
+		ports = append(ports, p.String())
+	}
+	return strings.Join(ports, ", ")
 }
 
 // imageColumn is what the container was created from, as given.

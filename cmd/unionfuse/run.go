@@ -24,6 +24,10 @@ Without root the container runs in a user namespace where the caller is
 root: files it creates as root belong to the caller on the host, and
 only root exists inside (other users in the image cannot be taken).
 The network is 'none' (a private loopback only) unless --network host.
+-p HOSTPORT:CONTAINERPORT relays connections to the host's port to that
+port of the container's loopback (a server in the container listening on
+0.0.0.0 or 127.0.0.1); with --network host the ports are the host's
+already and -p is ignored, with a warning.
 With -d the container runs in the background, its output in a log
 ('unionfuse logs'); stop it with 'unionfuse stop'.`,
 }
@@ -39,7 +43,7 @@ type runArgs struct {
 	rm, detach, interactive, tty, readOnly bool
 	name, workdir, user, entrypoint        string
 	hostname, network                      string
-	env, envFiles, volumes                 []string
+	env, envFiles, volumes, publish        []string
 	entrypointSet                          bool
 }
 
@@ -62,6 +66,7 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V` (K alone takes the value from this environment)")
 	fset.StringArrayVar(&a.envFiles, "env-file", nil, "read K=V lines from `FILE`")
 	fset.StringArrayVarP(&a.volumes, "volume", "v", nil, "bind-mount `SRC:DST[:ro]` into the container")
+	fset.StringArrayVarP(&a.publish, "publish", "p", nil, "publish `[IP:]HOSTPORT:CONTAINERPORT` (tcp) of the container's loopback on the host")
 	return fset, a
 }
 
@@ -79,6 +84,9 @@ func runRun(args []string) int {
 		return 125
 	}
 	a.entrypointSet = fset.Changed("entrypoint")
+	if a.network == "host" && len(a.publish) > 0 {
+		fmt.Fprintln(os.Stderr, "WARNING: Published ports are discarded when using host network mode")
+	}
 	opts, err := a.options(pos)
 	if err != nil {
 		return failRun(err)
@@ -117,7 +125,7 @@ func runRun(args []string) int {
 func (a *runArgs) options(pos []string) (runner.Options, error) {
 	o := runner.Options{
 		Image: pos[0], Name: a.name, WorkDir: a.workdir, User: a.user,
-		Volumes: a.volumes, Network: a.network, Hostname: a.hostname,
+		Volumes: a.volumes, Publish: a.publish, Network: a.network, Hostname: a.hostname,
 		ReadOnly: a.readOnly, TTY: a.tty, Interactive: a.interactive, AutoRemove: a.rm,
 	}
 	if len(pos) > 1 {

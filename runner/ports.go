@@ -1,0 +1,379 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Published ports (run -p HOSTPORT:CONTAINERPORT). A container of network
+// "none" has only its own loopback, so, as rootless Docker's builtin port
+// driver does, the process that runs the container (`unionfuse run`, or
+// the monitor of a detached one) listens on the host and relays every
+// connection to the container port on the container's loopback, through a
+// socket made inside the container's network namespace. It needs no
+// privilege beyond the container's own: the namespace belongs to a user
+// namespace of the caller's, or the caller is root.
+
+// Port is one published TCP port.
+type Port struct {
+	HostIP        string `json:",omitempty"` // "" = all of the host's addresses
+	HostPort      int
+	ContainerPort int
+}
+
+// String is the port as docker ps shows it: 0.0.0.0:8080->80/tcp.
+func (p Port) String() string {
+	ip := p.HostIP
+	if ip == "" {
+		ip = "0.0.0.0"
+	}
+	return net.JoinHostPort(ip, strconv.Itoa(p.HostPort)) + "->" + strconv.Itoa(p.ContainerPort) + "/tcp"
+}
+
+// parsePort reads -p's [IP:]HOSTPORT:CONTAINERPORT[/tcp].
+func parsePort(s string) (Port, error) {
+	bad := func(why string) (Port, error) {
+		return Port{}, fmt.Errorf("invalid publish %q: %s (want [IP:]HOSTPORT:CONTAINERPORT[/tcp])", s, why)
+	}
+	spec, proto, _ := strings.Cut(s, "/")
+	if proto != "" && proto != "tcp" {
+		return bad("only tcp ports can be published")
+	}
+	i := strings.LastIndex(spec, ":")
+	if i < 0 {
+		return bad("no host port")
+	}
+	host, cport := spec[:i], spec[i+1:]
+	var p Port
+	hport := host
+	if j := strings.LastIndex(host, ":"); j >= 0 {
+		p.HostIP, hport = strings.Trim(host[:j], "[]"), host[j+1:]
+		if net.ParseIP(p.HostIP) == nil {
+			return bad("the host address is not an IP address")
+		}
+	}
+	var err error
+	if p.HostPort, err = strconv.Atoi(hport); err != nil || p.HostPort < 1 || p.HostPort > 65535 {
+		return bad("the host port is not a number from 1 to 65535")
+	}
+	if p.ContainerPort, err = strconv.Atoi(cport); err != nil || p.ContainerPort < 1 || p.ContainerPort > 65535 {
+		return bad("the container port is not a number from 1 to 65535")
+	}
+	return p, nil
+}
+
+// publisher relays the connections of a container's published ports.
+type publisher struct {
+	ports     []Port
+	listeners []net.Listener
+	netns     *os.File // the container's network namespace, once serving
+	pid       int      // the container's init
+	helper    *socketHelper
+	helperErr error
+	mu        sync.Mutex
+	conns     map[net.Conn]struct{}
+	wg        sync.WaitGroup
+}
+
+// listenPorts listens on the host for every port, before the container
+// starts: a port that is taken fails the run before anything runs.
+func listenPorts(ports []Port) (*publisher, error) {
+	p := &publisher{ports: ports, conns: map[net.Conn]struct{}{}}
+	for _, port := range ports {
+		addr := net.JoinHostPort(port.HostIP, strconv.Itoa(port.HostPort))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			p.close()
+			var se *os.SyscallError
+			if errors.As(err, &se) {
+				err = se.Err
+			}
+			return nil, fmt.Errorf("publish %s: %w", port, err)
+		}
+		p.listeners = append(p.listeners, l)
+	}
+	return p, nil
+}
+
+// serve starts relaying to the container whose init is pid.
+func (p *publisher) serve(pid int) error {
+	if len(p.listeners) == 0 {
+		return nil
+	}
+	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		return fmt.Errorf("publish: the container's network: %w", err)
+	}
+	p.netns, p.pid = ns, pid
+	for i, l := range p.listeners {
+		p.wg.Add(1)
+		go p.accept(l, p.ports[i].ContainerPort)
+	}
+	return nil
+}
+
+// accept relays each connection to l until l is closed.
+func (p *publisher) accept(l net.Listener, port int) {
+	defer p.wg.Done()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.relay(c, port)
+		}()
+	}
+}
+
+// relay copies between a host connection and the container's port, each
+// way until that side is done.
+func (p *publisher) relay(c net.Conn, port int) {
+	in, err := p.dial(port)
+	if err != nil {
+		c.Close() // as Docker: the client sees the connection closed
+		return
+	}
+	if !p.track(c, in) {
+		return
+	}
+	defer p.untrack(c, in)
+	done := make(chan struct{}, 2)
+	half := func(dst, src net.Conn) {
+		io.Copy(dst, src)
+		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		done <- struct{}{}
+	}
+	go half(in, c)
+	go half(c, in)
+	<-done
+	<-done
+}
+
+// dial connects to 127.0.0.1:port in the container's network namespace:
+// the socket is made by a thread that has entered the namespace and goes
+// back right after; the socket stays in the container's namespace.
+func (p *publisher) dial(port int) (net.Conn, error) {
+	fd, err := socketIn(p.netns)
+	if err == unix.EPERM {
+		fd, err = p.helperSocket()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "container")
+	defer f.Close()
+	return net.FileConn(f)
+}
+
+// socketIn makes a TCP socket in network namespace ns.
+func socketIn(ns *os.File) (int, error) {
+	type result struct {
+		fd  int
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		self, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{-1, err}
+			return
+		}
+		defer self.Close()
+		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{-1, err}
+			return
+		}
+		fd, serr := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		} // else the thread, still in the container's namespace, ends with this goroutine
+		ch <- result{fd, serr}
+	}()
+	r := <-ch
+	return r.fd, r.err
+}
+
+// helperSocket gets a socket from the socket helper, started on first use.
+func (p *publisher) helperSocket() (int, error) {
+	p.mu.Lock()
+	if p.helper == nil && p.helperErr == nil {
+		p.helper, p.helperErr = startSocketHelper(p.pid)
+	}
+	h, err := p.helper, p.helperErr
+	p.mu.Unlock()
+	if err != nil {
+		return -1, err
+	}
+	fd, err := h.socket()
+	if err != nil {
+		// A helper that died is started again for the next connection.
+		p.mu.Lock()
+		if p.helper == h {
+			p.helper = nil
+		}
+		p.mu.Unlock()
+		h.stop()
+	}
+	return fd, err
+}
+
+// track records a relayed pair for close; false when closing already.
+func (p *publisher) track(a, b net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		a.Close()
+		b.Close()
+		return false
+	}
+	p.conns[a], p.conns[b] = struct{}{}, struct{}{}
+	return true
+}
+
+func (p *publisher) untrack(a, b net.Conn) {
+	p.mu.Lock()
+	if p.conns != nil {
+		delete(p.conns, a)
+		delete(p.conns, b)
+	}
+	p.mu.Unlock()
+	a.Close()
+	b.Close()
+}
+
+// close stops listening and ends the relayed connections.
+func (p *publisher) close() {
+	for _, l := range p.listeners {
+		l.Close()
+	}
+	p.mu.Lock()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+	if p.netns != nil {
+		p.netns.Close()
+	}
+	if p.helper != nil {
+		p.helper.stop()
+	}
+}
+
+// Without root, setns(2) into the container's network namespace is
+// refused: it takes CAP_SYS_ADMIN in the caller's own user namespace too.
+// Sockets then come from a helper started in the container's user and
+// network namespaces (nsenter, as exec does): the same binary, which
+// makes a TCP socket for every byte it reads on its socket and sends it
+// back (SCM_RIGHTS). A socket keeps the namespace it was made in.
+
+// envSocketHelper marks the helper process; its request socket is fd 3.
+const envSocketHelper = "UNIONFUSE_SOCKET_HELPER"
+
+// IsSocketHelper reports whether this process is a socket helper; its main
+// should then call RunSocketHelper and nothing else.
+func IsSocketHelper() bool { return os.Getenv(envSocketHelper) != "" }
+
+// RunSocketHelper serves socket requests on fd 3 until it is closed.
+func RunSocketHelper() int {
+	conn := 3
+	buf := make([]byte, 1)
+	for {
+		n, err := unix.Read(conn, buf)
+		if n <= 0 || err != nil {
+			return 0
+		}
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			unix.Write(conn, []byte{1})
+			continue
+		}
+		err = unix.Sendmsg(conn, []byte{0}, unix.UnixRights(fd), nil, 0)
+		unix.Close(fd)
+		if err != nil {
+			return 1
+		}
+	}
+}
+
+// socketHelper is a running helper and the parent's end of its socket.
+type socketHelper struct {
+	mu   sync.Mutex
+	sock *os.File
+	cmd  *exec.Cmd
+}
+
+// startSocketHelper starts a helper in the namespaces of process pid.
+func startSocketHelper(pid int) (*socketHelper, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	parent, child := os.NewFile(uintptr(pair[0]), "helper"), os.NewFile(uintptr(pair[1]), "helper")
+	defer child.Close()
+	cmd := exec.Command("nsenter", "--target", strconv.Itoa(pid), "--user", "--net", "--preserve-credentials", "--", exe)
+	cmd.Env = append(os.Environ(), envSocketHelper+"=1")
+	cmd.ExtraFiles = []*os.File{child}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		parent.Close()
+		return nil, err
+	}
+	return &socketHelper{sock: parent, cmd: cmd}, nil
+}
+
+// socket asks the helper for one socket.
+func (h *socketHelper) socket() (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, err := h.sock.Write([]byte{0}); err != nil {
+		return -1, err
+	}
+	f, err := receiveFile(h.sock)
+	if err != nil {
+		return -1, err
+	}
+	if f == nil {
+		return -1, errors.New("the socket helper made no socket")
+	}
+	fd, err := unix.Dup(int(f.Fd()))
+	f.Close()
+	if err == nil {
+		unix.CloseOnExec(fd)
+	}
+	return fd, err
+}
+
+// stop ends the helper.
+func (h *socketHelper) stop() {
+	h.sock.Close() // it exits when its socket closes
+	h.cmd.Wait()
+}
