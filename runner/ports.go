@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -128,8 +129,12 @@ func (p *publisher) accept(l net.Listener, port int) {
 	defer p.wg.Done()
 	for {
 		c, err := l.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return
+		}
+		if err != nil {
+			time.Sleep(50 * time.Millisecond) // out of descriptors, say: later
+			continue
 		}
 		p.wg.Add(1)
 		go func() {
