@@ -69,6 +69,9 @@ type State struct {
 	// Rootless records whether the container runs in a user namespace
 	// (exec must then join it too).
 	Rootless bool `json:"Rootless,omitempty"`
+	// Ports are the published ports while running, with the host ports
+	// the kernel picked where none was asked for.
+	Ports []Port `json:"Ports,omitempty"`
 }
 
 // Container is a container of the store: its record and its last state.

@@ -29,7 +29,7 @@ import (
 // Port is one published TCP port.
 type Port struct {
 	HostIP        string `json:",omitempty"` // "" = all of the host's addresses
-	HostPort      int
+	HostPort      int    // 0 = one the kernel picks when the container starts
 	ContainerPort int
 }
 
@@ -42,20 +42,20 @@ func (p Port) String() string {
 	return net.JoinHostPort(ip, strconv.Itoa(p.HostPort)) + "->" + strconv.Itoa(p.ContainerPort) + "/tcp"
 }
 
-// parsePort reads -p's [IP:]HOSTPORT:CONTAINERPORT[/tcp].
+// parsePort reads -p's [[IP:][HOSTPORT]:]CONTAINERPORT[/tcp]; without a
+// host port the kernel picks one when the container starts.
 func parsePort(s string) (Port, error) {
 	bad := func(why string) (Port, error) {
-		return Port{}, fmt.Errorf("invalid publish %q: %s (want [IP:]HOSTPORT:CONTAINERPORT[/tcp])", s, why)
+		return Port{}, fmt.Errorf("invalid publish %q: %s (want [[IP:][HOSTPORT]:]CONTAINERPORT[/tcp])", s, why)
 	}
 	spec, proto, _ := strings.Cut(s, "/")
 	if proto != "" && proto != "tcp" {
 		return bad("only tcp ports can be published")
 	}
-	i := strings.LastIndex(spec, ":")
-	if i < 0 {
-		return bad("no host port")
+	host, cport := "", spec
+	if i := strings.LastIndex(spec, ":"); i >= 0 {
+		host, cport = spec[:i], spec[i+1:]
 	}
-	host, cport := spec[:i], spec[i+1:]
 	var p Port
 	hport := host
 	if j := strings.LastIndex(host, ":"); j >= 0 {
@@ -65,8 +65,10 @@ func parsePort(s string) (Port, error) {
 		}
 	}
 	var err error
-	if p.HostPort, err = strconv.Atoi(hport); err != nil || p.HostPort < 1 || p.HostPort > 65535 {
-		return bad("the host port is not a number from 1 to 65535")
+	if hport != "" {
+		if p.HostPort, err = strconv.Atoi(hport); err != nil || p.HostPort < 1 || p.HostPort > 65535 {
+			return bad("the host port is not a number from 1 to 65535")
+		}
 	}
 	if p.ContainerPort, err = strconv.Atoi(cport); err != nil || p.ContainerPort < 1 || p.ContainerPort > 65535 {
 		return bad("the container port is not a number from 1 to 65535")
@@ -90,7 +92,7 @@ type publisher struct {
 // listenPorts listens on the host for every port, before the container
 // starts: a port that is taken fails the run before anything runs.
 func listenPorts(ports []Port) (*publisher, error) {
-	p := &publisher{ports: ports, conns: map[net.Conn]struct{}{}}
+	p := &publisher{ports: append([]Port(nil), ports...), conns: map[net.Conn]struct{}{}}
 	for _, port := range ports {
 		addr := net.JoinHostPort(port.HostIP, strconv.Itoa(port.HostPort))
 		l, err := net.Listen("tcp", addr)
@@ -103,6 +105,9 @@ func listenPorts(ports []Port) (*publisher, error) {
 			return nil, fmt.Errorf("publish %s: %w", port, err)
 		}
 		p.listeners = append(p.listeners, l)
+		if port.HostPort == 0 {
+			p.ports[len(p.listeners)-1].HostPort = l.Addr().(*net.TCPAddr).Port
+		}
 	}
 	return p, nil
 }

@@ -88,7 +88,7 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		r.finish(c, exitCodeOf(err), err)
 		return exitCodeOf(err), err
 	}
-	c.State = State{Status: StatusRunning, Pid: proc.cmd.Process.Pid, StartedAt: time.Now().UTC(), Rootless: rootless()}
+	c.State = State{Status: StatusRunning, Pid: proc.cmd.Process.Pid, StartedAt: time.Now().UTC(), Rootless: rootless(), Ports: pub.ports}
 	c.State.PidStart, _ = daemon.StartTime(c.State.Pid)
 	if err := c.saveState(); err != nil {
 		proc.cmd.Process.Kill()

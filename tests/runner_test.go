@@ -437,7 +437,28 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 		if ps := e.u("ps", "-a"); strings.Contains(ps.stdout, "pub2") {
 			t.Errorf("a container is left after the failed run:\n%s", ps.stdout)
 		}
-		expect(t, "run -p without a host port", e.u("run", "--rm", "-p", "80", "busybox", "true"), 125, "", "invalid publish")
+		expect(t, "run -p with a bad port", e.u("run", "--rm", "-p", "8o", "busybox", "true"), 125, "", "invalid publish")
+		expect(t, "port", e.u("port", "pub"), 0, fmt.Sprintf("8080/tcp -> 127.0.0.1:%d\n", port), "")
+		// No host port: the kernel picks one; port and ps tell which.
+		mustSucceed(t, "run -d -p CONTAINERPORT", e.u("run", "-d", "--name", "pubr", "-p", "127.0.0.1::8080", "busybox", "sh", "-c", script))
+		defer e.u("rm", "-f", "pubr")
+		r := e.u("port", "pubr", "8080")
+		host := strings.TrimSpace(r.stdout)
+		if r.code != 0 || !regexp.MustCompile(`^127\.0\.0\.1:[1-9]\d*$`).MatchString(host) {
+			t.Fatalf("port pubr 8080: exit %d, %q, %q", r.code, r.stdout, r.stderr)
+		}
+		waitFor(t, func() bool {
+			resp, err := http.Get("http://" + host + "/")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
+		if ps := e.u("ps"); !strings.Contains(ps.stdout, host+"->8080/tcp") {
+			t.Errorf("ps does not show %s:\n%s", host, ps.stdout)
+		}
+		expect(t, "port of an unpublished port", e.u("port", "pubr", "81"), 1, "", "no public port")
 		expect(t, "run -p udp", e.u("run", "--rm", "-p", "8053:53/udp", "busybox", "true"), 125, "", "only tcp")
 		expect(t, "stop", e.u("stop", "-t", "1", "pub"), 0, "pub\n", "")
 		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {

@@ -51,7 +51,7 @@ var commands []*command
 func init() {
 	commands = []*command{mountCmd, umountCmd,
 		importCmd, loadCmd, saveCmd, imagesCmd, historyCmd, inspectCmd, tagCmd, rmiCmd, systemCmd, mountImageCmd,
-		buildCmd, runCmd, psCmd, startCmd, stopCmd, restartCmd, killCmd, rmCmd, logsCmd, execCmd, waitCmd, diffCmd, commitCmd, exportCmd,
+		buildCmd, runCmd, psCmd, startCmd, stopCmd, restartCmd, killCmd, rmCmd, logsCmd, execCmd, portCmd, waitCmd, diffCmd, commitCmd, exportCmd,
 		helpCmd, versionCmd}
 }
 

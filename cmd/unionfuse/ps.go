@@ -88,7 +88,7 @@ func portsColumn(c *runner.Container) string {
 		return ""
 	}
 	var ports []string
-	for _, p := range c.Config.Ports {
+	for _, p := range c.State.Ports {
 		ports = append(ports, p.String())
 	}
 	return strings.Join(ports, ", ")

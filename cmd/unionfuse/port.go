@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/runner"
+)
+
+var portCmd = &command{
+	name:  "port",
+	usage: "unionfuse port CONTAINER [CONTAINERPORT[/tcp]]",
+	help: `List a running container's published ports, as docker port does:
+"80/tcp -> 0.0.0.0:8080" for each, or only the host side of one port.`,
+}
+
+func init() {
+	portCmd.run = runPort
+	portCmd.options = func() string {
+		return flagHelp(func() (*pflag.FlagSet, *containerArgs) {
+			a := &containerArgs{}
+			return newContainerFlags("port", a), a
+		})
+	}
+}
+
+func runPort(args []string) int {
+	a := &containerArgs{}
+	fset := newContainerFlags("port", a)
+	pos, code, ok := parseStoreCmd(portCmd, fset, args)
+	if !ok {
+		return code
+	}
+	if len(pos) < 1 || len(pos) > 2 {
+		return usageError(portCmd, "want CONTAINER [CONTAINERPORT]")
+	}
+	want := 0
+	if len(pos) == 2 {
+		n, err := strconv.Atoi(strings.TrimSuffix(pos[1], "/tcp"))
+		if err != nil {
+			return usageError(portCmd, "invalid port %q", pos[1])
+		}
+		want = n
+	}
+	return a.withRunner(func(r *runner.Runner) int {
+		c, err := r.Get(pos[0])
+		if err != nil {
+			return fail(err)
+		}
+		found := false
+		for _, p := range c.State.Ports {
+			if !c.Running() || want != 0 && p.ContainerPort != want {
+				continue
+			}
+			found = true
+			host, _, _ := strings.Cut(p.String(), "->")
+			if want != 0 {
+				fmt.Println(host)
+			} else {
+				fmt.Printf("%d/tcp -> %s\n", p.ContainerPort, host)
+			}
+		}
+		if want != 0 && !found {
+			return fail(fmt.Errorf("no public port '%d/tcp' published for %s", want, pos[0]))
+		}
+		return exitOK
+	})
+}
