@@ -90,7 +90,15 @@ func (l *layer) aufsOpaqueDir(rel string) bool {
 		return m.(*aufsDir).opaque
 	}
 	var st unix.Stat_t
-	return l.lstat(join(rel, aufsOpaque), &st) == nil
+	switch err := l.lstat(join(rel, aufsOpaque), &st); err {
+	case nil:
+		return true
+	case unix.ENOENT, unix.ENOTDIR:
+		return false
+	}
+	// Not searchable (a directory this server may list but not enter,
+	// without root) or a path too long: the listing says.
+	return l.aufsMarkers(rel).opaque
 }
 
 // hidesAufs reports whether name in directory dirRel of layer l is an AUFS

@@ -3,8 +3,11 @@ package fs
 import (
 	"reflect"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestAufsWhiteoutsInLowerLayers(t *testing.T) {
@@ -46,5 +49,62 @@ func TestAufsWhiteoutsInLowerLayers(t *testing.T) {
 	d, _ := ov.resolve(dirView{layers: root}, "d")
 	if got, want := list(d.layers, "d"), []string{"a"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("d lists %v, want %v", got, want)
+	}
+}
+
+// An opaque marker that cannot be asked for by name is found by listing
+// its directory: here a lower directory whose path leaves no room for the
+// marker's name within PATH_MAX, though the directory itself can be read.
+func TestAufsOpaqueMarkerBeyondPathMax(t *testing.T) {
+	ov := testOverlay(t, nil, []string{"x=1"}, []string{"y=1"})
+	l := ov.layers[1] // the top lower layer
+	var rel string
+	fd, err := unix.Dup(l.fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(rel) < 4090-201 {
+		name := strings.Repeat("d", min(200, 4090-len(rel)-1-len("/")))
+		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd, rel = next, join(rel, name)
+	}
+	last := strings.Repeat("e", 4090-len(rel)-1)
+	if err := unix.Mkdirat(fd, last, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dfd, err := unix.Openat(fd, last, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	unix.Close(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dfd)
+	rel = join(rel, last)
+	mk, err := unix.Openat(dfd, aufsOpaque, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(mk)
+	var st unix.Stat_t
+	if err := l.lstat(join(rel, aufsOpaque), &st); err != unix.ENAMETOOLONG {
+		t.Fatalf("stat of the marker (%d bytes): %v, want ENAMETOOLONG for this test", len(rel)+len(aufsOpaque)+1, err)
+	}
+	if !ov.isOpaque(l, rel) {
+		t.Errorf("a directory %d bytes deep holding %s is not opaque", len(rel), aufsOpaque)
+	}
+}
+
+// A directory without layers (its node forgotten) lists empty.
+func TestMergedEntriesWithoutLayers(t *testing.T) {
+	ov := testOverlay(t, nil, []string{"x=1"})
+	ents, errno := ov.mergedEntries(dirView{})
+	if errno != 0 || len(ents) != 0 {
+		t.Errorf("mergedEntries of no layers = %v, %v; want nothing", ents, errno)
 	}
 }

@@ -118,11 +118,13 @@ func (ov *overlay) mergedEntries(v dirView) ([]listedEntry, syscall.Errno) {
 			last = pos
 		}
 	}
+	bottom := 0
 	if last >= 0 {
-		names -= len(layerEnts[last])
+		bottom = len(layerEnts[last])
+		names -= bottom
 	}
 	seen := make(map[string]struct{}, names)
-	out := make([]listedEntry, 0, names+len(layerEnts[max(last, 0)]))
+	out := make([]listedEntry, 0, names+bottom)
 	// Upper directories listed, by name, until a lower layer shows what
 	// lies below them (see fixListedOrigin).
 	var upperDirs map[string]int
