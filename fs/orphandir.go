@@ -31,6 +31,41 @@ func (ov *overlay) keepOrphanDir(n *node, rel string) {
 	}
 }
 
+// Fifos, sockets and devices are opened by the kernel itself, without an
+// OPEN to this server: a stat of such a descriptor reaches the node without
+// a handle, and once the name is removed or replaced the node has no
+// object left to stat. keepOrphanSpecial keeps an O_PATH descriptor of the
+// object on the node then (Getattr falls back to it), as for directories.
+
+// isSpecialFile reports whether st is a fifo, a socket or a device.
+func isSpecialFile(st *unix.Stat_t) bool {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFCHR, unix.S_IFBLK:
+		return true
+	}
+	return false
+}
+
+// keepOrphanSpecial keeps a descriptor of the object of n, a special file
+// about to be removed or replaced (nil when the kernel has not looked it
+// up). The caller holds ov.mu.
+func (ov *overlay) keepOrphanSpecial(n *node) {
+	if n == nil {
+		return
+	}
+	l, p, errno := n.topPath()
+	if errno != 0 {
+		return
+	}
+	fd, err := unix.Openat(l.fd, at(p), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	if old := n.orphanFd.Swap(int32(fd)); old > 0 {
+		unix.Close(int(old))
+	}
+}
+
 // withOrphanDir calls fn with a /proc/self/fd path of the upper copy of n
 // when n is a directory removed from the tree while the kernel still
 // holds it; ok is false otherwise. The descriptor stays open while fn

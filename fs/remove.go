@@ -131,6 +131,10 @@ func (n *node) removeName(name string, f *found) syscall.Errno {
 		cn, _ := n.childNode(name)
 		ov.keepOrphanDir(cn, rel) // it may still be open (orphandir.go)
 	}
+	if isSpecialFile(&f.st) {
+		cn, _ := n.childNode(name)
+		ov.keepOrphanSpecial(cn) // it may still be open (orphandir.go)
+	}
 	var err error
 	switch {
 	case !needWhiteout && isDir:

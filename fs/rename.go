@@ -217,6 +217,10 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		dn, _ := np.childNode(newName)
 		ov.keepOrphanDir(dn, dstRel) // it may still be open (orphandir.go)
 	}
+	if dstExists && !exchange && isSpecialFile(&dst.st) {
+		dn, _ := np.childNode(newName)
+		ov.keepOrphanSpecial(dn) // it may still be open (orphandir.go)
+	}
 	if hadUpperDst && isDirStat(&replaced) && !isPureUpper(&dst) {
 		// An empty merged directory may still hold whiteouts in upper.
 		if err := ov.removeUpperDir(dstRel); err != nil {

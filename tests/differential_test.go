@@ -691,6 +691,15 @@ func TestDifferentialRegressions(t *testing.T) {
 			slot0("fdsetxattr", op{Name: "user.a", Value: "v1"})}},
 		{"chown -1:-1 of a set-user-ID file by another user", []*op{
 			{Kind: "chown", P: "suid", UID: -1, GID: -1, As: 65534}}},
+		{"fstat of a held lower fifo renamed over", []*op{
+			slot0("hold", op{P: "fifo1", Flags: unix.O_RDWR}),
+			{Kind: "rename", P: "d1/b", Q: "fifo1"},
+			slot0("fdstat", op{})}},
+		{"fstat of a held fifo after unlink", []*op{
+			{Kind: "mkfifo", P: "d1/np", Mode: 0o640},
+			slot0("hold", op{P: "d1/np", Flags: unix.O_RDWR}),
+			{Kind: "unlink", P: "d1/np"},
+			slot0("fdstat", op{})}},
 		{"fchmod through a descriptor of a hard-linked lower fifo", []*op{
 			slot0("hold", op{P: "fifo1", Flags: unix.O_RDONLY | unix.O_NONBLOCK}),
 			slot0("fdchmod", op{Mode: 0o600}),
