@@ -23,9 +23,13 @@ func (ov *overlay) keepOrphanDir(n *node, rel string) {
 		return
 	}
 	fd, err := unix.Openat(ov.upper.fd, at(rel), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return
+	if err == nil {
+		n.keepOrphanFd(fd)
 	}
+}
+
+// keepOrphanFd puts fd on n, in place of any descriptor kept before.
+func (n *node) keepOrphanFd(fd int) {
 	if old := n.orphanFd.Swap(int32(fd)); old > 0 {
 		unix.Close(int(old))
 	}
@@ -58,11 +62,8 @@ func (ov *overlay) keepOrphanSpecial(n *node) {
 		return
 	}
 	fd, err := unix.Openat(l.fd, at(p), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	if old := n.orphanFd.Swap(int32(fd)); old > 0 {
-		unix.Close(int(old))
+	if err == nil {
+		n.keepOrphanFd(fd)
 	}
 }
 
