@@ -55,7 +55,7 @@ func asWorkloadUserHere(fn func() error) error {
 	err := fn()
 	unix.Setfsuid(0)
 	unix.Setfsgid(0)
-	if unix.Getuid() == 0 && fsuid() == 0 {
+	if fsuid() == 0 {
 		runtime.UnlockOSThread() // else the thread ends with this goroutine
 	}
 	return err
@@ -105,11 +105,11 @@ func allowUnprivilegedFuse() error {
 			return nil
 		}
 	}
-	add := append(append([]byte{}, old...), []byte("user_allow_other\n")...)
-	if len(old) > 0 && old[len(old)-1] != '\n' {
-		add = append(append(append([]byte{}, old...), '\n'), []byte("user_allow_other\n")...)
+	add := append([]byte{}, old...)
+	if len(add) > 0 && add[len(add)-1] != '\n' {
+		add = append(add, '\n')
 	}
-	if err := os.WriteFile(conf, add, 0o644); err != nil {
+	if err := os.WriteFile(conf, append(add, "user_allow_other\n"...), 0o644); err != nil {
 		return fmt.Errorf("rootless run: %w", err)
 	}
 	undo = append(undo, func() {

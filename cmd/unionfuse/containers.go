@@ -57,6 +57,17 @@ func newContainerFlags(name string, a *containerArgs) *pflag.FlagSet {
 	return fset
 }
 
+// containerFlagsHelp is the options help of a command that takes only the
+// store flags.
+func containerFlagsHelp(name string) func() string {
+	return func() string {
+		return flagHelp(func() (*pflag.FlagSet, *containerArgs) {
+			a := &containerArgs{}
+			return newContainerFlags(name, a), a
+		})
+	}
+}
+
 // statusString is docker ps's STATUS column.
 func statusString(c *runner.Container) string {
 	switch c.State.Status {

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 
-	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/runner"
 )
 
@@ -17,12 +16,7 @@ container's layer).`,
 
 func init() {
 	diffCmd.run = runDiff
-	diffCmd.options = func() string {
-		return flagHelp(func() (*pflag.FlagSet, *containerArgs) {
-			a := &containerArgs{}
-			return newContainerFlags("diff", a), a
-		})
-	}
+	diffCmd.options = containerFlagsHelp("diff")
 }
 
 func runDiff(args []string) int {

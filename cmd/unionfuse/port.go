@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/runner"
 )
 
@@ -18,12 +17,7 @@ var portCmd = &command{
 
 func init() {
 	portCmd.run = runPort
-	portCmd.options = func() string {
-		return flagHelp(func() (*pflag.FlagSet, *containerArgs) {
-			a := &containerArgs{}
-			return newContainerFlags("port", a), a
-		})
-	}
+	portCmd.options = containerFlagsHelp("port")
 }
 
 func runPort(args []string) int {

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 
-	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/runner"
 )
 
@@ -15,12 +14,7 @@ var waitCmd = &command{
 
 func init() {
 	waitCmd.run = runWait
-	waitCmd.options = func() string {
-		return flagHelp(func() (*pflag.FlagSet, *containerArgs) {
-			a := &containerArgs{}
-			return newContainerFlags("wait", a), a
-		})
-	}
+	waitCmd.options = containerFlagsHelp("wait")
 }
 
 func runWait(args []string) int {
