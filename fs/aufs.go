@@ -1,8 +1,7 @@
 package fs
 
 import (
-	"strings"
-
+	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -14,12 +13,8 @@ import (
 // the kernel's format.
 //
 // Lower layers never change under a mount, so the markers of each lower
-// directory are read once (one listing) and kept.
-
-const (
-	aufsPrefix = ".wh."
-	aufsOpaque = ".wh..wh..opq"
-)
+// directory are read once (one listing) and kept. The names are
+// internal/ovlfmt's.
 
 // aufsDir holds the AUFS markers of one lower directory.
 type aufsDir struct {
@@ -29,10 +24,6 @@ type aufsDir struct {
 
 // noAufs is the markers of the (many) directories without any.
 var noAufs = &aufsDir{}
-
-// isAufsName reports whether name is an AUFS marker (or hidden AUFS
-// metadata such as .wh..wh.plnk) rather than a user's file.
-func isAufsName(name string) bool { return strings.HasPrefix(name, aufsPrefix) }
 
 // aufsMarkers returns the AUFS markers of directory rel in layer l; none
 // for the upper layer.
@@ -61,15 +52,15 @@ func (l *layer) aufsMarkersOf(rel string, ents []rawDirent) *aufsDir {
 	}
 	m := noAufs
 	for _, e := range ents {
-		if !isAufsName(e.name) {
+		if !ovlfmt.IsAufsName(e.name) {
 			continue
 		}
 		if m == noAufs {
 			m = &aufsDir{whiteouts: map[string]struct{}{}}
 		}
-		if e.name == aufsOpaque {
+		if e.name == ovlfmt.AufsOpaque {
 			m.opaque = true
-		} else if hidden := strings.TrimPrefix(e.name, aufsPrefix); !isAufsName(hidden) {
+		} else if hidden, ok := ovlfmt.AufsHidden(e.name); ok {
 			m.whiteouts[hidden] = struct{}{}
 		}
 	}
@@ -90,7 +81,7 @@ func (l *layer) aufsOpaqueDir(rel string) bool {
 		return m.(*aufsDir).opaque
 	}
 	var st unix.Stat_t
-	switch err := l.lstat(join(rel, aufsOpaque), &st); err {
+	switch err := l.lstat(join(rel, ovlfmt.AufsOpaque), &st); err {
 	case nil:
 		return true
 	case unix.ENOENT, unix.ENOTDIR:
@@ -107,7 +98,7 @@ func (l *layer) hidesAufs(dirRel, name string) (marker, whiteout bool) {
 	if !l.lower {
 		return false, false
 	}
-	if isAufsName(name) {
+	if ovlfmt.IsAufsName(name) {
 		return true, false
 	}
 	_, whiteout = l.aufsMarkers(dirRel).whiteouts[name]

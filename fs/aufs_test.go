@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,17 +87,17 @@ func TestAufsOpaqueMarkerBeyondPathMax(t *testing.T) {
 	}
 	defer unix.Close(dfd)
 	rel = join(rel, last)
-	mk, err := unix.Openat(dfd, aufsOpaque, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	mk, err := unix.Openat(dfd, ovlfmt.AufsOpaque, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	unix.Close(mk)
 	var st unix.Stat_t
-	if err := l.lstat(join(rel, aufsOpaque), &st); err != unix.ENAMETOOLONG {
-		t.Fatalf("stat of the marker (%d bytes): %v, want ENAMETOOLONG for this test", len(rel)+len(aufsOpaque)+1, err)
+	if err := l.lstat(join(rel, ovlfmt.AufsOpaque), &st); err != unix.ENAMETOOLONG {
+		t.Fatalf("stat of the marker (%d bytes): %v, want ENAMETOOLONG for this test", len(rel)+len(ovlfmt.AufsOpaque)+1, err)
 	}
 	if !ov.isOpaque(l, rel) {
-		t.Errorf("a directory %d bytes deep holding %s is not opaque", len(rel), aufsOpaque)
+		t.Errorf("a directory %d bytes deep holding %s is not opaque", len(rel), ovlfmt.AufsOpaque)
 	}
 }
 

@@ -258,7 +258,7 @@ func (ov *overlay) copyXattrs(src *layer, rel, tmp string) error {
 		return err
 	}
 	for _, name := range names {
-		if ov.isPrivateXattr(name) {
+		if ov.xattr.IsPrivate(name) {
 			continue
 		}
 		val, err := src.getxattrAll(rel, name)

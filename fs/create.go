@@ -6,6 +6,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,7 +47,7 @@ func (n *node) createObject(ctx context.Context, name string, mode uint32, mk ma
 			// As the kernel when lower layers cannot change offline
 			// (redirect_dir=on): a new directory in a merged one is
 			// opaque, which spares lookups below it. Allowed to fail.
-			ov.upper.setxattr(rel, ov.xattrPrefix+xattrOpaque, []byte("y"), 0)
+			ov.setOpaque(ov.upper, rel)
 		}
 	case err != unix.EEXIST:
 		return st, errnoOf(err)
@@ -64,7 +65,7 @@ func (n *node) createObject(ctx context.Context, name string, mode uint32, mk ma
 		}
 		err := ov.finishNew(ctx, ov.work.fd, tmp, mode, &pst)
 		if err == nil && isDir {
-			err = ov.work.setxattr(tmp, ov.xattrPrefix+xattrOpaque, []byte("y"), 0)
+			err = ov.setOpaque(ov.work, tmp)
 		}
 		if err == nil {
 			err = ov.swapIn(tmp, rel, isDir)
@@ -205,7 +206,7 @@ var _ = (gofs.NodeMknoder)((*node)(nil))
 // Mknod makes a device node, fifo or socket. A character device 0/0 would
 // read as a whiteout, so, like the kernel, it is refused.
 func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if mode&unix.S_IFMT == unix.S_IFCHR && dev == 0 {
+	if ovlfmt.IsWhiteoutDev(mode, uint64(dev)) {
 		return nil, syscall.EPERM
 	}
 	n.ov.mu.Lock()

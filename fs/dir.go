@@ -8,6 +8,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -143,7 +144,7 @@ func (ov *overlay) mergedEntries(v dirView) ([]listedEntry, syscall.Errno) {
 			seen[name] = struct{}{}
 		}
 		for _, d := range ents {
-			if _, dup := seen[d.name]; dup || l.lower && isAufsName(d.name) {
+			if _, dup := seen[d.name]; dup || l.lower && ovlfmt.IsAufsName(d.name) {
 				if i, ok := upperDirs[d.name]; ok && dup {
 					delete(upperDirs, d.name)
 					if d.typ == unix.DT_DIR {

@@ -32,8 +32,6 @@ import (
 // up that name; such a node reads the index entry once there is one.
 
 const (
-	xattrNlink = "nlink"
-	xattrUpper = "upper"
 	// ovlFhFlagPathUpper marks a handle of an upper object (overlay.upper).
 	ovlFhFlagPathUpper = 1 << 2
 )
@@ -50,7 +48,7 @@ func (ov *overlay) setupIndex(workDir string) error {
 		return nil
 	}
 	upperRoot[3] |= ovlFhFlagPathUpper
-	if err := ov.verifyOrSet(ov.upper, "", xattrOrigin, rootOrigin); err != nil {
+	if err := ov.verifyOrSet(ov.upper, "", ov.xattr.Origin, rootOrigin); err != nil {
 		return fmt.Errorf("index=on: upper directory %s was used with other lower layers than %s (mount it with index=off): %w", ov.upper.path, lowerRoot.path, err)
 	}
 	dir := workDir + "/index"
@@ -65,7 +63,7 @@ func (ov *overlay) setupIndex(workDir string) error {
 	if err != nil {
 		return err
 	}
-	if err := ov.verifyOrSet(l, "", xattrUpper, upperRoot); err != nil {
+	if err := ov.verifyOrSet(l, "", ov.xattr.Upper, upperRoot); err != nil {
 		l.close()
 		return fmt.Errorf("index=on: work directory %s belongs to another upper directory than %s: %w", workDir, ov.upper.path, err)
 	}
@@ -83,17 +81,17 @@ func (ov *overlay) setupIndex(workDir string) error {
 	return nil
 }
 
-// verifyOrSet checks that rel in l carries the overlay attribute name with
-// value want, and sets it when it has none.
+// verifyOrSet checks that rel in l carries the overlay attribute name
+// (its full name) with value want, and sets it when it has none.
 func (ov *overlay) verifyOrSet(l *layer, rel, name string, want []byte) error {
-	got, err := l.getxattrAll(rel, ov.xattrPrefix+name)
+	got, err := l.getxattrAll(rel, name)
 	switch {
 	case err == unix.ENODATA:
-		return l.setxattr(rel, ov.xattrPrefix+name, want, 0)
+		return l.setxattr(rel, name, want, 0)
 	case err != nil:
 		return err
 	case !bytes.Equal(got, want):
-		return fmt.Errorf("overlay.%s is %x, want %x", name, got, want)
+		return fmt.Errorf("%s is %x, want %x", name, got, want)
 	}
 	return nil
 }
@@ -161,12 +159,12 @@ func (ov *overlay) copyUpIndexed(n *node, src *layer, srcPath string, st *unix.S
 			tmp := ov.tempName()
 			err := ov.buildCopy(src, srcPath, st, tmp, true)
 			if err == nil {
-				err = ov.work.setxattr(tmp, ov.xattrPrefix+xattrOrigin, b, 0)
+				err = ov.work.setxattr(tmp, ov.xattr.Origin, b, 0)
 			}
 			if err == nil {
 				// The union's count is the lower file's, relative to
 				// the copy's own (1 once it is the index entry).
-				err = ov.work.setxattr(tmp, ov.xattrPrefix+xattrNlink, nlinkValue(int64(st.Nlink)-1), 0)
+				err = ov.work.setxattr(tmp, ov.xattr.Nlink, nlinkValue(int64(st.Nlink)-1), 0)
 			}
 			if err == nil {
 				err = unix.Renameat(ov.work.fd, tmp, ov.index.fd, name)
@@ -207,7 +205,7 @@ func (ov *overlay) indexNlink(name string) (int64, bool) {
 func (ov *overlay) unionNlink(l *layer, path string, st *unix.Stat_t) int64 {
 	n := int64(st.Nlink)
 	var buf [24]byte
-	sz, err := l.getxattr(path, ov.xattrPrefix+xattrNlink, buf[:])
+	sz, err := l.getxattr(path, ov.xattr.Nlink, buf[:])
 	if err != nil || sz < 2 || buf[0] != 'U' {
 		return n // "L±N" (relative to the lower file) is not written here
 	}
@@ -236,7 +234,7 @@ func (ov *overlay) setIndexNlink(name string, o int64) {
 		ov.emu.Unlock()
 		return
 	}
-	ov.index.setxattr(name, ov.xattrPrefix+xattrNlink, nlinkValue(o-int64(st.Nlink)), 0)
+	ov.index.setxattr(name, ov.xattr.Nlink, nlinkValue(o-int64(st.Nlink)), 0)
 }
 
 // indexNameOf returns the index entry of the object upper rel (with
@@ -246,7 +244,7 @@ func (ov *overlay) indexNameOf(rel string, st *unix.Stat_t) (string, bool) {
 	if ov.index == nil || isDirStat(st) || st.Nlink < 2 {
 		return "", false
 	}
-	b, err := ov.upper.getxattrAll(rel, ov.xattrPrefix+xattrOrigin)
+	b, err := ov.upper.getxattrAll(rel, ov.xattr.Origin)
 	if err != nil {
 		return "", false
 	}

@@ -11,6 +11,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -75,7 +76,7 @@ func (m *Mounted) Unmount() error {
 func newOverlay(cfg Config) (*overlay, error) {
 	ov := &overlay{
 		cfg:         cfg,
-		xattrPrefix: "trusted.overlay.",
+		xattr:       ovlfmt.For(cfg.UserXattr),
 		privileged:  os.Geteuid() == 0,
 		euid:        os.Geteuid(),
 		egid:        os.Getegid(),
@@ -91,9 +92,6 @@ func newOverlay(cfg Config) (*overlay, error) {
 	ov.initUserNS = inInitialUserNS()
 	// Passthrough needs CAP_SYS_ADMIN in the initial user namespace.
 	ov.passthrough = ov.privileged && ov.initUserNS && !cfg.NoPassthrough
-	if cfg.UserXattr {
-		ov.xattrPrefix = "user.overlay."
-	}
 	ov.redirect = ov.redirectMode()
 	old := unix.Umask(0)
 	unix.Umask(old)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"unsafe"
 
+	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,9 +24,6 @@ import (
 // generation after it); on other filesystems copies report their own
 // numbers after a remount.
 const (
-	xattrOrigin = "origin"
-	xattrImpure = "impure"
-
 	ovlFhVersion    = 0
 	ovlFhMagic      = 0xfb
 	ovlFbHeaderSize = 21 // version, magic, len, flags, type, uuid[16]
@@ -127,7 +125,7 @@ func (ov *overlay) originIno(b []byte) (uint64, bool) {
 // origin, and the copy reports its own number in later mounts.
 func (ov *overlay) setOrigin(src *layer, rel, tmp string) {
 	if b := ov.encodeOrigin(src, rel); b != nil {
-		ov.work.setxattr(tmp, ov.xattrPrefix+xattrOrigin, b, 0)
+		ov.work.setxattr(tmp, ov.xattr.Origin, b, 0)
 	}
 }
 
@@ -146,14 +144,14 @@ func (ov *overlay) fixOrigin(rel string, st *unix.Stat_t, lower *layer, lowerPat
 	if known {
 		return
 	}
-	if _, err := ov.upper.getxattr(rel, ov.xattrPrefix+xattrOrigin, nil); err != unix.ENODATA {
+	if _, err := ov.upper.getxattr(rel, ov.xattr.Origin, nil); err != unix.ENODATA {
 		return
 	}
 	b := ov.encodeOrigin(lower, lowerPath)
 	if b == nil {
 		return
 	}
-	if ov.upper.setxattr(rel, ov.xattrPrefix+xattrOrigin, b, 0) == nil {
+	if ov.upper.setxattr(rel, ov.xattr.Origin, b, 0) == nil {
 		ov.markImpure(dir(rel))
 	}
 }
@@ -162,16 +160,16 @@ func (ov *overlay) fixOrigin(rel string, st *unix.Stat_t, lower *layer, lowerPat
 // numbers come from their origin.
 func (ov *overlay) markImpure(rel string) {
 	var buf [1]byte
-	if n, err := ov.upper.getxattr(rel, ov.xattrPrefix+xattrImpure, buf[:]); err == nil && n == 1 && buf[0] == 'y' {
+	if n, err := ov.upper.getxattr(rel, ov.xattr.Impure, buf[:]); err == nil && n == 1 && buf[0] == ovlfmt.Yes[0] {
 		return
 	}
-	ov.upper.setxattr(rel, ov.xattrPrefix+xattrImpure, []byte("y"), 0)
+	ov.upper.setxattr(rel, ov.xattr.Impure, []byte(ovlfmt.Yes), 0)
 }
 
 // markImpureIfOrigin marks the upper directory dirRel impure when the
 // upper object rel, about to move or be linked there, has an origin.
 func (ov *overlay) markImpureIfOrigin(dirRel, rel string) {
-	if _, err := ov.upper.getxattr(rel, ov.xattrPrefix+xattrOrigin, nil); err == nil {
+	if _, err := ov.upper.getxattr(rel, ov.xattr.Origin, nil); err == nil {
 		ov.markImpure(dirRel)
 	}
 }
@@ -179,8 +177,8 @@ func (ov *overlay) markImpureIfOrigin(dirRel, rel string) {
 // isImpure reports whether the upper directory rel is marked impure.
 func (ov *overlay) isImpure(rel string) bool {
 	var buf [1]byte
-	n, err := ov.upper.getxattr(rel, ov.xattrPrefix+xattrImpure, buf[:])
-	return err == nil && n == 1 && buf[0] == 'y'
+	n, err := ov.upper.getxattr(rel, ov.xattr.Impure, buf[:])
+	return err == nil && n == 1 && buf[0] == ovlfmt.Yes[0]
 }
 
 // upperIno is inoOf for an object of the upper layer: a copy made in this
@@ -193,7 +191,7 @@ func (ov *overlay) upperIno(rel string, st *unix.Stat_t) uint64 {
 	if ok {
 		return ino
 	}
-	if b, err := ov.upper.getxattrAll(rel, ov.xattrPrefix+xattrOrigin); err == nil {
+	if b, err := ov.upper.getxattrAll(rel, ov.xattr.Origin); err == nil {
 		if ino, ok := ov.originIno(b); ok {
 			ov.recordCopyUp(st, ino)
 			return ino

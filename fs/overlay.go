@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,12 +24,12 @@ type overlay struct {
 	upper  *layer // layers[0], or nil for a read-only union
 	work   *layer // WORK/work, where objects are prepared; nil when read-only
 
-	xattrPrefix string // "trusted.overlay." or "user.overlay."
-	privileged  bool   // euid 0: owners of new objects can be set
-	euid, egid  int    // the server's identity, owner of what it creates
-	initUserNS  bool   // running in the initial user namespace
-	umask       uint32 // the process umask, undone explicitly on create
-	log         *log.Logger
+	xattr      *ovlfmt.Xattrs // names of the private attributes: trusted or user
+	privileged bool           // euid 0: owners of new objects can be set
+	euid, egid int            // the server's identity, owner of what it creates
+	initUserNS bool           // running in the initial user namespace
+	umask      uint32         // the process umask, undone explicitly on create
+	log        *log.Logger
 
 	// mu orders namespace changes: lookups and reads take it shared,
 	// anything that changes a layer (copy-up, create, remove, rename) takes

@@ -27,7 +27,6 @@ import (
 // redirect is met, every path is the merged one, with no extra work.
 
 const (
-	xattrRedirect = "redirect"
 	// redirectMax is the longest redirect written (the kernel's
 	// redirect_max default); a longer one makes the rename fail with EXDEV,
 	// so that mv(1) copies instead.
@@ -350,7 +349,7 @@ func (s *lookup) single(ov *overlay, l *layer, dirPath, comp string, prelen int,
 // it has one. A malformed one fails the lookup, as in the kernel: EINVAL,
 // or EACCES for "." and ".." components, which could leave the layer.
 func (ov *overlay) redirectOf(l *layer, p string) (string, bool, syscall.Errno) {
-	b, err := l.getxattrAll(p, ov.xattrPrefix+xattrRedirect)
+	b, err := l.getxattrAll(p, ov.xattr.Redirect)
 	if err != nil {
 		return "", false, 0
 	}
@@ -418,7 +417,7 @@ func (ov *overlay) setRedirect(d *node, samedir bool) syscall.Errno {
 	if len(r) > redirectMax {
 		return syscall.EXDEV
 	}
-	err := ov.upper.setxattr(rel, ov.xattrPrefix+xattrRedirect, []byte(r), 0)
+	err := ov.upper.setxattr(rel, ov.xattr.Redirect, []byte(r), 0)
 	if err == unix.ENOTSUP {
 		return syscall.EXDEV
 	}

@@ -5,6 +5,7 @@ import (
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +25,7 @@ func (ov *overlay) makeWhiteout(dirfd int, path, dest string) error {
 	if err := ov.markXwhiteouts(dir(dest)); err != nil {
 		return err
 	}
-	return ov.makeXattrWhiteout(dirfd, path)
+	return ov.xattr.MakeXattrWhiteout(dirfd, path)
 }
 
 // makeDeviceWhiteout creates a character device 0/0 at path, relative to
@@ -37,7 +38,7 @@ func (ov *overlay) makeDeviceWhiteout(dirfd int, path string) error {
 	if err == unix.ENOENT || err == unix.EMLINK {
 		// (Re)create the shared inode: a fresh one when the old is full.
 		tmp := ov.tempName()
-		if unix.Mknodat(ov.work.fd, tmp, unix.S_IFCHR, 0) == nil {
+		if ovlfmt.MakeWhiteout(ov.work.fd, tmp) == nil {
 			if unix.Renameat(ov.work.fd, tmp, ov.work.fd, sharedWhiteout) == nil {
 				if unix.Linkat(ov.work.fd, sharedWhiteout, dirfd, path, 0) == nil {
 					return nil
@@ -47,7 +48,7 @@ func (ov *overlay) makeDeviceWhiteout(dirfd int, path string) error {
 			}
 		}
 	}
-	return unix.Mknodat(dirfd, path, unix.S_IFCHR, 0)
+	return ovlfmt.MakeWhiteout(dirfd, path)
 }
 
 // replaceWithWhiteout puts a whiteout where the upper object rel is, in one

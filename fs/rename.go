@@ -268,7 +268,7 @@ func (ov *overlay) makeOpaqueIfMerged(rel string, newParentLayers []int) error {
 	if len(newParentLayers) < 2 || ov.isOpaque(ov.upper, rel) {
 		return nil
 	}
-	return ov.upper.setxattr(rel, ov.xattrPrefix+xattrOpaque, []byte("y"), 0)
+	return ov.setOpaque(ov.upper, rel)
 }
 
 // moveInUpper renames srcRel to dstRel within upper, leaving a whiteout at

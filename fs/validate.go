@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -122,22 +123,21 @@ func (c *Config) validateUpper(lowers []string, mnt string) error {
 // probeXattr sets and removes the overlay's probe attribute on a temporary
 // file in work (which is on the upper's filesystem).
 func (c *Config) probeXattr() error {
-	name := "trusted.overlay.probe"
-	if c.UserXattr {
-		name = "user.overlay.probe"
-	}
 	f, err := os.CreateTemp(c.Work, ".unionfuse-probe-")
 	if err != nil {
 		return fmt.Errorf("work %s: cannot create files: %w", c.Work, unwrapPath(err))
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	err = unix.Fsetxattr(int(f.Fd()), name, []byte("y"), 0)
-	if errors.Is(err, unix.EPERM) && !c.UserXattr {
-		if unix.Fsetxattr(int(f.Fd()), "user.overlay.probe", []byte("y"), 0) == nil {
+	x := ovlfmt.For(c.UserXattr)
+	if c.UserXattr {
+		err = x.SetProbe(int(f.Fd()))
+	} else {
+		var found *ovlfmt.Xattrs
+		if found, err = ovlfmt.ProbeNamespace(int(f.Fd())); found == ovlfmt.User {
 			c.UserXattr = true
 			if c.Logger != nil {
-				c.Logger.Printf("trusted.* extended attributes cannot be set on %s: using user.overlay.* (userxattr)", c.Upper)
+				c.Logger.Printf("trusted.* extended attributes cannot be set on %s: using %s* (userxattr)", c.Upper, ovlfmt.UserPrefix)
 			}
 			return nil
 		}
@@ -146,11 +146,11 @@ func (c *Config) probeXattr() error {
 	case err == nil:
 		return nil
 	case errors.Is(err, unix.ENOTSUP):
-		return fmt.Errorf("upper %s: its filesystem does not support %s.* extended attributes, needed for whiteouts and opaque directories", c.Upper, strings.Split(name, ".")[0])
+		return fmt.Errorf("upper %s: its filesystem does not support %s.* extended attributes, needed for whiteouts and opaque directories", c.Upper, x.Namespace)
 	case errors.Is(err, unix.EPERM) && !c.UserXattr:
 		return fmt.Errorf("upper %s: setting trusted.* extended attributes is not permitted (not root? use userxattr)", c.Upper)
 	default:
-		return fmt.Errorf("upper %s: cannot set extended attribute %s: %w", c.Upper, name, err)
+		return fmt.Errorf("upper %s: cannot set extended attribute %s: %w", c.Upper, x.Probe, err)
 	}
 }
 

@@ -12,42 +12,14 @@ import (
 // The overlay keeps its own attributes under a private prefix. Like the
 // kernel (Linux 6.7+), it lets users store attributes with that prefix too,
 // escaped: "trusted.overlay.foo" set through the mount is stored as
-// "trusted.overlay.overlay.foo" in the layer. Unescaped private names are
-// never shown through the mount.
+// "trusted.overlay.overlay.foo" in the layer (ovlfmt.Xattrs.Escape).
+// Unescaped private names are never shown through the mount.
 
 // isACL reports whether name is a POSIX ACL, which Config.NoACL refuses.
 func isACL(name string) bool { return strings.HasPrefix(name, "system.posix_acl_") }
 
 // refused reports whether the configuration refuses attribute name.
 func (ov *overlay) refused(name string) bool { return ov.cfg.NoACL && isACL(name) }
-
-// isPrivateXattr reports whether a stored attribute name belongs to the
-// overlay itself (and so is hidden from users and not copied up).
-func (ov *overlay) isPrivateXattr(stored string) bool {
-	return strings.HasPrefix(stored, ov.xattrPrefix) &&
-		!strings.HasPrefix(stored, ov.xattrPrefix+"overlay.")
-}
-
-// storedXattr maps a name used through the mount to the name stored in a layer.
-func (ov *overlay) storedXattr(name string) string {
-	if strings.HasPrefix(name, ov.xattrPrefix) {
-		return ov.xattrPrefix + "overlay." + strings.TrimPrefix(name, ov.xattrPrefix)
-	}
-	return name
-}
-
-// shownXattr maps a stored name to the name users see; ok is false for the
-// overlay's own attributes.
-func (ov *overlay) shownXattr(stored string) (string, bool) {
-	if !strings.HasPrefix(stored, ov.xattrPrefix) {
-		return stored, true
-	}
-	rest := strings.TrimPrefix(stored, ov.xattrPrefix)
-	if !strings.HasPrefix(rest, "overlay.") {
-		return "", false
-	}
-	return ov.xattrPrefix + strings.TrimPrefix(rest, "overlay."), true
-}
 
 var _ = (gofs.NodeGetxattrer)((*node)(nil))
 
@@ -56,7 +28,7 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	if n.ov.refused(attr) {
 		return 0, syscall.EOPNOTSUPP
 	}
-	stored := n.ov.storedXattr(attr)
+	stored := n.ov.xattr.Escape(attr)
 	if h := n.ov.upperHandle(n.key(), nil); h != nil {
 		var sz int
 		done, err := h.withFd(func(fd int) (err error) {
@@ -118,7 +90,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	}
 	var b []byte
 	for _, stored := range names {
-		if shown, ok := n.ov.shownXattr(stored); ok && !n.ov.refused(shown) {
+		if shown, ok := n.ov.xattr.Unescape(stored); ok && !n.ov.refused(shown) {
 			b = append(b, shown...)
 			b = append(b, 0)
 		}
@@ -139,7 +111,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	if n.ov.refused(attr) {
 		return syscall.EOPNOTSUPP
 	}
-	stored := n.ov.storedXattr(attr)
+	stored := n.ov.xattr.Escape(attr)
 	if ok, err := n.withOrphanDir(func(p string) error { return unix.Setxattr(p, stored, data, int(flags)) }); ok {
 		return errnoOf(err)
 	}
@@ -184,7 +156,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if n.ov.refused(attr) {
 		return syscall.EOPNOTSUPP
 	}
-	stored := n.ov.storedXattr(attr)
+	stored := n.ov.xattr.Escape(attr)
 	if ok, err := n.withOrphanDir(func(p string) error { return unix.Removexattr(p, stored) }); ok {
 		return errnoOf(err)
 	}
