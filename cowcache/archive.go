@@ -18,6 +18,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/klauspost/compress/zstd"
 	"github.com/moby/go-archive"
+	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 )
 
 // Compression is how a layer tarball is compressed.
@@ -55,12 +56,6 @@ var (
 	ErrEntryType      = errors.New("unsupported entry type")
 	ErrOverlayXattr   = errors.New("sets an overlay-private extended attribute")
 	ErrWhiteoutName   = errors.New("invalid whiteout name")
-)
-
-// whiteoutPrefix and opaqueName are the OCI (AUFS) whiteout markers.
-const (
-	whiteoutPrefix = ".wh."
-	opaqueName     = ".wh..wh..opq"
 )
 
 // hashReader hashes and counts what is read through it.
@@ -203,11 +198,7 @@ func unpackLayer(dir string, r io.Reader, opts unpackOptions) (Unpacked, error) 
 	if uerr != nil {
 		return Unpacked{}, fmt.Errorf("unpack: %w", uerr)
 	}
-	xattr := opaqueXattr
-	if opts.userXattr {
-		xattr = userOpaqueXattr
-	}
-	if err := applyMarkers(dir, markers, xattr, !opts.noChown); err != nil {
+	if err := applyMarkers(dir, markers, ovlfmt.For(opts.userXattr).Opaque, !opts.noChown); err != nil {
 		return Unpacked{}, err
 	}
 	if _, err := io.Copy(io.Discard, raw); err != nil {
@@ -290,18 +281,18 @@ func checkEntry(hdr *tar.Header, seen map[string]byte, opts unpackOptions) (stri
 		}
 	}
 	for _, part := range strings.Split(path.Dir(name), "/") {
-		if strings.HasPrefix(part, whiteoutPrefix) {
+		if ovlfmt.IsAufsName(part) {
 			return "", fmt.Errorf("%w: in a directory name", ErrWhiteoutName)
 		}
 	}
 	base := path.Base(name)
 	key := name
 	switch {
-	case base == opaqueName:
-	case strings.HasPrefix(base, whiteoutPrefix+whiteoutPrefix):
+	case base == ovlfmt.AufsOpaque:
+	case strings.HasPrefix(base, ovlfmt.AufsMetaPrefix):
 		return "", fmt.Errorf("%w: AUFS metadata", ErrWhiteoutName)
-	case strings.HasPrefix(base, whiteoutPrefix):
-		target := strings.TrimPrefix(base, whiteoutPrefix)
+	case ovlfmt.IsAufsName(base):
+		target := strings.TrimPrefix(base, ovlfmt.AufsPrefix)
 		if target == "" || target == "." || target == ".." || hdr.Typeflag != tar.TypeReg || hdr.Size != 0 {
 			return "", ErrWhiteoutName
 		}
@@ -321,7 +312,7 @@ func checkEntry(hdr *tar.Header, seen map[string]byte, opts unpackOptions) (stri
 		if err != nil {
 			return "", fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 		}
-		if t, ok := seen[target]; !ok || t == tar.TypeDir || strings.HasPrefix(path.Base(target), whiteoutPrefix) {
+		if t, ok := seen[target]; !ok || t == tar.TypeDir || ovlfmt.IsAufsName(path.Base(target)) {
 			return "", fmt.Errorf("%w: %q", ErrLinkTarget, hdr.Linkname)
 		}
 		hdr.Linkname = target
@@ -334,12 +325,12 @@ func checkEntry(hdr *tar.Header, seen map[string]byte, opts unpackOptions) (stri
 			return "", fmt.Errorf("%w: sparse file", ErrEntryType)
 		}
 		x, ok := strings.CutPrefix(k, "SCHILY.xattr.")
-		if ok && (strings.HasPrefix(x, "trusted.overlay.") || strings.HasPrefix(x, "user.overlay.")) {
+		if ok && ovlfmt.IsPrivateXattr(x) {
 			return "", fmt.Errorf("%w %q", ErrOverlayXattr, x)
 		}
 	}
 	for x := range hdr.Xattrs { //nolint:staticcheck // old-style xattrs are still read
-		if strings.HasPrefix(x, "trusted.overlay.") || strings.HasPrefix(x, "user.overlay.") {
+		if ovlfmt.IsPrivateXattr(x) {
 			return "", fmt.Errorf("%w %q", ErrOverlayXattr, x)
 		}
 	}

@@ -12,8 +12,8 @@
 //	├── lock                       flock(2): shared for readers, exclusive for writers
 //	├── layers/
 //	│   └── <id>/                  one read-only layer; <id> is its ChainID (hex)
-//	│       ├── diff/              the layer's files, kernel overlay format:
-//	│       │                      whiteout = char device 0/0,
+//	│       ├── diff/              the layer's files, kernel overlay format
+//	│       │                      (internal/ovlfmt): whiteout = char device 0/0,
 //	│       │                      opaque dir = trusted.overlay.opaque "y"
 //	│       │                      (user.overlay.opaque without root, see
 //	│       │                      Store.UserXattr)

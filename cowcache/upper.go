@@ -16,6 +16,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,13 +36,6 @@ type UpperCommit struct {
 	// Name names the new image (REPOSITORY[:TAG]); "" leaves it dangling.
 	Name string
 }
-
-// Overlay-private xattrs that mark a whiteout made as a regular file (the
-// kernel's alternative to a character device 0/0).
-const (
-	whiteoutXattr     = "trusted.overlay.whiteout"
-	userWhiteoutXattr = "user.overlay.whiteout"
-)
 
 // CommitUpper makes a new image from base (nil for an empty image) and,
 // when c.UpperDir is set, one more layer made from that overlay upper
@@ -188,9 +182,9 @@ func writeUpperEntry(tw *upperWriter, p, name string, links map[[2]uint64]string
 	case unix.S_IFREG:
 		hdr.Typeflag = tar.TypeReg
 		hdr.Size = st.Size
-		_, wt := xattrs[whiteoutXattr]
-		_, wu := xattrs[userWhiteoutXattr]
-		whiteout = st.Size == 0 && (wt || wu)
+		_, wt := xattrs[ovlfmt.Trusted.Whiteout]
+		_, wu := xattrs[ovlfmt.User.Whiteout]
+		whiteout = ovlfmt.MayBeXattrWhiteout(&st) && (wt || wu)
 	case unix.S_IFLNK:
 		hdr.Typeflag = tar.TypeSymlink
 		target, err := os.Readlink(p)
@@ -200,7 +194,7 @@ func writeUpperEntry(tw *upperWriter, p, name string, links map[[2]uint64]string
 		hdr.Linkname = target
 	case unix.S_IFCHR:
 		hdr.Typeflag = tar.TypeChar
-		whiteout = st.Rdev == 0
+		whiteout = ovlfmt.IsWhiteout(&st)
 	case unix.S_IFBLK:
 		hdr.Typeflag = tar.TypeBlock
 	case unix.S_IFIFO:
@@ -210,7 +204,7 @@ func writeUpperEntry(tw *upperWriter, p, name string, links map[[2]uint64]string
 	}
 	if whiteout {
 		dir, base := path.Split(name)
-		wh := &tar.Header{Name: dir + whiteoutPrefix + base, Typeflag: tar.TypeReg, Mode: 0o600,
+		wh := &tar.Header{Name: dir + ovlfmt.AufsWhiteout(base), Typeflag: tar.TypeReg, Mode: 0o600,
 			Uid: hdr.Uid, Gid: hdr.Gid, ModTime: hdr.ModTime, Format: tar.FormatPAX}
 		return tw.WriteHeader(wh)
 	}
@@ -219,8 +213,8 @@ func writeUpperEntry(tw *upperWriter, p, name string, links map[[2]uint64]string
 	}
 	opaque := false
 	for _, k := range sortedKeys(xattrs) {
-		if isOverlayXattr(k) {
-			if hdr.Typeflag == tar.TypeDir && (k == opaqueXattr || k == userOpaqueXattr) && xattrs[k] == "y" {
+		if ovlfmt.IsPrivateXattr(k) {
+			if hdr.Typeflag == tar.TypeDir && (k == ovlfmt.Trusted.Opaque || k == ovlfmt.User.Opaque) && xattrs[k] == ovlfmt.Yes {
 				opaque = true
 			}
 			continue
@@ -252,7 +246,7 @@ func writeUpperEntry(tw *upperWriter, p, name string, links map[[2]uint64]string
 		}
 	}
 	if opaque {
-		opq := &tar.Header{Name: name + "/" + opaqueName, Typeflag: tar.TypeReg, Mode: hdr.Mode & 0o777,
+		opq := &tar.Header{Name: name + "/" + ovlfmt.AufsOpaque, Typeflag: tar.TypeReg, Mode: hdr.Mode & 0o777,
 			Uid: hdr.Uid, Gid: hdr.Gid, ModTime: hdr.ModTime, Format: tar.FormatPAX}
 		return tw.WriteHeader(opq)
 	}
@@ -278,11 +272,6 @@ func (w *upperWriter) WriteHeader(hdr *tar.Header) error {
 		}
 	}
 	return w.Writer.WriteHeader(hdr)
-}
-
-// isOverlayXattr reports whether an xattr is private to the overlay.
-func isOverlayXattr(k string) bool {
-	return strings.HasPrefix(k, "trusted.overlay.") || strings.HasPrefix(k, "user.overlay.")
 }
 
 // listXattrs returns the extended attributes of p (not following a

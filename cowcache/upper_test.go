@@ -12,6 +12,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -138,7 +139,7 @@ func TestCommitUpper(t *testing.T) {
 		t.Error("hard link lost")
 	}
 	x := make([]byte, 8)
-	if n, err := unix.Lgetxattr(filepath.Join(top, "etc"), opaqueXattr, x); err != nil || string(x[:n]) != "y" {
+	if n, err := unix.Lgetxattr(filepath.Join(top, "etc"), ovlfmt.Trusted.Opaque, x); err != nil || string(x[:n]) != "y" {
 		t.Errorf("etc is not opaque in the layer: %v", err)
 	}
 

@@ -8,15 +8,8 @@ import (
 	"path"
 	"strings"
 
+	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
-)
-
-// Overlay-private extended attributes marking an opaque directory: the
-// kernel's default, and its -o userxattr flavour for those who may not set
-// trusted.* attributes (anyone but root outside a user namespace).
-const (
-	opaqueXattr     = "trusted.overlay.opaque"
-	userOpaqueXattr = "user.overlay.opaque"
 )
 
 // marker is an OCI whiteout marker taken out of a layer tarball, to be
@@ -34,10 +27,10 @@ func markerOf(hdr *tar.Header, name string) (marker, bool) {
 	dir, base := path.Split(name)
 	m := marker{entry: hdr.Name, uid: hdr.Uid, gid: hdr.Gid}
 	switch {
-	case base == opaqueName:
+	case base == ovlfmt.AufsOpaque:
 		m.path, m.opaque = path.Clean("./"+dir), true
-	case strings.HasPrefix(base, whiteoutPrefix):
-		m.path = path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix))
+	case ovlfmt.IsAufsName(base):
+		m.path = path.Join(dir, strings.TrimPrefix(base, ovlfmt.AufsPrefix))
 	default:
 		return marker{}, false
 	}
@@ -72,7 +65,7 @@ func applyMarker(root int, m marker, xattr string, chown bool) error {
 			return fmt.Errorf("opaque directory %s: %w", m.path, err)
 		}
 		defer unix.Close(fd)
-		if err := unix.Fsetxattr(fd, xattr, []byte("y"), 0); err != nil {
+		if err := unix.Fsetxattr(fd, xattr, []byte(ovlfmt.Yes), 0); err != nil {
 			return fmt.Errorf("opaque directory %s: set %s: %w", m.path, xattr, err)
 		}
 		return nil
@@ -87,7 +80,7 @@ func applyMarker(root int, m marker, xattr string, chown bool) error {
 		return fmt.Errorf("whiteout %s: %w", m.path, err)
 	}
 	base := path.Base(m.path)
-	if err := unix.Mknodat(parent, base, unix.S_IFCHR, 0); err != nil {
+	if err := ovlfmt.MakeWhiteout(parent, base); err != nil {
 		return fmt.Errorf("whiteout %s: mknod (char 0/0): %w", m.path, err)
 	}
 	if chown && (m.uid != 0 || m.gid != 0) {
@@ -160,6 +153,6 @@ func (s *Store) probeUserXattr() bool {
 		return os.Geteuid() != 0
 	}
 	defer done()
-	err = unix.Fsetxattr(int(f.Fd()), "trusted.overlay.probe", []byte("y"), 0)
-	return errors.Is(err, unix.EPERM) && unix.Fsetxattr(int(f.Fd()), "user.overlay.probe", []byte("y"), 0) == nil
+	x, _ := ovlfmt.ProbeNamespace(int(f.Fd()))
+	return x == ovlfmt.User
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
 
@@ -71,13 +72,9 @@ func isWhiteout(p string, d fs.DirEntry, userXattr bool) bool {
 	switch {
 	case d.Type()&fs.ModeCharDevice != 0:
 		var st unix.Stat_t
-		return unix.Lstat(p, &st) == nil && st.Rdev == 0
+		return unix.Lstat(p, &st) == nil && ovlfmt.IsWhiteout(&st)
 	case d.Type().IsRegular():
-		name := "trusted.overlay.whiteout"
-		if userXattr {
-			name = "user.overlay.whiteout"
-		}
-		_, err := unix.Lgetxattr(p, name, nil)
+		_, err := unix.Lgetxattr(p, ovlfmt.For(userXattr).Whiteout, nil)
 		return err == nil
 	}
 	return false
