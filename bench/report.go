@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/unionfuse/unionfuse/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -499,32 +500,11 @@ func loadAverage() string {
 // diskOf returns the device, filesystem and options of the mount
 // holding dir.
 func diskOf(dir string) string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
+	m, err := mountinfo.Containing(dir)
+	if err != nil || m == nil {
 		return ""
 	}
-	defer f.Close()
-	best, desc := "", ""
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		sep := -1
-		for i, x := range fields {
-			if x == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || len(fields) < sep+3 {
-			continue
-		}
-		mp := unescapeMountinfo(fields[4])
-		if (dir == mp || strings.HasPrefix(dir, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best = mp
-			desc = fmt.Sprintf("%s on %s (%s, %s)", fields[sep+2], mp, fields[sep+1], fields[5])
-		}
-	}
-	return desc
+	return fmt.Sprintf("%s on %s (%s, %s)", m.Source, m.Mountpoint, m.FSType, m.Options)
 }
 
 // output runs a command and returns its standard output, or "".

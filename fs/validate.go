@@ -1,14 +1,13 @@
 package fs
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
+	"github.com/unionfuse/unionfuse/internal/mountinfo"
 	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
@@ -62,9 +61,9 @@ func (c *Config) Validate(merged string) error {
 			return err
 		}
 	}
-	mounted, err := isMountPoint(mnt)
+	mounted, err := mountinfo.IsMountPoint(mnt)
 	if err != nil {
-		return err
+		return fmt.Errorf("read mount table: %w", err)
 	}
 	if mounted {
 		return fmt.Errorf("mountpoint %s is already a mount point", mnt)
@@ -200,69 +199,4 @@ func strictlyInside(p, dir string) bool {
 		return p != "/"
 	}
 	return strings.HasPrefix(p, dir+"/")
-}
-
-// isMountPoint reports whether path (clean, absolute, resolved) is the
-// mount point of a mount in /proc/self/mountinfo.
-func isMountPoint(path string) (bool, error) {
-	points, err := MountPoints()
-	if err != nil {
-		return false, err
-	}
-	for _, p := range points {
-		if p == path {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
-// IsMountPoint reports whether path (absolute, symlinks resolved) is a
-// mount point, from /proc/self/mountinfo: it never touches the mount
-// itself, which may be dead or hung.
-func IsMountPoint(path string) bool {
-	ok, _ := isMountPoint(path)
-	return ok
-}
-
-// MountPoints returns the mount points of this process's mount
-// namespace, in the order of /proc/self/mountinfo (parents first).
-func MountPoints() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, fmt.Errorf("read mount table: %w", err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		if fields := strings.Fields(sc.Text()); len(fields) >= 5 {
-			out = append(out, unescapeMountinfo(fields[4]))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read mount table: %w", err)
-	}
-	return out, nil
-}
-
-// unescapeMountinfo decodes the octal escapes (\040 for a space, \011,
-// \012, \134) the kernel writes in mountinfo paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -10,7 +10,7 @@ import (
 	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
-	"github.com/unionfuse/unionfuse/fs"
+	"github.com/unionfuse/unionfuse/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -200,14 +200,8 @@ func bindIn(root, src, path string, readOnly bool) error {
 // mountsBelow returns target and the mount points below it, parents
 // first.
 func mountsBelow(target string) []string {
-	out := []string{target}
-	points, _ := fs.MountPoints()
-	for _, p := range points {
-		if strings.HasPrefix(p, target+"/") {
-			out = append(out, p)
-		}
-	}
-	return out
+	below, _ := mountinfo.Below(target)
+	return append([]string{target}, below...)
 }
 
 // remountReadOnly makes the bind mount at target read-only, keeping the

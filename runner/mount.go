@@ -9,6 +9,7 @@ import (
 	"github.com/unionfuse/unionfuse/cowcache"
 	"github.com/unionfuse/unionfuse/fs"
 	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/internal/mountinfo"
 )
 
 // Mount mounts the container's root at Rootfs: the image's layers and the
@@ -75,7 +76,10 @@ func fuseServerAlive(c *Container) bool {
 
 // mounted reports whether path is a mount point, from the mount table
 // (never touching the mount itself, which may be dead or hung).
-func mounted(path string) bool { return fs.IsMountPoint(path) }
+func mounted(path string) bool {
+	ok, _ := mountinfo.IsMountPoint(path)
+	return ok
+}
 
 // imageOf returns the container's image, nil for scratch.
 func (r *Runner) imageOf(c *Container) (*cowcache.Image, error) {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -292,26 +293,29 @@ func TestCLIMountReadOnly(t *testing.T) {
 		t.Errorf("write to a read-only union: %v, want EROFS", err)
 	}
 	if opts := mountOptions(l.Merged); !strings.HasPrefix(opts, "ro,") {
-		t.Errorf("/proc/mounts options %q, want ro", opts)
+		t.Errorf("mount options %q, want ro", opts)
 	}
 	umountCLI(t, l.Merged, rec)
 }
 
-// mountOptions returns the options /proc/mounts shows for dir.
+// mountOptions returns the options of the mount at dir: the
+// filesystem's (ro for a read-only union), then the mount point's
+// (nosuid, nodev).
 func mountOptions(dir string) string {
-	return mountField(dir, 3)
+	m, _ := mountinfo.Lookup(dir)
+	if m == nil {
+		return ""
+	}
+	return m.VFSOptions + "," + m.Options
 }
 
-// mountField returns field i of dir's line in /proc/mounts.
-func mountField(dir string, i int) string {
-	b, _ := os.ReadFile("/proc/mounts")
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > i && unescapeMountField(f[1]) == dir {
-			return f[i]
-		}
+// mountSource returns the source of the mount at dir.
+func mountSource(dir string) string {
+	m, _ := mountinfo.Lookup(dir)
+	if m == nil {
+		return ""
 	}
-	return ""
+	return m.Source
 }
 
 func TestCLIOptionsForm(t *testing.T) {
@@ -336,7 +340,7 @@ func TestCLIOptionsForm(t *testing.T) {
 			l := cliLayout(t)
 			mustOK(t, "unionfuse "+strings.Join(tt.args(l), " "), cli(t, tt.args(l)...))
 			rec := daemonOf(t, l.Merged)
-			if src := mountField(l.Merged, 0); src != tt.source {
+			if src := mountSource(l.Merged); src != tt.source {
 				t.Errorf("/proc/mounts source %q, want %q", src, tt.source)
 			}
 			checkUnion(t, l)

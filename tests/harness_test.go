@@ -9,7 +9,6 @@
 package tests
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"log"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/unionfuse/unionfuse/fs"
+	"github.com/unionfuse/unionfuse/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -286,53 +286,19 @@ func (u *union) mustUnmount() {
 	}
 }
 
-// isMounted reports whether dir is a mount point in /proc/mounts.
+// isMounted reports whether dir is a mount point in the mount table.
 func isMounted(dir string) bool {
-	f, err := os.Open("/proc/mounts")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 1 && unescapeMountField(fields[1]) == dir {
-			return true
-		}
-	}
-	return false
-}
-
-// unescapeMountField undoes the octal escapes of /proc/mounts (\040 ...).
-func unescapeMountField(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	ok, _ := mountinfo.IsMountPoint(dir)
+	return ok
 }
 
 // checkNoMountsUnder fails t if anything is still mounted below dir.
 func checkNoMountsUnder(t testing.TB, dir string) {
 	t.Helper()
-	b, err := os.ReadFile("/proc/mounts")
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) > 1 && strings.HasPrefix(unescapeMountField(fields[1]), dir+"/") {
-			t.Errorf("left mounted: %s", line)
-			unix.Unmount(unescapeMountField(fields[1]), unix.MNT_DETACH)
-		}
+	below, _ := mountinfo.Below(dir)
+	for i := len(below) - 1; i >= 0; i-- {
+		t.Errorf("left mounted: %s", below[i])
+		unix.Unmount(below[i], unix.MNT_DETACH)
 	}
 }
 
