@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -126,7 +127,7 @@ func writePlots(res *Results, base string) ([]string, error) {
 	w, h := 11*vg.Inch, vg.Length(1.6+0.32*float64(n))*vg.Inch
 	var written []string
 	svg := base + ".svg"
-	if err := writeFileAtomic(svg, func(out io.Writer) error {
+	if err := atomicfile.Write(svg, 0o644, func(out io.Writer) error {
 		c := vgsvg.New(w, h)
 		p.Draw(margins(draw.New(c)))
 		_, err := c.WriteTo(out)
@@ -136,7 +137,7 @@ func writePlots(res *Results, base string) ([]string, error) {
 	}
 	written = append(written, svg)
 	png := base + ".png"
-	if err := writeFileAtomic(png, func(out io.Writer) error {
+	if err := atomicfile.Write(png, 0o644, func(out io.Writer) error {
 		c := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(120), vgimg.UseBackgroundColor(color.White))
 		p.Draw(margins(draw.New(c)))
 		_, err := vgimg.PngCanvas{Canvas: c}.WriteTo(out)

@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"github.com/unionfuse/unionfuse/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
@@ -411,7 +412,7 @@ func writeReports(cfg *Config, res *Results, out io.Writer) error {
 		{base + ".md", res.writeMarkdown},
 	}
 	for _, wr := range writers {
-		if err := writeFileAtomic(wr.path, wr.fn); err != nil {
+		if err := atomicfile.Write(wr.path, 0o644, wr.fn); err != nil {
 			return err
 		}
 	}
@@ -433,25 +434,6 @@ func (res *Results) writeHeader(w io.Writer) {
 	for _, n := range res.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
-}
-
-// writeFileAtomic writes path through a temporary file and a rename.
-func writeFileAtomic(path string, fn func(io.Writer) error) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if err := fn(f); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // collectMachine describes this machine and the versions in use.

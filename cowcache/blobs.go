@@ -7,10 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 )
 
 // refNameAnnotation holds an image's name in images/index.json.
@@ -29,7 +29,7 @@ func (s *Store) initImages() error {
 	if _, err := os.Stat(s.path(imagesDir, "oci-layout")); err == nil {
 		return nil
 	}
-	if err := writeFileAtomic(s.path(imagesDir, "oci-layout"), []byte(`{"imageLayoutVersion": "1.0.0"}`), 0o644); err != nil {
+	if err := atomicfile.WriteFile(s.path(imagesDir, "oci-layout"), []byte(`{"imageLayoutVersion": "1.0.0"}`), 0o644); err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
 	if _, err := os.Stat(s.path(imagesDir, "index.json")); err == nil {
@@ -45,7 +45,7 @@ func (s *Store) putBlob(data []byte) (Digest, error) {
 	if _, err := os.Stat(s.blobPath(d)); err == nil {
 		return d, nil
 	}
-	if err := writeFileAtomic(s.blobPath(d), data, 0o644); err != nil {
+	if err := atomicfile.WriteFile(s.blobPath(d), data, 0o644); err != nil {
 		return "", fmt.Errorf("store blob %s: %w", d.Short(), err)
 	}
 	return d, nil
@@ -60,7 +60,7 @@ func (s *Store) putBlobFile(path string, d Digest) error {
 	if err := os.Rename(path, s.blobPath(d)); err != nil {
 		return fmt.Errorf("store blob %s: %w", d.Short(), err)
 	}
-	return syncDir(filepath.Dir(s.blobPath(d)))
+	return atomicfile.SyncDir(filepath.Dir(s.blobPath(d)))
 }
 
 // readBlob returns the content of blob d.
@@ -104,7 +104,7 @@ func (s *Store) writeIndex(idx *v1.IndexManifest) error {
 	if err != nil {
 		return fmt.Errorf("write image index: %w", err)
 	}
-	return writeFileAtomic(s.path(imagesDir, "index.json"), b, 0o644)
+	return atomicfile.WriteFile(s.path(imagesDir, "index.json"), b, 0o644)
 }
 
 // cleanupBlobs removes temporary files of interrupted blob writes. The
@@ -116,7 +116,7 @@ func (s *Store) cleanupBlobs() error {
 		return fmt.Errorf("cleanup: %w", err)
 	}
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".tmp-") {
+		if atomicfile.IsTemp(e.Name()) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}

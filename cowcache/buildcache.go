@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 )
 
 // CacheKey identifies a build step for the build cache: the image the
@@ -74,7 +76,7 @@ func (s *Store) PutCache(k CacheKey, id Digest) error {
 		return err
 	}
 	defer release()
-	if err := writeFileAtomic(s.path(cacheDir, k.digest().Hex()), b, 0o644); err != nil {
+	if err := atomicfile.WriteFile(s.path(cacheDir, k.digest().Hex()), b, 0o644); err != nil {
 		return storageError(s.root, fmt.Errorf("build cache: %w", err))
 	}
 	return nil

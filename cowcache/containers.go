@@ -51,10 +51,3 @@ func (s *Store) ContainerDir(id string) string { return s.path(containersDir, id
 func (s *Store) RemoveContainerDir(id string) error {
 	return removeTree(s.path(containersDir, id))
 }
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// directory, fsynced and renamed into place: readers see the old content
-// or the new, never a part.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return writeFileAtomic(path, data, perm)
-}

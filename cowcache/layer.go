@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -214,11 +215,11 @@ func (s *Store) commitDir(dir string, l Layer) error {
 		}
 	}
 	short := randomName(shortLinkLen)
-	if err := writeFileAtomic(filepath.Join(dir, "link"), []byte(short), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "link"), []byte(short), 0o644); err != nil {
 		return err
 	}
 	if lower != "" {
-		if err := writeFileAtomic(filepath.Join(dir, "lower"), []byte(lower), 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, "lower"), []byte(lower), 0o644); err != nil {
 			return err
 		}
 	}
@@ -229,17 +230,17 @@ func (s *Store) commitDir(dir string, l Layer) error {
 	if err := os.Symlink(filepath.Join("..", layersDir, l.ID.Hex(), "diff"), s.path(linksDir, short)); err != nil {
 		return err
 	}
-	if err := syncDir(s.path(linksDir)); err != nil {
+	if err := atomicfile.SyncDir(s.path(linksDir)); err != nil {
 		return err
 	}
-	if err := syncDir(s.path(layersDir)); err != nil {
+	if err := atomicfile.SyncDir(s.path(layersDir)); err != nil {
 		return err
 	}
 	meta, err := json.MarshalIndent(l, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(final, committedName), meta, 0o644)
+	return atomicfile.WriteFile(filepath.Join(final, committedName), meta, 0o644)
 }
 
 // linkOf returns the short link name of a committed layer.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -150,7 +151,7 @@ func (s *Store) mounts(dropStale bool) ([]Mount, error) {
 	var live []Mount
 	for _, e := range ents {
 		if !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
-			continue // a temporary file of writeFileAtomic
+			continue // a temporary file of atomicfile
 		}
 		p := s.path(mountsDir, e.Name())
 		m, err := s.readMount(p)
@@ -193,7 +194,7 @@ func (s *Store) writeMount(m Mount) error {
 	if err := os.MkdirAll(s.path(mountsDir), 0o700); err != nil {
 		return storageError(s.root, fmt.Errorf("record mount of %s: %w", m.Image.Short(), err))
 	}
-	if err := writeFileAtomic(s.mountRecord(m.Merged), append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(s.mountRecord(m.Merged), append(b, '\n'), 0o600); err != nil {
 		return storageError(s.root, fmt.Errorf("record mount of %s: %w", m.Image.Short(), err))
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 )
 
 // ArchiveFormat is the format Save writes.
@@ -91,34 +92,7 @@ func (s *Store) withSaved(refs []string, fn func([]*savedImage) error) error {
 // beside it, synced and renamed into place: path holds a whole archive or
 // is as it was.
 func (s *Store) SaveFile(path string, refs []string, f ArchiveFormat) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("save: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := s.Save(tmp, refs, f); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
-	}
-	ok = true
-	return syncDir(filepath.Dir(path))
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return s.Save(w, refs, f) })
 }
 
 // SaveLayout writes the images refs to the OCI image layout directory dir

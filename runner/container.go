@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 )
 
 // Status is where a container is in its life: created -> running ->
@@ -117,7 +118,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return cowcache.WriteFileAtomic(path, append(b, '\n'), 0o644)
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // ErrNoSuchContainer is returned (wrapped) for a name or id that matches

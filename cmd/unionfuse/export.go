@@ -2,10 +2,11 @@ package main
 
 import (
 	"errors"
+	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"github.com/unionfuse/unionfuse/runner"
 	"golang.org/x/term"
 )
@@ -51,27 +52,15 @@ func runExport(args []string) int {
 		if err != nil {
 			return fail(err)
 		}
-		out := os.Stdout
-		tmp := ""
-		if a.output != "" {
-			// Written beside the target and renamed: no half-written file.
-			f, err := os.CreateTemp(filepath.Dir(a.output), ".export-*")
-			if err != nil {
-				return fail(err)
-			}
-			out, tmp = f, f.Name()
-			defer os.Remove(tmp)
+		export := func(w io.Writer) error { return r.Export(c, w) }
+		if a.output == "" {
+			err = export(os.Stdout)
+		} else {
+			// No half-written file: written beside the target and renamed.
+			err = atomicfile.Write(a.output, 0o600, export)
 		}
-		if err := r.Export(c, out); err != nil {
+		if err != nil {
 			return fail(err)
-		}
-		if tmp != "" {
-			if err := out.Close(); err != nil {
-				return fail(err)
-			}
-			if err := os.Rename(tmp, a.output); err != nil {
-				return fail(err)
-			}
 		}
 		return exitOK
 	})

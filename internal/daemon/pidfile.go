@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,14 +82,8 @@ func WritePid(merged string) error {
 	if err := os.MkdirAll(PidDir(), 0o700); err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
-	p := pidFile(merged)
-	tmp := p + ".tmp" + strconv.Itoa(os.Getpid())
 	data := fmt.Sprintf("%d %d\n%s\n", os.Getpid(), start, merged)
-	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
-		return fmt.Errorf("pid file: %w", err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(pidFile(merged), []byte(data), 0o644); err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	return nil
