@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 )
 
 // ContainerRef is what the store needs to know of a container: which image
@@ -50,4 +51,41 @@ func (s *Store) ContainerDir(id string) string { return s.path(containersDir, id
 // read-only directories of the container's layer included.
 func (s *Store) RemoveContainerDir(id string) error {
 	return removeTree(s.path(containersDir, id))
+}
+
+// Records the runner keeps beside containers/, outside any container's
+// directory because they outlive it or span containers.
+const (
+	containerNamesDir = "container-names"
+	containerExitsDir = "container-exits"
+	// exitRecordAge is how long an exit record is kept: a wait that was
+	// polling when its container was removed reads it within a moment.
+	exitRecordAge = 10 * time.Minute
+)
+
+// ContainerNameFile returns container-names/<name>, which holds the id of
+// the container that has the name. The runner creates it with O_EXCL (the
+// directory first, when missing), so that of two concurrent creates only
+// one takes a name.
+func (s *Store) ContainerNameFile(name string) string {
+	return s.path(containerNamesDir, name)
+}
+
+// ContainerExitFile returns container-exits/<id>, where the monitor of a
+// container removed when it exits (run --rm) leaves its exit status for a
+// wait that then finds it gone; the wait removes it. The runner creates
+// the directory when missing. Records older than ten minutes are removed
+// by the next writer of the store (Cleanup).
+func (s *Store) ContainerExitFile(id string) string {
+	return s.path(containerExitsDir, id)
+}
+
+// dropOldExits removes the exit records nobody waited for.
+func (s *Store) dropOldExits() {
+	ents, _ := os.ReadDir(s.path(containerExitsDir))
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > exitRecordAge {
+			os.Remove(s.path(containerExitsDir, e.Name()))
+		}
+	}
 }

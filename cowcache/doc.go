@@ -31,6 +31,11 @@
 //	│                              they came in (what save writes back out)
 //	├── containers/
 //	│   └── <id>/{diff,work,merged,config.json}
+//	├── container-names/
+//	│   └── <name>                 the id of the container that has the name
+//	├── container-exits/
+//	│   └── <id>                   exit status of a container removed on exit
+//	│                              (run --rm), for a wait that finds it gone
 //	├── cache/                     build-cache index: (parent chain, step) -> layer
 //	├── mounts/
 //	│   └── <hash>.json            an image mounted read-only, and the process
@@ -54,6 +59,12 @@
 //   - committed is written last (after everything else is synced and the
 //     directory is renamed into place): a layer without it is debris of an
 //     interrupted operation, never used, and removed by the next writer.
+//   - container-names/ and container-exits/ are the runner's, beside
+//     containers/ because a name is taken across containers (a file made
+//     with O_EXCL, so two creates cannot both take it) and an exit status
+//     outlives its container's directory. The store only names them
+//     ([Store.ContainerNameFile], [Store.ContainerExitFile]) and drops exit
+//     records older than ten minutes.
 //   - images/ is an OCI image layout so that the images are in the format
 //     the rest of the ecosystem reads, and so that saving reproduces the
 //     very digests that were loaded (the layer tarballs are kept, as

@@ -219,7 +219,8 @@ func (s *Store) unlock() {
 
 // Cleanup removes the debris of interrupted operations: pending layers
 // whose process is gone, layer directories without a committed marker,
-// short links to nothing and temporary files. Every writing method runs it
+// short links to nothing and temporary files; and exit records nobody
+// waited for. Every writing method runs it
 // first; it is exported for `unionfuse system prune`.
 func (s *Store) Cleanup() error {
 	release, err := s.wlock()
@@ -271,6 +272,7 @@ func (s *Store) cleanup() error {
 			os.Remove(s.path(linksDir, e.Name()))
 		}
 	}
+	s.dropOldExits()
 	return s.cleanupBlobs()
 }
 

@@ -108,20 +108,15 @@ func (r *Runner) Create(o Options) (*Container, error) {
 	return c, nil
 }
 
-// namesDir (<store>/container-names) holds one file per container name,
-// holding the container's id: created with O_EXCL, it makes a name taken
-// by one of two concurrent creates only.
-func (r *Runner) namesDir() string { return filepath.Join(r.store.Root(), "container-names") }
-
-// reserveName takes name for container id, or says who has it. A
-// reservation whose container does not exist (a create that crashed) is
-// taken over.
+// reserveName takes name for container id, or says who has it, through
+// the store's file for the name (created with O_EXCL: of two concurrent
+// creates, one takes it). A reservation whose container does not exist (a
+// create that crashed) is taken over.
 func (r *Runner) reserveName(name, id string) error {
-	dir := r.namesDir()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	p := r.store.ContainerNameFile(name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	p := filepath.Join(dir, name)
 	for i := 0; i < 2; i++ {
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
@@ -149,7 +144,7 @@ func (r *Runner) reserveName(name, id string) error {
 
 // releaseName drops id's reservation of name.
 func (r *Runner) releaseName(name, id string) {
-	p := filepath.Join(r.namesDir(), name)
+	p := r.store.ContainerNameFile(name)
 	if owner, err := os.ReadFile(p); err == nil && string(owner) == id {
 		os.Remove(p)
 	}

@@ -16,7 +16,10 @@
 //	├── hostname, hosts, resolv.conf   bind-mounted over the init stubs
 //	├── monitor.lock    flock(2)ed by the monitor while the container runs
 //	└── container.log   stdout and stderr of a detached container
-//	<store>/container-names/<name>   the id of the container that has the name
+//
+// Beside containers/, the store names the files for container names and
+// the exit status of containers removed on exit (cowcache's layout:
+// Store.ContainerNameFile, Store.ContainerExitFile).
 //
 // # Processes (the parent/child split of rootlesskit)
 //

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"github.com/unionfuse/unionfuse/internal/daemon"
 )
 
@@ -107,7 +108,7 @@ func (r *Runner) Wait(c *Container) (int, error) {
 		if err := r.Reload(c); err != nil {
 			if errors.Is(err, ErrNoSuchContainer) {
 				// Removed after exiting (--rm): its monitor left the status.
-				if code, ok := recordedExit(c.ID); ok {
+				if code, ok := r.recordedExit(c.ID); ok {
 					return code, nil
 				}
 				return c.State.ExitCode, nil
@@ -152,24 +153,23 @@ func (r *Runner) remove(c *Container) error {
 	return nil
 }
 
-// exitFile is where the monitor of an --rm container leaves its exit
-// status before removing it, for `unionfuse wait`.
-func exitFile(id string) string { return filepath.Join(daemon.PidDir(), "exit-"+id) }
-
-// recordExit leaves a removed container's exit status behind.
-func recordExit(id string, code int) {
-	if err := os.MkdirAll(daemon.PidDir(), 0o700); err == nil {
-		os.WriteFile(exitFile(id), []byte(strconv.Itoa(code)), 0o600)
+// recordExit leaves the exit status of an --rm container, before it is
+// removed, in the store's exit file for `unionfuse wait`.
+func (r *Runner) recordExit(id string, code int) {
+	p := r.store.ContainerExitFile(id)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err == nil {
+		atomicfile.WriteFile(p, []byte(strconv.Itoa(code)), 0o600)
 	}
 }
 
 // recordedExit reads (and removes) what recordExit left.
-func recordedExit(id string) (int, bool) {
-	b, err := os.ReadFile(exitFile(id))
+func (r *Runner) recordedExit(id string) (int, bool) {
+	p := r.store.ContainerExitFile(id)
+	b, err := os.ReadFile(p)
 	if err != nil {
 		return 0, false
 	}
-	os.Remove(exitFile(id))
+	os.Remove(p)
 	code, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	return code, err == nil
 }

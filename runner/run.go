@@ -57,7 +57,7 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		if c.Config.AutoRemove {
 			lock.Close()
 			if c.State.Status == StatusExited {
-				recordExit(c.ID, c.State.ExitCode) // for a wait that finds it gone
+				r.recordExit(c.ID, c.State.ExitCode) // for a wait that finds it gone
 			}
 			if rerr := r.remove(c); rerr != nil && err == nil {
 				err = rerr
