@@ -60,7 +60,7 @@ func (s *Store) putBlobFile(path string, d Digest) error {
 	if err := os.Rename(path, s.blobPath(d)); err != nil {
 		return fmt.Errorf("store blob %s: %w", d.Short(), err)
 	}
-	return atomicfile.SyncDir(filepath.Dir(s.blobPath(d)))
+	return atomicfile.Sync(filepath.Dir(s.blobPath(d)))
 }
 
 // readBlob returns the content of blob d.

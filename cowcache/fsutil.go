@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,15 +20,7 @@ func syncTree(dir string) error {
 		if !d.Type().IsRegular() && !d.IsDir() {
 			return nil
 		}
-		f, err := os.Open(p)
-		if err != nil {
-			return fmt.Errorf("sync %s: %w", p, err)
-		}
-		defer f.Close()
-		if err := f.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("sync %s: %w", p, err)
-		}
-		return nil
+		return atomicfile.Sync(p)
 	})
 }
 

@@ -230,10 +230,10 @@ func (s *Store) commitDir(dir string, l Layer) error {
 	if err := os.Symlink(filepath.Join("..", layersDir, l.ID.Hex(), "diff"), s.path(linksDir, short)); err != nil {
 		return err
 	}
-	if err := atomicfile.SyncDir(s.path(linksDir)); err != nil {
+	if err := atomicfile.Sync(s.path(linksDir)); err != nil {
 		return err
 	}
-	if err := atomicfile.SyncDir(s.path(layersDir)); err != nil {
+	if err := atomicfile.Sync(s.path(layersDir)); err != nil {
 		return err
 	}
 	meta, err := json.MarshalIndent(l, "", "  ")

@@ -73,19 +73,20 @@ func Write(path string, perm os.FileMode, write func(io.Writer) error) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	committed = true
-	return SyncDir(dir)
+	return Sync(dir)
 }
 
-// SyncDir fsyncs a directory, making renames and creations in it durable.
-// Filesystems that cannot sync a directory (EINVAL) count as synced.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
+// Sync fsyncs the file or directory at path: for a directory, it makes
+// renames and creations in it durable. What cannot be synced (EINVAL: a
+// filesystem without fsync for directories) counts as synced.
+func Sync(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
+		return fmt.Errorf("sync %s: %w", path, err)
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
-		return fmt.Errorf("sync %s: %w", dir, err)
+	defer f.Close()
+	if err := f.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("sync %s: %w", path, err)
 	}
 	return nil
 }
