@@ -97,29 +97,6 @@ func (n *node) isUpper() bool {
 	return n.ov.upper != nil && len(ls) > 0 && ls[0] == 0
 }
 
-// found is the result of resolving one name in a directory.
-type found struct {
-	layers []int
-	st     unix.Stat_t // attributes of the topmost object
-	// paths holds the object's path in each of layers, when it is not
-	// its merged path in every one (see redirect.go); nil otherwise.
-	paths []string
-	// redirected is set when a redirect sent the lookup elsewhere: the
-	// paths must then be recorded, as they cannot be derived.
-	redirected bool
-}
-
-// lowerHasName reports whether name exists (not as a whiteout) in any layer
-// of the directory below the upper one: removing it from the merged view
-// then needs a whiteout.
-func (ov *overlay) lowerHasName(d dirView, name string) (bool, syscall.Errno) {
-	f, errno := ov.resolve(ov.withoutUpper(d), name)
-	if errno == syscall.ENOENT {
-		return false, 0
-	}
-	return errno == 0 && len(f.layers) > 0, errno
-}
-
 // newChild makes (or refreshes) the Inode for an object just resolved.
 func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.EntryOut) *gofs.Inode {
 	rel := join(n.rel(), name)
@@ -169,20 +146,6 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 // go-fuse takes.
 func toSyscallStat(st *unix.Stat_t) *syscall.Stat_t {
 	return (*syscall.Stat_t)(unsafe.Pointer(st))
-}
-
-var _ = (gofs.NodeLookuper)((*node)(nil))
-
-// Lookup resolves name through the directory's layers.
-func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	n.ov.rdplus.noteLookup()
-	n.ov.mu.RLock()
-	defer n.ov.mu.RUnlock()
-	f, errno := n.ov.resolve(n.view(), name)
-	if errno != 0 {
-		return nil, errno
-	}
-	return n.newChild(ctx, name, &f, out), 0
 }
 
 // stat reads the attributes of the node's topmost copy.

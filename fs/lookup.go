@@ -1,0 +1,241 @@
+package fs
+
+import (
+	"context"
+	"strings"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+var _ = (gofs.NodeLookuper)((*node)(nil))
+
+// Lookup resolves name through the directory's layers.
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.ov.rdplus.noteLookup()
+	n.ov.mu.RLock()
+	defer n.ov.mu.RUnlock()
+	f, errno := n.ov.resolve(n.view(), name)
+	if errno != 0 {
+		return nil, errno
+	}
+	return n.newChild(ctx, name, &f, out), 0
+}
+
+// found is the result of resolving one name in a directory.
+type found struct {
+	layers []int
+	st     unix.Stat_t // attributes of the topmost object
+	// paths holds the object's path in each of layers, when it is not
+	// its merged path in every one (see redirect.go); nil otherwise.
+	paths []string
+	// redirected is set when a redirect sent the lookup elsewhere: the
+	// paths must then be recorded, as they cannot be derived.
+	redirected bool
+}
+
+// lowerHasName reports whether name exists (not as a whiteout) in any layer
+// of the directory below the upper one: removing it from the merged view
+// then needs a whiteout.
+func (ov *overlay) lowerHasName(d dirView, name string) (bool, syscall.Errno) {
+	f, errno := ov.resolve(ov.withoutUpper(d), name)
+	if errno == syscall.ENOENT {
+		return false, 0
+	}
+	return errno == 0 && len(f.layers) > 0, errno
+}
+
+// dirView is a directory as a lookup sees it: its layers, top first, and
+// its path in each.
+type dirView struct {
+	layers []int
+	rel    string   // the path in the merged view, which is also upper's
+	paths  []string // the path in layers[i]; nil: rel in every layer
+}
+
+// path returns the directory's path in the layer at position pos.
+func (v dirView) path(pos int) string {
+	if v.paths == nil {
+		return v.rel
+	}
+	return v.paths[pos]
+}
+
+// child returns the view of name, an object resolved in v as f.
+func (v dirView) child(name string, f *found) dirView {
+	return dirView{layers: f.layers, rel: join(v.rel, name), paths: f.paths}
+}
+
+// withoutUpper returns v without the upper layer.
+func (ov *overlay) withoutUpper(v dirView) dirView {
+	if len(v.layers) == 0 || ov.upper == nil || v.layers[0] != 0 {
+		return v
+	}
+	v.layers = v.layers[1:]
+	if v.paths != nil {
+		v.paths = v.paths[1:]
+	}
+	return v
+}
+
+// view returns the directory n as lookups see it.
+func (n *node) view() dirView {
+	layers := n.layers()
+	return dirView{layers: layers, rel: n.rel(), paths: n.pathsIn(layers)}
+}
+
+// lookup is the state of one name's lookup down the layers (the kernel's
+// ovl_lookup_data).
+type lookup struct {
+	// name is a name in the parent directory, or, after an absolute
+	// redirect, a path from the layers' root ("/a/b").
+	name   string
+	isDir  bool // a directory was found
+	stop   bool // the layers below are not asked
+	opaque bool // a whiteout or opaque directory ended the lookup
+	// redirected is set once a redirect changed name.
+	redirected bool
+}
+
+// resolve looks name up in the directory d, applying whiteouts, opaque
+// directories, redirects and the rule that a non-directory hides
+// everything below it. ENOENT when hidden or absent.
+func (ov *overlay) resolve(d dirView, name string) (found, syscall.Errno) {
+	var f found
+	s := lookup{name: name}
+	stack := d
+	var paths []string
+	follows := ov.redirect.follows()
+	for pos := 0; pos < len(stack.layers) && !s.stop; pos++ {
+		li := stack.layers[pos]
+		l := ov.layers[li]
+		// As the kernel's d.last: the bottom layer has no one below to
+		// send elsewhere.
+		last := li == ov.bottom || !follows && pos == len(stack.layers)-1
+		var st unix.Stat_t
+		ok, p, errno := s.inLayer(ov, l, stack.path(pos), last, &st)
+		if errno != 0 {
+			return f, errno
+		}
+		if !ok {
+			continue
+		}
+		if len(f.layers) == 0 {
+			f.st = st
+		}
+		f.layers = append(f.layers, li)
+		paths = append(paths, p)
+		if s.redirected && !follows && (ov.upper == nil || li != 0) {
+			ov.logf("refusing to follow the redirect of %s (redirect_dir=nofollow)", join(d.rel, name))
+			return f, syscall.EPERM
+		}
+		if s.stop {
+			break
+		}
+		if s.name[0] == '/' {
+			// An absolute redirect: go on down the root's layers.
+			stack = ov.rootView
+			pos = li
+		}
+	}
+	if len(f.layers) == 0 {
+		return f, syscall.ENOENT
+	}
+	if s.redirected || d.paths != nil {
+		f.paths = paths
+		f.redirected = s.redirected
+	}
+	return f, 0
+}
+
+// inLayer looks the lookup's name up in layer l, whose directory to look
+// in is dirPath; it returns whether something counts and its path.
+func (s *lookup) inLayer(ov *overlay, l *layer, dirPath string, last bool, st *unix.Stat_t) (bool, string, syscall.Errno) {
+	if s.name[0] != '/' {
+		name := s.name
+		ok, errno := s.single(ov, l, dirPath, name, 0, "", last, st)
+		return ok, join(dirPath, name), errno
+	}
+	// An absolute path, one component at a time; a redirect on the way
+	// rewrites the path for the layers below, so count from the end.
+	cur := ""
+	rem := len(s.name) - 1
+	for {
+		start := len(s.name) - rem
+		comp, _, _ := strings.Cut(s.name[start:], "/")
+		post := s.name[start+len(comp):]
+		ok, errno := s.single(ov, l, cur, comp, start, post, last, st)
+		if errno != 0 || !ok {
+			return false, "", errno
+		}
+		cur = join(cur, comp)
+		if post == "" {
+			return true, cur, 0
+		}
+		if !isDirStat(st) {
+			return false, "", 0
+		}
+		rem -= len(comp) + 1
+	}
+}
+
+// single looks one component up (the kernel's ovl_lookup_single): comp in
+// directory dirPath of l; prelen and post are what precedes and follows
+// it in the lookup's name.
+func (s *lookup) single(ov *overlay, l *layer, dirPath, comp string, prelen int, post string, last bool, st *unix.Stat_t) (bool, syscall.Errno) {
+	lastElem := post == ""
+	marker, whiteout := l.hidesAufs(dirPath, comp)
+	if marker {
+		return false, 0 // AUFS markers are not names of the merged view
+	}
+	if whiteout {
+		s.stop, s.opaque = true, true
+		return false, 0
+	}
+	p := join(dirPath, comp)
+	if err := l.lstat(p, st); err != nil {
+		if err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ENAMETOOLONG {
+			return false, 0
+		}
+		return false, errnoOf(err)
+	}
+	if ov.isWhiteout(l, p, st) {
+		s.stop, s.opaque = true, true
+		return false, 0
+	}
+	if !isDirStat(st) {
+		s.stop = true
+		return !s.isDir, 0
+	}
+	if lastElem {
+		s.isDir = true
+	}
+	if last {
+		return true, 0
+	}
+	if ov.isOpaque(l, p) {
+		s.stop = true
+		if lastElem {
+			s.opaque = true
+		}
+		return true, 0
+	}
+	r, ok, errno := ov.redirectOf(l, p)
+	if errno != 0 {
+		return false, errno
+	}
+	if ok {
+		if r[0] == '/' {
+			// Found below an opaque directory on the way, an absolute
+			// redirect still sends the lookup on (as the kernel).
+			s.name = r + post
+			s.stop = false
+		} else {
+			s.name = s.name[:prelen] + r + post
+		}
+		s.redirected = true
+	}
+	return true, 0
+}
