@@ -1,9 +1,11 @@
 package fs
 
 import (
+	"strconv"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sys/unix"
 )
 
 // isOrphan reports whether n is no longer in the tree (unlinked or
@@ -29,4 +31,89 @@ func (n *node) handleForChange(f gofs.FileHandle) (*handle, syscall.Errno) {
 		return nil, syscall.EEXIST
 	}
 	return nil, 0
+}
+
+// A directory removed while open lives on through its descriptors: the
+// kernel's overlay still reads and changes the attributes of an upper
+// directory after rmdir (its inode is only unlinked). Directories are
+// served without OPENDIR (dirserver.go), so the server does not know which
+// are open: when it removes the upper copy of a directory the kernel has
+// looked up, it keeps an O_PATH descriptor of it on the node, and once
+// the directory is gone from the tree works on it through
+// /proc/self/fd, until the kernel forgets the node.
+
+// keepOrphanDir keeps a descriptor of upper directory rel, about to be
+// removed, on its node n (nil when the kernel has not looked it up).
+func (ov *overlay) keepOrphanDir(n *node, rel string) {
+	if n == nil {
+		return
+	}
+	fd, err := unix.Openat(ov.upper.fd, at(rel), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err == nil {
+		n.keepOrphanFd(fd)
+	}
+}
+
+// keepOrphanFd puts fd on n, in place of any descriptor kept before.
+func (n *node) keepOrphanFd(fd int) {
+	if old := n.orphanFd.Swap(int32(fd)); old > 0 {
+		unix.Close(int(old))
+	}
+}
+
+// Fifos, sockets and devices are opened by the kernel itself, without an
+// OPEN to this server: a stat of such a descriptor reaches the node without
+// a handle, and once the name is removed or replaced the node has no
+// object left to stat. keepOrphanSpecial keeps an O_PATH descriptor of the
+// object on the node then (Getattr falls back to it), as for directories.
+
+// isSpecialFile reports whether st is a fifo, a socket or a device.
+func isSpecialFile(st *unix.Stat_t) bool {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFCHR, unix.S_IFBLK:
+		return true
+	}
+	return false
+}
+
+// keepOrphanSpecial keeps a descriptor of the object of n, a special file
+// about to be removed or replaced (nil when the kernel has not looked it
+// up). The caller holds ov.mu.
+func (ov *overlay) keepOrphanSpecial(n *node) {
+	if n == nil {
+		return
+	}
+	l, p, errno := n.topPath()
+	if errno != 0 {
+		return
+	}
+	fd, err := unix.Openat(l.fd, at(p), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err == nil {
+		n.keepOrphanFd(fd)
+	}
+}
+
+// withOrphanDir calls fn with a /proc/self/fd path of the upper copy of n
+// when n is a directory removed from the tree while the kernel still
+// holds it; ok is false otherwise. The descriptor stays open while fn
+// runs.
+func (n *node) withOrphanDir(fn func(path string) error) (ok bool, err error) {
+	if !n.IsDir() || !n.isOrphan() {
+		return false, nil
+	}
+	fd := n.orphanFd.Load()
+	if fd <= 0 {
+		return false, nil
+	}
+	return true, fn("/proc/self/fd/" + strconv.Itoa(int(fd)))
+}
+
+var _ = (gofs.NodeOnForgetter)((*node)(nil))
+
+// OnForget closes the descriptor of a removed directory the kernel no
+// longer holds.
+func (n *node) OnForget() {
+	if fd := n.orphanFd.Swap(0); fd > 0 {
+		unix.Close(int(fd))
+	}
 }
