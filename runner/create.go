@@ -17,17 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Runner creates and runs the containers of one store.
-type Runner struct {
-	store *cowcache.Store
-}
-
-// New returns a runner for the containers of s.
-func New(s *cowcache.Store) *Runner { return &Runner{store: s} }
-
-// Store returns the runner's store.
-func (r *Runner) Store() *cowcache.Store { return r.store }
-
 // Options are what `unionfuse run` and `create` are asked; empty fields
 // take the image's values.
 type Options struct {
