@@ -18,7 +18,7 @@ import (
 // listed, from the first chunk (offset 0) to the end, so a listing keeps
 // its positions while it is read. Nothing else needs an open directory:
 // attributes of a directory removed while open are reached through the
-// node (orphandir.go).
+// node (orphan.go).
 
 // maxListings bounds the listings kept between two chunks; a reader that
 // stops midway leaves one behind until then.

@@ -16,10 +16,11 @@
 //
 // # What a node knows
 //
-// A node is identified by the inode number it reports (StableAttr.Ino).
-// go-fuse keeps one Inode per number, so the node's state — the layers
-// holding it, top first (overlay.entries) — is kept by number too, and is
-// refreshed on every lookup. A directory lists every layer it merges; a
+// A node is identified by the inode number it reports and a generation
+// (StableAttr.Ino and Gen: nodeKey). go-fuse keeps one Inode per identity,
+// so the node's state — the layers holding it, top first (an entry) — is
+// kept on the node itself (node.state), and is replaced on every lookup
+// and after a copy-up. A directory lists every layer it merges; a
 // non-directory exactly one. Paths are not stored: a node's path is its
 // position in go-fuse's tree (Inode.Path), which go-fuse keeps right across
 // renames. It is its path in every layer, except below a renamed
@@ -28,7 +29,7 @@
 // # Lookup and readdir
 //
 // A name is resolved through the directory's layers top down (resolve,
-// in redirect.go): a whiteout (char device 0/0, or a zero-size regular
+// in lookup.go): a whiteout (char device 0/0, or a zero-size regular
 // file with the overlay.whiteout xattr) hides the name and everything
 // below it; a non-directory hides everything below it; directories merge
 // until one is opaque (overlay.opaque=y). A directory listing applies the

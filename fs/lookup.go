@@ -10,6 +10,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// A name is looked up as the kernel's ovl_lookup does it: down the
+// directory's layers, top first (resolve), asking each layer in turn
+// (lookup.single, the kernel's ovl_lookup_single). A whiteout ends the
+// lookup with nothing; a non-directory is the answer and hides everything
+// below it; a directory merges with the directories of the same name
+// below, until one is opaque or the bottom layer is reached. A directory's
+// redirect (redirect.go) changes the name asked of the layers below it; an
+// absolute one ("/a/b") sends the lookup on from the root, in the layers
+// below the one where it was met, one component at a time (inLayer).
+//
+// A directory is given to a lookup as a dirView: its layers and its path
+// in each. The result (found) lists the layers that hold the name, and its
+// paths in them when a redirect made them differ from the merged path.
+
 var _ = (gofs.NodeLookuper)((*node)(nil))
 
 // Lookup resolves name through the directory's layers.

@@ -12,8 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// node is one object of the merged view. Its state (which layers hold it)
-// lives in overlay.entries under its inode number; see overlay.entry.
+// node is the FUSE inode of one object of the merged view (of one name,
+// for a hard-linked lower file: see nodeKey). What is known of the object,
+// the layers holding it, is kept on the node (state).
 type node struct {
 	gofs.Inode
 	ov *overlay
@@ -25,7 +26,7 @@ type node struct {
 	// so it is kept on the node; a lookup replaces it.
 	state atomic.Pointer[entry]
 	// orphanFd is an O_PATH descriptor of the upper copy of a directory
-	// removed while the kernel holds it (orphandir.go); 0 when none. The
+	// removed while the kernel holds it (orphan.go); 0 when none. The
 	// kernel sends no request for a node once it has forgotten it, so the
 	// descriptor is not closed under a user.
 	orphanFd atomic.Int32

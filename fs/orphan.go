@@ -8,6 +8,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// An orphan is a node whose name is gone from the merged view (unlinked,
+// or replaced by a rename) while the kernel still uses it through an open
+// descriptor. A lower file cannot be copied up any more then
+// (handleForChange); a directory, fifo, socket or device keeps an O_PATH
+// descriptor of its object on the node, through which it is still
+// stat(2)ed and changed (keepOrphanDir, keepOrphanSpecial).
+
 // isOrphan reports whether n is no longer in the tree (unlinked or
 // replaced) and is not the root.
 func (n *node) isOrphan() bool {

@@ -130,11 +130,11 @@ func (n *node) removeName(name string, f *found) syscall.Errno {
 	}
 	if isDir && inUpper {
 		cn, _ := n.childNode(name)
-		ov.keepOrphanDir(cn, rel) // it may still be open (orphandir.go)
+		ov.keepOrphanDir(cn, rel) // it may still be open (orphan.go)
 	}
 	if isSpecialFile(&f.st) {
 		cn, _ := n.childNode(name)
-		ov.keepOrphanSpecial(cn) // it may still be open (orphandir.go)
+		ov.keepOrphanSpecial(cn) // it may still be open (orphan.go)
 	}
 	var err error
 	switch {

@@ -215,11 +215,11 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	}
 	if hadUpperDst && isDirStat(&replaced) {
 		dn, _ := np.childNode(newName)
-		ov.keepOrphanDir(dn, dstRel) // it may still be open (orphandir.go)
+		ov.keepOrphanDir(dn, dstRel) // it may still be open (orphan.go)
 	}
 	if dstExists && !exchange && isSpecialFile(&dst.st) {
 		dn, _ := np.childNode(newName)
-		ov.keepOrphanSpecial(dn) // it may still be open (orphandir.go)
+		ov.keepOrphanSpecial(dn) // it may still be open (orphan.go)
 	}
 	if hadUpperDst && isDirStat(&replaced) && !isPureUpper(&dst) {
 		// An empty merged directory may still hold whiteouts in upper.

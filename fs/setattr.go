@@ -41,7 +41,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		return n.ov.renew(n)
 	}
 	// A directory removed while open: changed through its descriptor, as
-	// the kernel changes the unlinked upper inode (orphandir.go).
+	// the kernel changes the unlinked upper inode (orphan.go).
 	var ost unix.Stat_t
 	if ok, err := n.withOrphanDir(func(p string) error {
 		if err := applySetattr(setattrTarget{fd: -1, dirfd: unix.AT_FDCWD, path: p, truncPath: p}, in); err != nil {
