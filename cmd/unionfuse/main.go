@@ -1,14 +1,22 @@
-// Command unionfuse mounts union filesystems in user space: a stack of
-// read-only lower directories under one writable upper directory, served
-// over FUSE with the on-disk format of the kernel's overlayfs.
+// Command unionfuse is a union filesystem in user space and the container
+// tools built on it. It mounts a stack of read-only lower directories
+// under one writable upper directory, served over FUSE with the on-disk
+// format of the kernel's overlayfs; it stores images as layers, builds them
+// from Dockerfiles and runs containers on such mounts.
 //
 //	unionfuse mount LOWER[:LOWER...] UPPER WORK MERGED
 //	unionfuse -o lowerdir=...,upperdir=...,workdir=... MERGED
 //	mount -t fuse.unionfuse unionfuse MERGED -o lowerdir=...
 //	unionfuse umount MERGED
+//	unionfuse build -t NAME[:TAG] CONTEXT
+//	unionfuse run [OPTIONS] IMAGE [COMMAND [ARG...]]
+//	unionfuse help [COMMAND]    (every command: images, ps, rm, ...)
 //
-// This file dispatches to one file per subcommand; the work is done in
-// fs/ and internal/.
+// The binary is also its own helper processes: started again as
+// /proc/self/exe, it becomes the FUSE daemon or a part of a running
+// container, chosen before any command line is read. This file
+// dispatches; each subcommand is a file of its own that parses its flags,
+// calls fs/, cowcache/, builder/ or runner/, and prints.
 package main
 
 import (
