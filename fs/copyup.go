@@ -79,7 +79,7 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 	if isDirStat(&st) || st.Nlink <= 1 || indexed {
 		ov.recordCopyUp(&ust, n.ino())
 	}
-	if n.key().gen&1 == 1 {
+	if n.key().gen.isLowerLink() {
 		// A hard-linked file's copy is a new file (the link is broken, as
 		// in the kernel) with its own number: the directory listing the
 		// kernel may hold shows the old one, and the attributes it holds
@@ -158,10 +158,10 @@ func (n *node) copyUpForChange() syscall.Errno {
 }
 
 // staleAfterCopyUp reports whether the kernel's inode for n no longer
-// names n's object: n was a hard-linked lower file (odd generation, see
-// keyOf) that has since been copied up.
+// names n's object: n was a name of a hard-linked lower file
+// (generation.isLowerLink) that has since been copied up.
 func (n *node) staleAfterCopyUp() bool {
-	return n.key().gen&1 == 1 && n.isUpper()
+	return n.key().gen.isLowerLink() && n.isUpper()
 }
 
 // dropStaleEntry asks the kernel, in the background, to forget n's name if

@@ -134,7 +134,7 @@ func (ov *overlay) useIndex(f *found, l *layer, path string) (string, bool) {
 // indexedName returns the index entry a lower name n reads, if any.
 func (n *node) indexedName() (string, bool) {
 	ov := n.ov
-	if ov.index == nil || n.key().gen&1 == 0 {
+	if ov.index == nil || !n.key().gen.isLowerLink() {
 		return "", false
 	}
 	ov.emu.Lock()

@@ -84,7 +84,7 @@ func newOverlay(cfg Config) (*overlay, error) {
 		copiedUp:    make(map[devIno]uint64),
 		devIndex:    make(map[uint64]uint64),
 		tmpfiles:    make(map[uint64]*handle),
-		gens:        make(map[uint64]uint64),
+		gens:        make(map[uint64]generation),
 		openHandles: make(map[nodeKey]map[*handle]struct{}),
 		lowerBacked: make(map[nodeKey]bool),
 		superseded:  make(map[nodeKey]bool),

@@ -75,7 +75,7 @@ func (n *node) ino() uint64 { return n.StableAttr().Ino }
 
 func (n *node) key() nodeKey {
 	a := n.StableAttr()
-	return nodeKey{ino: a.Ino, gen: a.Gen}
+	return nodeKey{ino: a.Ino, gen: generation(a.Gen)}
 }
 
 // layers returns the layers holding this node, top first.
@@ -136,7 +136,7 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 	if isDirStat(&f.st) {
 		mergedDirNlink(f.layers, &out.Attr)
 	}
-	in := n.NewInode(ctx, &node{ov: n.ov}, gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: k.ino, Gen: k.gen})
+	in := n.NewInode(ctx, &node{ov: n.ov}, gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: k.ino, Gen: uint64(k.gen)})
 	// go-fuse returns the Inode it has for this identity, if any.
 	in.Operations().(*node).setState(f.layers, paths)
 	n.ov.noteInode(k, in, !isDirStat(&f.st) && f.st.Nlink > 1)

@@ -68,7 +68,7 @@ type overlay struct {
 	devIndex map[uint64]uint64
 	// gens holds the current generation of an inode number whose node was
 	// renewed after a copy-up (see passthrough.go).
-	gens map[uint64]uint64
+	gens map[uint64]generation
 	// superseded holds the nodes renewed away (see renew) and the old
 	// nodes of hard-linked lower files copied up (see alias.go).
 	superseded map[nodeKey]bool
@@ -91,11 +91,35 @@ type overlay struct {
 type devIno struct{ dev, ino uint64 }
 
 // nodeKey is a node's identity, go-fuse's StableAttr without the mode: the
-// reported inode number, and a generation that is non-zero only for a
-// hard-linked file in a lower layer. Each name of such a file gets a node
-// of its own (same st_ino), because a copy-up through one name must break
-// the link, as it does in the kernel.
-type nodeKey struct{ ino, gen uint64 }
+// reported inode number and a generation.
+type nodeKey struct {
+	ino uint64
+	gen generation
+}
+
+// generation tells apart nodes that report the same inode number. It is
+// odd for a name of a hard-linked file in a lower layer (lowerLinkGen):
+// each name of such a file gets a node of its own (same st_ino), because a
+// copy-up through one name must break the link, as it does in the kernel.
+// It is even otherwise: 0, then raised by 2 each time the node of its
+// inode number is renewed (renewedGen, see passthrough.go).
+type generation uint64
+
+// lowerLinkGen returns the generation of the node of rel, a name of a
+// hard-linked file in a lower layer: odd, and the same for a name each time.
+func lowerLinkGen(rel string) generation {
+	h := fnv.New64a()
+	h.Write([]byte(rel))
+	return generation(h.Sum64() | 1)
+}
+
+// isLowerLink reports whether g is the generation of a name of a
+// hard-linked lower file (lowerLinkGen).
+func (g generation) isLowerLink() bool { return g&1 == 1 }
+
+// renewedGen returns the generation that follows g for a renewed node,
+// even as g is.
+func (g generation) renewedGen() generation { return g + 2 }
 
 // entry is what the overlay knows about one object of the merged view.
 type entry struct {
@@ -137,9 +161,7 @@ func (ov *overlay) keyOf(f *found, rel string) nodeKey {
 		k.ino = ov.upperIno(rel, &f.st)
 	}
 	if inLower && !isDirStat(&f.st) && f.st.Nlink > 1 {
-		h := fnv.New64a()
-		h.Write([]byte(rel))
-		k.gen = h.Sum64() | 1
+		k.gen = lowerLinkGen(rel)
 		return k
 	}
 	ov.emu.Lock()

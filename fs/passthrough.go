@@ -64,7 +64,7 @@ func (ov *overlay) hadLowerBacking(k nodeKey) bool {
 // given attributes the kernel may keep (attrTimeout).
 func (ov *overlay) renew(n *node) syscall.Errno {
 	ov.emu.Lock()
-	ov.gens[n.ino()] += 2 // even: odd generations name hard links (keyOf)
+	ov.gens[n.ino()] = ov.gens[n.ino()].renewedGen()
 	ov.emu.Unlock()
 	ov.supersede(n, n.ino())
 	n.NotifyContent(-1, 0) // attributes only
