@@ -119,17 +119,18 @@ type lookup struct {
 func (ov *overlay) resolve(d dirView, name string) (found, syscall.Errno) {
 	var f found
 	s := lookup{name: name}
-	stack := d
+	// The layers asked, and the position of the next one to ask.
+	stack, pos := d, 0
 	var paths []string
 	follows := ov.redirect.follows()
-	for pos := 0; pos < len(stack.layers) && !s.stop; pos++ {
-		li := stack.layers[pos]
-		l := ov.layers[li]
+	for pos < len(stack.layers) && !s.stop {
+		li, dirPath := stack.layers[pos], stack.path(pos)
 		// As the kernel's d.last: the bottom layer has no one below to
 		// send elsewhere.
 		last := li == ov.bottom || !follows && pos == len(stack.layers)-1
+		pos++
 		var st unix.Stat_t
-		ok, p, errno := s.inLayer(ov, l, stack.path(pos), last, &st)
+		ok, p, errno := s.inLayer(ov, ov.layers[li], dirPath, last, &st)
 		if errno != 0 {
 			return f, errno
 		}
@@ -149,9 +150,9 @@ func (ov *overlay) resolve(d dirView, name string) (found, syscall.Errno) {
 			break
 		}
 		if s.name[0] == '/' {
-			// An absolute redirect: go on down the root's layers.
-			stack = ov.rootView
-			pos = li
+			// An absolute redirect: go on down the root's layers, from
+			// the one below li (the root holds every layer, in order).
+			stack, pos = ov.rootView, li+1
 		}
 	}
 	if len(f.layers) == 0 {
