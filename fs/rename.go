@@ -34,7 +34,11 @@ var _ = (gofs.NodeRenamer)((*node)(nil))
 // (callers such as mv then copy); a name that remains in a lower layer
 // gets a whiteout; a directory of upper only that moves into a merged
 // directory becomes opaque.
-func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) (res syscall.Errno) {
+//
+// Under ov.mu, it checks what rename(2) refuses (check), gives every
+// object taking part an upper copy (copyUp), then moves them in upper and
+// updates what the overlay knows of them (apply).
+func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	np, ok := newParent.(*node)
 	if !ok {
 		return syscall.EXDEV
@@ -47,81 +51,127 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		flags == unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE {
 		return syscall.EINVAL
 	}
-	exchange := flags&unix.RENAME_EXCHANGE != 0
 	ov.mu.Lock()
 	defer ov.mu.Unlock()
-
-	srcView, dstView := n.view(), np.view()
-	src, errno := ov.resolve(srcView, name)
-	if errno != 0 {
+	r := renaming{ov: ov, parent: n, name: name, newParent: np, newName: newName, flags: flags}
+	if noop, errno := r.check(); noop || errno != 0 {
 		return errno
 	}
-	dst, errno := ov.resolve(dstView, newName)
-	dstExists := errno == 0
-	if errno != 0 && errno != syscall.ENOENT {
+	if errno := r.copyUp(); errno != 0 {
 		return errno
+	}
+	return r.apply()
+}
+
+// renaming is one Rename in progress: name in parent moves to newName in
+// newParent. Each step fills in what the next ones use.
+type renaming struct {
+	ov                *overlay
+	parent, newParent *node
+	name, newName     string
+	flags             uint32
+
+	// Set by check.
+	srcView, dstView dirView
+	src, dst         found // dst only when dstExists
+	dstExists        bool
+	srcDir, dstDir   bool
+	// srcRedirect and dstRedirect are set for a directory with lower
+	// content, which moves with a redirect (dst only in an exchange).
+	srcRedirect, dstRedirect bool
+
+	// Set by copyUp.
+	srcNode *node
+	dstNode *node // nil when the kernel has not looked newName up
+
+	// Set by apply: the directories moved with a redirect.
+	moved  [2]movedDir
+	nmoved int
+}
+
+func (r *renaming) exchange() bool { return r.flags&unix.RENAME_EXCHANGE != 0 }
+
+// check resolves both names and returns what rename(2) must fail with, or
+// noop when the two names are one object.
+func (r *renaming) check() (noop bool, errno syscall.Errno) {
+	ov := r.ov
+	r.srcView, r.dstView = r.parent.view(), r.newParent.view()
+	if r.src, errno = ov.resolve(r.srcView, r.name); errno != 0 {
+		return false, errno
+	}
+	r.dst, errno = ov.resolve(r.dstView, r.newName)
+	r.dstExists = errno == 0
+	if errno != 0 && errno != syscall.ENOENT {
+		return false, errno
 	}
 	switch {
-	case flags&unix.RENAME_NOREPLACE != 0 && dstExists:
-		return syscall.EEXIST
-	case exchange && !dstExists:
-		return syscall.ENOENT
+	case r.flags&unix.RENAME_NOREPLACE != 0 && r.dstExists:
+		return false, syscall.EEXIST
+	case r.exchange() && !r.dstExists:
+		return false, syscall.ENOENT
 	}
-	srcDir := isDirStat(&src.st)
-	dstDir := dstExists && isDirStat(&dst.st)
-	var dstKey nodeKey
-	if dstExists {
-		dstKey = ov.keyOf(&dst, join(np.rel(), newName))
-		srcKey := ov.keyOf(&src, join(n.rel(), name))
-		if srcKey == dstKey || ov.index != nil && srcKey.ino == dstKey.ino && !isDirStat(&src.st) {
+	r.srcDir = isDirStat(&r.src.st)
+	r.dstDir = r.dstExists && isDirStat(&r.dst.st)
+	if r.dstExists {
+		dstKey := ov.keyOf(&r.dst, join(r.newParent.rel(), r.newName))
+		srcKey := ov.keyOf(&r.src, join(r.parent.rel(), r.name))
+		if srcKey == dstKey || ov.index != nil && srcKey.ino == dstKey.ino && !r.srcDir {
 			// The same object (or upper hard links to it): nothing to do.
 			// Names of a hard-linked lower file are distinct nodes, as in
 			// the kernel, and are renamed — unless index=on makes them
 			// one object, as it does in the kernel.
-			return 0
+			return true, 0
 		}
 	}
 	// Directories with lower content move with a redirect.
-	srcRedirect := srcDir && !isPureUpper(&src)
-	dstRedirect := exchange && dstDir && !isPureUpper(&dst)
-	if (srcRedirect || dstRedirect) && !ov.redirect.creates() {
-		return syscall.EXDEV
+	r.srcRedirect = r.srcDir && !isPureUpper(&r.src)
+	r.dstRedirect = r.exchange() && r.dstDir && !isPureUpper(&r.dst)
+	if (r.srcRedirect || r.dstRedirect) && !ov.redirect.creates() {
+		return false, syscall.EXDEV
 	}
-	if dstExists && !exchange {
-		switch {
-		case srcDir && !dstDir:
-			return syscall.ENOTDIR
-		case !srcDir && dstDir:
-			return syscall.EISDIR
-		case dstDir && !isPureUpper(&dst):
-			// A directory in upper only is checked by rename(2) itself,
-			// after the source is marked opaque, as in the kernel.
-			empty, errno := ov.isEmptyDir(dstView.child(newName, &dst))
-			if errno != 0 {
-				return errno
-			}
-			if !empty {
-				return syscall.ENOTEMPTY
-			}
+	if !r.dstExists || r.exchange() {
+		return false, 0
+	}
+	switch {
+	case r.srcDir && !r.dstDir:
+		return false, syscall.ENOTDIR
+	case !r.srcDir && r.dstDir:
+		return false, syscall.EISDIR
+	case r.dstDir && !isPureUpper(&r.dst):
+		// A directory in upper only is checked by rename(2) itself,
+		// after the source is marked opaque, as in the kernel.
+		empty, errno := ov.isEmptyDir(r.dstView.child(r.newName, &r.dst))
+		if errno != 0 {
+			return false, errno
+		}
+		if !empty {
+			return false, syscall.ENOTEMPTY
 		}
 	}
+	return false, 0
+}
 
-	// Everything that takes part must have an upper copy.
-	srcNode, errno := n.childNode(name)
-	if errno != 0 {
+// copyUp gives an upper copy to everything that takes part: the source,
+// the new parent, and the destination when it is exchanged or is a lower
+// name of an indexed file (whose replacement counts down its links, so
+// it is copied up into the index first, as in the kernel).
+func (r *renaming) copyUp() syscall.Errno {
+	var errno syscall.Errno
+	if r.srcNode, errno = r.parent.childNode(r.name); errno != 0 {
 		return errno
 	}
-	if errno := srcNode.copyUp(); errno != 0 {
+	if errno := r.srcNode.copyUp(); errno != 0 {
 		return errno
 	}
-	if errno := np.copyUp(); errno != 0 {
+	if errno := r.newParent.copyUp(); errno != 0 {
 		return errno
 	}
-	stale := srcNode.staleAfterCopyUp()
-	var dstNode *node
-	if exchange {
-		if dstNode, errno = np.childNode(newName); errno != 0 {
-			return errno
+	stale := r.srcNode.staleAfterCopyUp()
+	dstNode, dstErrno := r.newParent.childNode(r.newName)
+	r.dstNode = dstNode
+	if r.exchange() {
+		if dstErrno != 0 {
+			return dstErrno
 		}
 		if errno := dstNode.copyUp(); errno != 0 {
 			return errno
@@ -133,69 +183,78 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		// look them up again: it retries a rename after ESTALE only once.
 		return syscall.ESTALE
 	}
-	srcRel := join(n.rel(), name)
-	dstRel := join(np.rel(), newName)
-	ov.markImpureIfOrigin(np.rel(), srcRel)
-	if exchange {
-		ov.markImpureIfOrigin(n.rel(), dstRel)
+	if r.dstExists && !r.dstDir && !r.exchange() && r.ov.index != nil &&
+		r.dst.layers[0] != 0 && r.ov.indexing(&r.dst.st) {
+		if dstErrno != 0 {
+			return dstErrno
+		}
+		return dstNode.copyUp()
 	}
-	srcInLower, errno := ov.lowerHasName(srcView, name)
+	return 0
+}
+
+// apply makes the rename in upper: marks first (impure parents, the
+// redirects or opaque marks of moving directories), then the move, then
+// the overlay's own records.
+func (r *renaming) apply() syscall.Errno {
+	ov := r.ov
+	srcRel := join(r.parent.rel(), r.name)
+	dstRel := join(r.newParent.rel(), r.newName)
+	ov.markImpureIfOrigin(r.newParent.rel(), srcRel)
+	if r.exchange() {
+		ov.markImpureIfOrigin(r.parent.rel(), dstRel)
+	}
+	srcInLower, errno := ov.lowerHasName(r.srcView, r.name)
 	if errno != 0 {
 		return errno
 	}
-
-	// A directory of upper only that moves into a merged directory becomes
-	// opaque, so that whatever the lower layers hold (or may, behind a
-	// whiteout) under its new name stays hidden. Like the kernel, this
-	// does not depend on the name being in a lower layer. A directory with
-	// lower content gets a redirect instead, which hides the new name's
-	// lower content as well.
-	samedir := n == np
-	var moved []movedDir
-	defer func() {
-		if res == 0 {
-			for _, m := range moved {
-				m.record()
-			}
-		}
-	}()
-	if srcRedirect {
-		moved = append(moved, srcNode.beforeMove())
-		if errno := ov.setRedirect(srcNode, samedir); errno != 0 {
+	if errno := r.prepareDir(r.srcNode, srcRel, r.srcDir, r.srcRedirect, r.newParent); errno != 0 {
+		return errno
+	}
+	if r.exchange() {
+		if errno := r.prepareDir(r.dstNode, dstRel, r.dstDir, r.dstRedirect, r.parent); errno != 0 {
 			return errno
 		}
-	} else if srcDir {
-		if err := ov.makeOpaqueIfMerged(srcRel, np.layers()); err != nil {
+		if err := unix.Renameat2(ov.upper.fd, srcRel, ov.upper.fd, dstRel, unix.RENAME_EXCHANGE); err != nil {
 			return errnoOf(err)
 		}
+	} else if errno := r.replace(srcRel, dstRel, srcInLower); errno != 0 {
+		return errno
 	}
-	if exchange {
-		if dstRedirect {
-			moved = append(moved, dstNode.beforeMove())
-			if errno := ov.setRedirect(dstNode, samedir); errno != 0 {
-				return errno
-			}
-		} else if dstDir {
-			if err := ov.makeOpaqueIfMerged(dstRel, n.layers()); err != nil {
-				return errnoOf(err)
-			}
-		}
-		return errnoOf(unix.Renameat2(ov.upper.fd, srcRel, ov.upper.fd, dstRel, unix.RENAME_EXCHANGE))
+	for _, m := range r.moved[:r.nmoved] {
+		m.record()
 	}
-	// A replaced name of an indexed object counts down its links; as the
-	// kernel, a lower one is copied up (into the index) first.
+	return 0
+}
+
+// prepareDir readies d, at rel in upper, to move into the directory into.
+// A directory with lower content gets a redirect to it, and is noted in
+// r.moved, to record where that content lives once it has moved. A
+// directory of upper only is marked opaque when into merges lower layers,
+// so that what they hold (or may, behind a whiteout) under its new name
+// stays hidden; like the kernel, the mark does not depend on the name
+// being in a lower layer. Anything else needs nothing.
+func (r *renaming) prepareDir(d *node, rel string, isDir, redirect bool, into *node) syscall.Errno {
+	switch {
+	case redirect:
+		r.moved[r.nmoved] = d.beforeMove()
+		r.nmoved++
+		return r.ov.setRedirect(d, r.parent == r.newParent)
+	case isDir:
+		return errnoOf(r.ov.makeOpaqueIfMerged(rel, into.layers()))
+	}
+	return 0
+}
+
+// replace moves srcRel over dstRel in upper (a rename that is not an
+// exchange), leaving a whiteout at srcRel when srcInLower, and drops what
+// is known of the object replaced.
+func (r *renaming) replace(srcRel, dstRel string, srcInLower bool) syscall.Errno {
+	ov := r.ov
+	// A replaced name of an indexed object counts down its links.
 	idx, indexed := "", false
 	var before int64
-	if dstExists && !dstDir && ov.index != nil {
-		if dst.layers[0] != 0 && ov.indexing(&dst.st) {
-			dn, errno := np.childNode(newName)
-			if errno != 0 {
-				return errno
-			}
-			if errno := dn.copyUp(); errno != 0 {
-				return errno
-			}
-		}
+	if r.dstExists && !r.dstDir && ov.index != nil {
 		var ust unix.Stat_t
 		if ov.upper.lstat(dstRel, &ust) == nil {
 			if idx, indexed = ov.indexNameOf(dstRel, &ust); indexed {
@@ -203,31 +262,23 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 			}
 		}
 	}
-	defer func() {
-		if indexed && res == 0 {
-			ov.setIndexNlink(idx, before-1)
-		}
-	}()
-	var replaced unix.Stat_t
 	hadUpperDst, replaced, err := ov.upper.exists(dstRel)
 	if err != nil {
 		return errnoOf(err)
 	}
 	if hadUpperDst && isDirStat(&replaced) {
-		dn, _ := np.childNode(newName)
-		ov.keepOrphanDir(dn, dstRel) // it may still be open (orphan.go)
+		ov.keepOrphanDir(r.dstNode, dstRel) // it may still be open (orphan.go)
 	}
-	if dstExists && !exchange && isSpecialFile(&dst.st) {
-		dn, _ := np.childNode(newName)
-		ov.keepOrphanSpecial(dn) // it may still be open (orphan.go)
+	if r.dstExists && isSpecialFile(&r.dst.st) {
+		ov.keepOrphanSpecial(r.dstNode) // it may still be open (orphan.go)
 	}
-	if hadUpperDst && isDirStat(&replaced) && !isPureUpper(&dst) {
+	if hadUpperDst && isDirStat(&replaced) && !isPureUpper(&r.dst) {
 		// An empty merged directory may still hold whiteouts in upper.
 		if err := ov.removeUpperDir(dstRel); err != nil {
 			return errnoOf(err)
 		}
 	}
-	if srcDir && hadUpperDst && ov.isWhiteout(ov.upper, dstRel, &replaced) {
+	if r.srcDir && hadUpperDst && ov.isWhiteout(ov.upper, dstRel, &replaced) {
 		// rename(2) cannot put a directory over a whiteout (a character
 		// device): swap the two, then the whiteout stands at the old name,
 		// where it is either needed or removed.
@@ -242,23 +293,25 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	} else if err := ov.moveInUpper(srcRel, dstRel, srcInLower); err != nil {
 		return errnoOf(err)
 	}
-	if dstExists {
-		np.notifyChildAliases(newName) // its link count fell (alias.go)
+	if r.dstExists && r.dstNode != nil {
+		r.dstNode.notifyAliases() // its link count fell (alias.go)
 	}
-	if dstExists && (dst.layers[0] != 0 || dstDir || replaced.Nlink <= 1) {
+	if r.dstExists && (r.dst.layers[0] != 0 || r.dstDir || replaced.Nlink <= 1) {
 		// The replaced object is gone (another hard link keeps it alive).
 		var upperSt *unix.Stat_t
-		if dst.layers[0] == 0 {
+		if r.dst.layers[0] == 0 {
 			upperSt = &replaced
 		}
-		dn, _ := np.childNode(newName)
-		ov.forget(dn, upperSt)
+		ov.forget(r.dstNode, upperSt)
 	}
 	// go-fuse moves the node in its tree only after this returns, and
 	// without ov.mu: meanwhile an operation below it would compute its
 	// old path. Naming it at its new place now (a second parent, which
 	// go-fuse's move then drops) closes that window.
-	np.AddChild(newName, srcNode.EmbeddedInode(), true)
+	r.newParent.AddChild(r.newName, r.srcNode.EmbeddedInode(), true)
+	if indexed {
+		ov.setIndexNlink(idx, before-1)
+	}
 	return 0
 }
 
