@@ -53,19 +53,26 @@ type overlay struct {
 	// layers, number indexLayer; nil (and -1) without.
 	index      *layer
 	indexLayer int
-	// indexed maps the inode number of a hard-linked lower file to its
-	// index entry, once there is one; guarded by emu.
-	indexed map[uint64]string
+	// devIndex numbers the filesystems the layers live on; objects on the
+	// upper's filesystem keep their inode numbers, others get the index in
+	// the high bits (like the kernel's xino) so numbers never collide.
+	// Filled while mounting, read-only after.
+	devIndex map[uint64]uint64
+	// passthrough is set when file data may bypass the server (FUSE
+	// passthrough: root only, Linux 6.9+). Set while mounting.
+	passthrough bool
 
-	// emu guards copiedUp and the small maps below.
+	// emu guards the contents of the maps below it, and nothing else:
+	// copiedUp, gens, superseded, aliases (the map; each aliasGroup has a
+	// lock of its own), lowerBacked, openHandles (with each node's set of
+	// handles), tmpfiles and indexed. It is held only while they are read
+	// or changed, never across a system call or a kernel notification.
+	// Lock order: ov.mu, then a handle's mu, then emu, then an
+	// aliasGroup's mu.
 	emu sync.Mutex
 	// copiedUp maps an upper object made by copy-up to the inode number it
 	// had before, so st_ino holds still for the life of the mount.
 	copiedUp map[devIno]uint64
-	// devIndex numbers the filesystems the layers live on; objects on the
-	// upper's filesystem keep their inode numbers, others get the index in
-	// the high bits (like the kernel's xino) so numbers never collide.
-	devIndex map[uint64]uint64
 	// gens holds the current generation of an inode number whose node was
 	// renewed after a copy-up (see passthrough.go).
 	gens map[uint64]generation
@@ -77,13 +84,13 @@ type overlay struct {
 	// lowerBacked holds the nodes that have had a lower file as their
 	// kernel passthrough backing.
 	lowerBacked map[nodeKey]bool
-	// passthrough is set when file data may bypass the server (FUSE
-	// passthrough: root only, Linux 6.9+).
-	passthrough bool
 	// openHandles holds the open upper handles of each node.
 	openHandles map[nodeKey]map[*handle]struct{}
 	// tmpfiles holds the open handles of O_TMPFILE files not yet linked.
 	tmpfiles map[uint64]*handle
+	// indexed maps the inode number of a hard-linked lower file to its
+	// index entry, once there is one (index.go).
+	indexed map[uint64]string
 
 	tmpSeq atomic.Uint64
 }
