@@ -167,28 +167,29 @@ func (r *renaming) copyUp() syscall.Errno {
 		return errno
 	}
 	stale := r.srcNode.staleAfterCopyUp()
-	dstNode, dstErrno := r.newParent.childNode(r.newName)
-	r.dstNode = dstNode
+	var dstErrno syscall.Errno
+	r.dstNode, dstErrno = r.newParent.childNode(r.newName)
 	if r.exchange() {
 		if dstErrno != 0 {
 			return dstErrno
 		}
-		if errno := dstNode.copyUp(); errno != 0 {
+		if errno := r.dstNode.copyUp(); errno != 0 {
 			return errno
 		}
-		stale = stale || dstNode.staleAfterCopyUp()
+		stale = stale || r.dstNode.staleAfterCopyUp()
 	}
 	if stale {
 		// Both sides are copied up before the kernel is asked (once) to
 		// look them up again: it retries a rename after ESTALE only once.
 		return syscall.ESTALE
 	}
-	if r.dstExists && !r.dstDir && !r.exchange() && r.ov.index != nil &&
-		r.dst.layers[0] != 0 && r.ov.indexing(&r.dst.st) {
+	replacedLowerLink := r.dstExists && !r.dstDir && !r.exchange() &&
+		r.dst.layers[0] != 0 && r.ov.indexing(&r.dst.st)
+	if replacedLowerLink {
 		if dstErrno != 0 {
 			return dstErrno
 		}
-		return dstNode.copyUp()
+		return r.dstNode.copyUp()
 	}
 	return 0
 }
@@ -233,7 +234,8 @@ func (r *renaming) apply() syscall.Errno {
 // directory of upper only is marked opaque when into merges lower layers,
 // so that what they hold (or may, behind a whiteout) under its new name
 // stays hidden; like the kernel, the mark does not depend on the name
-// being in a lower layer. Anything else needs nothing.
+// being in a lower layer. (A redirect hides the new name's lower content
+// as well.) Anything else needs nothing.
 func (r *renaming) prepareDir(d *node, rel string, isDir, redirect bool, into *node) syscall.Errno {
 	switch {
 	case redirect:
