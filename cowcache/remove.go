@@ -180,5 +180,8 @@ func (s *Store) Prune() (Removed, error) {
 	if err := s.writeIndex(m.index()); err != nil {
 		return Removed{}, err
 	}
+	if err := s.pruneDownloads(); err != nil {
+		return Removed{}, err
+	}
 	return r, s.collect(&r)
 }

@@ -1,0 +1,25 @@
+package cowcache
+
+import (
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+)
+
+// What the registry client (package registry) needs of the store besides
+// Prepare, ApplyTar and AddImage.
+
+// HasLayerBlob reports whether the layer with ChainID id is committed and
+// its tarball d is stored: an image that has it at that place need not
+// fetch or unpack it again ("Already exists").
+func (s *Store) HasLayerBlob(id, d Digest) bool { return s.haveLayerAndBlob(id, d) }
+
+// V1Image returns img as go-containerregistry's v1.Image: its config,
+// manifest and layer tarballs exactly as stored, for writing to a
+// registry.
+func (s *Store) V1Image(img Image) (v1.Image, error) {
+	c, err := s.imageCore(img)
+	if err != nil {
+		return nil, err
+	}
+	return partial.CompressedToImage(c)
+}
