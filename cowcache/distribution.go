@@ -1,6 +1,8 @@
 package cowcache
 
 import (
+	"os"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 )
@@ -22,4 +24,13 @@ func (s *Store) V1Image(img Image) (v1.Image, error) {
 		return nil, err
 	}
 	return partial.CompressedToImage(c)
+}
+
+// TempFile creates an empty file in the store's tmp/, owned by this
+// process (Cleanup removes it if the process dies), on the store's
+// filesystem: for a layer recompressed to be pushed. done closes and
+// removes it.
+func (s *Store) TempFile(purpose string) (*os.File, func(), error) {
+	f, done, err := s.tempFile(purpose)
+	return f, done, storageError(s.root, err)
 }

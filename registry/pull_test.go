@@ -256,3 +256,26 @@ func TestPullErrors(t *testing.T) {
 	}
 	checkEmpty(t, s)
 }
+
+// remoteDesc reads a registry's manifest in tests.
+type remoteDesc struct{ d *remote.Descriptor }
+
+// manifest returns the media types of the manifest's layers.
+func (r *remoteDesc) manifest(t *testing.T) ([]types.MediaType, error) {
+	t.Helper()
+	img, err := r.d.Image()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []types.MediaType
+	for _, l := range m.Layers {
+		out = append(out, l.MediaType)
+	}
+	return out, nil
+}
+
+func v1History(step string) v1.History { return v1.History{CreatedBy: step} }
