@@ -19,6 +19,12 @@ var (
 	ErrUnreachable = errors.New("registry unreachable")
 )
 
+// notFound is a 404 in the registry's words; it is ErrNotFound.
+type notFound string
+
+func (e notFound) Error() string        { return string(e) }
+func (e notFound) Is(target error) bool { return target == ErrNotFound }
+
 // describeError turns what go-containerregistry and net/http return into
 // one line a user can act on; the cause stays wrapped.
 func describeError(err error) error {
@@ -39,11 +45,11 @@ func describeError(err error) error {
 			for _, d := range te.Errors {
 				switch d.Code {
 				case transport.ManifestUnknownErrorCode:
-					return fmt.Errorf("manifest unknown: %w", ErrNotFound)
+					return notFound("manifest unknown")
 				case transport.NameUnknownErrorCode:
-					return fmt.Errorf("repository name not known to registry: %w", ErrNotFound)
+					return notFound("repository name not known to registry")
 				case transport.BlobUnknownErrorCode:
-					return fmt.Errorf("blob unknown to registry: %w", ErrNotFound)
+					return notFound("blob unknown to registry")
 				}
 			}
 			return fmt.Errorf("%w: %v", ErrNotFound, te)

@@ -1,10 +1,12 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // dockerHub is how docker names Docker Hub's registry when it prints it;
@@ -110,3 +112,24 @@ func (r Reference) String() string {
 // RepoDigest returns REPOSITORY@DIGEST as docker inspect's RepoDigests
 // shows it, for the manifest or index digest d.
 func (r Reference) RepoDigest(d string) string { return r.Repository() + "@" + d }
+
+// Tags returns a reference to each tag of ref's repository (pull -a).
+func Tags(ctx context.Context, ref Reference, o Options) ([]Reference, error) {
+	rr, err := o.resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	ropts, err := o.remoteOptions(ctx, rr.Context().RegistryStr())
+	if err != nil {
+		return nil, err
+	}
+	tags, err := remote.List(rr.Context(), ropts...)
+	if err != nil {
+		return nil, fmt.Errorf("list tags of %s: %w", ref.Repository(), describeError(err))
+	}
+	var out []Reference
+	for _, t := range tags {
+		out = append(out, Reference{ref: rr.Context().Tag(t)})
+	}
+	return out, nil
+}

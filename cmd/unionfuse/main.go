@@ -58,6 +58,7 @@ var commands []*command
 
 func init() {
 	commands = []*command{mountCmd, umountCmd,
+		pullCmd, pushCmd, loginCmd, logoutCmd,
 		importCmd, loadCmd, saveCmd, imagesCmd, historyCmd, inspectCmd, tagCmd, rmiCmd, systemCmd, mountImageCmd,
 		buildCmd, runCmd, psCmd, startCmd, stopCmd, restartCmd, killCmd, rmCmd, logsCmd, execCmd, portCmd, waitCmd, diffCmd, commitCmd, exportCmd,
 		helpCmd, versionCmd}
@@ -131,8 +132,10 @@ func run(argv []string) int {
 }
 
 // hostCommands run where they are called, never in the rootless user
-// namespace: their mounts must be seen by the caller.
-var hostCommands = map[string]bool{"mount": true, "umount": true, "mount-image": true, "help": true, "version": true}
+// namespace: their mounts must be seen by the caller (login and logout:
+// the credentials file stays the caller's).
+var hostCommands = map[string]bool{"mount": true, "umount": true, "mount-image": true, "help": true, "version": true,
+	"login": true, "logout": true}
 
 // lookup returns the subcommand called name, or nil.
 func lookup(name string) *command {

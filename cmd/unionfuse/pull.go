@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/registry"
+)
+
+var pullCmd = &command{
+	name:  "pull",
+	usage: "unionfuse pull [-q] [-a] [--platform OS/ARCH[/VARIANT]] NAME[:TAG|@DIGEST]",
+	help: `Pull an image from a registry into the layer store, as docker pull does.
+NAME follows docker's rules: "busybox" is docker.io/library/busybox:latest,
+"localhost:5000/app" the repository app of the registry localhost:5000.
+An image index (several platforms) gives the image for this machine, or
+for --platform. Layers download in parallel and are unpacked in order;
+layers the store has are not fetched ("Already exists"). Every blob is
+checked against its digest; on any error or Ctrl-C nothing partial is
+stored, and the next pull goes on from what was downloaded.
+See docs/registry.md.`,
+}
+
+func init() {
+	pullCmd.run = runPull
+	pullCmd.options = func() string { return flagHelp(pullFlags) }
+}
+
+type pullArgs struct {
+	storeFlags
+	limitFlags
+	registryFlags
+	quiet, allTags bool
+	platform       string
+	jobs           int
+}
+
+func pullFlags() (*pflag.FlagSet, *pullArgs) {
+	a := &pullArgs{}
+	fset := pflag.NewFlagSet("pull", pflag.ContinueOnError)
+	a.storeFlags.add(fset)
+	a.limitFlags.add(fset)
+	a.registryFlags.add(fset)
+	fset.BoolVarP(&a.quiet, "quiet", "q", false, "print only the image's full name")
+	fset.BoolVarP(&a.allTags, "all-tags", "a", false, "pull every tag of the repository")
+	fset.StringVar(&a.platform, "platform", "", "take the image for `OS/ARCH[/VARIANT]` from an index (default: this machine's)")
+	fset.IntVar(&a.jobs, "max-concurrent-downloads", registry.DefaultMaxConcurrent, "download at most `N` layers at once")
+	return fset, a
+}
+
+func runPull(args []string) int {
+	fset, a := pullFlags()
+	pos, code, ok := parseStoreCmd(pullCmd, fset, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return usageError(pullCmd, "want one NAME[:TAG|@DIGEST], got %d arguments", len(pos))
+	}
+	ref, err := registry.ParseReference(pos[0])
+	if err != nil {
+		return usageError(pullCmd, "%v", err)
+	}
+	if a.jobs < 1 {
+		return usageError(pullCmd, "--max-concurrent-downloads must be at least 1")
+	}
+	o := registry.PullOptions{Options: a.registryFlags.options(), MaxConcurrent: a.jobs}
+	if a.platform != "" {
+		p, err := registry.ParsePlatform(a.platform)
+		if err != nil {
+			return usageError(pullCmd, "%v", err)
+		}
+		o.Platform = &p
+	}
+	s, err := a.open()
+	if err != nil {
+		return fail(err)
+	}
+	defer s.Close()
+	if err := a.apply(s); err != nil {
+		return usageError(pullCmd, "%v", err)
+	}
+	ctx, stop := interruptible()
+	defer stop()
+	refs := []registry.Reference{ref}
+	if a.allTags {
+		if ref.Tag() != "" && !ref.DefaultTag() || ref.Digest() != "" {
+			return usageError(pullCmd, "tag can't be used with --all-tags/-a")
+		}
+		if refs, err = registry.Tags(ctx, ref, o.Options); err != nil {
+			return failRegistry(ctx, err)
+		}
+	}
+	if !a.quiet {
+		o.Progress = newLayerDisplay(os.Stdout)
+		if ref.DefaultTag() && !a.allTags {
+			fmt.Println("Using default tag: latest")
+		}
+	}
+	for _, r := range refs {
+		if !a.quiet {
+			id := r.Tag()
+			if id == "" {
+				id = r.Digest()
+			}
+			fmt.Printf("%s: Pulling from %s\n", id, r.Path())
+		}
+		res, err := registry.Pull(ctx, s, r, o)
+		if err != nil {
+			return failRegistry(ctx, err)
+		}
+		if res.Warning != "" {
+			fmt.Fprintf(os.Stderr, "WARNING: %s\n", res.Warning)
+		}
+		if !a.quiet {
+			fmt.Printf("Digest: %s\n", res.Digest)
+			if res.UpToDate {
+				fmt.Printf("Status: Image is up to date for %s\n", r.Familiar())
+			} else {
+				fmt.Printf("Status: Downloaded newer image for %s\n", r.Familiar())
+			}
+		}
+		if !a.allTags {
+			fmt.Println(r.String())
+		}
+	}
+	if a.allTags {
+		fmt.Println(ref.FullRepository())
+	}
+	return exitOK
+}
