@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 
 var imagesCmd = &command{
 	name:  "images",
-	usage: "unionfuse images [-q] [-a] [--no-trunc] [--format table|json]",
+	usage: "unionfuse images [-q] [-a] [--digests] [--no-trunc] [--format table|json]",
 	help: `List the images in the layer store, newest first: one line per name
 (REPOSITORY TAG), images without a name as <none> <none>. SIZE is the sum of
 the image's layers; layers shared between images count in each of them
@@ -91,8 +92,8 @@ func imageID(d cowcache.Digest, noTrunc bool) string {
 
 type imagesArgs struct {
 	storeFlags
-	quiet, all, noTrunc bool
-	format              string
+	quiet, all, noTrunc, digests bool
+	format                       string
 }
 
 func imagesFlags() (*pflag.FlagSet, *imagesArgs) {
@@ -102,6 +103,7 @@ func imagesFlags() (*pflag.FlagSet, *imagesArgs) {
 	fset.BoolVarP(&a.quiet, "quiet", "q", false, "print only image ids, each once")
 	fset.BoolVarP(&a.all, "all", "a", false, "show intermediate images too (the unnamed steps of builds)")
 	fset.BoolVar(&a.noTrunc, "no-trunc", false, "print full image ids")
+	fset.BoolVar(&a.digests, "digests", false, "show the registry digest of each repository (DIGEST)")
 	fset.StringVar(&a.format, "format", "table", "`table` or json (one JSON object per line)")
 	return fset, a
 }
@@ -110,6 +112,7 @@ func imagesFlags() (*pflag.FlagSet, *imagesArgs) {
 type imageRow struct {
 	Repository   string
 	Tag          string
+	Digest       string
 	ID           string
 	CreatedAt    string
 	CreatedSince string
@@ -154,6 +157,10 @@ func runImages(args []string) int {
 		}
 		return exitOK
 	}
+	repoDigests, err := s.RepoDigests()
+	if err != nil {
+		return fail(err)
+	}
 	var rows []imageRow
 	for _, img := range images {
 		names := img.Names
@@ -162,7 +169,7 @@ func runImages(args []string) int {
 		}
 		for _, n := range names {
 			repo, tag := cowcache.SplitName(n)
-			rows = append(rows, imageRow{Repository: repo, Tag: tag, ID: imageID(img.ID, a.noTrunc),
+			rows = append(rows, imageRow{Repository: repo, Tag: tag, Digest: repoDigest(repoDigests[img.Manifest], repo), ID: imageID(img.ID, a.noTrunc),
 				CreatedAt: img.Created.Format("2006-01-02 15:04:05 -0700 MST"), CreatedSince: since(img.Created),
 				Size: sizeString(img.Size), VirtualSize: sizeString(img.Size)})
 		}
@@ -175,10 +182,29 @@ func runImages(args []string) int {
 		return exitOK
 	}
 	tw := newTable()
-	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	if a.digests {
+		fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE")
+	} else {
+		fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	}
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.ID, r.CreatedSince, r.Size)
+		if a.digests {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.Digest, r.ID, r.CreatedSince, r.Size)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.ID, r.CreatedSince, r.Size)
+		}
 	}
 	tw.Flush()
 	return exitOK
+}
+
+// repoDigest returns the digest among an image's REPOSITORY@DIGEST
+// records that is repo's, or "<none>" (docker images --digests).
+func repoDigest(records []string, repo string) string {
+	for _, rd := range records {
+		if r, d, _ := strings.Cut(rd, "@"); r == repo {
+			return d
+		}
+	}
+	return "<none>"
 }

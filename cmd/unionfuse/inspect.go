@@ -104,6 +104,9 @@ func inspectImage(s *cowcache.Store, img cowcache.Image) imageInspect {
 	if ii.RepoTags == nil {
 		ii.RepoTags = []string{}
 	}
+	if rd, err := s.RepoDigests(); err == nil && rd[img.Manifest] != nil {
+		ii.RepoDigests = rd[img.Manifest]
+	}
 	if n := len(cfg.History); n > 0 {
 		ii.Comment = cfg.History[n-1].Comment
 	}
