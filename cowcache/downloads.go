@@ -175,6 +175,7 @@ func (dl *Download) Finish() error {
 	}
 	if got := Digest("sha256:" + hex.EncodeToString(h.Sum(nil))); got != dl.digest {
 		dl.partial.Truncate(0)
+		os.Remove(dl.partialPath())
 		return fmt.Errorf("blob %s: %w: the registry sent content with digest %s", dl.digest, ErrDigestMismatch, got)
 	}
 	if err := dl.partial.Sync(); err != nil {

@@ -16,6 +16,9 @@ type Options struct {
 	// Insecure allows plain HTTP and TLS without verification for every
 	// registry (podman's --tls-verify=false).
 	Insecure bool
+	// Verify requires HTTPS with verified certificates even for the
+	// registries insecure by default (podman's explicit --tls-verify).
+	Verify bool
 	// InsecureRegistries lists more hosts (host or host:port) treated as
 	// insecure, as docker's insecure-registries; localhost and
 	// 127.0.0.0/8 always are.

@@ -22,6 +22,9 @@ import (
 // insecure reports whether reg (host or host:port) may be reached in plain
 // HTTP or with TLS that is not verified.
 func (o *Options) insecure(reg string) bool {
+	if o.Verify {
+		return false
+	}
 	if o.Insecure || slices.Contains(o.InsecureRegistries, reg) {
 		return true
 	}

@@ -89,6 +89,7 @@ func progressBar(current, total int64, width int) string {
 
 // registryFlags are the flags of the commands that talk to a registry.
 type registryFlags struct {
+	fset      *pflag.FlagSet
 	tlsVerify bool
 	certDir   string
 	authFile  string
@@ -96,15 +97,16 @@ type registryFlags struct {
 
 // add registers them on fset.
 func (rf *registryFlags) add(fset *pflag.FlagSet) {
-	fset.BoolVar(&rf.tlsVerify, "tls-verify", true, "require HTTPS and verify certificates (false: plain HTTP and unverified TLS allowed; localhost and 127.0.0.0/8 always are)")
+	rf.fset = fset
+	fset.BoolVar(&rf.tlsVerify, "tls-verify", true, "require HTTPS and verify certificates; false allows plain HTTP and unverified TLS (unset: allowed only for localhost and 127.0.0.0/8, as docker)")
 	fset.StringVar(&rf.certDir, "cert-dir", "", "use the certificates in `DIR` (*.crt CAs, *.cert + *.key client) instead of /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST")
 	fset.StringVar(&rf.authFile, "authfile", "", "read credentials from `FILE` first (default: $REGISTRY_AUTH_FILE, ~/.docker/config.json, containers' auth.json)")
 }
 
 // options returns the registry options the flags ask for.
 func (rf *registryFlags) options() registry.Options {
-	return registry.Options{Insecure: !rf.tlsVerify, CertDir: rf.certDir, AuthFile: rf.authFile,
-		UserAgent: "unionfuse/" + version}
+	return registry.Options{Insecure: !rf.tlsVerify, Verify: rf.tlsVerify && rf.fset != nil && rf.fset.Changed("tls-verify"),
+		CertDir: rf.certDir, AuthFile: rf.authFile, UserAgent: "unionfuse/" + version}
 }
 
 // interruptible returns a context that Ctrl-C (SIGINT) and SIGTERM
