@@ -97,8 +97,17 @@ func (k fileKeychain) Resolve(target authn.Resource) (authn.Authenticator, error
 		}
 		for _, key := range keys {
 			if e, ok := lookupAuth(auths, key); ok {
-				return authn.FromConfig(authn.AuthConfig{Username: e.Username, Password: e.Password, Auth: e.Auth,
-					IdentityToken: e.IdentityToken, RegistryToken: e.RegistryToken}), nil
+				cfg := authn.AuthConfig{Username: e.Username, Password: e.Password,
+					IdentityToken: e.IdentityToken, RegistryToken: e.RegistryToken}
+				if e.Auth != "" {
+					b, err := base64.StdEncoding.DecodeString(e.Auth)
+					user, pass, ok := strings.Cut(string(b), ":")
+					if err != nil || !ok {
+						return nil, fmt.Errorf("credentials: %s: the auth of %s is not base64 USER:PASSWORD", f, key)
+					}
+					cfg.Username, cfg.Password = user, pass
+				}
+				return authn.FromConfig(cfg), nil
 			}
 		}
 	}

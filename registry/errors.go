@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,7 @@ func (e notFound) Is(target error) bool { return target == ErrNotFound }
 func describeError(err error) error {
 	var te *transport.Error
 	var dnsErr *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
 	switch {
 	case err == nil:
 		return nil
@@ -55,6 +57,10 @@ func describeError(err error) error {
 			return fmt.Errorf("%w: %v", ErrNotFound, te)
 		}
 		return err
+	case errors.Is(err, http.ErrSchemeMismatch):
+		return fmt.Errorf("the registry answers in plain HTTP, not HTTPS (allow it with --tls-verify=false): %w", http.ErrSchemeMismatch)
+	case errors.As(err, &unknownCA):
+		return fmt.Errorf("%w (give its CA with --cert-dir, or in /etc/containers/certs.d/HOST/ca.crt)", unknownCA)
 	case errors.As(err, &dnsErr):
 		return fmt.Errorf("%w: unknown host %s: %v", ErrUnreachable, dnsErr.Name, dnsErr.Err)
 	case errors.Is(err, syscall.ECONNREFUSED):

@@ -49,7 +49,13 @@ func Login(ctx context.Context, reg, user, password string, o Options) (string, 
 	if path == "" {
 		path = DockerConfigPath()
 	}
-	err := editAuths(path, func(auths map[string]json.RawMessage) {
+	return path, saveLogin(path, reg, user, password)
+}
+
+// saveLogin records user and password for reg in the config file at
+// path, replacing any entry for reg under another spelling.
+func saveLogin(path, reg, user, password string) error {
+	return editAuths(path, func(auths map[string]json.RawMessage) {
 		for k := range auths {
 			if normalizeAuthKey(k) == normalizeAuthKey(reg) {
 				delete(auths, k)
@@ -58,7 +64,6 @@ func Login(ctx context.Context, reg, user, password string, o Options) (string, 
 		b, _ := json.Marshal(authEntry{Auth: encodeAuth(user, password)})
 		auths[authKey(reg)] = b
 	})
-	return path, err
 }
 
 // CheckLogin asks the registry whether it takes user and password: a GET
