@@ -34,3 +34,8 @@ func (s *Store) TempFile(purpose string) (*os.File, func(), error) {
 	f, done, err := s.tempFile(purpose)
 	return f, done, storageError(s.root, err)
 }
+
+// StorageError says plainly when err comes from the store's filesystem
+// being full or read-only (as the store's own methods do); other errors
+// are returned as they are.
+func (s *Store) StorageError(err error) error { return storageError(s.root, err) }

@@ -61,7 +61,7 @@ func Pull(ctx context.Context, s *cowcache.Store, ref Reference, o PullOptions) 
 		res, err = pull(ctx, s, ref, &o)
 	}
 	if err != nil {
-		return PullResult{}, fmt.Errorf("pull %s: %w", ref.Familiar(), err)
+		return PullResult{}, s.StorageError(fmt.Errorf("pull %s: %w", ref.Familiar(), err))
 	}
 	return res, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"golang.org/x/sys/unix"
 )
 
 // skopeoCmd runs skopeo, skipping t when it is missing.
@@ -440,5 +441,41 @@ func TestRegistryTLSLogin(t *testing.T) {
 	r = uf("", append(append([]string{"pull", "--root", root3}, tlsArgs...), ref)...)
 	if r.code != 1 || !strings.Contains(r.stderr, "unauthorized") {
 		t.Errorf("pull after logout: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestRegistryPullFullDisk: a store on a 2 MiB tmpfs cannot take busybox:
+// the pull fails with one line saying so and stores nothing; a second
+// pull, once there is room, works.
+func TestRegistryPullFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a small tmpfs")
+	}
+	reg := startRegistry(t, false)
+	src := importedBusybox(t)
+	ref := reg.host + "/bb:1"
+	mustOK(t, "tag", storeCLI(t, src, "tag", "busybox", ref))
+	mustOK(t, "push", storeCLI(t, src, "push", "-q", ref))
+	mnt := t.TempDir()
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=2m"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	root := filepath.Join(mnt, "store")
+	mustOK(t, "images", storeCLI(t, root, "images"))
+	before := storeState(t, root)
+	r := storeCLI(t, root, "pull", ref)
+	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "no space left for the store "+root) {
+		t.Errorf("pull on a full disk: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if after := storeState(t, root); after != before {
+		t.Errorf("store changed by a pull that ran out of space:\n%s\n---\n%s", before, after)
+	}
+	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT, "size=64m"); err != nil {
+		t.Fatalf("grow tmpfs: %v", err)
+	}
+	mustOK(t, "pull with room", storeCLI(t, root, "pull", "-q", ref))
+	if err := unix.Unmount(mnt, 0); err != nil {
+		t.Errorf("umount: %v", err)
 	}
 }
