@@ -94,3 +94,17 @@ func (o *Options) client(ctx context.Context, reg name.Registry, auth authn.Auth
 	}
 	return &http.Client{Transport: rt}, nil
 }
+
+// connect resolves ref with the options its registry needs and returns
+// it with go-containerregistry's options for that registry.
+func (o *Options) connect(ctx context.Context, ref Reference) (name.Reference, []remote.Option, error) {
+	rr, err := o.resolve(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	ropts, err := o.remoteOptions(ctx, rr.Context().RegistryStr())
+	if err != nil {
+		return nil, nil, err
+	}
+	return rr, ropts, nil
+}

@@ -77,11 +77,7 @@ type remoteImage struct {
 }
 
 func pull(ctx context.Context, s *cowcache.Store, ref Reference, o *PullOptions) (PullResult, error) {
-	rr, err := o.resolve(ref)
-	if err != nil {
-		return PullResult{}, err
-	}
-	ropts, err := o.remoteOptions(ctx, rr.Context().RegistryStr())
+	rr, ropts, err := o.connect(ctx, ref)
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -89,7 +85,7 @@ func pull(ctx context.Context, s *cowcache.Store, ref Reference, o *PullOptions)
 	if err != nil {
 		return PullResult{}, err
 	}
-	img, err := fetchImage(ctx, puller, ref, o)
+	img, err := fetchImage(ctx, puller, rr, ref, o)
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -151,13 +147,9 @@ func (f *fetcher) none() bool {
 	return len(f.blobs) == 0
 }
 
-// fetchImage gets ref's manifest (through its index for o's platform)
+// fetchImage gets ref's manifest (rr: ref resolved for its registry) (through its index for o's platform)
 // and config, and checks what unionfuse can store.
-func fetchImage(ctx context.Context, puller *remote.Puller, ref Reference, o *PullOptions) (*remoteImage, error) {
-	rr, err := o.resolve(ref)
-	if err != nil {
-		return nil, err
-	}
+func fetchImage(ctx context.Context, puller *remote.Puller, rr name.Reference, ref Reference, o *PullOptions) (*remoteImage, error) {
 	desc, err := puller.Get(ctx, rr)
 	if err != nil {
 		if err = describeError(err); errors.Is(err, ErrNotFound) {

@@ -76,11 +76,7 @@ func push(ctx context.Context, s *cowcache.Store, ref Reference, o *PushOptions)
 	if err != nil {
 		return PushResult{}, err
 	}
-	rr, err := o.resolve(ref)
-	if err != nil {
-		return PushResult{}, err
-	}
-	ropts, err := o.remoteOptions(ctx, rr.Context().RegistryStr())
+	rr, ropts, err := o.connect(ctx, ref)
 	if err != nil {
 		return PushResult{}, err
 	}

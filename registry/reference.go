@@ -115,11 +115,7 @@ func (r Reference) RepoDigest(d string) string { return r.Repository() + "@" + d
 
 // Tags returns a reference to each tag of ref's repository (pull -a).
 func Tags(ctx context.Context, ref Reference, o Options) ([]Reference, error) {
-	rr, err := o.resolve(ref)
-	if err != nil {
-		return nil, err
-	}
-	ropts, err := o.remoteOptions(ctx, rr.Context().RegistryStr())
+	rr, ropts, err := o.connect(ctx, ref)
 	if err != nil {
 		return nil, err
 	}

@@ -60,16 +60,9 @@ func runLogin(args []string) int {
 	if !ok {
 		return code
 	}
-	if len(pos) > 1 {
-		return usageError(loginCmd, "want at most one SERVER, got %d arguments", len(pos))
-	}
-	server := ""
-	if len(pos) == 1 {
-		server = pos[0]
-	}
-	reg, err := registry.ParseRegistry(server)
-	if err != nil {
-		return usageError(loginCmd, "%v", err)
+	reg, code, ok := serverArg(loginCmd, pos)
+	if !ok {
+		return code
 	}
 	switch {
 	case a.password != "" && a.passwordStdin:
@@ -140,16 +133,9 @@ func runLogout(args []string) int {
 	if !ok {
 		return code
 	}
-	if len(pos) > 1 {
-		return usageError(logoutCmd, "want at most one SERVER, got %d arguments", len(pos))
-	}
-	server := ""
-	if len(pos) == 1 {
-		server = pos[0]
-	}
-	reg, err := registry.ParseRegistry(server)
-	if err != nil {
-		return usageError(logoutCmd, "%v", err)
+	reg, code, ok := serverArg(logoutCmd, pos)
+	if !ok {
+		return code
 	}
 	found, err := registry.Logout(reg, registry.Options{AuthFile: a.authFile})
 	if err != nil {
@@ -161,4 +147,21 @@ func runLogout(args []string) int {
 	}
 	fmt.Printf("Removing login credentials for %s\n", reg)
 	return exitOK
+}
+
+// serverArg returns the registry of login's or logout's [SERVER]
+// (Docker Hub without one).
+func serverArg(c *command, pos []string) (string, int, bool) {
+	if len(pos) > 1 {
+		return "", usageError(c, "want at most one SERVER, got %d arguments", len(pos)), false
+	}
+	server := ""
+	if len(pos) == 1 {
+		server = pos[0]
+	}
+	reg, err := registry.ParseRegistry(server)
+	if err != nil {
+		return "", usageError(c, "%v", err), false
+	}
+	return reg, 0, true
 }
