@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/registry"
+)
+
+// registryFlags are the flags of the commands that talk to a registry.
+type registryFlags struct {
+	fset      *pflag.FlagSet
+	tlsVerify bool
+	certDir   string
+	authFile  string
+}
+
+// add registers them on fset.
+func (rf *registryFlags) add(fset *pflag.FlagSet) {
+	rf.fset = fset
+	fset.BoolVar(&rf.tlsVerify, "tls-verify", true, "require HTTPS and verify certificates; false allows plain HTTP and unverified TLS (unset: allowed only for localhost and 127.0.0.0/8, as docker)")
+	fset.StringVar(&rf.certDir, "cert-dir", "", "use the certificates in `DIR` (*.crt CAs, *.cert + *.key client) instead of /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST")
+	fset.StringVar(&rf.authFile, "authfile", "", "read credentials from `FILE` first (default: $REGISTRY_AUTH_FILE, ~/.docker/config.json, containers' auth.json)")
+}
+
+// options returns the registry options the flags ask for.
+func (rf *registryFlags) options() registry.Options {
+	return registry.Options{Insecure: !rf.tlsVerify, Verify: rf.tlsVerify && rf.fset != nil && rf.fset.Changed("tls-verify"),
+		CertDir: rf.certDir, AuthFile: rf.authFile, UserAgent: "unionfuse/" + version}
+}
+
+// interruptible returns a context that Ctrl-C (SIGINT) and SIGTERM
+// cancel, and its release.
+func interruptible() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// failRegistry prints err; an interrupted command exits 130, as a shell
+// reports Ctrl-C.
+func failRegistry(ctx context.Context, err error) int {
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "unionfuse: interrupted: nothing partial was stored")
+		return 130
+	}
+	return fail(err)
+}
