@@ -169,7 +169,7 @@ func fetchImage(ctx context.Context, puller *remote.Puller, rr name.Reference, r
 	if mt.IsIndex() {
 		idx, err := v1.ParseIndexManifest(bytes.NewReader(desc.Manifest))
 		if err != nil {
-			return nil, fmt.Errorf("index %s: %w", shortID(img.digest), err)
+			return nil, fmt.Errorf("malformed index %s: %w", shortID(img.digest), err)
 		}
 		child, err := pickPlatform(idx, want)
 		if err != nil {
@@ -188,7 +188,7 @@ func fetchImage(ctx context.Context, puller *remote.Puller, rr name.Reference, r
 		img.rawManifest = cdesc.Manifest
 	}
 	if img.manifest, err = v1.ParseManifest(bytes.NewReader(img.rawManifest)); err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", shortID(img.digest), err)
+		return nil, fmt.Errorf("malformed manifest %s: %w", shortID(img.digest), err)
 	}
 	for _, l := range img.manifest.Layers {
 		if !layerTypeOK(l.MediaType) {
