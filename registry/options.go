@@ -96,15 +96,19 @@ func (o *Options) client(ctx context.Context, reg name.Registry, auth authn.Auth
 }
 
 // connect resolves ref with the options its registry needs and returns
-// it with go-containerregistry's options for that registry.
-func (o *Options) connect(ctx context.Context, ref Reference) (name.Reference, []remote.Option, error) {
+// it with go-containerregistry's options for that registry and a puller.
+func (o *Options) connect(ctx context.Context, ref Reference) (name.Reference, []remote.Option, *remote.Puller, error) {
 	rr, err := o.resolve(ref)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ropts, err := o.remoteOptions(ctx, rr.Context().RegistryStr())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return rr, ropts, nil
+	puller, err := remote.NewPuller(ropts...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return rr, ropts, puller, nil
 }

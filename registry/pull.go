@@ -77,11 +77,7 @@ type remoteImage struct {
 }
 
 func pull(ctx context.Context, s *cowcache.Store, ref Reference, o *PullOptions) (PullResult, error) {
-	rr, ropts, err := o.connect(ctx, ref)
-	if err != nil {
-		return PullResult{}, err
-	}
-	puller, err := remote.NewPuller(ropts...)
+	rr, _, puller, err := o.connect(ctx, ref)
 	if err != nil {
 		return PullResult{}, err
 	}

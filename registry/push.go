@@ -76,11 +76,7 @@ func push(ctx context.Context, s *cowcache.Store, ref Reference, o *PushOptions)
 	if err != nil {
 		return PushResult{}, err
 	}
-	rr, ropts, err := o.connect(ctx, ref)
-	if err != nil {
-		return PushResult{}, err
-	}
-	puller, err := remote.NewPuller(ropts...)
+	rr, ropts, puller, err := o.connect(ctx, ref)
 	if err != nil {
 		return PushResult{}, err
 	}

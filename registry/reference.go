@@ -115,7 +115,7 @@ func (r Reference) RepoDigest(d string) string { return r.Repository() + "@" + d
 
 // Tags returns a reference to each tag of ref's repository (pull -a).
 func Tags(ctx context.Context, ref Reference, o Options) ([]Reference, error) {
-	rr, ropts, err := o.connect(ctx, ref)
+	rr, ropts, _, err := o.connect(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
