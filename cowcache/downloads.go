@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -184,7 +185,7 @@ func (dl *Download) Finish() error {
 	if err := os.Rename(dl.partialPath(), dl.completePath()); err != nil {
 		return storageError(dl.s.root, fmt.Errorf("download %s: %w", dl.digest.Short(), err))
 	}
-	syncDir(dl.s.path(downloadsDir))
+	atomicfile.Sync(dl.s.path(downloadsDir))
 	dl.done = dl.partial
 	dl.partial = nil
 	if _, err := dl.done.Seek(0, io.SeekStart); err != nil {

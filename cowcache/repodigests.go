@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"os"
 	"sort"
 	"strings"
@@ -92,5 +93,5 @@ func (s *Store) AddRepoDigest(md Digest, repoDigest string) error {
 	if err != nil {
 		return err
 	}
-	return storageError(s.root, writeFileAtomic(s.path(imagesDir, repoDigestsName), b, 0o644))
+	return storageError(s.root, atomicfile.WriteFile(s.path(imagesDir, repoDigestsName), b, 0o644))
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,7 +13,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/unionfuse/unionfuse/cowcache"
 )
 
 // ErrUnauthorized is returned (wrapped) when a registry refuses the
@@ -180,7 +180,7 @@ func editAuths(path string, edit func(map[string]json.RawMessage)) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("credentials: %w", err)
 	}
-	if err := cowcache.WriteFileAtomic(path, append(out, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, append(out, '\n'), 0o600); err != nil {
 		return fmt.Errorf("credentials: %w", err)
 	}
 	return nil
