@@ -30,10 +30,10 @@ type ExecOptions struct {
 // returns its exit status.
 func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 	if !c.Running() || c.State.Pid <= 0 || !c.pidIsInit() {
-		return 125, fmt.Errorf("container %s is not running", c.ShortID())
+		return ExitUnionfuseFailed, fmt.Errorf("container %s is not running", c.ShortID())
 	}
 	if len(o.Args) == 0 {
-		return 125, fmt.Errorf("exec: no command given")
+		return ExitUnionfuseFailed, fmt.Errorf("exec: no command given")
 	}
 	pid := strconv.Itoa(c.State.Pid)
 	args := []string{"--target", pid, "--mount", "--uts", "--ipc", "--pid", "--root", "--wd"}
@@ -58,11 +58,11 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 		passwd, err1 := securejoin.SecureJoin(rootDir, "/etc/passwd")
 		group, err2 := securejoin.SecureJoin(rootDir, "/etc/group")
 		if err1 != nil || err2 != nil {
-			return 125, fmt.Errorf("unable to find user %s: %v", spec, errors.Join(err1, err2))
+			return ExitUnionfuseFailed, fmt.Errorf("unable to find user %s: %v", spec, errors.Join(err1, err2))
 		}
 		u, err := user.GetExecUserPath(spec, &user.ExecUser{}, passwd, group)
 		if err != nil {
-			return 125, fmt.Errorf("unable to find user %s: %v", spec, err)
+			return ExitUnionfuseFailed, fmt.Errorf("unable to find user %s: %v", spec, err)
 		}
 		if u.Uid != 0 || u.Gid != 0 || !c.State.Rootless {
 			args = append(args, "--setuid", strconv.Itoa(u.Uid), "--setgid", strconv.Itoa(u.Gid))
@@ -86,7 +86,7 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 		// nsenter starts in; its child in the container inherits both.
 		var err error
 		if master, slave, err = openContainerTerminal(c.State.Pid); err != nil {
-			return 125, fmt.Errorf("exec in %s: terminal: %w", c.ShortID(), err)
+			return ExitUnionfuseFailed, fmt.Errorf("exec in %s: terminal: %w", c.ShortID(), err)
 		}
 		defer master.Close()
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
@@ -105,7 +105,7 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 		slave.Close() // the relay ends when the command's copies close
 	}
 	if err != nil {
-		return 126, fmt.Errorf("exec in %s: %w", c.ShortID(), err)
+		return ExitCannotInvoke, fmt.Errorf("exec in %s: %w", c.ShortID(), err)
 	}
 	var relay chan struct{}
 	restore := func() {}

@@ -35,7 +35,8 @@ type initSpec struct {
 }
 
 // initError is what the init writes to errFD: the exit status the monitor
-// should report (127 for a command not found, as Docker) and a message.
+// should report (ExitNotFound for a command not found, as Docker) and a
+// message.
 type initError struct {
 	Code    int
 	Message string
@@ -66,15 +67,15 @@ func RunInit() int {
 	var spec initSpec
 	specPipe := os.NewFile(specFD, "spec")
 	if err := json.NewDecoder(specPipe).Decode(&spec); err != nil {
-		return fail(125, "container init: read spec: %v", err)
+		return fail(ExitUnionfuseFailed, "container init: read spec: %v", err)
 	}
 	specPipe.Close()
 	os.Unsetenv(envInit)
 	if err := setupRoot(&spec); err != nil {
-		return fail(125, "container init: %v", err)
+		return fail(ExitUnionfuseFailed, "container init: %v", err)
 	}
 	if err := enterRoot(spec.Rootfs); err != nil {
-		return fail(125, "container init: %v", err)
+		return fail(ExitUnionfuseFailed, "container init: %v", err)
 	}
 	if spec.Config.Network == "none" {
 		// Best effort: a process without loopback still runs.
@@ -82,7 +83,7 @@ func RunInit() int {
 	}
 	if spec.Config.TTY {
 		if err := makeTerminal(); err != nil {
-			return fail(125, "container init: terminal: %v", err)
+			return fail(ExitUnionfuseFailed, "container init: terminal: %v", err)
 		}
 	}
 	return execCommand(spec, fail)
@@ -322,10 +323,10 @@ func execCommand(spec initSpec, fail func(int, string, ...any) int) int {
 	cfg := spec.Config
 	u, err := lookupUser(cfg.User)
 	if err != nil {
-		return fail(125, "%v", err)
+		return fail(ExitUnionfuseFailed, "%v", err)
 	}
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
-		return fail(125, "working directory %s: %v", cfg.WorkDir, err)
+		return fail(ExitUnionfuseFailed, "working directory %s: %v", cfg.WorkDir, err)
 	}
 	env := cfg.Env
 	if !hasEnv(env, "HOME") {
@@ -338,31 +339,31 @@ func execCommand(spec initSpec, fail func(int, string, ...any) int) int {
 		env = append(env, "TERM=xterm")
 	}
 	if err := dropBoundingCaps(); err != nil {
-		return fail(125, "%v", err)
+		return fail(ExitUnionfuseFailed, "%v", err)
 	}
 	if err := u.become(spec.Rootless); err != nil {
-		return fail(125, "%v", err)
+		return fail(ExitUnionfuseFailed, "%v", err)
 	}
 	if u.Uid == 0 {
 		if err := limitCaps(); err != nil {
-			return fail(125, "%v", err)
+			return fail(ExitUnionfuseFailed, "%v", err)
 		}
 	}
 	// Changing credentials cleared the parent-death signal: set it again,
 	// and make sure the monitor has not died in between.
 	unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
 	if os.Getppid() == 1 {
-		return fail(125, "the container's monitor has exited")
+		return fail(ExitUnionfuseFailed, "the container's monitor has exited")
 	}
 	if err := os.Chdir(cfg.WorkDir); err != nil {
-		return fail(125, "working directory %s: %v", cfg.WorkDir, err)
+		return fail(ExitUnionfuseFailed, "working directory %s: %v", cfg.WorkDir, err)
 	}
 	path, code, err := lookPath(cfg.Args[0], env)
 	if err != nil {
 		return fail(code, "%v", err)
 	}
 	err = syscall.Exec(path, cfg.Args, env)
-	return fail(126, "exec %q: %v", cfg.Args[0], err)
+	return fail(ExitCannotInvoke, "exec %q: %v", cfg.Args[0], err)
 }
 
 func hasEnv(env []string, key string) bool {
@@ -375,15 +376,14 @@ func hasEnv(env []string, key string) bool {
 }
 
 // lookPath finds name in the container's PATH as a shell would, with
-// Docker's messages and exit statuses (127 not found, 126 not
-// executable).
+// Docker's messages and exit statuses (ExitNotFound, ExitCannotInvoke).
 func lookPath(name string, env []string) (string, int, error) {
 	if strings.Contains(name, "/") {
 		if err := checkExecutable(name); err != nil {
 			if os.IsNotExist(err) {
-				return "", 127, fmt.Errorf("exec: %q: no such file or directory", name)
+				return "", ExitNotFound, fmt.Errorf("exec: %q: no such file or directory", name)
 			}
-			return "", 126, err
+			return "", ExitCannotInvoke, err
 		}
 		return name, 0, nil
 	}
@@ -404,7 +404,7 @@ func lookPath(name string, env []string) (string, int, error) {
 			}
 		}
 	}
-	return "", 127, fmt.Errorf("exec: %q: executable file not found in $PATH", name)
+	return "", ExitNotFound, fmt.Errorf("exec: %q: executable file not found in $PATH", name)
 }
 
 func checkExecutable(p string) error {

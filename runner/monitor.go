@@ -85,15 +85,15 @@ func RunMonitor() int {
 	os.Unsetenv(envMonitor)
 	s, err := cowcache.Open(root)
 	if err != nil {
-		report(fmt.Sprintf("error: 125 %v", err))
-		return 125
+		report(fmt.Sprintf("error: %d %v", ExitUnionfuseFailed, err))
+		return ExitUnionfuseFailed
 	}
 	defer s.Close()
 	r := New(s)
 	c, err := r.loadContainer(id)
 	if err != nil {
-		report(fmt.Sprintf("error: 125 %v", err))
-		return 125
+		report(fmt.Sprintf("error: %d %v", ExitUnionfuseFailed, err))
+		return ExitUnionfuseFailed
 	}
 	stdio := IO{Stdout: os.Stdout, Stderr: os.Stderr}
 	if c.Config.Interactive {

@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -44,14 +43,14 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 	defer signal.Stop(signals)
 	lock, err := lockMonitor(c)
 	if err != nil {
-		return 125, err
+		return ExitUnionfuseFailed, err
 	}
 	defer lock.Close()
 	if err := r.Reload(c); err != nil {
-		return 125, err
+		return ExitUnionfuseFailed, err
 	}
 	if c.State.Status == StatusRunning {
-		return 125, fmt.Errorf("container %s is already running", c.ShortID())
+		return ExitUnionfuseFailed, fmt.Errorf("container %s is already running", c.ShortID())
 	}
 	defer func() {
 		if c.Config.AutoRemove {
@@ -65,15 +64,15 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		}
 	}()
 	if err := writeEtcFiles(c); err != nil {
-		return 125, fmt.Errorf("container %s: %w", c.ShortID(), err)
+		return ExitUnionfuseFailed, fmt.Errorf("container %s: %w", c.ShortID(), err)
 	}
 	pub, err := listenPorts(c.Config.Ports)
 	if err != nil {
-		return 125, &ExitError{Code: 125, Message: fmt.Sprintf("container %s: %v", c.ShortID(), err)}
+		return ExitUnionfuseFailed, &ExitError{Code: ExitUnionfuseFailed, Message: fmt.Sprintf("container %s: %v", c.ShortID(), err)}
 	}
 	defer pub.close()
 	if _, err := r.Mount(c); err != nil {
-		return 125, err
+		return ExitUnionfuseFailed, err
 	}
 	defer func() {
 		// A root still busy after the command ended (a process of the
@@ -117,14 +116,6 @@ func (r *Runner) finish(c *Container, code int, err error) {
 		c.State.Error = err.Error()
 	}
 	c.saveState()
-}
-
-func exitCodeOf(err error) int {
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		return ee.Code
-	}
-	return 125
 }
 
 // lockMonitor takes monitor.lock: only one monitor per container. The

@@ -22,16 +22,6 @@ type IO struct {
 	Stdout, Stderr io.Writer
 }
 
-// ExitError is a container that could not run its command, with the exit
-// status Docker gives for it (127: not found, 126: not executable, 125:
-// the runtime failed).
-type ExitError struct {
-	Code    int
-	Message string
-}
-
-func (e *ExitError) Error() string { return e.Message }
-
 // rootless reports whether containers run in a user namespace: whenever
 // the caller is not root.
 func rootless() bool { return os.Geteuid() != 0 }
@@ -97,7 +87,7 @@ func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer) (*exec.C
 	}
 	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
-		return nil, nil, &ExitError{Code: 125, Message: fmt.Sprintf("start container %s: %v", c.ShortID(), err)}
+		return nil, nil, &ExitError{Code: ExitUnionfuseFailed, Message: fmt.Sprintf("start container %s: %v", c.ShortID(), err)}
 	}
 	specR.Close()
 	errW.Close()
@@ -159,22 +149,6 @@ func writeEtcFiles(c *Container) error {
 		}
 	}
 	return nil
-}
-
-// exitStatus turns a wait status into a shell's exit status (128+signal
-// for a process killed by a signal).
-func exitStatus(err error) int {
-	if err == nil {
-		return 0
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	}
-	return 125
 }
 
 // ParseSignal parses a signal name (TERM, SIGTERM, sigterm) or number.

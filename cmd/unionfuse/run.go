@@ -75,13 +75,13 @@ func runRun(args []string) int {
 	pos, code, ok := parseStoreCmd(runCmd, fset, args)
 	if !ok {
 		if code == exitUsage {
-			return 125 // docker run's status for its own errors
+			return runner.ExitUnionfuseFailed // docker run's status for its own errors
 		}
 		return code
 	}
 	if len(pos) < 1 {
 		usageError(runCmd, "want IMAGE [COMMAND...]")
-		return 125
+		return runner.ExitUnionfuseFailed
 	}
 	a.entrypointSet = fset.Changed("entrypoint")
 	if a.network == "host" && len(a.publish) > 0 {
@@ -185,12 +185,13 @@ func readEnvFile(path string) ([]string, error) {
 }
 
 // failRun prints err as docker run does and returns its exit status: the
-// runner's (126, 127) for a command that could not start, 125 otherwise.
+// runner's (ExitCannotInvoke, ExitNotFound) for a command that could not
+// start, ExitUnionfuseFailed otherwise.
 func failRun(err error) int {
 	fail(err)
 	var ee *runner.ExitError
 	if errors.As(err, &ee) {
 		return ee.Code
 	}
-	return 125
+	return runner.ExitUnionfuseFailed
 }
