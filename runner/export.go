@@ -5,16 +5,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strings"
 
 	"github.com/moby/go-archive"
 	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/internal/reexec"
 	"golang.org/x/sys/unix"
 )
 
-// envExport names the root a re-executed unionfuse tars up from inside a
-// chroot (see Export).
+// envExport names the root that the reexec.Exporter role tars up from
+// inside a chroot (see Export).
 const envExport = "UNIONFUSE_EXPORT_ROOT"
 
 // Export writes the container's root filesystem (its image's layers and
@@ -56,9 +56,7 @@ func (r *Runner) Export(c *Container, w io.Writer) error {
 // exportChrooted tars root from a child process chrooted into it.
 func exportChrooted(root string, w io.Writer) error {
 	daemon.CloseInheritedOnExec()
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args[0] = "unionfuse-export"
-	cmd.Env = []string{envExport + "=" + root}
+	cmd := reexec.Command(reexec.Exporter, "unionfuse-export", []string{envExport + "=" + root})
 	cmd.Stdout = w
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -72,13 +70,10 @@ func exportChrooted(root string, w io.Writer) error {
 	return nil
 }
 
-// IsExporter reports whether this process is the chrooted export of
-// Export; main should then call RunExporter and nothing else.
-func IsExporter() bool { return os.Getenv(envExport) != "" }
-
-// RunExporter chroots into the root named by the environment and writes
-// it to stdout as a tarball.
-func RunExporter() int {
+// runExporter is the main function of the chrooted export of Export: it
+// chroots into the root named by the environment and writes it to stdout
+// as a tarball.
+func runExporter() int {
 	root := os.Getenv(envExport)
 	if err := unix.Chroot(root); err != nil {
 		fmt.Fprintf(os.Stderr, "chroot %s: %v\n", root, err)

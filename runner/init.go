@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 
@@ -14,14 +13,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The container's init is /proc/self/exe started with envInit set; it
+// The container's init is this binary in the reexec.ContainerInit role; it
 // reads its initSpec from specFD and reports an error before the exec on
 // errFD (close-on-exec: EOF there means the command runs).
 const (
-	envInit = "UNIONFUSE_CONTAINER_INIT"
-	specFD  = 3
-	errFD   = 4
-	ttyFD   = 5 // with TTY: a socket to send the terminal's master on
+	specFD = 3
+	errFD  = 4
+	ttyFD  = 5 // with TTY: a socket to send the terminal's master on
 )
 
 // initSpec is what the monitor tells the init.
@@ -42,22 +40,10 @@ type initError struct {
 	Message string
 }
 
-// IsInit reports whether this process is a container's init; main should
-// then call RunInit and nothing else.
-func IsInit() bool { return os.Getenv(envInit) != "" }
-
-func init() {
-	if IsInit() {
-		// Capabilities, the parent-death signal and the bounding set are
-		// per thread: the init sets them on the thread that execs the
-		// command, the main one.
-		runtime.LockOSThread()
-	}
-}
-
-// RunInit is the container init's main function. It returns only on
-// error (with the exit status), having reported the error to the monitor.
-func RunInit() int {
+// runInit is the main function of the container's init. It returns only
+// on error (with the exit status), having reported the error to the
+// monitor.
+func runInit() int {
 	errPipe := os.NewFile(errFD, "errors")
 	syscall.CloseOnExec(errFD)
 	fail := func(code int, format string, args ...any) int {
@@ -70,7 +56,6 @@ func RunInit() int {
 		return fail(ExitUnionfuseFailed, "container init: read spec: %v", err)
 	}
 	specPipe.Close()
-	os.Unsetenv(envInit)
 	if err := setupRoot(&spec); err != nil {
 		return fail(ExitUnionfuseFailed, "container init: %v", err)
 	}

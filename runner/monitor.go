@@ -5,17 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 
 	"github.com/unionfuse/unionfuse/cowcache"
 	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/internal/reexec"
 )
 
-// A detached container's monitor is /proc/self/exe started with
-// envMonitor = "<store root>\n<container id>"; it tells its starter on
-// readyFD "ok" once the command runs, or "error: <code> <message>".
+// A detached container's monitor is this binary in the reexec.Monitor
+// role, with envMonitor = "<store root>\n<container id>"; it tells its
+// starter on readyFD "ok" once the command runs, or "error: <code>
+// <message>".
 const (
 	envMonitor = "UNIONFUSE_CONTAINER_MONITOR"
 	readyFD    = 3
@@ -36,9 +37,7 @@ func (r *Runner) StartDetached(c *Container) error {
 	}
 	defer rd.Close()
 	daemon.CloseInheritedOnExec() // the caller's pipes must not wait for the monitor
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args[0] = "unionfuse-monitor"
-	cmd.Env = append(os.Environ(), envMonitor+"="+r.store.Root()+"\n"+c.ID)
+	cmd := reexec.Command(reexec.Monitor, "unionfuse-monitor", append(os.Environ(), envMonitor+"="+r.store.Root()+"\n"+c.ID))
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{wr}
@@ -65,13 +64,10 @@ func (r *Runner) StartDetached(c *Container) error {
 	return fmt.Errorf("container %s: its monitor exited before the container started; see %s", c.ShortID(), c.LogPath())
 }
 
-// IsMonitor reports whether this process is a detached container's
-// monitor; main should then call RunMonitor and nothing else.
-func IsMonitor() bool { return os.Getenv(envMonitor) != "" }
-
-// RunMonitor is a detached monitor's main function: it runs the container
-// with its output on this process's stdout and returns the exit status.
-func RunMonitor() int {
+// runMonitor is the main function of a detached container's monitor: it
+// runs the container with its output on this process's stdout and returns
+// the exit status.
+func runMonitor() int {
 	ready := os.NewFile(readyFD, "ready")
 	syscall.CloseOnExec(readyFD)
 	report := func(msg string) {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/unionfuse/unionfuse/internal/reexec"
 	"golang.org/x/sys/unix"
 )
 
@@ -301,15 +302,9 @@ func (p *publisher) close() {
 // makes a TCP socket for every byte it reads on its socket and sends it
 // back (SCM_RIGHTS). A socket keeps the namespace it was made in.
 
-// envSocketHelper marks the helper process; its request socket is fd 3.
-const envSocketHelper = "UNIONFUSE_SOCKET_HELPER"
-
-// IsSocketHelper reports whether this process is a socket helper; its main
-// should then call RunSocketHelper and nothing else.
-func IsSocketHelper() bool { return os.Getenv(envSocketHelper) != "" }
-
-// RunSocketHelper serves socket requests on fd 3 until it is closed.
-func RunSocketHelper() int {
+// runSocketHelper is the main function of the reexec.SocketHelper role: it
+// serves socket requests on its request socket, fd 3, until it is closed.
+func runSocketHelper() int {
 	conn := 3
 	buf := make([]byte, 1)
 	for {
@@ -350,7 +345,7 @@ func startSocketHelper(pid int) (*socketHelper, error) {
 	parent, child := os.NewFile(uintptr(pair[0]), "helper"), os.NewFile(uintptr(pair[1]), "helper")
 	defer child.Close()
 	cmd := exec.Command("nsenter", "--target", strconv.Itoa(pid), "--user", "--net", "--preserve-credentials", "--", exe)
-	cmd.Env = append(os.Environ(), envSocketHelper+"=1")
+	cmd.Env = append(os.Environ(), reexec.Env(reexec.SocketHelper))
 	cmd.ExtraFiles = []*os.File{child}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

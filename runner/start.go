@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/internal/reexec"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,9 +52,7 @@ func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer) (*exec.C
 
 	// Nothing this process inherited may reach the container.
 	daemon.CloseInheritedOnExec()
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args[0] = "unionfuse-init"
-	cmd.Env = []string{envInit + "=1"}
+	cmd := reexec.Command(reexec.ContainerInit, "unionfuse-init", nil)
 	cmd.Dir = "/"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	cmd.ExtraFiles = []*os.File{specR, errW} // fds 3 and 4: specFD, errFD

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/internal/reexec"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,10 +29,9 @@ import (
 // reachable by the next command. Without subordinate ids, containers map
 // only the caller (see startInit).
 
-const (
-	envUserNS = "UNIONFUSE_IN_USERNS" // set once a command runs inside
-	envPause  = "UNIONFUSE_PAUSE"     // the holder process
-)
+// envUserNS is set once a command runs inside; the holder is the
+// reexec.UserNSHolder role.
+const envUserNS = "UNIONFUSE_IN_USERNS"
 
 // subIDs is a user's subordinate ranges.
 type subIDs struct {
@@ -167,9 +167,7 @@ func startHolder(ids subIDs) (int, error) {
 		return 0, err
 	}
 	defer rd.Close()
-	cmd := exec.Command("/proc/self/exe")
-	cmd.Args[0] = "unionfuse-userns"
-	cmd.Env = []string{envPause + "=1"}
+	cmd := reexec.Command(reexec.UserNSHolder, "unionfuse-userns", nil)
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{rd} // fd 3: closed once the maps are written
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS, Setsid: true}
@@ -195,13 +193,10 @@ func startHolder(ids subIDs) (int, error) {
 	return holderPid, cmd.Process.Release() // Release sets Pid to -1
 }
 
-// IsUserNSHolder reports whether this process is the holder of the rootless
-// user namespace; main should then call RunUserNSHolder and nothing else.
-func IsUserNSHolder() bool { return os.Getenv(envPause) != "" }
-
-// RunUserNSHolder waits until its maps are written, then holds its
+// runUserNSHolder is the main function of the holder of the rootless user
+// namespace: it waits until its maps are written, then holds its
 // namespaces until SIGTERM or SIGINT.
-func RunUserNSHolder() int {
+func runUserNSHolder() int {
 	ready := os.NewFile(3, "ready")
 	b := make([]byte, 1)
 	ready.Read(b) // EOF once the maps are written

@@ -28,7 +28,7 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
-	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/internal/reexec"
 	"github.com/unionfuse/unionfuse/runner"
 )
 
@@ -65,38 +65,16 @@ func init() {
 }
 
 func main() {
-	nameReexecuted()
+	// A process started in a role (the FUSE daemon, a container's monitor
+	// or init, ...: see internal/reexec) runs that role and nothing else.
+	if code, ok := reexec.Run(); ok {
+		os.Exit(code)
+	}
 	os.Exit(run(os.Args))
 }
 
-// nameReexecuted gives a re-executed child (the FUSE daemon, a container
-// monitor) the binary's name in ps and top: started as /proc/self/exe,
-// the kernel names it "exe". Cosmetic, so best effort.
-func nameReexecuted() {
-	comm, err := os.ReadFile("/proc/self/comm")
-	if err != nil || strings.TrimSpace(string(comm)) != "exe" {
-		return
-	}
-	if exe, err := os.Executable(); err == nil {
-		os.WriteFile("/proc/self/comm", []byte(filepath.Base(exe)), 0)
-	}
-}
-
+// run runs the command line argv and returns the exit status.
 func run(argv []string) int {
-	switch {
-	case daemon.IsChild():
-		return daemon.RunChild()
-	case runner.IsInit():
-		return runner.RunInit()
-	case runner.IsMonitor():
-		return runner.RunMonitor()
-	case runner.IsUserNSHolder():
-		return runner.RunUserNSHolder()
-	case runner.IsExporter():
-		return runner.RunExporter()
-	case runner.IsSocketHelper():
-		return runner.RunSocketHelper()
-	}
 	if strings.HasPrefix(filepath.Base(argv[0]), "mount.fuse.") {
 		return runHelper(argv[1:])
 	}

@@ -3,10 +3,11 @@
 // Roles, by process:
 //
 //	parent   unionfuse mount ...: validates, then Start re-executes
-//	         /proc/self/exe as the daemon and waits on a pipe until the
-//	         daemon reports "mounted" or its one-line error.
+//	         /proc/self/exe in the daemon role (see internal/reexec) and
+//	         waits on a pipe until the daemon reports "mounted" or its
+//	         one-line error.
 //	daemon   the child, in its own session, stdin/stdout/stderr on
-//	         /dev/null: RunChild mounts with fs.Mount, writes the pid file,
+//	         /dev/null: runDaemon mounts with fs.Mount, writes the pid file,
 //	         reports readiness, serves until the union is unmounted
 //	         (SIGTERM/SIGINT, unionfuse umount, umount(8), fusermount3 -u),
 //	         removes the pid file and exits.

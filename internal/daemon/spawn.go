@@ -7,16 +7,16 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/unionfuse/unionfuse/fs"
+	"github.com/unionfuse/unionfuse/internal/reexec"
 )
 
-// envSpec carries the daemon's Spec (JSON) from Start to RunChild.
+// envSpec carries the daemon's Spec (JSON) from Start to runDaemon.
 const envSpec = "UNIONFUSE_DAEMON_SPEC"
 
 // notifyFD is the daemon's end of the readiness pipe.
@@ -60,9 +60,7 @@ func Start(spec Spec) error {
 		return fmt.Errorf("start daemon: %w", err)
 	}
 	defer r.Close()
-	cmd := exec.Command("/proc/self/exe", "daemon", spec.Merged)
-	cmd.Args[0] = filepath.Base(os.Args[0])
-	cmd.Env = append(os.Environ(), envSpec+"="+string(data))
+	cmd := reexec.Command(reexec.Daemon, filepath.Base(os.Args[0]), append(os.Environ(), envSpec+"="+string(data)), "daemon", spec.Merged)
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{w} // becomes fd 3 (notifyFD)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -132,15 +130,12 @@ func absolute(spec Spec) (Spec, error) {
 	return spec, nil
 }
 
-// IsChild reports whether this process is a daemon started by Start; its
-// main should then call RunChild and nothing else.
-func IsChild() bool {
-	return os.Getenv(envSpec) != ""
-}
+func init() { reexec.Register(reexec.Daemon, runDaemon) }
 
-// RunChild is the daemon's main function: it opens the log, mounts, tells
-// the parent, serves until unmounted and returns the exit status.
-func RunChild() int {
+// runDaemon is the main function of the daemon role (a process started by
+// Start): it opens the log, mounts, tells the parent, serves until
+// unmounted and returns the exit status.
+func runDaemon() int {
 	notify := os.NewFile(notifyFD, "notify")
 	syscall.CloseOnExec(notifyFD)
 	report := func(msg string) {
