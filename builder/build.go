@@ -1,15 +1,13 @@
 package builder
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
-	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -49,26 +47,24 @@ type stageResult struct {
 // build is one run of Build.
 type build struct {
 	*Builder
+	ctx    context.Context
 	o      Options
 	out    io.Writer
 	df     *dockerfile
-	path   string // of the Dockerfile, for errors
-	ctx    *srcRoot
+	path   string   // of the Dockerfile, for errors
+	src    *srcRoot // the build context's files
 	args   *args
 	done   []stageResult
 	step   int
 	nsteps int
-	// stopped is set by SIGINT or SIGTERM: the step going on ends with
-	// errInterrupted (a RUN through its process, which gets the signal).
-	stopped atomic.Bool
 }
 
-// errInterrupted ends a build stopped by a signal.
+// errInterrupted ends a build whose context was cancelled.
 var errInterrupted = errors.New("interrupted")
 
-// check returns errInterrupted once the build was stopped.
+// check returns errInterrupted once the build's context is cancelled.
 func (bd *build) check() error {
-	if bd.stopped.Load() {
+	if bd.ctx.Err() != nil {
 		return errInterrupted
 	}
 	return nil
@@ -78,7 +74,10 @@ func (bd *build) check() error {
 // (the last stage by default), named with o.Tags. Each step's image is
 // kept and cached, so that a failed build resumes from the last step that
 // succeeded; a failed step leaves no image, container or mount behind.
-func (b *Builder) Build(o Options) (cowcache.Image, error) {
+// Cancelling ctx (the command layer does on SIGINT and SIGTERM) stops the
+// build: the step going on ends with an error, a RUN step once its
+// command has ended.
+func (b *Builder) Build(ctx context.Context, o Options) (cowcache.Image, error) {
 	out := o.Out
 	if out == nil {
 		out = io.Discard
@@ -99,19 +98,11 @@ func (b *Builder) Build(o Options) (cowcache.Image, error) {
 	if err != nil {
 		return cowcache.Image{}, err
 	}
-	ctx, err := openContext(o.Context)
+	src, err := openContext(o.Context)
 	if err != nil {
 		return cowcache.Image{}, err
 	}
-	bd := &build{Builder: b, o: o, out: out, df: df, ctx: ctx, args: newArgs(o.BuildArgs), path: dfPath}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		for range sigs {
-			bd.stopped.Store(true)
-		}
-	}()
+	bd := &build{Builder: b, ctx: ctx, o: o, out: out, df: df, src: src, args: newArgs(o.BuildArgs), path: dfPath}
 	last := len(df.stages) - 1
 	if o.Target != "" {
 		i, ok := instructions.HasStage(df.stages, o.Target)

@@ -3,6 +3,8 @@ package builder
 import (
 	"archive/tar"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -102,7 +104,7 @@ func (e *env) build(o Options) (cowcache.Image, string, error) {
 	e.t.Helper()
 	var out bytes.Buffer
 	o.Context, o.Out = e.ctx, &out
-	img, err := New(e.store, e.exec).Build(o)
+	img, err := New(e.store, e.exec).Build(context.Background(), o)
 	if len(e.exec.live) != 0 || e.exec.mounts != 0 {
 		e.t.Errorf("build left %d containers and %d mounts", len(e.exec.live), e.exec.mounts)
 	}
@@ -283,5 +285,33 @@ func TestBuildFailures(t *testing.T) {
 	_, out, _ := e.build(Options{})
 	if !strings.Contains(out, "Step 2/3 : RUN true\n ---> Using cache") {
 		t.Errorf("the step before the failure is not cached:\n%s", out)
+	}
+}
+
+// A build whose context is cancelled during a RUN step (the command layer
+// cancels it on SIGINT) ends after that step, with nothing left behind.
+func TestBuildCancelled(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runs := 0
+	e.exec.run = func([]string, []string, string, io.Writer) int {
+		runs++
+		cancel()
+		return 0
+	}
+	e.write("Dockerfile", "FROM base:1\nRUN first\nRUN second\n")
+	_, err := New(e.store, e.exec).Build(ctx, Options{Context: e.ctx, Tags: []string{"stopped:1"}})
+	if !errors.Is(err, errInterrupted) {
+		t.Fatalf("error %v, want %v", err, errInterrupted)
+	}
+	if runs != 1 {
+		t.Errorf("%d RUN steps ran, want 1", runs)
+	}
+	if len(e.exec.live) != 0 || e.exec.mounts != 0 {
+		t.Errorf("build left %d containers and %d mounts", len(e.exec.live), e.exec.mounts)
+	}
+	if _, err := e.store.Image("stopped:1"); err == nil {
+		t.Error("the interrupted build named an image")
 	}
 }

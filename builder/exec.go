@@ -8,8 +8,8 @@ type Process struct {
 	Env  []string // K=V added to the image's Env (the step's ARGs)
 }
 
-// Executor gives a build its containers: runner.Runner through
-// NewRunnerExecutor, a fake in tests.
+// Executor gives a build its containers: runner.Runner's through
+// RunnerExecutor, a fake in tests.
 type Executor interface {
 	// Create makes a container on the image ref ("" for an empty root)
 	// that will run p (nil when the container is only mounted).

@@ -150,7 +150,7 @@ func (bd *build) copy(img *cowcache.Image, cfg *v1.Config, cs copyStep) (*cowcac
 		return bd.copyHeredoc(cs, withSources)
 	}
 	if cs.from == "" {
-		return withSources(bd.ctx)
+		return withSources(bd.src)
 	}
 	from, desc, err := bd.copyFrom(cs.from)
 	if err != nil {

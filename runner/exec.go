@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -26,8 +25,8 @@ type ExecOptions struct {
 }
 
 // Exec runs a command in the namespaces and root of a running container
-// (through nsenter(1), which joins the namespaces before it execs) and
-// returns its exit status.
+// (through nsenter(1), which joins the namespaces before it execs),
+// passes stdio.Signals on to it and returns its exit status.
 func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 	if !c.Running() || c.State.Pid <= 0 || !c.pidIsInit() {
 		return ExitUnionfuseFailed, fmt.Errorf("container %s is not running", c.ShortID())
@@ -98,8 +97,6 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 		cmd.Stdout, cmd.Stderr = stdio.Stdout, stdio.Stderr
 	}
 	daemon.CloseInheritedOnExec()
-	signals := catchSignals()
-	defer signal.Stop(signals)
 	err := cmd.Start()
 	if slave != nil {
 		slave.Close() // the relay ends when the command's copies close
@@ -109,14 +106,15 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 	}
 	var relay chan struct{}
 	restore := func() {}
+	var resize func()
 	if master != nil {
 		var in io.Reader
 		if o.Interactive {
 			in = stdio.Stdin
 		}
-		relay, restore = relayTerminal(master, in, stdio.Stdout)
+		relay, restore, resize = relayTerminal(master, in, stdio.Stdout)
 	}
-	stop := forwardSignals(signals, cmd.Process)
+	stop := forwardSignals(stdio.Signals, cmd.Process, resize)
 	err = cmd.Wait()
 	stop()
 	if master != nil {

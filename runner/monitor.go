@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
 	"syscall"
 
@@ -66,7 +67,9 @@ func (r *Runner) StartDetached(c *Container) error {
 
 // runMonitor is the main function of a detached container's monitor: it
 // runs the container with its output on this process's stdout and returns
-// the exit status.
+// the exit status. As the main function of its process it catches the
+// signals meant for the container (a signal sent to the monitor reaches
+// the command) and prints warnings to its stderr, the container's log.
 func runMonitor() int {
 	ready := os.NewFile(readyFD, "ready")
 	syscall.CloseOnExec(readyFD)
@@ -91,7 +94,10 @@ func runMonitor() int {
 		report(fmt.Sprintf("error: %d %v", ExitUnionfuseFailed, err))
 		return ExitUnionfuseFailed
 	}
-	stdio := IO{Stdout: os.Stdout, Stderr: os.Stderr}
+	signals := make(chan os.Signal, 8)
+	signal.Notify(signals, ForwardedSignals()...)
+	warn := func(err error) { fmt.Fprintf(os.Stderr, "unionfuse: warning: %v\n", err) }
+	stdio := IO{Stdout: os.Stdout, Stderr: os.Stderr, Signals: signals, Warn: warn}
 	if c.Config.Interactive {
 		// docker run -di keeps the command's stdin open: a pipe nobody
 		// writes to, open as long as the monitor runs.

@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -17,11 +16,10 @@ import (
 )
 
 // Run runs a created or exited container in this process (the monitor):
-// mounts its root, starts its command, forwards SIGINT, SIGTERM, SIGHUP,
-// SIGQUIT, SIGUSR1 and SIGUSR2 to it, waits, records the exit status,
-// unmounts, and removes the container when it was created with
-// AutoRemove. It returns the command's exit status; a command that could
-// not start is an *ExitError.
+// mounts its root, starts its command, passes stdio.Signals on to it,
+// waits, records the exit status, unmounts, and removes the container when
+// it was created with AutoRemove. It returns the command's exit status; a
+// command that could not start is an *ExitError.
 func (r *Runner) Run(c *Container, stdio IO) (int, error) {
 	return r.run(c, stdio, nil)
 }
@@ -36,11 +34,8 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		}
 	}
 	defer func() { notify(err) }()
-	// Signals are caught from the start, so that one arriving while the
-	// root is mounted or unmounted does not leave a half-made container;
-	// those that arrive before the command runs are passed on to it.
-	signals := catchSignals()
-	defer signal.Stop(signals)
+	// Signals that arrive before the command runs wait in stdio.Signals
+	// and are passed on to it then.
 	lock, err := lockMonitor(c)
 	if err != nil {
 		return ExitUnionfuseFailed, err
@@ -79,7 +74,7 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		// container holds it) is detached lazily; that is no reason to
 		// report the command's status as unionfuse's failure.
 		if uerr := r.Unmount(c); uerr != nil {
-			fmt.Fprintf(os.Stderr, "unionfuse: warning: %v\n", uerr)
+			stdio.warn(uerr)
 		}
 	}()
 	proc, err := startProcess(c, stdio)
@@ -93,10 +88,10 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		proc.cmd.Process.Kill()
 	}
 	if err := pub.serve(c.State.Pid); err != nil {
-		fmt.Fprintf(os.Stderr, "unionfuse: warning: container %s: %v\n", c.ShortID(), err)
+		stdio.warn(fmt.Errorf("container %s: %w", c.ShortID(), err))
 	}
 	notify(nil)
-	stopForwarding := forwardSignals(signals, proc.cmd.Process)
+	stopForwarding := forwardSignals(stdio.Signals, proc.cmd.Process, proc.resize)
 	stopWatch := watchFuseServer(c, proc.cmd.Process)
 	werr := proc.wait()
 	stopWatch()
@@ -159,6 +154,7 @@ type process struct {
 	master *os.File // the terminal's master side, with TTY
 	relay  chan struct{}
 	done   func()
+	resize func() // gives the terminal the caller's size; nil without one
 }
 
 // startProcess starts the container's command with stdio, through a
@@ -179,15 +175,16 @@ func startProcess(c *Container, stdio IO) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	relay, restore := relayTerminal(master, stdin, stdio.Stdout)
-	return &process{cmd: cmd, master: master, relay: relay, done: restore}, nil
+	relay, restore, resize := relayTerminal(master, stdin, stdio.Stdout)
+	return &process{cmd: cmd, master: master, relay: relay, done: restore, resize: resize}, nil
 }
 
 // relayTerminal copies stdin (when not nil) to a terminal's master and the
 // master's output to stdout, until the last slave is closed, when relay is
 // closed. A stdin that is itself a terminal is put in raw mode (restore
-// puts it back) and lends its size to the new terminal.
-func relayTerminal(master *os.File, stdin io.Reader, stdout io.Writer) (relay chan struct{}, restore func()) {
+// puts it back) and lends its size to the new terminal, again at each
+// call of resize (nil for a stdin that is no terminal).
+func relayTerminal(master *os.File, stdin io.Reader, stdout io.Writer) (relay chan struct{}, restore, resize func()) {
 	restore = func() {}
 	relay = make(chan struct{})
 	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -195,20 +192,7 @@ func relayTerminal(master *os.File, stdin io.Reader, stdout io.Writer) (relay ch
 		if old, err := term.MakeRaw(int(f.Fd())); err == nil {
 			restore = func() { term.Restore(int(f.Fd()), old) }
 		}
-		// The user's terminal resized: so is the container's.
-		winch := make(chan os.Signal, 1)
-		signal.Notify(winch, syscall.SIGWINCH)
-		go func() {
-			defer signal.Stop(winch)
-			for {
-				select {
-				case <-winch:
-					pty.InheritSize(f, master)
-				case <-relay:
-					return
-				}
-			}
-		}()
+		resize = func() { pty.InheritSize(f, master) }
 	}
 	if stdin != nil {
 		go io.Copy(master, stdin)
@@ -220,7 +204,7 @@ func relayTerminal(master *os.File, stdin io.Reader, stdout io.Writer) (relay ch
 		io.Copy(stdout, master) // ends with EIO once the last slave is closed
 		close(relay)
 	}()
-	return relay, restore
+	return relay, restore, resize
 }
 
 // wait waits for the command and for its terminal output to drain.
@@ -243,23 +227,28 @@ func drainTerminal(master *os.File, relay chan struct{}) {
 	master.Close()
 }
 
-// catchSignals starts catching the signals a user sends `unionfuse run`
-// that are meant for the container's command.
-func catchSignals() chan os.Signal {
-	ch := make(chan os.Signal, 8)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
-	return ch
+// ForwardedSignals returns the signals a user sends `unionfuse run` or
+// `exec` that are meant for the container's command. The caller catches
+// them (signal.Notify), with SIGWINCH when its stdin is a terminal, and
+// hands the channel to Run or Exec as IO.Signals.
+func ForwardedSignals() []os.Signal {
+	return []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
 }
 
-// forwardSignals passes the signals caught on ch on to p until stop is
-// called.
-func forwardSignals(ch chan os.Signal, p *os.Process) (stop func()) {
+// forwardSignals passes the signals that arrive on ch on to p until stop
+// is called, but SIGWINCH, which calls resize (when not nil) instead: the
+// user's terminal resized, so is the container's.
+func forwardSignals(ch <-chan os.Signal, p *os.Process, resize func()) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		for {
 			select {
 			case sig := <-ch:
-				p.Signal(sig)
+				if sig != syscall.SIGWINCH {
+					p.Signal(sig)
+				} else if resize != nil {
+					resize()
+				}
 			case <-done:
 				return
 			}

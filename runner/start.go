@@ -16,11 +16,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// IO is where a container's standard streams go. A nil Stdin reads
-// /dev/null; nil writers discard.
+// IO connects a container's command to its caller: its standard streams
+// (a nil Stdin reads /dev/null; nil writers discard), the signals meant
+// for it and the warnings about it.
 type IO struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Signals are the signals the caller catches for the command (see
+	// ForwardedSignals): each is passed on to it once it runs, but
+	// SIGWINCH, which gives its terminal the size of the caller's. Nil
+	// passes none.
+	Signals <-chan os.Signal
+	// Warn, when not nil, is told what went wrong without failing the
+	// run (a root that stayed busy and was detached lazily, a port that
+	// could not be published).
+	Warn func(error)
+}
+
+// warn tells stdio.Warn about err.
+func (stdio IO) warn(err error) {
+	if stdio.Warn != nil {
+		stdio.Warn(err)
+	}
 }
 
 // rootless reports whether containers run in a user namespace: whenever

@@ -78,7 +78,10 @@ func runBuild(args []string) int {
 		return fail(err)
 	}
 	defer s.Close()
-	img, err := builder.New(s, builder.NewRunnerExecutor(runner.New(s))).Build(o)
+	exec := builder.RunnerExecutor{Runner: runner.New(s), CatchSignals: catchSignals, Warn: warn}
+	ctx, stop := interruptible()
+	defer stop()
+	img, err := builder.New(s, exec).Build(ctx, o)
 	if err != nil {
 		return fail(err)
 	}

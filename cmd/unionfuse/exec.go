@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/runner"
 )
@@ -58,8 +56,9 @@ func runExec(args []string) int {
 		for _, kv := range a.env {
 			env = append(env, expandEnv(kv)...)
 		}
-		code, err := r.Exec(c, runner.ExecOptions{Args: pos[1:], Env: env, User: a.user, Interactive: a.interactive, TTY: a.tty},
-			runner.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+		stdio, stop := attachedIO(true)
+		defer stop()
+		code, err := r.Exec(c, runner.ExecOptions{Args: pos[1:], Env: env, User: a.user, Interactive: a.interactive, TTY: a.tty}, stdio)
 		if err != nil {
 			fail(err)
 		}

@@ -162,6 +162,10 @@ func usageError(c *command, format string, args ...any) int {
 	return exitUsage
 }
 
+// warn prints err as a warning: what went wrong without failing the
+// command.
+func warn(err error) { fmt.Fprintf(os.Stderr, "unionfuse: warning: %v\n", err) }
+
 // fail prints err on one line and returns exitFail.
 func fail(err error) int {
 	first, _, _ := strings.Cut(err.Error(), "\n")

@@ -188,7 +188,9 @@ func serveForeground(merged string, cfg fs.Config, logFile string, prof daemon.P
 		defer closer.Close()
 		cfg.Logger = logger
 	}
-	if err := daemon.Serve(merged, cfg, prof, nil); err != nil {
+	stop, stopCatching := catchStopSignals()
+	defer stopCatching()
+	if err := daemon.Serve(merged, cfg, prof, stop, nil); err != nil {
 		return fail(err)
 	}
 	return exitOK

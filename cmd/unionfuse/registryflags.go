@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/registry"
@@ -32,12 +30,6 @@ func (rf *registryFlags) add(fset *pflag.FlagSet) {
 func (rf *registryFlags) options() registry.Options {
 	return registry.Options{Insecure: !rf.tlsVerify, Verify: rf.tlsVerify && rf.fset != nil && rf.fset.Changed("tls-verify"),
 		CertDir: rf.certDir, AuthFile: rf.authFile, UserAgent: "unionfuse/" + version}
-}
-
-// interruptible returns a context that Ctrl-C (SIGINT) and SIGTERM
-// cancel, and its release.
-func interruptible() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
 // failRegistry prints err; an interrupted command exits 130, as a shell

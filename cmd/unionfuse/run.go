@@ -109,7 +109,9 @@ func runRun(args []string) int {
 		fmt.Println(c.ID)
 		return exitOK
 	}
-	code, err = r.Run(c, runner.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr})
+	stdio, stop := attachedIO(true)
+	defer stop()
+	code, err = r.Run(c, stdio)
 	if err != nil {
 		var ee *runner.ExitError
 		if errors.As(err, &ee) && !a.rm {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/runner"
 )
@@ -52,10 +50,8 @@ func runStart(args []string) int {
 			if err != nil {
 				return fail(err)
 			}
-			stdio := runner.IO{Stdout: os.Stdout, Stderr: os.Stderr}
-			if a.interactive {
-				stdio.Stdin = os.Stdin
-			}
+			stdio, stop := attachedIO(a.interactive)
+			defer stop()
 			code, err := r.Run(c, stdio)
 			if err != nil {
 				return failRun(err)

@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"syscall"
@@ -11,16 +10,21 @@ import (
 	"github.com/unionfuse/unionfuse/fs"
 )
 
+// StopSignals returns the signals that unmount a union Serve serves:
+// SIGTERM, SIGINT and SIGHUP. The caller catches them (signal.Notify) and
+// hands the channel to Serve.
+func StopSignals() []os.Signal {
+	return []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP}
+}
+
 // Serve mounts cfg at merged with fs.Mount, records this process in the
 // pid file, calls ready (when not nil) once the union is visible, and
-// serves until the union is unmounted. SIGTERM, SIGINT and SIGHUP unmount
-// it (lazily when it is busy, so open files keep working until closed).
-// prof names the profiles to write, if any (see Profiles).
-// It returns nil after a clean unmount, or the mount error.
-func Serve(merged string, cfg fs.Config, prof Profiles, ready func()) error {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+// serves until the union is unmounted. Each signal that arrives on stop
+// (see StopSignals) unmounts it, lazily when it is busy, so open files
+// keep working until closed. prof names the profiles to write, if any
+// (see Profiles). It returns nil after a clean unmount, or the mount
+// error.
+func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, ready func()) error {
 	logf := func(format string, args ...any) {
 		if cfg.Logger != nil {
 			cfg.Logger.Printf(format, args...)
@@ -71,7 +75,7 @@ func Serve(merged string, cfg fs.Config, prof Profiles, ready func()) error {
 		case <-done:
 			logf("unmounted %s", resolved)
 			return nil
-		case s := <-sigs:
+		case s := <-stop:
 			logf("%v: unmounting %s", s, resolved)
 			if err := Unmount(resolved, false); err != nil {
 				logf("%v; detaching lazily", err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -159,7 +160,11 @@ func runDaemon() int {
 	}
 	defer closer.Close()
 	spec.Config.Logger = logger
-	err = Serve(spec.Merged, spec.Config, Profiles{CPU: spec.CPUProfile, Mem: spec.MemProfile}, func() { report("ok") })
+	// As the main function of its process, the daemon catches the signals
+	// that unmount its union.
+	stop := make(chan os.Signal, 4)
+	signal.Notify(stop, StopSignals()...)
+	err = Serve(spec.Merged, spec.Config, Profiles{CPU: spec.CPUProfile, Mem: spec.MemProfile}, stop, func() { report("ok") })
 	if err != nil {
 		logger.Print(err)
 		report("error: " + oneLine(err.Error()))
