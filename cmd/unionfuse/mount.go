@@ -122,7 +122,7 @@ func mountUnion(a *mountArgs, pos []string, checkOnly bool) int {
 	if err != nil {
 		return usageError(mountCmd, "%v", err)
 	}
-	cfg := opts.Config()
+	cfg := opts.FsConfig()
 	cfg.FsName = source
 	cfg.Debug = a.debug
 	if checkOnly {

@@ -19,37 +19,21 @@ import (
 
 // Options is what an option string asks for.
 type Options struct {
-	// Lowers are the lower layers, top first, unescaped.
-	Lowers []string
-	// Upper and Work are the upper and work directories, unescaped; both
-	// empty for a read-only union.
-	Upper, Work string
+	// Config holds what the options set of the union's fs.Config: the
+	// layers (lowerdir=, upperdir=, workdir=, unescaped; no upper and
+	// work for a read-only union), userxattr, the kernel's redirect_dir=
+	// and index=, unionfuse's passthrough= and fuse-overlayfs's options
+	// (overlayfs.go). A new option of fs.Config is one line in a parser
+	// here. FsName, Logger and MountOptions are not options: FsConfig
+	// sets MountOptions from ReadOnly and Generic.
+	fs.Config
 	// ReadOnly is set by "ro" (and cleared by "rw").
 	ReadOnly bool
-	// UserXattr is set by "userxattr".
-	UserXattr bool
 	// Generic holds the generic mount flags given (dev, nodev, suid,
 	// nosuid, exec, noexec, atime, noatime), each pair at most once: the
 	// last of "dev" and "nodev" wins. A flag not given keeps the mount's
 	// default (nodev and nosuid for FUSE mounts).
 	Generic []string
-
-	// fuse-overlayfs's options (overlayfs.go); see fs.Config for their
-	// meaning.
-	UIDMap, GIDMap       []fs.IDMap
-	SquashUID, SquashGID *uint32
-	StaticNlink          bool
-	NoACL                bool
-	NoFsync              bool
-	XinoOff              bool
-	AllowOther           bool
-	Debug                bool
-	// Redirect is the kernel's redirect_dir= (on unless given).
-	Redirect fs.RedirectMode
-	// Index is the kernel's index=on.
-	Index bool
-	// NoPassthrough is unionfuse's own passthrough=off.
-	NoPassthrough bool
 }
 
 // ignored are mount(8) and fstab keywords that concern mount(8) itself,
@@ -145,32 +129,13 @@ func (o *Options) setDir(item, key, value string) error {
 	return nil
 }
 
-// Config returns the fs.Config for these options. A union without an
+// FsConfig returns the fs.Config for these options. A union without an
 // upper layer is mounted "ro", as the kernel does. A read-only union with
 // an upper layer (`ro` with upperdir=) shows the upper directory as its top
 // layer and never writes to it; the work directory is not used then.
-func (o *Options) Config() fs.Config {
-	cfg := fs.Config{
-		Lowers:    append([]string(nil), o.Lowers...),
-		Upper:     o.Upper,
-		Work:      o.Work,
-		UserXattr: o.UserXattr,
-
-		UIDMap:      o.UIDMap,
-		GIDMap:      o.GIDMap,
-		SquashUID:   o.SquashUID,
-		SquashGID:   o.SquashGID,
-		StaticNlink: o.StaticNlink,
-		NoACL:       o.NoACL,
-		NoFsync:     o.NoFsync,
-		XinoOff:     o.XinoOff,
-		AllowOther:  o.AllowOther,
-		Debug:       o.Debug,
-		Redirect:    o.Redirect,
-		Index:       o.Index,
-
-		NoPassthrough: o.NoPassthrough,
-	}
+func (o *Options) FsConfig() fs.Config {
+	cfg := o.Config
+	cfg.Lowers = append([]string(nil), o.Lowers...)
 	if o.ReadOnly && o.Upper != "" {
 		cfg.Lowers = append([]string{o.Upper}, cfg.Lowers...)
 		cfg.Upper, cfg.Work = "", ""

@@ -15,31 +15,31 @@ func TestParse(t *testing.T) {
 		want Options
 	}{
 		{"fuse-overlayfs form", []string{"lowerdir=/l1:/l2,upperdir=/u,workdir=/w"},
-			Options{Lowers: []string{"/l1", "/l2"}, Upper: "/u", Work: "/w"}},
+			Options{Config: fs.Config{Lowers: []string{"/l1", "/l2"}, Upper: "/u", Work: "/w"}}},
 		{"mount.fuse3 form", []string{"rw,lowerdir=/l,upperdir=/u,workdir=/w,dev,suid"},
-			Options{Lowers: []string{"/l"}, Upper: "/u", Work: "/w", Generic: []string{"dev", "suid"}}},
+			Options{Config: fs.Config{Lowers: []string{"/l"}, Upper: "/u", Work: "/w"}, Generic: []string{"dev", "suid"}}},
 		{"read-only", []string{"lowerdir=/a:/b:/c,ro"},
-			Options{Lowers: []string{"/a", "/b", "/c"}, ReadOnly: true}},
+			Options{Config: fs.Config{Lowers: []string{"/a", "/b", "/c"}}, ReadOnly: true}},
 		{"generic flags", []string{"lowerdir=/l,nodev,nosuid,noexec,noatime"},
-			Options{Lowers: []string{"/l"}, Generic: []string{"nodev", "nosuid", "noexec", "noatime"}}},
+			Options{Config: fs.Config{Lowers: []string{"/l"}}, Generic: []string{"nodev", "nosuid", "noexec", "noatime"}}},
 		{"last of a pair wins", []string{"nodev,nosuid,noexec,noatime,ro,lowerdir=/l,dev,suid,exec,atime,rw,nosuid"},
-			Options{Lowers: []string{"/l"}, Generic: []string{"dev", "exec", "atime", "nosuid"}}},
+			Options{Config: fs.Config{Lowers: []string{"/l"}}, Generic: []string{"dev", "exec", "atime", "nosuid"}}},
 		{"userxattr", []string{"lowerdir=/l,userxattr"},
-			Options{Lowers: []string{"/l"}, UserXattr: true}},
+			Options{Config: fs.Config{Lowers: []string{"/l"}, UserXattr: true}}},
 		{"empty items ignored", []string{",,lowerdir=/l,,ro,"},
-			Options{Lowers: []string{"/l"}, ReadOnly: true}},
+			Options{Config: fs.Config{Lowers: []string{"/l"}}, ReadOnly: true}},
 		{"escaped colon", []string{`lowerdir=/a\:b:/c`},
-			Options{Lowers: []string{"/a:b", "/c"}}},
+			Options{Config: fs.Config{Lowers: []string{"/a:b", "/c"}}}},
 		{"escaped comma and backslash", []string{`lowerdir=/a\,b:/c\\d,upperdir=/u\:1,workdir=/w`},
-			Options{Lowers: []string{"/a,b", `/c\d`}, Upper: "/u:1", Work: "/w"}},
+			Options{Config: fs.Config{Lowers: []string{"/a,b", `/c\d`}, Upper: "/u:1", Work: "/w"}}},
 		{"equals sign in path", []string{"lowerdir=/a=b"},
-			Options{Lowers: []string{"/a=b"}}},
+			Options{Config: fs.Config{Lowers: []string{"/a=b"}}}},
 		{"several -o accumulate", []string{"lowerdir=/l", "upperdir=/u", "workdir=/w,nodev"},
-			Options{Lowers: []string{"/l"}, Upper: "/u", Work: "/w", Generic: []string{"nodev"}}},
+			Options{Config: fs.Config{Lowers: []string{"/l"}, Upper: "/u", Work: "/w"}, Generic: []string{"nodev"}}},
 		{"last lowerdir wins", []string{"lowerdir=/old", "lowerdir=/new"},
-			Options{Lowers: []string{"/new"}}},
+			Options{Config: fs.Config{Lowers: []string{"/new"}}}},
 		{"fstab keywords ignored", []string{"defaults,noauto,nofail,_netdev,x-systemd.requires=/x,lowerdir=/l"},
-			Options{Lowers: []string{"/l"}}},
+			Options{Config: fs.Config{Lowers: []string{"/l"}}}},
 		{"nothing", []string{""}, Options{}},
 	}
 	for _, tt := range tests {
@@ -94,18 +94,18 @@ func TestConfig(t *testing.T) {
 		mountOpts           []string
 		userXattr, readOnly bool
 	}{
-		{"read-write", Options{Lowers: []string{"/a", "/b"}, Upper: "/u", Work: "/w", Generic: []string{"nodev"}},
+		{"read-write", Options{Config: fs.Config{Lowers: []string{"/a", "/b"}, Upper: "/u", Work: "/w"}, Generic: []string{"nodev"}},
 			[]string{"/a", "/b"}, "/u", "/w", []string{"nodev"}, false, false},
-		{"read-only lowers", Options{Lowers: []string{"/a"}, ReadOnly: true},
+		{"read-only lowers", Options{Config: fs.Config{Lowers: []string{"/a"}}, ReadOnly: true},
 			[]string{"/a"}, "", "", []string{"ro"}, false, true},
-		{"ro with upper shows upper on top", Options{Lowers: []string{"/a"}, Upper: "/u", Work: "/w", ReadOnly: true},
+		{"ro with upper shows upper on top", Options{Config: fs.Config{Lowers: []string{"/a"}, Upper: "/u", Work: "/w"}, ReadOnly: true},
 			[]string{"/u", "/a"}, "", "", []string{"ro"}, false, true},
-		{"userxattr", Options{Lowers: []string{"/a"}, Upper: "/u", Work: "/w", UserXattr: true, Generic: []string{"nosuid", "noexec", "noatime"}},
+		{"userxattr", Options{Config: fs.Config{Lowers: []string{"/a"}, Upper: "/u", Work: "/w", UserXattr: true}, Generic: []string{"nosuid", "noexec", "noatime"}},
 			[]string{"/a"}, "/u", "/w", []string{"nosuid", "noexec", "noatime"}, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := tt.opts.Config()
+			cfg := tt.opts.FsConfig()
 			if !reflect.DeepEqual(cfg.Lowers, tt.lowers) || cfg.Upper != tt.upper || cfg.Work != tt.work {
 				t.Errorf("layers = %q %q %q, want %q %q %q", cfg.Lowers, cfg.Upper, cfg.Work, tt.lowers, tt.upper, tt.work)
 			}
@@ -141,8 +141,8 @@ func TestSplitLayers(t *testing.T) {
 }
 
 func TestConfigWithoutUpperIsReadOnly(t *testing.T) {
-	o := Options{Lowers: []string{"/a"}, Generic: []string{"nodev"}}
-	if got := o.Config().MountOptions; !reflect.DeepEqual(got, []string{"ro", "nodev"}) {
+	o := Options{Config: fs.Config{Lowers: []string{"/a"}}, Generic: []string{"nodev"}}
+	if got := o.FsConfig().MountOptions; !reflect.DeepEqual(got, []string{"ro", "nodev"}) {
 		t.Errorf("MountOptions = %q, want [ro nodev]", got)
 	}
 }
@@ -152,7 +152,7 @@ func TestFuseOverlayfsOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := o.Config()
+	cfg := o.FsConfig()
 	wantU := []fs.IDMap{{Outside: 0, Inside: 1000, Len: 1}, {Outside: 1, Inside: 100000, Len: 65536}}
 	if !reflect.DeepEqual(cfg.UIDMap, wantU) || len(cfg.GIDMap) != 1 {
 		t.Errorf("maps %v %v", cfg.UIDMap, cfg.GIDMap)
@@ -168,18 +168,18 @@ func TestFuseOverlayfsOptions(t *testing.T) {
 	}
 	for _, mode := range []fs.RedirectMode{fs.RedirectOn, fs.RedirectFollow, fs.RedirectOff, fs.RedirectNoFollow} {
 		o, err := Parse("redirect_dir=" + mode.String())
-		if err != nil || o.Config().Redirect != mode {
+		if err != nil || o.FsConfig().Redirect != mode {
 			t.Errorf("redirect_dir=%s: %v, %v", mode, o, err)
 		}
 	}
-	if o, err := Parse("index=on"); err != nil || !o.Config().Index {
+	if o, err := Parse("index=on"); err != nil || !o.FsConfig().Index {
 		t.Errorf("index=on: %v, %v", o, err)
 	}
 	if _, err := Parse("index=maybe"); err == nil {
 		t.Error("index=maybe accepted")
 	}
-	if o, _ := Parse("lowerdir=l"); o.Config().Redirect != fs.RedirectOn {
-		t.Errorf("redirect_dir is %v by default, want on", o.Config().Redirect)
+	if o, _ := Parse("lowerdir=l"); o.FsConfig().Redirect != fs.RedirectOn {
+		t.Errorf("redirect_dir is %v by default, want on", o.FsConfig().Redirect)
 	}
 	if !reflect.DeepEqual(cfg.Lowers, []string{"l1", "l2"}) || cfg.Upper != "u" || cfg.Work != "w" {
 		t.Errorf("layers %v %s %s", cfg.Lowers, cfg.Upper, cfg.Work)
