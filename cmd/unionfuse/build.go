@@ -21,11 +21,8 @@ instruction (after ARG and ENV expansion) and COPY/ADD sources are
 unchanged prints ' ---> Using cache' and reuses its image. A failed step
 leaves no image, container or mount; the steps before it stay cached.
 See docs/build.md.`,
-}
-
-func init() {
-	buildCmd.run = runBuild
-	buildCmd.options = func() string { return flagHelp(buildFlags) }
+	options: optionsOf(buildFlags),
+	run:     runBuild,
 }
 
 type buildArgs struct {
@@ -50,14 +47,14 @@ func buildFlags() (*pflag.FlagSet, *buildArgs) {
 	return fset, a
 }
 
-func runBuild(args []string) int {
+func runBuild(cmd *command, args []string) int {
 	fset, a := buildFlags()
-	pos, code, ok := parseStoreCmd(buildCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 {
-		return usageError(buildCmd, "want one CONTEXT directory, got %d arguments", len(pos))
+		return usageError(cmd, "want one CONTEXT directory, got %d arguments", len(pos))
 	}
 	o := builder.Options{Context: pos[0], Dockerfile: a.file, Tags: a.tags, Target: a.target,
 		NoCache: a.noCache, BuildArgs: map[string]string{}}

@@ -14,11 +14,8 @@ var commitCmd = &command{
 container's layer (whiteouts and opaque directories included), with the
 container's command, environment, working directory and user. Prints the
 new image's id.`,
-}
-
-func init() {
-	commitCmd.run = runCommit
-	commitCmd.options = func() string { return flagHelp(commitFlags) }
+	options: optionsOf(commitFlags),
+	run:     runCommit,
 }
 
 type commitArgs struct {
@@ -34,14 +31,14 @@ func commitFlags() (*pflag.FlagSet, *commitArgs) {
 	return fset, a
 }
 
-func runCommit(args []string) int {
+func runCommit(cmd *command, args []string) int {
 	fset, a := commitFlags()
-	pos, code, ok := parseStoreCmd(commitCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) < 1 || len(pos) > 2 {
-		return usageError(commitCmd, "want CONTAINER [REPOSITORY[:TAG]]")
+		return usageError(cmd, "want CONTAINER [REPOSITORY[:TAG]]")
 	}
 	return a.withRunner(func(r *runner.Runner) int {
 		c, err := r.Get(pos[0])

@@ -6,17 +6,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/runner"
 )
 
 // This file holds what the container commands (ps, start, stop, rm, ...)
 // share: opening the runner and naming containers as docker does.
-
-// containerArgs are the flags every container command has.
-type containerArgs struct {
-	storeFlags
-}
 
 // withRunner opens the store and calls fn with a runner on it.
 func (a *containerArgs) withRunner(fn func(r *runner.Runner) int) int {
@@ -48,24 +42,6 @@ func eachContainer(c *command, r *runner.Runner, refs []string, echo bool, fn fu
 		}
 	}
 	return status
-}
-
-// newContainerFlags returns a flag set with --root, for command name.
-func newContainerFlags(name string, a *containerArgs) *pflag.FlagSet {
-	fset := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	a.add(fset)
-	return fset
-}
-
-// containerFlagsHelp is the options help of a command that takes only the
-// store flags.
-func containerFlagsHelp(name string) func() string {
-	return func() string {
-		return flagHelp(func() (*pflag.FlagSet, *containerArgs) {
-			a := &containerArgs{}
-			return newContainerFlags(name, a), a
-		})
-	}
 }
 
 // statusString is docker ps's STATUS column.

@@ -12,21 +12,18 @@ var diffCmd = &command{
 	help: `List what a container changed in its image, as docker diff: A for an added
 path, C for a changed one, D for a deleted one (a whiteout in the
 container's layer).`,
+	options: containerFlagsHelp("diff"),
+	run:     runDiff,
 }
 
-func init() {
-	diffCmd.run = runDiff
-	diffCmd.options = containerFlagsHelp("diff")
-}
-
-func runDiff(args []string) int {
+func runDiff(cmd *command, args []string) int {
 	a := &containerArgs{}
-	pos, code, ok := parseStoreCmd(diffCmd, newContainerFlags("diff", a), args)
+	pos, code, ok := parseFlags(cmd, newContainerFlags("diff", a), args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 {
-		return usageError(diffCmd, "want one CONTAINER")
+		return usageError(cmd, "want one CONTAINER")
 	}
 	return a.withRunner(func(r *runner.Runner) int {
 		c, err := r.Get(pos[0])

@@ -12,11 +12,8 @@ var execCmd = &command{
 nsenter), its root and working directory, with its environment. The exit
 status is the command's. With -t the command gets a new pseudo-terminal in
 the container's /dev/pts as its controlling terminal (-it for a shell).`,
-}
-
-func init() {
-	execCmd.run = runExec
-	execCmd.options = func() string { return flagHelp(execFlags) }
+	options: optionsOf(execFlags),
+	run:     runExec,
 }
 
 type execArgs struct {
@@ -38,14 +35,14 @@ func execFlags() (*pflag.FlagSet, *execArgs) {
 	return fset, a
 }
 
-func runExec(args []string) int {
+func runExec(cmd *command, args []string) int {
 	fset, a := execFlags()
-	pos, code, ok := parseStoreCmd(execCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) < 2 {
-		return usageError(execCmd, "want CONTAINER COMMAND [ARG...]")
+		return usageError(cmd, "want CONTAINER COMMAND [ARG...]")
 	}
 	return a.withRunner(func(r *runner.Runner) int {
 		c, err := r.Get(pos[0])

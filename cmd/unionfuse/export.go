@@ -16,11 +16,8 @@ var exportCmd = &command{
 	usage: "unionfuse export [-o FILE] CONTAINER",
 	help: `Write a container's root filesystem (its image and its own layer,
 merged) as a tarball to FILE or stdout, as docker export does.`,
-}
-
-func init() {
-	exportCmd.run = runExport
-	exportCmd.options = func() string { return flagHelp(exportFlags) }
+	options: optionsOf(exportFlags),
+	run:     runExport,
 }
 
 type exportArgs struct {
@@ -35,14 +32,14 @@ func exportFlags() (*pflag.FlagSet, *exportArgs) {
 	return fset, a
 }
 
-func runExport(args []string) int {
+func runExport(cmd *command, args []string) int {
 	fset, a := exportFlags()
-	pos, code, ok := parseStoreCmd(exportCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 {
-		return usageError(exportCmd, "want one CONTAINER")
+		return usageError(cmd, "want one CONTAINER")
 	}
 	if a.output == "" && term.IsTerminal(int(os.Stdout.Fd())) {
 		return fail(errors.New("refusing to write a tarball to a terminal: use -o FILE or redirect stdout"))

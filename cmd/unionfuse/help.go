@@ -5,42 +5,49 @@ import (
 	"io"
 	"os"
 	"strings"
-
-	"github.com/spf13/pflag"
 )
 
 var helpCmd = &command{
 	name:  "help",
 	usage: "unionfuse help [COMMAND]",
 	help:  "Show the help of unionfuse or of one command.",
-	run: func(args []string) int {
-		switch {
-		case len(args) == 0:
-			printMainHelp(os.Stdout)
-		case len(args) > 1:
-			return usageError(lookup("help"), "too many arguments")
-		case lookup(args[0]) != nil:
-			c := lookup(args[0])
-			printHelp(os.Stdout, c, flagsOf(c))
-		default:
-			fmt.Fprintf(os.Stderr, "unionfuse help: unknown command %q (see 'unionfuse --help')\n", args[0])
-			return exitUsage
-		}
-		return exitOK
-	},
+	host:  true,
+	run:   runHelp,
 }
 
-// flagsOf returns the flag set of c, for its help; nil when it has none.
-func flagsOf(c *command) *pflag.FlagSet {
-	switch c.name {
-	case "mount":
-		fset, _ := mountFlags()
-		return fset
-	case "umount":
-		fset, _ := umountFlags()
-		return fset
+func runHelp(cmd *command, args []string) int {
+	switch {
+	case len(args) == 0:
+		printMainHelp(os.Stdout)
+	case len(args) > 1:
+		return usageError(cmd, "too many arguments")
+	case lookup(args[0]) != nil:
+		printHelp(os.Stdout, lookup(args[0]))
+	default:
+		fmt.Fprintf(os.Stderr, "unionfuse help: unknown command %q (see 'unionfuse --help')\n", args[0])
+		return exitUsage
 	}
-	return nil
+	return exitOK
+}
+
+var versionCmd = &command{
+	name:  "version",
+	usage: "unionfuse version",
+	help:  "Print the version of unionfuse (also: unionfuse --version).",
+	host:  true,
+	run:   runVersion,
+}
+
+func runVersion(cmd *command, args []string) int {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+		printHelp(os.Stdout, cmd)
+		return exitOK
+	}
+	if len(args) > 0 {
+		return usageError(cmd, "unexpected argument %q", args[0])
+	}
+	fmt.Printf("unionfuse %s\n", version)
+	return exitOK
 }
 
 // printMainHelp prints the overview: every command and the
@@ -63,15 +70,11 @@ Run 'unionfuse help COMMAND' or 'unionfuse COMMAND --help' for details.
 `)
 }
 
-// printHelp prints the help of one command, with its flags when fset is
-// not nil.
-func printHelp(w io.Writer, c *command, fset *pflag.FlagSet) {
+// printHelp prints the help of one command, with its options.
+func printHelp(w io.Writer, c *command) {
 	help := c.help
 	if c.options != nil {
 		help += c.options()
 	}
 	fmt.Fprintf(w, "Usage: %s\n\n%s\n", c.usage, strings.TrimSpace(help))
-	if fset != nil {
-		fmt.Fprintf(w, "\nOptions:\n%s", fset.FlagUsages())
-	}
 }

@@ -27,7 +27,10 @@ func runHelper(args []string) int {
 	fset.BoolVarP(&ignore, "verbose", "v", false, "ignored")
 	fset.StringVarP(&fstype, "types", "t", "", "ignored")
 	fset.StringVarP(&ns, "namespace", "N", "", "not supported")
-	pos, code, ok := parseFlags(mountCmd, fset, args)
+	// -h shows mount's help with the flags of the helper.
+	helper := *mountCmd
+	helper.options = func() string { return optionsHelp(fset) }
+	pos, code, ok := parseFlags(&helper, fset, args)
 	if !ok {
 		return code
 	}
@@ -44,5 +47,5 @@ func runHelper(args []string) int {
 		// options given may still override (the last of a pair wins).
 		a.options = append([]string{"dev,suid"}, a.options...)
 	}
-	return mountUnion(a, pos, fake)
+	return mountUnion(mountCmd, a, pos, fake)
 }

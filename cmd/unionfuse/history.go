@@ -14,11 +14,8 @@ var historyCmd = &command{
 IMAGE is the id of the image that ends at that step (<missing> when the store
 has none), SIZE the bytes the step's layer adds (0B for steps that only
 changed the config).`,
-}
-
-func init() {
-	historyCmd.run = runHistory
-	historyCmd.options = func() string { return flagHelp(historyFlags) }
+	options: optionsOf(historyFlags),
+	run:     runHistory,
 }
 
 type historyArgs struct {
@@ -38,14 +35,14 @@ func historyFlags() (*pflag.FlagSet, *historyArgs) {
 // createdByWidth is where docker cuts the CREATED BY column.
 const createdByWidth = 45
 
-func runHistory(args []string) int {
+func runHistory(cmd *command, args []string) int {
 	fset, a := historyFlags()
-	pos, code, ok := parseStoreCmd(historyCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 {
-		return usageError(historyCmd, "want one IMAGE, got %d arguments", len(pos))
+		return usageError(cmd, "want one IMAGE, got %d arguments", len(pos))
 	}
 	s, err := a.open()
 	if err != nil {

@@ -2,15 +2,10 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
-	"time"
 
-	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/cowcache"
 )
@@ -22,72 +17,8 @@ var imagesCmd = &command{
 (REPOSITORY TAG), images without a name as <none> <none>. SIZE is the sum of
 the image's layers; layers shared between images count in each of them
 (see 'unionfuse system df -v' for shared and unique sizes).`,
-}
-
-func init() {
-	imagesCmd.run = runImages
-	imagesCmd.options = func() string { return flagHelp(imagesFlags) }
-}
-
-// storeFlags are the flags every store command has.
-type storeFlags struct{ root string }
-
-// add registers --root on fset.
-func (sf *storeFlags) add(fset *pflag.FlagSet) {
-	fset.StringVar(&sf.root, "root", "", "the layer store's `DIR` (default $"+cowcache.RootEnv+", else /var/lib/unionfuse as root, $XDG_DATA_HOME/unionfuse otherwise)")
-}
-
-// open opens the store.
-func (sf *storeFlags) open() (*cowcache.Store, error) { return cowcache.Open(sf.root) }
-
-// flagHelp returns the Options section of a command's help, so that
-// 'unionfuse help CMD' shows the flags as 'CMD -h' does.
-func flagHelp[T any](flags func() (*pflag.FlagSet, T)) string {
-	fset, _ := flags()
-	return "\n\nOptions:\n" + fset.FlagUsages()
-}
-
-// parseStoreCmd parses args of a store command whose help already lists
-// its options; -h prints that help.
-func parseStoreCmd(c *command, fset *pflag.FlagSet, args []string) ([]string, int, bool) {
-	fset.SetOutput(io.Discard)
-	fset.Usage = func() {}
-	if err := fset.Parse(args); errors.Is(err, pflag.ErrHelp) {
-		printHelp(os.Stdout, c, nil)
-		return nil, exitOK, false
-	} else if err != nil {
-		return nil, usageError(c, "%v", err), false
-	}
-	return fset.Args(), 0, true
-}
-
-// newTable returns a tabwriter laid out as docker's tables.
-func newTable() *tabwriter.Writer { return tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0) }
-
-// sizeString formats bytes as docker does: three significant digits,
-// decimal units, no space ("4.74kB", "64.2MB", "0B").
-func sizeString(n int64) string {
-	v, prefix := humanize.ComputeSI(float64(n))
-	return fmt.Sprintf("%.3g%sB", v, prefix)
-}
-
-// since formats a creation time as docker's CREATED column.
-func since(t time.Time) string {
-	if t.IsZero() {
-		return "N/A"
-	}
-	if d := time.Since(t); d < time.Second && d > -time.Second {
-		return "Less than a second ago" // humanize says "now"
-	}
-	return humanize.Time(t)
-}
-
-// imageID formats an image id: 12 hex digits, or in full with --no-trunc.
-func imageID(d cowcache.Digest, noTrunc bool) string {
-	if noTrunc {
-		return d.String()
-	}
-	return d.Short()
+	options: optionsOf(imagesFlags),
+	run:     runImages,
 }
 
 type imagesArgs struct {
@@ -120,17 +51,17 @@ type imageRow struct {
 	VirtualSize  string
 }
 
-func runImages(args []string) int {
+func runImages(cmd *command, args []string) int {
 	fset, a := imagesFlags()
-	pos, code, ok := parseStoreCmd(imagesCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) > 0 {
-		return usageError(imagesCmd, "unexpected argument %q", pos[0])
+		return usageError(cmd, "unexpected argument %q", pos[0])
 	}
 	if a.format != "table" && a.format != "json" {
-		return usageError(imagesCmd, "--format: want table or json, not %q", a.format)
+		return usageError(cmd, "--format: want table or json, not %q", a.format)
 	}
 	s, err := a.open()
 	if err != nil {

@@ -19,11 +19,8 @@ entry, and the store is left as it was: '..' or absolute names, duplicates,
 writes through a symbolic link of the archive, hard links to files not in
 it, device nodes when not root, overlay-private xattrs, a truncated or
 corrupt tarball.`,
-}
-
-func init() {
-	importCmd.run = runImport
-	importCmd.options = func() string { return flagHelp(importFlags) }
+	options: optionsOf(importFlags),
+	run:     runImport,
 }
 
 type importArgs struct {
@@ -41,14 +38,14 @@ func importFlags() (*pflag.FlagSet, *importArgs) {
 	return fset, a
 }
 
-func runImport(args []string) int {
+func runImport(cmd *command, args []string) int {
 	fset, a := importFlags()
-	pos, code, ok := parseStoreCmd(importCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) < 1 || len(pos) > 2 {
-		return usageError(importCmd, "want ROOTFS.tar [NAME[:TAG]], got %d arguments", len(pos))
+		return usageError(cmd, "want ROOTFS.tar [NAME[:TAG]], got %d arguments", len(pos))
 	}
 	name := ""
 	if len(pos) == 2 {
@@ -69,7 +66,7 @@ func runImport(args []string) int {
 	}
 	defer s.Close()
 	if err := a.apply(s); err != nil {
-		return usageError(importCmd, "%v", err)
+		return usageError(cmd, "%v", err)
 	}
 	img, err := s.Import(in, name, pos[0])
 	if err != nil {

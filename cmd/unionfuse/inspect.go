@@ -18,11 +18,8 @@ inspect. GraphDriver.Data has the layer directories in overlay's terms:
 UpperDir is the image's top layer, LowerDir the layers below it, top first
 and colon-separated (absent for a one-layer image); MergedDir and WorkDir
 are where the top layer's union and work directory would be.`,
-}
-
-func init() {
-	inspectCmd.run = runInspect
-	inspectCmd.options = func() string { return flagHelp(inspectFlags) }
+	options: optionsOf(inspectFlags),
+	run:     runInspect,
 }
 
 func inspectFlags() (*pflag.FlagSet, *storeFlags) {
@@ -60,14 +57,14 @@ type rootFS struct {
 	Layers []string `json:"Layers"`
 }
 
-func runInspect(args []string) int {
+func runInspect(cmd *command, args []string) int {
 	fset, a := inspectFlags()
-	pos, code, ok := parseStoreCmd(inspectCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) == 0 {
-		return usageError(inspectCmd, "want at least one IMAGE")
+		return usageError(cmd, "want at least one IMAGE")
 	}
 	s, err := a.open()
 	if err != nil {

@@ -6,14 +6,11 @@ import (
 )
 
 var killCmd = &command{
-	name:  "kill",
-	usage: "unionfuse kill [-s SIGNAL] CONTAINER...",
-	help:  `Send a signal (default SIGKILL) to the command of running containers.`,
-}
-
-func init() {
-	killCmd.run = runKill
-	killCmd.options = func() string { return flagHelp(killFlags) }
+	name:    "kill",
+	usage:   "unionfuse kill [-s SIGNAL] CONTAINER...",
+	help:    `Send a signal (default SIGKILL) to the command of running containers.`,
+	options: optionsOf(killFlags),
+	run:     runKill,
 }
 
 type killArgs struct {
@@ -28,21 +25,21 @@ func killFlags() (*pflag.FlagSet, *killArgs) {
 	return fset, a
 }
 
-func runKill(args []string) int {
+func runKill(cmd *command, args []string) int {
 	fset, a := killFlags()
-	pos, code, ok := parseStoreCmd(killCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) == 0 {
-		return usageError(killCmd, "want at least one CONTAINER")
+		return usageError(cmd, "want at least one CONTAINER")
 	}
 	sig, err := runner.ParseSignal(a.signal)
 	if err != nil {
-		return usageError(killCmd, "%v", err)
+		return usageError(cmd, "%v", err)
 	}
 	return a.withRunner(func(r *runner.Runner) int {
-		return eachContainer(killCmd, r, pos, true, func(c *runner.Container) error {
+		return eachContainer(cmd, r, pos, true, func(c *runner.Container) error {
 			if err := r.Kill(c, sig); err != nil {
 				return err
 			}

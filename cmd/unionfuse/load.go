@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-
-	"github.com/dustin/go-humanize"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -20,11 +18,8 @@ read from standard input. Every layer is kept, plain, gzip or zstd, and
 every blob is checked against its digest, so that 'unionfuse save' writes
 back the same image ids, DiffIDs and (OCI) manifest digests. An image
 index (several platforms) loads its linux image for this machine.`,
-}
-
-func init() {
-	loadCmd.run = runLoad
-	loadCmd.options = func() string { return flagHelp(loadFlags) }
+	options: optionsOf(loadFlags),
+	run:     runLoad,
 }
 
 type loadArgs struct {
@@ -44,17 +39,17 @@ func loadFlags() (*pflag.FlagSet, *loadArgs) {
 	return fset, a
 }
 
-func runLoad(args []string) int {
+func runLoad(cmd *command, args []string) int {
 	fset, a := loadFlags()
-	pos, code, ok := parseStoreCmd(loadCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) > 0 {
-		return usageError(loadCmd, "unexpected argument %q (the archive is given with -i)", pos[0])
+		return usageError(cmd, "unexpected argument %q (the archive is given with -i)", pos[0])
 	}
 	if a.input == "" && isTerminal(os.Stdin) {
-		return usageError(loadCmd, "give the archive with -i FILE, or on standard input")
+		return usageError(cmd, "give the archive with -i FILE, or on standard input")
 	}
 	s, err := a.open()
 	if err != nil {
@@ -62,7 +57,7 @@ func runLoad(args []string) int {
 	}
 	defer s.Close()
 	if err := a.apply(s); err != nil {
-		return usageError(loadCmd, "%v", err)
+		return usageError(cmd, "%v", err)
 	}
 	var images []cowcache.Image
 	if a.input == "" || a.input == "-" {
@@ -84,32 +79,4 @@ func runLoad(args []string) int {
 		return fail(err)
 	}
 	return exitOK
-}
-
-// limitFlags are the flags of the commands that unpack layers.
-type limitFlags struct{ maxLayerSize string }
-
-// add registers --max-layer-size on fset.
-func (lf *limitFlags) add(fset *pflag.FlagSet) {
-	fset.StringVar(&lf.maxLayerSize, "max-layer-size", "", "refuse a layer that expands past `SIZE` uncompressed (default "+
-		humanize.IBytes(cowcache.DefaultMaxLayerSize)+"; a decompression bomb fails instead of filling the disk)")
-}
-
-// apply sets the store's limits from the flags.
-func (lf *limitFlags) apply(s *cowcache.Store) error {
-	if lf.maxLayerSize == "" {
-		return nil
-	}
-	n, err := humanize.ParseBytes(lf.maxLayerSize)
-	if err != nil || n == 0 {
-		return fmt.Errorf("--max-layer-size %q: want a size such as 512MiB or 10GB", lf.maxLayerSize)
-	}
-	s.MaxLayerSize = int64(n)
-	return nil
-}
-
-// isTerminal reports whether f is a terminal.
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -22,6 +22,9 @@ the credentials are checked with the registry, then kept in docker's
 docker, podman, skopeo and unionfuse all read. Without -p or
 --password-stdin, the user name and password are asked for on the
 terminal. The password is never printed. See docs/registry.md.`,
+	host:    true,
+	options: optionsOf(loginFlags),
+	run:     runLogin,
 }
 
 var logoutCmd = &command{
@@ -29,13 +32,9 @@ var logoutCmd = &command{
 	usage: "unionfuse logout [SERVER]",
 	help: `Remove the credentials of a registry (Docker Hub without SERVER) from
 docker's config.json (or --authfile).`,
-}
-
-func init() {
-	loginCmd.run = runLogin
-	loginCmd.options = func() string { return flagHelp(loginFlags) }
-	logoutCmd.run = runLogout
-	logoutCmd.options = func() string { return flagHelp(logoutFlags) }
+	host:    true,
+	options: optionsOf(logoutFlags),
+	run:     runLogout,
 }
 
 type loginArgs struct {
@@ -54,21 +53,21 @@ func loginFlags() (*pflag.FlagSet, *loginArgs) {
 	return fset, a
 }
 
-func runLogin(args []string) int {
+func runLogin(cmd *command, args []string) int {
 	fset, a := loginFlags()
-	pos, code, ok := parseStoreCmd(loginCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
-	reg, code, ok := serverArg(loginCmd, pos)
+	reg, code, ok := serverArg(cmd, pos)
 	if !ok {
 		return code
 	}
 	switch {
 	case a.password != "" && a.passwordStdin:
-		return usageError(loginCmd, "--password and --password-stdin are mutually exclusive")
+		return usageError(cmd, "--password and --password-stdin are mutually exclusive")
 	case a.passwordStdin && a.user == "":
-		return usageError(loginCmd, "must provide --username with --password-stdin")
+		return usageError(cmd, "must provide --username with --password-stdin")
 	case a.password != "":
 		fmt.Fprintln(os.Stderr, "WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
 	case a.passwordStdin:
@@ -127,13 +126,13 @@ func logoutFlags() (*pflag.FlagSet, *registryFlags) {
 	return fset, a
 }
 
-func runLogout(args []string) int {
+func runLogout(cmd *command, args []string) int {
 	fset, a := logoutFlags()
-	pos, code, ok := parseStoreCmd(logoutCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
-	reg, code, ok := serverArg(logoutCmd, pos)
+	reg, code, ok := serverArg(cmd, pos)
 	if !ok {
 		return code
 	}

@@ -13,11 +13,8 @@ var logsCmd = &command{
 	usage: "unionfuse logs [-f] CONTAINER",
 	help: `Print what a detached container wrote to stdout and stderr (in the order
 written; both go to one log). With -f, keep printing until it stops.`,
-}
-
-func init() {
-	logsCmd.run = runLogs
-	logsCmd.options = func() string { return flagHelp(logsFlags) }
+	options: optionsOf(logsFlags),
+	run:     runLogs,
 }
 
 type logsArgs struct {
@@ -32,14 +29,14 @@ func logsFlags() (*pflag.FlagSet, *logsArgs) {
 	return fset, a
 }
 
-func runLogs(args []string) int {
+func runLogs(cmd *command, args []string) int {
 	fset, a := logsFlags()
-	pos, code, ok := parseStoreCmd(logsCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 {
-		return usageError(logsCmd, "want one CONTAINER")
+		return usageError(cmd, "want one CONTAINER")
 	}
 	return a.withRunner(func(r *runner.Runner) int {
 		c, err := r.Get(pos[0])

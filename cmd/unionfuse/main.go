@@ -12,22 +12,22 @@
 //	unionfuse run [OPTIONS] IMAGE [COMMAND [ARG...]]
 //	unionfuse help [COMMAND]    (every command: images, ps, rm, ...)
 //
-// The binary is also its own helper processes: started again as
-// /proc/self/exe, it becomes the FUSE daemon or a part of a running
-// container, chosen before any command line is read. This file
-// dispatches; each subcommand is a file of its own that parses its flags,
-// calls fs/, cowcache/, builder/ or runner/, and prints.
+// The binary is also its own helper processes: started again in a process
+// role (the FUSE daemon, a container's monitor or init, ...; see
+// internal/reexec), it runs that role, chosen before any command line is
+// read. This file dispatches; the command table (commands.go) lists every
+// subcommand, each a file of its own that parses its flags, calls fs/,
+// cowcache/, builder/ or runner/, and prints. This layer owns the terminal
+// and the process's signals (signals.go): the packages below are handed
+// them.
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/internal/reexec"
 	"github.com/unionfuse/unionfuse/runner"
 )
@@ -35,34 +35,13 @@ import (
 // version is set at build time: -ldflags "-X main.version=...".
 var version = "dev"
 
-// Exit statuses.
+// Exit statuses (run, start -a and exec return the container's, see
+// runner.ExitUnionfuseFailed and the others).
 const (
 	exitOK    = 0
 	exitFail  = 1 // the command was understood but failed
 	exitUsage = 2 // bad command line
 )
-
-// command is one subcommand.
-type command struct {
-	name  string
-	usage string // one line: the synopsis
-	help  string // the rest of `unionfuse help NAME`
-	// options returns the Options section of the help (built only when
-	// help is printed: flag sets are not made at every start).
-	options func() string
-	run     func(args []string) int
-}
-
-// commands lists the subcommands in the order help shows them.
-var commands []*command
-
-func init() {
-	commands = []*command{mountCmd, umountCmd,
-		pullCmd, pushCmd, loginCmd, logoutCmd,
-		importCmd, loadCmd, saveCmd, imagesCmd, historyCmd, inspectCmd, tagCmd, rmiCmd, systemCmd, mountImageCmd,
-		buildCmd, runCmd, psCmd, startCmd, stopCmd, restartCmd, killCmd, rmCmd, logsCmd, execCmd, portCmd, waitCmd, diffCmd, commitCmd, exportCmd,
-		helpCmd, versionCmd}
-}
 
 func main() {
 	// A process started in a role (the FUSE daemon, a container's monitor
@@ -88,72 +67,25 @@ func run(argv []string) int {
 		printMainHelp(os.Stdout)
 		return exitOK
 	case "-V", "--version":
-		return versionCmd.run(args[1:])
+		return versionCmd.run(versionCmd, args[1:])
 	}
 	if c := lookup(args[0]); c != nil {
-		if !hostCommands[c.name] {
+		if !c.host {
 			// Not root, with subordinate ids: store and container commands
 			// run in the user's rootless user namespace (no return).
 			if err := runner.EnterUserNamespace(argv); err != nil {
 				return fail(err)
 			}
 		}
-		return c.run(args[1:])
+		return c.run(c, args[1:])
 	}
 	// The fuse-overlayfs form: unionfuse [-f] [-d] -o lowerdir=... [SOURCE] MERGED,
 	// which is also how mount.fuse3 runs a helper.
 	if strings.HasPrefix(args[0], "-") || hasOptionFlag(args) {
-		return mountCmd.run(args)
+		return mountCmd.run(mountCmd, args)
 	}
 	fmt.Fprintf(os.Stderr, "unionfuse: unknown command %q (see 'unionfuse --help')\n", args[0])
 	return exitUsage
-}
-
-// hostCommands run where they are called, never in the rootless user
-// namespace: their mounts must be seen by the caller (login and logout:
-// the credentials file stays the caller's).
-var hostCommands = map[string]bool{"mount": true, "umount": true, "mount-image": true, "help": true, "version": true,
-	"login": true, "logout": true}
-
-// lookup returns the subcommand called name, or nil.
-func lookup(name string) *command {
-	if name == "unmount" {
-		name = "umount"
-	}
-	for _, c := range commands {
-		if c.name == name {
-			return c
-		}
-	}
-	return nil
-}
-
-// hasOptionFlag reports whether args hold an -o option.
-func hasOptionFlag(args []string) bool {
-	for _, a := range args {
-		if a == "-o" || a == "--options" || strings.HasPrefix(a, "-o") && !strings.HasPrefix(a, "--") ||
-			strings.HasPrefix(a, "--options=") {
-			return true
-		}
-	}
-	return false
-}
-
-// parseFlags parses args with fset. It prints the help of c and returns
-// (nil, exitOK) for -h; it prints one line and returns (nil, exitUsage) for
-// a bad flag.
-func parseFlags(c *command, fset *pflag.FlagSet, args []string) ([]string, int, bool) {
-	fset.SetOutput(io.Discard)
-	fset.Usage = func() {}
-	err := fset.Parse(args)
-	if errors.Is(err, pflag.ErrHelp) {
-		printHelp(os.Stdout, c, fset)
-		return nil, exitOK, false
-	}
-	if err != nil {
-		return nil, usageError(c, "%v", err), false
-	}
-	return fset.Args(), 0, true
 }
 
 // usageError prints a one-line usage error for c and returns exitUsage.
@@ -162,10 +94,6 @@ func usageError(c *command, format string, args ...any) int {
 	return exitUsage
 }
 
-// warn prints err as a warning: what went wrong without failing the
-// command.
-func warn(err error) { fmt.Fprintf(os.Stderr, "unionfuse: warning: %v\n", err) }
-
 // fail prints err on one line and returns exitFail.
 func fail(err error) int {
 	first, _, _ := strings.Cut(err.Error(), "\n")
@@ -173,19 +101,6 @@ func fail(err error) int {
 	return exitFail
 }
 
-var versionCmd = &command{
-	name:  "version",
-	usage: "unionfuse version",
-	help:  "Print the version of unionfuse (also: unionfuse --version).",
-	run: func(args []string) int {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			printHelp(os.Stdout, lookup("version"), nil)
-			return exitOK
-		}
-		if len(args) > 0 {
-			return usageError(lookup("version"), "unexpected argument %q", args[0])
-		}
-		fmt.Printf("unionfuse %s\n", version)
-		return exitOK
-	},
-}
+// warn prints err as a warning: what went wrong without failing the
+// command.
+func warn(err error) { fmt.Fprintf(os.Stderr, "unionfuse: warning: %v\n", err) }

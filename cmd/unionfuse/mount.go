@@ -70,9 +70,10 @@ union is visible at MERGED; it prints nothing on success. The daemon logs to
 syslog when /dev/log exists, otherwise to ` + daemon.DefaultLogFile() + `
 (--log overrides). It stops when the union is unmounted (unionfuse umount,
 umount(8), fusermount3 -u) and unmounts on SIGTERM, SIGINT or SIGHUP.`,
+	host:    true,
+	options: optionsOf(mountFlags),
+	run:     runMount,
 }
-
-func init() { mountCmd.run = runMount }
 
 // mountArgs holds the flags of unionfuse mount.
 type mountArgs struct {
@@ -98,29 +99,30 @@ func mountFlags() (*pflag.FlagSet, *mountArgs) {
 	return fset, a
 }
 
-func runMount(args []string) int {
+func runMount(cmd *command, args []string) int {
 	fset, a := mountFlags()
-	pos, code, ok := parseFlags(mountCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
-	return mountUnion(a, pos, false)
+	return mountUnion(cmd, a, pos, false)
 }
 
 // mountUnion builds the union's config from the flags and the positional
 // arguments, validates it and mounts it (in a daemon unless -f or -d).
-// With checkOnly it stops after validation.
-func mountUnion(a *mountArgs, pos []string, checkOnly bool) int {
+// With checkOnly it stops after validation. cmd is mount, for usage
+// errors.
+func mountUnion(cmd *command, a *mountArgs, pos []string, checkOnly bool) int {
 	if a.userXattr {
 		a.options = append(a.options, "userxattr")
 	}
 	opts, err := mountopts.Parse(a.options...)
 	if err != nil {
-		return usageError(mountCmd, "%v", err)
+		return usageError(cmd, "%v", err)
 	}
 	merged, source, err := layersFromArgs(opts, pos)
 	if err != nil {
-		return usageError(mountCmd, "%v", err)
+		return usageError(cmd, "%v", err)
 	}
 	cfg := opts.FsConfig()
 	cfg.FsName = source

@@ -17,11 +17,9 @@ layer directories, top first, served by unionfuse (every write fails with
 EROFS). Like 'unionfuse mount' it starts a daemon and returns once the
 image is visible, unless -f or -d; unmount with 'unionfuse umount MERGED'.
 While the image is mounted, rmi and system prune leave it alone.`,
-}
-
-func init() {
-	mountImageCmd.run = runMountImage
-	mountImageCmd.options = func() string { return flagHelp(mountImageFlags) }
+	options: optionsOf(mountImageFlags),
+	host:    true,
+	run:     runMountImage,
 }
 
 type mountImageArgs struct {
@@ -40,14 +38,14 @@ func mountImageFlags() (*pflag.FlagSet, *mountImageArgs) {
 	return fset, a
 }
 
-func runMountImage(args []string) int {
+func runMountImage(cmd *command, args []string) int {
 	fset, a := mountImageFlags()
-	pos, code, ok := parseStoreCmd(mountImageCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 2 {
-		return usageError(mountImageCmd, "want IMAGE MERGED, got %d arguments", len(pos))
+		return usageError(cmd, "want IMAGE MERGED, got %d arguments", len(pos))
 	}
 	merged, err := daemon.ResolveMountpoint(pos[1])
 	if err != nil {

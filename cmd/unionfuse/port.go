@@ -13,28 +13,25 @@ var portCmd = &command{
 	usage: "unionfuse port CONTAINER [CONTAINERPORT[/tcp]]",
 	help: `List a running container's published ports, as docker port does:
 "80/tcp -> 0.0.0.0:8080" for each, or only the host side of one port.`,
+	options: containerFlagsHelp("port"),
+	run:     runPort,
 }
 
-func init() {
-	portCmd.run = runPort
-	portCmd.options = containerFlagsHelp("port")
-}
-
-func runPort(args []string) int {
+func runPort(cmd *command, args []string) int {
 	a := &containerArgs{}
 	fset := newContainerFlags("port", a)
-	pos, code, ok := parseStoreCmd(portCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) < 1 || len(pos) > 2 {
-		return usageError(portCmd, "want CONTAINER [CONTAINERPORT]")
+		return usageError(cmd, "want CONTAINER [CONTAINERPORT]")
 	}
 	want := 0
 	if len(pos) == 2 {
 		n, err := strconv.Atoi(strings.TrimSuffix(pos[1], "/tcp"))
 		if err != nil {
-			return usageError(portCmd, "invalid port %q", pos[1])
+			return usageError(cmd, "invalid port %q", pos[1])
 		}
 		want = n
 	}

@@ -18,11 +18,8 @@ With -s, SIZE is what the container's own layer holds on disk, and
 share. A container whose monitor was killed is found and recorded as
 exited here; ps never reads a container's mount, so a dead mount cannot
 make it hang.`,
-}
-
-func init() {
-	psCmd.run = runPs
-	psCmd.options = func() string { return flagHelp(psFlags) }
+	options: optionsOf(psFlags),
+	run:     runPs,
 }
 
 type psArgs struct {
@@ -39,14 +36,14 @@ func psFlags() (*pflag.FlagSet, *psArgs) {
 	return fset, a
 }
 
-func runPs(args []string) int {
+func runPs(cmd *command, args []string) int {
 	fset, a := psFlags()
-	pos, code, ok := parseStoreCmd(psCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 0 {
-		return usageError(psCmd, "unexpected argument %q", pos[0])
+		return usageError(cmd, "unexpected argument %q", pos[0])
 	}
 	return a.withRunner(func(r *runner.Runner) int {
 		all, err := r.List()

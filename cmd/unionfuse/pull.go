@@ -20,11 +20,8 @@ layers the store has are not fetched ("Already exists"). Every blob is
 checked against its digest; on any error or Ctrl-C nothing partial is
 stored, and the next pull goes on from what was downloaded.
 See docs/registry.md.`,
-}
-
-func init() {
-	pullCmd.run = runPull
-	pullCmd.options = func() string { return flagHelp(pullFlags) }
+	options: optionsOf(pullFlags),
+	run:     runPull,
 }
 
 type pullArgs struct {
@@ -49,27 +46,27 @@ func pullFlags() (*pflag.FlagSet, *pullArgs) {
 	return fset, a
 }
 
-func runPull(args []string) int {
+func runPull(cmd *command, args []string) int {
 	fset, a := pullFlags()
-	pos, code, ok := parseStoreCmd(pullCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 {
-		return usageError(pullCmd, "want one NAME[:TAG|@DIGEST], got %d arguments", len(pos))
+		return usageError(cmd, "want one NAME[:TAG|@DIGEST], got %d arguments", len(pos))
 	}
 	ref, err := registry.ParseReference(pos[0])
 	if err != nil {
-		return usageError(pullCmd, "%v", err)
+		return usageError(cmd, "%v", err)
 	}
 	if a.jobs < 1 {
-		return usageError(pullCmd, "--max-concurrent-downloads must be at least 1")
+		return usageError(cmd, "--max-concurrent-downloads must be at least 1")
 	}
 	o := registry.PullOptions{Options: a.registryFlags.options(), MaxConcurrent: a.jobs}
 	if a.platform != "" {
 		p, err := registry.ParsePlatform(a.platform)
 		if err != nil {
-			return usageError(pullCmd, "%v", err)
+			return usageError(cmd, "%v", err)
 		}
 		o.Platform = &p
 	}
@@ -79,14 +76,14 @@ func runPull(args []string) int {
 	}
 	defer s.Close()
 	if err := a.apply(s); err != nil {
-		return usageError(pullCmd, "%v", err)
+		return usageError(cmd, "%v", err)
 	}
 	ctx, stop := interruptible()
 	defer stop()
 	refs := []registry.Reference{ref}
 	if a.allTags {
 		if ref.Tag() != "" && !ref.DefaultTag() || ref.Digest() != "" {
-			return usageError(pullCmd, "tag can't be used with --all-tags/-a")
+			return usageError(cmd, "tag can't be used with --all-tags/-a")
 		}
 		if refs, err = registry.Tags(ctx, ref, o.Options); err != nil {
 			return failRegistry(ctx, err)

@@ -18,11 +18,8 @@ sent ("Layer already exists"); layers another repository of the same
 registry has are mounted from it ("Mounted from ..."). Uncompressed
 layers are sent gzip-compressed (or zstd with --compression zstd), which
 changes the manifest's digest but not the image id. See docs/registry.md.`,
-}
-
-func init() {
-	pushCmd.run = runPush
-	pushCmd.options = func() string { return flagHelp(pushFlags) }
+	options: optionsOf(pushFlags),
+	run:     runPush,
 }
 
 type pushArgs struct {
@@ -44,24 +41,24 @@ func pushFlags() (*pflag.FlagSet, *pushArgs) {
 	return fset, a
 }
 
-func runPush(args []string) int {
+func runPush(cmd *command, args []string) int {
 	fset, a := pushFlags()
-	pos, code, ok := parseStoreCmd(pushCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 {
-		return usageError(pushCmd, "want one NAME[:TAG], got %d arguments", len(pos))
+		return usageError(cmd, "want one NAME[:TAG], got %d arguments", len(pos))
 	}
 	ref, err := registry.ParseReference(pos[0])
 	if err != nil {
-		return usageError(pushCmd, "%v", err)
+		return usageError(cmd, "%v", err)
 	}
 	if a.compression != "" && a.compression != "gzip" && a.compression != "zstd" {
-		return usageError(pushCmd, "--compression: want gzip or zstd, not %q", a.compression)
+		return usageError(cmd, "--compression: want gzip or zstd, not %q", a.compression)
 	}
 	if a.jobs < 1 {
-		return usageError(pushCmd, "--max-concurrent-uploads must be at least 1")
+		return usageError(cmd, "--max-concurrent-uploads must be at least 1")
 	}
 	s, err := a.open()
 	if err != nil {

@@ -10,11 +10,8 @@ var rmCmd = &command{
 	usage: "unionfuse rm [-f] CONTAINER...",
 	help: `Remove containers and their layers. A running container is refused
 unless -f, which kills it first.`,
-}
-
-func init() {
-	rmCmd.run = runRm
-	rmCmd.options = func() string { return flagHelp(rmFlags) }
+	options: optionsOf(rmFlags),
+	run:     runRm,
 }
 
 type rmArgs struct {
@@ -29,17 +26,17 @@ func rmFlags() (*pflag.FlagSet, *rmArgs) {
 	return fset, a
 }
 
-func runRm(args []string) int {
+func runRm(cmd *command, args []string) int {
 	fset, a := rmFlags()
-	pos, code, ok := parseStoreCmd(rmCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) == 0 {
-		return usageError(rmCmd, "want at least one CONTAINER")
+		return usageError(cmd, "want at least one CONTAINER")
 	}
 	return a.withRunner(func(r *runner.Runner) int {
-		return eachContainer(rmCmd, r, pos, true, func(c *runner.Container) error {
+		return eachContainer(cmd, r, pos, true, func(c *runner.Container) error {
 			if err := r.Remove(c, a.force); err != nil {
 				return err
 			}

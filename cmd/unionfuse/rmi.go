@@ -16,11 +16,8 @@ loses that name (Untagged); its last name or its id removes the image, and
 then every layer no other image or container uses (Deleted). An image with
 several names is removed by id only with -f; an image a container uses is
 never removed.`,
-}
-
-func init() {
-	rmiCmd.run = runRmi
-	rmiCmd.options = func() string { return flagHelp(rmiFlags) }
+	options: optionsOf(rmiFlags),
+	run:     runRmi,
 }
 
 type rmiArgs struct {
@@ -36,14 +33,14 @@ func rmiFlags() (*pflag.FlagSet, *rmiArgs) {
 	return fset, a
 }
 
-func runRmi(args []string) int {
+func runRmi(cmd *command, args []string) int {
 	fset, a := rmiFlags()
-	pos, code, ok := parseStoreCmd(rmiCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) == 0 {
-		return usageError(rmiCmd, "want at least one IMAGE")
+		return usageError(cmd, "want at least one IMAGE")
 	}
 	s, err := a.open()
 	if err != nil {

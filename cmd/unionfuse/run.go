@@ -30,11 +30,8 @@ port of the container's loopback (a server in the container listening on
 already and -p is ignored, with a warning.
 With -d the container runs in the background, its output in a log
 ('unionfuse logs'); stop it with 'unionfuse stop'.`,
-}
-
-func init() {
-	runCmd.run = runRun
-	runCmd.options = func() string { return flagHelp(runFlags) }
+	options: optionsOf(runFlags),
+	run:     runRun,
 }
 
 // runArgs are the flags of run (and, in part, create).
@@ -70,9 +67,9 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	return fset, a
 }
 
-func runRun(args []string) int {
+func runRun(cmd *command, args []string) int {
 	fset, a := runFlags()
-	pos, code, ok := parseStoreCmd(runCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		if code == exitUsage {
 			return runner.ExitUnionfuseFailed // docker run's status for its own errors
@@ -80,7 +77,7 @@ func runRun(args []string) int {
 		return code
 	}
 	if len(pos) < 1 {
-		usageError(runCmd, "want IMAGE [COMMAND...]")
+		usageError(cmd, "want IMAGE [COMMAND...]")
 		return runner.ExitUnionfuseFailed
 	}
 	a.entrypointSet = fset.Changed("entrypoint")

@@ -20,11 +20,8 @@ and skopeo read back the same image ids and DiffIDs, and in the OCI format
 the same manifest digests. Without -o the tarball goes to standard output
 (not to a terminal). FILE is written under a temporary name and renamed
 when complete.`,
-}
-
-func init() {
-	saveCmd.run = runSave
-	saveCmd.options = func() string { return flagHelp(saveFlags) }
+	options: optionsOf(saveFlags),
+	run:     runSave,
 }
 
 type saveArgs struct {
@@ -41,21 +38,21 @@ func saveFlags() (*pflag.FlagSet, *saveArgs) {
 	return fset, a
 }
 
-func runSave(args []string) int {
+func runSave(cmd *command, args []string) int {
 	fset, a := saveFlags()
-	pos, code, ok := parseStoreCmd(saveCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) == 0 {
-		return usageError(saveCmd, "want at least one IMAGE")
+		return usageError(cmd, "want at least one IMAGE")
 	}
 	format, err := cowcache.ParseArchiveFormat(a.format)
 	if err != nil {
-		return usageError(saveCmd, "%v", err)
+		return usageError(cmd, "%v", err)
 	}
 	if (a.output == "" || a.output == "-") && isTerminal(os.Stdout) {
-		return usageError(saveCmd, "refusing to write an archive to a terminal: give -o FILE or redirect")
+		return usageError(cmd, "refusing to write an archive to a terminal: give -o FILE or redirect")
 	}
 	s, err := a.open()
 	if err != nil {

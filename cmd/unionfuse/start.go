@@ -12,11 +12,8 @@ var startCmd = &command{
 an earlier run are still there. Without -a they run in the background
 (output in 'unionfuse logs'); with -a the first one runs attached and its
 exit status is start's.`,
-}
-
-func init() {
-	startCmd.run = runStart
-	startCmd.options = func() string { return flagHelp(startFlags) }
+	options: optionsOf(startFlags),
+	run:     runStart,
 }
 
 type startArgs struct {
@@ -32,19 +29,19 @@ func startFlags() (*pflag.FlagSet, *startArgs) {
 	return fset, a
 }
 
-func runStart(args []string) int {
+func runStart(cmd *command, args []string) int {
 	fset, a := startFlags()
-	pos, code, ok := parseStoreCmd(startCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) == 0 {
-		return usageError(startCmd, "want at least one CONTAINER")
+		return usageError(cmd, "want at least one CONTAINER")
 	}
 	return a.withRunner(func(r *runner.Runner) int {
 		if a.attach {
 			if len(pos) != 1 {
-				return usageError(startCmd, "-a takes one CONTAINER")
+				return usageError(cmd, "-a takes one CONTAINER")
 			}
 			c, err := r.Get(pos[0])
 			if err != nil {
@@ -58,7 +55,7 @@ func runStart(args []string) int {
 			}
 			return code
 		}
-		return eachContainer(startCmd, r, pos, true, func(c *runner.Container) error {
+		return eachContainer(cmd, r, pos, true, func(c *runner.Container) error {
 			if c.Running() {
 				return nil // as docker: starting a running container does nothing
 			}

@@ -13,19 +13,16 @@ var stopCmd = &command{
 	help: `Stop running containers: the image's stop signal (SIGTERM by default),
 then SIGKILL after the timeout. The command runs as pid 1 of its
 namespace, which ignores signals it does not handle, as under docker.`,
+	options: optionsOf(stopFlags),
+	run:     runStop,
 }
 
 var restartCmd = &command{
-	name:  "restart",
-	usage: "unionfuse restart [-t SECONDS] CONTAINER...",
-	help:  `Stop containers (as 'unionfuse stop') and start them again in the background.`,
-}
-
-func init() {
-	stopCmd.run = func(args []string) int { return runStop(stopCmd, args) }
-	restartCmd.run = func(args []string) int { return runStop(restartCmd, args) }
-	stopCmd.options = func() string { return flagHelp(stopFlags) }
-	restartCmd.options = func() string { return flagHelp(stopFlags) }
+	name:    "restart",
+	usage:   "unionfuse restart [-t SECONDS] CONTAINER...",
+	help:    `Stop containers (as 'unionfuse stop') and start them again in the background.`,
+	options: optionsOf(stopFlags),
+	run:     runRestart,
 }
 
 type stopArgs struct {
@@ -40,9 +37,15 @@ func stopFlags() (*pflag.FlagSet, *stopArgs) {
 	return fset, a
 }
 
-func runStop(cmd *command, args []string) int {
+func runStop(cmd *command, args []string) int { return stopContainers(cmd, args, false) }
+
+func runRestart(cmd *command, args []string) int { return stopContainers(cmd, args, true) }
+
+// stopContainers stops the containers named in args, and with restart
+// starts them again.
+func stopContainers(cmd *command, args []string, restart bool) int {
 	fset, a := stopFlags()
-	pos, code, ok := parseStoreCmd(cmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
@@ -54,7 +57,7 @@ func runStop(cmd *command, args []string) int {
 			if err := r.Stop(c, time.Duration(a.seconds)*time.Second); err != nil {
 				return err
 			}
-			if cmd == restartCmd {
+			if restart {
 				if err := r.StartDetached(c); err != nil {
 					return err
 				}

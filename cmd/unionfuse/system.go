@@ -25,11 +25,8 @@ var systemCmd = &command{
   system prune     remove dangling images (no name, no container, no child), every
                    layer and blob nobody uses, and the debris of interrupted
                    commands. Asks first unless -f.`,
-}
-
-func init() {
-	systemCmd.run = runSystem
-	systemCmd.options = func() string { return flagHelp(systemFlags) }
+	options: optionsOf(systemFlags),
+	run:     runSystem,
 }
 
 type systemArgs struct {
@@ -46,14 +43,14 @@ func systemFlags() (*pflag.FlagSet, *systemArgs) {
 	return fset, a
 }
 
-func runSystem(args []string) int {
+func runSystem(cmd *command, args []string) int {
 	fset, a := systemFlags()
-	pos, code, ok := parseStoreCmd(systemCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 || (pos[0] != "df" && pos[0] != "prune") {
-		return usageError(systemCmd, "want df or prune")
+		return usageError(cmd, "want df or prune")
 	}
 	s, err := a.open()
 	if err != nil {

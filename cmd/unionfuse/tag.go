@@ -10,11 +10,8 @@ var tagCmd = &command{
 	help: `Give the image SOURCE_IMAGE (name or id) the name TARGET_IMAGE[:TAG]
 (":latest" when no tag is given). An image that had that name keeps its
 other names, or stays as a dangling image (<none>) until removed or pruned.`,
-}
-
-func init() {
-	tagCmd.run = runTag
-	tagCmd.options = func() string { return flagHelp(tagFlags) }
+	options: optionsOf(tagFlags),
+	run:     runTag,
 }
 
 func tagFlags() (*pflag.FlagSet, *storeFlags) {
@@ -24,14 +21,14 @@ func tagFlags() (*pflag.FlagSet, *storeFlags) {
 	return fset, a
 }
 
-func runTag(args []string) int {
+func runTag(cmd *command, args []string) int {
 	fset, a := tagFlags()
-	pos, code, ok := parseStoreCmd(tagCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 2 {
-		return usageError(tagCmd, "want SOURCE_IMAGE TARGET_IMAGE, got %d arguments", len(pos))
+		return usageError(cmd, "want SOURCE_IMAGE TARGET_IMAGE, got %d arguments", len(pos))
 	}
 	s, err := a.open()
 	if err != nil {

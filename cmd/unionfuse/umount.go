@@ -16,9 +16,11 @@ var umountCmd = &command{
 	help: `Unmount the union at MERGED (umount2(2) as root, fusermount3 -u otherwise)
 and wait, at most 10 seconds, for the daemon that served it to exit.
 Also spelled 'unionfuse unmount'.`,
+	aliases: []string{"unmount"},
+	host:    true,
+	options: optionsOf(umountFlags),
+	run:     runUmount,
 }
-
-func init() { umountCmd.run = runUmount }
 
 // umountArgs holds the flags of unionfuse umount.
 type umountArgs struct {
@@ -33,14 +35,14 @@ func umountFlags() (*pflag.FlagSet, *umountArgs) {
 	return fset, a
 }
 
-func runUmount(args []string) int {
+func runUmount(cmd *command, args []string) int {
 	fset, a := umountFlags()
-	pos, code, ok := parseFlags(umountCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) != 1 {
-		return usageError(umountCmd, "want exactly one MERGED directory, got %d arguments", len(pos))
+		return usageError(cmd, "want exactly one MERGED directory, got %d arguments", len(pos))
 	}
 	merged, err := daemon.ResolveMountpoint(pos[0])
 	if err != nil {

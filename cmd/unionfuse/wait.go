@@ -7,28 +7,25 @@ import (
 )
 
 var waitCmd = &command{
-	name:  "wait",
-	usage: "unionfuse wait CONTAINER...",
-	help:  `Block until containers stop, then print their exit statuses, one per line.`,
+	name:    "wait",
+	usage:   "unionfuse wait CONTAINER...",
+	help:    `Block until containers stop, then print their exit statuses, one per line.`,
+	options: containerFlagsHelp("wait"),
+	run:     runWait,
 }
 
-func init() {
-	waitCmd.run = runWait
-	waitCmd.options = containerFlagsHelp("wait")
-}
-
-func runWait(args []string) int {
+func runWait(cmd *command, args []string) int {
 	a := &containerArgs{}
 	fset := newContainerFlags("wait", a)
-	pos, code, ok := parseStoreCmd(waitCmd, fset, args)
+	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
 	if len(pos) == 0 {
-		return usageError(waitCmd, "want at least one CONTAINER")
+		return usageError(cmd, "want at least one CONTAINER")
 	}
 	return a.withRunner(func(r *runner.Runner) int {
-		return eachContainer(waitCmd, r, pos, false, func(c *runner.Container) error {
+		return eachContainer(cmd, r, pos, false, func(c *runner.Container) error {
 			code, err := r.Wait(c)
 			if err != nil {
 				return err
