@@ -33,8 +33,13 @@
 // root). The init reads its Spec from a pipe, builds the root (proc, dev,
 // sys, /etc files, volumes), pivot_roots into it, takes the container's
 // user and execs the command as pid 1; an error before the exec reaches
-// the monitor over a close-on-exec pipe. The monitor forwards SIGINT and
-// SIGTERM, waits, records the exit status and unmounts.
+// the monitor over a close-on-exec pipe. The monitor forwards the signals
+// its caller catches for the command (IO.Signals: SIGINT, SIGTERM and the
+// others of ForwardedSignals), waits, records the exit status and
+// unmounts. The processes that are this binary started again (the
+// detached monitor, the init, the user namespace holder, the exporter,
+// the socket helper) are roles of internal/reexec, registered in
+// roles.go.
 //
 // A monitor that dies (SIGKILL) takes the container's init with it
 // (PDEATHSIG) and drops monitor.lock; the next command that looks at the
