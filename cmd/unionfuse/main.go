@@ -41,6 +41,9 @@ const (
 	exitOK    = 0
 	exitFail  = 1 // the command was understood but failed
 	exitUsage = 2 // bad command line
+	// exitInterrupted is what a shell reports for a command stopped by
+	// Ctrl-C (128+SIGINT), for one that stopped cleanly on it.
+	exitInterrupted = 130
 )
 
 func main() {

@@ -32,12 +32,12 @@ func (rf *registryFlags) options() registry.Options {
 		CertDir: rf.certDir, AuthFile: rf.authFile, UserAgent: "unionfuse/" + version}
 }
 
-// failRegistry prints err; an interrupted command exits 130, as a shell
-// reports Ctrl-C.
+// failRegistry prints err; an interrupted command exits exitInterrupted,
+// as a shell reports Ctrl-C.
 func failRegistry(ctx context.Context, err error) int {
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "unionfuse: interrupted: nothing partial was stored")
-		return 130
+		return exitInterrupted
 	}
 	return fail(err)
 }
