@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,17 +91,117 @@ func (s *Store) withSaved(refs []string, fn func([]*savedImage) error) error {
 
 // SaveFile is Save to the file path, written under a temporary name
 // beside it, synced and renamed into place: path holds a whole archive or
-// is as it was.
+// is as it was. As docker, only a missing path or a regular file is
+// written: a device node, a FIFO, a symbolic link or a directory there is
+// refused (see atomicfile.WriteOutput), not replaced.
 func (s *Store) SaveFile(path string, refs []string, f ArchiveFormat) error {
-	return atomicfile.Write(path, 0o644, func(w io.Writer) error { return s.Save(w, refs, f) })
+	return atomicfile.WriteOutput(path, 0o644, func(w io.Writer) error { return s.Save(w, refs, f) })
 }
 
 // SaveLayout writes the images refs to the OCI image layout directory dir
-// (created if needed; images are added to a layout already there).
+// (created if needed; images are added to a layout already there). The
+// layout is made in the store's tmp/ and then copied into dir through an
+// os.Root, so that no symbolic link planted in dir leads a write out of
+// it.
 func (s *Store) SaveLayout(dir string, refs []string) error {
 	return s.withSaved(refs, func(images []*savedImage) error {
-		return writeLayout(dir, images)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		root, err := os.OpenRoot(dir)
+		if err != nil {
+			return err
+		}
+		defer root.Close()
+		tmp, done, err := s.tempDir("save")
+		if err != nil {
+			return err
+		}
+		defer done()
+		// The index of a layout already there, to add the images to.
+		idx, err := root.ReadFile(layoutIndex)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(tmp, layoutIndex), idx, 0o644)
+		} else if errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", dir, err)
+		}
+		if err := writeLayout(tmp, images); err != nil {
+			return err
+		}
+		if err := copyLayout(root, tmp); err != nil {
+			return fmt.Errorf("%s: %w", dir, err)
+		}
+		return nil
 	})
+}
+
+// layoutIndex is an OCI layout's index file, written last.
+const layoutIndex = "index.json"
+
+// copyLayout copies the layout made in tmp into root: the blobs it does
+// not hold yet (they are named by their digest), then oci-layout and the
+// index, each written under a temporary name and renamed.
+func copyLayout(root *os.Root, tmp string) error {
+	var files []string
+	err := filepath.WalkDir(tmp, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == tmp {
+			return err
+		}
+		rel, _ := filepath.Rel(tmp, p)
+		if d.IsDir() {
+			return root.MkdirAll(rel, 0o755)
+		}
+		if rel != layoutIndex {
+			files = append(files, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, rel := range append(files, layoutIndex) {
+		if strings.HasPrefix(rel, "blobs"+string(filepath.Separator)) {
+			if fi, err := root.Lstat(rel); err == nil && fi.Mode().IsRegular() {
+				continue
+			}
+		}
+		if err := copyInto(root, rel, filepath.Join(tmp, rel)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyInto copies the file src to name below root, through a temporary
+// name renamed over name.
+func copyInto(root *os.Root, name, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := name + ".tmp-" + randomName(8)
+	out, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = root.Rename(tmp, name)
+	}
+	if err != nil {
+		root.Remove(tmp)
+	}
+	return err
 }
 
 // savedImages resolves refs, each image once with all names it was asked

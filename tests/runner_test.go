@@ -339,6 +339,23 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 		if strings.Contains(names, "\nbin/vi\n") {
 			t.Errorf("export holds the deleted bin/vi")
 		}
+		// As docker: a FIFO, a device node or a symbolic link at -o is
+		// refused, never replaced by a regular file.
+		// (Not /dev/full itself: a build without the fix replaces it.)
+		fifo, link, dev := filepath.Join(e.dir, "fifo"), filepath.Join(e.dir, "link"), filepath.Join(e.dir, "full")
+		unix.Mkfifo(fifo, 0o644)
+		os.Symlink(tarball, link)
+		unix.Mknod(dev, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 7)))
+		for _, p := range []string{fifo, link, dev} {
+			before, err := os.Lstat(p)
+			if err != nil {
+				continue // no device nodes here
+			}
+			expect(t, "export -o "+p, e.u("export", "-o", p, "changer"), 1, "", "cannot write to")
+			if after, err := os.Lstat(p); err != nil || after.Mode() != before.Mode() {
+				t.Errorf("export -o %s: now %v (%v), was %v", p, after.Mode(), err, before.Mode())
+			}
+		}
 		mustSucceed(t, "rm", e.u("rm", "changer"))
 	})
 

@@ -53,8 +53,9 @@ func runExport(cmd *command, args []string) int {
 		if a.output == "" {
 			err = export(os.Stdout)
 		} else {
-			// No half-written file: written beside the target and renamed.
-			err = atomicfile.Write(a.output, 0o600, export)
+			// No half-written file: written beside the target and renamed;
+			// as docker, no device, FIFO or link replaced by a file.
+			err = atomicfile.WriteOutput(a.output, 0o600, export)
 		}
 		if err != nil {
 			return fail(err)
