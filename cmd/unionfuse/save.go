@@ -19,7 +19,7 @@ name. The blobs are those the store holds: 'unionfuse load', docker load
 and skopeo read back the same image ids and DiffIDs, and in the OCI format
 the same manifest digests. Without -o the tarball goes to standard output
 (not to a terminal). FILE is written under a temporary name and renamed
-when complete.`,
+when complete; as docker, an existing FILE must be a regular file.`,
 	options: optionsOf(saveFlags),
 	run:     runSave,
 }
