@@ -102,6 +102,7 @@ func (b *Builder) Build(ctx context.Context, o Options) (cowcache.Image, error) 
 	if err != nil {
 		return cowcache.Image{}, err
 	}
+	defer src.Close()
 	bd := &build{Builder: b, ctx: ctx, o: o, out: out, df: df, src: src, args: newArgs(o.BuildArgs), path: dfPath}
 	last := len(df.stages) - 1
 	if o.Target != "" {

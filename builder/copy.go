@@ -3,13 +3,14 @@ package builder
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/go-archive"
 	"github.com/moby/go-archive/compression"
+	"golang.org/x/sys/unix"
 )
 
 // copyOpts say how COPY or ADD writes into a container's root.
@@ -41,6 +43,7 @@ func copyInto(rootfs string, srcs []source, o copyOpts) error {
 	}
 	c := &copier{o: o, last: time.Now()}
 	for _, s := range srcs {
+		c.src = s.root
 		if s.isDir {
 			if err := c.tree(rootfs, o.dest, s); err != nil {
 				return err
@@ -52,11 +55,14 @@ func copyInto(rootfs string, srcs []source, o copyOpts) error {
 			target = path.Join(o.dest, path.Base(s.name))
 		}
 		f := s.files[0]
-		if o.unpack && isArchive(f.abs) {
-			if err := c.extract(rootfs, o.dest, f.abs); err != nil {
+		if o.unpack && f.info.Mode().IsRegular() {
+			done, err := c.extractArchive(rootfs, o.dest, f)
+			if err != nil {
 				return err
 			}
-			continue
+			if done {
+				continue
+			}
 		}
 		root, err := openDir(rootfs, path.Dir(target))
 		if err != nil {
@@ -112,6 +118,7 @@ func trimRoot(err error, rootfs string) error {
 // copier copies files and counts them for the progress line.
 type copier struct {
 	o     copyOpts
+	src   *os.Root // of the source being copied
 	files int
 	bytes int64
 	last  time.Time
@@ -160,9 +167,9 @@ func (c *copier) file(root *os.Root, f srcFile) error {
 	}
 	old, err := root.Lstat(name)
 	exists := err == nil
-	if exists && (old.IsDir() != mode.IsDir() || !mode.IsDir() && !old.Mode().IsRegular()) {
+	if exists && (old.IsDir() != mode.IsDir() || !mode.IsDir() && !(old.Mode().IsRegular() && mode.IsRegular())) {
 		if old.IsDir() {
-			return fmt.Errorf("copy %s: cannot replace the directory %s with a file", f.abs, name)
+			return fmt.Errorf("copy %s: cannot replace the directory %s with a file", f.name, name)
 		}
 		if err := root.Remove(name); err != nil {
 			return fmt.Errorf("copy %s: %w", name, err)
@@ -187,13 +194,19 @@ func (c *copier) file(root *os.Root, f srcFile) error {
 		if err := c.data(root, f, name, perm); err != nil {
 			return err
 		}
+	case mode&(fs.ModeNamedPipe|fs.ModeDevice) != 0:
+		// Made again, as a tarball of the context carries them to
+		// docker's builders; never opened.
+		if err := mknodIn(root, name, mode, rdevOf(f.info), perm); err != nil {
+			return fmt.Errorf("copy %s: %w", name, err)
+		}
 	default:
-		return nil // sockets, fifos and devices of the context are not copied
+		return nil // sockets: a context tarball leaves them out
 	}
 	if err := c.chown(root, name); err != nil {
 		return fmt.Errorf("copy %s: chown: %w", name, err)
 	}
-	if mode.IsRegular() {
+	if !mode.IsDir() && mode&fs.ModeSymlink == 0 {
 		mt := f.info.ModTime()
 		if err := root.Chtimes(name, mt, mt); err != nil {
 			return fmt.Errorf("copy %s: %w", name, err)
@@ -207,21 +220,26 @@ func (c *copier) file(root *os.Root, f srcFile) error {
 	return nil
 }
 
-// data copies a regular file's content.
+// data copies a regular file's content, read through the source's root,
+// and checks that it is what digestSources hashed.
 func (c *copier) data(root *os.Root, f srcFile, name string, perm fs.FileMode) error {
-	in, err := os.Open(f.abs)
+	in, err := openRegular(c.src, f.name, f.info)
 	if err != nil {
-		return fmt.Errorf("copy %s: %w", f.abs, err)
+		return fmt.Errorf("copy %s: %w", f.name, err)
 	}
 	defer in.Close()
 	out, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("copy %s: %w", name, err)
 	}
-	n, err := io.Copy(out, in)
+	h := sha256.New()
+	n, err := io.Copy(out, io.TeeReader(in, h))
 	c.bytes += n
 	if cerr := out.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = checkSum(f, h.Sum(nil))
 	}
 	if err == nil {
 		err = root.Chmod(name, perm)
@@ -230,6 +248,35 @@ func (c *copier) data(root *os.Root, f srcFile, name string, perm fs.FileMode) e
 		return fmt.Errorf("copy %s: %w", name, err)
 	}
 	return nil
+}
+
+// checkSum fails when a file's content is not what was hashed for the
+// step's cache key.
+func checkSum(f srcFile, sum []byte) error {
+	if f.sum != nil && !bytes.Equal(f.sum, sum) {
+		return fmt.Errorf("%s changed while the build read it", f.name)
+	}
+	return nil
+}
+
+// mknodIn makes the FIFO or device node name below root.
+func mknodIn(root *os.Root, name string, mode fs.FileMode, rdev uint64, perm fs.FileMode) error {
+	dir, err := root.OpenFile(orDot(path.Dir(name)), os.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	typ := uint32(unix.S_IFIFO)
+	switch {
+	case mode&fs.ModeCharDevice != 0:
+		typ = unix.S_IFCHR
+	case mode&fs.ModeDevice != 0:
+		typ = unix.S_IFBLK
+	}
+	if err := unix.Mknodat(int(dir.Fd()), path.Base(name), typ|uint32(perm&fs.ModePerm), int(rdev)); err != nil {
+		return err
+	}
+	return root.Chmod(name, perm)
 }
 
 // chown gives name the copy's owner. Without root only 0:0, the caller's
@@ -241,14 +288,51 @@ func (c *copier) chown(root *os.Root, name string) error {
 	return root.Lchown(name, c.o.uid, c.o.gid)
 }
 
-// isArchive reports whether p is a tar archive, plain or compressed
-// (gzip, bzip2, xz, zstd), which ADD extracts.
-func isArchive(p string) bool {
-	f, err := os.Open(p)
+// extractArchive is ADD of the regular file f: when it is a tar archive,
+// plain or compressed (gzip, bzip2, xz, zstd), it is unpacked into dir,
+// keeping the owners it records (or giving the --chown owner), and done
+// is true; otherwise nothing is done and the file is copied as it is.
+func (c *copier) extractArchive(rootfs, dir string, f srcFile) (done bool, err error) {
+	in, err := openRegular(c.src, f.name, f.info)
 	if err != nil {
-		return false
+		return false, fmt.Errorf("copy %s: %w", f.name, err)
 	}
-	defer f.Close()
+	defer in.Close()
+	if !isArchive(in) {
+		return false, nil
+	}
+	if _, err := in.Seek(0, io.SeekStart); err != nil {
+		return false, err
+	}
+	full, err := securejoin.SecureJoin(rootfs, dir)
+	if err != nil {
+		return false, fmt.Errorf("destination %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(full, 0o755); err != nil {
+		return false, fmt.Errorf("destination %s: %w", dir, trimRoot(err, rootfs))
+	}
+	opts := &archive.TarOptions{NoLchown: os.Geteuid() != 0}
+	if c.o.uid != 0 || c.o.gid != 0 {
+		opts.ChownOpts = &archive.ChownOpts{UID: c.o.uid, GID: c.o.gid}
+	}
+	h := sha256.New()
+	r := io.TeeReader(in, h)
+	err = archive.Untar(r, full, opts)
+	if err == nil {
+		_, err = io.Copy(io.Discard, r) // what the unpacker left, for the digest
+	}
+	if err == nil {
+		err = checkSum(f, h.Sum(nil))
+	}
+	if err != nil {
+		return false, fmt.Errorf("extract %s: %w", path.Base(f.name), trimRoot(err, rootfs))
+	}
+	return true, nil
+}
+
+// isArchive reports whether the file f starts a tar archive, plain or
+// compressed.
+func isArchive(f io.Reader) bool {
 	r, err := compression.DecompressStream(f)
 	if err != nil {
 		return false
@@ -256,31 +340,6 @@ func isArchive(p string) bool {
 	defer r.Close()
 	_, err = tar.NewReader(r).Next()
 	return err == nil
-}
-
-// extract unpacks the archive p into dir, keeping the owners it records
-// (or giving the --chown owner).
-func (c *copier) extract(rootfs, dir, p string) error {
-	full, err := securejoin.SecureJoin(rootfs, dir)
-	if err != nil {
-		return fmt.Errorf("destination %s: %w", dir, err)
-	}
-	if err := os.MkdirAll(full, 0o755); err != nil {
-		return fmt.Errorf("destination %s: %w", dir, trimRoot(err, rootfs))
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	opts := &archive.TarOptions{NoLchown: os.Geteuid() != 0}
-	if c.o.uid != 0 || c.o.gid != 0 {
-		opts.ChownOpts = &archive.ChownOpts{UID: c.o.uid, GID: c.o.gid}
-	}
-	if err := archive.Untar(f, full, opts); err != nil {
-		return fmt.Errorf("extract %s: %w", filepath.Base(p), trimRoot(err, rootfs))
-	}
-	return nil
 }
 
 // parseChown resolves a --chown spec (user, user:group, uid, uid:gid)

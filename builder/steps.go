@@ -162,8 +162,12 @@ func (bd *build) copy(img *cowcache.Image, cfg *v1.Config, cs copyStep) (*cowcac
 	cs.fromDescription = from.ID.String()
 	var next *cowcache.Image
 	err = bd.inContainer(from, nil, func(_ Container, rootfs string, _ func() error) error {
-		var err error
-		next, err = withSources(&srcRoot{dir: rootfs, what: desc})
+		src, err := newSrcRoot(rootfs, desc, false)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		next, err = withSources(src)
 		return err
 	})
 	return next, err
@@ -202,7 +206,12 @@ func (bd *build) copyHeredoc(cs copyStep, with func(*srcRoot) (*cowcache.Image, 
 			return nil, err
 		}
 	}
-	return with(&srcRoot{dir: dir, what: "the here-documents", inContext: true})
+	src, err := newSrcRoot(dir, "the here-documents", true)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	return with(src)
 }
 
 // kindOf is how the history names what a COPY copied, as Docker:
