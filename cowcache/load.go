@@ -45,19 +45,26 @@ func (s *Store) load(path string) ([]Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-	if fi.IsDir() {
+	switch m := fi.Mode(); {
+	case m.IsDir():
 		src, err := openDirSource(path)
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", path, err)
 		}
 		defer src.Close()
 		return s.loadFrom(src, path)
+	case m.IsRegular(), m&os.ModeNamedPipe != 0:
+	default:
+		return nil, fmt.Errorf("load %s: not a file, a FIFO or a directory", path)
 	}
-	f, err := os.Open(path)
+	f, err := os.Open(path) // a FIFO waits for its writer, as docker load -i does
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
 	defer f.Close()
+	if fi.Mode()&os.ModeNamedPipe != 0 {
+		return s.loadReader(f, path) // a stream: copied to be read in any order
+	}
 	return s.loadTarFile(f, path)
 }
 
@@ -241,9 +248,12 @@ func dockerItems(src source) ([]loadItem, error) {
 		}
 		var names []string
 		for _, t := range d.RepoTags {
-			if n, err := familiarName(t); err == nil {
-				names = append(names, n)
+			// docker load refuses a name it cannot parse.
+			n, err := familiarName(t)
+			if err != nil {
+				return nil, fmt.Errorf("manifest.json: RepoTags: %w", err)
 			}
+			names = append(names, n)
 		}
 		out = append(out, loadItem{rawConfig: cfg, layerFiles: d.Layers, names: names})
 	}

@@ -1,6 +1,7 @@
 package cowcache
 
 import (
+	"archive/tar"
 	"bytes"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -15,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"golang.org/x/sys/unix"
 )
 
 // threeLayerImage builds, with go-containerregistry, an image of three
@@ -233,6 +236,124 @@ func TestAddImageFailureLeavesNothing(t *testing.T) {
 	os.WriteFile(idx, good, 0o644)
 	if err == nil {
 		t.Fatal("AppendLayer succeeded without an index")
+	}
+	if after := treeOf(t, s.Root()); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Errorf("the store changed:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+// loadWithin runs s.Load(p) and fails the test when it does not return
+// within a few seconds (then open unblocks it).
+func loadWithin(t *testing.T, s *Store, p string, unblock func()) ([]Image, error) {
+	t.Helper()
+	type result struct {
+		images []Image
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		images, err := s.Load(p)
+		done <- result{images, err}
+	}()
+	select {
+	case r := <-done:
+		return r.images, r.err
+	case <-time.After(5 * time.Second):
+		unblock()
+		<-done
+		t.Fatalf("load %s hangs", filepath.Base(p))
+	}
+	return nil, nil
+}
+
+// TestLoadSpecialFiles: a blob of a layout directory that is a FIFO is an
+// error, not a wait for a writer; an archive given as a FIFO (a stream) is
+// read as docker load reads it.
+func TestLoadSpecialFiles(t *testing.T) {
+	src := threeLayerImage(t)
+	ociDir := filepath.Join(t.TempDir(), "oci")
+	p, err := layout.Write(ociDir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(src); err != nil {
+		t.Fatal(err)
+	}
+	layers, _ := src.Layers()
+	d, _ := layers[1].Digest()
+	blob := filepath.Join(ociDir, "blobs", "sha256", d.Hex)
+	os.Remove(blob)
+	if err := unix.Mkfifo(blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t)
+	openOther := func(p string) func() {
+		return func() {
+			if f, err := os.OpenFile(p, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+				f.Close()
+			}
+		}
+	}
+	if _, err := loadWithin(t, s, ociDir, openOther(blob)); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("a FIFO blob: %v", err)
+	}
+
+	tag, _ := name.NewTag("acme/tool:1.0")
+	var archive bytes.Buffer
+	if err := tarball.Write(tag, src, &archive); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "archive")
+	unix.Mkfifo(fifo, 0o644)
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err == nil {
+			f.Write(archive.Bytes())
+			f.Close()
+		}
+	}()
+	images, err := loadWithin(t, s, fifo, func() {
+		if f, err := os.Open(fifo); err == nil {
+			f.Close()
+		}
+	})
+	if err != nil || len(images) != 1 || strings.Join(images[0].Names, ",") != "acme/tool:1.0" {
+		t.Errorf("load -i FIFO: %v %+v", err, images)
+	}
+}
+
+// TestLoadRefusesInvalidRepoTags: as docker load, a RepoTag that is not
+// a valid name is an error (and, here, nothing is loaded).
+func TestLoadRefusesInvalidRepoTags(t *testing.T) {
+	src := threeLayerImage(t)
+	tag, _ := name.NewTag("acme/tool:1.0")
+	var archive bytes.Buffer
+	if err := tarball.Write(tag, src, &archive); err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite manifest.json with a bad tag.
+	var out bytes.Buffer
+	tr, tw := tar.NewReader(&archive), tar.NewWriter(&out)
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			break
+		}
+		b, _ := io.ReadAll(tr)
+		if hdr.Name == "manifest.json" {
+			b = bytes.Replace(b, []byte(`"acme/tool:1.0"`), []byte(`"Bad Name!:1"`), 1)
+			hdr.Size = int64(len(b))
+		}
+		tw.WriteHeader(hdr)
+		tw.Write(b)
+	}
+	tw.Close()
+	p := filepath.Join(t.TempDir(), "bad.tar")
+	os.WriteFile(p, out.Bytes(), 0o644)
+	s := newStore(t)
+	before := treeOf(t, s.Root())
+	if images, err := s.Load(p); err == nil || !strings.Contains(err.Error(), `RepoTags: invalid image name "Bad Name!:1"`) {
+		t.Errorf("load with an invalid RepoTag: %v %+v", err, images)
 	}
 	if after := treeOf(t, s.Root()); strings.Join(after, "\n") != strings.Join(before, "\n") {
 		t.Errorf("the store changed:\nbefore %v\nafter  %v", before, after)

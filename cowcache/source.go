@@ -10,6 +10,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // source is an image archive opened for reading: the files of an OCI
@@ -37,7 +39,9 @@ func openDirSource(dir string) (*dirSource, error) {
 }
 
 func (d *dirSource) open(name string) (io.ReadCloser, int64, error) {
-	f, err := d.root.Open(name)
+	// O_NONBLOCK: a FIFO (or a device) must not block open(2); it is
+	// refused once fstat has told what it is.
+	f, err := d.root.OpenFile(name, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -45,6 +49,10 @@ func (d *dirSource) open(name string) (io.ReadCloser, int64, error) {
 	if err != nil || !fi.Mode().IsRegular() {
 		f.Close()
 		return nil, 0, fmt.Errorf("%s: not a regular file", name)
+	}
+	if err := unix.SetNonblock(int(f.Fd()), false); err != nil {
+		f.Close()
+		return nil, 0, err
 	}
 	return f, fi.Size(), nil
 }
