@@ -25,6 +25,19 @@ type handle struct {
 	// onIndex is set when fd is the index entry of a hard-linked lower
 	// file (index.go), which later copy-ups link into upper.
 	onIndex bool
+	// retired holds the descriptors fd had before a switch to another
+	// copy. They stay open until Release: a descriptor handed out by
+	// fdForUse is used after h.mu is dropped (Read returns it to go-fuse,
+	// which reads from it later), and closing it would let the number be
+	// reused for another file, whose data the read would then return.
+	retired []int
+}
+
+// replaceFd makes fd the handle's descriptor, retiring the old one. The
+// caller holds h.mu.
+func (h *handle) replaceFd(fd int) {
+	h.retired = append(h.retired, h.fd)
+	h.fd = fd
 }
 
 // writeFlags are the open flags that need an upper copy.
@@ -38,16 +51,14 @@ func (h *handle) fdForUse() int {
 	if h.lower && h.n.isUpper() {
 		fd, err := unix.Openat(h.n.ov.upper.fd, h.n.rel(), h.flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 		if err == nil {
-			unix.Close(h.fd)
-			h.fd = fd
+			h.replaceFd(fd)
 			h.lower = false
 		}
 	} else if name, ok := h.n.indexedName(); ok && h.lower && !h.onIndex {
 		// Another name of the file was copied up: read the copy.
 		fd, err := unix.Openat(h.n.ov.index.fd, name, h.flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 		if err == nil {
-			unix.Close(h.fd)
-			h.fd = fd
+			h.replaceFd(fd)
 			h.onIndex = true
 		}
 	}
@@ -137,8 +148,7 @@ func (ov *overlay) switchHandlesOpening(k nodeKey, open func(flags int) (int, er
 		h.mu.Lock()
 		if h.lower && h.fd >= 0 {
 			if fd, err := open(h.flags); err == nil {
-				unix.Close(h.fd)
-				h.fd = fd
+				h.replaceFd(fd)
 				h.lower = false
 			}
 		}
@@ -272,7 +282,8 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 
 var _ = (gofs.FileReleaser)((*handle)(nil))
 
-// Release closes the layer's descriptor.
+// Release closes the layer's descriptor and those it had before a
+// copy-up. The kernel sends it once no request on the file is in flight.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	h.n.ov.untrackHandle(h)
 	h.mu.Lock()
@@ -281,6 +292,10 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 		unix.Close(h.fd)
 		h.fd = -1
 	}
+	for _, fd := range h.retired {
+		unix.Close(fd)
+	}
+	h.retired = nil
 	h.n.ov.releaseTmpfile(h)
 	return 0
 }
