@@ -149,3 +149,20 @@ func TestCopySpecialFiles(t *testing.T) {
 		t.Errorf("COPY dir: x/fifo is %v (%v), want a FIFO", fi, err)
 	}
 }
+
+// TestChownIdsFit: --chown ids that do not fit in the kernel's 32-bit
+// uid_t (chown would truncate 2^55 to 0, root) are refused, given as
+// numbers or through the image's /etc/passwd.
+func TestChownIdsFit(t *testing.T) {
+	rootfs := t.TempDir()
+	os.Mkdir(filepath.Join(rootfs, "etc"), 0o755)
+	os.WriteFile(filepath.Join(rootfs, "etc", "passwd"), []byte("big:x:36028797018963968:0::/:/bin/sh\n"), 0o644)
+	for _, spec := range []string{"36028797018963968", "0:4294967296", "4294967295", "big"} {
+		if uid, gid, err := parseChown(rootfs, spec); err == nil {
+			t.Errorf("--chown=%s: %d:%d, want an error", spec, uid, gid)
+		}
+	}
+	if uid, gid, err := parseChown(rootfs, "4294967294:65534"); err != nil || uid != 4294967294 || gid != 65534 {
+		t.Errorf("--chown=4294967294:65534: %d:%d %v", uid, gid, err)
+	}
+}

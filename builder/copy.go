@@ -362,11 +362,15 @@ func parseChown(rootfs, spec string) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
+// maxID is the largest owner id: chown(2) takes 32 bits and -1 means
+// "unchanged", so a larger id would be truncated (2^55 to 0, root).
+const maxID = 1<<32 - 2
+
 // lookupID returns a numeric id, or the id of name in the file db
 // (passwd or group format: name:x:id:...).
 func lookupID(rootfs, db, name string) (int, error) {
-	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
-		return n, nil
+	if n, numeric, err := parseID(name); numeric {
+		return n, err
 	}
 	full, err := securejoin.SecureJoin(rootfs, db)
 	if err != nil {
@@ -381,10 +385,27 @@ func lookupID(rootfs, db, name string) (int, error) {
 	for sc.Scan() {
 		fields := strings.Split(sc.Text(), ":")
 		if len(fields) >= 3 && fields[0] == name {
-			return strconv.Atoi(fields[2])
+			n, numeric, err := parseID(fields[2])
+			if !numeric {
+				return 0, fmt.Errorf("%s: %q has the id %q", db, name, fields[2])
+			}
+			return n, err
 		}
 	}
 	return 0, fmt.Errorf("%q is not in the image's %s", name, db)
+}
+
+// parseID parses a decimal id; numeric is false for anything else (a
+// name), and err is set for an id out of 0-maxID.
+func parseID(s string) (id int, numeric bool, err error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, false, nil
+	}
+	if err != nil || n < 0 || n > maxID {
+		return 0, true, fmt.Errorf("id %s: ids go from 0 to %d", s, maxID)
+	}
+	return int(n), true, nil
 }
 
 // parseChmod parses --chmod (octal).

@@ -268,6 +268,9 @@ func filterTar(r io.Reader, w io.Writer, opts unpackOptions) ([]marker, error) {
 	return markers, nil
 }
 
+// maxID is the largest uid or gid a file may have.
+const maxID = 1<<32 - 2
+
 // checkEntry validates one header, normalises its name in place and
 // records it in seen. It returns the cleaned name ("" for the root).
 func checkEntry(hdr *tar.Header, seen map[string]byte, opts unpackOptions) (string, error) {
@@ -300,6 +303,11 @@ func checkEntry(hdr *tar.Header, seen map[string]byte, opts unpackOptions) (stri
 	}
 	if _, dup := seen[key]; dup {
 		return "", ErrDuplicate
+	}
+	// chown(2) takes 32-bit ids, and -1 means "unchanged": a larger id
+	// would be truncated (2^55 to 0, root).
+	if hdr.Uid < 0 || hdr.Uid > maxID || hdr.Gid < 0 || hdr.Gid > maxID {
+		return "", fmt.Errorf("uid %d, gid %d: ids go from 0 to %d", hdr.Uid, hdr.Gid, maxID)
 	}
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeFifo:

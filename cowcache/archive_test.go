@@ -182,3 +182,20 @@ func TestDecompressionBombIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestImportRefusesIdsBeyond32Bits: an owner that does not fit in the
+// kernel's 32-bit uid_t would be truncated by chown (2^55 becomes 0,
+// root): such an entry is refused.
+func TestImportRefusesIdsBeyond32Bits(t *testing.T) {
+	requireRoot(t)
+	for _, id := range []int{1 << 55, 1 << 32, 1<<32 - 1, -1} {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		tw.WriteHeader(&tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o4755, Uid: id, Gid: 0, Format: tar.FormatPAX})
+		tw.Close()
+		s := newStore(t)
+		if _, err := s.Import(bytes.NewReader(buf.Bytes()), "ids", "ids.tar"); err == nil || !strings.Contains(err.Error(), "uid") {
+			t.Errorf("uid %d: %v, want a refusal", id, err)
+		}
+	}
+}

@@ -39,7 +39,11 @@ type Options struct {
 }
 
 // nameRE is compiled on first use, not at the start of every process.
-var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`) })
+// As docker's, it wants at least two characters.
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`) })
+
+// maxNameLen: a name is a file name in container-names/.
+const maxNameLen = 255
 
 // Create makes a container from o: its records, its empty layer and its
 // init layer. Nothing runs yet. On error nothing is left behind.
@@ -69,6 +73,8 @@ func (r *Runner) Create(o Options) (*Container, error) {
 		name = generateName(all)
 	} else if !nameRE().MatchString(name) {
 		return nil, fmt.Errorf("invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
+	} else if len(name) > maxNameLen {
+		return nil, fmt.Errorf("invalid container name %.20q...: %d characters, more than the %d allowed", name, len(name), maxNameLen)
 	}
 	for _, c := range all {
 		if c.Name == name {
@@ -221,6 +227,9 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 	if o.Cmd != nil {
 		cmd = o.Cmd
 	}
+	if err := checkEnv(o.Env); err != nil {
+		return Config{}, err
+	}
 	args := append(append([]string{}, entrypoint...), cmd...)
 	if len(args) == 0 {
 		return Config{}, errors.New("no command specified: the image has no Cmd or Entrypoint; give one after the image name")
@@ -277,6 +286,16 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 		cfg.Volumes = append(cfg.Volumes, vol)
 	}
 	return cfg, nil
+}
+
+// checkEnv refuses an entry without a variable name (=x), as docker.
+func checkEnv(env []string) error {
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k == "" {
+			return fmt.Errorf("invalid environment variable: %s", kv)
+		}
+	}
+	return nil
 }
 
 // defaultPath is the PATH a container gets when its image sets none, as

@@ -34,6 +34,9 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 	if len(o.Args) == 0 {
 		return ExitUnionfuseFailed, fmt.Errorf("exec: no command given")
 	}
+	if err := checkEnv(o.Env); err != nil {
+		return 125, err
+	}
 	pid := strconv.Itoa(c.State.Pid)
 	args := []string{"--target", pid, "--mount", "--uts", "--ipc", "--pid", "--root", "--wd"}
 	if c.Config.Network == "none" {
@@ -60,6 +63,9 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 			return ExitUnionfuseFailed, fmt.Errorf("unable to find user %s: %v", spec, errors.Join(err1, err2))
 		}
 		u, err := user.GetExecUserPath(spec, &user.ExecUser{}, passwd, group)
+		if err == nil {
+			err = checkIDs(u)
+		}
 		if err != nil {
 			return ExitUnionfuseFailed, fmt.Errorf("unable to find user %s: %v", spec, err)
 		}

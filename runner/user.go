@@ -28,10 +28,29 @@ func lookupUser(spec string) (execUser, error) {
 		}
 		return execUser{}, fmt.Errorf("unable to find user %s: %s", spec, userError(err))
 	}
+	if err := checkIDs(u); err != nil {
+		return execUser{}, fmt.Errorf("unable to find user %s: %w", spec, err)
+	}
 	if spec == "" {
 		spec = "root"
 	}
 	return execUser{spec: spec, ExecUser: *u}, nil
+}
+
+// maxID is the largest uid or gid: the kernel's are 32 bits and -1 means
+// "unchanged".
+const maxID = 1<<32 - 2
+
+// checkIDs refuses ids of the image's passwd or group that do not fit:
+// setresuid(2) would truncate them (2^55 to 0, root). Numeric ids of a
+// user spec are checked by moby/sys/user already.
+func checkIDs(u *user.ExecUser) error {
+	for _, id := range append([]int{u.Uid, u.Gid}, u.Sgids...) {
+		if id < 0 || id > maxID {
+			return fmt.Errorf("id %d: ids go from 0 to %d", id, maxID)
+		}
+	}
+	return nil
 }
 
 // userError shortens the library's errors to what the user needs.

@@ -194,11 +194,15 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 			expect(t, "run -u nobody (rootless)", r, 125, "", "is not mapped in this rootless container")
 		} else {
 			mustSucceed(t, "run", e.u("run", "--name", "adduser", "busybox", "sh", "-c",
-				"echo nobody:x:65534:65534:nobody:/nonexistent:/bin/sh >> /etc/passwd; echo nogroup:x:65534: >> /etc/group"))
+				"echo nobody:x:65534:65534:nobody:/nonexistent:/bin/sh >> /etc/passwd; echo nogroup:x:65534: >> /etc/group;"+
+					"echo big:x:36028797018963968:0:big:/:/bin/sh >> /etc/passwd"))
 			mustSucceed(t, "commit", e.u("commit", "adduser", "users:1"))
 			mustSucceed(t, "rm", e.u("rm", "adduser"))
 			r = e.u("run", "--rm", "-u", "nobody", "users:1", "sh", "-c", "id -u; id -g")
 			expect(t, "run -u nobody", r, 0, "65534\n65534\n", "")
+			// setresuid(2) would truncate 2^55 to 0: root.
+			r = e.u("run", "--rm", "-u", "big", "users:1", "id", "-u")
+			expect(t, "run -u big (uid 2^55)", r, 125, "", "ids go from 0 to 4294967294")
 			r = e.u("run", "--rm", "-u", "1234:5678", "busybox", "sh", "-c", "id -u; id -g")
 			expect(t, "run -u 1234:5678", r, 0, "1234\n5678\n", "")
 		}
@@ -211,6 +215,12 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 		expect(t, "not executable", e.u("run", "busybox", "/etc/passwd"), 126, "", "permission denied")
 		expect(t, "unknown image", e.u("run", "--rm", "nosuchimage", "true"), 125, "", `unable to find image "nosuchimage"`)
 		expect(t, "unknown user", e.u("run", "--rm", "-u", "nosuchuser", "busybox", "true"), 125, "", "unable to find user nosuchuser")
+		expect(t, "no variable name", e.u("run", "--rm", "-e", "=x", "busybox", "true"), 125, "", "invalid environment variable: =x")
+		expect(t, "one-character name", e.u("run", "--rm", "--name", "a", "busybox", "true"), 125, "", `invalid container name "a"`)
+		if r := e.u("run", "--rm", "--name", strings.Repeat("n", 300), "busybox", "true"); r.code != 125 ||
+			!strings.Contains(r.stderr, "300 characters, more than the 255 allowed") || len(r.stderr) > 200 {
+			t.Errorf("a 300-character name: exit %d, stderr %q", r.code, r.stderr)
+		}
 		expect(t, "missing volume", e.u("run", "--rm", "-v", "/nonexistent/src:/data", "busybox", "true"), 125, "", "does not exist")
 		expect(t, "bad network", e.u("run", "--rm", "--network", "bridge", "busybox", "true"), 125, "", "not supported")
 		expect(t, "unknown container", e.u("stop", "nosuch"), 1, "", "no such container")
