@@ -151,6 +151,13 @@ COPY f /bin/
 	if r = storeCLI(t, root, "build", ctx); r.code != 1 || !strings.Contains(r.stderr, "Dockerfile:2: COPY: source nope: no such file") {
 		t.Errorf("missing source: exit %d, %q", r.code, r.stderr)
 	}
+	// An --iidfile that cannot be written fails before the build, not
+	// after "Successfully built".
+	write("Dockerfile", "FROM busybox:latest\nRUN echo built\n")
+	if r = storeCLI(t, root, "build", "--iidfile", "/nonexistent/iid", ctx); r.code != 1 ||
+		!strings.Contains(r.stderr, "--iidfile") || strings.Contains(r.stdout, "Step") {
+		t.Errorf("--iidfile in a missing directory: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
 }
 
 // historyRowsWithoutAge joins history rows without their CREATED column

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/builder"
+	"github.com/unionfuse/unionfuse/cowcache"
 	"github.com/unionfuse/unionfuse/runner"
 )
 
@@ -70,25 +71,46 @@ func runBuild(cmd *command, args []string) int {
 	if !a.quiet {
 		o.Out = os.Stdout
 	}
+	var iid *os.File
+	if a.iidfile != "" {
+		// Opened first: a path that cannot be written fails before the
+		// build. A failed build leaves no file (docker removes it first).
+		f, err := os.OpenFile(a.iidfile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			return fail(fmt.Errorf("--iidfile: %w", err))
+		}
+		iid = f
+		defer iid.Close()
+	}
+	img, err := a.build(o)
+	if err == nil && a.quiet {
+		fmt.Println(img.ID)
+	}
+	if err == nil && iid != nil {
+		if _, err = iid.WriteString(string(img.ID)); err == nil {
+			err = iid.Close()
+		}
+	}
+	if err != nil {
+		if iid != nil {
+			if fi, serr := os.Lstat(a.iidfile); serr == nil && fi.Mode().IsRegular() {
+				os.Remove(a.iidfile)
+			}
+		}
+		return fail(err)
+	}
+	return exitOK
+}
+
+// build opens the store and builds.
+func (a *buildArgs) build(o builder.Options) (cowcache.Image, error) {
 	s, err := a.open()
 	if err != nil {
-		return fail(err)
+		return cowcache.Image{}, err
 	}
 	defer s.Close()
 	exec := builder.RunnerExecutor{Runner: runner.New(s), CatchSignals: catchSignals, Warn: warn}
 	ctx, stop := interruptible()
 	defer stop()
-	img, err := builder.New(s, exec).Build(ctx, o)
-	if err != nil {
-		return fail(err)
-	}
-	if a.quiet {
-		fmt.Println(img.ID)
-	}
-	if a.iidfile != "" {
-		if err := os.WriteFile(a.iidfile, []byte(img.ID), 0o644); err != nil {
-			return fail(err)
-		}
-	}
-	return exitOK
+	return builder.New(s, exec).Build(ctx, o)
 }
