@@ -99,8 +99,7 @@ func usageError(c *command, format string, args ...any) int {
 
 // fail prints err on one line and returns exitFail.
 func fail(err error) int {
-	first, _, _ := strings.Cut(err.Error(), "\n")
-	fmt.Fprintf(os.Stderr, "unionfuse: %s\n", first)
+	fmt.Fprintf(os.Stderr, "unionfuse: %s\n", errorLine(err))
 	return exitFail
 }
 
