@@ -175,10 +175,12 @@ func TestLoadAndSaveRoundTrip(t *testing.T) {
 	}
 }
 
-func TestLoadRefusesCorruptBlobs(t *testing.T) {
-	src := threeLayerImage(t)
-	ociDir := filepath.Join(t.TempDir(), "oci")
-	p, err := layout.Write(ociDir, empty.Index)
+// layoutOf writes src to an OCI layout directory and returns it with the
+// path of the blob of src's second layer.
+func layoutOf(t *testing.T, src v1.Image) (dir, blob string) {
+	t.Helper()
+	dir = filepath.Join(t.TempDir(), "oci")
+	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +189,12 @@ func TestLoadRefusesCorruptBlobs(t *testing.T) {
 	}
 	layers, _ := src.Layers()
 	d, _ := layers[1].Digest()
-	blob := filepath.Join(ociDir, "blobs", "sha256", d.Hex)
+	return dir, filepath.Join(dir, "blobs", "sha256", d.Hex)
+}
+
+func TestLoadRefusesCorruptBlobs(t *testing.T) {
+	src := threeLayerImage(t)
+	ociDir, blob := layoutOf(t, src)
 	good, _ := os.ReadFile(blob)
 
 	s := newStore(t)
@@ -271,17 +278,7 @@ func loadWithin(t *testing.T, s *Store, p string, unblock func()) ([]Image, erro
 // read as docker load reads it.
 func TestLoadSpecialFiles(t *testing.T) {
 	src := threeLayerImage(t)
-	ociDir := filepath.Join(t.TempDir(), "oci")
-	p, err := layout.Write(ociDir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(src); err != nil {
-		t.Fatal(err)
-	}
-	layers, _ := src.Layers()
-	d, _ := layers[1].Digest()
-	blob := filepath.Join(ociDir, "blobs", "sha256", d.Hex)
+	ociDir, blob := layoutOf(t, src)
 	os.Remove(blob)
 	if err := unix.Mkfifo(blob, 0o644); err != nil {
 		t.Fatal(err)
