@@ -371,9 +371,10 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 
 	t.Run("commit of a running container", func(t *testing.T) {
 		// Paused while its layer is read (as docker commit), then running
-		// on: the counter it writes still moves afterwards.
+		// on: the counter it writes still moves afterwards. It is written
+		// aside and renamed, so a pause never catches it truncated.
 		mustSucceed(t, "run -d", e.u("run", "-d", "--name", "live", "busybox", "sh", "-c",
-			"i=0; while :; do i=$((i+1)); echo $i > /count; sleep 0.05; done"))
+			"i=0; while :; do i=$((i+1)); echo $i > /count.new; mv /count.new /count; sleep 0.05; done"))
 		waitFor(t, func() bool { return e.u("exec", "live", "cat", "/count").code == 0 })
 		mustSucceed(t, "commit", e.u("commit", "live", "live:1"))
 		before := e.u("exec", "live", "cat", "/count").stdout
