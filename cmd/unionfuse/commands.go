@@ -10,6 +10,11 @@ type command struct {
 	// user namespace: their mounts must be seen by the caller (login and
 	// logout: the credentials file stays the caller's).
 	host bool
+	// own marks the commands docker has not (mount, umount, mount-image,
+	// help, version): a bad command line exits 2, as mount(8) and
+	// fuse-overlayfs. The others exit 125 (exitDockerUsage), as docker's
+	// CLI for a bad flag.
+	own bool
 	// options returns the Options section of the help (built only when
 	// help is printed: flag sets are not made at every start).
 	options func() string

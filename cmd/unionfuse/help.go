@@ -12,6 +12,7 @@ var helpCmd = &command{
 	usage: "unionfuse help [COMMAND]",
 	help:  "Show the help of unionfuse or of one command.",
 	host:  true,
+	own:   true,
 	run:   runHelp,
 }
 
@@ -35,6 +36,7 @@ var versionCmd = &command{
 	usage: "unionfuse version",
 	help:  "Print the version of unionfuse (also: unionfuse --version).",
 	host:  true,
+	own:   true,
 	run:   runVersion,
 }
 

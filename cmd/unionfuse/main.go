@@ -40,7 +40,10 @@ var version = "dev"
 const (
 	exitOK    = 0
 	exitFail  = 1 // the command was understood but failed
-	exitUsage = 2 // bad command line
+	exitUsage = 2 // bad command line of a command of unionfuse's own
+	// exitDockerUsage is docker's status for a bad command line (its
+	// cli.FlagErrorFunc), which podman gives for bad arguments too.
+	exitDockerUsage = 125
 	// exitInterrupted is what a shell reports for a command stopped by
 	// Ctrl-C (128+SIGINT), for one that stopped cleanly on it.
 	exitInterrupted = 130
@@ -91,10 +94,15 @@ func run(argv []string) int {
 	return exitUsage
 }
 
-// usageError prints a one-line usage error for c and returns exitUsage.
+// usageError prints a one-line usage error for c and returns its usage
+// status: exitUsage for a command of unionfuse's own, exitDockerUsage for
+// the others.
 func usageError(c *command, format string, args ...any) int {
 	fmt.Fprintf(os.Stderr, "unionfuse %s: %s (see 'unionfuse help %s')\n", c.name, fmt.Sprintf(format, args...), c.name)
-	return exitUsage
+	if c.own {
+		return exitUsage
+	}
+	return exitDockerUsage
 }
 
 // fail prints err on one line and returns exitFail.

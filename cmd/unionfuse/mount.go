@@ -72,6 +72,7 @@ syslog when /dev/log exists, otherwise to ` + daemon.DefaultLogFile() + `
 umount(8), fusermount3 -u) and unmounts on SIGTERM, SIGINT or SIGHUP.`,
 	host:    true,
 	options: optionsOf(mountFlags),
+	own:     true,
 	run:     runMount,
 }
 

@@ -19,6 +19,7 @@ image is visible, unless -f or -d; unmount with 'unionfuse umount MERGED'.
 While the image is mounted, rmi and system prune leave it alone.`,
 	options: optionsOf(mountImageFlags),
 	host:    true,
+	own:     true,
 	run:     runMountImage,
 }
 

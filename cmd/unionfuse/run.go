@@ -58,7 +58,7 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	fset.StringVarP(&a.workdir, "workdir", "w", "", "the working `DIR` inside the container")
 	fset.StringVarP(&a.user, "user", "u", "", "run as `USER` (name|uid[:group|gid])")
 	fset.StringVar(&a.entrypoint, "entrypoint", "", "override the image's entrypoint with `CMD`")
-	fset.StringVar(&a.hostname, "hostname", "", "the container's host `NAME` (default: its short id)")
+	fset.StringVarP(&a.hostname, "hostname", "h", "", "the container's host `NAME` (default: its short id; help is --help)")
 	fset.StringVar(&a.network, "network", "none", "`none` (private loopback) or host")
 	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V` (K alone takes the value from this environment)")
 	fset.StringArrayVar(&a.envFiles, "env-file", nil, "read K=V lines from `FILE`")
@@ -71,14 +71,10 @@ func runRun(cmd *command, args []string) int {
 	fset, a := runFlags()
 	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
-		if code == exitUsage {
-			return runner.ExitUnionfuseFailed // docker run's status for its own errors
-		}
 		return code
 	}
 	if len(pos) < 1 {
-		usageError(cmd, "want IMAGE [COMMAND...]")
-		return runner.ExitUnionfuseFailed
+		return usageError(cmd, "want IMAGE [COMMAND...]")
 	}
 	a.entrypointSet = fset.Changed("entrypoint")
 	if a.network == "host" && len(a.publish) > 0 {

@@ -8,11 +8,12 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/runner"
 )
 
 var systemCmd = &command{
 	name:  "system",
-	usage: "unionfuse system df [-v] | prune [-f]",
+	usage: "unionfuse system df [-v] | prune [-a] [-f] [--volumes]",
 	help: `Manage the layer store as a whole.
 
   system df [-v]   show disk use, as docker system df: images (their layers,
@@ -21,17 +22,20 @@ var systemCmd = &command{
                    tarballs, manifests, configs). RECLAIMABLE is what
                    removing everything no container uses would free.
                    -v lists every image (SIZE, SHARED SIZE, UNIQUE SIZE),
-                   container and layer.
-  system prune     remove dangling images (no name, no container, no child), every
-                   layer and blob nobody uses, and the debris of interrupted
-                   commands. Asks first unless -f.`,
+                   container and layer. A container is active while it runs.
+  system prune     remove stopped containers, dangling images (no name, no
+                   container, no child), every layer and blob nobody uses,
+                   and the debris of interrupted commands. With -a, every
+                   image no container uses goes too. --volumes is accepted
+                   as docker's (there are no volumes to prune yet). Asks
+                   first unless -f.`,
 	options: optionsOf(systemFlags),
 	run:     runSystem,
 }
 
 type systemArgs struct {
 	storeFlags
-	verbose, force bool
+	verbose, force, all, volumes bool
 }
 
 func systemFlags() (*pflag.FlagSet, *systemArgs) {
@@ -40,6 +44,8 @@ func systemFlags() (*pflag.FlagSet, *systemArgs) {
 	a.add(fset)
 	fset.BoolVarP(&a.verbose, "verbose", "v", false, "df: list images, containers and layers")
 	fset.BoolVarP(&a.force, "force", "f", false, "prune: do not ask")
+	fset.BoolVarP(&a.all, "all", "a", false, "prune: remove every image no container uses, not only dangling ones")
+	fset.BoolVar(&a.volumes, "volumes", false, "prune: also volumes (accepted; there are none yet)")
 	return fset, a
 }
 
@@ -57,14 +63,19 @@ func runSystem(cmd *command, args []string) int {
 		return fail(err)
 	}
 	defer s.Close()
+	r := runner.New(s)
 	if pos[0] == "prune" {
-		return systemPrune(s, a.force)
+		return systemPrune(r, a)
 	}
 	u, err := s.DiskUsage()
 	if err != nil {
 		return fail(err)
 	}
-	printDF(u)
+	containers, err := r.List()
+	if err != nil {
+		return fail(err)
+	}
+	printDF(u, runningIDs(containers))
 	if a.verbose {
 		printDFVerbose(u)
 	}
@@ -79,21 +90,38 @@ func percentOf(part, total int64) string {
 	return fmt.Sprintf("%s (%d%%)", sizeString(part), part*100/total)
 }
 
-func printDF(u *cowcache.Usage) {
+// runningIDs is the set of the ids of the containers that run.
+func runningIDs(cs []*runner.Container) map[string]bool {
+	ids := map[string]bool{}
+	for _, c := range cs {
+		if c.Running() {
+			ids[c.ID] = true
+		}
+	}
+	return ids
+}
+
+// printDF prints docker system df's table. A container is active while
+// it runs (running holds their ids); the others are reclaimable.
+func printDF(u *cowcache.Usage, running map[string]bool) {
 	active := 0
 	for _, img := range u.Images {
 		if img.Containers > 0 {
 			active++
 		}
 	}
-	var cSize int64
+	var cSize, cReclaimable int64
 	for _, c := range u.Containers {
 		cSize += c.Size
+		if !running[c.ID] {
+			cReclaimable += c.Size
+		}
 	}
+
 	tw := newTable()
 	fmt.Fprintln(tw, "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE")
 	fmt.Fprintf(tw, "Images\t%d\t%d\t%s\t%s\n", len(u.Images), active, sizeString(u.ImagesSize), percentOf(u.ImagesReclaimable, u.ImagesSize))
-	fmt.Fprintf(tw, "Containers\t%d\t%d\t%s\t%s\n", len(u.Containers), 0, sizeString(cSize), percentOf(cSize, cSize))
+	fmt.Fprintf(tw, "Containers\t%d\t%d\t%s\t%s\n", len(u.Containers), len(running), sizeString(cSize), percentOf(cReclaimable, cSize))
 	fmt.Fprintf(tw, "Dangling layers\t%d\t0\t%s\t%s\n", len(u.Layers)-usedLayers(u), sizeString(u.DanglingLayersSize), percentOf(u.DanglingLayersSize, u.DanglingLayersSize))
 	fmt.Fprintf(tw, "Image archives\t%d\t%d\t%s\t%s\n", len(u.Images), len(u.Images), sizeString(u.BlobsSize), sizeString(0))
 	fmt.Fprintf(tw, "Build Cache\t0\t0\t%s\t%s\n", sizeString(u.CacheSize), sizeString(u.CacheSize))
@@ -153,27 +181,100 @@ func printDFVerbose(u *cowcache.Usage) {
 	tw.Flush()
 }
 
-func systemPrune(s *cowcache.Store, force bool) int {
-	if !force {
-		fmt.Print(`WARNING! This will remove:
-  - all dangling images
-  - all layers and image archives no image or container uses
-Are you sure you want to continue? [y/N] `)
-		line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
-		if a := strings.TrimSpace(strings.ToLower(line)); a != "y" && a != "yes" {
-			fmt.Println()
-			return exitOK
-		}
+// systemPrune removes the stopped containers, then the images (the
+// dangling ones, or with -a every one no container uses), then every
+// layer and blob nobody uses, printing what went as docker system prune.
+func systemPrune(r *runner.Runner, a *systemArgs) int {
+	if !a.force && !confirmPrune(a.all) {
+		return exitOK
 	}
-	r, err := s.Prune()
+	status := exitOK
+	all, err := r.List()
 	if err != nil {
 		return fail(err)
 	}
-	if len(r.Images)+len(r.Layers) > 0 {
+	var deleted []string
+	var reclaimed int64
+	for _, c := range all {
+		if r.Reload(c) != nil || c.Running() {
+			continue // gone, or started since List
+		}
+		size, _ := cowcache.DirSize(c.UpperDir())
+		if err := r.Remove(c, false); err != nil {
+			warn(err)
+			status = exitFail
+			continue
+		}
+		deleted = append(deleted, c.ID)
+		reclaimed += size
+	}
+	if len(deleted) > 0 {
+		fmt.Printf("Deleted Containers:\n%s\n\n", strings.Join(deleted, "\n"))
+	}
+	s := r.Store()
+	var removed cowcache.Removed
+	if a.all {
+		removed, err = removeUnusedImages(s)
+		if err != nil {
+			return fail(err)
+		}
+	}
+	pruned, err := s.Prune()
+	if err != nil {
+		return fail(err)
+	}
+	addRemoved(&removed, pruned)
+	if len(removed.Images)+len(removed.Layers) > 0 {
 		fmt.Println("Deleted Images:")
-		printRemoved(r)
+		printRemoved(removed)
 		fmt.Println()
 	}
-	fmt.Printf("Total reclaimed space: %s\n", sizeString(r.Reclaimed))
-	return exitOK
+	fmt.Printf("Total reclaimed space: %s\n", sizeString(reclaimed+removed.Reclaimed))
+	return status
+}
+
+// confirmPrune asks before system prune, as docker, and reports whether
+// the answer was yes.
+func confirmPrune(all bool) bool {
+	images := "all dangling images"
+	if all {
+		images = "all images without at least one container associated to them"
+	}
+	fmt.Printf(`WARNING! This will remove:
+  - all stopped containers
+  - %s
+  - all layers and image archives no image or container uses
+Are you sure you want to continue? [y/N] `, images)
+	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+	if a := strings.TrimSpace(strings.ToLower(line)); a != "y" && a != "yes" {
+		fmt.Println()
+		return false
+	}
+	return true
+}
+
+// removeUnusedImages removes every image no container uses (nor a mount:
+// RemoveImage refuses those, and they are skipped).
+func removeUnusedImages(s *cowcache.Store) (cowcache.Removed, error) {
+	images, err := s.Images()
+	if err != nil {
+		return cowcache.Removed{}, err
+	}
+	var all cowcache.Removed
+	for _, img := range images {
+		r, err := s.RemoveImage(img.ID.String(), true)
+		if err != nil {
+			continue // used by a container, mounted, or gone meanwhile
+		}
+		addRemoved(&all, r)
+	}
+	return all, nil
+}
+
+// addRemoved adds what r reports to sum.
+func addRemoved(sum *cowcache.Removed, r cowcache.Removed) {
+	sum.Untagged = append(sum.Untagged, r.Untagged...)
+	sum.Images = append(sum.Images, r.Images...)
+	sum.Layers = append(sum.Layers, r.Layers...)
+	sum.Reclaimed += r.Reclaimed
 }

@@ -19,6 +19,7 @@ Also spelled 'unionfuse unmount'.`,
 	aliases: []string{"unmount"},
 	host:    true,
 	options: optionsOf(umountFlags),
+	own:     true,
 	run:     runUmount,
 }
 
