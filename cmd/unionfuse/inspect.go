@@ -8,24 +8,38 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/internal/format"
+	"github.com/unionfuse/unionfuse/runner"
 )
 
 var inspectCmd = &command{
 	name:  "inspect",
-	usage: "unionfuse inspect IMAGE...",
-	help: `Print a JSON array describing each image, in the shape of docker image
-inspect. GraphDriver.Data has the layer directories in overlay's terms:
-UpperDir is the image's top layer, LowerDir the layers below it, top first
-and colon-separated (absent for a one-layer image); MergedDir and WorkDir
-are where the top layer's union and work directory would be.`,
+	usage: "unionfuse inspect [-f FORMAT] [--type container|image] NAME|ID...",
+	help: `Print a JSON array describing each container or image, in the shape of
+docker inspect; with -f, the Go template FORMAT run on each instead (see
+docs/run.md: {{.State.Pid}}, {{json .Config}}, ...). A name is looked up
+as a container first, then as an image, as docker does; --type limits
+the search to one kind. GraphDriver.Data has the layer directories in
+overlay's terms. For a container: UpperDir its own layer, LowerDir its
+init layer and the image's layers, top first and colon-separated,
+MergedDir its root while it runs. For an image: UpperDir the top layer,
+LowerDir the layers below it (absent for a one-layer image); MergedDir and
+WorkDir are where the top layer's union and work directory would be.`,
 	options: optionsOf(inspectFlags),
 	run:     runInspect,
 }
 
-func inspectFlags() (*pflag.FlagSet, *storeFlags) {
-	a := &storeFlags{}
+type inspectArgs struct {
+	storeFlags
+	format, kind string
+}
+
+func inspectFlags() (*pflag.FlagSet, *inspectArgs) {
+	a := &inspectArgs{}
 	fset := pflag.NewFlagSet("inspect", pflag.ContinueOnError)
 	a.add(fset)
+	fset.StringVarP(&a.format, "format", "f", "", "print each through the Go template `FORMAT` (docker's helpers: json, join, upper, ...)")
+	fset.StringVar(&a.kind, "type", "", "look up only a `container` or an image")
 	return fset, a
 }
 
@@ -64,28 +78,69 @@ func runInspect(cmd *command, args []string) int {
 		return code
 	}
 	if len(pos) == 0 {
-		return usageError(cmd, "want at least one IMAGE")
+		return usageError(cmd, "want at least one NAME or ID")
+	}
+	if a.kind != "" && a.kind != "container" && a.kind != "image" {
+		return usageError(cmd, "--type: want container or image, not %q", a.kind)
+	}
+	var out *format.Writer
+	if a.format != "" {
+		w, err := format.New(os.Stdout, a.format, nil)
+		if err != nil {
+			return usageError(cmd, "%v", err)
+		}
+		out = w
 	}
 	s, err := a.open()
 	if err != nil {
 		return fail(err)
 	}
 	defer s.Close()
-	out := []imageInspect{}
+	r := runner.New(s)
+	found := []any{}
 	status := exitOK
 	for _, ref := range pos {
-		img, err := s.Image(ref)
+		v, err := a.lookup(r, ref)
+		if err == nil && out != nil {
+			err = out.Write(v)
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "unionfuse inspect: %v\n", err)
 			status = exitFail
 			continue
 		}
-		out = append(out, inspectImage(s, img))
+		found = append(found, v)
+	}
+	if out != nil {
+		out.Flush()
+		return status
 	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "    ")
-	enc.Encode(out)
+	enc.Encode(found)
 	return status
+}
+
+// lookup finds ref as docker inspect does: a container first, then an
+// image, unless --type names one kind.
+func (a *inspectArgs) lookup(r *runner.Runner, ref string) (any, error) {
+	if a.kind != "image" {
+		c, err := r.Get(ref)
+		if err == nil {
+			return inspectContainer(r.Store(), c), nil
+		}
+		if a.kind == "container" {
+			return nil, err
+		}
+	}
+	img, err := r.Store().Image(ref)
+	if err != nil {
+		if a.kind == "image" {
+			return nil, err
+		}
+		return nil, fmt.Errorf("no such object: %s", ref)
+	}
+	return inspectImage(r.Store(), img), nil
 }
 
 func inspectImage(s *cowcache.Store, img cowcache.Image) imageInspect {

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/runner"
+)
+
+// This file holds docker's container inspect object, with docker's JSON
+// names (its api/types/container.InspectResponse), filled from a
+// container's record and state.
+
+// containerInspect is docker's container inspect object, the fields
+// unionfuse has. Go field names are the JSON names, so that templates
+// name them as docker's do ({{.State.Pid}}, {{.Id}}).
+type containerInspect struct {
+	Id              string //nolint:revive // docker's name, for templates
+	Created         string
+	Path            string
+	Args            []string
+	State           containerState
+	Image           string
+	ResolvConfPath  string
+	HostnamePath    string
+	HostsPath       string
+	LogPath         string
+	Name            string
+	RestartCount    int
+	Driver          string
+	Platform        string
+	MountLabel      string
+	ProcessLabel    string
+	AppArmorProfile string
+	HostConfig      hostConfig
+	GraphDriver     graphDriver
+	Mounts          []mountPoint
+	Config          containerConfig
+	NetworkSettings networkSettings
+}
+
+// containerState is docker's State.
+type containerState struct {
+	Status     string
+	Running    bool
+	Paused     bool
+	Restarting bool
+	OOMKilled  bool
+	Dead       bool
+	Pid        int
+	ExitCode   int
+	Error      string
+	StartedAt  string
+	FinishedAt string
+}
+
+// hostConfig is the part of docker's HostConfig unionfuse has.
+type hostConfig struct {
+	Binds          []string
+	NetworkMode    string
+	PortBindings   map[string][]portBinding
+	RestartPolicy  restartPolicy
+	AutoRemove     bool
+	ReadonlyRootfs bool
+}
+
+type restartPolicy struct {
+	Name              string
+	MaximumRetryCount int
+}
+
+type portBinding struct {
+	HostIp   string //nolint:revive // docker's name
+	HostPort string
+}
+
+// mountPoint is one of docker's Mounts.
+type mountPoint struct {
+	Type        string
+	Source      string
+	Destination string
+	Mode        string
+	RW          bool
+	Propagation string
+}
+
+// containerConfig is docker's Config of a container.
+type containerConfig struct {
+	Hostname     string
+	Domainname   string
+	User         string
+	AttachStdin  bool
+	AttachStdout bool
+	AttachStderr bool
+	ExposedPorts map[string]struct{} `json:",omitempty"`
+	Tty          bool
+	OpenStdin    bool
+	StdinOnce    bool
+	Env          []string
+	Cmd          []string
+	Image        string
+	Volumes      map[string]struct{}
+	WorkingDir   string
+	Entrypoint   []string
+	Labels       map[string]string
+	StopSignal   string `json:",omitempty"`
+}
+
+// networkSettings is the part of docker's NetworkSettings unionfuse has.
+type networkSettings struct {
+	Ports map[string][]portBinding
+}
+
+// dockerTime formats a time as docker's inspect: RFC 3339 with
+// nanoseconds, "0001-01-01T00:00:00Z" when unset.
+func dockerTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// inspectContainer is c as docker container inspect shows it.
+func inspectContainer(s *cowcache.Store, c *runner.Container) containerInspect {
+	cfg := c.Config
+	ci := containerInspect{
+		Id: c.ID, Created: dockerTime(c.Created), Image: string(c.Image),
+		LogPath: c.LogPath(), Name: "/" + c.Name, Driver: "unionfuse", Platform: "linux",
+		State: containerState{
+			Status: string(c.State.Status), Running: c.Running(), Pid: c.State.Pid, ExitCode: c.State.ExitCode,
+			Error: c.State.Error, StartedAt: dockerTime(c.State.StartedAt), FinishedAt: dockerTime(c.State.FinishedAt),
+		},
+		HostConfig: hostConfig{
+			Binds: []string{}, NetworkMode: cfg.Network, PortBindings: map[string][]portBinding{},
+			RestartPolicy: restartPolicy{Name: "no"}, AutoRemove: cfg.AutoRemove, ReadonlyRootfs: cfg.ReadOnly,
+		},
+		GraphDriver: graphDriver{Name: "unionfuse", Data: map[string]string{
+			"UpperDir": c.UpperDir(), "WorkDir": c.WorkDir(), "MergedDir": c.Rootfs(), "LowerDir": c.InitDir(),
+		}},
+		Mounts: []mountPoint{},
+		Config: containerConfig{
+			Hostname: cfg.Hostname, User: cfg.User, AttachStdin: cfg.Interactive, AttachStdout: true, AttachStderr: true,
+			Tty: cfg.TTY, OpenStdin: cfg.Interactive, StdinOnce: cfg.Interactive, Env: cfg.Env, Cmd: cfg.Cmd,
+			Image: imageColumn(c), WorkingDir: cfg.WorkDir, Entrypoint: cfg.Entrypoint, Labels: map[string]string{},
+			StopSignal: cfg.StopSignal,
+		},
+		NetworkSettings: networkSettings{Ports: map[string][]portBinding{}},
+	}
+	if len(cfg.Args) > 0 {
+		ci.Path, ci.Args = cfg.Args[0], cfg.Args[1:]
+	}
+	if ci.Args == nil {
+		ci.Args = []string{}
+	}
+	if c.Image != "" {
+		ci.Image = c.Image.String()
+		if img, err := s.Image(string(c.Image)); err == nil {
+			ci.GraphDriver.Data["LowerDir"] = strings.Join(append([]string{c.InitDir()}, s.LayerDirs(img)...), ":")
+			if img.Config != nil && img.Config.Config.Labels != nil {
+				ci.Config.Labels = img.Config.Config.Labels
+			}
+		}
+	}
+	for _, v := range cfg.Volumes {
+		mode := "rw"
+		if v.ReadOnly {
+			mode = "ro"
+		}
+		ci.HostConfig.Binds = append(ci.HostConfig.Binds, v.Source+":"+v.Dest+":"+mode)
+		ci.Mounts = append(ci.Mounts, mountPoint{Type: "bind", Source: v.Source, Destination: v.Dest, Mode: mode,
+			RW: !v.ReadOnly, Propagation: "rprivate"})
+	}
+	for _, p := range cfg.Ports {
+		key := strconv.Itoa(p.ContainerPort) + "/tcp"
+		ci.HostConfig.PortBindings[key] = append(ci.HostConfig.PortBindings[key], portBinding{HostIp: p.HostIP, HostPort: hostPort(p)})
+		if ci.Config.ExposedPorts == nil {
+			ci.Config.ExposedPorts = map[string]struct{}{}
+		}
+		ci.Config.ExposedPorts[key] = struct{}{}
+	}
+	if c.Running() {
+		for _, p := range c.State.Ports {
+			key := strconv.Itoa(p.ContainerPort) + "/tcp"
+			ip := p.HostIP
+			if ip == "" {
+				ip = "0.0.0.0"
+			}
+			ci.NetworkSettings.Ports[key] = append(ci.NetworkSettings.Ports[key], portBinding{HostIp: ip, HostPort: strconv.Itoa(p.HostPort)})
+		}
+	}
+	return ci
+}
+
+// hostPort is a port binding's host port as docker records it: "" when
+// the kernel picks one.
+func hostPort(p runner.Port) string {
+	if p.HostPort == 0 {
+		return ""
+	}
+	return strconv.Itoa(p.HostPort)
+}
