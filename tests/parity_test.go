@@ -53,3 +53,32 @@ func TestParitySystem(t *testing.T) {
 		t.Errorf("images after prune -a:\n%s", r.stdout)
 	}
 }
+
+// TestParityInspectPs: inspect of a container with docker's names and
+// templates; ps --filter, -l, -n and --format.
+func TestParityInspectPs(t *testing.T) {
+	e := newContainerEnv(t, false, false)
+	expect(t, "run", e.u("run", "--name", "three", "busybox", "sh", "-c", "exit 3"), 3, "", "")
+	mustSucceed(t, "run", e.u("run", "--name", "zero", "busybox", "true"))
+	expect(t, "inspect -f", e.u("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.Name}} {{.Config.Cmd}} {{.Path}} {{json .Args}}", "three"),
+		0, "exited 3 /three [sh -c exit 3] sh [\"-c\",\"exit 3\"]\n", "")
+	expect(t, "inspect --type image", e.u("inspect", "--type", "image", "-f", "{{.Config.Cmd}}", "three"), 1, "", "three")
+	if r := e.u("inspect", "-f", "{{.Id}}", "busybox"); r.code != 0 || !strings.HasPrefix(r.stdout, "sha256:") {
+		t.Errorf("inspect IMAGE: exit %d, stdout %q", r.code, r.stdout)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ps", "--format", "{{.Names}}"}, ""},
+		{[]string{"ps", "-a", "--format", "{{.Names}} {{.State}}"}, "zero exited\nthree exited\n"},
+		{[]string{"ps", "--filter", "exited=3", "--format", "{{.Names}}"}, "three\n"},
+		{[]string{"ps", "--filter", "status=exited", "--filter", "name=ze", "--format", "{{.Names}}"}, "zero\n"},
+		{[]string{"ps", "-a", "--filter", "before=zero", "--format", "{{.Names}}"}, "three\n"},
+		{[]string{"ps", "-a", "--filter", "since=three", "--filter", "ancestor=busybox", "--format", "{{.Names}}"}, "zero\n"},
+		{[]string{"ps", "-n", "1", "--format", "{{.Names}}"}, "zero\n"},
+		{[]string{"ps", "-l", "--format", "table {{.Names}}"}, "NAMES\nzero\n"},
+	} {
+		expect(t, strings.Join(tc.args, " "), e.u(tc.args...), 0, tc.want, "")
+	}
+}
