@@ -291,7 +291,12 @@ func (s *Store) removeIfAbandoned(name string) error {
 	if err := removeTree(s.path(tmpDir, name)); err != nil {
 		return err
 	}
-	return os.Remove(lp)
+	// The owner removes its lock file after unlocking it, without the
+	// store's lock: it may have done so since the flock above.
+	if err := os.Remove(lp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // tempFile creates an empty file in tmp/, owned by this process like a
