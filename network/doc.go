@@ -1,0 +1,53 @@
+// Package network connects containers to networks. runner/ uses it; it
+// imports nothing of unionfuse's above internal/.
+//
+// # Drivers
+//
+// A Driver attaches the network namespace of a container's init to a
+// network, detaches it, and cleans up what containers that died without
+// detaching left behind. The runner calls Attach from the container's
+// monitor (the process that runs it: `unionfuse run`, or the monitor of a
+// detached container) after the init was cloned into its new network
+// namespace and before the init reads its spec, so the command starts
+// with its network configured: the spec pipe is the handshake. Detach
+// runs when the command has ended, on `rm`, and when a command finds the
+// container's monitor dead (reap).
+//
+// # The root bridge driver (Bridge)
+//
+// As Docker's default network: a Linux bridge unionfuse0 whose address is
+// the gateway (10.89.0.1/24 unless a host route overlaps it, then the next
+// free /24 of 10.89-10.99), a veth pair per container (uf<12 hex digits of
+// the id> on the host, enslaved to the bridge; eth0 in the container),
+// the container's address and a default route through the gateway,
+// ip_forward on, and outbound NAT: one masquerade rule for the subnet in
+// the nftables table "ip unionfuse" (chain postrouting). Everything is
+// done through netlink (vishvananda/netlink) and nf_tables
+// (google/nftables), never by running ip(8) or nft(8). A kernel without
+// nf_tables (an iptables-legacy-only host) fails the attach with one line.
+//
+// The bridge and the nftables table are shared and stay when the last
+// container leaves (as docker0 does); what belongs to one container is
+// its veth pair and its address. The container's end of the veth goes
+// with its network namespace when its last process exits (and the kernel
+// then deletes the host end too), so a killed container leaves at most a
+// lease behind.
+//
+// # Addresses (IPAM)
+//
+// Addresses are leased in a JSON file (bridge.json) under the driver's
+// state directory, changed only under an exclusive flock of bridge.lock,
+// and written atomically (temporary file + rename): two attaches at once
+// never get one address, and a crash never leaves a half-written file.
+// A lease records the container id and the process that holds it (the
+// monitor: pid and start time). A lease whose process is gone is a
+// leftover: every Attach and Cleanup reclaims those (and deletes their
+// host interfaces), so an address survives neither its container nor its
+// monitor, whether or not Detach ran.
+//
+// The state directory is host-wide (DefaultStateDir), not per store: the
+// bridge is one per host and every store (--root) attaches to it, so its
+// addresses must come from one file. It lives in /run, which is cleared
+// at boot together with the bridge and every network namespace it could
+// describe.
+package network
