@@ -12,6 +12,7 @@ import (
 
 	"github.com/unionfuse/unionfuse/cowcache"
 	"github.com/unionfuse/unionfuse/internal/atomicfile"
+	"github.com/unionfuse/unionfuse/network"
 )
 
 // Status is where a container is in its life: created -> running ->
@@ -28,15 +29,20 @@ const (
 // Config is what a container was asked to run, with the image's defaults
 // already applied: it does not change after create.
 type Config struct {
-	Entrypoint  []string
-	Cmd         []string
-	Args        []string // Entrypoint + Cmd as executed
-	Env         []string
-	WorkDir     string
-	User        string
-	Hostname    string
-	Network     string // "none" or "host"
-	Ports       []Port `json:",omitempty"` // published (ports.go)
+	Entrypoint []string
+	Cmd        []string
+	Args       []string // Entrypoint + Cmd as executed
+	Env        []string
+	WorkDir    string
+	User       string
+	Hostname   string
+	Network    string // "none", "host" or "bridge" (network.go)
+	// DNS, DNSSearch and ExtraHosts (NAME:IP) are docker run's --dns,
+	// --dns-search and --add-host.
+	DNS         []string `json:",omitempty"`
+	DNSSearch   []string `json:",omitempty"`
+	ExtraHosts  []string `json:",omitempty"`
+	Ports       []Port   `json:",omitempty"` // published (ports.go)
 	Volumes     []Volume
 	ReadOnly    bool
 	TTY         bool
@@ -73,6 +79,9 @@ type State struct {
 	// Ports are the published ports while running, with the host ports
 	// the kernel picked where none was asked for.
 	Ports []Port `json:"Ports,omitempty"`
+	// Network is what the container got from its network while it runs
+	// (none for network none and host).
+	Network *network.Attachment `json:"Network,omitempty"`
 }
 
 // Container is a container of the store: its record and its last state.

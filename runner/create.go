@@ -28,7 +28,10 @@ type Options struct {
 	WorkDir    string   // overrides the image's WorkingDir
 	User       string   // overrides the image's User: name, uid, name:group or uid:gid
 	Volumes    []string // SRC:DST[:ro]
-	Network    string   // "none" (the default) or "host"
+	Network    string   // "none" (the default), "host" or "bridge"
+	DNS        []string // nameservers for resolv.conf (--dns)
+	DNSSearch  []string // search domains for resolv.conf (--dns-search)
+	AddHosts   []string // NAME:IP lines for /etc/hosts (--add-host)
 	Publish    []string // [IP:]HOSTPORT:CONTAINERPORT[/tcp] (ports.go)
 	Hostname   string   // "" = the short container id
 	ReadOnly   bool     // mount the container's root read-only
@@ -243,6 +246,9 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 		User:        img.User,
 		Hostname:    o.Hostname,
 		Network:     o.Network,
+		DNS:         o.DNS,
+		DNSSearch:   o.DNSSearch,
+		ExtraHosts:  o.AddHosts,
 		ReadOnly:    o.ReadOnly,
 		TTY:         o.TTY,
 		Interactive: o.Interactive,
@@ -261,12 +267,8 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 	if o.User != "" {
 		cfg.User = o.User
 	}
-	switch cfg.Network {
-	case "":
-		cfg.Network = "none"
-	case "none", "host":
-	default:
-		return Config{}, fmt.Errorf("network %q is not supported: use --network none or --network host", cfg.Network)
+	if err := checkNetwork(&cfg); err != nil {
+		return Config{}, err
 	}
 	for _, s := range o.Publish {
 		p, err := parsePort(s)

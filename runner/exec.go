@@ -39,7 +39,7 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 	}
 	pid := strconv.Itoa(c.State.Pid)
 	args := []string{"--target", pid, "--mount", "--uts", "--ipc", "--pid", "--root", "--wd"}
-	if c.Config.Network == "none" {
+	if c.Config.ownNetns() {
 		args = append(args, "--net")
 	}
 	if c.State.Rootless {

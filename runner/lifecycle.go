@@ -30,9 +30,11 @@ func (r *Runner) reap(c *Container) {
 	if mounted(c.Rootfs()) {
 		r.Unmount(c)
 	}
+	detachNetwork(c)
 	c.State.Status = StatusExited
 	c.State.ExitCode = 137
 	c.State.Pid = 0
+	c.State.Network = nil
 	c.State.FinishedAt = time.Now().UTC()
 	c.State.Error = "the container's monitor was killed"
 	c.saveState()
@@ -144,6 +146,9 @@ func (r *Runner) Remove(c *Container, force bool) error {
 // remove unmounts (if needed) and deletes containers/<id>.
 func (r *Runner) remove(c *Container) error {
 	if err := r.Unmount(c); err != nil {
+		return err
+	}
+	if err := detachNetwork(c); err != nil {
 		return err
 	}
 	if err := r.store.RemoveContainerDir(c.ID); err != nil {

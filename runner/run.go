@@ -11,6 +11,7 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/network"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
@@ -77,12 +78,23 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 			stdio.warn(uerr)
 		}
 	}()
-	proc, err := startProcess(c, stdio)
+	var att *network.Attachment
+	defer func() {
+		if att != nil {
+			if derr := detachNetwork(c); derr != nil {
+				stdio.warn(derr)
+			}
+		}
+	}()
+	proc, err := startProcess(c, stdio, func(pid int) (err error) {
+		att, err = attachNetwork(c, pid)
+		return err
+	})
 	if err != nil {
 		r.finish(c, exitCodeOf(err), err)
 		return exitCodeOf(err), err
 	}
-	c.State = State{Status: StatusRunning, Pid: proc.cmd.Process.Pid, StartedAt: time.Now().UTC(), Rootless: rootless(), Ports: pub.ports}
+	c.State = State{Status: StatusRunning, Pid: proc.cmd.Process.Pid, StartedAt: time.Now().UTC(), Rootless: rootless(), Ports: pub.ports, Network: att}
 	c.State.PidStart, _ = daemon.StartTime(c.State.Pid)
 	if err := c.saveState(); err != nil {
 		proc.cmd.Process.Kill()
@@ -106,6 +118,7 @@ func (r *Runner) finish(c *Container, code int, err error) {
 	c.State.Status = StatusExited
 	c.State.ExitCode = code
 	c.State.Pid = 0
+	c.State.Network = nil
 	c.State.FinishedAt = time.Now().UTC()
 	if err != nil {
 		c.State.Error = err.Error()
@@ -158,20 +171,20 @@ type process struct {
 }
 
 // startProcess starts the container's command with stdio, through a
-// pseudo-terminal of the container's with TTY.
-func startProcess(c *Container, stdio IO) (*process, error) {
+// pseudo-terminal of the container's with TTY; setup as startInit's.
+func startProcess(c *Container, stdio IO, setup func(pid int) error) (*process, error) {
 	stdin := stdio.Stdin
 	if !c.Config.Interactive {
 		stdin = nil
 	}
 	if !c.Config.TTY {
-		cmd, _, err := startInit(c, stdin, stdio.Stdout, stdio.Stderr)
+		cmd, _, err := startInit(c, stdin, stdio.Stdout, stdio.Stderr, setup)
 		if err != nil {
 			return nil, err
 		}
 		return &process{cmd: cmd, done: func() {}}, nil
 	}
-	cmd, master, err := startInit(c, nil, nil, nil)
+	cmd, master, err := startInit(c, nil, nil, nil, setup)
 	if err != nil {
 		return nil, err
 	}

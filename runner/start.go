@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,7 +50,11 @@ func rootless() bool { return os.Geteuid() != 0 }
 // TTY the init makes a pseudo-terminal in the container's own devpts (so
 // that the command's tty is one it can name) and the terminal's master is
 // returned; stdio is then unused.
-func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer) (*exec.Cmd, *os.File, error) {
+//
+// setup, when not nil, is called with the init's pid once its namespaces
+// exist and before it reads its spec (the command waits for it): what
+// the monitor sets up from outside, the network.
+func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer, setup func(pid int) error) (*exec.Cmd, *os.File, error) {
 	spec := initSpec{Rootfs: c.Rootfs(), Config: c.Config, Rootless: rootless(), Files: map[string]string{}}
 	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
 		spec.Files["/etc/"+f] = filepath.Join(c.dir, f)
@@ -87,7 +92,7 @@ func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer) (*exec.C
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, nil
 	}
 	flags := unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
-	if c.Config.Network == "none" {
+	if c.Config.ownNetns() {
 		flags |= unix.CLONE_NEWNET
 	}
 	attr := &syscall.SysProcAttr{
@@ -109,6 +114,13 @@ func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer) (*exec.C
 	errW.Close()
 	for _, f := range cmd.ExtraFiles[2:] {
 		f.Close()
+	}
+	if setup != nil {
+		if err := setup(cmd.Process.Pid); err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return nil, nil, &ExitError{Code: ExitUnionfuseFailed, Message: fmt.Sprintf("start container %s: %v", c.ShortID(), err)}
+		}
 	}
 	err = json.NewEncoder(specW).Encode(spec)
 	specW.Close()
@@ -151,7 +163,7 @@ func writeEtcFiles(c *Container) error {
 			hosts = string(b)
 		}
 	}
-	hosts += "127.0.1.1\t" + c.Config.Hostname + "\n"
+	hosts += "127.0.1.1\t" + c.Config.Hostname + "\n" + extraHosts(c, netip.Addr{})
 	resolv := ""
 	if c.Config.Network == "host" {
 		if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {

@@ -222,7 +222,7 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 			t.Errorf("a 300-character name: exit %d, stderr %q", r.code, r.stderr)
 		}
 		expect(t, "missing volume", e.u("run", "--rm", "-v", "/nonexistent/src:/data", "busybox", "true"), 125, "", "does not exist")
-		expect(t, "bad network", e.u("run", "--rm", "--network", "bridge", "busybox", "true"), 125, "", "not supported")
+		expect(t, "bad network", e.u("run", "--rm", "--network", "mesh", "busybox", "true"), 125, "", "not supported")
 		expect(t, "unknown container", e.u("stop", "nosuch"), 1, "", "no such container")
 		expect(t, "ps", e.u("ps", "-aq"), 0, "", "")
 		if ents, _ := os.ReadDir(filepath.Join(e.store, "containers")); len(ents) != 0 {

@@ -37,6 +37,7 @@ With -d the container runs in the background, its output in a log
 // runArgs are the flags of run (and, in part, create).
 type runArgs struct {
 	storeFlags
+	netFlags
 	rm, detach, interactive, tty, readOnly bool
 	name, workdir, user, entrypoint        string
 	hostname, network                      string
@@ -59,7 +60,8 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	fset.StringVarP(&a.user, "user", "u", "", "run as `USER` (name|uid[:group|gid])")
 	fset.StringVar(&a.entrypoint, "entrypoint", "", "override the image's entrypoint with `CMD`")
 	fset.StringVarP(&a.hostname, "hostname", "h", "", "the container's host `NAME` (default: its short id; help is --help)")
-	fset.StringVar(&a.network, "network", "none", "`none` (private loopback) or host")
+	fset.StringVar(&a.network, "network", "none", "`none` (private loopback), host or bridge (root)")
+	a.networkFlags(fset)
 	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V` (K alone takes the value from this environment)")
 	fset.StringArrayVar(&a.envFiles, "env-file", nil, "read K=V lines from `FILE`")
 	fset.StringArrayVarP(&a.volumes, "volume", "v", nil, "bind-mount `SRC:DST[:ro]` into the container")
@@ -122,6 +124,7 @@ func (a *runArgs) options(pos []string) (runner.Options, error) {
 		Image: pos[0], Name: a.name, WorkDir: a.workdir, User: a.user,
 		Volumes: a.volumes, Publish: a.publish, Network: a.network, Hostname: a.hostname,
 		ReadOnly: a.readOnly, TTY: a.tty, Interactive: a.interactive, AutoRemove: a.rm,
+		DNS: a.dns, DNSSearch: a.dnsSearch, AddHosts: a.addHosts,
 	}
 	if len(pos) > 1 {
 		o.Cmd = pos[1:]

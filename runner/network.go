@@ -1,0 +1,114 @@
+package runner
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/unionfuse/unionfuse/network"
+)
+
+// Networks (run --network): "none", a network namespace of the
+// container's own with loopback alone; "host", the host's; "bridge", a
+// namespace of its own attached to the root bridge by network.Bridge
+// from the monitor (attachNetwork, through startInit's setup) and
+// detached when the command has ended, on rm, or by the first command
+// that finds the monitor dead (reap).
+
+// ownNetns reports whether the container gets a network namespace of its
+// own.
+func (cfg Config) ownNetns() bool { return cfg.Network != "host" }
+
+// checkNetwork validates cfg's network and its --dns, --dns-search and
+// --add-host options, with "none" for no network.
+func checkNetwork(cfg *Config) error {
+	switch cfg.Network {
+	case "":
+		cfg.Network = "none"
+	case "none", "host":
+	case "bridge":
+		if rootless() {
+			return fmt.Errorf("network bridge needs root (rootless networking is not there yet): use --network none or --network host")
+		}
+	default:
+		return fmt.Errorf("network %q is not supported: use --network none, host or bridge", cfg.Network)
+	}
+	for _, d := range cfg.DNS {
+		if _, err := netip.ParseAddr(d); err != nil {
+			return fmt.Errorf("invalid --dns %q: not an IP address", d)
+		}
+	}
+	for _, h := range cfg.ExtraHosts {
+		// Any valid address stands for the gateway here.
+		if _, _, err := network.ParseExtraHost(h, netip.IPv4Unspecified()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// driverFor returns the driver of network name, nil for none and host.
+func driverFor(name string) network.Driver {
+	if name == "bridge" {
+		return &network.Bridge{}
+	}
+	return nil
+}
+
+// attachNetwork attaches the network namespace of the container's init
+// pid to the container's network and writes its /etc/hosts and
+// /etc/resolv.conf for the address it got. None and host attach nothing
+// (nil).
+func attachNetwork(c *Container, pid int) (*network.Attachment, error) {
+	d := driverFor(c.Config.Network)
+	if d == nil {
+		return nil, nil
+	}
+	att, err := d.Attach(c.ID, pid)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeNetworkFiles(c, att); err != nil {
+		d.Detach(c.ID)
+		return nil, err
+	}
+	return att, nil
+}
+
+// detachNetwork undoes attachNetwork; nothing to undo is no error.
+func detachNetwork(c *Container) error {
+	if d := driverFor(c.Config.Network); d != nil {
+		return d.Detach(c.ID)
+	}
+	return nil
+}
+
+// writeNetworkFiles writes the container's /etc/hosts (its address with
+// its hostname, --add-host's) and /etc/resolv.conf (the host's, see
+// network.ResolvConf) for a container attached as att.
+func writeNetworkFiles(c *Container, att *network.Attachment) error {
+	hostConf, _ := os.ReadFile("/etc/resolv.conf")
+	resolv := network.ResolvConf(hostConf, c.Config.DNS, c.Config.DNSSearch)
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+		att.IPAddress.Addr().String() + "\t" + c.Config.Hostname + "\n" + extraHosts(c, att.Gateway)
+	for name, content := range map[string]string{"hosts": hosts, "resolv.conf": string(resolv)} {
+		if err := os.WriteFile(filepath.Join(c.dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// extraHosts returns the /etc/hosts lines of --add-host, with gw for
+// host-gateway (checked at create).
+func extraHosts(c *Container, gw netip.Addr) string {
+	var b strings.Builder
+	for _, h := range c.Config.ExtraHosts {
+		if name, ip, err := network.ParseExtraHost(h, gw); err == nil {
+			fmt.Fprintf(&b, "%s\t%s\n", ip, name)
+		}
+	}
+	return b.String()
+}
