@@ -55,7 +55,7 @@ func (c *fakeContainer) Unmount() error {
 	}
 	return nil
 }
-func (c *fakeContainer) Run(stdout, _ io.Writer) (int, error) {
+func (c *fakeContainer) Run(_ context.Context, stdout, _ io.Writer) (int, error) {
 	return c.f.run(c.p.Args, c.p.Env, c.upper, stdout), nil
 }
 func (c *fakeContainer) UpperDir() string { return c.upper }

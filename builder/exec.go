@@ -1,6 +1,9 @@
 package builder
 
-import "io"
+import (
+	"context"
+	"io"
+)
 
 // Process is what a RUN step runs, on top of the image's config.
 type Process struct {
@@ -27,8 +30,10 @@ type Container interface {
 	// Unmount undoes Mount.
 	Unmount() error
 	// Run runs the process to completion (mounting and unmounting by
-	// itself) and returns its exit status.
-	Run(stdout, stderr io.Writer) (int, error)
+	// itself) and returns its exit status. Once ctx is cancelled the
+	// process is stopped: it has had the signal that cancelled the
+	// build, and is killed if it has not ended within the stop timeout.
+	Run(ctx context.Context, stdout, stderr io.Writer) (int, error)
 	// UpperDir is the container's layer: an overlay upper directory.
 	UpperDir() string
 	// Remove removes the container and its layer.

@@ -1,8 +1,11 @@
 package builder
 
 import (
+	"context"
 	"io"
 	"os"
+	"syscall"
+	"time"
 
 	"github.com/unionfuse/unionfuse/runner"
 )
@@ -19,7 +22,15 @@ type RunnerExecutor struct {
 	// Warn, when not nil, is told the runner's warnings (see
 	// runner.IO.Warn).
 	Warn func(error)
+	// StopTimeout is how long a RUN step's command may take to end
+	// after the build is cancelled before it is killed (0: DefaultStopTimeout).
+	StopTimeout time.Duration
 }
+
+// DefaultStopTimeout is a RUN step's time to end once its build is
+// cancelled, as `unionfuse stop`'s default: its pid 1 ignores the
+// signal it was passed unless it handles it.
+const DefaultStopTimeout = 10 * time.Second
 
 // Create makes a runner container for a step.
 func (e RunnerExecutor) Create(ref string, p *Process) (Container, error) {
@@ -48,12 +59,39 @@ func (c runnerContainer) Unmount() error         { return c.e.Runner.Unmount(c.c
 func (c runnerContainer) UpperDir() string       { return c.c.UpperDir() }
 func (c runnerContainer) Remove() error          { return c.e.Runner.Remove(c.c, true) }
 
-func (c runnerContainer) Run(stdout, stderr io.Writer) (int, error) {
+func (c runnerContainer) Run(ctx context.Context, stdout, stderr io.Writer) (int, error) {
 	stdio := runner.IO{Stdout: stdout, Stderr: stderr, Warn: c.e.Warn}
 	if c.e.CatchSignals != nil {
 		signals, stop := c.e.CatchSignals()
 		defer stop()
 		stdio.Signals = signals
 	}
+	done := make(chan struct{})
+	defer close(done)
+	go c.killWhenCancelled(ctx, done)
 	return c.e.Runner.Run(c.c, stdio)
+}
+
+// killWhenCancelled kills the container's command once the stop timeout
+// has passed after ctx was cancelled, unless done is closed first (the
+// command ended).
+func (c runnerContainer) killWhenCancelled(ctx context.Context, done <-chan struct{}) {
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	timeout := c.e.StopTimeout
+	if timeout == 0 {
+		timeout = DefaultStopTimeout
+	}
+	select {
+	case <-done:
+		return
+	case <-time.After(timeout):
+	}
+	// Run owns c.c's state: kill through a fresh copy of it.
+	if cur, err := c.e.Runner.Get(c.c.ID); err == nil {
+		c.e.Runner.Kill(cur, syscall.SIGKILL)
+	}
 }

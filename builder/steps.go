@@ -39,7 +39,10 @@ func (bd *build) run(img *cowcache.Image, cfg *v1.Config, c *instructions.RunCom
 	var next *cowcache.Image
 	err := bd.inContainer(img, &Process{Args: argv, Env: env}, func(ctr Container, _ string, _ func() error) error {
 		fmt.Fprintf(bd.out, " ---> Running in %s\n", shortID(ctr.ID()))
-		code, err := ctr.Run(bd.out, bd.out)
+		if err := bd.check(); err != nil {
+			return err
+		}
+		code, err := ctr.Run(bd.ctx, bd.out, bd.out)
 		if err != nil {
 			return fmt.Errorf("RUN %s: %w", strings.Join(argv, " "), err)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -82,7 +83,9 @@ func runBuild(cmd *command, args []string) int {
 		iid = f
 		defer iid.Close()
 	}
-	img, err := a.build(o)
+	ctx, stop := interruptible()
+	defer stop()
+	img, err := a.build(ctx, o)
 	if err == nil && a.quiet {
 		fmt.Println(img.ID)
 	}
@@ -97,20 +100,22 @@ func runBuild(cmd *command, args []string) int {
 				os.Remove(a.iidfile)
 			}
 		}
+		if interrupted(ctx, err) {
+			fail(err)
+			return exitInterrupted // as a shell reports Ctrl-C
+		}
 		return fail(err)
 	}
 	return exitOK
 }
 
 // build opens the store and builds.
-func (a *buildArgs) build(o builder.Options) (cowcache.Image, error) {
+func (a *buildArgs) build(ctx context.Context, o builder.Options) (cowcache.Image, error) {
 	s, err := a.open()
 	if err != nil {
 		return cowcache.Image{}, err
 	}
 	defer s.Close()
 	exec := builder.RunnerExecutor{Runner: runner.New(s), CatchSignals: catchSignals, Warn: warn}
-	ctx, stop := interruptible()
-	defer stop()
 	return builder.New(s, exec).Build(ctx, o)
 }

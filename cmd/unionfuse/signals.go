@@ -43,9 +43,15 @@ func catchStopSignals() (<-chan os.Signal, func()) {
 	return ch, func() { signal.Stop(ch) }
 }
 
-// interruptible returns a context that Ctrl-C (SIGINT) and SIGTERM
-// cancel, for a build or a registry transfer, and its release (which
-// stops catching them).
+// interruptible returns a context that Ctrl-C (SIGINT), SIGTERM and
+// SIGHUP (the terminal went away) cancel, for a build or a registry
+// transfer, and its release (which stops catching them).
 func interruptible() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+}
+
+// interrupted reports whether err ended a command whose context ctx (of
+// interruptible) was cancelled by a signal.
+func interrupted(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil
 }
