@@ -115,8 +115,9 @@ func applyUpper(p *Pending, dir string, userXattr bool) (Unpacked, error) {
 		done <- err
 	}()
 	u, err := p.ApplyTar(pr)
-	pr.CloseWithError(errors.New("unpack stopped"))
-	if werr := <-done; werr != nil {
+	pr.CloseWithError(errUnpackStopped)
+	// The first cause: a writer stopped by the unpacker reports only that.
+	if werr := <-done; werr != nil && (err == nil || !errors.Is(werr, errUnpackStopped)) {
 		return Unpacked{}, werr
 	}
 	if err != nil {
@@ -124,6 +125,10 @@ func applyUpper(p *Pending, dir string, userXattr bool) (Unpacked, error) {
 	}
 	return u, nil
 }
+
+// errUnpackStopped is what packing an upper ends with when the unpacking
+// of the tarball stopped first (with its own error).
+var errUnpackStopped = errors.New("unpack stopped")
 
 // WriteUpperTar writes the overlay upper directory dir to w as an
 // uncompressed OCI layer tarball (see CommitUpper for the conversion).
@@ -158,6 +163,11 @@ func WriteUpperTar(w io.Writer, dir string) error {
 
 // writeUpperEntry writes the tar entries of one file of an upper directory.
 func writeUpperEntry(tw *upperWriter, p, name string, links map[[2]uint64]string) error {
+	if ovlfmt.IsAufsName(path.Base(name)) {
+		// As docker: a layer's readers would take it for a whiteout or
+		// metadata, and hide the user's files with it.
+		return fmt.Errorf("/%s: a file whose name starts with %q cannot go into a layer (it would be read as a whiteout)", name, ovlfmt.AufsPrefix)
+	}
 	var st unix.Stat_t
 	if err := unix.Lstat(p, &st); err != nil {
 		return &os.PathError{Op: "lstat", Path: p, Err: err}

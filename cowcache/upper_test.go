@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -189,5 +190,33 @@ func TestCommitUpperEmptyLayer(t *testing.T) {
 	}
 	if after, _ := s.Images(); len(after) != len(before) {
 		t.Errorf("%d images after a failed commit, %d before", len(after), len(before))
+	}
+}
+
+// A user's file named like an AUFS whiteout or opaque marker is refused,
+// naming the file, and never turns into a whiteout in the layer.
+func TestCommitUpperRefusesAufsNames(t *testing.T) {
+	for _, name := range []string{".wh.etc", "etc/.wh..wh..opq", "etc/.wh.passwd"} {
+		t.Run(name, func(t *testing.T) {
+			s := newStore(t)
+			base, err := s.Import(bytes.NewReader(tarOf(t, dir("etc"), file("etc/passwd", "root"))), "base", "base.tar")
+			if err != nil {
+				t.Fatal(err)
+			}
+			up := t.TempDir()
+			os.Mkdir(filepath.Join(up, "etc"), 0o755)
+			if err := os.WriteFile(filepath.Join(up, name), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := s.Images()
+			_, err = s.CommitUpper(&base, UpperCommit{UpperDir: up, Name: "w:1"})
+			if err == nil || !strings.Contains(err.Error(), "/"+name+":") || !strings.Contains(err.Error(), "whiteout") ||
+				strings.Contains(err.Error(), "unpack stopped") {
+				t.Fatalf("commit of an upper holding /%s: %v", name, err)
+			}
+			if after, _ := s.Images(); len(after) != len(before) {
+				t.Errorf("a refused commit added an image")
+			}
+		})
 	}
 }
