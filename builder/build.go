@@ -53,6 +53,7 @@ type build struct {
 	df     *dockerfile
 	path   string   // of the Dockerfile, for errors
 	src    *srcRoot // the build context's files
+	lease  *cowcache.Lease
 	args   *args
 	done   []stageResult
 	step   int
@@ -103,7 +104,14 @@ func (b *Builder) Build(ctx context.Context, o Options) (cowcache.Image, error) 
 		return cowcache.Image{}, err
 	}
 	defer src.Close()
-	bd := &build{Builder: b, ctx: ctx, o: o, out: out, df: df, src: src, args: newArgs(o.BuildArgs), path: dfPath}
+	// The images the build steps onto stay until it ends, whatever a
+	// prune or rmi in another process does meanwhile.
+	lease, err := b.store.Lease()
+	if err != nil {
+		return cowcache.Image{}, err
+	}
+	defer lease.Release()
+	bd := &build{Builder: b, ctx: ctx, o: o, out: out, df: df, src: src, lease: lease, args: newArgs(o.BuildArgs), path: dfPath}
 	last := len(df.stages) - 1
 	if o.Target != "" {
 		i, ok := instructions.HasStage(df.stages, o.Target)
@@ -159,6 +167,9 @@ func (bd *build) stage(st *instructions.Stage) error {
 		fmt.Fprintf(bd.out, " ---> note: --platform=%s ignored: images are run as they are\n", st.Platform)
 	}
 	img, err := bd.from(base.Result)
+	if err == nil {
+		err = bd.hold(img)
+	}
 	if err != nil {
 		return fmt.Errorf("%s:%d: FROM %s: %w", bd.path, lineOf(st.Location), base.Result, err)
 	}
@@ -172,6 +183,9 @@ func (bd *build) stage(st *instructions.Stage) error {
 		bd.step++
 		fmt.Fprintf(bd.out, "Step %d/%d : %s\n", bd.step, bd.nsteps, sourceOf(cmd))
 		next, err := bd.dispatch(img, cmd)
+		if err == nil {
+			err = bd.hold(next)
+		}
 		if err != nil {
 			return fmt.Errorf("%s:%d: %w", bd.path, lineOf(cmd.Location()), err)
 		}
@@ -179,6 +193,14 @@ func (bd *build) stage(st *instructions.Stage) error {
 	}
 	bd.done = append(bd.done, stageResult{name: st.Name, img: img})
 	return nil
+}
+
+// hold adds img (nil: none) to the build's lease.
+func (bd *build) hold(img *cowcache.Image) error {
+	if img == nil {
+		return nil
+	}
+	return bd.lease.Add(img.ID)
 }
 
 // sourceOf is the instruction as written, on one line.

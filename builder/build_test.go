@@ -315,3 +315,40 @@ func TestBuildCancelled(t *testing.T) {
 		t.Error("the interrupted build named an image")
 	}
 }
+
+// A build holds a lease on the images it uses: a prune or an rmi in
+// another process while a step runs removes none of them.
+func TestBuildLeasesItsImages(t *testing.T) {
+	e := newEnv(t)
+	other, err := cowcache.Open(e.store.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	e.write("Dockerfile", "FROM base:1\nRUN one\nRUN two\n")
+	var rmiErr error
+	e.exec.run = func(args, _ []string, upper string, _ io.Writer) int {
+		os.WriteFile(filepath.Join(upper, args[len(args)-1]), nil, 0o644)
+		if args[len(args)-1] == "two" {
+			if _, err := other.Prune(); err != nil {
+				t.Errorf("prune: %v", err)
+			}
+			_, rmiErr = other.RemoveImage("base:1", true)
+		}
+		return 0
+	}
+	img, _, err := e.build(Options{NoCache: true})
+	if err != nil {
+		t.Fatalf("build with a prune during its last step: %v", err)
+	}
+	if rmiErr == nil || !strings.Contains(rmiErr.Error(), "used by a running build") {
+		t.Errorf("rmi -f of the base during the build: %v", rmiErr)
+	}
+	if _, err := other.Prune(); err != nil {
+		t.Fatal(err)
+	}
+	// Once the build has ended its dangling images go.
+	if _, err := e.store.Image(img.ID.String()); err == nil {
+		t.Error("the build's untagged image outlived its lease in a prune")
+	}
+}

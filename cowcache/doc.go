@@ -40,6 +40,9 @@
 //	├── mounts/
 //	│   └── <hash>.json            an image mounted read-only, and the process
 //	│                              serving it (see Mount): keeps the image
+//	├── leases/
+//	│   └── <random>               image ids a running build keeps (see Lease),
+//	│                              held (flock) by the build: dies with it
 //	└── tmp/
 //	    ├── <random>/              a layer or container being prepared
 //	    └── <random>.lock          held (flock) by the process preparing it

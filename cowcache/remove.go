@@ -15,7 +15,7 @@ type Removed struct {
 // image's only name or its id, the image itself, and then every layer that
 // no other image or container uses. An image with several names is only
 // removed by id with force; an image a container uses or that is mounted
-// (see Mount) is never removed.
+// (see Mount) or that a Lease holds is never removed.
 func (s *Store) RemoveImage(ref string, force bool) (Removed, error) {
 	release, err := s.wlock()
 	if err != nil {
@@ -55,6 +55,13 @@ func (s *Store) RemoveImage(ref string, force bool) (Removed, error) {
 		if c.Image == img.ID {
 			return Removed{}, fmt.Errorf("image %s is used by container %s", img.ID.Short(), c.ID)
 		}
+	}
+	leased, err := s.leased()
+	if err != nil {
+		return Removed{}, err
+	}
+	if leased[img.ID] {
+		return Removed{}, fmt.Errorf("image %s is used by a running build", img.ID.Short())
 	}
 	mounted, err := s.mountedImages()
 	if err != nil {
@@ -125,9 +132,9 @@ func (s *Store) collect(r *Removed) error {
 }
 
 // Prune removes dangling images (images without a name that no container
-// uses, that are not mounted and that are not the parent of another image
-// — see Intermediate), then every layer and blob nobody uses, and the
-// debris of interrupted operations.
+// uses, that are not mounted, that are not the parent of another image —
+// see Intermediate — and that no Lease holds), then every layer and blob
+// nobody uses, and the debris of interrupted operations.
 func (s *Store) Prune() (Removed, error) {
 	release, err := s.wlock()
 	if err != nil {
@@ -151,6 +158,13 @@ func (s *Store) Prune() (Removed, error) {
 		busy[c.Image] = true
 	}
 	for id := range mounted {
+		busy[id] = true
+	}
+	leased, err := s.leased()
+	if err != nil {
+		return Removed{}, err
+	}
+	for id := range leased {
 		busy[id] = true
 	}
 	all, err := s.images()

@@ -75,8 +75,9 @@ func DefaultRoot() string {
 // atomic rewrite of images/index.json, so a reader sees all of it or none.
 // Names (REPOSITORY:TAG) are unique: giving a name to an image takes it
 // from any other image, which stays as a dangling image (<none>:<none>)
-// until it is removed or pruned. An image stays while a container uses it
-// or while it is mounted (a live record in mounts/, see Mount).
+// until it is removed or pruned. An image stays while a container uses it,
+// while it is mounted (a live record in mounts/, see Mount) or while a
+// live Lease holds it (a running build).
 //
 // # Locking
 //
