@@ -36,7 +36,7 @@ const DefaultStopTimeout = 10 * time.Second
 func (e RunnerExecutor) Create(ref string, p *Process) (Container, error) {
 	// A container that is only mounted never runs; the runner wants a
 	// command all the same.
-	o := runner.Options{Image: ref, Network: "none", Cmd: []string{"/bin/sh", "-c", "#(nop) mounted by unionfuse build"}, Entrypoint: []string{}}
+	o := runner.Options{Image: ref, Network: "none", Transient: true, Cmd: []string{"/bin/sh", "-c", "#(nop) mounted by unionfuse build"}, Entrypoint: []string{}}
 	if p != nil {
 		o.Cmd, o.Entrypoint, o.Env = p.Args, []string{}, p.Env
 	}

@@ -49,6 +49,7 @@ type Config struct {
 	Interactive bool
 	AutoRemove  bool
 	StopSignal  string
+	Transient   bool `json:",omitempty"` // see Options.Transient
 }
 
 // Record is containers/<id>/config.json. Its ID and Image fields are the
@@ -185,7 +186,9 @@ func (r *Runner) List() ([]*Container, error) {
 		if err != nil {
 			return nil, err
 		}
-		r.reap(c)
+		if r.reap(c) {
+			continue
+		}
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
@@ -224,7 +227,9 @@ func (r *Runner) Reload(c *Container) error {
 	if err != nil {
 		return err
 	}
-	r.reap(n)
+	if r.reap(n) {
+		return fmt.Errorf("%s: %w", c.ID, ErrNoSuchContainer)
+	}
 	*c = *n
 	return nil
 }

@@ -39,6 +39,10 @@ type Options struct {
 	// Interactive keeps stdin open (without it the process reads /dev/null).
 	Interactive bool
 	AutoRemove  bool // remove the container when it exits (--rm)
+	// Transient: the container belongs to the process creating it (a
+	// build step's), which removes it; should that process die first,
+	// the next List removes it (see owner.go).
+	Transient bool
 }
 
 // nameRE is compiled on first use, not at the start of every process.
@@ -100,6 +104,7 @@ func (r *Runner) Create(o Options) (*Container, error) {
 	c.State = State{Status: StatusCreated}
 	if err := r.makeDirs(c); err != nil {
 		r.store.RemoveContainerDir(id)
+		releaseOwnership(id)
 		r.releaseName(name, id)
 		return nil, fmt.Errorf("create container: %w", err)
 	}
@@ -153,6 +158,12 @@ func (r *Runner) releaseName(name, id string) {
 func (r *Runner) makeDirs(c *Container) error {
 	if err := os.Mkdir(c.dir, 0o700); err != nil {
 		return err
+	}
+	if c.Config.Transient {
+		// Before the record: no List sees the container unowned.
+		if err := takeOwnership(c); err != nil {
+			return err
+		}
 	}
 	for _, d := range []string{c.UpperDir(), c.WorkDir(), c.Rootfs()} {
 		if err := os.Mkdir(d, 0o755); err != nil {
@@ -253,6 +264,7 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 		TTY:         o.TTY,
 		Interactive: o.Interactive,
 		AutoRemove:  o.AutoRemove,
+		Transient:   o.Transient,
 		StopSignal:  img.StopSignal,
 	}
 	if o.WorkDir != "" {

@@ -16,11 +16,20 @@ import (
 
 // reap brings a container's recorded state up to date: a container
 // recorded as running whose monitor is gone (killed) is recorded as
-// exited, and its orphaned mount is detached lazily. It never touches the
+// exited, and its orphaned mount is detached lazily; a transient container
+// whose owner is gone is removed (gone is true then). It never touches the
 // mount's files, so a dead or hung FUSE server cannot make it hang.
-func (r *Runner) reap(c *Container) {
+func (r *Runner) reap(c *Container) (gone bool) {
+	if ownerGone(c) {
+		if c.State.Status == StatusRunning && !monitorAlive(c) && c.State.Pid > 0 && c.pidIsInit() {
+			syscall.Kill(c.State.Pid, syscall.SIGKILL)
+		}
+		if !monitorAlive(c) {
+			return r.remove(c) == nil // unmounts, which stops its daemon
+		}
+	}
 	if c.State.Status != StatusRunning || monitorAlive(c) {
-		return
+		return false
 	}
 	// PDEATHSIG killed the init with its monitor; should it have survived
 	// (it is the same process still: same start time), end it.
@@ -38,6 +47,7 @@ func (r *Runner) reap(c *Container) {
 	c.State.FinishedAt = time.Now().UTC()
 	c.State.Error = "the container's monitor was killed"
 	c.saveState()
+	return false
 }
 
 // Running reports whether the container's command runs now.
@@ -154,6 +164,7 @@ func (r *Runner) remove(c *Container) error {
 	if err := r.store.RemoveContainerDir(c.ID); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
 	}
+	releaseOwnership(c.ID)
 	r.releaseName(c.Name, c.ID)
 	return nil
 }

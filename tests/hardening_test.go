@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/unionfuse/unionfuse/internal/mountinfo"
 )
 
 // startBuild starts `unionfuse build` of a context holding dockerfile and
@@ -25,6 +27,13 @@ func startBuild(t *testing.T, root, dockerfile string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(unionfuseBinary(t), "build", "--root", root, ctx)
+	return waitRunning(t, cmd)
+}
+
+// waitRunning starts a build and returns once its output shows that a
+// RUN step's command runs.
+func waitRunning(t *testing.T, cmd *exec.Cmd) *exec.Cmd {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -98,4 +107,72 @@ func TestBuildStopsOnSignal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A build killed (SIGKILL) while a step's container is mounted leaves
+// nothing the next store command does not clean: `images` reaps the
+// step's container, its mount and its FUSE daemon, and `ps -a` shows none.
+func TestBuildKilledLeavesNothing(t *testing.T) {
+	t.Run("RUN", func(t *testing.T) {
+		t.Parallel()
+		root := buildStore(t)
+		cmd := startBuild(t, root, "FROM busybox:latest\nRUN sleep 987660\n")
+		killAndCheckReaped(t, root, cmd)
+	})
+	t.Run("COPY", func(t *testing.T) {
+		t.Parallel()
+		root := buildStore(t)
+		ctx := t.TempDir()
+		os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM busybox:latest\nCOPY big /big\n"), 0o644)
+		big, err := os.Create(filepath.Join(ctx, "big"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunk := make([]byte, 1<<20)
+		for i := range chunk {
+			chunk[i] = byte(i)
+		}
+		for range 512 {
+			big.Write(chunk)
+		}
+		big.Close()
+		cmd := exec.Command(unionfuseBinary(t), "build", "--root", root, ctx)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if below, _ := mountinfo.Below(filepath.Join(root, "containers")); len(below) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatal("the COPY step's container was never mounted")
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		killAndCheckReaped(t, root, cmd)
+	})
+}
+
+// killAndCheckReaped kills the build cmd and checks that the next store
+// command removes what it left.
+func killAndCheckReaped(t *testing.T, root string, cmd *exec.Cmd) {
+	t.Helper()
+	cmd.Process.Kill()
+	cmd.Wait()
+	mustOK(t, "images", storeCLI(t, root, "images"))
+	r := storeCLI(t, root, "ps", "-a", "-q")
+	mustOK(t, "ps", r)
+	if r.stdout != "" {
+		t.Errorf("ps -a after a killed build: %q", r.stdout)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "containers")); len(ents) != 0 {
+		t.Errorf("%d containers left after a killed build", len(ents))
+	}
+	if below, _ := mountinfo.Below(root); len(below) != 0 {
+		t.Errorf("mounts left after a killed build: %v", below)
+	}
+	mustOK(t, "rmi -f", storeCLI(t, root, "rmi", "-f", "busybox:latest"))
 }

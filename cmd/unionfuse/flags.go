@@ -10,6 +10,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/runner"
 )
 
 // This file holds what the commands share to parse their command lines:
@@ -23,8 +24,16 @@ func (sf *storeFlags) add(fset *pflag.FlagSet) {
 	fset.StringVar(&sf.root, "root", "", "the layer store's `DIR` (default $"+cowcache.RootEnv+", else /var/lib/unionfuse as root, $XDG_DATA_HOME/unionfuse otherwise)")
 }
 
-// open opens the store.
-func (sf *storeFlags) open() (*cowcache.Store, error) { return cowcache.Open(sf.root) }
+// open opens the store. Containers a killed build left
+// (runner.Options.Transient) are reaped first, so that no command sees
+// them.
+func (sf *storeFlags) open() (*cowcache.Store, error) {
+	s, err := cowcache.Open(sf.root)
+	if err == nil {
+		runner.New(s).List()
+	}
+	return s, err
+}
 
 // limitFlags are the flags of the commands that unpack layers.
 type limitFlags struct{ maxLayerSize string }
