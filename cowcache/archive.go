@@ -309,6 +309,7 @@ func checkEntry(hdr *tar.Header, seen map[string]byte, opts unpackOptions) (stri
 	if hdr.Uid < 0 || hdr.Uid > maxID || hdr.Gid < 0 || hdr.Gid > maxID {
 		return "", fmt.Errorf("uid %d, gid %d: ids go from 0 to %d", hdr.Uid, hdr.Gid, maxID)
 	}
+	typ := hdr.Typeflag
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeFifo:
 	case tar.TypeChar, tar.TypeBlock:
@@ -320,10 +321,14 @@ func checkEntry(hdr *tar.Header, seen map[string]byte, opts unpackOptions) (stri
 		if err != nil {
 			return "", fmt.Errorf("hard link target %q: %w", hdr.Linkname, err)
 		}
-		if t, ok := seen[target]; !ok || t == tar.TypeDir || ovlfmt.IsAufsName(path.Base(target)) {
+		t, ok := seen[target]
+		if !ok || t == tar.TypeDir || ovlfmt.IsAufsName(path.Base(target)) {
 			return "", fmt.Errorf("%w: %q", ErrLinkTarget, hdr.Linkname)
 		}
 		hdr.Linkname = target
+		// A hard link is what it links to: a link to a symbolic link is
+		// one too, and nothing may be written through it.
+		typ = t
 	default:
 		return "", fmt.Errorf("%w %q", ErrEntryType, hdr.Typeflag)
 	}
@@ -342,7 +347,7 @@ func checkEntry(hdr *tar.Header, seen map[string]byte, opts unpackOptions) (stri
 			return "", fmt.Errorf("%w %q", ErrOverlayXattr, x)
 		}
 	}
-	seen[key] = hdr.Typeflag
+	seen[key] = typ
 	hdr.Name = name
 	if hdr.Typeflag == tar.TypeDir {
 		hdr.Name += "/"

@@ -29,6 +29,7 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 		{"whiteout of an entry", tarOf(t, file("a", "1"), file(".wh.a", "")), ".wh.a", ErrDuplicate},
 		{"through symlink", tarOf(t, symlink("etc", "/etc"), file("etc/evil", "x")), "etc/evil", ErrThroughSymlink},
 		{"through relative symlink", tarOf(t, symlink("up", ".."), file("up/evil", "x")), "up/evil", ErrThroughSymlink},
+		{"through a hard link to a symlink", tarOf(t, symlink("s", "/etc"), hardlink("h", "s"), file("h/evil", "x")), "h/evil", ErrThroughSymlink},
 		{"hardlink outside", tarOf(t, hardlink("passwd", "/etc/passwd")), "passwd", ErrUnsafePath},
 		{"hardlink up", tarOf(t, hardlink("passwd", "../../etc/passwd")), "passwd", ErrUnsafePath},
 		{"hardlink to unknown", tarOf(t, hardlink("a", "b")), "a", ErrLinkTarget},
@@ -38,6 +39,7 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 		{"aufs metadata", tarOf(t, file(".wh..wh.plnk/1", "")), ".wh..wh.plnk/1", ErrWhiteoutName},
 		{"whiteout dir", tarOf(t, dir(".wh.x")), ".wh.x", ErrWhiteoutName},
 		{"whiteout through later symlink", tarOf(t, file("a/.wh.x", ""), symlink("a", "/etc")), "a/.wh.x", ErrThroughSymlink},
+		{"whiteout through a later hard link to a symlink", tarOf(t, symlink("s", "/etc"), file("a/.wh.x", ""), hardlink("a", "s")), "a/.wh.x", ErrThroughSymlink},
 		{"opaque through later symlink", tarOf(t, file("s/.wh..wh..opq", ""), symlink("s", "..")), "s/.wh..wh..opq", ErrThroughSymlink},
 	}
 	if os.Geteuid() != 0 {
