@@ -27,6 +27,11 @@ func parseDockerfile(path string) (*dockerfile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read Dockerfile: %w", err)
 	}
+	return parseDockerfileText(path, b)
+}
+
+// parseDockerfileText parses the text b of the Dockerfile at path.
+func parseDockerfileText(path string, b []byte) (*dockerfile, error) {
 	res, err := parser.Parse(bytes.NewReader(b))
 	if err != nil {
 		return nil, dockerfileError(path, err)
