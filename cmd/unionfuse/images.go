@@ -1,22 +1,29 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/internal/format"
 )
 
 var imagesCmd = &command{
 	name:  "images",
-	usage: "unionfuse images [-q] [-a] [--digests] [--no-trunc] [--format table|json]",
+	usage: "unionfuse images [-q] [-a] [--digests] [--no-trunc] [--filter K=V]... [--format FORMAT] [REPOSITORY[:TAG]]",
 	help: `List the images in the layer store, newest first: one line per name
 (REPOSITORY TAG), images without a name as <none> <none>. SIZE is the sum of
 the image's layers; layers shared between images count in each of them
-(see 'unionfuse system df -v' for shared and unique sizes).`,
+(see 'unionfuse system df -v' for shared and unique sizes).
+REPOSITORY[:TAG] shows only the names it matches (as reference=).
+--filter takes docker's dangling=true|false, label=KEY[=VALUE], before=IMAGE,
+since=IMAGE and reference=PATTERN (a path.Match pattern on REPOSITORY:TAG or
+REPOSITORY); values of one key are alternatives, keys must all match.
+--format takes a Go template (see docs/run.md) with the fields ID,
+Repository, Tag, Digest, CreatedSince, CreatedAt, Size and VirtualSize;
+"table ..." prints a header, json one JSON object per line.`,
 	options: optionsOf(imagesFlags),
 	run:     runImages,
 }
@@ -25,6 +32,7 @@ type imagesArgs struct {
 	storeFlags
 	quiet, all, noTrunc, digests bool
 	format                       string
+	filters                      []string
 }
 
 func imagesFlags() (*pflag.FlagSet, *imagesArgs) {
@@ -35,7 +43,8 @@ func imagesFlags() (*pflag.FlagSet, *imagesArgs) {
 	fset.BoolVarP(&a.all, "all", "a", false, "show intermediate images too (the unnamed steps of builds)")
 	fset.BoolVar(&a.noTrunc, "no-trunc", false, "print full image ids")
 	fset.BoolVar(&a.digests, "digests", false, "show the registry digest of each repository (DIGEST)")
-	fset.StringVar(&a.format, "format", "table", "`table` or json (one JSON object per line)")
+	fset.StringArrayVarP(&a.filters, "filter", "f", nil, "show only images that match `KEY=VALUE`")
+	fset.StringVar(&a.format, "format", "", "print each image through the Go `TEMPLATE`, or json")
 	return fset, a
 }
 
@@ -51,17 +60,31 @@ type imageRow struct {
 	VirtualSize  string
 }
 
+// imagesHeader is the header of an images table, by field.
+var imagesHeader = map[string]string{"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
+	"CreatedAt": "CREATED AT", "CreatedSince": "CREATED", "Size": "SIZE", "VirtualSize": "VIRTUAL SIZE"}
+
 func runImages(cmd *command, args []string) int {
 	fset, a := imagesFlags()
 	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
 		return code
 	}
-	if len(pos) > 0 {
-		return usageError(cmd, "unexpected argument %q", pos[0])
+	if len(pos) > 1 {
+		return usageError(cmd, "unexpected argument %q", pos[1])
 	}
-	if a.format != "table" && a.format != "json" {
-		return usageError(cmd, "--format: want table or json, not %q", a.format)
+	if len(pos) == 1 {
+		a.filters = append(a.filters, "reference="+pos[0])
+	}
+	filter, err := parseImagesFilter(a.filters)
+	if err != nil {
+		return usageError(cmd, "%v", err)
+	}
+	var out *format.Writer
+	if !format.IsDefault(a.format) {
+		if out, err = format.New(os.Stdout, a.format, imagesHeader); err != nil {
+			return usageError(cmd, "%v", err)
+		}
 	}
 	s, err := a.open()
 	if err != nil {
@@ -72,16 +95,23 @@ func runImages(cmd *command, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	if !a.all {
-		hidden := cowcache.Intermediate(images)
-		shown := images[:0]
-		for _, img := range images {
-			if !hidden[img.ID] {
-				shown = append(shown, img)
-			}
-		}
-		images = shown
+	bounds, err := filter.bounds(s)
+	if err != nil {
+		return fail(err)
 	}
+	hidden := map[cowcache.Digest]bool{}
+	if !a.all {
+		hidden = cowcache.Intermediate(images)
+	}
+	shown := images[:0]
+	for _, img := range images {
+		names, ok := filter.names(img)
+		if !hidden[img.ID] && ok && filter.match(img, bounds) {
+			img.Names = names
+			shown = append(shown, img)
+		}
+	}
+	images = shown
 	if a.quiet {
 		for _, img := range images {
 			fmt.Println(imageID(img.ID, a.noTrunc))
@@ -105,10 +135,14 @@ func runImages(cmd *command, args []string) int {
 				Size: sizeString(img.Size), VirtualSize: sizeString(img.Size)})
 		}
 	}
-	if a.format == "json" {
-		enc := json.NewEncoder(os.Stdout)
+	if out != nil {
 		for _, r := range rows {
-			enc.Encode(r)
+			if err := out.Write(r); err != nil {
+				return fail(err)
+			}
+		}
+		if err := out.Flush(); err != nil {
+			return fail(err)
 		}
 		return exitOK
 	}

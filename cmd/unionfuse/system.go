@@ -8,12 +8,13 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/internal/format"
 	"github.com/unionfuse/unionfuse/runner"
 )
 
 var systemCmd = &command{
 	name:  "system",
-	usage: "unionfuse system df [-v] | prune [-a] [-f] [--volumes]",
+	usage: "unionfuse system df [-v] [--format FORMAT] | prune [-a] [-f] [--volumes]",
 	help: `Manage the layer store as a whole.
 
   system df [-v]   show disk use, as docker system df: images (their layers,
@@ -23,6 +24,9 @@ var systemCmd = &command{
                    removing everything no container uses would free.
                    -v lists every image (SIZE, SHARED SIZE, UNIQUE SIZE),
                    container and layer. A container is active while it runs.
+                   --format takes a Go template (see docs/run.md) with the
+                   fields Type, TotalCount, Active, Size and Reclaimable;
+                   "table ..." prints a header, json one object per line.
   system prune     remove stopped containers, dangling images (no name, no
                    container, no child), every layer and blob nobody uses,
                    and the debris of interrupted commands. With -a, every
@@ -36,6 +40,7 @@ var systemCmd = &command{
 type systemArgs struct {
 	storeFlags
 	verbose, force, all, volumes bool
+	format                       string
 }
 
 func systemFlags() (*pflag.FlagSet, *systemArgs) {
@@ -46,6 +51,7 @@ func systemFlags() (*pflag.FlagSet, *systemArgs) {
 	fset.BoolVarP(&a.force, "force", "f", false, "prune: do not ask")
 	fset.BoolVarP(&a.all, "all", "a", false, "prune: remove every image no container uses, not only dangling ones")
 	fset.BoolVar(&a.volumes, "volumes", false, "prune: also volumes (accepted; there are none yet)")
+	fset.StringVar(&a.format, "format", "", "df: print each line through the Go `TEMPLATE`, or json")
 	return fset, a
 }
 
@@ -57,6 +63,13 @@ func runSystem(cmd *command, args []string) int {
 	}
 	if len(pos) != 1 || (pos[0] != "df" && pos[0] != "prune") {
 		return usageError(cmd, "want df or prune")
+	}
+	var out *format.Writer
+	if !format.IsDefault(a.format) {
+		var err error
+		if out, err = format.New(os.Stdout, a.format, dfHeader); err != nil {
+			return usageError(cmd, "%v", err)
+		}
 	}
 	s, err := a.open()
 	if err != nil {
@@ -75,7 +88,24 @@ func runSystem(cmd *command, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	printDF(u, runningIDs(containers))
+	rows := dfRows(u, runningIDs(containers))
+	if out != nil {
+		for _, row := range rows {
+			if err := out.Write(row); err != nil {
+				return fail(err)
+			}
+		}
+		if err := out.Flush(); err != nil {
+			return fail(err)
+		}
+		return exitOK
+	}
+	tw := newTable()
+	fmt.Fprintln(tw, "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE")
+	for _, row := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", row.Type, row.TotalCount, row.Active, row.Size, row.Reclaimable)
+	}
+	tw.Flush()
 	if a.verbose {
 		printDFVerbose(u)
 	}
@@ -101,9 +131,21 @@ func runningIDs(cs []*runner.Container) map[string]bool {
 	return ids
 }
 
-// printDF prints docker system df's table. A container is active while
-// it runs (running holds their ids); the others are reclaimable.
-func printDF(u *cowcache.Usage, running map[string]bool) {
+// dfRow is one line of system df, as its --format sees it (docker's
+// names).
+type dfRow struct {
+	Type               string
+	TotalCount, Active int
+	Size, Reclaimable  string
+}
+
+// dfHeader is the header of a system df table, by field.
+var dfHeader = map[string]string{"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}
+
+// dfRows are the lines of docker system df's table. A container is
+// active while it runs (running holds their ids); the others are
+// reclaimable.
+func dfRows(u *cowcache.Usage, running map[string]bool) []dfRow {
 	active := 0
 	for _, img := range u.Images {
 		if img.Containers > 0 {
@@ -118,14 +160,13 @@ func printDF(u *cowcache.Usage, running map[string]bool) {
 		}
 	}
 
-	tw := newTable()
-	fmt.Fprintln(tw, "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE")
-	fmt.Fprintf(tw, "Images\t%d\t%d\t%s\t%s\n", len(u.Images), active, sizeString(u.ImagesSize), percentOf(u.ImagesReclaimable, u.ImagesSize))
-	fmt.Fprintf(tw, "Containers\t%d\t%d\t%s\t%s\n", len(u.Containers), len(running), sizeString(cSize), percentOf(cReclaimable, cSize))
-	fmt.Fprintf(tw, "Dangling layers\t%d\t0\t%s\t%s\n", len(u.Layers)-usedLayers(u), sizeString(u.DanglingLayersSize), percentOf(u.DanglingLayersSize, u.DanglingLayersSize))
-	fmt.Fprintf(tw, "Image archives\t%d\t%d\t%s\t%s\n", len(u.Images), len(u.Images), sizeString(u.BlobsSize), sizeString(0))
-	fmt.Fprintf(tw, "Build Cache\t0\t0\t%s\t%s\n", sizeString(u.CacheSize), sizeString(u.CacheSize))
-	tw.Flush()
+	return []dfRow{
+		{"Images", len(u.Images), active, sizeString(u.ImagesSize), percentOf(u.ImagesReclaimable, u.ImagesSize)},
+		{"Containers", len(u.Containers), len(running), sizeString(cSize), percentOf(cReclaimable, cSize)},
+		{"Dangling layers", len(u.Layers) - usedLayers(u), 0, sizeString(u.DanglingLayersSize), percentOf(u.DanglingLayersSize, u.DanglingLayersSize)},
+		{"Image archives", len(u.Images), len(u.Images), sizeString(u.BlobsSize), sizeString(0)},
+		{"Build Cache", 0, 0, sizeString(u.CacheSize), sizeString(u.CacheSize)},
+	}
 }
 
 // usedLayers counts the layers some image uses.
