@@ -115,19 +115,14 @@ func createdBy(cmd string, noTrunc bool) string {
 
 // printHistoryFormat prints the steps through out.
 func printHistoryFormat(out *format.Writer, steps []cowcache.HistoryEntry, noTrunc bool) int {
-	for _, st := range steps {
+	rows := make([]historyRow, len(steps))
+	for i, st := range steps {
 		id := "<missing>"
 		if st.ID != "" {
 			id = imageID(st.ID, noTrunc)
 		}
-		row := historyRow{ID: id, CreatedSince: since(st.Created), CreatedAt: st.Created.Format(time.RFC3339),
+		rows[i] = historyRow{ID: id, CreatedSince: since(st.Created), CreatedAt: st.Created.Format(time.RFC3339),
 			CreatedBy: createdBy(st.CreatedBy, noTrunc), Size: sizeString(st.Size), Comment: st.Comment}
-		if err := out.Write(row); err != nil {
-			return fail(err)
-		}
 	}
-	if err := out.Flush(); err != nil {
-		return fail(err)
-	}
-	return exitOK
+	return printRows(out, rows)
 }

@@ -136,15 +136,7 @@ func runImages(cmd *command, args []string) int {
 		}
 	}
 	if out != nil {
-		for _, r := range rows {
-			if err := out.Write(r); err != nil {
-				return fail(err)
-			}
-		}
-		if err := out.Flush(); err != nil {
-			return fail(err)
-		}
-		return exitOK
+		return printRows(out, rows)
 	}
 	tw := newTable()
 	if a.digests {

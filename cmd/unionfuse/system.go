@@ -90,15 +90,7 @@ func runSystem(cmd *command, args []string) int {
 	}
 	rows := dfRows(u, runningIDs(containers))
 	if out != nil {
-		for _, row := range rows {
-			if err := out.Write(row); err != nil {
-				return fail(err)
-			}
-		}
-		if err := out.Flush(); err != nil {
-			return fail(err)
-		}
-		return exitOK
+		return printRows(out, rows)
 	}
 	tw := newTable()
 	fmt.Fprintln(tw, "TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE")
