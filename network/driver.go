@@ -31,4 +31,8 @@ type Attachment struct {
 	MacAddress string       // of its interface
 	Interface  string       // its interface inside the container: eth0
 	HostVeth   string       // the host's end of its veth pair
+	// Nameserver, when valid, is the resolver the network provides
+	// (slirp4netns's); otherwise the container gets the host's.
+	Nameserver netip.Addr `json:",omitzero"`
+	SlirpPid   int        `json:",omitempty"` // the container's slirp4netns process
 }

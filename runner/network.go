@@ -13,7 +13,8 @@ import (
 // Networks (run --network): "none", a network namespace of the
 // container's own with loopback alone; "host", the host's; "bridge", a
 // namespace of its own attached to the root bridge by network.Bridge
-// from the monitor (attachNetwork, through startInit's setup) and
+// (root) or to a slirp4netns process by network.Slirp (rootless) from
+// the monitor (attachNetwork, through startInit's setup) and
 // detached when the command has ended, on rm, or by the first command
 // that finds the monitor dead (reap).
 
@@ -29,9 +30,6 @@ func checkNetwork(cfg *Config) error {
 		cfg.Network = "none"
 	case "none", "host":
 	case "bridge":
-		if rootless() {
-			return fmt.Errorf("network bridge needs root (rootless networking is not there yet): use --network none or --network host")
-		}
 	default:
 		return fmt.Errorf("network %q is not supported: use --network none, host or bridge", cfg.Network)
 	}
@@ -49,12 +47,17 @@ func checkNetwork(cfg *Config) error {
 	return nil
 }
 
-// driverFor returns the driver of network name, nil for none and host.
-func driverFor(name string) network.Driver {
-	if name == "bridge" {
+// driverFor returns the driver of c's network, nil for none and host:
+// for bridge, the root bridge as root and slirp4netns otherwise.
+func driverFor(c *Container) network.Driver {
+	switch {
+	case c.Config.Network != "bridge":
+		return nil
+	case rootless():
+		return &network.Slirp{StateDir: c.dir}
+	default:
 		return &network.Bridge{}
 	}
-	return nil
 }
 
 // attachNetwork attaches the network namespace of the container's init
@@ -62,7 +65,7 @@ func driverFor(name string) network.Driver {
 // /etc/resolv.conf for the address it got. None and host attach nothing
 // (nil).
 func attachNetwork(c *Container, pid int) (*network.Attachment, error) {
-	d := driverFor(c.Config.Network)
+	d := driverFor(c)
 	if d == nil {
 		return nil, nil
 	}
@@ -79,7 +82,7 @@ func attachNetwork(c *Container, pid int) (*network.Attachment, error) {
 
 // detachNetwork undoes attachNetwork; nothing to undo is no error.
 func detachNetwork(c *Container) error {
-	if d := driverFor(c.Config.Network); d != nil {
+	if d := driverFor(c); d != nil {
 		return d.Detach(c.ID)
 	}
 	return nil
@@ -90,7 +93,11 @@ func detachNetwork(c *Container) error {
 // network.ResolvConf) for a container attached as att.
 func writeNetworkFiles(c *Container, att *network.Attachment) error {
 	hostConf, _ := os.ReadFile("/etc/resolv.conf")
-	resolv := network.ResolvConf(hostConf, c.Config.DNS, c.Config.DNSSearch)
+	dns := c.Config.DNS
+	if len(dns) == 0 && att.Nameserver.IsValid() {
+		dns = []string{att.Nameserver.String()}
+	}
+	resolv := network.ResolvConf(hostConf, dns, c.Config.DNSSearch)
 	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
 		att.IPAddress.Addr().String() + "\t" + c.Config.Hostname + "\n" + extraHosts(c, att.Gateway)
 	for name, content := range map[string]string{"hosts": hosts, "resolv.conf": string(resolv)} {

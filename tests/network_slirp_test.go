@@ -1,0 +1,137 @@
+package tests
+
+// run --network bridge without root, through slirp4netns: a container
+// reaches a server on the host's loopback through 10.0.2.2, gets
+// slirp4netns's resolver, and its slirp4netns process ends with it, on
+// rm -f and when its monitor is killed.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// openTunDevice lets every user open /dev/net/tun (as Debian's udev
+// rules do) until the test ends.
+func openTunDevice(t *testing.T) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat("/dev/net/tun", &st); err != nil {
+		t.Skipf("no /dev/net/tun: %v", err)
+	}
+	if err := os.Chmod("/dev/net/tun", 0o666); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod("/dev/net/tun", os.FileMode(st.Mode&0o777)) })
+}
+
+// slirpPid returns the pid of container id's slirp4netns process as its
+// record says, 0 without a record.
+func slirpPid(t *testing.T, store, id string) int {
+	b, err := os.ReadFile(filepath.Join(store, "containers", id, "slirp4netns.json"))
+	if err != nil {
+		return 0
+	}
+	var rec struct{ Pid int }
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec.Pid
+}
+
+// isSlirp reports whether pid is a live slirp4netns process.
+func isSlirp(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && strings.Contains(string(b), "(slirp4netns)") && !strings.Contains(string(b), ") Z ")
+}
+
+func TestNetworkSlirp(t *testing.T) {
+	if _, err := exec.LookPath("slirp4netns"); err != nil {
+		t.Skip("needs slirp4netns (make deps installs it)")
+	}
+	e := newContainerEnv(t, true, false)
+	openTunDevice(t)
+
+	t.Run("reaches the host's loopback through 10.0.2.2", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello from the host") })}
+		go srv.Serve(l)
+		defer srv.Close()
+		port := l.Addr().(*net.TCPAddr).Port
+		expect(t, "wget 10.0.2.2", e.u("run", "--rm", "--network", "bridge", "busybox", "wget", "-qO-", fmt.Sprintf("http://10.0.2.2:%d/", port)),
+			0, "hello from the host", "")
+	})
+
+	t.Run("resolv.conf", func(t *testing.T) {
+		r := e.u("run", "--rm", "--network", "bridge", "busybox", "cat", "/etc/resolv.conf")
+		mustSucceed(t, "run", r)
+		if !strings.Contains(r.stdout, "nameserver 10.0.2.3\n") {
+			t.Errorf("no slirp4netns nameserver in:\n%s", r.stdout)
+		}
+	})
+
+	t.Run("publish", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		r := e.u("run", "-d", "--network", "bridge", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port), "busybox", "sh", "-c",
+			"while :; do echo hi from the container | nc -l -p 8080; done")
+		mustSucceed(t, "run -d -p", r)
+		id := strings.TrimSpace(r.stdout)
+		defer e.u("rm", "-f", id)
+		waitFor(t, func() bool {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+			if err != nil {
+				return false
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			b := make([]byte, 64)
+			n, _ := c.Read(b)
+			return string(b[:n]) == "hi from the container\n"
+		})
+	})
+
+	t.Run("slirp4netns ends with the container", func(t *testing.T) {
+		// rm -f of a running container.
+		r := e.u("run", "-d", "--network", "bridge", "busybox", "sleep", "1000")
+		mustSucceed(t, "run -d", r)
+		id := strings.TrimSpace(r.stdout)
+		pid := slirpPid(t, e.store, id)
+		if pid == 0 || !isSlirp(pid) {
+			t.Fatalf("no slirp4netns recorded for the running container %s (pid %d)", id[:12], pid)
+		}
+		mustSucceed(t, "rm -f", e.u("rm", "-f", id))
+		waitFor(t, func() bool { return !isSlirp(pid) })
+
+		// A killed monitor: slirp4netns goes too, and the next command
+		// reaps.
+		r = e.u("run", "-d", "--network", "bridge", "busybox", "sleep", "1000")
+		mustSucceed(t, "run -d", r)
+		id = strings.TrimSpace(r.stdout)
+		pid = slirpPid(t, e.store, id)
+		if pid == 0 || !isSlirp(pid) {
+			t.Fatalf("no slirp4netns recorded for the running container %s (pid %d)", id[:12], pid)
+		}
+		syscall.Kill(parentOf(t, readState(t, e.store, id).Pid), syscall.SIGKILL)
+		waitFor(t, func() bool { return strings.Contains(e.u("ps", "-a").stdout, "Exited (137)") })
+		mustSucceed(t, "rm", e.u("rm", id))
+		waitFor(t, func() bool { return !isSlirp(pid) })
+	})
+}
