@@ -33,6 +33,19 @@
 // then deletes the host end too), so a killed container leaves at most a
 // lease behind.
 //
+// # The rootless driver (Slirp)
+//
+// As podman's rootless default: a slirp4netns process per container,
+// started by the monitor against the init's network namespace (which
+// belongs to the container's user namespace, so no privilege is needed)
+// with --configure --mtu=65520. slirp4netns's network is fixed: tap0 with
+// 10.0.2.100/24, gateway 10.0.2.2 (which is also the host's loopback),
+// resolver 10.0.2.3. Attach waits for --ready-fd; the monitor holds the
+// write end of --exit-fd, so slirp4netns exits when the monitor dies,
+// however it dies. The process (pid and start time) and its monitor are
+// recorded in the driver's state directory (the container's); Detach
+// kills exactly that process, and Cleanup does when the monitor is dead.
+//
 // # Addresses (IPAM)
 //
 // Addresses are leased in a JSON file (bridge.json) under the driver's
