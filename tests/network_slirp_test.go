@@ -17,23 +17,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
-
-// openTunDevice lets every user open /dev/net/tun (as Debian's udev
-// rules do) until the test ends.
-func openTunDevice(t *testing.T) {
-	t.Helper()
-	var st unix.Stat_t
-	if err := unix.Stat("/dev/net/tun", &st); err != nil {
-		t.Skipf("no /dev/net/tun: %v", err)
-	}
-	if err := os.Chmod("/dev/net/tun", 0o666); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Chmod("/dev/net/tun", os.FileMode(st.Mode&0o777)) })
-}
 
 // slirpPid returns the pid of container id's slirp4netns process as its
 // record says, 0 without a record.
@@ -60,7 +44,7 @@ func TestNetworkSlirp(t *testing.T) {
 		t.Skip("needs slirp4netns (make deps installs it)")
 	}
 	e := newContainerEnv(t, true, false)
-	openTunDevice(t)
+	openToAll(t, "/dev/net/tun") // as Debian's udev rules have it
 
 	t.Run("reaches the host's loopback through 10.0.2.2", func(t *testing.T) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -16,16 +16,19 @@ const nobody = 65534
 
 // openFuseDevice lets unprivileged users open /dev/fuse for the rest of the
 // test (fusermount3 opens it as the caller), and restores its mode after.
-func openFuseDevice(t *testing.T) {
+func openFuseDevice(t *testing.T) { openToAll(t, "/dev/fuse") }
+
+// openToAll lets every user open the device at path until the test ends.
+func openToAll(t *testing.T, path string) {
 	t.Helper()
 	var st unix.Stat_t
-	if err := unix.Stat("/dev/fuse", &st); err != nil {
-		t.Skipf("no /dev/fuse: %v", err)
+	if err := unix.Stat(path, &st); err != nil {
+		t.Skipf("no %s: %v", path, err)
 	}
-	if err := os.Chmod("/dev/fuse", 0o666); err != nil {
+	if err := os.Chmod(path, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Chmod("/dev/fuse", os.FileMode(st.Mode&0o777)) })
+	t.Cleanup(func() { os.Chmod(path, os.FileMode(st.Mode&0o777)) })
 }
 
 // worldDir returns a fresh directory that nobody can enter (t.TempDir's
