@@ -114,11 +114,12 @@ func (s *Slirp) start(id string, pid int) (*Attachment, error) {
 		exitW.Close()
 		cmd.Process.Kill()
 		cmd.Wait()
-		msg := strings.TrimSpace(stderr.String())
-		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-			msg = msg[i+1:]
+		// Its last lines say why (and then "child failed(1)").
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		if len(lines) > 3 {
+			lines = lines[len(lines)-3:]
 		}
-		if msg != "" {
+		if msg := strings.Join(lines, "; "); msg != "" {
 			why += ": " + msg
 		}
 		return nil, errors.New(why)

@@ -53,11 +53,21 @@ func driverFor(c *Container) network.Driver {
 	switch {
 	case c.Config.Network != "bridge":
 		return nil
-	case rootless():
+	case !hostRoot():
 		return &network.Slirp{StateDir: c.dir}
 	default:
 		return &network.Bridge{}
 	}
+}
+
+// hostRoot reports whether this process is root of the host's user
+// namespace, not the caller's root inside a rootless one (userns.go).
+func hostRoot() bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	b, err := os.ReadFile("/proc/self/uid_map")
+	return err == nil && strings.Join(strings.Fields(string(b)), " ") == "0 0 4294967295"
 }
 
 // attachNetwork attaches the network namespace of the container's init
