@@ -13,6 +13,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/runner"
 )
 
 // Options are what `unionfuse build` is asked.
@@ -23,6 +24,10 @@ type Options struct {
 	BuildArgs  map[string]string // --build-arg K=V
 	Target     string            // the stage to build ("" for the last)
 	NoCache    bool              // build every step again
+	// Pull says when FROM and COPY --from images are fetched from their
+	// registries (the builder's Puller): by default only when the store
+	// lacks them; PullAlways checks the registry for newer ones.
+	Pull runner.PullPolicy
 	// Out receives the steps, their output and the result, as Docker's
 	// classic builder prints them; nil discards them (quiet).
 	Out io.Writer
@@ -30,13 +35,22 @@ type Options struct {
 
 // Builder builds images from Dockerfiles into a store.
 type Builder struct {
-	store *cowcache.Store
-	exec  Executor
+	store  *cowcache.Store
+	exec   Executor
+	puller runner.Puller
 }
 
 // New returns a builder that keeps images in s and runs RUN, COPY, ADD
 // and WORKDIR steps in containers from e.
 func New(s *cowcache.Store, e Executor) *Builder { return &Builder{store: s, exec: e} }
+
+// WithPuller makes FROM and COPY --from fetch the images the store lacks
+// through p (see Options.Pull) and returns b. Without a Puller nothing is
+// pulled.
+func (b *Builder) WithPuller(p runner.Puller) *Builder {
+	b.puller = p
+	return b
+}
 
 // stageResult is a built stage, for FROM and COPY --from.
 type stageResult struct {
@@ -221,10 +235,7 @@ func (bd *build) from(name string) (*cowcache.Image, error) {
 			return bd.done[i].img, nil
 		}
 	}
-	img, err := bd.store.Image(name)
-	if errors.Is(err, cowcache.ErrNotFound) {
-		return nil, fmt.Errorf("no such image in the store %s (unionfuse import or load it first)", bd.store.Root())
-	}
+	img, err := runner.FindImage(bd.store, name, bd.o.Pull, bd.puller)
 	if err != nil {
 		return nil, err
 	}

@@ -255,7 +255,7 @@ func TestBuildFailures(t *testing.T) {
 		{"FROM base:1\nFOO bar\n", "Dockerfile:2: unknown instruction: FOO"},
 		{"FROM base:1\nCOPY f\n", "Dockerfile:2: COPY requires at least two arguments"},
 		{"COPY f /f\n", "Dockerfile:1: an instruction before the first FROM"},
-		{"FROM nope:1\n", "Dockerfile:1: FROM nope:1: no such image in the store"},
+		{"FROM nope:1\n", "Dockerfile:1: FROM nope:1: No such image: nope:1"},
 		{"FROM base:1\nCOPY missing /x\n", "Dockerfile:2: COPY: source missing: no such file or directory in the build context"},
 		{"FROM base:1\nCOPY ../f /x\n", "Dockerfile:2: COPY: source ../f: outside the build context"},
 		{"FROM base:1\nCOPY leak /x\n", "Dockerfile:2: COPY: source leak: symbolic link leak -> /etc/passwd: outside the build context"},

@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/runner"
 )
 
 // run runs a RUN step in a container and commits its layer.
@@ -189,7 +190,7 @@ func (bd *build) copyFrom(name string) (*cowcache.Image, string, error) {
 		}
 		return bd.done[i].img, "stage " + name, nil
 	}
-	img, err := bd.store.Image(name)
+	img, err := runner.FindImage(bd.store, name, bd.o.Pull, bd.puller)
 	if err != nil {
 		return nil, "", fmt.Errorf("--from=%s: not an earlier stage, and %w", name, err)
 	}

@@ -43,6 +43,9 @@ type Options struct {
 	// build step's), which removes it; should that process die first,
 	// the next List removes it (see owner.go).
 	Transient bool
+	// Pull says when Image is fetched from its registry (the runner's
+	// Puller): by default only when the store lacks it.
+	Pull PullPolicy
 }
 
 // nameRE is compiled on first use, not at the start of every process.
@@ -57,9 +60,9 @@ const maxNameLen = 255
 func (r *Runner) Create(o Options) (*Container, error) {
 	var img *cowcache.Image
 	if o.Image != "" {
-		found, err := r.store.Image(o.Image)
+		found, err := FindImage(r.store, o.Image, o.Pull, r.puller)
 		if err != nil {
-			return nil, fmt.Errorf("unable to find image %q: %w", o.Image, err)
+			return nil, err
 		}
 		img = &found
 	}

@@ -213,7 +213,9 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 		expect(t, "not found", e.u("run", "--rm", "busybox", "nosuchcommand"), 127, "", `exec: "nosuchcommand": executable file not found in $PATH`)
 		expect(t, "not found, no --rm", e.u("run", "busybox", "/bin/nosuch"), 127, "", "no such file or directory")
 		expect(t, "not executable", e.u("run", "busybox", "/etc/passwd"), 126, "", "permission denied")
-		expect(t, "unknown image", e.u("run", "--rm", "nosuchimage", "true"), 125, "", `unable to find image "nosuchimage"`)
+		expect(t, "unknown image, --pull never", e.u("run", "--rm", "--pull", "never", "nosuchimage", "true"), 125, "", "No such image: nosuchimage:latest")
+		expect(t, "unknown image, no registry", e.u("run", "--rm", "127.0.0.1:1/nosuchimage", "true"), 125, "",
+			"Unable to find image '127.0.0.1:1/nosuchimage:latest' locally\nunionfuse: pull 127.0.0.1:1/nosuchimage:latest: registry unreachable: connection refused")
 		expect(t, "unknown user", e.u("run", "--rm", "-u", "nosuchuser", "busybox", "true"), 125, "", "unable to find user nosuchuser")
 		expect(t, "no variable name", e.u("run", "--rm", "-e", "=x", "busybox", "true"), 125, "", "invalid environment variable: =x")
 		expect(t, "one-character name", e.u("run", "--rm", "--name", "a", "busybox", "true"), 125, "", `invalid container name "a"`)

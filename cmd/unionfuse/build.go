@@ -29,6 +29,7 @@ See docs/build.md.`,
 
 type buildArgs struct {
 	storeFlags
+	autoPullFlags
 	tags, buildArgs []string
 	file, target    string
 	iidfile         string
@@ -38,7 +39,8 @@ type buildArgs struct {
 func buildFlags() (*pflag.FlagSet, *buildArgs) {
 	a := &buildArgs{}
 	fset := pflag.NewFlagSet("build", pflag.ContinueOnError)
-	a.add(fset)
+	a.storeFlags.add(fset)
+	a.autoPullFlags.add(fset, true)
 	fset.StringArrayVarP(&a.tags, "tag", "t", nil, "name the image `NAME[:TAG]` (repeatable)")
 	fset.StringVarP(&a.file, "file", "f", "", "the `Dockerfile` (default CONTEXT/Dockerfile)")
 	fset.StringArrayVar(&a.buildArgs, "build-arg", nil, "set the ARG `K=V` (K alone takes the value from this environment)")
@@ -59,7 +61,7 @@ func runBuild(cmd *command, args []string) int {
 		return usageError(cmd, "want one CONTEXT directory, got %d arguments", len(pos))
 	}
 	o := builder.Options{Context: pos[0], Dockerfile: a.file, Tags: a.tags, Target: a.target,
-		NoCache: a.noCache, BuildArgs: map[string]string{}}
+		NoCache: a.noCache, BuildArgs: map[string]string{}, Pull: a.pull.policy}
 	for _, kv := range a.buildArgs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
@@ -117,5 +119,9 @@ func (a *buildArgs) build(ctx context.Context, o builder.Options) (cowcache.Imag
 	}
 	defer s.Close()
 	exec := builder.RunnerExecutor{Runner: runner.New(s), CatchSignals: catchSignals, Warn: warn}
-	return builder.New(s, exec).Build(ctx, o)
+	var out *os.File
+	if !a.quiet {
+		out = os.Stdout
+	}
+	return builder.New(s, exec).WithPuller(a.puller(s, out, false)).Build(ctx, o)
 }

@@ -16,11 +16,14 @@ import (
 // otherwise one line per change of status, appended, without the byte
 // counts.
 type layerDisplay struct {
-	w     io.Writer
-	tty   bool
-	width int
-	order []string          // layer ids, in the order first seen
-	last  map[string]string // id -> its line as last printed
+	w io.Writer
+	// header is printed before the first line, once the registry has
+	// answered (docker's "TAG: Pulling from REPOSITORY").
+	header string
+	tty    bool
+	width  int
+	order  []string          // layer ids, in the order first seen
+	last   map[string]string // id -> its line as last printed
 }
 
 func newLayerDisplay(f *os.File) *layerDisplay {
@@ -34,6 +37,7 @@ func newLayerDisplay(f *os.File) *layerDisplay {
 
 // Layer prints one event.
 func (d *layerDisplay) Layer(ev registry.Event) {
+	d.printHeader()
 	line := ev.ID + ": " + string(ev.Status)
 	if ev.Status == registry.MountedFrom {
 		line += " " + ev.From
@@ -66,6 +70,14 @@ func (d *layerDisplay) Layer(ev registry.Event) {
 	}
 	// Up to the layer's line, rewrite it, back down below the last one.
 	fmt.Fprintf(d.w, "\x1b[%dA\r\x1b[2K%s\r\x1b[%dB", up, line, up)
+}
+
+// printHeader prints the header if it was not printed yet.
+func (d *layerDisplay) printHeader() {
+	if d.header != "" {
+		fmt.Fprintln(d.w, d.header)
+		d.header = ""
+	}
 }
 
 // progressBar is docker's "[=====>     ]  12.3MB/45.6MB" (without the bar

@@ -89,34 +89,16 @@ func runPull(cmd *command, args []string) int {
 			return failRegistry(ctx, err)
 		}
 	}
+	var out *os.File
 	if !a.quiet {
-		o.Progress = newLayerDisplay(os.Stdout)
+		out = os.Stdout
 		if ref.DefaultTag() && !a.allTags {
 			fmt.Println("Using default tag: latest")
 		}
 	}
 	for _, r := range refs {
-		if !a.quiet {
-			id := r.Tag()
-			if id == "" {
-				id = r.Digest()
-			}
-			fmt.Printf("%s: Pulling from %s\n", id, r.Path())
-		}
-		res, err := registry.Pull(ctx, s, r, o)
-		if err != nil {
+		if _, err := pullImage(ctx, s, r, o, out); err != nil {
 			return failRegistry(ctx, err)
-		}
-		if res.Warning != "" {
-			fmt.Fprintf(os.Stderr, "WARNING: %s\n", res.Warning)
-		}
-		if !a.quiet {
-			fmt.Printf("Digest: %s\n", res.Digest)
-			if res.UpToDate {
-				fmt.Printf("Status: Image is up to date for %s\n", r.Familiar())
-			} else {
-				fmt.Printf("Status: Downloaded newer image for %s\n", r.Familiar())
-			}
 		}
 		if !a.allTags {
 			fmt.Println(r.String())

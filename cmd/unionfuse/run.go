@@ -38,6 +38,7 @@ With -d the container runs in the background, its output in a log
 type runArgs struct {
 	storeFlags
 	netFlags
+	autoPullFlags
 	rm, detach, interactive, tty, readOnly bool
 	name, workdir, user, entrypoint        string
 	hostname, network                      string
@@ -49,7 +50,8 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	a := &runArgs{}
 	fset := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	fset.SetInterspersed(false) // flags after IMAGE belong to the command
-	a.add(fset)
+	a.storeFlags.add(fset)
+	a.autoPullFlags.add(fset, false)
 	fset.BoolVar(&a.rm, "rm", false, "remove the container when it exits")
 	fset.BoolVarP(&a.detach, "detach", "d", false, "run in the background and print the container id")
 	fset.BoolVarP(&a.interactive, "interactive", "i", false, "keep stdin open")
@@ -91,7 +93,7 @@ func runRun(cmd *command, args []string) int {
 		return failRun(err)
 	}
 	defer s.Close()
-	r := runner.New(s)
+	r := runner.New(s).WithPuller(a.puller(s, os.Stderr, true))
 	c, err := r.Create(opts)
 	if err != nil {
 		return failRun(err)
@@ -124,7 +126,7 @@ func (a *runArgs) options(pos []string) (runner.Options, error) {
 		Image: pos[0], Name: a.name, WorkDir: a.workdir, User: a.user,
 		Volumes: a.volumes, Publish: a.publish, Network: a.network, Hostname: a.hostname,
 		ReadOnly: a.readOnly, TTY: a.tty, Interactive: a.interactive, AutoRemove: a.rm,
-		DNS: a.dns, DNSSearch: a.dnsSearch, AddHosts: a.addHosts,
+		DNS: a.dns, DNSSearch: a.dnsSearch, AddHosts: a.addHosts, Pull: a.pull.policy,
 	}
 	if len(pos) > 1 {
 		o.Cmd = pos[1:]

@@ -1,0 +1,78 @@
+package tests
+
+// run and build pull what the store lacks, as docker does, from a real
+// registry on 127.0.0.1 (registry_server_test.go); --pull never, always
+// and newer.
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestRegistryAutoPull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run containers")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("needs /dev/fuse")
+	}
+	reg := startRegistry(t, false)
+	src := importedBusybox(t)
+	ref := reg.host + "/busybox:1.0"
+	mustOK(t, "tag", storeCLI(t, src, "tag", "busybox", ref))
+	mustOK(t, "push", storeCLI(t, src, "push", "-q", ref))
+
+	root := filepath.Join(t.TempDir(), "store")
+	r := storeCLI(t, root, "run", "--rm", "--pull", "never", ref, "echo", "ok")
+	if r.code != 125 || r.stderr != "unionfuse: No such image: "+ref+"\n" {
+		t.Errorf("run --pull never of a missing image: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = storeCLI(t, root, "run", "--rm", ref, "echo", "ok")
+	wantErr := "^Unable to find image '" + regexp.QuoteMeta(ref) + "' locally\n1\\.0: Pulling from busybox\n" +
+		"(?s:.*)[0-9a-f]{12}: Pull complete\nDigest: sha256:[0-9a-f]{64}\n" +
+		"Status: Downloaded newer image for " + regexp.QuoteMeta(ref) + "\n$"
+	if r.code != 0 || r.stdout != "ok\n" || !regexp.MustCompile(wantErr).MatchString(r.stderr) {
+		t.Errorf("run of a missing image: exit %d, stdout %q, stderr:\n%s\nwant stderr:\n%s", r.code, r.stdout, r.stderr, wantErr)
+	}
+	r = storeCLI(t, root, "run", "--rm", ref, "echo", "ok")
+	if r.code != 0 || r.stdout != "ok\n" || r.stderr != "" {
+		t.Errorf("second run: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = storeCLI(t, root, "run", "--rm", "--pull", "always", ref, "echo", "ok")
+	if r.code != 0 || r.stdout != "ok\n" || strings.Contains(r.stderr, "Unable to find") ||
+		!strings.Contains(r.stderr, "Status: Image is up to date for "+ref+"\n") {
+		t.Errorf("run --pull always: exit %d, stdout %q, stderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	gone := "127.0.0.1:1/busybox:1.0" // nothing listens on port 1
+	mustOK(t, "tag", storeCLI(t, root, "tag", ref, gone))
+	if r = storeCLI(t, root, "run", "--rm", "--pull", "always", gone, "true"); r.code != 125 || !strings.Contains(r.stderr, "connection refused") {
+		t.Errorf("run --pull always, registry down: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r = storeCLI(t, root, "run", "--rm", "--pull", "newer", gone, "echo", "ok"); r.code != 0 || r.stdout != "ok\n" {
+		t.Errorf("run --pull newer, registry down: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+
+	// FROM pulls into a clean store; --pull checks the registry again.
+	ctx := t.TempDir()
+	os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM "+ref+"\nRUN echo built > /b\n"), 0o644)
+	root2 := filepath.Join(t.TempDir(), "store")
+	r = storeCLI(t, root2, "build", "--pull=never", ctx)
+	if r.code == 0 || !strings.Contains(r.stderr, "FROM "+ref+": No such image: "+ref+"\n") {
+		t.Errorf("build --pull=never of a missing base: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = storeCLI(t, root2, "build", "-t", "app:1", ctx)
+	mustOK(t, "build", r)
+	wantOut := "^Step 1/2 : FROM " + regexp.QuoteMeta(ref) + "\n1\\.0: Pulling from busybox\n(?s:.*)" +
+		"Status: Downloaded newer image for " + regexp.QuoteMeta(ref) + "\n ---> [0-9a-f]{12}\nStep 2/2 : RUN"
+	if !regexp.MustCompile(wantOut).MatchString(r.stdout) || strings.Contains(r.stdout+r.stderr, "Unable to find") {
+		t.Errorf("build of a missing base printed:\n%s\nwant:\n%s", r.stdout, wantOut)
+	}
+	r = storeCLI(t, root2, "build", "--pull", "-t", "app:1", ctx)
+	mustOK(t, "build --pull", r)
+	if !strings.Contains(r.stdout, "Status: Image is up to date for "+ref+"\n") || !strings.Contains(r.stdout, " ---> Using cache\n") {
+		t.Errorf("build --pull printed:\n%s", r.stdout)
+	}
+}
