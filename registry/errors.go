@@ -58,7 +58,7 @@ func describeError(err error) error {
 		}
 		return err
 	case errors.Is(err, http.ErrSchemeMismatch):
-		return fmt.Errorf("the registry answers in plain HTTP, not HTTPS (allow it with --tls-verify=false): %w", http.ErrSchemeMismatch)
+		return fmt.Errorf("the registry answers in plain HTTP, not HTTPS (allow it with --tls-verify=false, or list it in insecure-registries of registries.conf): %w", http.ErrSchemeMismatch)
 	case errors.As(err, &unknownCA):
 		return fmt.Errorf("%w (give its CA with --cert-dir, or in /etc/containers/certs.d/HOST/ca.crt)", unknownCA)
 	case errors.As(err, &dnsErr):

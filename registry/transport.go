@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -20,23 +19,36 @@ import (
 )
 
 // insecure reports whether reg (host or host:port) may be reached in plain
-// HTTP or with TLS that is not verified.
+// HTTP or with TLS that is not verified: localhost and 127.0.0.0/8 always
+// (as docker), and what InsecureRegistries lists: host:port, host,
+// *.domain, or a CIDR range holding the registry's IP address.
 func (o *Options) insecure(reg string) bool {
 	if o.Verify {
 		return false
 	}
-	if o.Insecure || slices.Contains(o.InsecureRegistries, reg) {
+	if o.Insecure {
 		return true
 	}
 	host := reg
 	if h, _, err := net.SplitHostPort(reg); err == nil {
 		host = h
 	}
-	if slices.Contains(o.InsecureRegistries, host) || host == "localhost" || strings.HasSuffix(host, ".localhost") {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return true
 	}
 	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
+	if ip != nil && ip.IsLoopback() {
+		return true
+	}
+	for _, e := range o.InsecureRegistries {
+		if e == reg || e == host || strings.HasPrefix(e, "*.") && strings.HasSuffix(host, e[1:]) {
+			return true
+		}
+		if _, n, err := net.ParseCIDR(e); err == nil && ip != nil && n.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // transport returns the HTTP transport for the registry reg: the system's
@@ -122,7 +134,7 @@ type httpGuard struct {
 
 func (g *httpGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" && req.URL.Host == g.reg && !g.insecure {
-		return nil, fmt.Errorf("plain HTTP to %s refused: the registry is not insecure (use --tls-verify=false)", g.reg)
+		return nil, fmt.Errorf("plain HTTP to %s refused: the registry is not insecure (use --tls-verify=false, or list it in insecure-registries of registries.conf)", g.reg)
 	}
 	return g.rt.RoundTrip(req)
 }

@@ -5,6 +5,8 @@ package tests
 // and newer.
 
 import (
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -75,4 +77,75 @@ func TestRegistryAutoPull(t *testing.T) {
 	if !strings.Contains(r.stdout, "Status: Image is up to date for "+ref+"\n") || !strings.Contains(r.stdout, " ---> Using cache\n") {
 		t.Errorf("build --pull printed:\n%s", r.stdout)
 	}
+}
+
+// TestRegistryInsecureConfig: a registry in plain HTTP on an address
+// that is not the loopback's is refused, then reached once a
+// registries.conf lists it: unionfuse's own file, or podman's.
+func TestRegistryInsecureConfig(t *testing.T) {
+	ip := nonLoopbackIP(t)
+	reg := startRegistry(t, false)
+	src := importedBusybox(t)
+	mustOK(t, "tag", storeCLI(t, src, "tag", "busybox", reg.host+"/busybox:1.0"))
+	mustOK(t, "push", storeCLI(t, src, "push", "-q", reg.host+"/busybox:1.0"))
+	host := forwardTCP(t, ip, reg.host)
+	ref := host + "/busybox:1.0"
+	cfg := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", cfg)
+	t.Setenv("CONTAINERS_REGISTRIES_CONF", filepath.Join(cfg, "none.conf"))
+	root := filepath.Join(t.TempDir(), "store")
+	if r := storeCLI(t, root, "pull", "-q", ref); r.code == 0 || !strings.Contains(r.stderr, "insecure-registries") {
+		t.Fatalf("pull from %s in plain HTTP without configuration: exit %d, stderr %q", host, r.code, r.stderr)
+	}
+	own := filepath.Join(cfg, "unionfuse", "registries.conf")
+	os.MkdirAll(filepath.Dir(own), 0o755)
+	os.WriteFile(own, []byte(`insecure-registries = ["`+host+`"]`+"\n"), 0o644)
+	mustOK(t, "pull with insecure-registries", storeCLI(t, root, "pull", "-q", ref))
+	os.Remove(own)
+	podman := filepath.Join(cfg, "podman.conf")
+	os.WriteFile(podman, []byte("[[registry]]\nlocation = \""+host+"\"\ninsecure = true\n"), 0o644)
+	t.Setenv("CONTAINERS_REGISTRIES_CONF", podman)
+	mustOK(t, "pull with podman's registries.conf", storeCLI(t, filepath.Join(t.TempDir(), "store"), "pull", "-q", ref))
+}
+
+// nonLoopbackIP returns an IPv4 address of this machine that is not the
+// loopback's, or skips t.
+func nonLoopbackIP(t *testing.T) string {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	t.Skip("needs an IPv4 address besides the loopback's")
+	return ""
+}
+
+// forwardTCP relays connections to a new port of ip to target until t
+// ends, and returns ip:port.
+func forwardTCP(t *testing.T, ip, target string) string {
+	l, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go io.Copy(u, c)
+				io.Copy(c, u)
+			}()
+		}
+	}()
+	return l.Addr().String()
 }

@@ -15,7 +15,7 @@ import (
 // builder: registry.Pull with docker's lines on out (nil: quiet).
 type cliPuller struct {
 	store *cowcache.Store
-	opts  registry.PullOptions
+	flags *registryFlags // read when a pull is needed, not before
 	out   *os.File
 	// announce says "Unable to find image 'NAME' locally" first when the
 	// store lacks the image, as docker run does (docker build does not).
@@ -30,9 +30,13 @@ func (p *cliPuller) Pull(ref registry.Reference, missing bool) (cowcache.Image, 
 	if missing && p.announce && p.out != nil {
 		fmt.Fprintf(p.out, "Unable to find image '%s' locally\n", ref.Familiar())
 	}
+	o, err := p.flags.options()
+	if err != nil {
+		return cowcache.Image{}, err
+	}
 	ctx, stop := interruptible()
 	defer stop()
-	res, err := pullImage(ctx, p.store, ref, p.opts, p.out)
+	res, err := pullImage(ctx, p.store, ref, registry.PullOptions{Options: o}, p.out)
 	if err != nil && ctx.Err() != nil {
 		return cowcache.Image{}, fmt.Errorf("interrupted: nothing partial was stored: %w", err)
 	}
@@ -92,7 +96,7 @@ func (f *autoPullFlags) add(fset *pflag.FlagSet, optional bool) {
 // puller returns the Puller of s the flags ask for, printing on out
 // (nil: quiet); announce says "Unable to find image" first.
 func (f *autoPullFlags) puller(s *cowcache.Store, out *os.File, announce bool) *cliPuller {
-	return &cliPuller{store: s, opts: registry.PullOptions{Options: f.options()}, out: out, announce: announce}
+	return &cliPuller{store: s, flags: &f.registryFlags, out: out, announce: announce}
 }
 
 // pullPolicy is the value of --pull.

@@ -84,9 +84,13 @@ func runLogin(cmd *command, args []string) int {
 	if a.user == "" || a.password == "" {
 		return fail(errors.New("login: a user name and a password are needed"))
 	}
+	ro, err := a.registryFlags.options()
+	if err != nil {
+		return fail(err)
+	}
 	ctx, stop := interruptible()
 	defer stop()
-	path, err := registry.Login(ctx, reg, a.user, a.password, a.registryFlags.options())
+	path, err := registry.Login(ctx, reg, a.user, a.password, ro)
 	if err != nil {
 		return failRegistry(ctx, err)
 	}

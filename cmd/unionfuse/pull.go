@@ -62,7 +62,11 @@ func runPull(cmd *command, args []string) int {
 	if a.jobs < 1 {
 		return usageError(cmd, "--max-concurrent-downloads must be at least 1")
 	}
-	o := registry.PullOptions{Options: a.registryFlags.options(), MaxConcurrent: a.jobs}
+	ro, err := a.registryFlags.options()
+	if err != nil {
+		return fail(err)
+	}
+	o := registry.PullOptions{Options: ro, MaxConcurrent: a.jobs}
 	if a.platform != "" {
 		p, err := registry.ParsePlatform(a.platform)
 		if err != nil {

@@ -65,7 +65,11 @@ func runPush(cmd *command, args []string) int {
 		return fail(err)
 	}
 	defer s.Close()
-	o := registry.PushOptions{Options: a.registryFlags.options(), Compression: a.compression, MaxConcurrent: a.jobs}
+	ro, err := a.registryFlags.options()
+	if err != nil {
+		return fail(err)
+	}
+	o := registry.PushOptions{Options: ro, Compression: a.compression, MaxConcurrent: a.jobs}
 	if !a.quiet {
 		o.Progress = newLayerDisplay(os.Stdout)
 		fmt.Printf("The push refers to repository [%s]\n", ref.FullRepository())

@@ -26,10 +26,15 @@ func (rf *registryFlags) add(fset *pflag.FlagSet) {
 	fset.StringVar(&rf.authFile, "authfile", "", "read credentials from `FILE` first (default: $REGISTRY_AUTH_FILE, ~/.docker/config.json, containers' auth.json)")
 }
 
-// options returns the registry options the flags ask for.
-func (rf *registryFlags) options() registry.Options {
+// options returns the registry options the flags ask for, with the
+// insecure registries of the configuration files (registry.ConfigFiles).
+func (rf *registryFlags) options() (registry.Options, error) {
+	insecure, err := registry.LoadInsecureRegistries(registry.ConfigFiles())
+	if err != nil {
+		return registry.Options{}, err
+	}
 	return registry.Options{Insecure: !rf.tlsVerify, Verify: rf.tlsVerify && rf.fset != nil && rf.fset.Changed("tls-verify"),
-		CertDir: rf.certDir, AuthFile: rf.authFile, UserAgent: "unionfuse/" + version}
+		InsecureRegistries: insecure, CertDir: rf.certDir, AuthFile: rf.authFile, UserAgent: "unionfuse/" + version}, nil
 }
 
 // failRegistry prints err; an interrupted command exits exitInterrupted,
