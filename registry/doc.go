@@ -55,9 +55,10 @@
 // and /etc/docker/certs.d/HOST/ (*.crt; client.cert + client.key for a
 // client certificate). Plain HTTP and unverified TLS only for insecure
 // registries: localhost and 127.0.0.0/8 (as docker), those listed in
-// Options.InsecureRegistries, or all with Options.Insecure (podman's
-// --tls-verify=false). Any other registry answering in plain HTTP is
-// refused.
+// Options.InsecureRegistries (LoadInsecureRegistries reads them from
+// unionfuse's and podman's registries.conf files, ConfigFiles), or all
+// with Options.Insecure (podman's --tls-verify=false). Any other registry
+// answering in plain HTTP is refused.
 //
 // Credentials are read from, in order: Options.AuthFile, $REGISTRY_AUTH_FILE,
 // docker's config.json ($DOCKER_CONFIG or ~/.docker), containers'

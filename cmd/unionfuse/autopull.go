@@ -87,7 +87,7 @@ type autoPullFlags struct {
 // --pull=always (build, as buildx and podman build).
 func (f *autoPullFlags) add(fset *pflag.FlagSet, optional bool) {
 	f.registryFlags.add(fset)
-	fset.Var(&f.pull, "pull", "pull the image `always`, when missing (default), never, or newer (pull, but use the stored image when the registry cannot be reached)")
+	fset.Var(&f.pull, "pull", "when to pull the image: `POLICY` missing (the store lacks it), always, never, or newer (always, but use the stored image when the registry cannot be reached)")
 	if optional {
 		fset.Lookup("pull").NoOptDefVal = "always"
 	}

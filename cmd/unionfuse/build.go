@@ -14,7 +14,7 @@ import (
 
 var buildCmd = &command{
 	name:  "build",
-	usage: "unionfuse build [-t NAME[:TAG]]... [-f Dockerfile] [--build-arg K=V]... [--target STAGE] [--no-cache] [-q] [--iidfile FILE] CONTEXT",
+	usage: "unionfuse build [-t NAME[:TAG]]... [-f Dockerfile] [--build-arg K=V]... [--target STAGE] [--no-cache] [--pull[=POLICY]] [-q] [--iidfile FILE] CONTEXT",
 	help: `Build an image from a Dockerfile, as Docker's classic builder does: each
 instruction makes an image from the one before, RUN runs in a container
 (no network), COPY and ADD copy from CONTEXT (minus .dockerignore) into a
@@ -22,6 +22,7 @@ container's root, and each step is cached: a step whose parent image,
 instruction (after ARG and ENV expansion) and COPY/ADD sources are
 unchanged prints ' ---> Using cache' and reuses its image. A failed step
 leaves no image, container or mount; the steps before it stay cached.
+FROM pulls an image the store lacks (--pull says when).
 See docs/build.md.`,
 	options: optionsOf(buildFlags),
 	run:     runBuild,

@@ -21,7 +21,7 @@ type registryFlags struct {
 // add registers them on fset.
 func (rf *registryFlags) add(fset *pflag.FlagSet) {
 	rf.fset = fset
-	fset.BoolVar(&rf.tlsVerify, "tls-verify", true, "require HTTPS and verify certificates; false allows plain HTTP and unverified TLS (unset: allowed only for localhost and 127.0.0.0/8, as docker)")
+	fset.BoolVar(&rf.tlsVerify, "tls-verify", true, "require HTTPS and verify certificates; false allows plain HTTP and unverified TLS (unset: allowed only for localhost, 127.0.0.0/8 and the insecure-registries of registries.conf)")
 	fset.StringVar(&rf.certDir, "cert-dir", "", "use the certificates in `DIR` (*.crt CAs, *.cert + *.key client) instead of /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST")
 	fset.StringVar(&rf.authFile, "authfile", "", "read credentials from `FILE` first (default: $REGISTRY_AUTH_FILE, ~/.docker/config.json, containers' auth.json)")
 }

@@ -29,7 +29,9 @@ port of the container's loopback (a server in the container listening on
 0.0.0.0 or 127.0.0.1); with --network host the ports are the host's
 already and -p is ignored, with a warning.
 With -d the container runs in the background, its output in a log
-('unionfuse logs'); stop it with 'unionfuse stop'.`,
+('unionfuse logs'); stop it with 'unionfuse stop'.
+An IMAGE the store lacks is pulled from its registry first, as docker
+does (--pull says when; see docs/registry.md).`,
 	options: optionsOf(runFlags),
 	run:     runRun,
 }
