@@ -90,7 +90,7 @@ func push(ctx context.Context, s *cowcache.Store, ref Reference, o *PushOptions)
 	if err != nil {
 		return PushResult{}, err
 	}
-	sources := mountSources(s, img, rr.Context())
+	sources := mountSources(s, rr.Context())
 	jobs := o.MaxConcurrent
 	if jobs <= 0 {
 		jobs = DefaultMaxConcurrentUploads
@@ -101,7 +101,7 @@ func push(ctx context.Context, s *cowcache.Store, ref Reference, o *PushOptions)
 		if l.seen {
 			continue // the same blob twice in one image
 		}
-		g.Go(func() error { return pushLayer(gctx, puller, pusher, rr.Context(), l, sources, rep) })
+		g.Go(func() error { return pushLayer(gctx, puller, pusher, rr.Context(), l, sources[l.desc.Digest], rep) })
 	}
 	if err := g.Wait(); err != nil {
 		return PushResult{}, err
@@ -120,21 +120,49 @@ func push(ctx context.Context, s *cowcache.Store, ref Reference, o *PushOptions)
 	return PushResult{Digest: string(d), Size: int64(len(out.rawManifest))}, nil
 }
 
-// mountSources returns the repositories of repo's registry that img was
-// pulled from or pushed to: a registry may mount its layers from there.
-func mountSources(s *cowcache.Store, img cowcache.Image, repo name.Repository) []name.Repository {
+// mountSources returns, for each blob the store knows a repository of
+// repo's registry to hold, those repositories: the ones that the images
+// with the blob were pulled from or pushed to. The registry may mount the
+// blob from there instead of receiving it again, as docker does with the
+// record it keeps of each layer's sources.
+func mountSources(s *cowcache.Store, repo name.Repository) map[v1.Hash][]name.Repository {
 	all, err := s.RepoDigests()
 	if err != nil {
 		return nil
 	}
-	var out []name.Repository
-	for _, rd := range all[img.Manifest] {
-		r, _, _ := strings.Cut(rd, "@")
-		ref, err := ParseReference(r)
-		if err != nil || ref.Registry() != registryName(repo.Registry) || ref.Path() == repo.RepositoryStr() {
+	images, err := s.Images()
+	if err != nil {
+		return nil
+	}
+	out := map[v1.Hash][]name.Repository{}
+	for _, img := range images {
+		var repos []name.Repository
+		for _, rd := range all[img.Manifest] {
+			r, _, _ := strings.Cut(rd, "@")
+			ref, err := ParseReference(r)
+			if err != nil || ref.Registry() != registryName(repo.Registry) || ref.Path() == repo.RepositoryStr() {
+				continue
+			}
+			repos = append(repos, repo.Registry.Repo(ref.Path()))
+		}
+		if len(repos) == 0 {
 			continue
 		}
-		out = append(out, repo.Registry.Repo(ref.Path()))
+		vi, err := s.V1Image(img)
+		if err != nil {
+			continue
+		}
+		m, err := vi.Manifest()
+		if err != nil {
+			continue
+		}
+		for _, l := range m.Layers {
+			for _, r := range repos {
+				if !slices.Contains(out[l.Digest], r) {
+					out[l.Digest] = append(out[l.Digest], r)
+				}
+			}
+		}
 	}
 	return out
 }
@@ -142,7 +170,7 @@ func mountSources(s *cowcache.Store, img cowcache.Image, repo name.Repository) [
 // pushLayer sends one layer unless the registry has it: "Layer already
 // exists", "Mounted from ...", or "Pushed".
 func pushLayer(ctx context.Context, puller *remote.Puller, pusher *remote.Pusher, repo name.Repository, l *outLayer, sources []name.Repository, rep *reporter) error {
-	id := shortID(l.desc.Digest.String())
+	id := l.id
 	if rl, err := puller.Layer(ctx, repo.Digest(l.desc.Digest.String())); err == nil {
 		if ok, err := partial.Exists(rl); err == nil && ok {
 			rep.report(Event{ID: id, Status: LayerExists})
@@ -200,6 +228,7 @@ func (o *outImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 // outLayer is one layer blob to push; opened records whether its content
 // was read (it was uploaded, not found nor mounted).
 type outLayer struct {
+	id     string // as shown: the short DiffID, as docker push shows it
 	desc   v1.Descriptor
 	open   func() (io.ReadCloser, error)
 	rep    *reporter
@@ -218,7 +247,7 @@ func (l *outLayer) Compressed() (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := shortID(l.desc.Digest.String())
+	id := l.id
 	return struct {
 		io.Reader
 		io.Closer
@@ -227,7 +256,8 @@ func (l *outLayer) Compressed() (io.ReadCloser, error) {
 
 // convert returns the image to push: stored's blobs, recompressed where
 // compression asks (see PushOptions), with a new manifest if any changed.
-// It reports "Preparing" for each layer, top first, as docker does.
+// It reports "Preparing" for each layer, top first, as docker does,
+// naming each by its DiffID, which recompression does not change.
 func convert(ctx context.Context, s *cowcache.Store, stored v1.Image, compression string, rep *reporter) (*outImage, func(), error) {
 	var cleanups []func()
 	cleanup := func() {
@@ -247,22 +277,33 @@ func convert(ctx context.Context, s *cowcache.Store, stored v1.Image, compressio
 	if err != nil {
 		return nil, cleanup, err
 	}
+	cf, err := stored.ConfigFile()
+	if err != nil {
+		return nil, cleanup, err
+	}
+	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, cleanup, fmt.Errorf("the image's config has %d layers, its manifest %d", len(cf.RootFS.DiffIDs), len(m.Layers))
+	}
+	ids := make([]string, len(m.Layers))
+	for i, d := range cf.RootFS.DiffIDs {
+		ids[i] = shortID(d.String())
+	}
 	mt := m.MediaType
 	if mt == "" {
 		mt = types.OCIManifestSchema1
 	}
 	out := &outImage{rawConfig: cfg, mediaType: mt}
 	for i := len(m.Layers) - 1; i >= 0; i-- {
-		rep.report(Event{ID: shortID(m.Layers[i].Digest.String()), Status: Preparing})
+		rep.report(Event{ID: ids[i], Status: Preparing})
 	}
 	changed := false
 	seen := map[v1.Hash]bool{}
-	for _, desc := range m.Layers {
+	for i, desc := range m.Layers {
 		sl, err := stored.LayerByDigest(desc.Digest)
 		if err != nil {
 			return nil, cleanup, err
 		}
-		l := &outLayer{desc: desc, open: sl.Compressed, rep: rep}
+		l := &outLayer{id: ids[i], desc: desc, open: sl.Compressed, rep: rep}
 		if want := targetCompression(desc.MediaType, compression); want != "" {
 			if err := ctx.Err(); err != nil {
 				return nil, cleanup, err

@@ -77,6 +77,19 @@ func TestRegistryAutoPull(t *testing.T) {
 	if !strings.Contains(r.stdout, "Status: Image is up to date for "+ref+"\n") || !strings.Contains(r.stdout, " ---> Using cache\n") {
 		t.Errorf("build --pull printed:\n%s", r.stdout)
 	}
+
+	// The base layer came from the busybox repository: the registry
+	// mounts it from there; the new layer is sent. Each layer keeps its
+	// id from Preparing to the end.
+	mustOK(t, "tag", storeCLI(t, root2, "tag", "app:1", reg.host+"/app:1"))
+	r = storeCLI(t, root2, "push", reg.host+"/app:1")
+	mustOK(t, "push", r)
+	want := regexp.MustCompile(`^The push refers to repository \[` + regexp.QuoteMeta(reg.host) + `/app\]\n` +
+		`([0-9a-f]{12}): Preparing\n([0-9a-f]{12}): Preparing\n`)
+	m := want.FindStringSubmatch(r.stdout)
+	if m == nil || !strings.Contains(r.stdout, "\n"+m[1]+": Pushed\n") || !strings.Contains(r.stdout, "\n"+m[2]+": Mounted from busybox\n") {
+		t.Errorf("push of an image built on a pulled one printed:\n%s", r.stdout)
+	}
 }
 
 // TestRegistryInsecureConfig: a registry in plain HTTP on an address
