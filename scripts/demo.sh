@@ -11,11 +11,17 @@ bin=$(realpath "${1:-bin/unionfuse}")
 [ -x "$bin" ] || { echo "demo: $bin not found; run 'make build' first" >&2; exit 1; }
 
 top=$(mktemp -d "${TMPDIR:-/tmp}/unionfuse-demo.XXXXXX")
+registry_pid=
 cleanup() {
 	cd /
-	if [ -d "$top/store/containers" ]; then
-		ids=$(UNIONFUSE_ROOT="$top/store" "$bin" ps -aq 2>/dev/null || true)
-		[ -z "$ids" ] || UNIONFUSE_ROOT="$top/store" "$bin" rm -f $ids >/dev/null 2>&1 || true
+	for store in "$top"/store*; do
+		[ -d "$store/containers" ] || continue
+		ids=$(UNIONFUSE_ROOT="$store" "$bin" ps -aq 2>/dev/null || true)
+		[ -z "$ids" ] || UNIONFUSE_ROOT="$store" "$bin" rm -f $ids >/dev/null 2>&1 || true
+	done
+	if [ -n "$registry_pid" ]; then
+		kill "$registry_pid" 2>/dev/null || true
+		wait "$registry_pid" 2>/dev/null || true
 	fi
 	if grep -q " $top/demo/merged " /proc/mounts 2>/dev/null; then
 		"$bin" umount "$top/demo/merged" 2>/dev/null || umount -l "$top/demo/merged" 2>/dev/null || true
@@ -134,5 +140,59 @@ else
 	run 'unionfuse stop -t 1 $(unionfuse ps -q)'
 	run unionfuse ps -a
 	cd ..
+fi
+
+# --- Registries: the image goes from machine to machine through a local
+# docker-registry; each machine is played by a store of its own ---
+if [ "$(id -u)" -ne 0 ] || [ ! -x /bin/busybox ] || ! command -v docker-registry >/dev/null; then
+	say "skipping the registry walk-through: it needs root, busybox-static and docker-registry (make deps)"
+else
+	say "A registry on this machine: Debian's docker-registry on 127.0.0.1, a free port, its storage in $top/registry"
+	cat > registry.yml <<-END
+	version: 0.1
+	log:
+	  level: info
+	  accesslog:
+	    disabled: true
+	storage:
+	  filesystem:
+	    rootdirectory: $top/registry
+	http:
+	  addr: 127.0.0.1:0
+	END
+	docker-registry serve registry.yml > registry.log 2>&1 &
+	registry_pid=$!
+	reg=
+	for _ in $(seq 100); do
+		reg=$(sed -n 's/.*msg="listening on \(127\.0\.0\.1:[0-9]*\)".*/\1/p' registry.log)
+		[ -z "$reg" ] || ! /bin/busybox wget -q -O /dev/null "http://$reg/v2/" 2>/dev/null || break
+		kill -0 "$registry_pid" 2>/dev/null || { cat registry.log >&2; exit 1; }
+		sleep 0.1
+	done
+	[ -n "$reg" ] || { echo "demo: docker-registry did not start" >&2; cat registry.log >&2; exit 1; }
+	echo "docker-registry (pid $registry_pid) listens on $reg"
+	export UNIONFUSE_ROOT="$top/store"
+	run unionfuse tag busybox:latest "$reg/busybox:latest"
+	run unionfuse push "$reg/busybox:latest"
+
+	say "A second machine (a clean store): pull the base, build on it, push the result"
+	export UNIONFUSE_ROOT="$top/store-build"
+	run unionfuse pull "$reg/busybox:latest"
+	cd cow-test
+	printf 'FROM %s/busybox:latest\nCOPY . /app\nCMD /app/hello.sh\n' "$reg" > Dockerfile.registry
+	run cat Dockerfile.registry
+	run unionfuse build -t "$reg/hello:1.0" -f Dockerfile.registry .
+	run unionfuse push "$reg/hello:1.0"
+	cd ..
+
+	say "A third machine: pull the image and run it"
+	export UNIONFUSE_ROOT="$top/store-run"
+	run unionfuse pull "$reg/hello:1.0"
+	run unionfuse run --rm "$reg/hello:1.0"
+
+	say "A fourth machine: run pulls what it lacks by itself"
+	export UNIONFUSE_ROOT="$top/store-fresh"
+	run unionfuse run --rm "$reg/hello:1.0"
+	run unionfuse images
 fi
 printf '\ndemo: done\n'
