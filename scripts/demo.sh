@@ -29,6 +29,7 @@ cleanup() {
 	rm -rf "$top"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 cd "$top"
 
 # run prints a command the way the tutorial does, then runs it.
