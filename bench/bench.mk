@@ -5,8 +5,12 @@
 #                     (as root; under 10 minutes on 2 cores)
 #   make bench-quick  the same with small sizes, about a minute
 #   make bench-deps   install fio and fuse-overlayfs when missing
+#   make bench-registry  only the registry benchmark (bench/registry):
+#                     pull and push against a local docker-registry,
+#                     unionfuse beside podman and skopeo; part of both
+#                     targets above (-quick: one repetition)
 #
-# Extra flags go in BENCH_FLAGS, e.g.
+# Extra flags go in BENCH_FLAGS (REGBENCH_FLAGS for bench/registry), e.g.
 #   make bench BENCH_FLAGS='-workloads walk,create -reps 5'
 #   make bench BENCH_FLAGS='-profile bench/results/pprof'
 # Results land in bench/results/ (see docs/benchmarks.md). Benchmarks are
@@ -14,18 +18,25 @@
 
 GO ?= go
 BENCH_FLAGS ?=
-BENCH_DEB_PACKAGES := fio fuse-overlayfs fuse3 tar findutils
+REGBENCH_FLAGS ?=
+BENCH_DEB_PACKAGES := fio fuse-overlayfs fuse3 tar findutils docker-registry podman skopeo runc
 
-.PHONY: bench bench-quick bench-deps bench-build
+.PHONY: bench bench-quick bench-deps bench-build bench-registry
 
 bench-build:
 	$(GO) build -o bin/ufbench ./bench
+	$(GO) build -o bin/ufregbench ./bench/registry
 
 bench: bench-deps bench-build
 	bin/ufbench $(BENCH_FLAGS)
+	bin/ufregbench $(REGBENCH_FLAGS)
 
 bench-quick: bench-deps bench-build
 	bin/ufbench -quick $(BENCH_FLAGS)
+	bin/ufregbench -quick $(REGBENCH_FLAGS)
+
+bench-registry: bench-deps bench-build
+	bin/ufregbench $(REGBENCH_FLAGS)
 
 # bench-deps installs the Debian packages the benchmark runs (as root), or
 # says which are missing (otherwise).

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// client is a tool that pulls into and pushes from a local store of its
+// own: unionfuse, podman, or skopeo into podman's storage.
+type client interface {
+	Name() string
+	// Pull fetches ref into the store in dir (made if missing).
+	Pull(dir, ref string) error
+	// PreparePush makes the image src of the store in dir ready to be
+	// pushed as dst (a tag); it is not timed.
+	PreparePush(dir, src, dst string) error
+	// Push sends dst, prepared by PreparePush, to its registry.
+	Push(dir, src, dst string) error
+	// Remove removes the store in dir.
+	Remove(dir string) error
+}
+
+// logTo is where the tools' output goes; a failed command quotes it.
+var logTo *os.File
+
+// command runs name with args and env added, its output in the log.
+func command(env []string, name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if logTo != nil {
+		fmt.Fprintf(logTo, "%s $ %s %s\n%s", time.Now().Format(time.TimeOnly), name, strings.Join(args, " "), out.String())
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, lastLine(out.String()))
+	}
+	return nil
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// unionfuse is the unionfuse CLI with --root.
+type unionfuse struct{ bin string }
+
+func (u unionfuse) Name() string { return "unionfuse" }
+
+func (u unionfuse) Pull(dir, ref string) error {
+	return command(nil, u.bin, "pull", "-q", "--root", dir, ref)
+}
+
+func (u unionfuse) PreparePush(dir, src, dst string) error {
+	return command(nil, u.bin, "tag", "--root", dir, src, dst)
+}
+
+func (u unionfuse) Push(dir, _, dst string) error {
+	return command(nil, u.bin, "push", "-q", "--root", dir, dst)
+}
+
+func (u unionfuse) Remove(dir string) error { return os.RemoveAll(dir) }
+
+// podman is rootful podman with a store of its own (the kernel's overlay
+// driver, as by default), runc and cgroupfs, and configuration files of
+// its own (empty, and a storage.conf naming only the driver) so that
+// nothing of the machine's applies.
+type podman struct{ conf, storageConf string }
+
+// env points podman (and skopeo) at the configuration files.
+func (p podman) env() []string {
+	return []string{"CONTAINERS_CONF=" + p.conf, "CONTAINERS_STORAGE_CONF=" + p.storageConf, "CONTAINERS_REGISTRIES_CONF=" + p.conf}
+}
+
+func (p podman) args(dir string, args ...string) []string {
+	return append([]string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run"),
+		"--storage-driver", "overlay", "--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "none"}, args...)
+}
+
+func (p podman) Name() string { return "podman" }
+
+func (p podman) Pull(dir, ref string) error {
+	return command(p.env(), "podman", p.args(dir, "pull", "-q", "--tls-verify=false", ref)...)
+}
+
+func (p podman) PreparePush(dir, src, dst string) error {
+	return command(p.env(), "podman", p.args(dir, "tag", src, dst)...)
+}
+
+func (p podman) Push(dir, _, dst string) error {
+	return command(p.env(), "podman", p.args(dir, "push", "-q", "--tls-verify=false", dst)...)
+}
+
+func (p podman) Remove(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "root")); err == nil {
+		if err := command(p.env(), "podman", p.args(dir, "system", "reset", "-f")...); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(dir)
+}
+
+// skopeo copies between the registry and podman's storage (the same
+// work as podman pull and push, without podman's own steps).
+type skopeo struct{ podman }
+
+func (s skopeo) Name() string { return "skopeo copy" }
+
+// storage names an image of the store in dir for skopeo.
+func (s skopeo) storage(dir, ref string) string {
+	return fmt.Sprintf("containers-storage:[overlay@%s+%s]%s", filepath.Join(dir, "root"), filepath.Join(dir, "run"), ref)
+}
+
+func (s skopeo) Pull(dir, ref string) error {
+	return command(s.env(), "skopeo", "--insecure-policy", "copy", "-q", "--src-tls-verify=false", "docker://"+ref, s.storage(dir, ref))
+}
+
+func (s skopeo) PreparePush(string, string, string) error { return nil }
+
+func (s skopeo) Push(dir, src, dst string) error {
+	return command(s.env(), "skopeo", "--insecure-policy", "copy", "-q", "--dest-tls-verify=false", s.storage(dir, src), "docker://"+dst)
+}
