@@ -40,6 +40,7 @@ type Pending struct {
 	unpacked *Unpacked
 	diffID   Digest // set by finish
 	size     int64  // set by finish
+	finished bool   // finish succeeded
 	done     bool
 }
 
@@ -87,12 +88,7 @@ func (p *Pending) ApplyTar(r io.Reader) (Unpacked, error) {
 		return Unpacked{}, fmt.Errorf("apply layer: %w", err)
 	}
 	defer blob.Close()
-	u, err := unpackLayer(p.Dir(), io.TeeReader(r, blob), unpackOptions{
-		allowDevices: canMknod(),
-		noChown:      os.Geteuid() != 0,
-		userXattr:    p.s.UserXattr(),
-		maxSize:      p.s.MaxLayerSize,
-	})
+	u, err := p.unpack(io.TeeReader(r, blob))
 	if err != nil {
 		return Unpacked{}, err
 	}
@@ -101,6 +97,46 @@ func (p *Pending) ApplyTar(r io.Reader) (Unpacked, error) {
 	}
 	p.unpacked = &u
 	return u, nil
+}
+
+// ApplyDownload is ApplyTar of a complete download, whose file becomes
+// the layer's tarball by a hard link instead of a copy (the download area
+// is on the store's filesystem, and the download was synced when it was
+// finished). A download removed meanwhile is copied as it is read.
+// watch, when not nil, wraps the reader the download is read through (to
+// show progress).
+func (p *Pending) ApplyDownload(dl *Download, watch func(io.Reader) io.Reader) (Unpacked, error) {
+	if p.unpacked != nil {
+		return Unpacked{}, errors.New("apply layer: a tarball was applied already")
+	}
+	rs, _, err := dl.Reader()
+	if err != nil {
+		return Unpacked{}, fmt.Errorf("apply layer: %w", err)
+	}
+	var r io.Reader = rs
+	if watch != nil {
+		r = watch(r)
+	}
+	if err := os.Link(dl.completePath(), p.blobPath()); err != nil || !samePath(dl.done, p.blobPath()) {
+		os.Remove(p.blobPath())
+		return p.ApplyTar(r)
+	}
+	u, err := p.unpack(r)
+	if err != nil {
+		return Unpacked{}, err
+	}
+	p.unpacked = &u
+	return u, nil
+}
+
+// unpack unpacks the tarball r into Dir with the store's rules.
+func (p *Pending) unpack(r io.Reader) (Unpacked, error) {
+	return unpackLayer(p.Dir(), r, unpackOptions{
+		allowDevices: canMknod(),
+		noChown:      os.Geteuid() != 0,
+		userXattr:    p.s.UserXattr(),
+		maxSize:      p.s.MaxLayerSize,
+	})
 }
 
 // blobPath is where ApplyTar keeps the tarball as it was given, until the
@@ -136,11 +172,20 @@ func (p *Pending) Commit(created time.Time) (Layer, error) {
 	return p.commitLocked(created)
 }
 
-// finish computes what Commit needs (DiffID, size) and syncs the layer's
-// files; it takes no lock.
+// Finish does the part of Commit that needs no lock: it computes the
+// layer's DiffID and size and syncs its files to disk. Commit and AddImage
+// do it when it was not done; a caller that fills several layers at once
+// calls it as each is filled, so that the syncing of one overlaps the
+// filling of the others. The layer must not change afterwards.
+func (p *Pending) Finish() error { return p.finish() }
+
+// finish is Finish; it does nothing the second time.
 func (p *Pending) finish() error {
 	if p.done {
 		return errors.New("commit layer: not pending")
+	}
+	if p.finished {
+		return nil
 	}
 	if p.unpacked == nil {
 		h := sha256.New()
@@ -159,6 +204,7 @@ func (p *Pending) finish() error {
 	if err := syncTree(p.path()); err != nil {
 		return fmt.Errorf("commit layer: %w", err)
 	}
+	p.finished = true
 	return nil
 }
 

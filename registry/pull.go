@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"golang.org/x/sync/errgroup"
 )
 
 // Limits on what a registry sends before layers: an index or manifest and
@@ -101,7 +103,7 @@ func pull(ctx context.Context, s *cowcache.Store, ref Reference, o *PullOptions)
 	f := newFetcher(s, rr.Context(), puller, &o.Options, rep, jobs)
 	defer f.close()
 	upToDate := stored(s, cowcache.FromBytes(img.rawManifest), names)
-	pending, err := fetchLayers(ctx, s, f, img, rep)
+	pending, err := fetchLayers(ctx, s, f, img, rep, jobs)
 	if err != nil {
 		return PullResult{}, err
 	}
@@ -278,10 +280,14 @@ func fetchConfig(ctx context.Context, puller *remote.Puller, ref name.Digest, im
 	return nil
 }
 
-// fetchLayers downloads the layers the store lacks, in parallel, and
-// unpacks them in order, each on the one below. It returns the pending
-// layers for AddImage (nil for those the store has).
-func fetchLayers(ctx context.Context, s *cowcache.Store, f *fetcher, img *remoteImage, rep *reporter) ([]*cowcache.Pending, error) {
+// fetchLayers downloads the layers the store lacks, jobs at a time, and
+// unpacks each as soon as it is downloaded, also jobs at a time: a layer
+// is a directory of its own, whose files do not depend on the layers
+// below, so layers need not wait for each other (docker unpacks one after
+// the other). "Pull complete" is still reported in order, bottom first.
+// It returns the pending layers for AddImage (nil for those the store
+// has).
+func fetchLayers(ctx context.Context, s *cowcache.Store, f *fetcher, img *remoteImage, rep *reporter, jobs int) ([]*cowcache.Pending, error) {
 	layers := img.manifest.Layers
 	diffIDs := make([]cowcache.Digest, len(layers))
 	for i, d := range img.config.RootFS.DiffIDs {
@@ -304,40 +310,71 @@ func fetchLayers(ctx context.Context, s *cowcache.Store, f *fetcher, img *remote
 		}
 	}
 	pending := make([]*cowcache.Pending, len(layers))
-	ok := false
-	defer func() {
-		if !ok {
-			for _, p := range pending {
-				if p != nil {
-					p.Abort()
-				}
-			}
-		}
-	}()
+	done := newInOrder(need, func(i int) { rep.report(Event{ID: shortID(layers[i].Digest.String()), Status: PullComplete}) })
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(jobs)
 	for i, l := range layers {
 		if !need[i] {
 			continue
 		}
-		dl, err := fetches[i].wait(ctx)
-		if err != nil {
-			return nil, err
-		}
-		parent := cowcache.Digest("")
-		if i > 0 {
-			parent = chain[i-1]
-		}
-		if pending[i], err = extract(s, dl, l, parent, diffIDs[i], rep); err != nil {
-			return nil, err
-		}
+		g.Go(func() error {
+			dl, err := fetches[i].wait(gctx)
+			if err != nil {
+				return err
+			}
+			parent := cowcache.Digest("")
+			if i > 0 {
+				parent = chain[i-1]
+			}
+			p, err := extract(s, dl, l, parent, diffIDs[i], rep)
+			pending[i] = p
+			if err == nil {
+				done.complete(i)
+			}
+			return err
+		})
 	}
-	ok = true
+	if err := g.Wait(); err != nil {
+		for _, p := range pending {
+			if p != nil {
+				p.Abort()
+			}
+		}
+		return nil, err
+	}
 	return pending, nil
+}
+
+// inOrder calls report for each index in turn once it and every index
+// before it that is wanted are complete.
+type inOrder struct {
+	mu     sync.Mutex
+	want   []bool
+	done   []bool
+	next   int
+	report func(int)
+}
+
+func newInOrder(want []bool, report func(int)) *inOrder {
+	return &inOrder{want: want, done: make([]bool, len(want)), report: report}
+}
+
+func (o *inOrder) complete(i int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.done[i] = true
+	for o.next < len(o.want) && (!o.want[o.next] || o.done[o.next]) {
+		if o.want[o.next] {
+			o.report(o.next)
+		}
+		o.next++
+	}
 }
 
 // extract unpacks the downloaded layer l on parent and checks its DiffID.
 func extract(s *cowcache.Store, dl *cowcache.Download, l v1.Descriptor, parent, diffID cowcache.Digest, rep *reporter) (*cowcache.Pending, error) {
 	id := shortID(l.Digest.String())
-	r, size, err := dl.Reader()
+	_, size, err := dl.Reader()
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", id, err)
 	}
@@ -345,19 +382,23 @@ func extract(s *cowcache.Store, dl *cowcache.Download, l v1.Descriptor, parent, 
 	if err != nil {
 		return nil, err
 	}
-	pr := &progressReader{r: r, p: progressWriter{w: discard{}, rep: rep, id: id, status: Extracting, total: size}}
-	u, err := p.ApplyTar(pr)
+	pr := &progressReader{p: progressWriter{w: discard{}, rep: rep, id: id, status: Extracting, total: size}}
+	u, err := p.ApplyDownload(dl, func(r io.Reader) io.Reader { pr.r = r; return pr })
 	if err == nil && u.DiffID != diffID {
 		err = fmt.Errorf("%w: its content has DiffID %s, the config says %s", cowcache.ErrDigestMismatch, u.DiffID, diffID)
 	}
 	if err == nil && u.Digest != cowcache.Digest(l.Digest.String()) {
 		err = fmt.Errorf("%w: unpacked %s, the manifest says %s", cowcache.ErrDigestMismatch, u.Digest, l.Digest)
 	}
+	if err == nil {
+		// Synced now, while other layers download and unpack, rather
+		// than all at the end in AddImage.
+		err = p.Finish()
+	}
 	if err != nil {
 		p.Abort()
 		return nil, fmt.Errorf("layer %s: %w", id, err)
 	}
 	pr.p.flush()
-	rep.report(Event{ID: id, Status: PullComplete})
 	return p, nil
 }
