@@ -16,7 +16,7 @@
 // # Pull
 //
 //		reference -> manifest (an index picks the platform) -> config
-//		          -> layers: download in parallel, extract in order -> AddImage
+//		          -> layers: download and unpack in parallel -> AddImage
 //
 //	  - A layer the store already holds at the same place (same ChainID and
 //	    the same blob) is not fetched: "Already exists".
@@ -25,11 +25,17 @@
 //	    proper. A blob becomes usable only once the whole of it has the
 //	    digest the manifest names; a blob the registry corrupted is dropped
 //	    and the pull fails naming the layer.
-//	  - Layers are then unpacked in order, each on the one below, by the same
-//	    ApplyTar that load uses: the hostile-archive rules (no "..", no
-//	    writes through links, size limits), the OCI-to-overlay whiteout
-//	    conversion, and the DiffID check against the config all hold for
-//	    pulled layers as for loaded ones.
+//	  - Each layer is unpacked as soon as its blob is complete, up to
+//	    Options.MaxConcurrent at once (a layer is a directory of its own,
+//	    whose files do not depend on the layers below; docker unpacks one
+//	    after the other), by the unpacker load uses (ApplyDownload: the
+//	    blob becomes the layer's tarball by a hard link, not a copy): the
+//	    hostile-archive rules (no "..", no writes through links, size
+//	    limits), the OCI-to-overlay whiteout conversion, and the DiffID
+//	    check against the config all hold for pulled layers as for loaded
+//	    ones. Each layer's files are synced as soon as it is unpacked
+//	    (Pending.Finish), while the others go on; "Pull complete" is
+//	    reported bottom first, as docker does.
 //	  - The image appears in one AddImage (one exclusive lock, one rewrite of
 //	    the index), so an error, Ctrl-C (the context) or a full disk leaves
 //	    nothing partial among images and layers. What was downloaded stays
