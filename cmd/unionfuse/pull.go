@@ -15,7 +15,7 @@ var pullCmd = &command{
 NAME follows docker's rules: "busybox" is docker.io/library/busybox:latest,
 "localhost:5000/app" the repository app of the registry localhost:5000.
 An image index (several platforms) gives the image for this machine, or
-for --platform. Layers download in parallel and are unpacked in order;
+for --platform. Layers download and unpack in parallel;
 layers the store has are not fetched ("Already exists"). Every blob is
 checked against its digest; on any error or Ctrl-C nothing partial is
 stored, and the next pull goes on from what was downloaded.
