@@ -94,10 +94,11 @@ func addFile(tw *tar.Writer, name string, data []byte) error {
 
 // testImages writes the layers to dir and pushes to host two images:
 // bench:v1 of n layers of layerSize bytes each, and bench:v2, the same
-// layers plus one of extraSize.
-func testImages(dir, host string, n int, layerSize, extraSize int64) (compressed int64, err error) {
+// layers plus one of extraSize. It returns the compressed size of
+// bench:v1's layers and of the extra one.
+func testImages(dir, host string, n int, layerSize, extraSize int64) (compressed, extra int64, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var layers []v1.Layer
 	for i := 0; i <= n; i++ {
@@ -107,15 +108,20 @@ func testImages(dir, host string, n int, layerSize, extraSize int64) (compressed
 		}
 		p := filepath.Join(dir, fmt.Sprintf("layer%d.tar.gz", i))
 		if err := writeLayer(p, uint64(i+1), size); err != nil {
-			return 0, fmt.Errorf("layer %d: %w", i, err)
+			return 0, 0, fmt.Errorf("layer %d: %w", i, err)
 		}
 		l, err := tarball.LayerFromFile(p)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return 0, 0, err
 		}
 		if i < n {
-			st, _ := os.Stat(p)
 			compressed += st.Size()
+		} else {
+			extra = st.Size()
 		}
 		layers = append(layers, l)
 	}
@@ -125,25 +131,25 @@ func testImages(dir, host string, n int, layerSize, extraSize int64) (compressed
 	}{{"v1", layers[:n]}, {"v2", layers}} {
 		im, err := mutate.AppendLayers(empty.Image, img.layers...)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		cf, err := im.ConfigFile()
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		cf = cf.DeepCopy()
 		cf.OS, cf.Architecture = "linux", runtime.GOARCH
 		cf.Config.Cmd = []string{"/bin/sh"}
 		if im, err = mutate.ConfigFile(im, cf); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		ref, err := name.ParseReference(host+"/bench:"+img.tag, name.Insecure)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if err := remote.Write(ref, im); err != nil {
-			return 0, fmt.Errorf("push bench:%s: %w", img.tag, err)
+			return 0, 0, fmt.Errorf("push bench:%s: %w", img.tag, err)
 		}
 	}
-	return compressed, nil
+	return compressed, extra, nil
 }

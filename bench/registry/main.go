@@ -65,7 +65,9 @@ func parseFlags(args []string) (*config, error) {
 	if err := fset.Parse(args); err != nil {
 		return nil, err
 	}
-	if *quick && !slices.Contains(args, "-reps") {
+	set := map[string]bool{}
+	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *quick && !set["reps"] {
 		c.Reps = 1
 	}
 	c.LayerSize, c.Extra = int64(*layer)<<20, int64(*extra)<<20
@@ -192,11 +194,11 @@ func (b *bench) prepare() error {
 	}
 	fmt.Fprintf(os.Stderr, "ufregbench: writing a %d-layer image of %d MB (and one more layer of %d MB) to the registry at %s\n",
 		b.cfg.Layers, b.cfg.Layers*int(b.cfg.LayerSize>>20), b.cfg.Extra>>20, b.src.Host())
-	compressed, err := testImages(filepath.Join(b.ws, "layers"), b.src.Host(), b.cfg.Layers, b.cfg.LayerSize, b.cfg.Extra)
+	compressed, extra, err := testImages(filepath.Join(b.ws, "layers"), b.src.Host(), b.cfg.Layers, b.cfg.LayerSize, b.cfg.Extra)
 	if err != nil {
 		return err
 	}
-	b.res = newResults(b.cfg, compressed, version)
+	b.res = newResults(b.cfg, compressed, extra, version)
 	return nil
 }
 

@@ -56,12 +56,12 @@ type sample struct {
 	Bytes         int64   `json:"bytes"`
 }
 
-func newResults(cfg *config, compressed int64, version string) *results {
+func newResults(cfg *config, compressed, extra int64, version string) *results {
 	return &results{
 		Started: time.Now().UTC(),
 		Reps:    cfg.Reps,
-		Image: fmt.Sprintf("%d layers of %d MB (half random, half text files): %d MB, %d MB gzip-compressed; the second image adds a layer of %d MB",
-			cfg.Layers, cfg.LayerSize>>20, int64(cfg.Layers)*cfg.LayerSize>>20, compressed>>20, cfg.Extra>>20),
+		Image: fmt.Sprintf("%d layers of %d MiB (half random, half text files): %d MiB, %.0f MB gzip-compressed; the second image adds a layer of %d MiB, %.1f MB compressed",
+			cfg.Layers, cfg.LayerSize>>20, int64(cfg.Layers)*cfg.LayerSize>>20, float64(compressed)/1e6, cfg.Extra>>20, float64(extra)/1e6),
 		Machine: map[string]string{
 			"kernel":          output("uname", "-r"),
 			"cpu":             cpuModel(),
