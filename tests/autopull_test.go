@@ -22,10 +22,8 @@ func TestRegistryAutoPull(t *testing.T) {
 		t.Skip("needs /dev/fuse")
 	}
 	reg := startRegistry(t, false)
-	src := importedBusybox(t)
 	ref := reg.host + "/busybox:1.0"
-	mustOK(t, "tag", storeCLI(t, src, "tag", "busybox", ref))
-	mustOK(t, "push", storeCLI(t, src, "push", "-q", ref))
+	pushedBusybox(t, ref)
 
 	root := filepath.Join(t.TempDir(), "store")
 	r := storeCLI(t, root, "run", "--rm", "--pull", "never", ref, "echo", "ok")
@@ -98,9 +96,7 @@ func TestRegistryAutoPull(t *testing.T) {
 func TestRegistryInsecureConfig(t *testing.T) {
 	ip := nonLoopbackIP(t)
 	reg := startRegistry(t, false)
-	src := importedBusybox(t)
-	mustOK(t, "tag", storeCLI(t, src, "tag", "busybox", reg.host+"/busybox:1.0"))
-	mustOK(t, "push", storeCLI(t, src, "push", "-q", reg.host+"/busybox:1.0"))
+	pushedBusybox(t, reg.host+"/busybox:1.0")
 	host := forwardTCP(t, ip, reg.host)
 	ref := host + "/busybox:1.0"
 	cfg := t.TempDir()
@@ -119,6 +115,14 @@ func TestRegistryInsecureConfig(t *testing.T) {
 	os.WriteFile(podman, []byte("[[registry]]\nlocation = \""+host+"\"\ninsecure = true\n"), 0o644)
 	t.Setenv("CONTAINERS_REGISTRIES_CONF", podman)
 	mustOK(t, "pull with podman's registries.conf", storeCLI(t, filepath.Join(t.TempDir(), "store"), "pull", "-q", ref))
+}
+
+// pushedBusybox pushes busybox (importedBusybox) to a registry as ref.
+func pushedBusybox(t *testing.T, ref string) {
+	t.Helper()
+	src := importedBusybox(t)
+	mustOK(t, "tag", storeCLI(t, src, "tag", "busybox", ref))
+	mustOK(t, "push", storeCLI(t, src, "push", "-q", ref))
 }
 
 // nonLoopbackIP returns an IPv4 address of this machine that is not the

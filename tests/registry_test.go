@@ -452,10 +452,8 @@ func TestRegistryPullFullDisk(t *testing.T) {
 		t.Skip("needs root: mounts a small tmpfs")
 	}
 	reg := startRegistry(t, false)
-	src := importedBusybox(t)
 	ref := reg.host + "/bb:1"
-	mustOK(t, "tag", storeCLI(t, src, "tag", "busybox", ref))
-	mustOK(t, "push", storeCLI(t, src, "push", "-q", ref))
+	pushedBusybox(t, ref)
 	mnt := t.TempDir()
 	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=2m"); err != nil {
 		t.Skipf("mount tmpfs: %v", err)
