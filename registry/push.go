@@ -2,19 +2,15 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/unionfuse/unionfuse/cowcache"
 	"golang.org/x/sync/errgroup"
 )
@@ -85,8 +81,8 @@ func push(ctx context.Context, s *cowcache.Store, ref Reference, o *PushOptions)
 		return PushResult{}, err
 	}
 	rep := &reporter{p: o.Progress}
-	out, cleanup, err := convert(ctx, s, stored, o.Compression, rep)
-	defer cleanup()
+	out, err := plan(s, stored, o.Compression, rep)
+	defer out.cleanup()
 	if err != nil {
 		return PushResult{}, err
 	}
@@ -95,15 +91,26 @@ func push(ctx context.Context, s *cowcache.Store, ref Reference, o *PushOptions)
 	if jobs <= 0 {
 		jobs = DefaultMaxConcurrentUploads
 	}
+	// Each layer is compressed (where it must be) and sent at once, as
+	// many at a time as uploads: the compressing of one overlaps the
+	// sending of others.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(jobs)
 	for _, l := range out.layers {
-		if l.seen {
+		if l.same != nil {
 			continue // the same blob twice in one image
 		}
-		g.Go(func() error { return pushLayer(gctx, puller, pusher, rr.Context(), l, sources[l.desc.Digest], rep) })
+		g.Go(func() error {
+			if err := out.compress(gctx, l); err != nil {
+				return err
+			}
+			return pushLayer(gctx, puller, pusher, rr.Context(), l, sources[l.desc.Digest], rep)
+		})
 	}
 	if err := g.Wait(); err != nil {
+		return PushResult{}, err
+	}
+	if err := out.finish(); err != nil {
 		return PushResult{}, err
 	}
 	full, err := partial.CompressedToImage(out)
@@ -198,175 +205,4 @@ func pushLayer(ctx context.Context, puller *remote.Puller, pusher *remote.Pusher
 		rep.report(Event{ID: id, Status: MountedFrom, From: from})
 	}
 	return nil
-}
-
-// outImage is the image as it is pushed: partial.CompressedImageCore over
-// the stored config and the (maybe recompressed) layers.
-type outImage struct {
-	rawConfig   []byte
-	rawManifest []byte
-	mediaType   types.MediaType
-	layers      []*outLayer
-}
-
-var _ partial.CompressedImageCore = (*outImage)(nil)
-
-func (o *outImage) RawConfigFile() ([]byte, error)      { return o.rawConfig, nil }
-func (o *outImage) MediaType() (types.MediaType, error) { return o.mediaType, nil }
-func (o *outImage) RawManifest() ([]byte, error)        { return o.rawManifest, nil }
-
-// LayerByDigest returns a layer of the pushed manifest.
-func (o *outImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
-	for _, l := range o.layers {
-		if l.desc.Digest == h {
-			return l, nil
-		}
-	}
-	return nil, fmt.Errorf("blob %s: not a layer of the image", h)
-}
-
-// outLayer is one layer blob to push; opened records whether its content
-// was read (it was uploaded, not found nor mounted).
-type outLayer struct {
-	id     string // as shown: the short DiffID, as docker push shows it
-	desc   v1.Descriptor
-	open   func() (io.ReadCloser, error)
-	rep    *reporter
-	opened atomic.Bool
-	seen   bool // an earlier layer of the image is the same blob
-}
-
-func (l *outLayer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
-func (l *outLayer) Size() (int64, error)                { return l.desc.Size, nil }
-func (l *outLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
-
-// Compressed opens the blob, reporting "Pushing" as it is read.
-func (l *outLayer) Compressed() (io.ReadCloser, error) {
-	l.opened.Store(true)
-	rc, err := l.open()
-	if err != nil {
-		return nil, err
-	}
-	id := l.id
-	return struct {
-		io.Reader
-		io.Closer
-	}{&progressReader{r: rc, p: progressWriter{w: discard{}, rep: l.rep, id: id, status: Pushing, total: l.desc.Size}}, rc}, nil
-}
-
-// convert returns the image to push: stored's blobs, recompressed where
-// compression asks (see PushOptions), with a new manifest if any changed.
-// It reports "Preparing" for each layer, top first, as docker does,
-// naming each by its DiffID, which recompression does not change.
-func convert(ctx context.Context, s *cowcache.Store, stored v1.Image, compression string, rep *reporter) (*outImage, func(), error) {
-	var cleanups []func()
-	cleanup := func() {
-		for _, c := range cleanups {
-			c()
-		}
-	}
-	raw, err := stored.RawManifest()
-	if err != nil {
-		return nil, cleanup, err
-	}
-	m, err := stored.Manifest()
-	if err != nil {
-		return nil, cleanup, err
-	}
-	cfg, err := stored.RawConfigFile()
-	if err != nil {
-		return nil, cleanup, err
-	}
-	cf, err := stored.ConfigFile()
-	if err != nil {
-		return nil, cleanup, err
-	}
-	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
-		return nil, cleanup, fmt.Errorf("the image's config has %d layers, its manifest %d", len(cf.RootFS.DiffIDs), len(m.Layers))
-	}
-	ids := make([]string, len(m.Layers))
-	for i, d := range cf.RootFS.DiffIDs {
-		ids[i] = shortID(d.String())
-	}
-	mt := m.MediaType
-	if mt == "" {
-		mt = types.OCIManifestSchema1
-	}
-	out := &outImage{rawConfig: cfg, mediaType: mt}
-	for i := len(m.Layers) - 1; i >= 0; i-- {
-		rep.report(Event{ID: ids[i], Status: Preparing})
-	}
-	changed := false
-	seen := map[v1.Hash]bool{}
-	for i, desc := range m.Layers {
-		sl, err := stored.LayerByDigest(desc.Digest)
-		if err != nil {
-			return nil, cleanup, err
-		}
-		l := &outLayer{id: ids[i], desc: desc, open: sl.Compressed, rep: rep}
-		if want := targetCompression(desc.MediaType, compression); want != "" {
-			if err := ctx.Err(); err != nil {
-				return nil, cleanup, err
-			}
-			nl, done, err := recompress(s, sl, desc, want, mt)
-			cleanups = append(cleanups, done)
-			if err != nil {
-				return nil, cleanup, err
-			}
-			l.desc, l.open = nl.desc, nl.open
-			changed = true
-		}
-		l.seen = seen[l.desc.Digest]
-		seen[l.desc.Digest] = true
-		out.layers = append(out.layers, l)
-	}
-	if !changed {
-		out.rawManifest = raw
-		return out, cleanup, nil
-	}
-	nm := m.DeepCopy()
-	for i, l := range out.layers {
-		nm.Layers[i] = l.desc
-	}
-	if slices.ContainsFunc(out.layers, func(l *outLayer) bool { return l.desc.MediaType == types.OCILayerZStd }) && mt != types.OCIManifestSchema1 {
-		// zstd has no docker media type: the manifest becomes OCI.
-		nm.MediaType = types.OCIManifestSchema1
-		nm.Config.MediaType = types.OCIConfigJSON
-		for i := range nm.Layers {
-			if nm.Layers[i].MediaType == types.DockerLayer {
-				nm.Layers[i].MediaType = types.OCILayer
-			}
-		}
-		out.mediaType = types.OCIManifestSchema1
-	}
-	if out.rawManifest, err = json.Marshal(nm); err != nil {
-		return nil, cleanup, err
-	}
-	return out, cleanup, nil
-}
-
-// targetCompression returns the compression a layer of media type mt
-// must be converted to for a push asking for compression, or "" to send
-// it as stored.
-func targetCompression(mt types.MediaType, compression string) string {
-	have := compressionOf(mt)
-	switch {
-	case compression == "" && have == "":
-		return "gzip"
-	case compression != "" && have != compression:
-		return compression
-	}
-	return ""
-}
-
-// compressionOf returns "gzip", "zstd" or "" (uncompressed) for a layer
-// media type.
-func compressionOf(mt types.MediaType) string {
-	switch mt {
-	case types.DockerLayer, types.OCILayer:
-		return "gzip"
-	case types.OCILayerZStd:
-		return "zstd"
-	}
-	return ""
 }

@@ -27,6 +27,10 @@ type client interface {
 // logTo is where the tools' output goes; a failed command quotes it.
 var logTo *os.File
 
+// cpuUsed adds up the CPU time (user and system, with the descendants
+// waited for) of the commands run; the harness runs one at a time.
+var cpuUsed time.Duration
+
 // command runs name with args and env added, its output in the log.
 func command(env []string, name string, args ...string) error {
 	cmd := exec.Command(name, args...)
@@ -34,6 +38,9 @@ func command(env []string, name string, args ...string) error {
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
+	if cmd.ProcessState != nil {
+		cpuUsed += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
 	if logTo != nil {
 		fmt.Fprintf(logTo, "%s $ %s %s\n%s", time.Now().Format(time.TimeOnly), name, strings.Join(args, " "), out.String())
 	}
@@ -48,10 +55,11 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
-// unionfuse is the unionfuse CLI with --root.
-type unionfuse struct{ bin string }
+// unionfuse is the unionfuse CLI with --root; name tells two builds
+// apart (-baseline).
+type unionfuse struct{ bin, name string }
 
-func (u unionfuse) Name() string { return "unionfuse" }
+func (u unionfuse) Name() string { return u.name }
 
 func (u unionfuse) Pull(dir, ref string) error {
 	return command(nil, u.bin, "pull", "-q", "--root", dir, ref)
@@ -66,6 +74,12 @@ func (u unionfuse) Push(dir, _, dst string) error {
 }
 
 func (u unionfuse) Remove(dir string) error { return os.RemoveAll(dir) }
+
+// Load loads a docker-archive (layers as plain tarballs, as an image
+// built or committed here has them) into the store in dir.
+func (u unionfuse) Load(dir, archive string) error {
+	return command(nil, u.bin, "load", "-q", "--root", dir, "-i", archive)
+}
 
 // podman is rootful podman with a store of its own (the kernel's overlay
 // driver, as by default), runc and cgroupfs, and configuration files of

@@ -43,6 +43,7 @@ type config struct {
 	Layers           int
 	LayerSize, Extra int64
 	Unionfuse        string
+	Baseline         string
 	Clients          []string
 	Keep             bool
 }
@@ -60,6 +61,7 @@ func parseFlags(args []string) (*config, error) {
 	layer := fset.Int("layer-mb", 60, "uncompressed `MB` of each layer")
 	extra := fset.Int("extra-mb", 20, "uncompressed `MB` of the layer the second image adds")
 	fset.StringVar(&c.Unionfuse, "unionfuse", "", "measure this unionfuse `binary` instead of building ./cmd/unionfuse")
+	fset.StringVar(&c.Baseline, "baseline", "", "also measure this unionfuse `binary`, as \"unionfuse before\" (an A/B in one run)")
 	clients := fset.String("clients", strings.Join(allClients, ","), "tools to measure, comma-separated")
 	fset.BoolVar(&c.Keep, "keep", false, "keep the workspace")
 	if err := fset.Parse(args); err != nil {
@@ -107,6 +109,7 @@ type bench struct {
 	src     *registry
 	clients []client
 	res     *results
+	archive string // bench:v1 as a docker-archive
 }
 
 func run(cfg *config) error {
@@ -181,7 +184,10 @@ func (b *bench) prepare() error {
 	for _, n := range b.cfg.Clients {
 		switch n {
 		case "unionfuse":
-			b.clients = append(b.clients, unionfuse{bin})
+			b.clients = append(b.clients, unionfuse{bin, "unionfuse"})
+			if b.cfg.Baseline != "" {
+				b.clients = append(b.clients, unionfuse{b.cfg.Baseline, "unionfuse before"})
+			}
 		case "podman":
 			b.clients = append(b.clients, pm)
 		case "skopeo":
@@ -199,12 +205,16 @@ func (b *bench) prepare() error {
 		return err
 	}
 	b.res = newResults(b.cfg, compressed, extra, version)
-	return nil
+	// The same image as a docker-archive: plain layer tarballs.
+	b.archive = filepath.Join(b.ws, "bench-v1.tar")
+	return command(pm.env(), "skopeo", "--insecure-policy", "copy", "-q", "--src-tls-verify=false",
+		"docker://"+b.src.Host()+"/bench:v1", "docker-archive:"+b.archive+":bench:v1")
 }
 
 // measure runs the three measurements of one repetition with c.
 func (b *bench) measure(c client, rep int) error {
-	store := filepath.Join(b.ws, "stores", fmt.Sprintf("%s-%d", strings.Fields(c.Name())[0], rep))
+	slug := strings.ReplaceAll(c.Name(), " ", "-")
+	store := filepath.Join(b.ws, "stores", fmt.Sprintf("%s-%d", slug, rep))
 	defer c.Remove(store)
 	v1, v2 := b.src.Host()+"/bench:v1", b.src.Host()+"/bench:v2"
 	fmt.Fprintf(os.Stderr, "ufregbench: repetition %d, %s\n", rep+1, c.Name())
@@ -212,7 +222,7 @@ func (b *bench) measure(c client, rep int) error {
 	if err := b.timed(c, opPull, b.src, func() error { return c.Pull(store, v1) }); err != nil {
 		return err
 	}
-	dst, err := b.startRegistry(filepath.Join(b.ws, "push", fmt.Sprintf("%s-%d", strings.Fields(c.Name())[0], rep)))
+	dst, err := b.startRegistry(filepath.Join(b.ws, "push", fmt.Sprintf("%s-%d", slug, rep)))
 	if err != nil {
 		return err
 	}
@@ -224,7 +234,33 @@ func (b *bench) measure(c client, rep int) error {
 	if err := b.timed(c, opPush, dst, func() error { return c.Push(store, v1, pushed) }); err != nil {
 		return err
 	}
-	return b.timed(c, opPullAgain, b.src, func() error { return c.Pull(store, v2) })
+	if err := b.timed(c, opPullAgain, b.src, func() error { return c.Pull(store, v2) }); err != nil {
+		return err
+	}
+	if u, ok := c.(unionfuse); ok {
+		return b.pushLocal(u, slug, rep)
+	}
+	return nil
+}
+
+// pushLocal loads bench:v1 from the docker-archive (plain layer
+// tarballs) into a store of u's and times its push to an empty registry.
+func (b *bench) pushLocal(u unionfuse, slug string, rep int) error {
+	store := filepath.Join(b.ws, "stores", fmt.Sprintf("%s-local-%d", slug, rep))
+	defer u.Remove(store)
+	if err := u.Load(store, b.archive); err != nil {
+		return err
+	}
+	dst, err := b.startRegistry(filepath.Join(b.ws, "push", fmt.Sprintf("%s-local-%d", slug, rep)))
+	if err != nil {
+		return err
+	}
+	defer func() { dst.stop(); os.RemoveAll(dst.dir) }()
+	pushed := dst.Host() + "/bench:v1"
+	if err := u.PreparePush(store, "bench:v1", pushed); err != nil {
+		return err
+	}
+	return b.timed(u, opPushLocal, dst, func() error { return u.Push(store, "bench:v1", pushed) })
 }
 
 // timed syncs, runs fn, and records its time, the time until a sync after
@@ -232,15 +268,17 @@ func (b *bench) measure(c client, rep int) error {
 func (b *bench) timed(c client, op string, reg *registry, fn func() error) error {
 	syscall.Sync()
 	reg.proxy.reset()
+	cpu := cpuUsed
 	start := time.Now()
 	if err := fn(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	d := time.Since(start)
+	cpu = cpuUsed - cpu
 	syscall.Sync()
 	synced := time.Since(start)
 	down, up := reg.proxy.reset()
-	b.res.add(op, c.Name(), d, synced, down+up)
+	b.res.add(op, c.Name(), d, synced, cpu, down+up)
 	return nil
 }
 

@@ -19,10 +19,14 @@ import (
 const (
 	opPull      = "pull"
 	opPush      = "push"
+	opPushLocal = "push local"
 	opPullAgain = "pull again"
 )
 
-var ops = []string{opPull, opPush, opPullAgain}
+var ops = []string{opPull, opPush, opPushLocal, opPullAgain}
+
+// reference is the measurement of podman's an op is compared with.
+var reference = map[string]string{opPushLocal: opPush}
 
 // describe says what each measurement is, and the target for unionfuse
 // as a ratio to podman's time (0: none).
@@ -32,6 +36,7 @@ var describe = map[string]struct {
 }{
 	opPull:      {"pull of the image into an empty store", 0.8},
 	opPush:      {"push of the image to an empty registry", 1.0},
+	opPushLocal: {"push of the image with its layers stored uncompressed (as made by build, commit, load): compressed as it is pushed; podman's storage is always so", 0},
 	opPullAgain: {"pull of the image plus a new layer, the image present", 0},
 }
 
@@ -49,10 +54,11 @@ type results struct {
 }
 
 // sample is one repetition: the command's time, the time until a sync
-// after it, and the bytes that crossed the proxy.
+// after it, the CPU time it used, and the bytes that crossed the proxy.
 type sample struct {
 	Seconds       float64 `json:"seconds"`
 	SyncedSeconds float64 `json:"synced_seconds"`
+	CPUSeconds    float64 `json:"cpu_seconds"`
 	Bytes         int64   `json:"bytes"`
 }
 
@@ -76,14 +82,14 @@ func newResults(cfg *config, compressed, extra int64, version string) *results {
 	}
 }
 
-func (r *results) add(op, tool string, d, synced time.Duration, bytes int64) {
+func (r *results) add(op, tool string, d, synced, cpu time.Duration, bytes int64) {
 	if r.Values[op] == nil {
 		r.Values[op] = map[string][]sample{}
 	}
 	if !slices.Contains(r.order, tool) {
 		r.order = append(r.order, tool)
 	}
-	r.Values[op][tool] = append(r.Values[op][tool], sample{d.Seconds(), synced.Seconds(), bytes})
+	r.Values[op][tool] = append(r.Values[op][tool], sample{d.Seconds(), synced.Seconds(), cpu.Seconds(), bytes})
 }
 
 // median returns the median and range of f over samples.
@@ -105,16 +111,21 @@ func median(ss []sample, f func(sample) float64) (med, lo, hi float64) {
 
 func secs(s sample) float64   { return s.Seconds }
 func synced(s sample) float64 { return s.SyncedSeconds }
+func cpu(s sample) float64    { return s.CPUSeconds }
 func mb(s sample) float64     { return float64(s.Bytes) / 1e6 }
 
 // table writes the Markdown table.
 func (r *results) table(w io.Writer) {
-	fmt.Fprintln(w, "| measurement | tool | time (median) | min–max | ratio to podman | time + sync | MB moved | target |")
-	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|---|")
+	fmt.Fprintln(w, "| measurement | tool | time (median) | min–max | ratio to podman | time + sync | CPU time | MB moved | target |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|---|")
 	tools := append([]string{}, r.order...)
 	sort.SliceStable(tools, func(i, j int) bool { return toolRank(tools[i]) < toolRank(tools[j]) })
 	for _, op := range ops {
-		ref, _, _ := median(r.Values[op]["podman"], secs)
+		refOp := op
+		if o, ok := reference[op]; ok {
+			refOp = o
+		}
+		ref, _, _ := median(r.Values[refOp]["podman"], secs)
 		for i, tool := range tools {
 			ss := r.Values[op][tool]
 			if len(ss) == 0 {
@@ -122,6 +133,7 @@ func (r *results) table(w io.Writer) {
 			}
 			med, lo, hi := median(ss, secs)
 			syncMed, _, _ := median(ss, synced)
+			cpuMed, _, _ := median(ss, cpu)
 			moved, _, _ := median(ss, mb)
 			label := ""
 			if i == 0 {
@@ -132,13 +144,15 @@ func (r *results) table(w io.Writer) {
 			if t := describe[op].target; t > 0 && tool == "unionfuse" && !math.IsNaN(ratio) {
 				target = fmt.Sprintf("≤%.1fx ", t) + map[bool]string{true: "ok", false: "MISSED"}[ratio <= t]
 			}
-			fmt.Fprintf(w, "| %s | %s | %.2f s | %.2f–%.2f s | %s | %.2f s | %.0f | %s |\n",
-				label, tool, med, lo, hi, ratioString(ratio), syncMed, moved, target)
+			fmt.Fprintf(w, "| %s | %s | %.2f s | %.2f–%.2f s | %s | %.2f s | %.2f s | %.0f | %s |\n",
+				label, tool, med, lo, hi, ratioString(ratio), syncMed, cpuMed, moved, target)
 		}
 	}
 }
 
-func toolRank(t string) int { return slices.Index([]string{"unionfuse", "podman", "skopeo copy"}, t) }
+func toolRank(t string) int {
+	return slices.Index([]string{"unionfuse", "unionfuse before", "podman", "skopeo copy"}, t)
+}
 
 func ratioString(r float64) string {
 	if math.IsNaN(r) || math.IsInf(r, 0) {
