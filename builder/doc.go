@@ -10,6 +10,14 @@
 // the image over the ARGs of the stage. ARGs before the first FROM are
 // visible in FROM lines, and in a stage after an ARG that names them.
 //
+// # Base images
+//
+// FROM names scratch, an earlier stage, or an image, which
+// runner.FindImage looks up in the store and, as Options.Pull says, pulls
+// through the builder's runner.Puller (WithPuller): by default only when
+// the store lacks it. COPY --from=IMAGE does the same. The builder never
+// prints the pull itself; the Puller the command layer gives it does.
+//
 // # Steps
 //
 // Every instruction after FROM makes a new image from the one before:

@@ -21,6 +21,14 @@
 // the exit status of containers removed on exit (cowcache's layout:
 // Store.ContainerNameFile, Store.ContainerExitFile).
 //
+// # Images
+//
+// Create takes its image from the store; one the store lacks is pulled
+// first, as Options.Pull says, through the Puller given with WithPuller
+// (FindImage decides, the Puller fetches and shows the progress: the
+// command layer's, over package registry). Without a Puller nothing is
+// pulled.
+//
 // # Processes (the parent/child split of rootlesskit)
 //
 // The monitor is the process that owns a running container: the
