@@ -152,6 +152,7 @@ func run(cfg *config) error {
 		}
 	}
 	b.res.Duration = time.Since(start).Round(time.Second).String()
+	b.res.Machine["load at end"] = loadAverage()
 	return b.res.write(cfg.Out, os.Stdout)
 }
 

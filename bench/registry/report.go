@@ -77,6 +77,7 @@ func newResults(cfg *config, compressed, extra int64, version string) *results {
 			"skopeo":          output("skopeo", "--version"),
 			"docker-registry": output("docker-registry", "--version"),
 			"go":              runtime.Version(),
+			"load at start":   loadAverage(),
 		},
 		Values: map[string]map[string][]sample{},
 	}
@@ -200,6 +201,15 @@ func (r *results) write(dir string, out io.Writer) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "registry.json"), append(b, '\n'), 0o644)
+}
+
+// loadAverage returns the 1-minute load average.
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // cpuModel returns the first "model name" of /proc/cpuinfo.
