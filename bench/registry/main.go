@@ -212,10 +212,10 @@ func (b *bench) prepare() error {
 		"docker://"+b.src.Host()+"/bench:v1", "docker-archive:"+b.archive+":bench:v1")
 }
 
-// measure runs the three measurements of one repetition with c.
+// measure runs the measurements of one repetition with c.
 func (b *bench) measure(c client, rep int) error {
-	slug := strings.ReplaceAll(c.Name(), " ", "-")
-	store := filepath.Join(b.ws, "stores", fmt.Sprintf("%s-%d", slug, rep))
+	slug := fmt.Sprintf("%s-%d", strings.ReplaceAll(c.Name(), " ", "-"), rep)
+	store := filepath.Join(b.ws, "stores", slug)
 	defer c.Remove(store)
 	v1, v2 := b.src.Host()+"/bench:v1", b.src.Host()+"/bench:v2"
 	fmt.Fprintf(os.Stderr, "ufregbench: repetition %d, %s\n", rep+1, c.Name())
@@ -223,45 +223,38 @@ func (b *bench) measure(c client, rep int) error {
 	if err := b.timed(c, opPull, b.src, func() error { return c.Pull(store, v1) }); err != nil {
 		return err
 	}
-	dst, err := b.startRegistry(filepath.Join(b.ws, "push", fmt.Sprintf("%s-%d", slug, rep)))
-	if err != nil {
-		return err
-	}
-	defer func() { dst.stop(); os.RemoveAll(dst.dir) }()
-	pushed := dst.Host() + "/bench:v1"
-	if err := c.PreparePush(store, v1, pushed); err != nil {
-		return err
-	}
-	if err := b.timed(c, opPush, dst, func() error { return c.Push(store, v1, pushed) }); err != nil {
+	if err := b.pushFresh(c, opPush, store, v1, slug); err != nil {
 		return err
 	}
 	if err := b.timed(c, opPullAgain, b.src, func() error { return c.Pull(store, v2) }); err != nil {
 		return err
 	}
-	if u, ok := c.(unionfuse); ok {
-		return b.pushLocal(u, slug, rep)
+	u, ok := c.(unionfuse)
+	if !ok {
+		return nil
 	}
-	return nil
-}
-
-// pushLocal loads bench:v1 from the docker-archive (plain layer
-// tarballs) into a store of u's and times its push to an empty registry.
-func (b *bench) pushLocal(u unionfuse, slug string, rep int) error {
-	store := filepath.Join(b.ws, "stores", fmt.Sprintf("%s-local-%d", slug, rep))
-	defer u.Remove(store)
-	if err := u.Load(store, b.archive); err != nil {
+	// bench:v1 loaded from the docker-archive: plain layer tarballs.
+	local := filepath.Join(b.ws, "stores", slug+"-local")
+	defer u.Remove(local)
+	if err := u.Load(local, b.archive); err != nil {
 		return err
 	}
-	dst, err := b.startRegistry(filepath.Join(b.ws, "push", fmt.Sprintf("%s-local-%d", slug, rep)))
+	return b.pushFresh(u, opPushLocal, local, "bench:v1", slug+"-local")
+}
+
+// pushFresh times the push of the image src of c's store to an empty
+// registry of its own, as op.
+func (b *bench) pushFresh(c client, op, store, src, slug string) error {
+	dst, err := b.startRegistry(filepath.Join(b.ws, "push", slug))
 	if err != nil {
 		return err
 	}
 	defer func() { dst.stop(); os.RemoveAll(dst.dir) }()
 	pushed := dst.Host() + "/bench:v1"
-	if err := u.PreparePush(store, "bench:v1", pushed); err != nil {
+	if err := c.PreparePush(store, src, pushed); err != nil {
 		return err
 	}
-	return b.timed(u, opPushLocal, dst, func() error { return u.Push(store, "bench:v1", pushed) })
+	return b.timed(c, op, dst, func() error { return c.Push(store, src, pushed) })
 }
 
 // timed syncs, runs fn, and records its time, the time until a sync after
