@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,10 +22,7 @@ import (
 // the test opens files until one gets the first handle's old descriptor
 // number, unless that descriptor is still the lower file, open.
 func TestReadResultOutlivesCopyUp(t *testing.T) {
-	requireRoot(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("needs /dev/fuse")
-	}
+	testutil.RequireFuse(t)
 	base := t.TempDir()
 	cfg := Config{Lowers: []string{filepath.Join(base, "lower")}, Upper: filepath.Join(base, "upper"),
 		Work: filepath.Join(base, "work"), NoPassthrough: true}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,10 +16,7 @@ import (
 // dirs and unmounts it when the test ends.
 func mountForTest(t *testing.T, cfg Config, fill func(lower string)) (merged, lower, upper string) {
 	t.Helper()
-	requireRoot(t)
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("needs /dev/fuse")
-	}
+	testutil.RequireFuse(t)
 	base := t.TempDir()
 	lower, upper = filepath.Join(base, "lower"), filepath.Join(base, "upper")
 	work, merged := filepath.Join(base, "work"), filepath.Join(base, "merged")
