@@ -4,33 +4,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 	"time"
-)
 
-// treeOf lists the files below dir as "name" or "name -> target".
-func treeOf(t *testing.T, dir string) []string {
-	t.Helper()
-	var out []string
-	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if fi.Mode()&os.ModeSymlink != 0 {
-			to, _ := os.Readlink(p)
-			rel += " -> " + to
-		} else if fi.IsDir() {
-			rel += "/"
-		}
-		out = append(out, rel)
-		return nil
-	})
-	sort.Strings(out)
-	return out
-}
+	"github.com/unionfuse/unionfuse/internal/testutil"
+)
 
 func TestCopySemantics(t *testing.T) {
 	ctx := t.TempDir()
@@ -67,7 +46,7 @@ func TestCopySemantics(t *testing.T) {
 			t.Errorf("%v -> %s: %v", c.srcs, c.dest, err)
 			continue
 		}
-		if got := treeOf(t, rootfs); !reflect.DeepEqual(got, c.want) {
+		if got := testutil.TreeOf(t, rootfs); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%v -> %s:\n got %v\nwant %v", c.srcs, c.dest, got, c.want)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,25 +23,25 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 		entry   string
 		want    error
 	}{
-		{"dotdot", tarOf(t, file("../evil", "x")), "../evil", ErrUnsafePath},
-		{"dotdot inside", tarOf(t, dir("a"), file("a/../../evil", "x")), "a/../../evil", ErrUnsafePath},
-		{"absolute", tarOf(t, file("/etc/evil", "x")), "/etc/evil", ErrUnsafePath},
-		{"duplicate", tarOf(t, file("a", "1"), file("./a", "2")), "./a", ErrDuplicate},
-		{"whiteout of an entry", tarOf(t, file("a", "1"), file(".wh.a", "")), ".wh.a", ErrDuplicate},
-		{"through symlink", tarOf(t, symlink("etc", "/etc"), file("etc/evil", "x")), "etc/evil", ErrThroughSymlink},
-		{"through relative symlink", tarOf(t, symlink("up", ".."), file("up/evil", "x")), "up/evil", ErrThroughSymlink},
-		{"through a hard link to a symlink", tarOf(t, symlink("s", "/etc"), hardlink("h", "s"), file("h/evil", "x")), "h/evil", ErrThroughSymlink},
-		{"hardlink outside", tarOf(t, hardlink("passwd", "/etc/passwd")), "passwd", ErrUnsafePath},
-		{"hardlink up", tarOf(t, hardlink("passwd", "../../etc/passwd")), "passwd", ErrUnsafePath},
-		{"hardlink to unknown", tarOf(t, hardlink("a", "b")), "a", ErrLinkTarget},
-		{"hardlink via symlink", tarOf(t, symlink("s", "/etc"), hardlink("a", "s/passwd")), "a", ErrLinkTarget},
-		{"overlay xattr", tarOf(t, entry{name: "d", typ: tar.TypeDir, mode: 0o755,
-			pax: map[string]string{"SCHILY.xattr.trusted.overlay.redirect": "/etc"}}), "d", ErrOverlayXattr},
-		{"aufs metadata", tarOf(t, file(".wh..wh.plnk/1", "")), ".wh..wh.plnk/1", ErrWhiteoutName},
-		{"whiteout dir", tarOf(t, dir(".wh.x")), ".wh.x", ErrWhiteoutName},
-		{"whiteout through later symlink", tarOf(t, file("a/.wh.x", ""), symlink("a", "/etc")), "a/.wh.x", ErrThroughSymlink},
-		{"whiteout through a later hard link to a symlink", tarOf(t, symlink("s", "/etc"), file("a/.wh.x", ""), hardlink("a", "s")), "a/.wh.x", ErrThroughSymlink},
-		{"opaque through later symlink", tarOf(t, file("s/.wh..wh..opq", ""), symlink("s", "..")), "s/.wh..wh..opq", ErrThroughSymlink},
+		{"dotdot", testutil.Tar(t, testutil.Spec("../evil=x")), "../evil", ErrUnsafePath},
+		{"dotdot inside", testutil.Tar(t, testutil.Spec("a/", "a/../../evil=x")), "a/../../evil", ErrUnsafePath},
+		{"absolute", testutil.Tar(t, testutil.Spec("/etc/evil=x")), "/etc/evil", ErrUnsafePath},
+		{"duplicate", testutil.Tar(t, testutil.Spec("a=1", "./a=2")), "./a", ErrDuplicate},
+		{"whiteout of an entry", testutil.Tar(t, testutil.Spec("a=1", ".wh.a=")), ".wh.a", ErrDuplicate},
+		{"through symlink", testutil.Tar(t, testutil.Spec("etc->/etc", "etc/evil=x")), "etc/evil", ErrThroughSymlink},
+		{"through relative symlink", testutil.Tar(t, testutil.Spec("up->..", "up/evil=x")), "up/evil", ErrThroughSymlink},
+		{"through a hard link to a symlink", testutil.Tar(t, testutil.Spec("s->/etc", "h=>s", "h/evil=x")), "h/evil", ErrThroughSymlink},
+		{"hardlink outside", testutil.Tar(t, testutil.Spec("passwd=>/etc/passwd")), "passwd", ErrUnsafePath},
+		{"hardlink up", testutil.Tar(t, testutil.Spec("passwd=>../../etc/passwd")), "passwd", ErrUnsafePath},
+		{"hardlink to unknown", testutil.Tar(t, testutil.Spec("a=>b")), "a", ErrLinkTarget},
+		{"hardlink via symlink", testutil.Tar(t, testutil.Spec("s->/etc", "a=>s/passwd")), "a", ErrLinkTarget},
+		{"overlay xattr", testutil.Tar(t, []testutil.Item{{Path: "d", Kind: testutil.Dir,
+			Xattrs: map[string]string{"trusted.overlay.redirect": "/etc"}}}), "d", ErrOverlayXattr},
+		{"aufs metadata", testutil.Tar(t, testutil.Spec(".wh..wh.plnk/1=")), ".wh..wh.plnk/1", ErrWhiteoutName},
+		{"whiteout dir", testutil.Tar(t, testutil.Spec(".wh.x/")), ".wh.x", ErrWhiteoutName},
+		{"whiteout through later symlink", testutil.Tar(t, testutil.Spec("a/.wh.x=", "a->/etc")), "a/.wh.x", ErrThroughSymlink},
+		{"whiteout through a later hard link to a symlink", testutil.Tar(t, testutil.Spec("s->/etc", "a/.wh.x=", "a=>s")), "a/.wh.x", ErrThroughSymlink},
+		{"opaque through later symlink", testutil.Tar(t, testutil.Spec("s/.wh..wh..opq=", "s->..")), "s/.wh..wh..opq", ErrThroughSymlink},
 	}
 	if os.Geteuid() != 0 {
 		cases = append(cases, struct {
@@ -48,12 +49,12 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 			tarball []byte
 			entry   string
 			want    error
-		}{"device", tarOf(t, entry{name: "null", typ: tar.TypeChar, mode: 0o666}), "null", ErrDevice})
+		}{"device", testutil.Tar(t, []testutil.Item{{Path: "null", Kind: testutil.Device, Mode: 0o666}}), "null", ErrDevice})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := newStore(t)
-			before := treeOf(t, s.Root())
+			before := testutil.TreeOf(t, s.Root())
 			_, err := s.Import(bytes.NewReader(c.tarball), "evil:1", "test")
 			var ee *EntryError
 			if !errors.As(err, &ee) || !errors.Is(err, c.want) {
@@ -65,7 +66,7 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 			if !strings.Contains(err.Error(), c.entry) {
 				t.Errorf("message %q does not name the entry", err)
 			}
-			if after := treeOf(t, s.Root()); !reflect.DeepEqual(before, after) {
+			if after := testutil.TreeOf(t, s.Root()); !reflect.DeepEqual(before, after) {
 				t.Errorf("store changed:\nbefore %v\nafter  %v", before, after)
 			}
 		})
@@ -73,20 +74,20 @@ func TestHostileArchivesAreRefused(t *testing.T) {
 }
 
 func TestCorruptCompressionIsRefused(t *testing.T) {
-	good := gzipOf(tarOf(t, file("a", strings.Repeat("data", 1000))))
+	good := testutil.Gzip(testutil.Tar(t, testutil.Spec("a="+strings.Repeat("data", 1000))))
 	truncated := good[:len(good)/2]
 	badCRC := append([]byte(nil), good...)
 	badCRC[len(badCRC)-6] ^= 0xff // CRC32 in the trailer
-	for name, b := range map[string][]byte{"truncated": truncated, "bad crc": badCRC, "truncated tar": tarOf(t, file("a", "xyz"))[:600]} {
+	for name, b := range map[string][]byte{"truncated": truncated, "bad crc": badCRC, "truncated tar": testutil.Tar(t, testutil.Spec("a=xyz"))[:600]} {
 		t.Run(name, func(t *testing.T) {
 			s := newStore(t)
-			before := treeOf(t, s.Root())
+			before := testutil.TreeOf(t, s.Root())
 			if _, err := s.Import(bytes.NewReader(b), "x", "test"); err == nil {
 				t.Fatal("import succeeded")
 			} else {
 				t.Log(err)
 			}
-			if after := treeOf(t, s.Root()); !reflect.DeepEqual(before, after) {
+			if after := testutil.TreeOf(t, s.Root()); !reflect.DeepEqual(before, after) {
 				t.Errorf("store changed:\nbefore %v\nafter  %v", before, after)
 			}
 		})
@@ -94,10 +95,10 @@ func TestCorruptCompressionIsRefused(t *testing.T) {
 }
 
 func TestWhiteoutConversionBothWays(t *testing.T) {
-	requireRoot(t)
-	in := tarOf(t, dir("d"), file("d/.wh..wh..opq", ""), file("d/keep", "k"), file(".wh.gone", ""), file("plain", "p"))
+	testutil.RequireRoot(t, testutil.ForWhiteouts)
+	in := testutil.Tar(t, testutil.Spec("d/", "d/.wh..wh..opq=", "d/keep=k", ".wh.gone=", "plain=p"))
 	dst := t.TempDir()
-	u, err := unpackLayer(dst, bytes.NewReader(gzipOf(in)), unpackOptions{allowDevices: true})
+	u, err := unpackLayer(dst, bytes.NewReader(testutil.Gzip(in)), unpackOptions{allowDevices: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,8 +152,8 @@ func TestWhiteoutConversionBothWays(t *testing.T) {
 func TestDecompressionBombIsRefused(t *testing.T) {
 	zeros := make([]byte, 8<<20)
 	enc, _ := zstd.NewWriter(nil)
-	bigFile := enc.EncodeAll(tarOf(t, file("zeros", string(zeros))), nil)
-	tail := gzipOf(append(tarOf(t, file("a", "x")), zeros[:4<<20]...))
+	bigFile := enc.EncodeAll(testutil.Tar(t, testutil.Spec("zeros="+string(zeros))), nil)
+	tail := testutil.Gzip(append(testutil.Tar(t, testutil.Spec("a=x")), zeros[:4<<20]...))
 	for name, c := range map[string]struct {
 		b    []byte
 		max  int64
@@ -162,12 +163,12 @@ func TestDecompressionBombIsRefused(t *testing.T) {
 		"zeros after the tar":   {tail, 0, "more than 1.0 MiB after the end of the tarball"},
 		"under the cap":         {bigFile, 9 << 20, ""},
 		"tail past a small cap": {tail, 512 << 10, "uncompressed"},
-		"a small layer":         {gzipOf(tarOf(t, file("a", "x"))), 0, ""},
+		"a small layer":         {testutil.Gzip(testutil.Tar(t, testutil.Spec("a=x"))), 0, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := newStore(t)
 			s.MaxLayerSize = c.max
-			before := treeOf(t, s.Root())
+			before := testutil.TreeOf(t, s.Root())
 			_, err := s.Import(bytes.NewReader(c.b), "x", "bomb")
 			if c.want == "" {
 				if err != nil {
@@ -178,7 +179,7 @@ func TestDecompressionBombIsRefused(t *testing.T) {
 			if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("import: %v, want ErrTooLarge saying %q", err, c.want)
 			}
-			if after := treeOf(t, s.Root()); !reflect.DeepEqual(before, after) {
+			if after := testutil.TreeOf(t, s.Root()); !reflect.DeepEqual(before, after) {
 				t.Errorf("store changed:\nbefore %v\nafter  %v", before, after)
 			}
 		})
@@ -189,14 +190,11 @@ func TestDecompressionBombIsRefused(t *testing.T) {
 // kernel's 32-bit uid_t would be truncated by chown (2^55 becomes 0,
 // root): such an entry is refused.
 func TestImportRefusesIdsBeyond32Bits(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "chowns what it imports")
 	for _, id := range []int{1 << 55, 1 << 32, 1<<32 - 1, -1} {
-		var buf bytes.Buffer
-		tw := tar.NewWriter(&buf)
-		tw.WriteHeader(&tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o4755, Uid: id, Gid: 0, Format: tar.FormatPAX})
-		tw.Close()
+		tarball := testutil.Tar(t, []testutil.Item{{Path: "f", Kind: testutil.File, Mode: 0o4755, UID: id}})
 		s := newStore(t)
-		if _, err := s.Import(bytes.NewReader(buf.Bytes()), "ids", "ids.tar"); err == nil || !strings.Contains(err.Error(), "uid") {
+		if _, err := s.Import(bytes.NewReader(tarball), "ids", "ids.tar"); err == nil || !strings.Contains(err.Error(), "uid") {
 			t.Errorf("uid %d: %v, want a refusal", id, err)
 		}
 	}

@@ -4,15 +4,17 @@ import (
 	"bytes"
 	"os"
 	"testing"
+
+	"github.com/unionfuse/unionfuse/internal/testutil"
 )
 
 func TestBuildCache(t *testing.T) {
 	s := newStore(t)
-	base, err := s.Import(bytes.NewReader(tarOf(t, file("a", "a"))), "base", "base.tar")
+	base, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("a=a"))), "base", "base.tar")
 	if err != nil {
 		t.Fatal(err)
 	}
-	step, err := s.Import(bytes.NewReader(tarOf(t, file("b", "b"))), "", "step.tar")
+	step, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("b=b"))), "", "step.tar")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 )
 
 // The archive reader has two fuzz targets, with corpora in
@@ -44,8 +45,8 @@ func FuzzUnpackLayer(f *testing.F) {
 
 // FuzzUnpackRaw feeds arbitrary bytes to the archive reader.
 func FuzzUnpackRaw(f *testing.F) {
-	f.Add(tarOf(f, dir("a"), file("a/b", "x"), symlink("a/c", "../../etc"), hardlink("a/d", "a/b")))
-	f.Add(gzipOf(tarOf(f, file(".wh.x", ""), dir("d"), file("d/.wh..wh..opq", ""))))
+	f.Add(testutil.Tar(f, testutil.Spec("a/", "a/b=x", "a/c->../../etc", "a/d=>a/b")))
+	f.Add(testutil.Gzip(testutil.Tar(f, testutil.Spec(".wh.x=", "d/", "d/.wh..wh..opq="))))
 	f.Add([]byte{})
 	f.Fuzz(checkUnpack)
 }
@@ -137,7 +138,7 @@ func fuzzLayer(data []byte) []byte {
 	out := buf.Bytes()
 	switch flags & 3 {
 	case 1:
-		out = gzipOf(out)
+		out = testutil.Gzip(out)
 	case 2:
 		enc, _ := zstd.NewWriter(nil)
 		out = enc.EncodeAll(out, nil)

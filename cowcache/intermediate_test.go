@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 )
 
 // TestIntermediate: the unnamed steps below a named image are
@@ -12,11 +13,11 @@ import (
 // no other's parent is dangling and goes with prune.
 func TestIntermediate(t *testing.T) {
 	s := newStore(t)
-	base, err := s.Import(bytes.NewReader(tarOf(t, file("a", "a"))), "base", "base.tar")
+	base, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("a=a"))), "base", "base.tar")
 	if err != nil {
 		t.Fatal(err)
 	}
-	step, err := s.AppendLayer(&base, bytes.NewReader(tarOf(t, file("b", "b"))), "", v1.History{CreatedBy: "COPY b /"})
+	step, err := s.AppendLayer(&base, bytes.NewReader(testutil.Tar(t, testutil.Spec("b=b"))), "", v1.History{CreatedBy: "COPY b /"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +25,7 @@ func TestIntermediate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lone, err := s.Import(bytes.NewReader(tarOf(t, file("c", "c"))), "", "lone.tar")
+	lone, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("c=c"))), "", "lone.tar")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package cowcache
 
 import (
 	"bytes"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +13,7 @@ import (
 // the file of a lease whose holder died (its lock is gone) holds nothing.
 func TestLease(t *testing.T) {
 	s := newStore(t)
-	img, err := s.Import(bytes.NewReader(tarOf(t, file("a", "a"))), "", "a.tar")
+	img, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("a=a"))), "", "a.tar")
 	if err != nil {
 		t.Fatal(err)
 	}

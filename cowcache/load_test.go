@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,9 +32,9 @@ func threeLayerImage(t testing.TB) v1.Image {
 		}
 		return l
 	}
-	gz := layer(tarOf(t, dir("bin"), file("bin/tool", "#!/bin/sh\necho tool\n"), dir("etc"), file("etc/passwd", "root:x:0:0::/:/bin/sh\n")))
-	zs := layer(tarOf(t, dir("app"), file("app/hello.txt", "hello\n")), tarball.WithCompression("zstd"))
-	plain, err := tarball.LayerFromReader(bytes.NewReader(tarOf(t, dir("app"), file("app/bye.txt", "bye\n"))), tarball.WithCompressedCaching)
+	gz := layer(testutil.Tar(t, testutil.Spec("bin/", "bin/tool=#!/bin/sh\necho tool\n", "etc/", "etc/passwd=root:x:0:0::/:/bin/sh\n")))
+	zs := layer(testutil.Tar(t, testutil.Spec("app/", "app/hello.txt=hello\n")), tarball.WithCompression("zstd"))
+	plain, err := tarball.LayerFromReader(bytes.NewReader(testutil.Tar(t, testutil.Spec("app/", "app/bye.txt=bye\n"))), tarball.WithCompressedCaching)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,11 +121,11 @@ func TestLoadAndSaveRoundTrip(t *testing.T) {
 				t.Errorf("top layer: %q", got)
 			}
 			// Loading again adds nothing.
-			before := treeOf(t, s.Root())
+			before := testutil.TreeOf(t, s.Root())
 			if _, err := s.Load(in.path); err != nil {
 				t.Fatal(err)
 			}
-			if after := treeOf(t, s.Root()); strings.Join(after, "\n") != strings.Join(before, "\n") {
+			if after := testutil.TreeOf(t, s.Root()); strings.Join(after, "\n") != strings.Join(before, "\n") {
 				t.Errorf("a second load changed the store")
 			}
 
@@ -198,9 +199,9 @@ func TestLoadRefusesCorruptBlobs(t *testing.T) {
 	good, _ := os.ReadFile(blob)
 
 	s := newStore(t)
-	empty := treeOf(t, s.Root())
+	empty := testutil.TreeOf(t, s.Root())
 	for what, bad := range map[string][]byte{
-		"another layer": tarOf(t, file("x", "y")),
+		"another layer": testutil.Tar(t, testutil.Spec("x=y")),
 		"truncated":     good[:len(good)/2],
 		"longer":        append(append([]byte{}, good...), 0),
 	} {
@@ -208,7 +209,7 @@ func TestLoadRefusesCorruptBlobs(t *testing.T) {
 		if _, err := s.Load(ociDir); err == nil {
 			t.Errorf("%s: loaded", what)
 		}
-		if got := treeOf(t, s.Root()); strings.Join(got, "\n") != strings.Join(empty, "\n") {
+		if got := testutil.TreeOf(t, s.Root()); strings.Join(got, "\n") != strings.Join(empty, "\n") {
 			t.Errorf("%s: the store changed:\n%s", what, strings.Join(got, "\n"))
 		}
 	}
@@ -227,24 +228,24 @@ func TestLoadRefusesCorruptBlobs(t *testing.T) {
 
 func TestAddImageFailureLeavesNothing(t *testing.T) {
 	s := newStore(t)
-	base, err := s.Import(bytes.NewReader(tarOf(t, file("a", "1"))), "base", "a.tar")
+	base, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("a=1"))), "base", "a.tar")
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := treeOf(t, s.Root())
+	before := testutil.TreeOf(t, s.Root())
 	// The index cannot be read once the new layer is committed: the
 	// failure comes after the commit, as a full disk at the end would.
 	idx := filepath.Join(s.Root(), "images", "index.json")
 	good, _ := os.ReadFile(idx)
 	os.Remove(idx)
 	os.Mkdir(idx, 0o755)
-	_, err = s.AppendLayer(&base, bytes.NewReader(tarOf(t, file("b", "2"))), "top", v1.History{})
+	_, err = s.AppendLayer(&base, bytes.NewReader(testutil.Tar(t, testutil.Spec("b=2"))), "top", v1.History{})
 	os.Remove(idx)
 	os.WriteFile(idx, good, 0o644)
 	if err == nil {
 		t.Fatal("AppendLayer succeeded without an index")
 	}
-	if after := treeOf(t, s.Root()); strings.Join(after, "\n") != strings.Join(before, "\n") {
+	if after := testutil.TreeOf(t, s.Root()); strings.Join(after, "\n") != strings.Join(before, "\n") {
 		t.Errorf("the store changed:\nbefore %v\nafter  %v", before, after)
 	}
 }
@@ -348,11 +349,11 @@ func TestLoadRefusesInvalidRepoTags(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bad.tar")
 	os.WriteFile(p, out.Bytes(), 0o644)
 	s := newStore(t)
-	before := treeOf(t, s.Root())
+	before := testutil.TreeOf(t, s.Root())
 	if images, err := s.Load(p); err == nil || !strings.Contains(err.Error(), `RepoTags: invalid image name "Bad Name!:1"`) {
 		t.Errorf("load with an invalid RepoTag: %v %+v", err, images)
 	}
-	if after := treeOf(t, s.Root()); strings.Join(after, "\n") != strings.Join(before, "\n") {
+	if after := testutil.TreeOf(t, s.Root()); strings.Join(after, "\n") != strings.Join(before, "\n") {
 		t.Errorf("the store changed:\nbefore %v\nafter  %v", before, after)
 	}
 }

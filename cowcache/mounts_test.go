@@ -5,11 +5,13 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/unionfuse/unionfuse/internal/testutil"
 )
 
 func TestMountedImageIsKept(t *testing.T) {
 	s := newStore(t)
-	img, err := s.Import(bytes.NewReader(tarOf(t, file("a", "1"))), "img:1", "test")
+	img, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("a=1"))), "img:1", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +26,7 @@ func TestMountedImageIsKept(t *testing.T) {
 		t.Fatalf("RemoveImage of a mounted image: %v", err)
 	}
 	// Dangling and mounted: Prune keeps it.
-	if _, err := s.Import(bytes.NewReader(tarOf(t, file("b", "2"))), "img:1", "test"); err != nil {
+	if _, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("b=2"))), "img:1", "test"); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := s.Prune(); err != nil || len(r.Images) != 0 {
@@ -52,7 +54,7 @@ func TestMountedImageIsKept(t *testing.T) {
 
 func TestUnmountedDropsOnlyItsOwnRecord(t *testing.T) {
 	s := newStore(t)
-	if _, err := s.Import(bytes.NewReader(tarOf(t, file("a", "1"))), "img:1", "test"); err != nil {
+	if _, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("a=1"))), "img:1", "test"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.MountImage("img:1", "/m"); err != nil {

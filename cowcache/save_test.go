@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,7 +17,7 @@ import (
 // regular file). A regular file is replaced.
 func TestSaveFileRefusesNonRegularTargets(t *testing.T) {
 	s := newStore(t)
-	if _, err := s.Import(bytes.NewReader(tarOf(t, file("hello", "hello\n"))), "acme/app:1", "app.tar"); err != nil {
+	if _, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("hello=hello\n"))), "acme/app:1", "app.tar"); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -50,7 +51,7 @@ func TestSaveFileRefusesNonRegularTargets(t *testing.T) {
 	if got := readFile(t, outside); got != "keep" {
 		t.Errorf("the symbolic link's target changed: %q", got)
 	}
-	if names := treeOf(t, dir); len(names) != 1+len(targets) {
+	if names := testutil.TreeOf(t, dir); len(names) != len(targets) {
 		t.Errorf("temporary files left: %v", names)
 	}
 	reg := filepath.Join(dir, "regular")
@@ -67,7 +68,7 @@ func TestSaveFileRefusesNonRegularTargets(t *testing.T) {
 // cannot make save -o DIR/ write outside DIR.
 func TestSaveLayoutStaysInDir(t *testing.T) {
 	s := newStore(t)
-	if _, err := s.Import(bytes.NewReader(tarOf(t, file("hello", "hello\n"))), "acme/app:1", "app.tar"); err != nil {
+	if _, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("hello=hello\n"))), "acme/app:1", "app.tar"); err != nil {
 		t.Fatal(err)
 	}
 	outside := t.TempDir()
@@ -81,7 +82,7 @@ func TestSaveLayoutStaysInDir(t *testing.T) {
 		os.Mkdir(dir, 0o755)
 		plant(dir)
 		err := s.SaveLayout(dir, []string{"acme/app:1"})
-		if got := treeOf(t, outside); len(got) != 2 || readFile(t, filepath.Join(outside, "index.json")) != "keep" {
+		if got := testutil.TreeOf(t, outside); len(got) != 1 || readFile(t, filepath.Join(outside, "index.json")) != "keep" {
 			t.Fatalf("%s: written outside the layout (%v): %v", name, err, got)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/unionfuse/unionfuse/internal/testutil"
 )
 
 func TestChainID(t *testing.T) {
@@ -53,12 +55,12 @@ func TestNormalizeName(t *testing.T) {
 
 func TestImportSharesLayers(t *testing.T) {
 	s := newStore(t)
-	tb := tarOf(t, dir("bin"), file("bin/hello", "hello world\n"), symlink("bin/hi", "hello"), hardlink("bin/hello2", "bin/hello"))
+	tb := testutil.Tar(t, testutil.Spec("bin/", "bin/hello=hello world\n", "bin/hi->hello", "bin/hello2=>bin/hello"))
 	a, err := s.Import(bytes.NewReader(tb), "a", "a.tar")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := s.Import(bytes.NewReader(gzipOf(tb)), "b:2", "b.tar.gz")
+	b, err := s.Import(bytes.NewReader(testutil.Gzip(tb)), "b:2", "b.tar.gz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,8 +124,8 @@ func readFile(t testing.TB, p string) string {
 
 func TestTagAndDangling(t *testing.T) {
 	s := newStore(t)
-	one, _ := s.Import(bytes.NewReader(tarOf(t, file("a", "1"))), "x:1", "-")
-	two, _ := s.Import(bytes.NewReader(tarOf(t, file("a", "2"))), "x:2", "-")
+	one, _ := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("a=1"))), "x:1", "-")
+	two, _ := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("a=2"))), "x:2", "-")
 	if err := s.Tag("x:2", "x:1"); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +152,7 @@ func TestTagAndDangling(t *testing.T) {
 func TestAmbiguousShortID(t *testing.T) {
 	s := newStore(t)
 	for i := 0; i < 40; i++ {
-		s.Import(bytes.NewReader(tarOf(t, file("f", strings.Repeat("x", i)))), "", "-")
+		s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("f="+strings.Repeat("x", i)))), "", "-")
 	}
 	images, _ := s.Images()
 	seen := map[byte]bool{}
@@ -169,7 +171,7 @@ func TestAmbiguousShortID(t *testing.T) {
 
 func TestInterruptedOperationsLeaveNothing(t *testing.T) {
 	s := newStore(t)
-	img, err := s.Import(bytes.NewReader(tarOf(t, file("a", "1"))), "keep", "-")
+	img, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("a=1"))), "keep", "-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +217,7 @@ func TestInterruptedOperationsLeaveNothing(t *testing.T) {
 
 func TestCommitDirectoryLayer(t *testing.T) {
 	s := newStore(t)
-	base, err := s.Import(bytes.NewReader(tarOf(t, file("a", "1"))), "base", "-")
+	base, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("a=1"))), "base", "-")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,10 +10,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/unionfuse/unionfuse/internal/ovlfmt"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,29 +21,16 @@ import (
 // a container wrote, deleted and replaced files.
 func makeUpper(t *testing.T) string {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequireRoot(t, testutil.ForWhiteouts)
 	up := t.TempDir()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(os.MkdirAll(filepath.Join(up, "app/sub"), 0o755))
-	must(os.WriteFile(filepath.Join(up, "app/hello.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755))
-	must(os.Link(filepath.Join(up, "app/hello.sh"), filepath.Join(up, "app/sub/again.sh")))
-	must(os.Symlink("hello.sh", filepath.Join(up, "app/link")))
-	must(unix.Mknod(filepath.Join(up, "app/gone"), unix.S_IFCHR, 0))
-	must(os.WriteFile(filepath.Join(up, "app/gone2"), nil, 0o644))
-	must(unix.Setxattr(filepath.Join(up, "app/gone2"), "user.overlay.whiteout", []byte("y"), 0))
-	must(os.Mkdir(filepath.Join(up, "etc"), 0o755))
-	must(unix.Setxattr(filepath.Join(up, "etc"), "trusted.overlay.opaque", []byte("y"), 0))
-	must(unix.Setxattr(filepath.Join(up, "etc"), "trusted.overlay.origin", []byte("x"), 0))
-	must(unix.Setxattr(filepath.Join(up, "app/hello.sh"), "user.note", []byte("kept"), 0))
-	mtime := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
-	filepath.WalkDir(up, func(p string, d os.DirEntry, err error) error {
-		unix.Lutimes(p, []unix.Timeval{unix.NsecToTimeval(mtime.UnixNano()), unix.NsecToTimeval(mtime.UnixNano())})
-		return nil
+	testutil.BuildDir(t, up, []testutil.Item{
+		{Path: "app/sub", Kind: testutil.Dir},
+		{Path: "app/hello.sh", Kind: testutil.File, Data: "#!/bin/sh\necho hi\n", Mode: 0o755, Xattrs: map[string]string{"user.note": "kept"}},
+		{Path: "app/sub/again.sh", Kind: testutil.Hardlink, Data: "app/hello.sh"},
+		{Path: "app/link", Kind: testutil.Symlink, Data: "hello.sh"},
+		{Path: "app/gone", Kind: testutil.Whiteout},
+		{Path: "app/gone2", Kind: testutil.File, Xattrs: map[string]string{"user.overlay.whiteout": "y"}},
+		{Path: "etc", Kind: testutil.Dir, Xattrs: map[string]string{"trusted.overlay.opaque": "y", "trusted.overlay.origin": "x"}},
 	})
 	return up
 }
@@ -108,7 +95,7 @@ func TestWriteUpperTar(t *testing.T) {
 func TestCommitUpper(t *testing.T) {
 	up := makeUpper(t)
 	s := newStore(t)
-	base, err := s.Import(bytes.NewReader(tarOf(t, dir("app"), file("app/gone", "x"), dir("etc"), file("etc/passwd", "root"))), "base", "base.tar")
+	base, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("app/", "app/gone=x", "etc/", "etc/passwd=root"))), "base", "base.tar")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +143,7 @@ func TestCommitUpper(t *testing.T) {
 
 func TestCommitUpperEmptyLayer(t *testing.T) {
 	s := newStore(t)
-	base, err := s.Import(bytes.NewReader(tarOf(t, file("a", "a"))), "base", "base.tar")
+	base, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("a=a"))), "base", "base.tar")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +186,7 @@ func TestCommitUpperRefusesAufsNames(t *testing.T) {
 	for _, name := range []string{".wh.etc", "etc/.wh..wh..opq", "etc/.wh.passwd"} {
 		t.Run(name, func(t *testing.T) {
 			s := newStore(t)
-			base, err := s.Import(bytes.NewReader(tarOf(t, dir("etc"), file("etc/passwd", "root"))), "base", "base.tar")
+			base, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("etc/", "etc/passwd=root"))), "base", "base.tar")
 			if err != nil {
 				t.Fatal(err)
 			}

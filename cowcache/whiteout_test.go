@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"os"
 	"testing"
-	"time"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
 func TestWhiteoutsWithUserXattr(t *testing.T) {
-	in := tarOf(t, dir("d"), file("d/.wh..wh..opq", ""), file("d/keep", "k"), file(".wh.gone", ""), dir("e"), file("e/.wh.x", ""))
+	in := testutil.Tar(t, testutil.Spec("d/", "d/.wh..wh..opq=", "d/keep=k", ".wh.gone=", "e/", "e/.wh.x="))
 	dst := t.TempDir()
 	if _, err := unpackLayer(dst, bytes.NewReader(in), unpackOptions{noChown: true, userXattr: true}); err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func TestWhiteoutsWithUserXattr(t *testing.T) {
 	}
 	// A directory keeps the tarball's time, whiteout or not.
 	fi, err := os.Stat(dst + "/e")
-	if err != nil || !fi.ModTime().Equal(time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)) {
+	if err != nil || !fi.ModTime().Equal(testutil.FixedTime) {
 		t.Errorf("e has mtime %v (%v), want the tarball's", fi.ModTime(), err)
 	}
 }

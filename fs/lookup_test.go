@@ -11,7 +11,7 @@ import (
 )
 
 func TestResolve(t *testing.T) {
-	testutil.RequireRoot(t, whiteoutsNeedRoot)
+	testutil.RequireRoot(t, testutil.ForWhiteouts)
 	ov := testOverlay(t,
 		[]string{"f=upper", "gone!wh", "xgone!xwh", "d/", "d/u=1", "od/!opaque", "od/o=1", "replaced=file"},
 		[]string{"f=l0", "gone=l0", "xgone=l0", "d/", "d/a=1", "od/", "od/hidden=1", "replaced/", "deep/", "deep/x=1", "stop!wh"},
@@ -45,7 +45,7 @@ func TestResolve(t *testing.T) {
 }
 
 func TestMergedEntries(t *testing.T) {
-	testutil.RequireRoot(t, whiteoutsNeedRoot)
+	testutil.RequireRoot(t, testutil.ForWhiteouts)
 	ov := testOverlay(t,
 		[]string{"a=u", "b!wh", "d/", "d/x!wh", "d/new=1"},
 		[]string{"a=l", "b=l", "c=l", "d/", "d/x=1", "d/y=1", "od/!opaque"},
@@ -93,7 +93,7 @@ func TestMergedEntries(t *testing.T) {
 }
 
 func TestMergedEntriesInodeNumbersMatchLookup(t *testing.T) {
-	testutil.RequireRoot(t, whiteoutsNeedRoot)
+	testutil.RequireRoot(t, testutil.ForWhiteouts)
 	ov := testOverlay(t, []string{"u=1"}, []string{"l=1", "d/"})
 	ents, _ := ov.mergedEntries(dirView{layers: allLayers(ov)})
 	for _, e := range ents {
@@ -108,7 +108,7 @@ func TestMergedEntriesInodeNumbersMatchLookup(t *testing.T) {
 }
 
 func TestLowerHasName(t *testing.T) {
-	testutil.RequireRoot(t, whiteoutsNeedRoot)
+	testutil.RequireRoot(t, testutil.ForWhiteouts)
 	ov := testOverlay(t, []string{"up=1", "both=1"}, []string{"both=1", "low=1", "wh!wh"}, []string{"wh=1"})
 	for name, want := range map[string]bool{"up": false, "both": true, "low": true, "wh": false, "none": false} {
 		got, errno := ov.lowerHasName(dirView{layers: allLayers(ov)}, name)

@@ -8,10 +8,6 @@ import (
 	"github.com/unionfuse/unionfuse/internal/testutil"
 )
 
-// whiteoutsNeedRoot is why tests that build layers with whiteouts or
-// overlay xattrs skip without root.
-const whiteoutsNeedRoot = "makes whiteouts (mknod 0/0) and trusted.overlay.* xattrs"
-
 // testOverlay opens an overlay (without mounting it) over layers given in
 // testutil.Spec's notation: upper first, then lowers top first.
 func testOverlay(t *testing.T, upper []string, lowers ...[]string) *overlay {

@@ -28,7 +28,7 @@ func TestSpec(t *testing.T) {
 }
 
 func TestBuildDir(t *testing.T) {
-	RequireRoot(t, "makes whiteouts (mknod 0/0) and trusted.overlay.* xattrs")
+	RequireRoot(t, ForWhiteouts)
 	dir := t.TempDir()
 	items := append(Spec("d/sub/", "od/!opaque", "d/f=hi", "d/h=>d/f", "l->d/f", "p!fifo", "w!wh", "x!xwh"),
 		Item{Path: "own", Kind: File, Mode: 0o600, UID: 7, GID: 8, Xattrs: map[string]string{"user.k": "v"}},

@@ -10,8 +10,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ForWhiteouts is the reason to give RequireRoot in a test that makes
+// whiteouts (character devices 0/0) or sets trusted.overlay.* xattrs.
+const ForWhiteouts = "makes whiteouts (mknod 0/0) and trusted.overlay.* xattrs"
+
 // RequireRoot skips t unless it runs as root; why says what needs it
-// ("makes whiteouts (mknod 0/0)").
+// (ForWhiteouts, "mounts ...").
 func RequireRoot(t testing.TB, why string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
