@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -179,7 +180,7 @@ func immutable(t *testing.T, p string) {
 }
 
 func TestBadInput(t *testing.T) {
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	for _, bc := range badCases {
 		t.Run(bc.name, func(t *testing.T) {
 			l := cliLayout(t)
@@ -214,7 +215,7 @@ func TestBadInput(t *testing.T) {
 // TestBadInputHelper checks the mount(8) helper form gives the same one
 // line for a bad option.
 func TestBadInputHelper(t *testing.T) {
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	l := cliLayout(t)
 	before := layerDigest(t, l)
 	bin := unionfuseBinary(t)

@@ -10,13 +10,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/unionfuse/unionfuse/internal/testutil"
 )
 
 // buildStore makes a store with busybox:latest imported, and returns its
 // root.
 func buildStore(t *testing.T) string {
 	t.Helper()
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	root := filepath.Join(t.TempDir(), "store")
 	tarball := writeTemp(t, "busybox.tar.gz", busyboxRootfs(t))
 	mustOK(t, "import", storeCLI(t, root, "import", "-q", tarball, "busybox:latest"))

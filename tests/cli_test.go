@@ -20,6 +20,7 @@ import (
 
 	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/internal/mountinfo"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,17 +57,6 @@ func unionfuseBinary(t testing.TB) string {
 		t.Fatalf("build unionfuse: %v", binaryErr)
 	}
 	return binaryPath
-}
-
-// requireFuse skips t unless it runs as root with /dev/fuse.
-func requireFuse(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts unionfuse through the CLI (DirectMount)")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("needs /dev/fuse: %v", err)
-	}
 }
 
 // result is what one run of a command gave.
@@ -267,7 +257,7 @@ func TestCLIVersionAndHelp(t *testing.T) {
 }
 
 func TestCLIMountPositional(t *testing.T) {
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	l := cliLayout(t)
 	mustOK(t, "unionfuse mount", cli(t, "mount", l.Lowers[0], l.Upper, l.Work, l.Merged))
 	checkUnion(t, l)
@@ -275,7 +265,7 @@ func TestCLIMountPositional(t *testing.T) {
 }
 
 func TestCLIMountReadOnly(t *testing.T) {
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	l := cliLayout(t)
 	second := filepath.Join(filepath.Dir(l.Merged), "lower:2")
 	if err := os.Mkdir(second, 0o755); err != nil {
@@ -319,7 +309,7 @@ func mountSource(dir string) string {
 }
 
 func TestCLIOptionsForm(t *testing.T) {
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	tests := []struct {
 		name   string
 		args   func(l layout) []string
@@ -355,7 +345,7 @@ func helperOptions(l layout) string {
 }
 
 func TestCLIMountFuse3Helper(t *testing.T) {
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	if _, err := os.Stat("/sbin/mount.fuse3"); err != nil {
 		t.Skip("needs /sbin/mount.fuse3 (Debian package fuse3)")
 	}
@@ -381,7 +371,7 @@ func TestCLIMountFuse3Helper(t *testing.T) {
 }
 
 func TestCLIMount8Helper(t *testing.T) {
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	helper := "/sbin/mount.fuse.unionfuse"
 	bin := unionfuseBinary(t)
 	if target, err := os.Readlink(helper); err == nil && target != bin {
@@ -416,7 +406,7 @@ func TestCLIMount8Helper(t *testing.T) {
 }
 
 func TestCLIDaemonSignals(t *testing.T) {
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			l := cliLayout(t)
@@ -441,7 +431,7 @@ func TestCLIDaemonSignals(t *testing.T) {
 }
 
 func TestCLIForeground(t *testing.T) {
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	for _, flag := range []string{"-f", "-d"} {
 		t.Run(flag, func(t *testing.T) {
 			l := cliLayout(t)
@@ -502,7 +492,7 @@ func waitMounted(t *testing.T, merged string, exited chan struct{}) {
 }
 
 func TestCLILogFile(t *testing.T) {
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	l := cliLayout(t)
 	logFile := filepath.Join(t.TempDir(), "sub", "unionfuse.log")
 	mustOK(t, "unionfuse mount --log", cli(t, "mount", "--log", logFile, l.Lowers[0], l.Upper, l.Work, l.Merged))
@@ -514,7 +504,7 @@ func TestCLILogFile(t *testing.T) {
 }
 
 func TestCLIUmountNotMounted(t *testing.T) {
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	dir := t.TempDir()
 	r := cli(t, "umount", dir)
 	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "not mounted") {

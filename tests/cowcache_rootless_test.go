@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,7 +59,7 @@ func appImage(t *testing.T, root string) cowcache.Image {
 // without privileges, opaque directories are marked user.overlay.opaque,
 // and mount-image (through fusermount3) shows the image's tree.
 func TestCowcacheRootless(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	for _, tool := range []string{"setpriv", "fusermount3"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s (make deps installs it)", tool)

@@ -25,6 +25,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/unionfuse/unionfuse/cowcache"
 	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -277,7 +278,7 @@ func TestCowcacheSharedLayersStoredOnce(t *testing.T) {
 // the end of the test if need be), the images and the mount's daemon.
 func mountedApp(t *testing.T) (root, merged string, base, app cowcache.Image, rec daemon.Record) {
 	t.Helper()
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	root = filepath.Join(t.TempDir(), "store")
 	base, app = twoImages(t, root)
 	merged = filepath.Join(t.TempDir(), "merged")

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,7 +54,7 @@ func envInt(t testing.TB, name string, def int64) int64 {
 }
 
 func TestDifferential(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	rounds := int(envInt(t, "UNIONFUSE_TEST_ROUNDS", int64(*flagRounds)))
 	runDifferential(t, subject(t), rounds)
 }
@@ -63,7 +64,7 @@ func TestDifferential(t *testing.T) {
 // through a descriptor opened on a lower file before that file's copy-up,
 // is left out (fdread); everything else must still agree with the kernel.
 func TestDifferentialPassthrough(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	if os.Getenv(subjectEnv) == "kernel" {
 		t.Skip("the harness self-check runs in TestDifferential")
 	}
@@ -78,7 +79,7 @@ func TestDifferentialPassthrough(t *testing.T) {
 // hard links between lower files survive copy-up (the layers hold several,
 // among them a fifo's), and overlay.nlink is compared in the uppers.
 func TestDifferentialIndex(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	if os.Getenv(subjectEnv) == "kernel" {
 		t.Skip("the harness self-check runs in TestDifferential")
 	}
@@ -131,76 +132,76 @@ func runDifferential(t *testing.T, sub mounter, rounds int) {
 // for one round: a fixed base with shadowing, whiteouts, opaque dirs, links,
 // a fifo, xattrs and odd owners and modes, plus a few random items per layer
 // (none when rng is nil).
-func diffLayers(rng *rand.Rand) (lowers [][]item, upper []item) {
-	bottom := []item{
-		{path: "d1/a", kind: 'f', data: "a from the bottom\n"},
-		{path: "d1/b", kind: 'f', data: "b from the bottom\n"},
-		{path: "d1/sub/c", kind: 'f', data: "c from the bottom\n"},
-		{path: "d1/sub/deep/x", kind: 'f', data: "x\n"},
-		{path: "d2/e", kind: 'f', data: "e\n"},
-		{path: "d2/f", kind: 'f', data: "f\n"},
-		{path: "gone/g", kind: 'f', data: "g\n"},
-		{path: "opq/old1", kind: 'f', data: "old1\n"},
-		{path: "opq/old2", kind: 'd'},
-		{path: "opq2/o", kind: 'f', data: "o\n"},
-		{path: "shadow", kind: 'f', data: "shadow from the bottom\n"},
-		{path: "hl1", kind: 'f', data: "hard linked\n"},
-		{path: "hl2", kind: 'h', data: "hl1"},
-		{path: "d2/hl3", kind: 'h', data: "hl1"},
-		{path: "sym", kind: 'l', data: "d1/a"},
-		{path: "dangling", kind: 'l', data: "nowhere"},
-		{path: "loop", kind: 'l', data: "loop"},
-		{path: "fifo1", kind: 'p'},
-		{path: "fifo2", kind: 'h', data: "fifo1"},
-		{path: "xf", kind: 'f', data: "with xattrs\n", xattrs: map[string]string{"user.color": "red", "user.empty": ""}},
-		{path: "own", kind: 'f', data: "owned\n", uid: 1000, gid: 1000, mode: 0o640},
-		{path: "priv", kind: 'd', mode: 0o700, uid: 1000, gid: 1000},
-		{path: "priv/secret", kind: 'f', data: "s\n", mode: 0o600, uid: 1000, gid: 1000},
-		{path: "suid", kind: 'f', data: "#!/bin/sh\n", mode: 0o4755},
-		{path: "sticky", kind: 'd', mode: 0o1777},
-		{path: "typechg/t1", kind: 'f', data: "t1\n"},
-		{path: "ftodir", kind: 'f', data: "a file at the bottom\n"},
-		{path: "sparse", kind: 'f', data: "tail\n", sparse: 1 << 20},
-		{path: "big", kind: 'f', data: strings.Repeat("0123456789abcdef", 8<<10)},
-		{path: "xwh/xa", kind: 'f', data: "xa\n"},
-		{path: "xwh/xb", kind: 'f', data: "xb\n"},
+func diffLayers(rng *rand.Rand) (lowers [][]testutil.Item, upper []testutil.Item) {
+	bottom := []testutil.Item{
+		{Path: "d1/a", Kind: 'f', Data: "a from the bottom\n"},
+		{Path: "d1/b", Kind: 'f', Data: "b from the bottom\n"},
+		{Path: "d1/sub/c", Kind: 'f', Data: "c from the bottom\n"},
+		{Path: "d1/sub/deep/x", Kind: 'f', Data: "x\n"},
+		{Path: "d2/e", Kind: 'f', Data: "e\n"},
+		{Path: "d2/f", Kind: 'f', Data: "f\n"},
+		{Path: "gone/g", Kind: 'f', Data: "g\n"},
+		{Path: "opq/old1", Kind: 'f', Data: "old1\n"},
+		{Path: "opq/old2", Kind: 'd'},
+		{Path: "opq2/o", Kind: 'f', Data: "o\n"},
+		{Path: "shadow", Kind: 'f', Data: "shadow from the bottom\n"},
+		{Path: "hl1", Kind: 'f', Data: "hard linked\n"},
+		{Path: "hl2", Kind: 'h', Data: "hl1"},
+		{Path: "d2/hl3", Kind: 'h', Data: "hl1"},
+		{Path: "sym", Kind: 'l', Data: "d1/a"},
+		{Path: "dangling", Kind: 'l', Data: "nowhere"},
+		{Path: "loop", Kind: 'l', Data: "loop"},
+		{Path: "fifo1", Kind: 'p'},
+		{Path: "fifo2", Kind: 'h', Data: "fifo1"},
+		{Path: "xf", Kind: 'f', Data: "with xattrs\n", Xattrs: map[string]string{"user.color": "red", "user.empty": ""}},
+		{Path: "own", Kind: 'f', Data: "owned\n", UID: 1000, GID: 1000, Mode: 0o640},
+		{Path: "priv", Kind: 'd', Mode: 0o700, UID: 1000, GID: 1000},
+		{Path: "priv/secret", Kind: 'f', Data: "s\n", Mode: 0o600, UID: 1000, GID: 1000},
+		{Path: "suid", Kind: 'f', Data: "#!/bin/sh\n", Mode: 0o4755},
+		{Path: "sticky", Kind: 'd', Mode: 0o1777},
+		{Path: "typechg/t1", Kind: 'f', Data: "t1\n"},
+		{Path: "ftodir", Kind: 'f', Data: "a file at the bottom\n"},
+		{Path: "sparse", Kind: 'f', Data: "tail\n", Sparse: 1 << 20},
+		{Path: "big", Kind: 'f', Data: strings.Repeat("0123456789abcdef", 8<<10)},
+		{Path: "xwh/xa", Kind: 'f', Data: "xa\n"},
+		{Path: "xwh/xb", Kind: 'f', Data: "xb\n"},
 	}
-	middle := []item{
-		{path: "shadow", kind: 'f', data: "shadow from the middle\n"},
-		{path: "d1/a", kind: 'f', data: "a from the middle\n"},
-		{path: "d1/newmid", kind: 'f', data: "m\n"},
-		{path: "gone", kind: 'w'},
-		{path: "opq", kind: 'd', xattrs: map[string]string{"trusted.overlay.opaque": "y"}},
-		{path: "opq/new1", kind: 'f', data: "new1\n"},
-		{path: "d2/f", kind: 'w'},
-		{path: "d3/h", kind: 'f', data: "h\n"},
-		{path: "typechg", kind: 'f', data: "now a file\n"},
-		{path: "ftodir/inner", kind: 'f', data: "i\n"},
+	middle := []testutil.Item{
+		{Path: "shadow", Kind: 'f', Data: "shadow from the middle\n"},
+		{Path: "d1/a", Kind: 'f', Data: "a from the middle\n"},
+		{Path: "d1/newmid", Kind: 'f', Data: "m\n"},
+		{Path: "gone", Kind: 'w'},
+		{Path: "opq", Kind: 'd', Xattrs: map[string]string{"trusted.overlay.opaque": "y"}},
+		{Path: "opq/new1", Kind: 'f', Data: "new1\n"},
+		{Path: "d2/f", Kind: 'w'},
+		{Path: "d3/h", Kind: 'f', Data: "h\n"},
+		{Path: "typechg", Kind: 'f', Data: "now a file\n"},
+		{Path: "ftodir/inner", Kind: 'f', Data: "i\n"},
 		// xattr whiteouts (kind 'x') are not drawn here: the kernel's rmdir
 		// counts them as entries (ENOTEMPTY for a directory that lists
 		// empty), see TestXattrWhiteouts.
-		{path: "xwh/xa", kind: 'w'},
-		{path: "xwh/xc", kind: 'f', data: "xc\n"},
+		{Path: "xwh/xa", Kind: 'w'},
+		{Path: "xwh/xc", Kind: 'f', Data: "xc\n"},
 	}
-	top := []item{
-		{path: "shadow", kind: 'f', data: "shadow from the top\n"},
-		{path: "d1/sub/c", kind: 'f', data: "c from the top\n"},
-		{path: "xf2", kind: 'f', data: "x2\n", xattrs: map[string]string{"user.k": "v"}},
-		{path: "sym2", kind: 'l', data: "d2/e"},
-		{path: "d3", kind: 'd', xattrs: map[string]string{"trusted.overlay.opaque": "y"}},
-		{path: "d3/i", kind: 'f', data: "i\n"},
-		{path: "d5", kind: 'd', mode: 0o750},
+	top := []testutil.Item{
+		{Path: "shadow", Kind: 'f', Data: "shadow from the top\n"},
+		{Path: "d1/sub/c", Kind: 'f', Data: "c from the top\n"},
+		{Path: "xf2", Kind: 'f', Data: "x2\n", Xattrs: map[string]string{"user.k": "v"}},
+		{Path: "sym2", Kind: 'l', Data: "d2/e"},
+		{Path: "d3", Kind: 'd', Xattrs: map[string]string{"trusted.overlay.opaque": "y"}},
+		{Path: "d3/i", Kind: 'f', Data: "i\n"},
+		{Path: "d5", Kind: 'd', Mode: 0o750},
 	}
-	upper = []item{
-		{path: "shadow", kind: 'f', data: "shadow from the upper\n"},
-		{path: "up1", kind: 'f', data: "up1\n"},
-		{path: "updir/k", kind: 'f', data: "k\n"},
-		{path: "d1/u", kind: 'f', data: "u\n"},
-		{path: "d2/e", kind: 'w'},
-		{path: "opq2", kind: 'd', xattrs: map[string]string{"trusted.overlay.opaque": "y"}},
-		{path: "opq2/p", kind: 'f', data: "p\n"},
+	upper = []testutil.Item{
+		{Path: "shadow", Kind: 'f', Data: "shadow from the upper\n"},
+		{Path: "up1", Kind: 'f', Data: "up1\n"},
+		{Path: "updir/k", Kind: 'f', Data: "k\n"},
+		{Path: "d1/u", Kind: 'f', Data: "u\n"},
+		{Path: "d2/e", Kind: 'w'},
+		{Path: "opq2", Kind: 'd', Xattrs: map[string]string{"trusted.overlay.opaque": "y"}},
+		{Path: "opq2/p", Kind: 'f', Data: "p\n"},
 	}
-	layers := [][]item{top, middle, bottom, upper}
+	layers := [][]testutil.Item{top, middle, bottom, upper}
 	dirs := []string{"", "d1", "d2", "d3", "d1/sub", "rdir", "opq"}
 	for i := range layers {
 		if rng == nil {
@@ -208,21 +209,21 @@ func diffLayers(rng *rand.Rand) (lowers [][]item, upper []item) {
 		}
 		for n := 3 + rng.IntN(4); n > 0; n-- {
 			p := path.Join(dirs[rng.IntN(len(dirs))], pick(rng, randNames))
-			it := item{path: p, optional: true}
+			it := testutil.Item{Path: p, Optional: true}
 			switch r := rng.IntN(10); {
 			case r < 4:
-				it.kind, it.data = 'f', fmt.Sprintf("random %s in layer %d\n", p, i)
+				it.Kind, it.Data = 'f', fmt.Sprintf("random %s in layer %d\n", p, i)
 			case r < 6:
-				it.kind = 'd'
+				it.Kind = 'd'
 				if rng.IntN(3) == 0 {
-					it.xattrs = map[string]string{"trusted.overlay.opaque": "y"}
+					it.Xattrs = map[string]string{"trusted.overlay.opaque": "y"}
 				}
 			case r < 7:
-				it.kind, it.data = 'l', pick(rng, randNames)
+				it.Kind, it.Data = 'l', pick(rng, randNames)
 			case r < 9:
-				it.kind = 'w'
+				it.Kind = 'w'
 			default:
-				it.kind = 'p'
+				it.Kind = 'p'
 			}
 			layers[i] = append(layers[i], it)
 		}
@@ -302,9 +303,9 @@ func buildRoundLayers(t testing.TB, seed int64, ls ...layout) {
 		}
 		lowers, upper := diffLayers(rng)
 		for j, items := range lowers {
-			buildLayer(t, l.Lowers[j], items)
+			testutil.BuildDir(t, l.Lowers[j], items)
 		}
-		buildLayer(t, l.Upper, upper)
+		testutil.BuildDir(t, l.Upper, upper)
 	}
 	dead := deadWhiteouts(t, ls[0])
 	if len(dead) == 0 {
@@ -319,7 +320,7 @@ func buildRoundLayers(t testing.TB, seed int64, ls ...layout) {
 					}
 				}
 			}
-			if err := setTimesBelow(layer, fixedTime); err != nil {
+			if err := testutil.SetTimesBelow(layer, testutil.FixedTime); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -667,7 +668,7 @@ func (f *mismatch) report(sub string, seed int64, nops int) string {
 // random items, the minimized sequences of the defects the differential
 // test has found, so each stays fixed whatever seeds later runs draw.
 func TestDifferentialRegressions(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	sub := subject(t)
 	slot0 := func(kind string, o op) *op { o.Kind, o.Slot = kind, 0; return &o }
 	cases := []scriptedCase{

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,7 +50,7 @@ import (
 // (redirect_dir=on), so later generations follow redirects in lower
 // layers too.
 func TestGenerations(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	sub := subject(t)
 	seed, gens, nops := genSeed(t), *flagGenerations, *flagGenOps
 	t.Logf("kernel overlay vs %s: seed %d, %d generations x (scripted + %d random operations) (replay: -args -seed=%d -generations=%d -gen-ops=%d)",

@@ -4,8 +4,9 @@
 // and /dev/fuse and is skipped with a reason otherwise.
 //
 // This file holds the shared harness: the mounters (kernel overlay and
-// unionfuse behind one interface), mounting with guaranteed unmount, a
-// builder for layer directories, and tree snapshots with a readable diff.
+// unionfuse behind one interface) and mounting with guaranteed unmount.
+// Layers are built with internal/testutil, trees compared with
+// snapshot_test.go.
 package tests
 
 import (
@@ -17,7 +18,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/unionfuse/unionfuse/fs"
 	"github.com/unionfuse/unionfuse/internal/mountinfo"
@@ -194,40 +194,6 @@ func subject(t testing.TB) mounter {
 	return unionfuseMounter{}
 }
 
-// requireRoot skips t unless it runs as root with /dev/fuse and overlayfs.
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: it mounts kernel overlayfs and a FUSE filesystem")
-	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("needs /dev/fuse to mount unionfuse: %v", err)
-	}
-	if b, err := os.ReadFile("/proc/filesystems"); err != nil || !strings.Contains(string(b), "\toverlay\n") {
-		// The module may load on first mount; try it.
-		if err := probeKernelOverlay(); err != nil {
-			t.Skipf("needs kernel overlayfs (the oracle): %v", err)
-		}
-	}
-}
-
-func probeKernelOverlay() error {
-	dir, err := os.MkdirTemp("", "overlay-probe")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	l := layout{Lowers: []string{dir + "/l"}, Upper: dir + "/u", Work: dir + "/w", Merged: dir + "/m"}
-	for _, d := range []string{l.Lowers[0], l.Upper, l.Work, l.Merged} {
-		os.Mkdir(d, 0o755)
-	}
-	unmount, err := kernelOverlay{}.mount(l)
-	if err != nil {
-		return err
-	}
-	return unmount()
-}
-
 // union is one live mount made by mountUnion.
 type union struct {
 	layout
@@ -310,165 +276,6 @@ func testDir(t testing.TB) string {
 	dir := t.TempDir()
 	t.Cleanup(func() { checkNoMountsUnder(t, dir) })
 	return dir
-}
-
-// ---- Building layers ----
-
-// item is one object of a layer. Parents are created as needed (0755).
-type item struct {
-	path string
-	// kind: 'f' regular file (data), 'd' directory, 'l' symlink (data is
-	// the target), 'h' hard link to the item at data (same layer),
-	// 'p' fifo, 'w' whiteout (char 0/0), 'x' xattr whiteout (a zero-size
-	// file with trusted.overlay.whiteout; its directory needs
-	// trusted.overlay.opaque=x for the kernel to honour it).
-	kind   byte
-	data   string
-	mode   uint32 // permission bits; 0 means the kind's default
-	uid    int
-	gid    int
-	xattrs map[string]string // for 'd': {"trusted.overlay.opaque": "y"} makes it opaque
-	// sparse, for 'f': write data at this offset, leaving a hole before it.
-	sparse int64
-	// optional items are skipped when their path exists already in the
-	// layer or cannot be made (a parent is not a directory).
-	optional bool
-}
-
-// fixedTime is the timestamp builders give every object, so times can be
-// compared across copies of the same layers.
-var fixedTime = time.Date(2020, 1, 2, 3, 4, 5, 600_000_000, time.UTC)
-
-// buildLayer creates items below dir, then sets every object's atime and
-// mtime to fixedTime (children before their directory).
-func buildLayer(t testing.TB, dir string, items []item) {
-	t.Helper()
-	if err := buildLayerErr(dir, items); err != nil {
-		t.Fatalf("build layer %s: %v", dir, err)
-	}
-}
-
-func buildLayerErr(dir string, items []item) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, it := range items {
-		p := filepath.Join(dir, it.path)
-		if it.optional {
-			var st unix.Stat_t
-			if unix.Lstat(p, &st) == nil {
-				continue
-			}
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			if it.optional {
-				continue
-			}
-			return err
-		}
-		mode := it.mode
-		var err error
-		switch it.kind {
-		case 'f':
-			if mode == 0 {
-				mode = 0o644
-			}
-			err = writeFileAt(p, []byte(it.data), it.sparse, mode)
-		case 'd':
-			if mode == 0 {
-				mode = 0o755
-			}
-			err = unix.Mkdir(p, mode)
-			if errors.Is(err, unix.EEXIST) {
-				err = nil
-			}
-		case 'l':
-			err = unix.Symlink(it.data, p)
-		case 'h':
-			err = unix.Link(filepath.Join(dir, it.data), p)
-		case 'p':
-			if mode == 0 {
-				mode = 0o644
-			}
-			err = unix.Mkfifo(p, mode)
-		case 'w':
-			mode = 0
-			err = unix.Mknod(p, unix.S_IFCHR, 0)
-		case 'x':
-			mode = 0o644
-			err = writeFileAt(p, nil, 0, mode)
-			if err == nil {
-				err = unix.Lsetxattr(p, "trusted.overlay.whiteout", nil, 0)
-			}
-		default:
-			err = fmt.Errorf("unknown kind %q", it.kind)
-		}
-		if err != nil && it.optional {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", it.path, err)
-		}
-		if it.kind != 'l' && it.kind != 'h' {
-			// Mkdir, Mkfifo and Open apply the umask; set the exact mode.
-			if err := unix.Chmod(p, mode); err != nil {
-				return fmt.Errorf("chmod %s: %w", it.path, err)
-			}
-		}
-		if it.uid != 0 || it.gid != 0 {
-			if err := unix.Lchown(p, it.uid, it.gid); err != nil {
-				return fmt.Errorf("chown %s: %w", it.path, err)
-			}
-		}
-		for _, k := range sortedKeys(it.xattrs) {
-			if err := unix.Lsetxattr(p, k, []byte(it.xattrs[k]), 0); err != nil {
-				return fmt.Errorf("setxattr %s %s: %w", it.path, k, err)
-			}
-		}
-	}
-	return setTimesBelow(dir, fixedTime)
-}
-
-func writeFileAt(p string, data []byte, off int64, mode uint32) error {
-	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, mode)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	if off > 0 {
-		if err := unix.Ftruncate(fd, off+int64(len(data))); err != nil {
-			return err
-		}
-	}
-	if len(data) > 0 {
-		if _, err := unix.Pwrite(fd, data, off); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// setTimesBelow sets atime and mtime of dir and everything below it,
-// without following symlinks, deepest first.
-func setTimesBelow(dir string, when time.Time) error {
-	var paths []string
-	err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		paths = append(paths, p)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	ts := unix.NsecToTimespec(when.UnixNano())
-	for i := len(paths) - 1; i >= 0; i-- {
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, paths[i], []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -13,7 +14,7 @@ import (
 // op by op on the differential layers (hl1, hl2 and d2/hl3 are one lower
 // file; fifo1 and fifo2 one lower fifo), uppers included (overlay.nlink).
 func TestIndexHardLinks(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	if os.Getenv(subjectEnv) == "kernel" {
 		t.Skip("runs unionfuse with index=on")
 	}
@@ -44,7 +45,7 @@ func TestIndexHardLinks(t *testing.T) {
 // with index=on mount with the kernel's index=on showing the same tree
 // (link counts included), and the other way round.
 func TestIndexKernelCompat(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	k, u := kernelOverlay{index: true}, unionfuseMounter{index: true}
 	for _, dir := range [][2]mounter{{u, k}, {k, u}} {
 		writer, reader := dir[0], dir[1]
@@ -86,7 +87,7 @@ func TestIndexKernelCompat(t *testing.T) {
 // through one name (upper or still lower) shows through the others at
 // once, as on the kernel: link counts, size and owner.
 func TestIndexRemount(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	l := newLayout(t, testDir(t), 1)
 	low := l.Lowers[0]
 	os.WriteFile(filepath.Join(low, "a"), []byte("hello\n"), 0o644)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,15 +25,15 @@ import (
 // lower files and directories (whiteouts), mkdir over a deleted directory
 // (opaque), copy-ups of data and metadata, renames, links — both ways.
 func TestKernelCompat(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	sub := subject(t)
 	for _, dir := range [][2]mounter{{sub, kernelOverlay{}}, {kernelOverlay{}, sub}} {
 		writer, reader := dir[0], dir[1]
 		t.Run(writer.name()+"-writes-"+reader.name()+"-reads", func(t *testing.T) {
 			l := newLayout(t, testDir(t), 2)
-			buildLayer(t, l.Lowers[0], compatTop)
-			buildLayer(t, l.Lowers[1], compatBottom)
-			buildLayer(t, l.Upper, compatUpper)
+			testutil.BuildDir(t, l.Lowers[0], compatTop)
+			testutil.BuildDir(t, l.Lowers[1], compatBottom)
+			testutil.BuildDir(t, l.Upper, compatUpper)
 			compatCheck(t, writer, reader, l, func(root string) { scriptedChanges(t, root) })
 			checkScriptedUpper(t, writer.name(), l.Upper)
 		})
@@ -43,7 +44,7 @@ func TestKernelCompat(t *testing.T) {
 // the differential test) on the differential test's layers, both ways:
 // -args -seed=N picks the seed, -rounds and -ops scale it down here by 4.
 func TestKernelCompatRandom(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	sub := subject(t)
 	seed := envInt(t, "UNIONFUSE_TEST_SEED", *flagSeed)
 	if seed == 0 {
@@ -122,23 +123,23 @@ func compatCheck(t *testing.T, writer, reader mounter, l layout, change func(roo
 // different answer from unionfuse is logged, not failed, as the kernel's
 // answer contradicts its own listing.
 func TestXattrWhiteouts(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	sub := subject(t)
-	top := []item{
-		{path: "d", kind: 'd', xattrs: map[string]string{"trusted.overlay.opaque": "x"}},
-		{path: "d/gone", kind: 'x'},
-		{path: "d/top", kind: 'f', data: "top\n"},
+	top := []testutil.Item{
+		{Path: "d", Kind: 'd', Xattrs: map[string]string{"trusted.overlay.opaque": "x"}},
+		{Path: "d/gone", Kind: 'x'},
+		{Path: "d/top", Kind: 'f', Data: "top\n"},
 	}
-	bottom := []item{
-		{path: "d/gone", kind: 'f', data: "hidden\n"},
-		{path: "d/kept", kind: 'f', data: "kept\n"},
+	bottom := []testutil.Item{
+		{Path: "d/gone", Kind: 'f', Data: "hidden\n"},
+		{Path: "d/kept", Kind: 'f', Data: "kept\n"},
 	}
 	var views [2]tree
 	var rmdir [2]string
 	for i, m := range []mounter{kernelOverlay{}, sub} {
 		l := newLayout(t, testDir(t), 2)
-		buildLayer(t, l.Lowers[0], top)
-		buildLayer(t, l.Lowers[1], bottom)
+		testutil.BuildDir(t, l.Lowers[0], top)
+		testutil.BuildDir(t, l.Lowers[1], bottom)
 		u := mountUnion(t, m, l)
 		views[i] = mustSnapshot(t, l.Merged, snapOpts{keepXattr: mergedXattr})
 		if _, ok := views[i]["d/gone"]; ok {
@@ -152,7 +153,7 @@ func TestXattrWhiteouts(t *testing.T) {
 		rmdir[i] = errnoName(unix.Rmdir(filepath.Join(l.Merged, "d")))
 		u.mustUnmount()
 	}
-	if d := diffTrees(views[0], views[1], cmpOpts{mtimeCutoff: fixedTime.Add(time.Second)}); len(d) > 0 {
+	if d := diffTrees(views[0], views[1], cmpOpts{mtimeCutoff: testutil.FixedTime.Add(time.Second)}); len(d) > 0 {
 		t.Errorf("merged views differ (want = kernel, got = %s):\n\t%s", sub.name(), strings.Join(d, "\n\t"))
 	}
 	if rmdir[0] != rmdir[1] {
@@ -162,38 +163,38 @@ func TestXattrWhiteouts(t *testing.T) {
 }
 
 var (
-	compatBottom = []item{
-		{path: "etc/passwd", kind: 'f', data: "root:x:0:0::/root:/bin/sh\n"},
-		{path: "etc/hosts", kind: 'f', data: "127.0.0.1 localhost\n"},
-		{path: "etc/conf.d/a.conf", kind: 'f', data: "a=1\n"},
-		{path: "etc/conf.d/b.conf", kind: 'f', data: "b=2\n"},
-		{path: "usr/bin/tool", kind: 'f', data: "#!/bin/sh\necho tool\n", mode: 0o755},
-		{path: "usr/lib/libx.so", kind: 'f', data: strings.Repeat("\x7fELF", 5000)},
-		{path: "usr/lib/libx.so.1", kind: 'l', data: "libx.so"},
-		{path: "usr/share/doc/README", kind: 'f', data: "read me\n"},
-		{path: "var/log/old.log", kind: 'f', data: "old\n", uid: 1000, gid: 1000, mode: 0o640},
-		{path: "var/cache/c1", kind: 'f', data: "c1\n"},
-		{path: "var/cache/sub/c2", kind: 'f', data: "c2\n"},
-		{path: "home/user", kind: 'd', uid: 1000, gid: 1000, mode: 0o700},
-		{path: "home/user/.profile", kind: 'f', data: "export A=1\n", uid: 1000, gid: 1000},
-		{path: "data/one", kind: 'f', data: "one\n", xattrs: map[string]string{"user.tag": "first"}},
-		{path: "data/link1", kind: 'f', data: "linked\n"},
-		{path: "data/link2", kind: 'h', data: "data/link1"},
-		{path: "data/sparse", kind: 'f', data: "end\n", sparse: 3 << 20},
-		{path: "run/fifo", kind: 'p'},
-		{path: "shadowed", kind: 'f', data: "bottom\n"},
+	compatBottom = []testutil.Item{
+		{Path: "etc/passwd", Kind: 'f', Data: "root:x:0:0::/root:/bin/sh\n"},
+		{Path: "etc/hosts", Kind: 'f', Data: "127.0.0.1 localhost\n"},
+		{Path: "etc/conf.d/a.conf", Kind: 'f', Data: "a=1\n"},
+		{Path: "etc/conf.d/b.conf", Kind: 'f', Data: "b=2\n"},
+		{Path: "usr/bin/tool", Kind: 'f', Data: "#!/bin/sh\necho tool\n", Mode: 0o755},
+		{Path: "usr/lib/libx.so", Kind: 'f', Data: strings.Repeat("\x7fELF", 5000)},
+		{Path: "usr/lib/libx.so.1", Kind: 'l', Data: "libx.so"},
+		{Path: "usr/share/doc/README", Kind: 'f', Data: "read me\n"},
+		{Path: "var/log/old.log", Kind: 'f', Data: "old\n", UID: 1000, GID: 1000, Mode: 0o640},
+		{Path: "var/cache/c1", Kind: 'f', Data: "c1\n"},
+		{Path: "var/cache/sub/c2", Kind: 'f', Data: "c2\n"},
+		{Path: "home/user", Kind: 'd', UID: 1000, GID: 1000, Mode: 0o700},
+		{Path: "home/user/.profile", Kind: 'f', Data: "export A=1\n", UID: 1000, GID: 1000},
+		{Path: "data/one", Kind: 'f', Data: "one\n", Xattrs: map[string]string{"user.tag": "first"}},
+		{Path: "data/link1", Kind: 'f', Data: "linked\n"},
+		{Path: "data/link2", Kind: 'h', Data: "data/link1"},
+		{Path: "data/sparse", Kind: 'f', Data: "end\n", Sparse: 3 << 20},
+		{Path: "run/fifo", Kind: 'p'},
+		{Path: "shadowed", Kind: 'f', Data: "bottom\n"},
 	}
-	compatTop = []item{
-		{path: "shadowed", kind: 'f', data: "top\n"},
-		{path: "etc/hosts", kind: 'f', data: "127.0.0.1 localhost top\n"},
-		{path: "etc/conf.d/b.conf", kind: 'w'},
-		{path: "usr/share", kind: 'd', xattrs: map[string]string{"trusted.overlay.opaque": "y"}},
-		{path: "usr/share/new", kind: 'f', data: "new in top\n"},
-		{path: "opt/app/bin", kind: 'f', data: "app\n", mode: 0o755},
+	compatTop = []testutil.Item{
+		{Path: "shadowed", Kind: 'f', Data: "top\n"},
+		{Path: "etc/hosts", Kind: 'f', Data: "127.0.0.1 localhost top\n"},
+		{Path: "etc/conf.d/b.conf", Kind: 'w'},
+		{Path: "usr/share", Kind: 'd', Xattrs: map[string]string{"trusted.overlay.opaque": "y"}},
+		{Path: "usr/share/new", Kind: 'f', Data: "new in top\n"},
+		{Path: "opt/app/bin", Kind: 'f', Data: "app\n", Mode: 0o755},
 	}
-	compatUpper = []item{
-		{path: "etc/motd", kind: 'f', data: "hello\n"},
-		{path: "var/cache/c1", kind: 'w'},
+	compatUpper = []testutil.Item{
+		{Path: "etc/motd", Kind: 'f', Data: "hello\n"},
+		{Path: "var/cache/c1", Kind: 'w'},
 	}
 )
 
@@ -238,7 +239,7 @@ func scriptedChanges(t *testing.T, root string) {
 	must("setxattr", unix.Setxattr(p("data/one"), "user.tag", []byte("changed"), 0))
 	must("setxattr dir", unix.Setxattr(p("home/user"), "user.dir", []byte("d"), 0))
 	must("truncate", os.Truncate(p("usr/lib/libx.so"), 4096))
-	must("write sparse", writeFileAt(p("data/sparse"), []byte("middle"), 1<<20, 0o644))
+	must("write sparse", testutil.WriteFileAt(p("data/sparse"), []byte("middle"), 1<<20, 0o644))
 	// Renames: a lower file (copy-up + whiteout), over an existing lower
 	// file, an upper-only directory, into another directory.
 	must("rename lower file", os.Rename(p("usr/bin/tool"), p("README")))

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,13 +32,13 @@ func statT(t *testing.T, p string) unix.Stat_t {
 // TestFuseOverlayfsOptions checks fuse-overlayfs's options with its
 // meaning, as podman passes them.
 func TestFuseOverlayfsOptions(t *testing.T) {
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	newUnion := func(t *testing.T) layout {
 		l := newLayout(t, testDir(t), 1)
-		buildLayer(t, l.Lowers[0], []item{
-			{path: "mine", kind: 'f', data: "x\n", uid: 1000, gid: 1000},
-			{path: "roots", kind: 'f', data: "y\n"},
-			{path: "d/sub", kind: 'd'},
+		testutil.BuildDir(t, l.Lowers[0], []testutil.Item{
+			{Path: "mine", Kind: 'f', Data: "x\n", UID: 1000, GID: 1000},
+			{Path: "roots", Kind: 'f', Data: "y\n"},
+			{Path: "d/sub", Kind: 'd'},
 		})
 		cleanupMount(t, l.Merged)
 		return l
@@ -109,12 +110,12 @@ func TestFuseOverlayfsOptions(t *testing.T) {
 // TestCopyUpKeepsCapabilitiesAndACLs: file capabilities and POSIX ACLs of
 // a lower file survive its copy-up, and setcap through the mount works.
 func TestCopyUpKeepsCapabilitiesAndACLs(t *testing.T) {
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	l := newLayout(t, testDir(t), 1)
-	buildLayer(t, l.Lowers[0], []item{
-		{path: "ping", kind: 'f', data: "#!/bin/sh\n", mode: 0o755},
-		{path: "shared", kind: 'f', data: "s\n", mode: 0o640},
-		{path: "plain", kind: 'f', data: "p\n", mode: 0o755},
+	testutil.BuildDir(t, l.Lowers[0], []testutil.Item{
+		{Path: "ping", Kind: 'f', Data: "#!/bin/sh\n", Mode: 0o755},
+		{Path: "shared", Kind: 'f', Data: "s\n", Mode: 0o640},
+		{Path: "plain", Kind: 'f', Data: "p\n", Mode: 0o755},
 	})
 	// cap_net_raw+ep, as setcap writes it (VFS_CAP_REVISION_2).
 	capNetRaw := []byte{0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0}
@@ -134,7 +135,7 @@ func TestCopyUpKeepsCapabilitiesAndACLs(t *testing.T) {
 	cleanupMount(t, l.Merged)
 	umount := mountWithOptions(t, l, "")
 	for _, name := range []string{"ping", "shared"} {
-		if err := os.Chtimes(filepath.Join(l.Merged, name), fixedTime, fixedTime); err != nil { // copies up
+		if err := os.Chtimes(filepath.Join(l.Merged, name), testutil.FixedTime, testutil.FixedTime); err != nil { // copies up
 			t.Fatal(err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -119,7 +120,7 @@ func readDinos(t *testing.T, dir string) map[string]uint64 {
 // kernel's; a hard-linked file's copy is a new file (no index=on), as in
 // the kernel.
 func TestInodeNumbersPersist(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	paths := []string{"f", "d", "d/g", "s", "p"}
 	for _, first := range []mounter{subject(t), kernelOverlay{}} {
 		t.Run("copied up by "+first.name(), func(t *testing.T) {
@@ -160,7 +161,7 @@ func TestInodeNumbersPersist(t *testing.T) {
 // TestOriginFormat: unionfuse writes overlay.origin and overlay.impure
 // byte for byte as the kernel does for the same lower object.
 func TestOriginFormat(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	l := originLayers(t)
 	u := mountUnion(t, subject(t), l)
 	copyUpAll(t, l.Merged)
@@ -218,7 +219,7 @@ func getXattrBytes(path, name string) ([]byte, error) {
 // directory's number, in stat and in readdir, and, being merged, a link
 // count of 1, as on the kernel.
 func TestMergedDirWithoutOrigin(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	got := map[string]map[string]uint64{}
 	nlinks := map[string]uint64{}
 	origins := map[string][]byte{}

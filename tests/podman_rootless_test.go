@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,7 +23,7 @@ import (
 // directory holds them, and a whiteout, owned by the user.
 func TestPodmanRootless(t *testing.T) {
 	requirePodman(t)
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	for _, tool := range []string{"setpriv", "newuidmap", "newgidmap"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s (make deps installs it)", tool)

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,7 +48,7 @@ type podman struct {
 // busybox at busyboxPath is static and t runs as root with /dev/fuse.
 func requirePodman(t *testing.T) {
 	t.Helper()
-	requireFuse(t)
+	testutil.RequireFuse(t)
 	for _, prog := range []string{"podman", "runc", "conmon"} {
 		if _, err := exec.LookPath(prog); err != nil {
 			t.Skipf("needs %s (make deps installs podman, runc and uidmap): %v", prog, err)

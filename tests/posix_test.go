@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/posixtest"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 )
 
 // go-fuse's conformance cases (posixtest.All) run against kernel overlayfs
@@ -51,7 +52,7 @@ type posixResult struct {
 }
 
 func TestPosix(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	kernel := kernelPosixResults(t)
 	sub := subject(t)
 	var kpass, kfail, spass int
@@ -96,7 +97,7 @@ func TestPosixKernelChild(t *testing.T) {
 	if out == "" {
 		t.Skip("runs only as TestPosix's child process")
 	}
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	var results []posixResult
 	for _, name := range sortedKeys(posixtest.All) {
 		ok := t.Run(name, func(t *testing.T) { runPosixCase(t, kernelOverlay{}, name) })
@@ -176,18 +177,18 @@ func splitTestOutput(out, prefix string) (map[string]string, map[string]bool) {
 
 // posixLowers gives the posixtest unions their lower content. The case
 // runs in "t", a directory of both lowers in which "gone" is whited out.
-var posixLowers = [][]item{
+var posixLowers = [][]testutil.Item{
 	{ // top
-		{path: "t", kind: 'd'},
-		{path: "t/gone", kind: 'w'},
-		{path: "etc/hostname", kind: 'f', data: "box\n"},
-		{path: "bin/sh", kind: 'f', data: "#!\n", mode: 0o755},
+		{Path: "t", Kind: 'd'},
+		{Path: "t/gone", Kind: 'w'},
+		{Path: "etc/hostname", Kind: 'f', Data: "box\n"},
+		{Path: "bin/sh", Kind: 'f', Data: "#!\n", Mode: 0o755},
 	},
 	{ // bottom
-		{path: "t/gone", kind: 'f', data: "hidden by a whiteout\n"},
-		{path: "etc/passwd", kind: 'f', data: "root:x:0:0::/:/bin/sh\n"},
-		{path: "lib/libc.so", kind: 'f', data: strings.Repeat("x", 100_000)},
-		{path: "lib/libc.so.6", kind: 'l', data: "libc.so"},
+		{Path: "t/gone", Kind: 'f', Data: "hidden by a whiteout\n"},
+		{Path: "etc/passwd", Kind: 'f', Data: "root:x:0:0::/:/bin/sh\n"},
+		{Path: "lib/libc.so", Kind: 'f', Data: strings.Repeat("x", 100_000)},
+		{Path: "lib/libc.so.6", Kind: 'l', Data: "libc.so"},
 	},
 }
 
@@ -195,7 +196,7 @@ var posixLowers = [][]item{
 func runPosixCase(t *testing.T, m mounter, name string) {
 	l := newLayout(t, testDir(t), 2)
 	for i, items := range posixLowers {
-		buildLayer(t, l.Lowers[i], items)
+		testutil.BuildDir(t, l.Lowers[i], items)
 	}
 	u := mountUnion(t, m, l)
 	dir := filepath.Join(l.Merged, "t")

@@ -5,6 +5,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -14,7 +15,7 @@ import (
 // merged trees agree, and after unmounting so do the upper directories,
 // redirect xattrs included. With redirect_dir=off, both refuse (EXDEV).
 func TestRedirectDir(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	sub := subject(t)
 	cases := []scriptedCase{
 		{"rename a merged directory within its parent", []*op{
@@ -108,7 +109,7 @@ func TestRedirectDir(t *testing.T) {
 // kernel's overlay with userxattr, the lookup fails with EPERM; and
 // directories with lower content are not renamed (EXDEV).
 func TestRedirectUserxattrAsRoot(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	for _, m := range []mounter{kernelOverlay{userxattr: true}, unionfuseMounter{userxattr: true}} {
 		t.Run(m.name(), func(t *testing.T) {
 			l := newLayout(t, testDir(t), 2)
@@ -136,7 +137,7 @@ func TestRedirectUserxattrAsRoot(t *testing.T) {
 // TestRedirectInvalid: malformed redirects in a (hostile) lower layer fail
 // the lookup with the kernel's errno rather than lead anywhere.
 func TestRedirectInvalid(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	for _, r := range []string{"/../../etc", "../real", "/a//b", "a/b", "..", "/real/"} {
 		var got [2]error
 		for i, m := range []mounter{kernelOverlay{}, subject(t)} {
@@ -163,7 +164,7 @@ func TestRedirectInvalid(t *testing.T) {
 // (go-fuse used to learn of the move only after the server's lock was
 // released, so an operation in between used the old path.)
 func TestRenameWhileWorkingBelow(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	l := newLayout(t, testDir(t), 1)
 	os.MkdirAll(l.Lowers[0]+"/a/b/c", 0o755)
 	os.MkdirAll(l.Lowers[0]+"/p", 0o755)

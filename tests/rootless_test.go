@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,7 +53,7 @@ func worldDir(t *testing.T) string {
 // itself, whiteouts are still character devices 0/0, and the caller owns
 // everything the mount writes.
 func TestRootless(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	for _, tool := range []string{"setpriv", "unshare", "fusermount3"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s (make deps installs it)", tool)
@@ -71,11 +72,11 @@ func TestRootless(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			dir := worldDir(t)
 			l := newLayout(t, dir, 1)
-			buildLayer(t, l.Lowers[0], []item{
-				{path: "f", kind: 'f', data: "hi\n"},
-				{path: "g", kind: 'f', data: "gone\n"},
-				{path: "d/x", kind: 'f', data: "x\n"},
-				{path: "r/y", kind: 'f', data: "y\n"},
+			testutil.BuildDir(t, l.Lowers[0], []testutil.Item{
+				{Path: "f", Kind: 'f', Data: "hi\n"},
+				{Path: "g", Kind: 'f', Data: "gone\n"},
+				{Path: "d/x", Kind: 'f', Data: "x\n"},
+				{Path: "r/y", Kind: 'f', Data: "y\n"},
 			})
 			filepath.Walk(dir, func(p string, _ os.FileInfo, _ error) error {
 				return os.Lchown(p, nobody, nobody)

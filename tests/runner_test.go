@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,7 +48,7 @@ const subIDStart = 300000
 // user the env runs as).
 func newContainerEnv(t *testing.T, rootless, subIDs bool) *containerEnv {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	for _, tool := range []string{"setpriv", "fusermount3", "nsenter"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s (make deps installs it)", tool)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,7 +18,7 @@ import (
 // lower layer that is not changed in any way. It runs on the kernel too, to
 // show that what it asserts is what overlayfs does.
 func TestSeedTutorial(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireMounts(t)
 	for _, m := range []mounter{kernelOverlay{}, subject(t)} {
 		t.Run(m.name(), func(t *testing.T) { seedTutorial(t, m) })
 	}
@@ -38,14 +39,14 @@ func seedTutorial(t *testing.T, m mounter) {
 	l := newLayout(t, dir, 1)
 	lower := l.Lowers[0]
 	// $ echo "This is a file 1 in lower layer" > lower/f1 ...
-	buildLayer(t, lower, []item{
-		{path: "f1", kind: 'f', data: seedF1},
-		{path: "f2", kind: 'f', data: seedF2},
-		{path: "f3", kind: 'f', data: seedF3},
+	testutil.BuildDir(t, lower, []testutil.Item{
+		{Path: "f1", Kind: 'f', Data: seedF1},
+		{Path: "f2", Kind: 'f', Data: seedF2},
+		{Path: "f3", Kind: 'f', Data: seedF3},
 	})
-	buildLayer(t, l.Upper, []item{
-		{path: "f3", kind: 'f', data: seedU3},
-		{path: "f4", kind: 'f', data: seedU4},
+	testutil.BuildDir(t, l.Upper, []testutil.Item{
+		{Path: "f3", Kind: 'f', Data: seedU3},
+		{Path: "f4", Kind: 'f', Data: seedU4},
 	})
 	lowerBefore := mustSnapshot(t, lower, snapOpts{})
 

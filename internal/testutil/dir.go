@@ -3,9 +3,10 @@ package testutil
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"testing"
 	"time"
 
@@ -58,7 +59,7 @@ func create(dir, p string, it Item) error {
 	mode := it.perm()
 	switch it.Kind {
 	case File:
-		return writeFileAt(p, []byte(it.Data), it.Sparse, mode)
+		return WriteFileAt(p, []byte(it.Data), it.Sparse, mode)
 	case Dir:
 		if err := unix.Mkdir(p, mode); !errors.Is(err, unix.EEXIST) {
 			return err
@@ -79,7 +80,7 @@ func create(dir, p string, it Item) error {
 	case Whiteout:
 		return unix.Mknod(p, unix.S_IFCHR|mode, 0)
 	case XattrWhiteout:
-		if err := writeFileAt(p, nil, 0, mode); err != nil {
+		if err := WriteFileAt(p, nil, 0, mode); err != nil {
 			return err
 		}
 		return unix.Lsetxattr(p, "trusted.overlay.whiteout", nil, 0)
@@ -101,7 +102,7 @@ func setAttributes(p string, it Item) error {
 			return fmt.Errorf("chown: %w", err)
 		}
 	}
-	for _, k := range sortedKeys(it.Xattrs) {
+	for _, k := range slices.Sorted(maps.Keys(it.Xattrs)) {
 		if err := unix.Lsetxattr(p, k, []byte(it.Xattrs[k]), 0); err != nil {
 			return fmt.Errorf("setxattr %s: %w", k, err)
 		}
@@ -109,8 +110,9 @@ func setAttributes(p string, it Item) error {
 	return nil
 }
 
-// writeFileAt creates p (truncated) with data at offset off.
-func writeFileAt(p string, data []byte, off int64, mode uint32) error {
+// WriteFileAt creates p, or truncates it, and writes data at offset off
+// (a file with a hole before it when off > 0).
+func WriteFileAt(p string, data []byte, off int64, mode uint32) error {
 	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_CLOEXEC, mode)
 	if err != nil {
 		return err
@@ -150,14 +152,4 @@ func SetTimesBelow(dir string, when time.Time) error {
 		}
 	}
 	return nil
-}
-
-// sortedKeys returns m's keys in order, so xattrs are set in a fixed order.
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -19,7 +19,7 @@ const (
 	Fifo          Kind = 'p' // named pipe
 	Device        Kind = 'c' // character device numbered Data ("1:3"; empty: 0:0)
 	Whiteout      Kind = 'w' // the name deleted: char 0/0 in a directory, .wh.<name> in a tarball
-	XattrWhiteout Kind = 'x' // a directory's other whiteout: an empty file marked trusted.overlay.whiteout
+	XattrWhiteout Kind = 'x' // an empty file marked trusted.overlay.whiteout (honoured in a directory marked trusted.overlay.opaque=x)
 )
 
 // Item is one object of a layer. Parents are made as needed (0755).

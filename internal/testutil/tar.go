@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"maps"
 	"path"
+	"slices"
 	"testing"
 )
 
@@ -52,7 +54,7 @@ func Tar(t testing.TB, items []Item) []byte {
 				xattrs[k] = v
 			}
 		}
-		for _, k := range sortedKeys(xattrs) {
+		for _, k := range slices.Sorted(maps.Keys(xattrs)) {
 			if h.PAXRecords == nil {
 				h.PAXRecords = map[string]string{}
 			}
