@@ -20,7 +20,7 @@ func buildStore(t *testing.T) string {
 	t.Helper()
 	testutil.RequireFuse(t)
 	root := filepath.Join(t.TempDir(), "store")
-	tarball := writeTemp(t, "busybox.tar.gz", busyboxRootfs(t))
+	tarball := busyboxFile(t)
 	mustOK(t, "import", storeCLI(t, root, "import", "-q", tarball, "busybox:latest"))
 	t.Cleanup(func() { checkNoMountsUnder(t, root) })
 	return root

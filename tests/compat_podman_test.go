@@ -198,7 +198,7 @@ var compatCases = []compatCase{
 // exit statuses and normalised output.
 func TestCompatPodman(t *testing.T) {
 	requirePodman(t)
-	e := newContainerEnv(t, false, false)
+	e := newContainerEnv(t, requireContainers(t, false, false))
 	p := newCompatPodman(t)
 	archive := filepath.Join(e.dir, "busybox.tar")
 	mustSucceed(t, "save", e.u("save", "-o", archive, "busybox"))

@@ -9,7 +9,6 @@ package tests
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"os"
@@ -18,9 +17,9 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/unionfuse/unionfuse/cowcache"
@@ -34,9 +33,15 @@ const busyboxPath = "/bin/busybox"
 
 // busyboxRootfs returns a gzipped root filesystem tarball: /bin/busybox,
 // a symbolic link in /bin for each of its applets, /etc/passwd,
-// /etc/group, /tmp and /root. It skips t when busybox-static is missing.
+// /etc/group, /tmp and /root. It is made once per test process. It skips
+// t when busybox-static is missing.
 func busyboxRootfs(t testing.TB) []byte {
 	t.Helper()
+	busybox.Lock()
+	defer busybox.Unlock()
+	if busybox.tarball != nil {
+		return busybox.tarball
+	}
 	bin, err := os.ReadFile(busyboxPath)
 	if err != nil {
 		t.Skipf("needs Debian's busybox-static (%s): %v", busyboxPath, err)
@@ -45,36 +50,31 @@ func busyboxRootfs(t testing.TB) []byte {
 	if err != nil {
 		t.Skipf("%s --list: %v", busyboxPath, err)
 	}
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	mtime := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
-	add := func(h *tar.Header, body []byte) {
-		h.ModTime, h.Size, h.Format = mtime, int64(len(body)), tar.FormatPAX
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(body)
+	items := []testutil.Item{
+		{Path: "bin", Kind: 'd'}, {Path: "etc", Kind: 'd'}, {Path: "root", Kind: 'd', Mode: 0o700}, {Path: "tmp", Kind: 'd', Mode: 0o1777},
+		{Path: "bin/busybox", Kind: 'f', Data: string(bin), Mode: 0o755},
 	}
-	for _, d := range []struct {
-		name string
-		mode int64
-	}{{"bin/", 0o755}, {"etc/", 0o755}, {"root/", 0o700}, {"tmp/", 0o1777}} {
-		add(&tar.Header{Name: d.name, Typeflag: tar.TypeDir, Mode: d.mode}, nil)
-	}
-	add(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755}, bin)
 	for _, applet := range strings.Fields(string(out)) {
 		if applet != "busybox" {
-			add(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777}, nil)
+			items = append(items, testutil.Item{Path: "bin/" + applet, Kind: 'l', Data: "busybox"})
 		}
 	}
-	add(&tar.Header{Name: "etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644}, []byte("root:x:0:0:root:/root:/bin/sh\n"))
-	add(&tar.Header{Name: "etc/group", Typeflag: tar.TypeReg, Mode: 0o644}, []byte("root:x:0:\n"))
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	zw.Close()
-	return buf.Bytes()
+	items = append(items, testutil.Spec("etc/passwd=root:x:0:0:root:/root:/bin/sh\n", "etc/group=root:x:0:\n")...)
+	busybox.tarball = testutil.Gzip(testutil.Tar(t, items))
+	return busybox.tarball
+}
+
+// busybox holds busyboxRootfs's tarball once made.
+var busybox struct {
+	sync.Mutex
+	tarball []byte
+}
+
+// busyboxFile writes busyboxRootfs's tarball to a fresh directory and
+// returns its path.
+func busyboxFile(t testing.TB) string {
+	t.Helper()
+	return writeTemp(t, "busybox.tar.gz", busyboxRootfs(t))
 }
 
 // writeTemp writes b to a file in a fresh directory and returns its path.
@@ -95,7 +95,7 @@ func storeCLI(t testing.TB, root string, args ...string) result {
 
 func TestCowcacheImportBusybox(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "store")
-	tarball := writeTemp(t, "busybox.tar.gz", busyboxRootfs(t))
+	tarball := busyboxFile(t)
 	r := storeCLI(t, root, "import", tarball, "busybox:1.35")
 	mustOK(t, "import", r)
 	id := strings.TrimSpace(r.stdout)
@@ -421,7 +421,7 @@ func TestCowcacheSkopeo(t *testing.T) {
 		t.Skip("needs skopeo (apt-get install skopeo) as an independent reader of the archives")
 	}
 	root := filepath.Join(t.TempDir(), "store")
-	r := storeCLI(t, root, "import", writeTemp(t, "busybox.tar.gz", busyboxRootfs(t)), "busybox:1.35")
+	r := storeCLI(t, root, "import", busyboxFile(t), "busybox:1.35")
 	mustOK(t, "import", r)
 	want := imageIDs(t, root) // "busybox:1.35 ID MANIFEST"
 	_, manifest, _ := strings.Cut(strings.TrimPrefix(want, "busybox:1.35 "), " ")
@@ -463,7 +463,7 @@ func TestCowcacheFullAndReadOnlyRoot(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: mounts a small tmpfs")
 	}
-	bb := writeTemp(t, "busybox.tar.gz", busyboxRootfs(t))
+	bb := busyboxFile(t)
 	big := filepath.Join(t.TempDir(), "store")
 	mustOK(t, "import", storeCLI(t, big, "import", bb, "busybox"))
 	oci := filepath.Join(t.TempDir(), "bb-oci.tar")

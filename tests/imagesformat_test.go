@@ -16,7 +16,7 @@ import (
 // (dangling, label, before, since, reference with path.Match patterns),
 // -q and --no-trunc with them, and --format with docker's field names.
 func TestParityImages(t *testing.T) {
-	e := newContainerEnv(t, false, false)
+	e := newContainerEnv(t, requireContainers(t, false, false))
 	mustSucceed(t, "tag", e.u("tag", "busybox", "busybox:x"))
 	ctx := filepath.Join(e.dir, "ctx")
 	os.MkdirAll(ctx, 0o755)
@@ -81,7 +81,7 @@ func TestParityImages(t *testing.T) {
 
 // TestParityHistoryDFFormat: history and system df through --format.
 func TestParityHistoryDFFormat(t *testing.T) {
-	e := newContainerEnv(t, false, false)
+	e := newContainerEnv(t, requireContainers(t, false, false))
 	r := e.u("history", "--format", "{{.ID}}|{{.Size}}|{{.Comment}}", "busybox")
 	if r.code != 0 || !regexp.MustCompile(`^[0-9a-f]{12}\|[0-9.]+[kMG]?B\|`).MatchString(r.stdout) {
 		t.Errorf("history --format: exit %d, stdout %q", r.code, r.stdout)

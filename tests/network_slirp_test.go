@@ -43,7 +43,7 @@ func TestNetworkSlirp(t *testing.T) {
 	if _, err := exec.LookPath("slirp4netns"); err != nil {
 		t.Skip("needs slirp4netns (make deps installs it)")
 	}
-	e := newContainerEnv(t, true, false)
+	e := newContainerEnv(t, requireContainers(t, true, false))
 	openToAll(t, "/dev/net/tun") // as Debian's udev rules have it
 
 	t.Run("reaches the host's loopback through 10.0.2.2", func(t *testing.T) {

@@ -61,10 +61,15 @@ func leasedTo(t *testing.T, id string) bool {
 }
 
 func TestNetworkBridge(t *testing.T) {
-	e := newContainerEnv(t, false, false)
-	gw := bridgeGateway(t, e)
+	mode := requireContainers(t, false, false)
+	// Each subtest has a store of its own, as TestRunner's, but they run
+	// one at a time: "nothing stays" counts the host's interfaces.
+	subtest := func(name string, f func(t *testing.T, e *containerEnv)) {
+		t.Run(name, func(t *testing.T) { f(t, newContainerEnv(t, mode)) })
+	}
 
-	t.Run("reaches a server on the gateway", func(t *testing.T) {
+	subtest("reaches a server on the gateway", func(t *testing.T, e *containerEnv) {
+		gw := bridgeGateway(t, e)
 		l, err := net.Listen("tcp", net.JoinHostPort(gw, "0"))
 		if err != nil {
 			t.Fatal(err)
@@ -76,7 +81,8 @@ func TestNetworkBridge(t *testing.T) {
 			0, "hello from the host", "")
 	})
 
-	t.Run("resolv.conf and hosts", func(t *testing.T) {
+	subtest("resolv.conf and hosts", func(t *testing.T, e *containerEnv) {
+		gw := bridgeGateway(t, e)
 		r := e.u("run", "--rm", "--network", "bridge", "--hostname", "box", "--dns", "192.0.2.53", "--dns-search", "x.test",
 			"--add-host", "db:10.1.2.3", "--add-host", "gw:host-gateway", "busybox", "cat", "/etc/resolv.conf", "/etc/hosts")
 		mustSucceed(t, "run", r)
@@ -91,7 +97,7 @@ func TestNetworkBridge(t *testing.T) {
 		}
 	})
 
-	t.Run("two containers talk by address", func(t *testing.T) {
+	subtest("two containers talk by address", func(t *testing.T, e *containerEnv) {
 		out := filepath.Join(e.dir, "out")
 		os.MkdirAll(out, 0o755)
 		mustSucceed(t, "run -d server", e.u("run", "-d", "--name", "server", "--network", "bridge", "-v", out+":/out", "busybox", "sh", "-c",
@@ -113,7 +119,8 @@ func TestNetworkBridge(t *testing.T) {
 		mustSucceed(t, "rm -f server", e.u("rm", "-f", "server"))
 	})
 
-	t.Run("nothing stays", func(t *testing.T) {
+	subtest("nothing stays", func(t *testing.T, e *containerEnv) {
+		bridgeGateway(t, e) // the bridge itself stays: made before counting
 		before := hostInterfaces(t)
 		for i := 0; i < 10; i++ {
 			mustSucceed(t, "run --rm", e.u("run", "--rm", "--network", "bridge", "busybox", "true"))

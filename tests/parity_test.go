@@ -29,7 +29,7 @@ func TestParityUsageErrors(t *testing.T) {
 // containers as active; system prune removes stopped containers and, with
 // -a, images no container uses.
 func TestParitySystem(t *testing.T) {
-	e := newContainerEnv(t, false, false)
+	e := newContainerEnv(t, requireContainers(t, false, false))
 	expect(t, "run -h", e.u("run", "--rm", "-h", "box", "busybox", "hostname"), 0, "box\n", "")
 	if r := e.u("run", "--help"); r.code != 0 || !strings.Contains(r.stdout, "-h, --hostname") {
 		t.Errorf("run --help: exit %d, stdout %q", r.code, r.stdout)
@@ -57,7 +57,7 @@ func TestParitySystem(t *testing.T) {
 // TestParityInspectPs: inspect of a container with docker's names and
 // templates; ps --filter, -l, -n and --format.
 func TestParityInspectPs(t *testing.T) {
-	e := newContainerEnv(t, false, false)
+	e := newContainerEnv(t, requireContainers(t, false, false))
 	expect(t, "run", e.u("run", "--name", "three", "busybox", "sh", "-c", "exit 3"), 3, "", "")
 	mustSucceed(t, "run", e.u("run", "--name", "zero", "busybox", "true"))
 	expect(t, "inspect -f", e.u("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.Name}} {{.Config.Cmd}} {{.Path}} {{json .Args}}", "three"),

@@ -2,7 +2,8 @@ package tests
 
 // Rootless podman with unionfuse as its mount_program: podman runs the
 // mount program inside its own user namespace (subordinate ids from
-// /etc/subuid), where unionfuse mounts directly.
+// /etc/subuid, as addSubIDs shows it to podman), where unionfuse mounts
+// directly.
 
 import (
 	"fmt"
@@ -32,7 +33,7 @@ func TestPodmanRootless(t *testing.T) {
 	bin := unionfuseBinary(t)
 	rootfs := busyboxRootfs(t)
 	openFuseDevice(t)
-	addSubIDs(t, "nobody", 500000, 65536)
+	ids := addSubIDs(t, "nobody", 500000, 65536)
 	dir := worldDir(t)
 	runDir := filepath.Join(dir, "run")
 	for _, d := range []string{dir, runDir, filepath.Join(dir, "tmp"), filepath.Join(dir, "net")} {
@@ -60,7 +61,8 @@ mount_program = %q
 	}
 	podman := func(args ...string) result {
 		t.Helper()
-		cmd := exec.Command("setpriv", append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "podman"}, args...)...)
+		argv := ids.with(append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "podman"}, args...)...)
+		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_RUNTIME_DIR="+runDir,
 			"CONTAINERS_CONF="+filepath.Join(dir, "containers.conf"),
 			"CONTAINERS_STORAGE_CONF="+filepath.Join(dir, "storage.conf"),

@@ -175,7 +175,7 @@ func TestPodman(t *testing.T) {
 	requirePodman(t)
 	p := newPodman(t, unionfuseBinary(t))
 	start := time.Now()
-	p.mustRun(t, "import", "-q", writeTemp(t, "busybox.tar.gz", busyboxRootfs(t)), podmanImage+"-base")
+	p.mustRun(t, "import", "-q", busyboxFile(t), podmanImage+"-base")
 	p.mustRun(t, "run", "--name", "base", podmanImage+"-base", "sh", "-c", "mkdir -p /opt/pkg && echo a > /opt/pkg/a && echo b > /opt/pkg/b")
 	p.mustRun(t, "commit", "-q", "base", podmanImage)
 	p.mustRun(t, "rm", "base")

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,20 +17,81 @@ import (
 const nobody = 65534
 
 // openFuseDevice lets unprivileged users open /dev/fuse for the rest of the
-// test (fusermount3 opens it as the caller), and restores its mode after.
+// test (fusermount3 opens it as the caller).
 func openFuseDevice(t *testing.T) { openToAll(t, "/dev/fuse") }
 
 // openToAll lets every user open the device at path until the test ends.
+// It is 0666 on most systems, and then left alone; otherwise it is made
+// so, and its mode restored when t ends. (Changing it only in a private
+// mount namespace would hide the unprivileged mounts from the test.)
 func openToAll(t *testing.T, path string) {
 	t.Helper()
 	var st unix.Stat_t
 	if err := unix.Stat(path, &st); err != nil {
 		t.Skipf("no %s: %v", path, err)
 	}
+	if st.Mode&0o006 == 0o006 {
+		return
+	}
 	if err := os.Chmod(path, 0o666); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.Chmod(path, os.FileMode(st.Mode&0o777)) })
+}
+
+// subIDFiles are copies of /etc/subuid and /etc/subgid with ranges added
+// for one user, which the commands wrapped by with see in place of the
+// real files; other processes (test binaries of other checkouts, too) go
+// on seeing the real ones, unchanged.
+type subIDFiles struct{ subuid, subgid string }
+
+// addSubIDs gives user the range start..start+count-1 of subordinate uids
+// and gids, for the commands that subIDFiles.with wraps.
+func addSubIDs(t *testing.T, user string, start, count int) subIDFiles {
+	t.Helper()
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skipf("needs unshare (util-linux): %v", err)
+	}
+	dir := t.TempDir()
+	f := subIDFiles{subuid: filepath.Join(dir, "subuid"), subgid: filepath.Join(dir, "subgid")}
+	for real, cp := range map[string]string{"/etc/subuid": f.subuid, "/etc/subgid": f.subgid} {
+		old, err := os.ReadFile(real)
+		if os.IsNotExist(err) {
+			// A mount point is needed; an empty file means what none does.
+			err = os.WriteFile(real, nil, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The user's own lines (another test binary may be adding them
+		// for real) give way to the range asked for.
+		var lines []string
+		for _, l := range strings.Split(string(old), "\n") {
+			if l != "" && !strings.HasPrefix(l, user+":") {
+				lines = append(lines, l+"\n")
+			}
+		}
+		lines = append(lines, fmt.Sprintf("%s:%d:%d\n", user, start, count))
+		if err := os.WriteFile(cp, []byte(strings.Join(lines, "")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// hasSubIDs reports whether /etc/subuid gives user a range.
+func hasSubIDs(user string) bool {
+	b, _ := os.ReadFile("/etc/subuid")
+	return strings.HasPrefix(string(b), user+":") || strings.Contains(string(b), "\n"+user+":")
+}
+
+// with returns argv run in a mount namespace of its own in which the
+// copies are bound over /etc/subuid and /etc/subgid. The namespace
+// starts as a copy of this one; what the command mounts stays in it.
+func (f subIDFiles) with(argv ...string) []string {
+	return append([]string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+		`mount --bind "$1" /etc/subuid && mount --bind "$2" /etc/subgid && shift 2 && exec "$@"`,
+		"sh", f.subuid, f.subgid}, argv...)
 }
 
 // worldDir returns a fresh directory that nobody can enter (t.TempDir's
