@@ -179,9 +179,13 @@ func TestRunnerSubIDs(t *testing.T) { testRunner(t, true, true) }
 
 func testRunner(t *testing.T, rootless, subIDs bool) {
 	mode := requireContainers(t, rootless, subIDs)
-	// Each subtest has a store of its own: they run alone, in any order.
+	// Each subtest has a store of its own: they run alone, in any order,
+	// two or more at a time (go test -parallel).
 	subtest := func(name string, f func(t *testing.T, e *containerEnv)) {
-		t.Run(name, func(t *testing.T) { f(t, newContainerEnv(t, mode)) })
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f(t, newContainerEnv(t, mode))
+		})
 	}
 	caller := 0
 	if rootless {
