@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -109,9 +110,7 @@ func TestValidate(t *testing.T) {
 // unmounts it when the test ends. It skips the test when not root.
 func mountFS(t *testing.T, dir, fstype string) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skipf("mounting %s needs root", fstype)
-	}
+	testutil.RequireRoot(t, "mounts "+fstype)
 	mnt, err := os.MkdirTemp(dir, fstype+"-")
 	if err != nil {
 		t.Fatal(err)

@@ -187,6 +187,7 @@ func tarWith(t testing.TB, name string) []byte {
 // same layer plus one that adds /app/hello.txt and deletes /etc/group).
 func twoImages(t *testing.T, root string) (base, app cowcache.Image) {
 	t.Helper()
+	testutil.RequireRoot(t, "the second layer holds a whiteout (mknod 0/0)")
 	s, err := cowcache.Open(root)
 	if err != nil {
 		t.Fatal(err)
@@ -211,9 +212,6 @@ func twoImages(t *testing.T, root string) (base, app cowcache.Image) {
 }
 
 func TestCowcacheSharedLayersStoredOnce(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the second layer holds a whiteout (mknod 0/0)")
-	}
 	root := filepath.Join(t.TempDir(), "store")
 	base, app := twoImages(t, root)
 	if app.Layers[0] != base.Layers[0] || len(app.Layers) != 2 {
@@ -362,9 +360,6 @@ func imageIDs(t *testing.T, root string) string {
 }
 
 func TestCowcacheSaveLoadRoundTrip(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the second layer holds a whiteout (mknod 0/0)")
-	}
 	root := filepath.Join(t.TempDir(), "store")
 	twoImages(t, root)
 	want := imageIDs(t, root)
@@ -460,9 +455,7 @@ func TestCowcacheSkopeo(t *testing.T) {
 // so and leave nothing behind; a small image still fits afterwards. Then
 // the filesystem is made read-only: reading works, writing fails clearly.
 func TestCowcacheFullAndReadOnlyRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: mounts a small tmpfs")
-	}
+	testutil.RequireRoot(t, "mounts a small tmpfs")
 	bb := busyboxFile(t)
 	big := filepath.Join(t.TempDir(), "store")
 	mustOK(t, "import", storeCLI(t, big, "import", bb, "busybox"))

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/unionfuse/unionfuse/internal/testutil"
 )
 
 func TestPidFileRoundTrip(t *testing.T) {
@@ -43,9 +45,7 @@ func testRoundTrip(t *testing.T) {
 }
 
 func TestPidFileAsRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("writes to /run/unionfuse; needs root")
-	}
+	testutil.RequireRoot(t, "writes to /run/unionfuse")
 	testRoundTrip(t)
 }
 
