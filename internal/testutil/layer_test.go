@@ -82,11 +82,7 @@ func TestTar(t *testing.T) {
 	}
 	tr := tar.NewReader(zr)
 	var redirect string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
+	for h, err := tr.Next(); err != io.EOF; h, err = tr.Next() {
 		if err != nil {
 			t.Fatal(err)
 		}
