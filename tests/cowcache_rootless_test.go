@@ -5,15 +5,12 @@ package tests
 // userxattr opaque directories.
 
 import (
-	"archive/tar"
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/unionfuse/unionfuse/cowcache"
 	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
@@ -25,32 +22,8 @@ import (
 // hostname (an opaque directory).
 func appImage(t *testing.T, root string) cowcache.Image {
 	t.Helper()
-	s, err := cowcache.Open(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	base, err := s.Import(bytes.NewReader(busyboxRootfs(t)), "busybox", "busybox.tar.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	file := func(name, data string) {
-		tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data))})
-		tw.Write([]byte(data))
-	}
-	tw.WriteHeader(&tar.Header{Name: "app/", Typeflag: tar.TypeDir, Mode: 0o755})
-	file("app/hello.txt", "hello world\n")
-	file("bin/.wh.ls", "")
-	tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
-	file("etc/.wh..wh..opq", "")
-	file("etc/hostname", "acme\n")
-	tw.Close()
-	app, err := s.AppendLayer(&base, &buf, "acme/app:1.0", v1.History{CreatedBy: "COPY . /"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, app := imageOnBusybox(t, root, "acme/app:1.0", "COPY . /",
+		testutil.Spec("app/", "app/hello.txt=hello world\n", "bin/ls!wh", "etc/", "etc/.wh..wh..opq=", "etc/hostname=acme\n"))
 	return app
 }
 

@@ -7,7 +7,6 @@ package tests
 // the kernel's overlayfs from the store's own short links.
 
 import (
-	"archive/tar"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -151,7 +150,7 @@ func TestCowcacheImportBusybox(t *testing.T) {
 	}
 
 	// Refused input leaves the store as it was, with the entry named.
-	evil := writeTemp(t, "evil.tar", tarWith(t, "../../etc/evil"))
+	evil := writeTemp(t, "evil.tar", testutil.Tar(t, testutil.Spec("../../etc/evil=x")))
 	r = storeCLI(t, root, "import", evil, "evil")
 	if r.code != 1 || !strings.Contains(r.stderr, `"../../etc/evil"`) {
 		t.Errorf("import of a hostile tarball: exit %d, stderr %q", r.code, r.stderr)
@@ -173,21 +172,19 @@ func TestCowcacheImportBusybox(t *testing.T) {
 	}
 }
 
-// tarWith returns a tarball with one small file called name.
-func tarWith(t testing.TB, name string) []byte {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: 1})
-	tw.Write([]byte("x"))
-	tw.Close()
-	return buf.Bytes()
-}
-
 // twoImages makes, in the store at root, busybox (one layer) and app (the
 // same layer plus one that adds /app/hello.txt and deletes /etc/group).
 func twoImages(t *testing.T, root string) (base, app cowcache.Image) {
 	t.Helper()
-	testutil.RequireRoot(t, "the second layer holds a whiteout (mknod 0/0)")
+	return imageOnBusybox(t, root, "acme/app:1.0", "/bin/sh -c #(nop) COPY dir:app in /app",
+		testutil.Spec("app/", "app/hello.txt=hello world\n", "etc/", "etc/group!wh"))
+}
+
+// imageOnBusybox makes, in the store at root, busybox (one layer) and the
+// image ref: busybox's layer and one of items, made by createdBy.
+func imageOnBusybox(t *testing.T, root, ref, createdBy string, items []testutil.Item) (base, img cowcache.Image) {
+	t.Helper()
+	testutil.RequireRoot(t, "the image's layer holds a whiteout (mknod 0/0)")
 	s, err := cowcache.Open(root)
 	if err != nil {
 		t.Fatal(err)
@@ -196,19 +193,11 @@ func twoImages(t *testing.T, root string) (base, app cowcache.Image) {
 	if base, err = s.Import(bytes.NewReader(busyboxRootfs(t)), "busybox", "busybox.tar.gz"); err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "app/", Typeflag: tar.TypeDir, Mode: 0o755})
-	tw.WriteHeader(&tar.Header{Name: "app/hello.txt", Typeflag: tar.TypeReg, Mode: 0o644, Size: 12})
-	tw.Write([]byte("hello world\n"))
-	tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
-	tw.WriteHeader(&tar.Header{Name: "etc/.wh.group", Typeflag: tar.TypeReg, Mode: 0o644})
-	tw.Close()
-	app, err = s.AppendLayer(&base, &buf, "acme/app:1.0", v1.History{CreatedBy: "/bin/sh -c #(nop) COPY dir:app in /app"})
+	img, err = s.AppendLayer(&base, bytes.NewReader(testutil.Tar(t, items)), ref, v1.History{CreatedBy: createdBy})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return base, app
+	return base, img
 }
 
 func TestCowcacheSharedLayersStoredOnce(t *testing.T) {
@@ -486,7 +475,7 @@ func TestCowcacheFullAndReadOnlyRoot(t *testing.T) {
 		}
 		empty(args[0])
 	}
-	mustOK(t, "import of a small image", storeCLI(t, root, "import", writeTemp(t, "small.tar", tarWith(t, "hello")), "small"))
+	mustOK(t, "import of a small image", storeCLI(t, root, "import", writeTemp(t, "small.tar", testutil.Tar(t, testutil.Spec("hello=x"))), "small"))
 
 	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 		t.Fatalf("remount read-only: %v", err)

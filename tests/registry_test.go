@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -270,7 +271,7 @@ func TestRegistryBadInput(t *testing.T) {
 	mustOK(t, "tag", storeCLI(t, root, "tag", "busybox", reg.host+"/bb:1"))
 	mustOK(t, "push", storeCLI(t, root, "push", "-q", reg.host+"/bb:1"))
 	// A second image whose layer the test corrupts in the registry.
-	mustOK(t, "import", storeCLI(t, root, "import", "-q", writeTemp(t, "x.tar", tarWith(t, "x")), reg.host+"/bad:1"))
+	mustOK(t, "import", storeCLI(t, root, "import", "-q", writeTemp(t, "x.tar", testutil.Tar(t, testutil.Spec("x=x"))), reg.host+"/bad:1"))
 	r := storeCLI(t, root, "push", reg.host+"/bad:1")
 	mustOK(t, "push", r)
 	raw := skopeoCmd(t, "inspect", "--raw", "--tls-verify=false", "docker://"+reg.host+"/bad:1")
