@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 )
 
 // fakeExec is an Executor whose containers are plain directories: a
@@ -76,13 +76,8 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
-	tw.WriteHeader(&tar.Header{Name: "etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644, Size: 5})
-	tw.Write([]byte("root\n"))
-	tw.Close()
-	if _, err := s.Import(&buf, "base:1", "base.tar"); err != nil {
+	base := testutil.Tar(t, testutil.Spec("etc/", "etc/passwd=root\n"))
+	if _, err := s.Import(bytes.NewReader(base), "base:1", "base.tar"); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, store: s, ctx: t.TempDir()}
