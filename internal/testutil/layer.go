@@ -29,8 +29,9 @@ type Item struct {
 	// Data: the contents of a File, the target of a Symlink or Hardlink,
 	// the numbers of a Device.
 	Data string
-	// Mode holds the permission bits; 0 means the kind's default (0644,
-	// 0755 for a directory).
+	// Mode holds the permission bits; 0 means the kind's default: 0755
+	// for a directory, 0777 for a symbolic link, 0 for a whiteout, 0644
+	// for the others.
 	Mode     uint32
 	UID, GID int
 	// Xattrs are set on the object: {"trusted.overlay.opaque": "y"} makes
@@ -89,7 +90,7 @@ func Spec(lines ...string) []Item {
 	return items
 }
 
-// perm returns it's permission bits, the kind's default if Mode is 0.
+// perm returns the item's permission bits, the kind's default if Mode is 0.
 func (it Item) perm() uint32 {
 	switch {
 	case it.Mode != 0:
