@@ -63,15 +63,13 @@ func requireContainers(t *testing.T, rootless, subIDs bool) containerMode {
 			t.Skipf("needs %s (make deps installs it)", tool)
 		}
 	}
+	mode := containerMode{rootless: rootless}
 	if subIDs {
 		for _, tool := range []string{"newuidmap", "newgidmap"} {
 			if _, err := exec.LookPath(tool); err != nil {
 				t.Skipf("needs %s (make deps installs uidmap)", tool)
 			}
 		}
-	}
-	mode := containerMode{rootless: rootless}
-	if subIDs {
 		ids := addSubIDs(t, "nobody", subIDStart, 65536)
 		mode.subIDs = &ids
 	} else if rootless && hasSubIDs("nobody") {
