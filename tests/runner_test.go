@@ -615,10 +615,11 @@ func fuseServerOf(t *testing.T, merged string) int {
 	return 0
 }
 
-// waitFor polls cond for up to 10 seconds.
+// waitFor polls cond for up to 30 seconds (what takes a moment on an
+// idle machine can take ten times that on a busy one).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting")
