@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -11,27 +10,17 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 )
-
-// tarOf returns an uncompressed tarball with one file.
-func tarOf(t *testing.T, file, content string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: file, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg})
-	tw.Write([]byte(content))
-	tw.Close()
-	return buf.Bytes()
-}
 
 // twoLayerImage imports base (one layer) and app (base + one layer).
 func twoLayerImage(t *testing.T, s *cowcache.Store) cowcache.Image {
 	t.Helper()
-	base, err := s.Import(bytes.NewReader(tarOf(t, "base", "base\n")), "base:1", "base.tar")
+	base, err := s.Import(bytes.NewReader(testutil.Tar(t, testutil.Spec("base=base\n"))), "base:1", "base.tar")
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := s.AppendLayer(&base, bytes.NewReader(tarOf(t, "app", "app\n")), "app:1", v1History("app"))
+	app, err := s.AppendLayer(&base, bytes.NewReader(testutil.Tar(t, testutil.Spec("app=app\n"))), "app:1", v1History("app"))
 	if err != nil {
 		t.Fatal(err)
 	}
