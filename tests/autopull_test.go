@@ -117,10 +117,10 @@ func TestRegistryInsecureConfig(t *testing.T) {
 	mustOK(t, "pull with podman's registries.conf", storeCLI(t, filepath.Join(t.TempDir(), "store"), "pull", "-q", ref))
 }
 
-// pushedBusybox pushes busybox (importedBusybox) to a registry as ref.
+// pushedBusybox pushes busybox (busyboxStore) to a registry as ref.
 func pushedBusybox(t *testing.T, ref string) {
 	t.Helper()
-	src := importedBusybox(t)
+	src := busyboxStore(t)
 	mustOK(t, "tag", storeCLI(t, src, "tag", "busybox", ref))
 	mustOK(t, "push", storeCLI(t, src, "push", "-q", ref))
 }

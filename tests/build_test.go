@@ -14,18 +14,6 @@ import (
 	"github.com/unionfuse/unionfuse/internal/testutil"
 )
 
-// buildStore makes a store with busybox:latest imported, and returns its
-// root.
-func buildStore(t *testing.T) string {
-	t.Helper()
-	testutil.RequireFuse(t)
-	root := filepath.Join(t.TempDir(), "store")
-	tarball := busyboxFile(t)
-	mustOK(t, "import", storeCLI(t, root, "import", "-q", tarball, "busybox:latest"))
-	t.Cleanup(func() { checkNoMountsUnder(t, root) })
-	return root
-}
-
 // copyDir copies the regular files of src (one level) to a new directory.
 func copyDir(t *testing.T, src string) string {
 	t.Helper()
@@ -48,7 +36,8 @@ func copyDir(t *testing.T, src string) string {
 }
 
 func TestBuildSeedWalkthrough(t *testing.T) {
-	root := buildStore(t)
+	testutil.RequireFuse(t)
+	root := busyboxStore(t)
 	ctx := copyDir(t, filepath.Join("..", "examples", "hello"))
 	r := storeCLI(t, root, "build", "-t", "my-base-image:1.0", "-f", filepath.Join(ctx, "Dockerfile.base"), ctx)
 	mustOK(t, "build base", r)
@@ -104,7 +93,8 @@ func TestBuildSeedWalkthrough(t *testing.T) {
 }
 
 func TestBuildRunAndFailures(t *testing.T) {
-	root := buildStore(t)
+	testutil.RequireFuse(t)
+	root := busyboxStore(t)
 	ctx := t.TempDir()
 	write := func(name, body string) {
 		t.Helper()

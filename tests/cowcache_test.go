@@ -69,6 +69,17 @@ var busybox struct {
 	tarball []byte
 }
 
+// busyboxStore makes a store with busybox:latest imported through the
+// CLI, and returns its root. When t ends, nothing may be left mounted
+// below it.
+func busyboxStore(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "store")
+	mustOK(t, "import", storeCLI(t, root, "import", "-q", busyboxFile(t), "busybox:latest"))
+	t.Cleanup(func() { checkNoMountsUnder(t, root) })
+	return root
+}
+
 // busyboxFile writes busyboxRootfs's tarball to a fresh directory and
 // returns its path.
 func busyboxFile(t testing.TB) string {

@@ -76,15 +76,6 @@ func storeState(t *testing.T, root string) string {
 	return strings.Join(names, "\n")
 }
 
-// importedBusybox makes a store with busybox:latest (the busybox-static
-// root filesystem) and returns its root.
-func importedBusybox(t *testing.T) string {
-	t.Helper()
-	root := filepath.Join(t.TempDir(), "store")
-	mustOK(t, "import", storeCLI(t, root, "import", "-q", writeTemp(t, "busybox.tar.gz", busyboxRootfs(t)), "busybox:latest"))
-	return root
-}
-
 var pushDigestRE = regexp.MustCompile(`(?m)^1\.0: digest: (sha256:[0-9a-f]{64}) size: [0-9]+$`)
 
 // TestRegistryPushPull: push to a plain-HTTP registry on 127.0.0.1 (no
@@ -93,7 +84,7 @@ var pushDigestRE = regexp.MustCompile(`(?m)^1\.0: digest: (sha256:[0-9a-f]{64}) 
 // into the registry pulls, shows its digest and runs.
 func TestRegistryPushPull(t *testing.T) {
 	reg := startRegistry(t, false)
-	root := importedBusybox(t)
+	root := busyboxStore(t)
 	ref := reg.host + "/busybox:1.0"
 	mustOK(t, "tag", storeCLI(t, root, "tag", "busybox", ref))
 	r := storeCLI(t, root, "push", ref)
@@ -175,7 +166,7 @@ func TestRegistryPushPull(t *testing.T) {
 // into podman with the same digest.
 func TestRegistryZstdAndPodman(t *testing.T) {
 	reg := startRegistry(t, false)
-	root := importedBusybox(t)
+	root := busyboxStore(t)
 	for _, c := range []string{"gzip", "zstd"} {
 		ref := reg.host + "/bb:" + c
 		mustOK(t, "tag", storeCLI(t, root, "tag", "busybox", ref))
@@ -252,7 +243,7 @@ func TestRegistryMultiArch(t *testing.T) {
 			t.Errorf("pull %v: image %q, want %s; printed:\n%s", tc.args, got.stdout, id, r.stdout)
 		}
 	}
-	root := importedBusybox(t)
+	root := busyboxStore(t)
 	before := storeState(t, root)
 	r := storeCLI(t, root, "pull", "--platform", "linux/s390x", reg.host+"/multi:1")
 	if r.code != 1 || !strings.Contains(r.stderr, "no matching manifest for linux/s390x") || strings.Count(r.stderr, "\n") != 1 {
@@ -267,7 +258,7 @@ func TestRegistryMultiArch(t *testing.T) {
 // leaves the store as it was.
 func TestRegistryBadInput(t *testing.T) {
 	reg := startRegistry(t, false)
-	root := importedBusybox(t)
+	root := busyboxStore(t)
 	mustOK(t, "tag", storeCLI(t, root, "tag", "busybox", reg.host+"/bb:1"))
 	mustOK(t, "push", storeCLI(t, root, "push", "-q", reg.host+"/bb:1"))
 	// A second image whose layer the test corrupts in the registry.
@@ -325,7 +316,7 @@ func TestRegistryBadInput(t *testing.T) {
 // once, and pulls racing rmi, leave one consistent store.
 func TestRegistryConcurrentPulls(t *testing.T) {
 	reg := startRegistry(t, false)
-	src := importedBusybox(t)
+	src := busyboxStore(t)
 	ref := reg.host + "/bb:1"
 	mustOK(t, "tag", storeCLI(t, src, "tag", "busybox", ref))
 	mustOK(t, "push", storeCLI(t, src, "push", "-q", ref))
@@ -413,7 +404,7 @@ func TestRegistryTLSLogin(t *testing.T) {
 		t.Errorf("config.json mode: %v %v", fi.Mode(), err)
 	}
 
-	root := importedBusybox(t)
+	root := busyboxStore(t)
 	ref := reg.host + "/bb:1.0"
 	mustOK(t, "tag", storeCLI(t, root, "tag", "busybox", ref))
 	r = uf("", append(append([]string{"push", "--root", root}, tlsArgs...), ref)...)
