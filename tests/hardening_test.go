@@ -78,7 +78,7 @@ func TestBuildStopsOnSignal(t *testing.T) {
 	for i, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
 			t.Parallel()
-			root := buildStore(t)
+			root := busyboxStore(t)
 			marker := fmt.Sprint(987650 + i)
 			cmd := startBuild(t, root, "FROM busybox:latest\nRUN sleep "+marker+"\n")
 			cmd.Process.Signal(sig)
@@ -115,13 +115,13 @@ func TestBuildStopsOnSignal(t *testing.T) {
 func TestBuildKilledLeavesNothing(t *testing.T) {
 	t.Run("RUN", func(t *testing.T) {
 		t.Parallel()
-		root := buildStore(t)
+		root := busyboxStore(t)
 		cmd := startBuild(t, root, "FROM busybox:latest\nRUN sleep 987660\n")
 		killAndCheckReaped(t, root, cmd)
 	})
 	t.Run("COPY", func(t *testing.T) {
 		t.Parallel()
-		root := buildStore(t)
+		root := busyboxStore(t)
 		ctx := t.TempDir()
 		os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM busybox:latest\nCOPY big /big\n"), 0o644)
 		big, err := os.Create(filepath.Join(ctx, "big"))
