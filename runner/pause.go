@@ -1,10 +1,12 @@
 package runner
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // pause stops every process of a running container (SIGSTOP to each
@@ -43,9 +45,42 @@ func pause(c *Container) (resume func()) {
 			break
 		}
 	}
+	waitStopped(stopped)
 	return func() {
 		for pid := range stopped {
 			syscall.Kill(pid, syscall.SIGCONT)
 		}
 	}
+}
+
+// waitStopped waits, at most a second, until each of pids has stopped or
+// exited: kill(2) returns before the signal takes effect, and a process
+// still running on another CPU could change the layer being read.
+func waitStopped(pids map[int]bool) {
+	deadline := time.Now().Add(time.Second)
+	for pid := range pids {
+		for !isStopped(pid) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// isStopped says whether pid is stopped (state T or t in /proc/PID/stat)
+// or gone.
+func isStopped(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return true
+	}
+	// The state follows the command name, which is in parentheses and
+	// may itself hold ") ".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 >= len(b) {
+		return true
+	}
+	switch b[i+2] {
+	case 'T', 't', 'Z', 'X':
+		return true
+	}
+	return false
 }
