@@ -50,6 +50,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "call" {
 		os.Exit(call(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "pong" {
+		os.Exit(pong())
+	}
 	var c config
 	var callers, transports string
 	var maxWrite uint
@@ -60,7 +63,7 @@ func main() {
 	flag.UintVar(&maxWrite, "maxwrite", 1<<20, "max_write of the mount (sizes each io_uring payload buffer)")
 	flag.StringVar(&c.op, "op", "stat", "what callers repeat: stat (LOOKUP of a missing name), getxattr (GETXATTR), create (create+close+unlink)")
 	flag.StringVar(&callers, "callers", "1,2", "numbers of concurrent callers")
-	flag.StringVar(&transports, "transports", "uring,dev,gofuse", "transports to compare")
+	flag.StringVar(&transports, "transports", "uring,dev,gofuse,pipe", "transports to compare (pipe: a pipe round trip between two processes, no FUSE)")
 	flag.Parse()
 	c.maxWrite = uint32(maxWrite)
 	for _, s := range strings.Split(callers, ",") {
@@ -101,6 +104,9 @@ type result struct {
 	kops    float64 // all callers' calls per ms of the slowest caller
 	reqsPer float64 // FUSE requests per call
 	ringPer float64 // of which through io_uring
+	// cpuPer and srvCPUPer are the CPU time (user+system) of one call in
+	// the caller and in the server: a cost the machine's load hardly moves.
+	cpuPer, srvCPUPer float64
 }
 
 func bench(c config) error {
@@ -121,25 +127,47 @@ func bench(c config) error {
 				if err != nil {
 					return fmt.Errorf("rep %d %s callers %d: %w", rep, t, k, err)
 				}
-				fmt.Printf("rep %d  %-7s callers %d  %7.2f us/call  %6.1f kcalls/s  %.2f req/call (%.2f by io_uring)  load %s\n",
-					rep, t, k, r.usPerOp, r.kops, r.reqsPer, r.ringPer, loadavg())
+				fmt.Printf("rep %d  %-7s callers %d  %7.2f us/call  %6.1f kcalls/s  cpu %5.2f+%5.2f us  %.2f req/call (%.2f by io_uring)  load %s\n",
+					rep, t, k, r.usPerOp, r.kops, r.cpuPer, r.srvCPUPer, r.reqsPer, r.ringPer, loadavg())
 				res[key(t, k)] = append(res[key(t, k)], r)
 			}
 		}
 	}
-	fmt.Printf("load after: %s\n\n", loadavg())
-	fmt.Printf("%-8s %-7s %8s %16s %12s %9s\n", "callers", "transp.", "median", "range (us/call)", "kcalls/s", "req/call")
+	fmt.Printf("load after: %s\n", loadavg())
+	fmt.Println()
+	fmt.Printf("%-8s %-7s %8s %16s %12s %22s %9s\n", "callers", "transp.", "median", "range (us/call)", "kcalls/s", "cpu us/call cl.+srv.", "req/call")
 	for _, k := range c.callers {
 		for _, t := range c.transports {
 			rs := res[key(t, k)]
 			us := make([]float64, len(rs))
 			ks := make([]float64, len(rs))
+			cc := make([]float64, len(rs))
+			sc := make([]float64, len(rs))
 			for i, r := range rs {
-				us[i], ks[i] = r.usPerOp, r.kops
+				us[i], ks[i], cc[i], sc[i] = r.usPerOp, r.kops, r.cpuPer, r.srvCPUPer
 			}
-			slices.Sort(us)
-			slices.Sort(ks)
-			fmt.Printf("%-8d %-7s %8.2f %7.2f – %-6.2f %12.1f %9.2f\n", k, t, median(us), us[0], us[len(us)-1], median(ks), rs[0].reqsPer)
+			for _, v := range [][]float64{us, ks, cc, sc} {
+				slices.Sort(v)
+			}
+			fmt.Printf("%-8d %-7s %8.2f %7.2f – %-6.2f %12.1f %12.2f + %-7.2f %9.2f\n", k, t, median(us), us[0], us[len(us)-1], median(ks), median(cc), median(sc), rs[0].reqsPer)
+		}
+	}
+	// Ratios taken rep by rep (the two sides ran next to each other).
+	fmt.Println()
+	for _, k := range c.callers {
+		for _, a := range c.transports {
+			for _, b := range c.transports {
+				ra, rb := res[key(a, k)], res[key(b, k)]
+				if a == b || b != c.transports[1] && b != "pipe" || a != c.transports[0] {
+					continue
+				}
+				q := make([]float64, len(ra))
+				for i := range ra {
+					q[i] = ra[i].usPerOp / rb[i].usPerOp
+				}
+				slices.Sort(q)
+				fmt.Printf("callers %d  %s/%s paired ratio: median %.2f, range %.2f – %.2f\n", k, a, b, median(q), q[0], q[len(q)-1])
+			}
 		}
 	}
 	return nil

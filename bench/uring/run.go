@@ -129,21 +129,26 @@ func runOnce(c config, transport string, k int) (result, error) {
 		return result{}, err
 	}
 	defer os.Remove(mnt)
-	current.Store(mnt)
 	f := newFsys()
-	stop, err := serveMount(c, transport, mnt, f)
-	if err != nil {
-		return result{}, err
-	}
-	defer stop()
-	if _, err := os.Stat(filepath.Join(mnt, "warm-up")); !errors.Is(err, os.ErrNotExist) {
-		return result{}, fmt.Errorf("warm-up stat: %v", err)
+	op := c.op
+	if transport == "pipe" {
+		op = "pipe" // the yardstick: no FUSE at all
+	} else {
+		current.Store(mnt)
+		stop, err := serveMount(c, transport, mnt, f)
+		if err != nil {
+			return result{}, err
+		}
+		defer stop()
+		if _, err := os.Stat(filepath.Join(mnt, "warm-up")); !errors.Is(err, os.ErrNotExist) {
+			return result{}, fmt.Errorf("warm-up stat: %v", err)
+		}
 	}
 	before, ringBefore := f.reqs.Load(), f.ringReqs.Load()
 	cmds := make([]*exec.Cmd, k)
 	outs := make([]bytes.Buffer, k)
 	for i := range cmds {
-		cmds[i] = exec.Command("/proc/self/exe", "call", c.op, mnt, strconv.Itoa(c.n), strconv.Itoa(i))
+		cmds[i] = exec.Command("/proc/self/exe", "call", op, mnt, strconv.Itoa(c.n), strconv.Itoa(i))
 		cmds[i].Stdout = &outs[i]
 		cmds[i].Stderr = os.Stderr
 		if err := cmds[i].Start(); err != nil {
@@ -152,32 +157,42 @@ func runOnce(c config, transport string, k int) (result, error) {
 	}
 	var r result
 	var slowest float64
+	var ru0, ru1 unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru0)
 	for i, cmd := range cmds {
 		if err := cmd.Wait(); err != nil {
 			return result{}, fmt.Errorf("caller: %w", err)
 		}
-		ns, err := strconv.ParseFloat(strings.TrimSpace(outs[i].String()), 64)
-		if err != nil {
+		var ns, cpu float64
+		if _, err := fmt.Sscan(outs[i].String(), &ns, &cpu); err != nil {
 			return result{}, fmt.Errorf("caller output %q", outs[i].String())
 		}
+		r.cpuPer += cpu / 1e3 / float64(k)
 		r.usPerOp += ns / 1e3 / float64(k)
 		slowest = max(slowest, ns*float64(c.n)/1e6) // ms
 	}
+	unix.Getrusage(unix.RUSAGE_SELF, &ru1)
+	r.srvCPUPer = float64(cpuNs(&ru1)-cpuNs(&ru0)) / 1e3 / float64(k*c.n)
 	r.kops = float64(k*c.n) / slowest
 	r.reqsPer = float64(f.reqs.Load()-before) / float64(k*c.n)
 	r.ringPer = float64(f.ringReqs.Load()-ringBefore) / float64(k*c.n)
 	return r, nil
 }
 
+func cpuNs(ru *unix.Rusage) int64 { return ru.Utime.Nano() + ru.Stime.Nano() }
+
 // call is a caller process: call OP MNT N ID repeats OP N times under MNT
 // and prints the mean nanoseconds of one.
 func call(args []string) int {
 	if len(args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: uringbench call stat|getxattr|create MNT N ID")
+		fmt.Fprintln(os.Stderr, "usage: uringbench call stat|getxattr|create|pipe MNT N ID")
 		return 2
 	}
 	op, mnt := args[0], args[1]
 	n, _ := strconv.Atoi(args[2])
+	if op == "pipe" {
+		return pingPong(n)
+	}
 	missing := filepath.Join(mnt, "missing")
 	buf := make([]byte, 64)
 	names := make([]string, n)
@@ -185,6 +200,8 @@ func call(args []string) int {
 		names[i] = filepath.Join(mnt, fmt.Sprintf("f%s-%d", args[3], i))
 	}
 	var st unix.Stat_t
+	var ru0, ru1 unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru0)
 	start := time.Now()
 	for i := range n {
 		var err error
@@ -211,6 +228,8 @@ func call(args []string) int {
 			return 1
 		}
 	}
-	fmt.Println(float64(time.Since(start).Nanoseconds()) / float64(n))
+	wall := time.Since(start)
+	unix.Getrusage(unix.RUSAGE_SELF, &ru1)
+	fmt.Println(float64(wall.Nanoseconds())/float64(n), float64(cpuNs(&ru1)-cpuNs(&ru0))/float64(n))
 	return 0
 }
