@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -41,6 +42,7 @@ import (
 type config struct {
 	reps, n, depth, devThreads int
 	maxWrite                   uint32
+	pin                        bool
 	op                         string
 	callers                    []int
 	transports                 []string
@@ -59,6 +61,7 @@ func main() {
 	flag.IntVar(&c.reps, "reps", 7, "repetitions of every (transport, callers) pair")
 	flag.IntVar(&c.n, "n", 20000, "system calls per caller and run")
 	flag.IntVar(&c.depth, "depth", 2, "io_uring entries per queue (per CPU)")
+	flag.BoolVar(&c.pin, "pin", true, "pin each io_uring queue's thread to its CPU")
 	flag.IntVar(&c.devThreads, "devthreads", 2, "reader threads of the dev transport")
 	flag.UintVar(&maxWrite, "maxwrite", 1<<20, "max_write of the mount (sizes each io_uring payload buffer)")
 	flag.StringVar(&c.op, "op", "stat", "what callers repeat: stat (LOOKUP of a missing name), getxattr (GETXATTR), create (create+close+unlink)")
@@ -111,8 +114,8 @@ type result struct {
 
 func bench(c config) error {
 	host, _ := os.Hostname()
-	fmt.Printf("uringbench on %s, %d CPUs, op %s, %d calls per caller, %d reps, depth %d, max_write %d\n",
-		host, numQueues(), c.op, c.n, c.reps, c.depth, c.maxWrite)
+	fmt.Printf("uringbench on %s, %d CPUs, op %s, %d calls per caller, %d reps, depth %d, max_write %d, queues pinned %v, GOMAXPROCS %d\n",
+		host, numQueues(), c.op, c.n, c.reps, c.depth, c.maxWrite, c.pin, runtime.GOMAXPROCS(0))
 	fmt.Printf("load before: %s\n", loadavg())
 	res := map[string][]result{}
 	key := func(t string, k int) string { return fmt.Sprintf("%s/%d", t, k) }

@@ -64,7 +64,7 @@ func payloadSize(maxWrite uint32) int {
 // startQueues registers one queue per possible CPU and serves them until
 // the connection ends. It returns once every queue has submitted its
 // REGISTER commands (or with the first error).
-func startQueues(devfd int, f *fsys, depth int, maxWrite uint32) (done chan struct{}, err error) {
+func startQueues(devfd int, f *fsys, depth int, maxWrite uint32, pin bool) (done chan struct{}, err error) {
 	ncpu := numQueues()
 	registered := make(chan error, ncpu)
 	done = make(chan struct{})
@@ -73,7 +73,7 @@ func startQueues(devfd int, f *fsys, depth int, maxWrite uint32) (done chan stru
 		q := &uringQueue{qid: qid, devfd: devfd, f: f}
 		go func() {
 			defer func() { left <- struct{}{} }()
-			q.run(depth, payloadSize(maxWrite), registered)
+			q.run(depth, payloadSize(maxWrite), pin, registered)
 		}()
 	}
 	go func() {
@@ -90,13 +90,15 @@ func startQueues(devfd int, f *fsys, depth int, maxWrite uint32) (done chan stru
 	return done, err
 }
 
-func (q *uringQueue) run(depth, psize int, registered chan<- error) {
+func (q *uringQueue) run(depth, psize int, pin bool, registered chan<- error) {
 	runtime.LockOSThread() // never unlocked: the thread ends with the queue
-	var set unix.CPUSet
-	set.Set(q.qid)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		registered <- fmt.Errorf("queue %d: pin to CPU: %w", q.qid, err)
-		return
+	if pin {
+		var set unix.CPUSet
+		set.Set(q.qid)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			registered <- fmt.Errorf("queue %d: pin to CPU: %w", q.qid, err)
+			return
+		}
 	}
 	r, err := newRing(uint32(depth))
 	if err != nil {

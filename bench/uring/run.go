@@ -112,7 +112,7 @@ func serveMount(c config, transport, mnt string, f *fsys) (stop func(), err erro
 	}
 	dones = append(dones, serveDev(fd, f, threads, c.maxWrite))
 	if uring {
-		d, err := startQueues(fd, f, c.depth, c.maxWrite)
+		d, err := startQueues(fd, f, c.depth, c.maxWrite, c.pin)
 		dones = append(dones, d)
 		if err != nil {
 			stop()
