@@ -64,7 +64,7 @@ func main() {
 	flag.BoolVar(&c.pin, "pin", true, "pin each io_uring queue's thread to its CPU")
 	flag.IntVar(&c.devThreads, "devthreads", 2, "reader threads of the dev transport")
 	flag.UintVar(&maxWrite, "maxwrite", 1<<20, "max_write of the mount (sizes each io_uring payload buffer)")
-	flag.StringVar(&c.op, "op", "stat", "what callers repeat: stat (LOOKUP of a missing name), getxattr (GETXATTR), create (create+close+unlink)")
+	flag.StringVar(&c.op, "op", "stat", "what callers repeat: stat (LOOKUP of a missing name), getxattr (GETXATTR), create (create+close+unlink; not for gofuse, which answers only LOOKUP, GETATTR, GETXATTR)")
 	flag.StringVar(&callers, "callers", "1,2", "numbers of concurrent callers")
 	flag.StringVar(&transports, "transports", "uring,dev,gofuse,pipe", "transports to compare (pipe: a pipe round trip between two processes, no FUSE)")
 	flag.Parse()
