@@ -16,7 +16,8 @@
 # configuration in a temporary directory (CONTAINERS_CONF,
 # CONTAINERS_STORAGE_CONF), which is reset with `podman system reset` and
 # removed at the end; nothing global changes. UNIONFUSE defaults to
-# bin/unionfuse, built with `make build` when missing.
+# bin/unionfuse, built with `make build` when missing; podman runs the
+# small unionfuse-fuse beside it as its mount_program when it is there.
 set -eu
 
 runs=9
@@ -85,7 +86,7 @@ EOF
 
 for sys in $systems; do
 	case $sys in
-	unionfuse) mp=$unionfuse ;;
+	unionfuse) mp=$unionfuse; [ -x "$unionfuse-fuse" ] && mp=$unionfuse-fuse ;;
 	fuse-overlayfs) mp=$fuseoverlayfs ;;
 	esac
 	d=$work/$sys

@@ -20,7 +20,7 @@ func runHelper(args []string) int {
 	var fake, ignore bool
 	var fstype, ns string
 	fset := pflag.NewFlagSet("mount.fuse.unionfuse", pflag.ContinueOnError)
-	fset.StringArrayVarP(&a.options, "options", "o", nil, "mount options")
+	fset.StringArrayVarP(&a.Options, "options", "o", nil, "mount options")
 	fset.BoolVarP(&fake, "fake", "f", false, "check only, do not mount")
 	fset.BoolVarP(&ignore, "no-mtab", "n", false, "ignored")
 	fset.BoolVarP(&ignore, "sloppy", "s", false, "ignored")
@@ -45,7 +45,7 @@ func runHelper(args []string) int {
 	if os.Geteuid() == 0 {
 		// As mount.fuse3 does for root: mount(8)'s defaults, which the
 		// options given may still override (the last of a pair wins).
-		a.options = append([]string{"dev,suid"}, a.options...)
+		a.Options = append([]string{"dev,suid"}, a.Options...)
 	}
 	return mountUnion(mountCmd, a, pos, fake)
 }

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"fmt"
-	"log"
-	"os"
-
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/fs"
 	"github.com/unionfuse/unionfuse/internal/daemon"
-	"github.com/unionfuse/unionfuse/internal/mountopts"
+	"github.com/unionfuse/unionfuse/internal/mountcmd"
 )
 
 var mountCmd = &command{
@@ -77,26 +73,13 @@ umount(8), fusermount3 -u) and unmounts on SIGTERM, SIGINT or SIGHUP.`,
 }
 
 // mountArgs holds the flags of unionfuse mount.
-type mountArgs struct {
-	options    []string
-	foreground bool
-	debug      bool
-	userXattr  bool
-	logFile    string
-	profiles   daemon.Profiles
-}
+type mountArgs = mountcmd.Args
 
 // mountFlags returns the flag set of unionfuse mount.
 func mountFlags() (*pflag.FlagSet, *mountArgs) {
 	a := &mountArgs{}
 	fset := pflag.NewFlagSet("mount", pflag.ContinueOnError)
-	fset.StringArrayVarP(&a.options, "options", "o", nil, "comma-separated mount `OPTS` (see above); repeatable")
-	fset.BoolVarP(&a.foreground, "foreground", "f", false, "stay in the foreground, log to stderr")
-	fset.BoolVarP(&a.debug, "debug", "d", false, "log every FUSE operation (implies -f)")
-	fset.BoolVar(&a.userXattr, "userxattr", false, "same as -o userxattr")
-	fset.StringVar(&a.logFile, "log", "", "log to `FILE` instead of syslog or "+daemon.DefaultLogFile())
-	fset.StringVar(&a.profiles.CPU, "cpuprofile", "", "write a CPU profile of the daemon to `FILE` (for go tool pprof)")
-	fset.StringVar(&a.profiles.Mem, "memprofile", "", "write a heap profile of the daemon to `FILE` when the union is unmounted")
+	a.AddFlags(fset)
 	return fset, a
 }
 
@@ -114,86 +97,31 @@ func runMount(cmd *command, args []string) int {
 // With checkOnly it stops after validation. cmd is mount, for usage
 // errors.
 func mountUnion(cmd *command, a *mountArgs, pos []string, checkOnly bool) int {
-	if a.userXattr {
-		a.options = append(a.options, "userxattr")
-	}
-	opts, err := mountopts.Parse(a.options...)
+	merged, cfg, err := a.Union(pos)
 	if err != nil {
 		return usageError(cmd, "%v", err)
 	}
-	merged, source, err := layersFromArgs(opts, pos)
-	if err != nil {
-		return usageError(cmd, "%v", err)
-	}
-	cfg := opts.FsConfig()
-	cfg.FsName = source
-	cfg.Debug = a.debug
 	if checkOnly {
 		if err := cfg.Validate(merged); err != nil {
 			return fail(err)
 		}
 		return exitOK
 	}
-	// fs.Mount validates (in the daemon, whose one-line error comes back
-	// through daemon.Start): checking here too would only cost time.
-	if err := daemon.CheckFuse(); err != nil {
-		return fail(err)
-	}
-	if !a.foreground && !a.debug {
-		spec := daemon.Spec{Merged: merged, Config: cfg, LogFile: a.logFile, CPUProfile: a.profiles.CPU, MemProfile: a.profiles.Mem}
-		if err := daemon.Start(spec); err != nil {
+	if !a.InForeground() {
+		if err := a.Start(merged, cfg); err != nil {
 			return fail(err)
 		}
 		return exitOK
 	}
-	return serveForeground(merged, cfg, a.logFile, a.profiles)
+	return serveForeground(merged, cfg, a)
 }
 
-// layersFromArgs completes opts with the layers given as arguments and
-// returns the mountpoint and the source word (empty for the default).
-func layersFromArgs(opts *mountopts.Options, pos []string) (merged, source string, err error) {
-	if len(opts.Lowers) > 0 {
-		switch len(pos) {
-		case 1:
-			return pos[0], "", nil
-		case 2:
-			return pos[1], pos[0], nil
-		}
-		return "", "", fmt.Errorf("with -o lowerdir= give only [SOURCE] MERGED, not %d arguments", len(pos))
-	}
-	if opts.Upper != "" {
-		return "", "", fmt.Errorf("-o upperdir= needs -o lowerdir= as well")
-	}
-	switch {
-	case len(pos) == 0 || pos[0] == "":
-		return "", "", fmt.Errorf("no lower layer given")
-	case len(pos) == 2 || len(pos) == 4:
-	default:
-		return "", "", fmt.Errorf("want LOWER[:LOWER...] [UPPER WORK] MERGED, got %d arguments", len(pos))
-	}
-	if opts.Lowers, err = mountopts.SplitLayers(pos[0]); err != nil {
-		return "", "", fmt.Errorf("lower layers %q: %w", pos[0], err)
-	}
-	if len(pos) == 4 {
-		opts.Upper, opts.Work = pos[1], pos[2]
-	}
-	return pos[len(pos)-1], "", nil
-}
-
-// serveForeground serves the union in this process until it is unmounted.
-func serveForeground(merged string, cfg fs.Config, logFile string, prof daemon.Profiles) int {
-	cfg.Logger = log.New(os.Stderr, "unionfuse: ", log.LstdFlags)
-	if logFile != "" {
-		logger, closer, err := daemon.OpenLog(logFile)
-		if err != nil {
-			return fail(err)
-		}
-		defer closer.Close()
-		cfg.Logger = logger
-	}
+// serveForeground serves the union in this process until it is unmounted
+// or a stop signal arrives; a gives the log file and the profiles.
+func serveForeground(merged string, cfg fs.Config, a *mountArgs) int {
 	stop, stopCatching := catchStopSignals()
 	defer stopCatching()
-	if err := daemon.Serve(merged, cfg, prof, stop, nil); err != nil {
+	if err := a.Serve(merged, cfg, stop); err != nil {
 		return fail(err)
 	}
 	return exitOK

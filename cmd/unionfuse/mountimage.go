@@ -70,7 +70,7 @@ func runMountImage(cmd *command, args []string) int {
 		return fail(err)
 	}
 	if a.foreground || a.debug {
-		return serveForeground(merged, cfg, a.logFile, daemon.Profiles{})
+		return serveForeground(merged, cfg, &mountArgs{LogFile: a.logFile})
 	}
 	if err := daemon.Start(daemon.Spec{Merged: merged, Config: cfg, LogFile: a.logFile}); err != nil {
 		return fail(err)

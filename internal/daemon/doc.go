@@ -2,9 +2,10 @@
 //
 // Roles, by process:
 //
-//	parent   unionfuse mount ...: validates, then Start re-executes
-//	         /proc/self/exe in the daemon role (see internal/reexec) and
-//	         waits on a pipe until the daemon reports "mounted" or its
+//	parent   unionfuse mount ...: validates, then Start starts the small
+//	         binary unionfuse-fuse beside this one (see Helper), or else
+//	         re-executes /proc/self/exe, in the daemon role (see
+//	         internal/reexec), and waits on a pipe until the daemon reports "mounted" or its
 //	         one-line error.
 //	daemon   the child, in its own session, stdin/stdout/stderr on
 //	         /dev/null: runDaemon mounts with fs.Mount, writes the pid file,

@@ -62,6 +62,9 @@ func Start(spec Spec) error {
 	}
 	defer r.Close()
 	cmd := reexec.Command(reexec.Daemon, filepath.Base(os.Args[0]), append(os.Environ(), envSpec+"="+string(data)), "daemon", spec.Merged)
+	if helper := Helper(); helper != "" {
+		cmd.Path = helper
+	}
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{w} // becomes fd 3 (notifyFD)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -86,6 +89,30 @@ func Start(spec Spec) error {
 		werr := cmd.Wait()
 		return fmt.Errorf("daemon exited before the union was mounted (%v); see its log", werr)
 	}
+}
+
+// HelperSuffix names the small binary that serves unions: the main
+// binary's path with this suffix (unionfuse-fuse beside unionfuse). It
+// links only what a daemon needs (fs/, go-fuse, this package), so it
+// starts in about half the time of the whole CLI, whose registry, network
+// and build packages cost milliseconds of package initialisation in every
+// process.
+const HelperSuffix = "-fuse"
+
+// Helper returns the path of the small daemon binary beside this one
+// (see HelperSuffix), or "" when there is none; Start then starts this
+// binary itself in the daemon role. Both are built and installed together
+// (make build, make install): the daemon's Spec passes between them.
+func Helper() string {
+	exe, err := os.Executable()
+	if err != nil || strings.HasSuffix(exe, HelperSuffix) {
+		return ""
+	}
+	helper := exe + HelperSuffix
+	if st, err := os.Stat(helper); err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+		return ""
+	}
+	return helper
 }
 
 // CloseInheritedOnExec marks every descriptor above stderr close-on-exec,
