@@ -107,9 +107,6 @@ func (c *Container) WorkDir() string { return filepath.Join(c.dir, "work") }
 // Rootfs returns where the container's root is mounted while it runs.
 func (c *Container) Rootfs() string { return filepath.Join(c.dir, "merged") }
 
-// LogPath returns the log of a detached container.
-func (c *Container) LogPath() string { return filepath.Join(c.dir, "container.log") }
-
 // ShortID returns the first 12 characters of the id, as docker ps shows.
 func (c *Container) ShortID() string { return c.ID[:12] }
 

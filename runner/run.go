@@ -86,6 +86,13 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 			}
 		}
 	}()
+	logw, err := openLog(c)
+	if err != nil {
+		return ExitUnionfuseFailed, fmt.Errorf("container %s: log: %w", c.ShortID(), err)
+	}
+	defer logw.close()
+	stdio, flushLog := logw.tee(stdio)
+	defer flushLog()
 	proc, err := startProcess(c, stdio, func(pid int) (err error) {
 		att, err = attachNetwork(c, pid)
 		return err
