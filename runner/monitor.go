@@ -29,6 +29,14 @@ const (
 // in monitor.log) and returns once the
 // command runs, or with the reason it could not start.
 func (r *Runner) StartDetached(c *Container) error {
+	if !c.Running() {
+		// Started by hand: its restart policy applies again, counted anew.
+		allowRestarts(c)
+		if c.State.RestartCount != 0 {
+			c.State.RestartCount = 0
+			c.saveState()
+		}
+	}
 	logf, err := os.OpenFile(c.monitorLogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
 		return fmt.Errorf("container %s: monitor log: %w", c.ShortID(), err)
@@ -101,15 +109,15 @@ func runMonitor() int {
 	warn := func(err error) { fmt.Fprintf(os.Stderr, "unionfuse: warning: %v\n", err) }
 	stdio := IO{Signals: signals, Warn: warn}
 	if c.Config.Interactive {
-		// docker run -di keeps the command's stdin open: a pipe nobody
-		// writes to, open as long as the monitor runs.
-		rd, wr, err := os.Pipe()
-		if err == nil {
-			defer wr.Close()
-			stdio.Stdin = rd
+		// docker run -di keeps the command's stdin open: a FIFO that
+		// `unionfuse attach` writes to, open (for writing too, so never
+		// at its end) as long as the monitor runs.
+		if f, err := openStdinFIFO(c); err == nil {
+			defer f.Close()
+			stdio.Stdin = f
 		}
 	}
-	code, err := r.run(c, stdio, func(err error) {
+	code, err := r.runRestarting(c, stdio, func(err error) {
 		if err != nil {
 			report(fmt.Sprintf("error: %d %s", exitCodeOf(err), strings.ReplaceAll(err.Error(), "\n", " ")))
 			return

@@ -41,6 +41,7 @@ type runArgs struct {
 	storeFlags
 	netFlags
 	autoPullFlags
+	lifecycleFlags
 	rm, detach, interactive, tty, readOnly bool
 	name, workdir, user, entrypoint        string
 	hostname, network                      string
@@ -66,6 +67,7 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	fset.StringVarP(&a.hostname, "hostname", "h", "", "the container's host `NAME` (default: its short id; help is --help)")
 	fset.StringVar(&a.network, "network", "none", "`none` (private loopback), host or bridge (root)")
 	a.networkFlags(fset)
+	a.lifecycleFlags.add(fset)
 	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V` (K alone takes the value from this environment)")
 	fset.StringArrayVar(&a.envFiles, "env-file", nil, "read K=V lines from `FILE`")
 	fset.StringArrayVarP(&a.volumes, "volume", "v", nil, "bind-mount `SRC:DST[:ro]` into the container")
@@ -90,6 +92,9 @@ func runRun(cmd *command, args []string) int {
 	if err != nil {
 		return failRun(err)
 	}
+	if err := a.checkCidfile(); err != nil {
+		return failRun(err)
+	}
 	s, err := a.open()
 	if err != nil {
 		return failRun(err)
@@ -98,6 +103,10 @@ func runRun(cmd *command, args []string) int {
 	r := runner.New(s).WithPuller(a.puller(s, os.Stderr, true))
 	c, err := r.Create(opts)
 	if err != nil {
+		return failRun(err)
+	}
+	if err := a.writeCidfile(c.ID); err != nil {
+		r.Remove(c, true)
 		return failRun(err)
 	}
 	if a.detach {
@@ -132,6 +141,9 @@ func (a *runArgs) options(pos []string) (runner.Options, error) {
 	}
 	if len(pos) > 1 {
 		o.Cmd = pos[1:]
+	}
+	if err := a.lifecycleFlags.apply(&o); err != nil {
+		return o, err
 	}
 	if a.entrypointSet {
 		o.Entrypoint = []string{}
