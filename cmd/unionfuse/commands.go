@@ -54,6 +54,9 @@ func init() {
 		// Building and running.
 		buildCmd,
 		runCmd,
+		createCmd,
+		attachCmd,
+		renameCmd,
 		psCmd,
 		startCmd,
 		stopCmd,
