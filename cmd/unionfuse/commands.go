@@ -70,6 +70,7 @@ func init() {
 		diffCmd,
 		commitCmd,
 		exportCmd,
+		eventsCmd,
 		// This program.
 		helpCmd,
 		versionCmd,
