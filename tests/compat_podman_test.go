@@ -202,6 +202,8 @@ var compatCases = []compatCase{
 	// Last: they add containers.
 	{args: []string{"create", "--name", "made", "busybox", "true"}, norm: lineCount},
 	{args: []string{"inspect", "-f", "{{.State.Status}}", "made"}, norm: exact},
+	{args: []string{"commit", "-c", `CMD ["x"]`, "zero", "changed"}},
+	{args: []string{"inspect", "-f", "{{json .Config.Cmd}}", "changed"}, norm: exact},
 }
 
 // TestCompatPodman runs compatCases under unionfuse and podman 4.3 on the

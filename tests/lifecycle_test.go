@@ -111,6 +111,21 @@ func TestLifecycle(t *testing.T) {
 		expect(t, "logs", e.u("logs", "lab"), 0, "usr1\n", "")
 	})
 
+	subtest("commit -c and import -c -m", func(t *testing.T, e *containerEnv) {
+		mustSucceed(t, "run", e.u("run", "--name", "base", "busybox", "true"))
+		mustSucceed(t, "commit -c", e.u("commit", "-c", `CMD ["x"]`, "-c", "ENV Z=1", "-c", "WORKDIR /srv", "base", "changed:1"))
+		expect(t, "inspect", e.u("inspect", "-f", "{{json .Config.Cmd}} {{.Config.WorkingDir}}", "changed:1"), 0, `["x"] /srv`+"\n", "")
+		expect(t, "commit -c RUN", e.u("commit", "-c", "RUN true", "base"), 1, "", "RUN is not a valid change command")
+		archive := filepath.Join(e.dir, "root.tar")
+		mustSucceed(t, "export", e.u("export", "-o", archive, "base"))
+		mustSucceed(t, "import", e.u("import", "-m", "from base", "-c", `ENTRYPOINT ["/bin/echo"]`, "-c", "LABEL k=v", archive, "imported:1"))
+		expect(t, "inspect imported", e.u("inspect", "-f", "{{json .Config.Entrypoint}} {{.Config.Labels.k}}", "imported:1"), 0, `["/bin/echo"] v`+"\n", "")
+		expect(t, "run imported", e.u("run", "--rm", "imported:1", "hi"), 0, "hi\n", "")
+		if r := e.u("history", "--format", "{{.Comment}}", "imported:1"); r.stdout != "from base\n" {
+			t.Errorf("history: %+v", r)
+		}
+	})
+
 	subtest("events", func(t *testing.T, e *containerEnv) {
 		expect(t, "run", e.u("run", "--name", "ev", "busybox", "sh", "-c", "exit 2"), 2, "", "")
 		expect(t, "events", e.u("events", "--since", "1h", "--until", "0s", "--filter", "container=ev", "--format", "{{.Action}}{{with .Actor.Attributes.exitCode}} {{.}}{{end}}"),
