@@ -22,7 +22,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	subtest("logs keep stderr apart", func(t *testing.T, e *containerEnv) {
-		script := "echo out1; echo err1 >&2; echo out2"
+		script := "echo out1; echo err1 >&2; sleep 0.2; echo out2" // out2 logged last
 		expect(t, "run", e.u("run", "--name", "fg", "busybox", "sh", "-c", script), 0, "out1\nout2\n", "err1\n")
 		expect(t, "logs fg", e.u("logs", "fg"), 0, "out1\nout2\n", "err1\n")
 		mustSucceed(t, "run -d", e.u("run", "-d", "--name", "bg", "busybox", "sh", "-c", script))

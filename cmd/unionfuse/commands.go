@@ -50,6 +50,7 @@ func init() {
 		tagCmd,
 		rmiCmd,
 		systemCmd,
+		infoCmd,
 		mountImageCmd,
 		// Building and running.
 		buildCmd,
