@@ -178,6 +178,7 @@ var compatCases = []compatCase{
 	{args: []string{"wait", "three"}, norm: exact},
 	{args: []string{"exec", "up", "sh", "-c", "echo $((6*7))"}, norm: exact},
 	{args: []string{"exec", "-w", "/tmp", "up", "pwd"}, norm: exact},
+	{args: []string{"version", "--format", "{{.Client.Os}}"}, norm: exact},
 	{args: []string{"exec", "zero", "true"}, dockerExit: 1, why: "podman exits 255 for a stopped container"},
 	{args: []string{"run", "--rm", "--label", "a=b", "--stop-signal", "USR1", "busybox", "true"}, norm: exact},
 	{args: []string{"run", "--rm", "busybox", "sh", "-c", "exit 5"}, norm: exact},
