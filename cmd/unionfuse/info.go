@@ -70,13 +70,7 @@ func runInfo(cmd *command, args []string) int {
 			if err != nil {
 				return usageError(cmd, "%v", err)
 			}
-			if err := w.Write(info); err != nil {
-				return fail(err)
-			}
-			if err := w.Flush(); err != nil {
-				return fail(err)
-			}
-			return exitOK
+			return printRows(w, []systemInfo{info})
 		}
 		printInfo(info)
 		return exitOK

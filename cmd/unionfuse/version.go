@@ -54,13 +54,7 @@ func runVersion(cmd *command, args []string) int {
 		if err != nil {
 			return usageError(cmd, "%v", err)
 		}
-		if err := w.Write(info); err != nil {
-			return fail(err)
-		}
-		if err := w.Flush(); err != nil {
-			return fail(err)
-		}
-		return exitOK
+		return printRows(w, []versionInfo{info})
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 1, ' ', 0)
 	fmt.Fprintf(tw, "Client:\n Version:\t%s\n Go version:\t%s\n Git commit:\t%s\n OS/Arch:\t%s/%s\n Context:\t%s\n\n",
