@@ -192,7 +192,17 @@ func diffIDsOf(cfg *v1.ConfigFile) []Digest {
 // empty for none). source is what the history's comment says it was
 // imported from.
 func (s *Store) Import(r io.Reader, name, source string) (Image, error) {
-	img, err := s.AppendLayer(nil, r, name, v1.History{Comment: "Imported from " + source})
+	return s.ImportWith(r, name, source, "", nil)
+}
+
+// ImportWith is Import with message as the history's comment (docker
+// import -m; "" for "Imported from SOURCE") and cfg (when not nil) as the
+// image's runtime config (docker import -c).
+func (s *Store) ImportWith(r io.Reader, name, source, message string, cfg *v1.Config) (Image, error) {
+	if message == "" {
+		message = "Imported from " + source
+	}
+	img, err := s.appendLayer(nil, r, name, v1.History{Comment: message}, cfg)
 	if err != nil {
 		return Image{}, storageError(s.root, fmt.Errorf("import %s: %w", source, err))
 	}
@@ -204,6 +214,12 @@ func (s *Store) Import(r io.Reader, name, source string) (Image, error) {
 // the history by step (its Created defaults to now), and names it name
 // (normalized; empty for none). base's config is kept otherwise.
 func (s *Store) AppendLayer(base *Image, r io.Reader, name string, step v1.History) (Image, error) {
+	return s.appendLayer(base, r, name, step, nil)
+}
+
+// appendLayer is AppendLayer with config (when not nil) as the new
+// image's runtime config.
+func (s *Store) appendLayer(base *Image, r io.Reader, name string, step v1.History, config *v1.Config) (Image, error) {
 	d, err := s.derive(base, name)
 	if err != nil {
 		return Image{}, fmt.Errorf("append layer: %w", err)
@@ -222,6 +238,9 @@ func (s *Store) AppendLayer(base *Image, r io.Reader, name string, step v1.Histo
 		step.Created = v1.Time{Time: time.Now().UTC().Truncate(time.Second)}
 	}
 	cfg.Created = step.Created
+	if config != nil {
+		cfg.Config = *config
+	}
 	diffHash, _ := v1.NewHash(string(u.DiffID))
 	cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, diffHash)
 	cfg.History = append(cfg.History, step)

@@ -14,6 +14,9 @@ type CommitOptions struct {
 	Name    string // REPOSITORY[:TAG]; "" leaves the image dangling
 	Comment string
 	Author  string
+	// Change, when not nil, edits the new image's config last (commit
+	// -c: the command layer's, through the builder's Dockerfile parser).
+	Change func(*v1.Config) error
 }
 
 // Commit makes a new image from the container: its image's layers plus
@@ -36,6 +39,11 @@ func (r *Runner) Commit(c *Container, o CommitOptions) (cowcache.Image, error) {
 	cfg.Env = c.Config.Env
 	cfg.WorkingDir = c.Config.WorkDir
 	cfg.User = c.Config.User
+	if o.Change != nil {
+		if err := o.Change(&cfg); err != nil {
+			return cowcache.Image{}, err
+		}
+	}
 	return r.store.CommitUpper(img, cowcache.UpperCommit{
 		UpperDir: c.UpperDir(),
 		Config:   &cfg,

@@ -50,6 +50,12 @@ type Config struct {
 	AutoRemove  bool
 	StopSignal  string
 	Transient   bool `json:",omitempty"` // see Options.Transient
+	// Labels are the image's labels with --label's added.
+	Labels map[string]string `json:",omitempty"`
+	// Restart is what the monitor does when the command exits.
+	Restart RestartPolicy `json:",omitzero"`
+	// Init runs a reaper as pid 1 that runs the command (docker --init).
+	Init bool `json:",omitempty"`
 }
 
 // Record is containers/<id>/config.json. Its ID and Image fields are the
@@ -83,6 +89,9 @@ type State struct {
 	// Network is what the container got from its network while it runs
 	// (none for network none and host).
 	Network *network.Attachment `json:"Network,omitempty"`
+	// RestartCount is how often the monitor restarted the command since
+	// it was last started by hand.
+	RestartCount int `json:"RestartCount,omitempty"`
 }
 
 // Container is a container of the store: its record and its last state.
@@ -106,9 +115,6 @@ func (c *Container) WorkDir() string { return filepath.Join(c.dir, "work") }
 
 // Rootfs returns where the container's root is mounted while it runs.
 func (c *Container) Rootfs() string { return filepath.Join(c.dir, "merged") }
-
-// LogPath returns the log of a detached container.
-func (c *Container) LogPath() string { return filepath.Join(c.dir, "container.log") }
 
 // ShortID returns the first 12 characters of the id, as docker ps shows.
 func (c *Container) ShortID() string { return c.ID[:12] }

@@ -46,6 +46,14 @@ type Options struct {
 	// Pull says when Image is fetched from its registry (the runner's
 	// Puller): by default only when the store lacks it.
 	Pull PullPolicy
+	// Labels are added to the image's (--label).
+	Labels map[string]string
+	// StopSignal overrides the image's (--stop-signal).
+	StopSignal string
+	// Restart is the restart policy (--restart; restart.go).
+	Restart RestartPolicy
+	// Init runs a reaper as the container's pid 1 (--init).
+	Init bool
 }
 
 // nameRE is compiled on first use, not at the start of every process.
@@ -111,6 +119,7 @@ func (r *Runner) Create(o Options) (*Container, error) {
 		r.releaseName(name, id)
 		return nil, fmt.Errorf("create container: %w", err)
 	}
+	r.journal(c, "create")
 	return c, nil
 }
 
@@ -269,6 +278,11 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 		AutoRemove:  o.AutoRemove,
 		Transient:   o.Transient,
 		StopSignal:  img.StopSignal,
+		Restart:     o.Restart,
+		Init:        o.Init,
+	}
+	if err := applyLifecycle(&cfg, img, o); err != nil {
+		return Config{}, err
 	}
 	if o.WorkDir != "" {
 		cfg.WorkDir = o.WorkDir

@@ -15,7 +15,10 @@
 //	├── merged/         the FUSE mount while the container runs
 //	├── hostname, hosts, resolv.conf   bind-mounted over the init stubs
 //	├── monitor.lock    flock(2)ed by the monitor while the container runs
-//	└── container.log   stdout and stderr of a detached container
+//	├── container-json.log  what the command wrote, as docker's json-file
+//	│                   log: {"log":LINE,"stream":"stdout"|"stderr","time":T}
+//	│                   a line (container.log, raw, of earlier versions)
+//	└── monitor.log     a detached container's monitor's own messages
 //
 // Beside containers/, the store names the files for container names and
 // the exit status of containers removed on exit (cowcache's layout:

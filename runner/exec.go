@@ -22,14 +22,24 @@ type ExecOptions struct {
 	User        string   // "" = the container's user
 	Interactive bool
 	TTY         bool // a pseudo-terminal for the command (docker exec -t)
+	// WorkDir is the command's working directory (absolute, in the
+	// container); "" = the container's init's.
+	WorkDir string
+	// Detach starts the command without waiting for it (docker exec -d):
+	// its stdio is /dev/null and Exec returns 0 once it started.
+	Detach bool
 }
+
+// ErrNotRunning is returned (wrapped) by Exec for a container that is
+// not running: docker's CLI exits 1 for it.
+var ErrNotRunning = errors.New("is not running")
 
 // Exec runs a command in the namespaces and root of a running container
 // (through nsenter(1), which joins the namespaces before it execs),
 // passes stdio.Signals on to it and returns its exit status.
 func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 	if !c.Running() || c.State.Pid <= 0 || !c.pidIsInit() {
-		return ExitUnionfuseFailed, fmt.Errorf("container %s is not running", c.ShortID())
+		return ExitUnionfuseFailed, fmt.Errorf("container %s %w", c.ShortID(), ErrNotRunning)
 	}
 	if len(o.Args) == 0 {
 		return ExitUnionfuseFailed, fmt.Errorf("exec: no command given")
@@ -38,7 +48,11 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 		return 125, err
 	}
 	pid := strconv.Itoa(c.State.Pid)
-	args := []string{"--target", pid, "--mount", "--uts", "--ipc", "--pid", "--root", "--wd"}
+	wd, err := execWorkDir(pid, o.WorkDir)
+	if err != nil {
+		return ExitCannotInvoke, err
+	}
+	args := []string{"--target", pid, "--mount", "--uts", "--ipc", "--pid", "--root", wd}
 	if c.Config.ownNetns() {
 		args = append(args, "--net")
 	}
@@ -96,6 +110,8 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 		defer master.Close()
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	} else if o.Detach {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	} else {
 		if o.Interactive {
 			cmd.Stdin = stdio.Stdin
@@ -103,7 +119,11 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 		cmd.Stdout, cmd.Stderr = stdio.Stdout, stdio.Stderr
 	}
 	daemon.CloseInheritedOnExec()
-	err := cmd.Start()
+	err = cmd.Start()
+	if err == nil && o.Detach {
+		return 0, cmd.Process.Release() // nsenter waits for the command
+
+	}
 	if slave != nil {
 		slave.Close() // the relay ends when the command's copies close
 	}
@@ -128,4 +148,27 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 		restore()
 	}
 	return exitStatus(err), nil
+}
+
+// execWorkDir returns nsenter's working-directory option: the init's
+// (--wd) or dir, which must exist in the container (--wdns, entered after
+// the chroot).
+func execWorkDir(pid, dir string) (string, error) {
+	if dir == "" {
+		return "--wd", nil
+	}
+	p, err := securejoin.SecureJoin(filepath.Join("/proc", pid, "root"), dir)
+	if err == nil {
+		var fi os.FileInfo
+		if fi, err = os.Stat(p); err == nil && !fi.IsDir() {
+			err = syscall.ENOTDIR
+		}
+	}
+	if pe, ok := err.(*os.PathError); ok {
+		err = pe.Err
+	}
+	if err != nil {
+		return "", &ExitError{Code: ExitCannotInvoke, Message: fmt.Sprintf("chdir to cwd (%q) set in config.json failed: %v", dir, err)}
+	}
+	return "--wdns=" + dir, nil
 }

@@ -347,6 +347,9 @@ func execCommand(spec initSpec, fail func(int, string, ...any) int) int {
 	if err != nil {
 		return fail(code, "%v", err)
 	}
+	if cfg.Init {
+		return reapAs1(path, cfg.Args, env, fail)
+	}
 	err = syscall.Exec(path, cfg.Args, env)
 	return fail(ExitCannotInvoke, "exec %q: %v", cfg.Args[0], err)
 }

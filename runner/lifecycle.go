@@ -65,9 +65,11 @@ func (r *Runner) Kill(c *Container, sig syscall.Signal) error {
 	if !c.Running() || c.State.Pid <= 0 || !c.pidIsInit() {
 		return fmt.Errorf("container %s is not running", c.ShortID())
 	}
+	holdRestarts(c)
 	if err := syscall.Kill(c.State.Pid, sig); err != nil {
 		return fmt.Errorf("kill container %s: %w", c.ShortID(), err)
 	}
+	r.journal(c, "kill", "signal", strconv.Itoa(int(sig)))
 	return nil
 }
 
@@ -75,9 +77,16 @@ func (r *Runner) Kill(c *Container, sig syscall.Signal) error {
 // otherwise), waits up to timeout for it to exit, then kills it. Stopping
 // a container that is not running does nothing.
 func (r *Runner) Stop(c *Container, timeout time.Duration) error {
+	holdRestarts(c)
+	if !c.Running() && monitorAlive(c) {
+		// Between two runs of its restart policy: the monitor sees the
+		// hold and ends (or, had it restarted just now, stop that run).
+		r.waitStopped(c, time.Second)
+	}
 	if !c.Running() {
 		return nil
 	}
+	defer r.journal(c, "stop")
 	sig, err := ParseSignal(c.Config.StopSignal)
 	if err != nil {
 		sig = syscall.SIGTERM
@@ -137,6 +146,9 @@ func (r *Runner) Wait(c *Container) (int, error) {
 // Remove removes a container: its layer, records and mount point. A
 // running container is refused unless force, which kills it first.
 func (r *Runner) Remove(c *Container, force bool) error {
+	if !c.Running() || force {
+		holdRestarts(c)
+	}
 	if c.Running() {
 		if !force {
 			return fmt.Errorf("cannot remove container %s: it is running (stop it first, or use -f)", c.ShortID())
@@ -166,6 +178,7 @@ func (r *Runner) remove(c *Container) error {
 	}
 	releaseOwnership(c.ID)
 	r.releaseName(c.Name, c.ID)
+	r.journal(c, "destroy")
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -24,12 +25,21 @@ const (
 )
 
 // StartDetached starts the container in a monitor process of its own
-// (a new session, its output appended to LogPath) and returns once the
+// (a new session, the command's output in its log, the monitor's own
+// in monitor.log) and returns once the
 // command runs, or with the reason it could not start.
 func (r *Runner) StartDetached(c *Container) error {
-	logf, err := os.OpenFile(c.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if !c.Running() {
+		// Started by hand: its restart policy applies again, counted anew.
+		allowRestarts(c)
+		if c.State.RestartCount != 0 {
+			c.State.RestartCount = 0
+			c.saveState()
+		}
+	}
+	logf, err := os.OpenFile(c.monitorLogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
-		return fmt.Errorf("container %s: log: %w", c.ShortID(), err)
+		return fmt.Errorf("container %s: monitor log: %w", c.ShortID(), err)
 	}
 	defer logf.Close()
 	rd, wr, err := os.Pipe()
@@ -62,14 +72,14 @@ func (r *Runner) StartDetached(c *Container) error {
 		}
 		return errors.New(msg)
 	}
-	return fmt.Errorf("container %s: its monitor exited before the container started; see %s", c.ShortID(), c.LogPath())
+	return fmt.Errorf("container %s: its monitor exited before the container started; see %s", c.ShortID(), c.monitorLogPath())
 }
 
 // runMonitor is the main function of a detached container's monitor: it
-// runs the container with its output on this process's stdout and returns
-// the exit status. As the main function of its process it catches the
+// runs the container (its output goes to its log alone) and returns the
+// exit status. As the main function of its process it catches the
 // signals meant for the container (a signal sent to the monitor reaches
-// the command) and prints warnings to its stderr, the container's log.
+// the command) and prints warnings to its stderr, monitor.log.
 func runMonitor() int {
 	ready := os.NewFile(readyFD, "ready")
 	syscall.CloseOnExec(readyFD)
@@ -97,17 +107,17 @@ func runMonitor() int {
 	signals := make(chan os.Signal, 8)
 	signal.Notify(signals, ForwardedSignals()...)
 	warn := func(err error) { fmt.Fprintf(os.Stderr, "unionfuse: warning: %v\n", err) }
-	stdio := IO{Stdout: os.Stdout, Stderr: os.Stderr, Signals: signals, Warn: warn}
+	stdio := IO{Signals: signals, Warn: warn}
 	if c.Config.Interactive {
-		// docker run -di keeps the command's stdin open: a pipe nobody
-		// writes to, open as long as the monitor runs.
-		rd, wr, err := os.Pipe()
-		if err == nil {
-			defer wr.Close()
-			stdio.Stdin = rd
+		// docker run -di keeps the command's stdin open: a FIFO that
+		// `unionfuse attach` writes to, open (for writing too, so never
+		// at its end) as long as the monitor runs.
+		if f, err := openStdinFIFO(c); err == nil {
+			defer f.Close()
+			stdio.Stdin = f
 		}
 	}
-	code, err := r.run(c, stdio, func(err error) {
+	code, err := r.runRestarting(c, stdio, func(err error) {
 		if err != nil {
 			report(fmt.Sprintf("error: %d %s", exitCodeOf(err), strings.ReplaceAll(err.Error(), "\n", " ")))
 			return
@@ -119,3 +129,7 @@ func runMonitor() int {
 	}
 	return code
 }
+
+// monitorLogPath returns where a detached container's monitor writes its
+// own messages.
+func (c *Container) monitorLogPath() string { return filepath.Join(c.dir, "monitor.log") }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -19,10 +20,11 @@ import (
 // Run runs a created or exited container in this process (the monitor):
 // mounts its root, starts its command, passes stdio.Signals on to it,
 // waits, records the exit status, unmounts, and removes the container when
-// it was created with AutoRemove. It returns the command's exit status; a
-// command that could not start is an *ExitError.
+// it was created with AutoRemove; again as its restart policy says. It
+// returns the command's (last) exit status; a command that could not
+// start is an *ExitError.
 func (r *Runner) Run(c *Container, stdio IO) (int, error) {
-	return r.run(c, stdio, nil)
+	return r.runRestarting(c, stdio, nil)
 }
 
 // run is Run with started called once the command runs (nil error) or
@@ -86,6 +88,13 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 			}
 		}
 	}()
+	logw, err := openLog(c)
+	if err != nil {
+		return ExitUnionfuseFailed, fmt.Errorf("container %s: log: %w", c.ShortID(), err)
+	}
+	defer logw.close()
+	stdio, flushLog := logw.tee(stdio)
+	defer flushLog()
 	proc, err := startProcess(c, stdio, func(pid int) (err error) {
 		att, err = attachNetwork(c, pid)
 		return err
@@ -94,7 +103,8 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		r.finish(c, exitCodeOf(err), err)
 		return exitCodeOf(err), err
 	}
-	c.State = State{Status: StatusRunning, Pid: proc.cmd.Process.Pid, StartedAt: time.Now().UTC(), Rootless: rootless(), Ports: pub.ports, Network: att}
+	c.State = State{Status: StatusRunning, Pid: proc.cmd.Process.Pid, StartedAt: time.Now().UTC(), Rootless: rootless(), Ports: pub.ports, Network: att,
+		RestartCount: c.State.RestartCount}
 	c.State.PidStart, _ = daemon.StartTime(c.State.Pid)
 	if err := c.saveState(); err != nil {
 		proc.cmd.Process.Kill()
@@ -103,6 +113,7 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		stdio.warn(fmt.Errorf("container %s: %w", c.ShortID(), err))
 	}
 	notify(nil)
+	r.journal(c, "start")
 	stopForwarding := forwardSignals(stdio.Signals, proc.cmd.Process, proc.resize)
 	stopWatch := watchFuseServer(c, proc.cmd.Process)
 	werr := proc.wait()
@@ -110,6 +121,7 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 	stopForwarding()
 	code = exitStatus(werr)
 	r.finish(c, code, nil)
+	r.journal(c, "die", "exitCode", strconv.Itoa(code))
 	return code, nil
 }
 

@@ -171,9 +171,16 @@ var compatCases = []compatCase{
 	{args: []string{"images", "--format", "{{.Repository}}:{{.Tag}}"}, norm: imageNames},
 	{args: []string{"images", "--format", "{{.Repository}}:{{.Tag}}", "busybox"}, norm: imageNames},
 	{args: []string{"images", "-q"}, norm: lineCount},
-	{args: []string{"logs", "hello"}, norm: exact, known: "a container run in the foreground has an empty log"},
+	{args: []string{"logs", "hello"}, norm: exact},
+	{args: []string{"logs", "--tail", "1", "hello"}, norm: exact},
+	{args: []string{"logs", "--since", "1h", "hello"}, norm: exact},
+	{args: []string{"inspect", "-f", "{{.RestartCount}}", "three"}, norm: exact},
 	{args: []string{"wait", "three"}, norm: exact},
 	{args: []string{"exec", "up", "sh", "-c", "echo $((6*7))"}, norm: exact},
+	{args: []string{"exec", "-w", "/tmp", "up", "pwd"}, norm: exact},
+	{args: []string{"version", "--format", "{{.Client.Os}}"}, norm: exact},
+	{args: []string{"exec", "zero", "true"}, dockerExit: 1, why: "podman exits 255 for a stopped container"},
+	{args: []string{"run", "--rm", "--label", "a=b", "--stop-signal", "USR1", "busybox", "true"}, norm: exact},
 	{args: []string{"run", "--rm", "busybox", "sh", "-c", "exit 5"}, norm: exact},
 	{args: []string{"run", "--rm", "-e", "A=b", "-w", "/tmp", "busybox", "sh", "-c", "echo $A; pwd"}, norm: exact},
 	// Errors: bad flags, missing containers and images.
@@ -191,6 +198,13 @@ var compatCases = []compatCase{
 	{args: []string{"inspect", "--type", "image", "three"}, dockerExit: 1, why: "podman exits 125 for a missing object"},
 	{args: []string{"rmi", "nosuchimage"}},
 	{args: []string{"history", "nosuchimage"}, dockerExit: 1, why: "podman exits 125 for a missing image"},
+	{args: []string{"rename", "nosuchcontainer", "x2"}, dockerExit: 1, why: "podman exits 125 for a missing container"},
+	{args: []string{"attach", "zero"}, dockerExit: 1, why: "podman exits 125 for a stopped container"},
+	// Last: they add containers.
+	{args: []string{"create", "--name", "made", "busybox", "true"}, norm: lineCount},
+	{args: []string{"inspect", "-f", "{{.State.Status}}", "made"}, norm: exact},
+	{args: []string{"commit", "-c", `CMD ["x"]`, "zero", "changed"}},
+	{args: []string{"inspect", "-f", "{{json .Config.Cmd}}", "changed"}, norm: exact},
 }
 
 // TestCompatPodman runs compatCases under unionfuse and podman 4.3 on the

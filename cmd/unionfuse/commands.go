@@ -50,10 +50,14 @@ func init() {
 		tagCmd,
 		rmiCmd,
 		systemCmd,
+		infoCmd,
 		mountImageCmd,
 		// Building and running.
 		buildCmd,
 		runCmd,
+		createCmd,
+		attachCmd,
+		renameCmd,
 		psCmd,
 		startCmd,
 		stopCmd,
@@ -67,6 +71,7 @@ func init() {
 		diffCmd,
 		commitCmd,
 		exportCmd,
+		eventsCmd,
 		// This program.
 		helpCmd,
 		versionCmd,

@@ -3,17 +3,20 @@ package main
 import (
 	"fmt"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/builder"
 	"github.com/unionfuse/unionfuse/runner"
 )
 
 var commitCmd = &command{
 	name:  "commit",
-	usage: "unionfuse commit [-m MESSAGE] [-a AUTHOR] CONTAINER [REPOSITORY[:TAG]]",
+	usage: "unionfuse commit [-m MESSAGE] [-a AUTHOR] [-c INSTRUCTION]... CONTAINER [REPOSITORY[:TAG]]",
 	help: `Make a new image from a container: its image's layers plus the
 container's layer (whiteouts and opaque directories included), with the
-container's command, environment, working directory and user. Prints the
-new image's id.`,
+container's command, environment, working directory and user, changed by
+-c's Dockerfile instructions (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD,
+USER, VOLUME, WORKDIR, STOPSIGNAL; docker's). Prints the new image's id.`,
 	options: optionsOf(commitFlags),
 	run:     runCommit,
 }
@@ -21,6 +24,7 @@ new image's id.`,
 type commitArgs struct {
 	containerArgs
 	message, author string
+	changes         []string
 }
 
 func commitFlags() (*pflag.FlagSet, *commitArgs) {
@@ -28,6 +32,7 @@ func commitFlags() (*pflag.FlagSet, *commitArgs) {
 	fset := newContainerFlags("commit", &a.containerArgs)
 	fset.StringVarP(&a.message, "message", "m", "", "the history's comment")
 	fset.StringVarP(&a.author, "author", "a", "", "the image's author")
+	fset.StringArrayVarP(&a.changes, "change", "c", nil, "apply the Dockerfile `INSTRUCTION` (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, USER, VOLUME, WORKDIR, STOPSIGNAL)")
 	return fset, a
 }
 
@@ -45,7 +50,8 @@ func runCommit(cmd *command, args []string) int {
 		if err != nil {
 			return fail(err)
 		}
-		o := runner.CommitOptions{Comment: a.message, Author: a.author}
+		o := runner.CommitOptions{Comment: a.message, Author: a.author,
+			Change: func(cfg *v1.Config) error { return builder.ApplyChanges(cfg, a.changes) }}
 		if len(pos) == 2 {
 			o.Name = pos[1]
 		}

@@ -32,24 +32,13 @@ func runHelp(cmd *command, args []string) int {
 }
 
 var versionCmd = &command{
-	name:  "version",
-	usage: "unionfuse version",
-	help:  "Print the version of unionfuse (also: unionfuse --version).",
-	host:  true,
-	own:   true,
-	run:   runVersion,
-}
-
-func runVersion(cmd *command, args []string) int {
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-		printHelp(os.Stdout, cmd)
-		return exitOK
-	}
-	if len(args) > 0 {
-		return usageError(cmd, "unexpected argument %q", args[0])
-	}
-	fmt.Printf("unionfuse %s\n", version)
-	return exitOK
+	name:    "version",
+	usage:   "unionfuse version [-f FORMAT]",
+	help:    "Print the version of unionfuse in docker's Client/Server layout (one line: unionfuse --version).",
+	host:    true,
+	own:     true,
+	options: optionsOf(versionFlags),
+	run:     runVersion,
 }
 
 // printMainHelp prints the overview: every command and the

@@ -5,12 +5,14 @@ import (
 	"io"
 	"os"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/pflag"
+	"github.com/unionfuse/unionfuse/builder"
 )
 
 var importCmd = &command{
 	name:  "import",
-	usage: "unionfuse import [--root DIR] ROOTFS.tar[.gz|.zst]|- [NAME[:TAG]]",
+	usage: "unionfuse import [--root DIR] [-m MESSAGE] [-c INSTRUCTION]... ROOTFS.tar[.gz|.zst]|- [NAME[:TAG]]",
 	help: `Make a one-layer image from a root filesystem tarball, as docker import
 does, and print its id. The tarball may be plain, gzip or zstd; '-' reads
 standard input. OCI whiteouts (.wh.NAME, .wh..wh..opq) become kernel
@@ -26,7 +28,9 @@ corrupt tarball.`,
 type importArgs struct {
 	storeFlags
 	limitFlags
-	quiet bool
+	quiet   bool
+	message string
+	changes []string
 }
 
 func importFlags() (*pflag.FlagSet, *importArgs) {
@@ -35,6 +39,8 @@ func importFlags() (*pflag.FlagSet, *importArgs) {
 	a.storeFlags.add(fset)
 	a.limitFlags.add(fset)
 	fset.BoolVarP(&a.quiet, "quiet", "q", false, "print nothing on success")
+	fset.StringVarP(&a.message, "message", "m", "", "the history's comment (default: Imported from SOURCE)")
+	fset.StringArrayVarP(&a.changes, "change", "c", nil, "apply the Dockerfile `INSTRUCTION` to the image's config (as commit -c)")
 	return fset, a
 }
 
@@ -68,7 +74,14 @@ func runImport(cmd *command, args []string) int {
 	if err := a.apply(s); err != nil {
 		return usageError(cmd, "%v", err)
 	}
-	img, err := s.Import(in, name, pos[0])
+	var cfg *v1.Config
+	if len(a.changes) > 0 {
+		cfg = &v1.Config{}
+		if err := builder.ApplyChanges(cfg, a.changes); err != nil {
+			return fail(err)
+		}
+	}
+	img, err := s.ImportWith(in, name, pos[0], a.message, cfg)
 	if err != nil {
 		return fail(err)
 	}

@@ -62,6 +62,7 @@ type hostConfig struct {
 	NetworkMode    string
 	PortBindings   map[string][]portBinding
 	RestartPolicy  restartPolicy
+	Init           bool
 	AutoRemove     bool
 	ReadonlyRootfs bool
 }
@@ -129,7 +130,7 @@ func inspectContainer(s *cowcache.Store, c *runner.Container) containerInspect {
 		},
 		HostConfig: hostConfig{
 			Binds: []string{}, NetworkMode: cfg.Network, PortBindings: map[string][]portBinding{},
-			RestartPolicy: restartPolicy{Name: "no"}, AutoRemove: cfg.AutoRemove, ReadonlyRootfs: cfg.ReadOnly,
+			RestartPolicy: restartPolicy{Name: "no"}, Init: cfg.Init, AutoRemove: cfg.AutoRemove, ReadonlyRootfs: cfg.ReadOnly,
 		},
 		GraphDriver: graphDriver{Name: "unionfuse", Data: map[string]string{
 			"UpperDir": c.UpperDir(), "WorkDir": c.WorkDir(), "MergedDir": c.Rootfs(), "LowerDir": c.InitDir(),
@@ -146,6 +147,13 @@ func inspectContainer(s *cowcache.Store, c *runner.Container) containerInspect {
 	if len(cfg.Args) > 0 {
 		ci.Path, ci.Args = cfg.Args[0], cfg.Args[1:]
 	}
+	ci.RestartCount = c.State.RestartCount
+	if cfg.Labels != nil {
+		ci.Config.Labels = cfg.Labels
+	}
+	if !cfg.Restart.IsZero() {
+		ci.HostConfig.RestartPolicy = restartPolicy{Name: cfg.Restart.Name, MaximumRetryCount: cfg.Restart.MaximumRetryCount}
+	}
 	if ci.Args == nil {
 		ci.Args = []string{}
 	}
@@ -153,7 +161,7 @@ func inspectContainer(s *cowcache.Store, c *runner.Container) containerInspect {
 		ci.Image = c.Image.String()
 		if img, err := s.Image(string(c.Image)); err == nil {
 			ci.GraphDriver.Data["LowerDir"] = strings.Join(append([]string{c.InitDir()}, s.LayerDirs(img)...), ":")
-			if img.Config != nil && img.Config.Config.Labels != nil {
+			if img.Config != nil && img.Config.Config.Labels != nil && cfg.Labels == nil {
 				ci.Config.Labels = img.Config.Config.Labels
 			}
 		}

@@ -73,7 +73,8 @@ func run(argv []string) int {
 		printMainHelp(os.Stdout)
 		return exitOK
 	case "-V", "--version":
-		return versionCmd.run(versionCmd, args[1:])
+		fmt.Printf("unionfuse %s\n", version)
+		return exitOK
 	}
 	if c := lookup(args[0]); c != nil {
 		if !c.host {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -154,10 +155,14 @@ func (a *psArgs) containers(r *runner.Runner, filter psFilter) ([]*runner.Contai
 }
 
 // imageLabels returns the function that gives a container's labels: its
-// image's (unionfuse has no --label yet), each image read once.
+// own (the image's and --label's), or, for a container made before
+// --label, its image's, each image read once.
 func imageLabels(r *runner.Runner) func(*runner.Container) map[string]string {
 	seen := map[cowcache.Digest]map[string]string{}
 	return func(c *runner.Container) map[string]string {
+		if c.Config.Labels != nil {
+			return c.Config.Labels // the image's and --label's
+		}
 		if c.Image == "" {
 			return nil
 		}
@@ -190,6 +195,7 @@ func (a *psArgs) row(r *runner.Runner, c *runner.Container) psRow {
 		mounts = append(mounts, v.Source)
 	}
 	row.Mounts = strings.Join(mounts, ",")
+	row.Labels = labelsColumn(c.Config.Labels)
 	return row
 }
 
@@ -231,4 +237,14 @@ func sizeColumn(r *runner.Runner, c *runner.Container) string {
 		}
 	}
 	return fmt.Sprintf("%s (virtual %s)", sizeString(n), sizeString(virtual))
+}
+
+// labelsColumn is "k1=v1,k2=v2", sorted, as docker ps's LABELS.
+func labelsColumn(labels map[string]string) string {
+	var kvs []string
+	for k, v := range labels {
+		kvs = append(kvs, k+"="+v)
+	}
+	sort.Strings(kvs)
+	return strings.Join(kvs, ",")
 }

@@ -41,6 +41,7 @@ type runArgs struct {
 	storeFlags
 	netFlags
 	autoPullFlags
+	lifecycleFlags
 	rm, detach, interactive, tty, readOnly bool
 	name, workdir, user, entrypoint        string
 	hostname, network                      string
@@ -66,6 +67,7 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	fset.StringVarP(&a.hostname, "hostname", "h", "", "the container's host `NAME` (default: its short id; help is --help)")
 	fset.StringVar(&a.network, "network", "none", "`none` (private loopback), host or bridge (root)")
 	a.networkFlags(fset)
+	a.lifecycleFlags.add(fset)
 	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V` (K alone takes the value from this environment)")
 	fset.StringArrayVar(&a.envFiles, "env-file", nil, "read K=V lines from `FILE`")
 	fset.StringArrayVarP(&a.volumes, "volume", "v", nil, "bind-mount `SRC:DST[:ro]` into the container")
@@ -75,31 +77,11 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 
 func runRun(cmd *command, args []string) int {
 	fset, a := runFlags()
-	pos, code, ok := parseFlags(cmd, fset, args)
-	if !ok {
+	r, c, done, code := createFromFlags(cmd, fset, a, args)
+	if c == nil {
 		return code
 	}
-	if len(pos) < 1 {
-		return usageError(cmd, "want IMAGE [COMMAND...]")
-	}
-	a.entrypointSet = fset.Changed("entrypoint")
-	if a.network == "host" && len(a.publish) > 0 {
-		fmt.Fprintln(os.Stderr, "WARNING: Published ports are discarded when using host network mode")
-	}
-	opts, err := a.options(pos)
-	if err != nil {
-		return failRun(err)
-	}
-	s, err := a.open()
-	if err != nil {
-		return failRun(err)
-	}
-	defer s.Close()
-	r := runner.New(s).WithPuller(a.puller(s, os.Stderr, true))
-	c, err := r.Create(opts)
-	if err != nil {
-		return failRun(err)
-	}
+	defer done()
 	if a.detach {
 		if err := r.StartDetached(c); err != nil {
 			r.Remove(c, true)
@@ -110,7 +92,7 @@ func runRun(cmd *command, args []string) int {
 	}
 	stdio, stop := attachedIO(true)
 	defer stop()
-	code, err = r.Run(c, stdio)
+	code, err := r.Run(c, stdio)
 	if err != nil {
 		var ee *runner.ExitError
 		if errors.As(err, &ee) && !a.rm {
@@ -120,6 +102,46 @@ func runRun(cmd *command, args []string) int {
 		return failRun(err)
 	}
 	return code
+}
+
+// createFromFlags parses the command line of run or create and creates
+// the container; c is nil when that failed, with the exit status in code.
+// done closes the store.
+func createFromFlags(cmd *command, fset *pflag.FlagSet, a *runArgs, args []string) (r *runner.Runner, c *runner.Container, done func(), code int) {
+	pos, code, ok := parseFlags(cmd, fset, args)
+	if !ok {
+		return nil, nil, nil, code
+	}
+	if len(pos) < 1 {
+		return nil, nil, nil, usageError(cmd, "want IMAGE [COMMAND...]")
+	}
+	a.entrypointSet = fset.Changed("entrypoint")
+	if a.network == "host" && len(a.publish) > 0 {
+		fmt.Fprintln(os.Stderr, "WARNING: Published ports are discarded when using host network mode")
+	}
+	opts, err := a.options(pos)
+	if err == nil {
+		err = a.checkCidfile()
+	}
+	if err != nil {
+		return nil, nil, nil, failRun(err)
+	}
+	s, err := a.open()
+	if err != nil {
+		return nil, nil, nil, failRun(err)
+	}
+	r = runner.New(s).WithPuller(a.puller(s, os.Stderr, true))
+	c, err = r.Create(opts)
+	if err == nil {
+		if err = a.writeCidfile(c.ID); err != nil {
+			r.Remove(c, true)
+		}
+	}
+	if err != nil {
+		s.Close()
+		return nil, nil, nil, failRun(err)
+	}
+	return r, c, func() { s.Close() }, 0
 }
 
 // options turns the flags and IMAGE [COMMAND...] into runner options.
@@ -132,6 +154,9 @@ func (a *runArgs) options(pos []string) (runner.Options, error) {
 	}
 	if len(pos) > 1 {
 		o.Cmd = pos[1:]
+	}
+	if err := a.lifecycleFlags.apply(&o); err != nil {
+		return o, err
 	}
 	if a.entrypointSet {
 		o.Entrypoint = []string{}
