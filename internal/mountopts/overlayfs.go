@@ -44,7 +44,7 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 	}
 	switch key {
 	case "uidmapping", "gidmapping", "squash_to_uid", "squash_to_gid", "fsync",
-		"xino", "redirect_dir", "index", "context", "xattr_permissions", "timeout", "passthrough":
+		"xino", "redirect_dir", "index", "metacopy", "context", "xattr_permissions", "timeout", "passthrough":
 	default:
 		return false, nil
 	}
@@ -126,6 +126,16 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 			o.Index = false
 		default:
 			return true, fmt.Errorf("mount option %q: want index=on or index=off", item)
+		}
+	case "metacopy":
+		// The kernel's: a change of metadata alone copies no data.
+		switch value {
+		case "on":
+			o.Metacopy = true
+		case "off":
+			o.Metacopy = false
+		default:
+			return true, fmt.Errorf("mount option %q: want metacopy=on or metacopy=off", item)
 		}
 	case "context", "timeout":
 		// SELinux labels (no SELinux policy applies to FUSE files here)
