@@ -259,6 +259,12 @@ func (n *node) copyUpData(withData bool) syscall.Errno {
 		if err := unix.Ftruncate(out, st.Size); err != nil {
 			return errnoOf(err)
 		}
+		// The kernel writes the data into the upper file, which changes
+		// its mtime; a clone may not.
+		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_NOW}}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, procFdPath(out), ts, 0); err != nil {
+			return errnoOf(err)
+		}
 	} else if !withData {
 		if err := unix.Ftruncate(out, 0); err != nil {
 			return errnoOf(err)
@@ -279,6 +285,9 @@ func (n *node) copyUpData(withData bool) syscall.Errno {
 	}
 	n.addUpper(false)
 	ov.switchHandles(n.key(), rel)
-	n.notifyAliases() // size, blocks and mtime may have changed (alias.go)
+	// Its mtime and blocks changed: the kernel's attributes of it, and of
+	// other names of it, are stale (offset -1: attributes only).
+	n.NotifyContent(-1, 0)
+	n.notifyAliases()
 	return 0
 }

@@ -87,6 +87,19 @@ func TestDifferentialIndex(t *testing.T) {
 	runDifferential(t, unionfuseMounter{index: true}, max(rounds/2, 1))
 }
 
+// TestDifferentialMetacopy runs the comparison with metacopy=on on both
+// sides (and redirect_dir=on): a change of metadata copies up no data, and
+// the uppers are compared with their overlay.metacopy and
+// overlay.redirect attributes.
+func TestDifferentialMetacopy(t *testing.T) {
+	testutil.RequireMounts(t)
+	if os.Getenv(subjectEnv) == "kernel" {
+		t.Skip("the harness self-check runs in TestDifferential")
+	}
+	rounds := int(envInt(t, "UNIONFUSE_TEST_ROUNDS", int64(*flagRounds)))
+	runDifferential(t, unionfuseMounter{metacopy: true}, max(rounds/2, 1))
+}
+
 // runDifferential runs rounds of random operations on the kernel's overlay
 // and on sub, and fails on the first difference of each round.
 func runDifferential(t *testing.T, sub mounter, rounds int) {
@@ -279,7 +292,7 @@ func newDiffRun(t testing.TB, m mounter, seed int64) *diffRun {
 	}
 	// The kernel runs with the subject's redirect_dir.
 	u, _ := m.(unionfuseMounter)
-	r.ref = mountUnion(t, kernelOverlay{redirectOff: u.redirectOff, index: u.index}, ref)
+	r.ref = mountUnion(t, kernelOverlay{redirectOff: u.redirectOff, index: u.index, metacopy: u.metacopy}, ref)
 	r.sub = mountUnion(t, m, sub)
 	return r
 }
