@@ -118,6 +118,7 @@ func (ov *overlay) metacopyData(s *lookup, rel string, f *found, paths *[]string
 		if errno != 0 {
 			ov.logf("%s: the data %s of the metacopy file is in no data-only layer: %v", rel, s.name, errno)
 			f.dataErr = errno
+			f.st.Blocks = guessBlocks(f.st.Size)
 			f.layers, *paths = f.layers[:1], (*paths)[:1]
 			s.redirected = true
 			return 0
@@ -202,8 +203,12 @@ func (n *node) fillDataBlocks(size int64, out *uint64) {
 		*out = uint64(st.Blocks)
 		return
 	}
-	*out = uint64((size + 4095) / 4096 * 8)
+	*out = uint64(guessBlocks(size))
 }
+
+// guessBlocks is the kernel's guess at the blocks of data not looked up:
+// the size rounded up to a 4 KiB block, in 512-byte units.
+func guessBlocks(size int64) int64 { return (size + 4095) / 4096 * 8 }
 
 // buildMetacopy makes tmp in the work directory a metacopy of the
 // regular file with attributes st: empty, of st's size, marked with
