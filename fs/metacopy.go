@@ -160,6 +160,16 @@ func (n *node) dataOf() (*layer, string, syscall.Errno) {
 	return n.ov.layers[li], n.pathIn(li), 0
 }
 
+// lowerLinked reports whether the data of n, a metacopy file, is a hard
+// link: its redirect must then be a path from the root even within one
+// directory, as another name may be copied up elsewhere (the kernel's
+// ovl_need_absolute_redirect).
+func (n *node) lowerLinked() bool {
+	l, p, errno := n.dataOf()
+	var st unix.Stat_t
+	return errno == 0 && l.lstat(p, &st) == nil && st.Nlink > 1
+}
+
 // metaState returns n's state with the path of its data recorded, for a
 // metacopy file that is about to get another name.
 func (n *node) metaState() *entry {

@@ -243,7 +243,7 @@ func (r *renaming) prepareDir(d *node, rel string, isDir, redirect bool, into *n
 		// (metacopy.go), as the kernel's ovl_set_redirect.
 		r.moved[r.nmoved] = d.beforeMove()
 		r.nmoved++
-		return r.ov.setRedirect(d, r.parent == r.newParent)
+		return r.ov.setRedirect(d, r.parent == r.newParent && (isDir || !d.lowerLinked()))
 	case isDir:
 		return errnoOf(r.ov.makeOpaqueIfMerged(rel, into.layers()))
 	}
