@@ -79,12 +79,7 @@ func TestDifferentialPassthrough(t *testing.T) {
 // hard links between lower files survive copy-up (the layers hold several,
 // among them a fifo's), and overlay.nlink is compared in the uppers.
 func TestDifferentialIndex(t *testing.T) {
-	testutil.RequireMounts(t)
-	if os.Getenv(subjectEnv) == "kernel" {
-		t.Skip("the harness self-check runs in TestDifferential")
-	}
-	rounds := int(envInt(t, "UNIONFUSE_TEST_ROUNDS", int64(*flagRounds)))
-	runDifferential(t, unionfuseMounter{index: true}, max(rounds/2, 1))
+	runDifferentialVariant(t, unionfuseMounter{index: true})
 }
 
 // TestDifferentialMetacopy runs the comparison with metacopy=on on both
@@ -92,12 +87,18 @@ func TestDifferentialIndex(t *testing.T) {
 // the uppers are compared with their overlay.metacopy and
 // overlay.redirect attributes.
 func TestDifferentialMetacopy(t *testing.T) {
+	runDifferentialVariant(t, unionfuseMounter{metacopy: true})
+}
+
+// runDifferentialVariant runs half the rounds with unionfuse mounted as m,
+// against the kernel with the same options.
+func runDifferentialVariant(t *testing.T, m unionfuseMounter) {
 	testutil.RequireMounts(t)
 	if os.Getenv(subjectEnv) == "kernel" {
 		t.Skip("the harness self-check runs in TestDifferential")
 	}
 	rounds := int(envInt(t, "UNIONFUSE_TEST_ROUNDS", int64(*flagRounds)))
-	runDifferential(t, unionfuseMounter{metacopy: true}, max(rounds/2, 1))
+	runDifferential(t, m, max(rounds/2, 1))
 }
 
 // runDifferential runs rounds of random operations on the kernel's overlay

@@ -119,24 +119,10 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 		}
 	case "index":
 		// The kernel's: hard links of lower files survive copy-up.
-		switch value {
-		case "on":
-			o.Index = true
-		case "off":
-			o.Index = false
-		default:
-			return true, fmt.Errorf("mount option %q: want index=on or index=off", item)
-		}
+		return true, onOff(item, key, value, &o.Index)
 	case "metacopy":
 		// The kernel's: a change of metadata alone copies no data.
-		switch value {
-		case "on":
-			o.Metacopy = true
-		case "off":
-			o.Metacopy = false
-		default:
-			return true, fmt.Errorf("mount option %q: want metacopy=on or metacopy=off", item)
-		}
+		return true, onOff(item, key, value, &o.Metacopy)
 	case "context", "timeout":
 		// SELinux labels (no SELinux policy applies to FUSE files here)
 		// and fuse-overlayfs's cache timeout (unionfuse manages the
@@ -176,4 +162,14 @@ func ParseIDMaps(s string) ([]fs.IDMap, error) {
 		maps = append(maps, fs.IDMap{Outside: n[0], Inside: n[1], Len: n[2]})
 	}
 	return maps, nil
+}
+
+// onOff sets *flag from the value of KEY=on or KEY=off.
+func onOff(item, key, value string, flag *bool) error {
+	switch value {
+	case "on", "off":
+		*flag = value == "on"
+		return nil
+	}
+	return fmt.Errorf("mount option %q: want %s=on or %s=off", item, key, key)
 }
