@@ -65,6 +65,10 @@ type Config struct {
 	SeqSize, RandSize int64
 	// FioRuntime is how long each fio job runs.
 	FioRuntime time.Duration
+	// ChownFiles and ChownSize are the files of the chown tree and their
+	// total size (metacopy.go).
+	ChownFiles int
+	ChownSize  int64
 	// MountLayers is the number of lower layers of the large mount.
 	MountLayers int
 	// Rootless runs the workloads and the FUSE daemons as an unprivileged
@@ -94,8 +98,8 @@ type Config struct {
 var (
 	allSystems = []string{sysNative, sysKernel, sysFuseOv, sysUnion}
 	// knownSystems adds those only run when asked for.
-	knownSystems = append(append([]string{}, allSystems...), sysUnionNoPT)
-	allWorkloads = []string{"walk", "readdir", "seqread", "randread", "mount", "create", "seqwrite", "randwrite", "copyup", "delete"}
+	knownSystems = append(append([]string{}, allSystems...), sysUnionNoPT, sysKernelMC, sysUnionMC)
+	allWorkloads = []string{"walk", "readdir", "seqread", "randread", "mount", "create", "seqwrite", "randwrite", "copyup", "chown", "delete"}
 )
 
 func parseFlags(args []string) (*Config, error) {
@@ -115,6 +119,8 @@ func parseFlags(args []string) (*Config, error) {
 	seq := fset.String("seq-size", "1G", "size of the sequential and copy-up files")
 	rnd := fset.String("rand-size", "512M", "size of the files fio reads and writes at random")
 	fset.DurationVar(&c.FioRuntime, "fio-runtime", 5*time.Second, "run time of each fio job (3 repetitions × 5 s = 15 s per system and job)")
+	fset.IntVar(&c.ChownFiles, "chown-files", 2000, "files in the tree of chown -R")
+	chownSize := fset.String("chown-size", "1G", "total size of the files of the chown tree")
 	fset.IntVar(&c.MountLayers, "mount-layers", 100, "lower layers of the large mount")
 	fset.StringVar(&c.Rev, "rev", "", "build unionfuse from this git `revision` instead of the working tree")
 	fset.StringVar(&c.UnionfuseBin, "unionfuse", "", "run this prebuilt unionfuse `binary` instead of building ./cmd/unionfuse")
@@ -143,6 +149,8 @@ func parseFlags(args []string) (*Config, error) {
 			"rand-size":       func() { *rnd = "64M" },
 			"fio-runtime":     func() { c.FioRuntime = time.Second },
 			"mount-layers":    func() {},
+			"chown-size":      func() { *chownSize = "64M" },
+			"chown-files":     func() {},
 		}
 		for name, apply := range quick {
 			if !set[name] {
@@ -156,6 +164,12 @@ func parseFlags(args []string) (*Config, error) {
 	}
 	if c.RandSize, err = parseSize(*rnd); err != nil {
 		return nil, fmt.Errorf("-rand-size: %w", err)
+	}
+	if c.ChownSize, err = parseSize(*chownSize); err != nil {
+		return nil, fmt.Errorf("-chown-size: %w", err)
+	}
+	if c.ChownFiles < 1 {
+		return nil, fmt.Errorf("-chown-files must be positive")
 	}
 	if c.Systems, err = pickNames(*systems, knownSystems); err != nil {
 		return nil, fmt.Errorf("-systems: %w", err)

@@ -25,6 +25,8 @@ var systemStyle = map[string]struct {
 	sysUnion:  {color.RGBA{30, 90, 200, 255}, draw.CircleGlyph{}},
 
 	sysUnionNoPT: {color.RGBA{120, 60, 170, 255}, draw.RingGlyph{}},
+	sysKernelMC:  {color.RGBA{20, 150, 60, 255}, draw.PlusGlyph{}},
+	sysUnionMC:   {color.RGBA{0, 170, 200, 255}, draw.CrossGlyph{}},
 }
 
 // points are one system's slowdowns with their min–max, as the plotter's

@@ -78,6 +78,10 @@ func newRunner(cfg *Config) (*Runner, error) {
 			r.systems = append(r.systems, ufbin)
 		case sysUnionNoPT:
 			r.systems = append(r.systems, withoutPassthrough(ufbin))
+		case sysKernelMC:
+			r.systems = append(r.systems, kernel{metacopy: true})
+		case sysUnionMC:
+			r.systems = append(r.systems, withMetacopy(ufbin))
 		}
 	}
 	r.info = collectMachine(cfg, r)
@@ -220,6 +224,7 @@ func (r *Runner) prepare() error {
 		{"trees", r.ws.prepareTrees},
 		{"mount layers", r.ws.prepareMountLayers},
 		{"data files", r.ws.prepareData},
+		{"chown tree", r.ws.prepareChown},
 		{"tarball", r.ws.prepareTarball},
 	}
 	for _, s := range steps {

@@ -163,15 +163,24 @@ func (native) Mount(u Union) (*Mount, error) {
 	return &Mount{Dir: u.Native, Elapsed: time.Since(start)}, nil
 }
 
-// kernel is the kernel's overlayfs, mounted with its default options.
-type kernel struct{}
+// kernel is the kernel's overlayfs, mounted with its default options, or
+// with metacopy=on (sysKernelMC).
+type kernel struct{ metacopy bool }
 
 // Name implements System.
-func (kernel) Name() string { return sysKernel }
+func (k kernel) Name() string {
+	if k.metacopy {
+		return sysKernelMC
+	}
+	return sysKernel
+}
 
 // Mount implements System.
-func (kernel) Mount(u Union) (*Mount, error) {
+func (k kernel) Mount(u Union) (*Mount, error) {
 	opts := "lowerdir=" + strings.Join(u.Lowers, ":") + ",upperdir=" + u.Upper + ",workdir=" + u.Work
+	if k.metacopy {
+		opts += ",metacopy=on,redirect_dir=on"
+	}
 	start := time.Now()
 	if err := unix.Mount("overlay", u.Merged, "overlay", 0, opts); err != nil {
 		return nil, fmt.Errorf("mount -t overlay %s: %w", u.Merged, err)

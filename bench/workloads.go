@@ -89,6 +89,11 @@ func workloads() []Workload {
 			{Key: "copyup", Title: "copy-up: append 1 byte to a lower file", Unit: "s", TargetRatio: 0.6},
 			{Key: "copyup-sync", Title: "copy-up: append 1 byte + sync", Unit: "s"},
 		}},
+		{Name: "chown", Run: runChown, Skip: func(s string) bool { return s == sysNative }, Metrics: []Metric{
+			{Key: "chown-sync", Title: "chown -R of a lower tree + sync", Unit: "s", TargetRatio: 2.0},
+			{Key: "chmod-sync", Title: "chmod -R of a lower tree + sync", Unit: "s", TargetRatio: 2.0},
+			{Key: "chown-upper", Title: "upper after chown -R (du)", Unit: "MB"},
+		}},
 		{Name: "delete", Run: runDelete, Before: func(*Runner) error { return dropCaches() }, Metrics: []Metric{
 			{Key: "delete-rmrf", Title: "delete: rm -rf of a lower subtree", Unit: "s", TargetRatio: 2.0},
 		}},

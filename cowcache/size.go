@@ -11,7 +11,8 @@ import (
 
 // DirSize returns the bytes of the files below dir as Docker counts a
 // layer: the apparent sizes of regular files and symbolic links, each
-// hard-linked inode once. Directories, whiteouts and holes count nothing.
+// hard-linked inode once. Directories, whiteouts and holes count nothing;
+// a metacopy file counts its blocks, as du(1) sees it (metacopy.go).
 // A missing dir has size 0.
 func DirSize(dir string) (int64, error) {
 	seen := map[uint64]bool{}
@@ -30,13 +31,18 @@ func DirSize(dir string) (int64, error) {
 		if err != nil {
 			return err
 		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if ok && st.Nlink > 1 {
 			if seen[st.Ino] {
 				return nil
 			}
 			seen[st.Ino] = true
 		}
-		total += fi.Size()
+		if ok && d.Type().IsRegular() {
+			total += diskBytes(p, fi.Size(), st.Blocks) // a metacopy file's blocks
+		} else {
+			total += fi.Size()
+		}
 		return nil
 	})
 	if err != nil {

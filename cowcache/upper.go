@@ -76,7 +76,11 @@ func (s *Store) commitUpper(base *Image, c UpperCommit) (Image, error) {
 			return Image{}, err
 		}
 		defer p.Abort()
-		u, err := applyUpper(p, c.UpperDir, s.UserXattr())
+		var lowers []string // where metacopy files find their data
+		if base != nil {
+			lowers = s.LayerDirs(*base)
+		}
+		u, err := applyUpper(p, c.UpperDir, s.UserXattr(), lowers)
 		if err != nil {
 			return Image{}, err
 		}
@@ -101,7 +105,7 @@ func (s *Store) commitUpper(base *Image, c UpperCommit) (Image, error) {
 
 // applyUpper streams the OCI tarball of the upper directory dir into the
 // pending layer p.
-func applyUpper(p *Pending, dir string, userXattr bool) (Unpacked, error) {
+func applyUpper(p *Pending, dir string, userXattr bool, lowers []string) (Unpacked, error) {
 	if fi, err := os.Stat(dir); err != nil {
 		return Unpacked{}, fmt.Errorf("upper directory: %w", err)
 	} else if !fi.IsDir() {
@@ -110,7 +114,7 @@ func applyUpper(p *Pending, dir string, userXattr bool) (Unpacked, error) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := WriteUpperTar(pw, dir)
+		err := WriteUpperTar(pw, dir, lowers...)
 		pw.CloseWithError(err)
 		done <- err
 	}()
@@ -136,8 +140,10 @@ var errUnpackStopped = errors.New("unpack stopped")
 // it holds; names are relative ("etc/", "etc/hosts"); owners are numeric.
 // Without root, the caller's own uid and gid are recorded as 0: they are
 // root in the user namespace of the rootless container that wrote dir.
-func WriteUpperTar(w io.Writer, dir string) error {
-	tw := &upperWriter{Writer: tar.NewWriter(w), rootless: os.Geteuid() != 0, uid: os.Geteuid(), gid: os.Getegid()}
+// Metacopy files (overlay metacopy=on) are written with their data, read
+// from lowers, the layers below dir, top first (metacopy.go).
+func WriteUpperTar(w io.Writer, dir string, lowers ...string) error {
+	tw := &upperWriter{Writer: tar.NewWriter(w), rootless: os.Geteuid() != 0, uid: os.Geteuid(), gid: os.Getegid(), upper: dir, lowers: lowers}
 	links := map[[2]uint64]string{} // (dev, ino) -> first name, for hard links
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -246,7 +252,11 @@ func writeUpperEntry(tw *upperWriter, p, name string, links map[[2]uint64]string
 		return err
 	}
 	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
-		f, err := os.Open(p)
+		open := os.Open
+		if st.Blocks*512 < st.Size && isMetacopy(p) {
+			open = func(string) (*os.File, error) { return metacopyData(tw.upper, name, tw.lowers) }
+		}
+		f, err := open(p)
 		if err != nil {
 			return err
 		}
@@ -269,6 +279,9 @@ type upperWriter struct {
 	*tar.Writer
 	rootless bool
 	uid, gid int
+	// upper is the directory written, lowers the layers below it.
+	upper  string
+	lowers []string
 }
 
 // WriteHeader writes hdr with the caller's ids as 0 when rootless.

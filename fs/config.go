@@ -31,6 +31,18 @@ type Config struct {
 	// Redirect says whether directories with lower content can be renamed
 	// (the kernel's redirect_dir=); the zero value is RedirectOn.
 	Redirect RedirectMode
+	// Metacopy copies up only the metadata of a regular file when only its
+	// metadata changes (chmod, chown, utimes, setxattr, rename, link), as
+	// the kernel's metacopy=on; the data follows on the first open for
+	// writing or truncation (metacopy.go). Needs Redirect RedirectOn
+	// (RedirectFollow will do for a read-only union), and is refused with
+	// UserXattr, as in the kernel.
+	Metacopy bool
+	// DataLowers are data-only lower layers, top first (the kernel's
+	// lowerdir=l1:l2::data1::data2, or datadir+=): never merged into the
+	// namespace, only read as the data of metacopy files of Lowers whose
+	// absolute redirects lead there (metacopy.go).
+	DataLowers []string
 	// NoPassthrough keeps file data going through the server even where the
 	// kernel could read and write the layer files directly (FUSE
 	// passthrough, used by default as root on Linux 6.9+).

@@ -20,16 +20,35 @@ func (ov *overlay) tempName() string {
 // be changed. The copy is built in the work directory with its data, mode,
 // owner, times and xattrs, then renamed into place, so upper never shows a
 // half-copied object. The caller holds ov.mu exclusively.
-func (n *node) copyUp() syscall.Errno { return n.copyUpWith(true) }
+// With metacopy on, a regular file is copied without its data
+// (metacopy.go).
+func (n *node) copyUp() syscall.Errno {
+	if n.ov.metacopy {
+		return n.copyUpAs(copyMeta)
+	}
+	return n.copyUpAs(copyWithData)
+}
 
-// copyUpWith is copyUp; withData false leaves a regular file empty, for an
-// open with O_TRUNC that would throw the data away anyway (as the kernel).
+// copyUpWith copies n up with its data, for a write; withData false leaves
+// a regular file empty, for an open with O_TRUNC that would throw the data
+// away anyway (as the kernel). A metacopy file gets its data.
 func (n *node) copyUpWith(withData bool) syscall.Errno {
+	if withData {
+		return n.copyUpAs(copyWithData)
+	}
+	return n.copyUpAs(copyEmpty)
+}
+
+// copyUpAs is copyUp, taking along what mode says.
+func (n *node) copyUpAs(mode copyMode) syscall.Errno {
 	ov := n.ov
 	if ov.upper == nil {
 		return syscall.EROFS
 	}
 	if n.isUpper() {
+		if mode != copyMeta && n.isMetacopy() {
+			return n.copyUpData(mode == copyWithData)
+		}
 		return 0
 	}
 	_, parent := n.Parent()
@@ -59,13 +78,23 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 
 	// A hard-linked lower file goes through the index with index=on: its
 	// names stay links to one copy (index.go).
-	indexed := src == ov.index || src.lower && ov.indexing(&st)
+	wasMeta := n.isMetacopy()
+	indexed := src == ov.index || src.lower && ov.indexing(&st) && !wasMeta
+	meta := mode == copyMeta && st.Mode&unix.S_IFMT == unix.S_IFREG && !indexed
+	data := copySource{src, srcPath}
+	if wasMeta && !meta && mode == copyWithData {
+		l, p, errno := n.dataOf()
+		if errno != 0 {
+			return errno
+		}
+		data = copySource{l, p}
+	}
 	if indexed {
 		if err := ov.copyUpIndexed(n, src, srcPath, &st, rel); err != nil {
 			ov.logf("copy-up %s: %v", rel, err)
 			return errnoOf(err)
 		}
-	} else if errno := ov.copyUpPlain(src, srcPath, &st, rel, withData); errno != 0 {
+	} else if errno := ov.copyUpPlain(src, srcPath, &st, rel, data, mode, meta); errno != 0 {
 		return errno
 	}
 	if havePst {
@@ -91,6 +120,11 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 		// show under a new inode: see alias.go.
 		ov.supersede(n, ov.inoOf(&ust))
 	}
+	if meta {
+		// Open descriptors go on reading the data where it is.
+		n.addMetaUpper()
+		return 0
+	}
 	n.addUpper(isDirStat(&st))
 	ov.switchHandles(n.key(), rel)
 	if indexed {
@@ -99,11 +133,19 @@ func (n *node) copyUpWith(withData bool) syscall.Errno {
 	return 0
 }
 
+// copySource is where a copy-up reads a regular file's data: the object
+// copied, or the data of a metacopy file.
+type copySource struct {
+	l    *layer
+	path string
+}
+
 // copyUpPlain builds the copy of srcPath in src (attributes st) in the
-// work directory and renames it to rel in upper.
-func (ov *overlay) copyUpPlain(src *layer, srcPath string, st *unix.Stat_t, rel string, withData bool) syscall.Errno {
+// work directory and renames it to rel in upper: with the data at data
+// (mode copyWithData), without (copyEmpty), or a metacopy file (meta).
+func (ov *overlay) copyUpPlain(src *layer, srcPath string, st *unix.Stat_t, rel string, data copySource, mode copyMode, meta bool) syscall.Errno {
 	tmp := ov.tempName()
-	if err := ov.buildCopy(src, srcPath, st, tmp, withData); err != nil {
+	if err := ov.buildCopy(src, srcPath, st, tmp, data, mode == copyWithData, meta); err != nil {
 		ov.removeTemp(tmp, st)
 		ov.logf("copy-up %s: %v", rel, err)
 		return errnoOf(err)
@@ -126,8 +168,21 @@ func (ov *overlay) copyUpPlain(src *layer, srcPath string, st *unix.Stat_t, rel 
 // retries after ESTALE (a path-based one). It answers ESTALE when the copy
 // has a new identity the kernel must look up first: a hard-linked lower
 // file, whose copy is a new file with its own st_ino.
-func (n *node) copyUpRenamed() syscall.Errno {
-	if errno := n.copyUp(); errno != 0 {
+func (n *node) copyUpRenamed() syscall.Errno { return n.copyUpRenamedAs(false) }
+
+// copyUpFor is copyUp; withData copies the data of a regular file even
+// with metacopy on.
+func (n *node) copyUpFor(withData bool) syscall.Errno {
+	if withData {
+		return n.copyUpWith(true)
+	}
+	return n.copyUp()
+}
+
+// copyUpRenamedAs is copyUpRenamed; withData copies the data of a regular
+// file even with metacopy on.
+func (n *node) copyUpRenamedAs(withData bool) syscall.Errno {
+	if errno := n.copyUpFor(withData); errno != 0 {
 		return errno
 	}
 	if n.staleAfterCopyUp() {
@@ -145,12 +200,13 @@ func (n *node) copyUpRenamed() syscall.Errno {
 // stale kernel entry is dropped in the background. Fifos and
 // device nodes are opened without the server (no handle tells an fd-based
 // call apart), so they always take the second way: fchmod on a fifo must
-// not fail with ESTALE, which no one retries.
-func (n *node) copyUpForChange() syscall.Errno {
+// not fail with ESTALE, which no one retries. withData copies the data of
+// a regular file even with metacopy on, for a truncation.
+func (n *node) copyUpForChange(withData bool) syscall.Errno {
 	if t := n.StableAttr().Mode & unix.S_IFMT; t == unix.S_IFLNK || t == unix.S_IFREG && !n.ov.hasOpenHandle(n.key()) {
-		return n.copyUpRenamed()
+		return n.copyUpRenamedAs(withData)
 	}
-	if errno := n.copyUp(); errno != 0 {
+	if errno := n.copyUpFor(withData); errno != 0 {
 		return errno
 	}
 	n.dropStaleEntry()
@@ -189,12 +245,19 @@ func (ov *overlay) waitInvalidations() {
 	}
 }
 
-// buildCopy creates tmp in the work directory as a copy of rel in src.
-func (ov *overlay) buildCopy(src *layer, rel string, st *unix.Stat_t, tmp string, withData bool) error {
+// buildCopy creates tmp in the work directory as a copy of rel in src,
+// with the data of a regular file read at data, or as a metacopy file.
+func (ov *overlay) buildCopy(src *layer, rel string, st *unix.Stat_t, tmp string, data copySource, withData, meta bool) error {
 	w := ov.work.fd
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
-		if err := copyFile(src, rel, w, tmp, st, withData); err != nil {
+		var err error
+		if meta {
+			err = ov.buildMetacopy(tmp, st)
+		} else {
+			err = copyFile(data.l, data.path, w, tmp, st, withData)
+		}
+		if err != nil {
 			return err
 		}
 	case unix.S_IFDIR:

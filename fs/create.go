@@ -264,6 +264,16 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 		}
 		srcPath = tn.rel()
 	}
+	var meta *entry
+	if tn.isMetacopy() {
+		// Both names must lead to the data: a path from the root (the
+		// kernel's ovl_set_link_redirect).
+		if errno := n.ov.setRedirect(tn, false); errno != 0 {
+			return nil, errno
+		}
+		meta = tn.metaState()
+		tn.state.Store(meta)
+	}
 	// A link to an indexed object counts up its links (index.go).
 	idx, indexed := "", false
 	var before int64
@@ -285,5 +295,9 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	n.ov.linkedTmpfile(tn.ino())
 	n.ov.markImpureIfOrigin(n.rel(), join(n.rel(), name)) // as the kernel's link
 	tn.notifyAliases()                                    // its link count rose (alias.go)
-	return n.addChild(ctx, name, &st, out), 0
+	ch := n.addChild(ctx, name, &st, out)
+	if meta != nil {
+		ch.Operations().(*node).state.Store(meta) // the same node, or another name's
+	}
+	return ch, 0
 }

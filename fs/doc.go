@@ -94,6 +94,12 @@
 //     write redirects as well: the server runs as the user, who can read
 //     every layer anyway, so a redirect reveals nothing. As root, a
 //     userxattr mount does neither, as the kernel (redirectMode).
+//   - With Config.Metacopy (metacopy=on), a change of metadata alone
+//     copies up a metacopy file, whose data stays below until the first
+//     open for writing (metacopy.go); data-only lower layers are reached
+//     only through the redirects of metacopy files (datalayer.go). Unlike
+//     the kernel, hard-linked lower files copied up through the index
+//     (index=on) always take their data along.
 //   - trusted.overlay.* names set through the mount are stored escaped as
 //     trusted.overlay.overlay.*, as Linux 6.7+ does; the overlay's own
 //     attributes are never shown or copied up.

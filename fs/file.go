@@ -48,7 +48,7 @@ const writeFlags = unix.O_WRONLY | unix.O_RDWR | unix.O_TRUNC
 func (h *handle) fdForUse() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.lower && h.n.isUpper() {
+	if h.lower && h.n.isUpper() && !h.n.isMetacopy() {
 		fd, err := unix.Openat(h.n.ov.upper.fd, h.n.rel(), h.flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 		if err == nil {
 			h.replaceFd(fd)
@@ -180,7 +180,9 @@ func (h *handle) fstat() (unix.Stat_t, bool) {
 	var st unix.Stat_t
 	fd := h.fdForUse()
 	h.mu.Lock()
-	stale := h.lower && h.n.isUpper()
+	// A metacopy file's descriptor reads its data: its attributes are
+	// elsewhere.
+	stale := h.lower && (h.n.isUpper() || h.n.isMetacopy())
 	h.mu.Unlock()
 	if stale || unix.Fstat(fd, &st) != nil {
 		return st, false
@@ -217,8 +219,16 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	if len(ls) == 0 {
 		return nil, 0, syscall.ENOENT
 	}
-	l := n.ov.layers[ls[0]]
-	fd, err := unix.Openat(l.fd, at(n.pathIn(ls[0])), f|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	l, p := n.ov.layers[ls[0]], n.pathIn(ls[0])
+	if n.isMetacopy() {
+		// Open for reading only (writing has copied the data up): read
+		// the data where it is (metacopy.go).
+		var errno syscall.Errno
+		if l, p, errno = n.dataOf(); errno != 0 {
+			return nil, 0, errno
+		}
+	}
+	fd, err := unix.Openat(l.fd, at(p), f|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, 0, errnoOf(err)
 	}

@@ -157,7 +157,7 @@ func (ov *overlay) copyUpIndexed(n *node, src *layer, srcPath string, st *unix.S
 		var ist unix.Stat_t
 		if ov.index.lstat(name, &ist) != nil {
 			tmp := ov.tempName()
-			err := ov.buildCopy(src, srcPath, st, tmp, true)
+			err := ov.buildCopy(src, srcPath, st, tmp, copySource{src, srcPath}, true, false)
 			if err == nil {
 				err = ov.work.setxattr(tmp, ov.xattr.Origin, b, 0)
 			}

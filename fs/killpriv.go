@@ -46,7 +46,7 @@ func killPrivs(dirfd int, path string, st *unix.Stat_t, callerUid, callerGid uin
 	if dirfd != unix.AT_FDCWD {
 		p = procDirPath(dirfd, path)
 	}
-	if err := unix.Removexattr(p, "security.capability"); err != nil && err != unix.ENODATA && err != unix.ENOTSUP {
+	if err := unix.Removexattr(p, capabilityXattr); err != nil && err != unix.ENODATA && err != unix.ENOTSUP {
 		return err
 	}
 	return nil
@@ -132,3 +132,6 @@ func (n *node) killByOtherDenied(uid, gid uint32) bool {
 	shown.Gid = attr.Gid // killBits compares with the caller's (mount-side) group
 	return st.Mode&killBits(&shown, uid, gid) != 0
 }
+
+// capabilityXattr holds a file's capabilities.
+const capabilityXattr = "security.capability"

@@ -48,6 +48,9 @@ type found struct {
 	// redirected is set when a redirect sent the lookup elsewhere: the
 	// paths must then be recorded, as they cannot be derived.
 	redirected bool
+	// dataErr is set for a metacopy file whose data is missing from the
+	// data-only layers (datalayer.go).
+	dataErr syscall.Errno
 }
 
 // lowerHasName reports whether name exists (not as a whiteout) in any layer
@@ -111,6 +114,11 @@ type lookup struct {
 	opaque bool // a whiteout or opaque directory ended the lookup
 	// redirected is set once a redirect changed name.
 	redirected bool
+	// metacopy is set when the last regular file found is a metacopy
+	// file, whose data is further down (metacopy.go).
+	metacopy bool
+	// absRedirect is set when the last redirect read was absolute.
+	absRedirect bool
 }
 
 // resolve looks name up in the directory d, applying whiteouts, opaque
@@ -123,11 +131,21 @@ func (ov *overlay) resolve(d dirView, name string) (found, syscall.Errno) {
 	stack, pos := d, 0
 	var paths []string
 	follows := ov.redirect.follows()
+	checkRedirect := follows || len(ov.dataLayers) > 0
 	for pos < len(stack.layers) && !s.stop {
 		li, dirPath := stack.layers[pos], stack.path(pos)
+		if errno := ov.followMetacopy(&s, join(d.rel, name)); errno != 0 {
+			return f, errno
+		}
 		// As the kernel's d.last: the bottom layer has no one below to
-		// send elsewhere.
-		last := li == ov.bottom || !follows && pos == len(stack.layers)-1
+		// send elsewhere — but for a metacopy file, the data-only layers.
+		var last bool
+		switch {
+		case !checkRedirect:
+			last = pos == len(stack.layers)-1
+		case s.isDir || len(ov.dataLayers) == 0:
+			last = li == ov.bottom
+		}
 		pos++
 		var st unix.Stat_t
 		ok, p, errno := s.inLayer(ov, ov.layers[li], dirPath, last, &st)
@@ -139,10 +157,15 @@ func (ov *overlay) resolve(d dirView, name string) (found, syscall.Errno) {
 		}
 		if len(f.layers) == 0 {
 			f.st = st
+		} else if !isDirStat(&st) {
+			// A non-directory below another is the data of a metacopy
+			// file: only the top copy and the data are kept.
+			f.layers, paths = f.layers[:1], paths[:1]
+			f.st.Blocks = st.Blocks
 		}
 		f.layers = append(f.layers, li)
 		paths = append(paths, p)
-		if s.redirected && !follows && (ov.upper == nil || li != 0) {
+		if s.redirected && !follows && (ov.upper == nil || li != 0) && isDirStat(&st) {
 			ov.logf("refusing to follow the redirect of %s (redirect_dir=nofollow)", join(d.rel, name))
 			return f, syscall.EPERM
 		}
@@ -157,6 +180,11 @@ func (ov *overlay) resolve(d dirView, name string) (found, syscall.Errno) {
 	}
 	if len(f.layers) == 0 {
 		return f, syscall.ENOENT
+	}
+	if s.metacopy {
+		if errno := ov.metacopyData(&s, join(d.rel, name), &f, &paths); errno != 0 {
+			return f, errno
+		}
 	}
 	if s.redirected || d.paths != nil {
 		f.paths = paths
@@ -220,27 +248,45 @@ func (s *lookup) single(ov *overlay, l *layer, dirPath, comp string, prelen int,
 		s.stop, s.opaque = true, true
 		return false, 0
 	}
+	if lastElem && s.metacopy && st.Mode&unix.S_IFMT != unix.S_IFREG {
+		// The data of a metacopy file can only be a regular file.
+		s.stop = true
+		return false, 0
+	}
 	if !isDirStat(st) {
 		s.stop = true
-		return !s.isDir, 0
-	}
-	if lastElem {
-		s.isDir = true
-	}
-	if last {
-		return true, 0
-	}
-	if ov.isOpaque(l, p) {
-		s.stop = true
-		if lastElem {
-			s.opaque = true
+		if s.isDir || !lastElem {
+			return !s.isDir, 0
 		}
-		return true, 0
+		mc, errno := ov.isMetacopyFile(l, p, st)
+		if errno != 0 {
+			return false, errno
+		}
+		s.metacopy = mc
+		if !mc || last {
+			return true, 0
+		}
+		s.stop = false // its data is further down
+	} else {
+		if lastElem {
+			s.isDir = true
+		}
+		if last {
+			return true, 0
+		}
+		if ov.isOpaque(l, p) {
+			s.stop = true
+			if lastElem {
+				s.opaque = true
+			}
+			return true, 0
+		}
 	}
 	r, ok, errno := ov.redirectOf(l, p)
 	if errno != 0 {
 		return false, errno
 	}
+	s.absRedirect = ok && r[0] == '/'
 	if ok {
 		if r[0] == '/' {
 			// Found below an opaque directory on the way, an absolute

@@ -93,6 +93,7 @@ func newOverlay(cfg Config) (*overlay, error) {
 	// Passthrough needs CAP_SYS_ADMIN in the initial user namespace.
 	ov.passthrough = ov.privileged && ov.initUserNS && !cfg.NoPassthrough
 	ov.redirect = ov.redirectMode()
+	ov.metacopy = cfg.Metacopy
 	old := unix.Umask(0)
 	unix.Umask(old)
 	ov.umask = uint32(old)
@@ -115,6 +116,10 @@ func newOverlay(cfg Config) (*overlay, error) {
 		ov.layers = append(ov.layers, l)
 	}
 	ov.bottom = len(ov.layers) - 1
+	if err := ov.openDataLayers(cfg.DataLowers); err != nil {
+		ov.close()
+		return nil, err
+	}
 	ov.indexLayer = -1
 	if !cfg.ReadOnly() {
 		ov.upper = ov.layers[0]

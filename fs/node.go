@@ -138,7 +138,11 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 	}
 	in := n.NewInode(ctx, &node{ov: n.ov}, gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: k.ino, Gen: uint64(k.gen)})
 	// go-fuse returns the Inode it has for this identity, if any.
-	in.Operations().(*node).setState(f.layers, paths)
+	if f.dataErr != 0 {
+		in.Operations().(*node).state.Store(&entry{layers: f.layers, paths: f.paths, dataErr: f.dataErr})
+	} else {
+		in.Operations().(*node).setState(f.layers, paths)
+	}
 	n.ov.noteInode(k, in, !isDirStat(&f.st) && f.st.Nlink > 1)
 	return in
 }
@@ -171,6 +175,7 @@ func (n *node) fillAttrOut(st *unix.Stat_t, out *fuse.AttrOut) {
 func (n *node) fillAttr(st *unix.Stat_t, out *fuse.Attr) {
 	n.ov.statToAttr(st, out)
 	out.Ino = n.ino()
+	n.fillDataBlocks(st.Size, &out.Blocks) // a metacopy file's (metacopy.go)
 	if isDirStat(st) {
 		mergedDirNlink(n.layers(), out)
 	} else if n.ov.index != nil {

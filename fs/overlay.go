@@ -5,6 +5,7 @@ import (
 	"log"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
@@ -49,6 +50,11 @@ type overlay struct {
 	rootView dirView
 	// bottom is the number of the lowest layer that lookups see.
 	bottom int
+	// metacopy is Config.Metacopy: metadata-only copy-up (metacopy.go).
+	metacopy bool
+	// dataLayers are the numbers of the data-only lower layers, after
+	// bottom (datalayer.go); empty without.
+	dataLayers []int
 	// index is WORK/index with index=on (index.go), also the last of
 	// layers, number indexLayer; nil (and -1) without.
 	index      *layer
@@ -130,12 +136,17 @@ func (g generation) renewedGen() generation { return g + 2 }
 
 // entry is what the overlay knows about one object of the merged view.
 type entry struct {
-	// layers lists the layers holding the object, top first: one for a
-	// non-directory, every contributing layer for a merged directory.
+	// layers lists the layers holding the object, top first: every
+	// contributing layer for a merged directory; for a non-directory, one,
+	// or two for a metacopy file: its top copy, then the layer of its data
+	// (metacopy.go).
 	layers []int
 	// paths holds the object's path in each of layers where a redirect
 	// was involved (redirect.go); nil when it is derived from the parent.
 	paths []string
+	// dataErr is set on a metacopy file whose data was not found in the
+	// data-only layers: opening it fails with this (metacopy.go).
+	dataErr syscall.Errno
 }
 
 // inoOf returns the inode number reported for an object with attributes st.

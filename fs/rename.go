@@ -238,10 +238,12 @@ func (r *renaming) apply() syscall.Errno {
 // as well.) Anything else needs nothing.
 func (r *renaming) prepareDir(d *node, rel string, isDir, redirect bool, into *node) syscall.Errno {
 	switch {
-	case redirect:
+	case redirect || !isDir && d != nil && d.isMetacopy():
+		// A metacopy file, too, records where its data lives
+		// (metacopy.go), as the kernel's ovl_set_redirect.
 		r.moved[r.nmoved] = d.beforeMove()
 		r.nmoved++
-		return r.ov.setRedirect(d, r.parent == r.newParent)
+		return r.ov.setRedirect(d, r.parent == r.newParent && (isDir || !d.lowerLinked()))
 	case isDir:
 		return errnoOf(r.ov.makeOpaqueIfMerged(rel, into.layers()))
 	}

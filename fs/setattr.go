@@ -76,15 +76,17 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 			return 0
 		}
 	}
-	if n.isUpper() {
+	_, truncating := in.GetSize()
+	if n.isUpper() && !(truncating && n.isMetacopy()) {
 		// Nothing to copy: changing the object's own attributes does not
 		// change the namespace, and an upper copy stays upper.
 		n.ov.mu.RLock()
 		defer n.ov.mu.RUnlock()
 	} else {
+		// A truncation needs the data, even of a metacopy file.
 		n.ov.mu.Lock()
 		defer n.ov.mu.Unlock()
-		if errno := n.copyUpForChange(); errno != 0 {
+		if errno := n.copyUpForChange(truncating); errno != 0 {
 			return errno
 		}
 	}

@@ -39,13 +39,16 @@ func (c *Config) Validate(merged string) error {
 	if c.Upper != "" && c.Work == "" {
 		return fmt.Errorf("upper %s given without a work directory", c.Upper)
 	}
-	lowers := make([]string, len(c.Lowers))
-	for i, l := range c.Lowers {
+	if err := c.checkMetacopy(); err != nil {
+		return err
+	}
+	var lowers []string
+	for _, l := range append(append([]string(nil), c.Lowers...), c.DataLowers...) {
 		p, err := resolveDir("lower", l)
 		if err != nil {
 			return err
 		}
-		lowers[i] = p
+		lowers = append(lowers, p)
 	}
 	mnt, err := resolveDir("mountpoint", merged)
 	if err != nil {
@@ -69,9 +72,11 @@ func (c *Config) Validate(merged string) error {
 		return fmt.Errorf("mountpoint %s is already a mount point", mnt)
 	}
 	if !c.ReadOnly() {
-		return c.probeXattr()
+		if err := c.probeXattr(); err != nil {
+			return err
+		}
 	}
-	return nil
+	return c.checkMetacopyXattr()
 }
 
 // validateUpper checks upper and work against each other, the lowers and

@@ -139,7 +139,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 		}
 		return errnoOf(err)
 	}
-	if errno := n.copyUpForChange(); errno != 0 {
+	if errno := n.copyUpForChange(false); errno != 0 {
 		return errno
 	}
 	err := n.ov.upper.setxattr(n.rel(), stored, data, int(flags))
@@ -192,7 +192,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 		}
 		return errnoOf(err)
 	}
-	if errno := n.copyUpForChange(); errno != 0 {
+	if errno := n.copyUpForChange(false); errno != 0 {
 		return errno
 	}
 	err := n.ov.upper.removexattr(n.rel(), stored)

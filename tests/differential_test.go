@@ -79,12 +79,26 @@ func TestDifferentialPassthrough(t *testing.T) {
 // hard links between lower files survive copy-up (the layers hold several,
 // among them a fifo's), and overlay.nlink is compared in the uppers.
 func TestDifferentialIndex(t *testing.T) {
+	runDifferentialVariant(t, unionfuseMounter{index: true})
+}
+
+// TestDifferentialMetacopy runs the comparison with metacopy=on on both
+// sides (and redirect_dir=on): a change of metadata copies up no data, and
+// the uppers are compared with their overlay.metacopy and
+// overlay.redirect attributes.
+func TestDifferentialMetacopy(t *testing.T) {
+	runDifferentialVariant(t, unionfuseMounter{metacopy: true})
+}
+
+// runDifferentialVariant runs half the rounds with unionfuse mounted as m,
+// against the kernel with the same options.
+func runDifferentialVariant(t *testing.T, m unionfuseMounter) {
 	testutil.RequireMounts(t)
 	if os.Getenv(subjectEnv) == "kernel" {
 		t.Skip("the harness self-check runs in TestDifferential")
 	}
 	rounds := int(envInt(t, "UNIONFUSE_TEST_ROUNDS", int64(*flagRounds)))
-	runDifferential(t, unionfuseMounter{index: true}, max(rounds/2, 1))
+	runDifferential(t, m, max(rounds/2, 1))
 }
 
 // runDifferential runs rounds of random operations on the kernel's overlay
@@ -279,7 +293,7 @@ func newDiffRun(t testing.TB, m mounter, seed int64) *diffRun {
 	}
 	// The kernel runs with the subject's redirect_dir.
 	u, _ := m.(unionfuseMounter)
-	r.ref = mountUnion(t, kernelOverlay{redirectOff: u.redirectOff, index: u.index}, ref)
+	r.ref = mountUnion(t, kernelOverlay{redirectOff: u.redirectOff, index: u.index, metacopy: u.metacopy}, ref)
 	r.sub = mountUnion(t, m, sub)
 	return r
 }

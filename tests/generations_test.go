@@ -51,8 +51,24 @@ import (
 // layers too.
 func TestGenerations(t *testing.T) {
 	testutil.RequireMounts(t)
-	sub := subject(t)
-	seed, gens, nops := genSeed(t), *flagGenerations, *flagGenOps
+	runGenerations(t, subject(t), *flagGenerations)
+}
+
+// TestGenerationsMetacopy runs the generations with metacopy=on on both
+// sides (half as many): metacopy files rotate into lower layers, where
+// later generations find their data further down, through redirects.
+func TestGenerationsMetacopy(t *testing.T) {
+	testutil.RequireMounts(t)
+	if os.Getenv(subjectEnv) == "kernel" {
+		t.Skip("the harness self-check runs in TestGenerations")
+	}
+	runGenerations(t, unionfuseMounter{metacopy: true}, max(*flagGenerations/2, 1))
+}
+
+// runGenerations runs gens generations of sub against the kernel with the
+// same metacopy setting.
+func runGenerations(t *testing.T, sub mounter, gens int) {
+	seed, nops := genSeed(t), *flagGenOps
 	t.Logf("kernel overlay vs %s: seed %d, %d generations x (scripted + %d random operations) (replay: -args -seed=%d -generations=%d -gen-ops=%d)",
 		sub.name(), seed, gens, nops, seed, gens, nops)
 
@@ -192,7 +208,7 @@ func (g *generation) run(t *testing.T) {
 	for _, lower := range subL.Lowers {
 		r.lowersBefore = append(r.lowersBefore, mustSnapshot(t, lower, snapOpts{}))
 	}
-	r.ref = mountUnion(t, kernelOverlay{}, refL)
+	r.ref = mountUnion(t, g.kernel(), refL)
 	r.sub = mountUnion(t, g.sub, subL)
 	g.r = r
 
@@ -228,7 +244,7 @@ func (g *generation) run(t *testing.T) {
 	g.checkMarks(t, subL.Upper)
 
 	// 2 and 3. Each side's layers, upper_k on top, read by the other.
-	g.crossCheck(t, readOnly(kernelOverlay{}), subL, subView, g.sub.name())
+	g.crossCheck(t, readOnly(g.kernel()), subL, subView, g.sub.name())
 	g.crossCheck(t, readOnly(g.sub), refL, refView, "the kernel")
 }
 
@@ -254,20 +270,30 @@ func (g *generation) crossCheck(t *testing.T, reader mounter, l layout, want tre
 // readOnly returns the mounter of m's kind for a layout without upper:
 // unionfuse mounts such a layout read-only by itself (fs.Config.Upper "").
 func readOnly(m mounter) mounter {
-	if _, ok := m.(kernelOverlay); ok {
-		return kernelReadOnly{}
+	if k, ok := m.(kernelOverlay); ok {
+		return kernelReadOnly{metacopy: k.metacopy}
 	}
 	return m
 }
 
+// kernel returns the reference: the kernel's overlayfs with the subject's
+// metacopy setting.
+func (g *generation) kernel() kernelOverlay {
+	u, _ := g.sub.(unionfuseMounter)
+	return kernelOverlay{metacopy: u.metacopy}
+}
+
 // kernelReadOnly mounts the kernel's overlayfs over l.Lowers alone,
 // read-only, as a lower stack is seen from above.
-type kernelReadOnly struct{}
+type kernelReadOnly struct{ metacopy bool }
 
 func (kernelReadOnly) name() string { return "kernel" }
 
-func (kernelReadOnly) mount(l layout) (func() error, error) {
+func (k kernelReadOnly) mount(l layout) (func() error, error) {
 	opts := "lowerdir=" + strings.Join(l.Lowers, ":") + kernelOptions(false)
+	if k.metacopy {
+		opts += ",metacopy=on"
+	}
 	if err := unix.Mount("overlay", l.Merged, "overlay", unix.MS_RDONLY, opts); err != nil {
 		return nil, fmt.Errorf("mount -t overlay -o ro,%s %s: %w", opts, l.Merged, err)
 	}

@@ -74,6 +74,8 @@ type kernelOverlay struct {
 	redirectOff bool
 	// index mounts with index=on.
 	index bool
+	// metacopy mounts with metacopy=on.
+	metacopy bool
 	// userxattr mounts with userxattr (which takes no redirect_dir: the
 	// kernel then neither follows nor makes redirects).
 	userxattr bool
@@ -94,6 +96,9 @@ func (k kernelOverlay) mount(l layout) (func() error, error) {
 	}
 	if k.index {
 		opts += ",index=on"
+	}
+	if k.metacopy {
+		opts += ",metacopy=on"
 	}
 	if err := unix.Mount("overlay", l.Merged, "overlay", 0, opts); err != nil {
 		return nil, fmt.Errorf("mount -t overlay -o %s %s: %w", opts, l.Merged, err)
@@ -139,6 +144,7 @@ type unionfuseMounter struct {
 	passthrough bool
 	redirectOff bool // -o redirect_dir=off
 	index       bool // -o index=on
+	metacopy    bool // -o metacopy=on
 	userxattr   bool // -o userxattr
 }
 
@@ -153,6 +159,9 @@ func (m unionfuseMounter) name() string {
 	if m.index {
 		name += " -o index=on"
 	}
+	if m.metacopy {
+		name += " -o metacopy=on"
+	}
 	if m.userxattr {
 		name += " -o userxattr"
 	}
@@ -165,6 +174,7 @@ func (m unionfuseMounter) mount(l layout) (unmount func() error, err error) {
 		cfg.Redirect = fs.RedirectOff
 	}
 	cfg.Index = m.index
+	cfg.Metacopy = m.metacopy
 	cfg.UserXattr = m.userxattr
 	if os.Getenv(debugEnv) == "1" {
 		cfg.Debug = true

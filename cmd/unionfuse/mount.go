@@ -24,7 +24,10 @@ MERGED:
   unionfuse -o lowerdir=L1:L2,upperdir=U,workdir=W [SOURCE] MERGED
 
 Options for -o (comma-separated, -o may be repeated):
-  lowerdir=L1:L2   lower layers, top first
+  lowerdir=L1:L2   lower layers, top first; L1:L2::D1::D2 adds data-only
+                   layers D1, D2 (read only through metacopy redirects)
+  lowerdir+=L, datadir+=D
+                   the same, one layer per option (the new mount API's)
   upperdir=U       writable layer (needs workdir=)
   workdir=W        work directory on UPPER's filesystem
   ro, rw           read-only or read-write mount (ro with upperdir= shows
@@ -39,6 +42,11 @@ Options for -o (comma-separated, -o may be repeated):
                    also ignores redirects in the layers
   index=on|off     as the kernel's: on keeps the hard links of lower files
                    across copy-up (in WORK/index); off is the default
+  metacopy=on|off  as the kernel's: on copies up only the metadata of a
+                   file whose metadata alone changes (chmod, chown, ...);
+                   the data follows on the first open for writing. Needs
+                   redirect_dir=on; refused with userxattr; off is the
+                   default
   passthrough=on|off
                    FUSE passthrough of file data (on by default as root,
                    Linux 6.9+)

@@ -145,9 +145,12 @@ func absolute(spec Spec) (Spec, error) {
 	var err error
 	c := &spec.Config
 	c.Lowers = append([]string(nil), c.Lowers...)
-	for i := range c.Lowers {
-		if c.Lowers[i], err = abs(c.Lowers[i]); err != nil {
-			return spec, err
+	c.DataLowers = append([]string(nil), c.DataLowers...)
+	for _, ls := range [][]string{c.Lowers, c.DataLowers} {
+		for i := range ls {
+			if ls[i], err = abs(ls[i]); err != nil {
+				return spec, err
+			}
 		}
 	}
 	for _, p := range []*string{&spec.Merged, &c.Upper, &c.Work, &spec.LogFile, &spec.CPUProfile, &spec.MemProfile} {

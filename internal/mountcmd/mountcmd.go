@@ -124,7 +124,7 @@ func layersFromArgs(opts *mountopts.Options, pos []string) (merged, source strin
 	default:
 		return "", "", fmt.Errorf("want LOWER[:LOWER...] [UPPER WORK] MERGED, got %d arguments", len(pos))
 	}
-	if opts.Lowers, err = mountopts.SplitLayers(pos[0]); err != nil {
+	if opts.Lowers, opts.DataLowers, err = mountopts.SplitLowerdir(pos[0]); err != nil {
 		return "", "", fmt.Errorf("lower layers %q: %w", pos[0], err)
 	}
 	if len(pos) == 4 {

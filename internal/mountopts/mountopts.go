@@ -49,10 +49,19 @@ var ignored = map[string]bool{
 // (or the reverse) is an error naming the option.
 func Parse(optStrings ...string) (*Options, error) {
 	o := &Options{}
+	sawLowerdir := false
 	for _, s := range optStrings {
 		for _, item := range split(s, ',') {
 			if item == "" {
 				continue
+			}
+			switch key, _, _ := cut(item); key {
+			case "lowerdir":
+				sawLowerdir = true
+			case "lowerdir+", "datadir+":
+				if sawLowerdir {
+					return nil, fmt.Errorf("mount option %q: lowerdir+ and datadir+ cannot follow lowerdir", item)
+				}
 			}
 			if err := o.apply(item); err != nil {
 				return nil, err
@@ -72,7 +81,7 @@ func Parse(optStrings ...string) (*Options, error) {
 func (o *Options) apply(item string) error {
 	key, value, hasValue := cut(item)
 	switch key {
-	case "lowerdir", "upperdir", "workdir":
+	case "lowerdir", "upperdir", "workdir", "lowerdir+", "datadir+":
 		if !hasValue || value == "" {
 			return fmt.Errorf("mount option %q needs a value (%s=PATH)", item, key)
 		}
@@ -116,11 +125,21 @@ var flagNames = map[string]bool{
 func (o *Options) setDir(item, key, value string) error {
 	switch key {
 	case "lowerdir":
-		lowers, err := SplitLayers(value)
+		lowers, data, err := SplitLowerdir(value)
 		if err != nil {
 			return fmt.Errorf("mount option %q: %w", item, err)
 		}
-		o.Lowers = lowers
+		o.Lowers, o.DataLowers = lowers, data
+	case "lowerdir+", "datadir+":
+		// The new mount API's: one layer each, appended.
+		switch {
+		case key == "lowerdir+" && len(o.DataLowers) > 0:
+			return fmt.Errorf("mount option %q: regular lower layers cannot follow data layers", item)
+		case key == "lowerdir+":
+			o.Lowers = append(o.Lowers, unescape(value))
+		default:
+			o.DataLowers = append(o.DataLowers, unescape(value))
+		}
 	case "upperdir":
 		o.Upper = unescape(value)
 	case "workdir":
@@ -136,6 +155,7 @@ func (o *Options) setDir(item, key, value string) error {
 func (o *Options) FsConfig() fs.Config {
 	cfg := o.Config
 	cfg.Lowers = append([]string(nil), o.Lowers...)
+	cfg.DataLowers = append([]string(nil), o.DataLowers...)
 	if o.ReadOnly && o.Upper != "" {
 		cfg.Lowers = append([]string{o.Upper}, cfg.Lowers...)
 		cfg.Upper, cfg.Work = "", ""
@@ -156,18 +176,35 @@ func (o *Options) Flags() []string {
 	return append(flags, o.Generic...)
 }
 
-// SplitLayers splits a colon-separated list of layers (the LOWER argument
-// of `unionfuse mount`) with the same escaping as lowerdir=. An empty
-// layer is an error.
-func SplitLayers(s string) ([]string, error) {
-	var layers []string
-	for _, l := range split(s, ':') {
-		if l == "" {
-			return nil, fmt.Errorf("empty layer path")
+// SplitLowerdir splits the value of lowerdir= (and the LOWER argument of
+// `unionfuse mount`) as the kernel does, with its escapes: layers
+// separated by ':', and after a '::' data-only layers ("l1:l2::d1::d2",
+// see fs.Config.DataLowers), which regular layers cannot follow. An empty
+// layer, three colons in a row or a trailing colon is an error.
+func SplitLowerdir(s string) (lowers, data []string, err error) {
+	parts := split(s, ':')
+	for i := 0; i < len(parts); i++ {
+		isData := false
+		if parts[i] == "" && i > 0 && i < len(parts)-1 {
+			i++ // "::": a data-only layer follows
+			isData = true
 		}
-		layers = append(layers, unescape(l))
+		switch {
+		case parts[i] == "" && i == len(parts)-1 && i > 0:
+			return nil, nil, fmt.Errorf("empty layer path (an unescaped trailing colon)")
+		case parts[i] == "" && isData:
+			return nil, nil, fmt.Errorf("only single ':' or double '::' sequences of unescaped colons allowed")
+		case parts[i] == "":
+			return nil, nil, fmt.Errorf("empty layer path")
+		case isData:
+			data = append(data, unescape(parts[i]))
+		case len(data) > 0:
+			return nil, nil, fmt.Errorf("regular lower layers cannot follow data lower layers")
+		default:
+			lowers = append(lowers, unescape(parts[i]))
+		}
 	}
-	return layers, nil
+	return lowers, data, nil
 }
 
 // split cuts s at every sep that is not escaped by a backslash, keeping

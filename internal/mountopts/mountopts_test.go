@@ -65,7 +65,7 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"lowerdir"}, `"lowerdir"`},
 		{[]string{"lowerdir="}, `"lowerdir="`},
 		{[]string{"upperdir,lowerdir=/l"}, `"upperdir"`},
-		{[]string{"lowerdir=/a::/b"}, "empty layer path"},
+		{[]string{"lowerdir=/a:::/b"}, "colons"},
 		{[]string{"lowerdir=/a:"}, "empty layer path"},
 		{[]string{"lowerdir=/l,upperdir=/u"}, "workdir"},
 		{[]string{"lowerdir=/l,workdir=/w"}, "upperdir"},
@@ -119,23 +119,58 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-func TestSplitLayers(t *testing.T) {
+func TestSplitLowerdir(t *testing.T) {
 	tests := []struct {
-		in   string
-		want []string
-		ok   bool
+		in         string
+		want, data []string
+		ok         bool
 	}{
-		{"/a", []string{"/a"}, true},
-		{"a:b:c", []string{"a", "b", "c"}, true},
-		{`/x\:y:/z`, []string{"/x:y", "/z"}, true},
-		{"", nil, false},
-		{"a::b", nil, false},
-		{":a", nil, false},
+		{"/a", []string{"/a"}, nil, true},
+		{"a:b:c", []string{"a", "b", "c"}, nil, true},
+		{`/x\:y:/z`, []string{"/x:y", "/z"}, nil, true},
+		{"a::b", []string{"a"}, []string{"b"}, true},
+		{"a:b::d1::d2", []string{"a", "b"}, []string{"d1", "d2"}, true},
+		{`a::d\:1`, []string{"a"}, []string{"d:1"}, true},
+		{"", nil, nil, false},
+		{":a", nil, nil, false},
+		{"a:", nil, nil, false},
+		{"a::", nil, nil, false},
+		{"a:::b", nil, nil, false},
+		{"a::d:b", nil, nil, false}, // a regular layer after a data layer
 	}
 	for _, tt := range tests {
-		got, err := SplitLayers(tt.in)
-		if (err == nil) != tt.ok || !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("SplitLayers(%q) = %q, %v; want %q, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		got, data, err := SplitLowerdir(tt.in)
+		if (err == nil) != tt.ok || !reflect.DeepEqual(got, tt.want) || !reflect.DeepEqual(data, tt.data) {
+			t.Errorf("SplitLowerdir(%q) = %q, %q, %v; want %q, %q, ok=%v", tt.in, got, data, err, tt.want, tt.data, tt.ok)
+		}
+	}
+}
+
+func TestLowerdirAdd(t *testing.T) {
+	tests := []struct {
+		opts       string
+		want, data []string
+		ok         bool
+	}{
+		{"lowerdir+=a,lowerdir+=b,datadir+=d", []string{"a", "b"}, []string{"d"}, true},
+		{"lowerdir=x::y,metacopy=on", []string{"x"}, []string{"y"}, true},
+		{"datadir+=d,lowerdir+=a", nil, nil, false},
+		{"lowerdir=a,lowerdir+=b", nil, nil, false},
+		{"lowerdir+=a,lowerdir=b", []string{"b"}, nil, true},
+		{"metacopy=maybe,lowerdir=a", nil, nil, false},
+	}
+	for _, tt := range tests {
+		o, err := Parse(tt.opts)
+		if (err == nil) != tt.ok {
+			t.Errorf("Parse(%q): %v, want ok=%v", tt.opts, err, tt.ok)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		cfg := o.FsConfig()
+		if !reflect.DeepEqual(cfg.Lowers, tt.want) || len(cfg.DataLowers) != len(tt.data) || len(tt.data) > 0 && !reflect.DeepEqual(cfg.DataLowers, tt.data) {
+			t.Errorf("Parse(%q): lowers %q data %q, want %q %q", tt.opts, cfg.Lowers, cfg.DataLowers, tt.want, tt.data)
 		}
 	}
 }

@@ -44,7 +44,7 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 	}
 	switch key {
 	case "uidmapping", "gidmapping", "squash_to_uid", "squash_to_gid", "fsync",
-		"xino", "redirect_dir", "index", "context", "xattr_permissions", "timeout", "passthrough":
+		"xino", "redirect_dir", "index", "metacopy", "context", "xattr_permissions", "timeout", "passthrough":
 	default:
 		return false, nil
 	}
@@ -119,14 +119,10 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 		}
 	case "index":
 		// The kernel's: hard links of lower files survive copy-up.
-		switch value {
-		case "on":
-			o.Index = true
-		case "off":
-			o.Index = false
-		default:
-			return true, fmt.Errorf("mount option %q: want index=on or index=off", item)
-		}
+		return true, onOff(item, key, value, &o.Index)
+	case "metacopy":
+		// The kernel's: a change of metadata alone copies no data.
+		return true, onOff(item, key, value, &o.Metacopy)
 	case "context", "timeout":
 		// SELinux labels (no SELinux policy applies to FUSE files here)
 		// and fuse-overlayfs's cache timeout (unionfuse manages the
@@ -166,4 +162,14 @@ func ParseIDMaps(s string) ([]fs.IDMap, error) {
 		maps = append(maps, fs.IDMap{Outside: n[0], Inside: n[1], Len: n[2]})
 	}
 	return maps, nil
+}
+
+// onOff sets *flag from the value of KEY=on or KEY=off.
+func onOff(item, key, value string, flag *bool) error {
+	switch value {
+	case "on", "off":
+		*flag = value == "on"
+		return nil
+	}
+	return fmt.Errorf("mount option %q: want %s=on or %s=off", item, key, key)
 }
