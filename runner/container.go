@@ -50,6 +50,10 @@ type Config struct {
 	AutoRemove  bool
 	StopSignal  string
 	Transient   bool `json:",omitempty"` // see Options.Transient
+	// Resources are the cgroup limits (cgroup.go); `update` changes them.
+	Resources Resources `json:",omitzero"`
+	// Security is what the container's root may do (security.go).
+	Security Security `json:",omitzero"`
 }
 
 // Record is containers/<id>/config.json. Its ID and Image fields are the
@@ -83,6 +87,12 @@ type State struct {
 	// Network is what the container got from its network while it runs
 	// (none for network none and host).
 	Network *network.Attachment `json:"Network,omitempty"`
+	// CgroupPath is the container's cgroup while it runs (cgroup.go);
+	// "" when it has none.
+	CgroupPath string `json:"CgroupPath,omitempty"`
+	// OOMKilled: the kernel's OOM killer killed a process of the
+	// container in its last run.
+	OOMKilled bool `json:"OOMKilled,omitempty"`
 }
 
 // Container is a container of the store: its record and its last state.

@@ -46,6 +46,11 @@ type Options struct {
 	// Pull says when Image is fetched from its registry (the runner's
 	// Puller): by default only when the store lacks it.
 	Pull PullPolicy
+	// Resources are the cgroup limits (--memory, --cpus, ...).
+	Resources Resources
+	// Security is what the container's root may do (--cap-add,
+	// --privileged, --security-opt, --ulimit, --shm-size, ...).
+	Security Security
 }
 
 // nameRE is compiled on first use, not at the start of every process.
@@ -269,6 +274,14 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 		AutoRemove:  o.AutoRemove,
 		Transient:   o.Transient,
 		StopSignal:  img.StopSignal,
+		Resources:   o.Resources,
+		Security:    o.Security,
+	}
+	if err := o.Resources.check(); err != nil {
+		return Config{}, err
+	}
+	if err := o.Security.check(); err != nil {
+		return Config{}, err
 	}
 	if o.WorkDir != "" {
 		cfg.WorkDir = o.WorkDir

@@ -41,6 +41,8 @@ type runArgs struct {
 	storeFlags
 	netFlags
 	autoPullFlags
+	resourceFlags
+	securityFlags
 	rm, detach, interactive, tty, readOnly bool
 	name, workdir, user, entrypoint        string
 	hostname, network                      string
@@ -66,6 +68,8 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	fset.StringVarP(&a.hostname, "hostname", "h", "", "the container's host `NAME` (default: its short id; help is --help)")
 	fset.StringVar(&a.network, "network", "none", "`none` (private loopback), host or bridge (root)")
 	a.networkFlags(fset)
+	a.resourceFlags.add(fset, false)
+	a.securityFlags.add(fset)
 	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V` (K alone takes the value from this environment)")
 	fset.StringArrayVar(&a.envFiles, "env-file", nil, "read K=V lines from `FILE`")
 	fset.StringArrayVarP(&a.volumes, "volume", "v", nil, "bind-mount `SRC:DST[:ro]` into the container")
@@ -132,6 +136,13 @@ func (a *runArgs) options(pos []string) (runner.Options, error) {
 	}
 	if len(pos) > 1 {
 		o.Cmd = pos[1:]
+	}
+	var err error
+	if o.Resources, err = a.resources(); err != nil {
+		return o, err
+	}
+	if o.Security, err = a.security(); err != nil {
+		return o, err
 	}
 	if a.entrypointSet {
 		o.Entrypoint = []string{}

@@ -1,0 +1,188 @@
+package runner
+
+import (
+	"fmt"
+
+	bpfseccomp "github.com/elastic/go-seccomp-bpf"
+	"github.com/elastic/go-seccomp-bpf/arch"
+	mobyseccomp "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// A container's command runs under a seccomp filter, docker's default
+// profile unless --security-opt seccomp=unconfined or --privileged, or
+// the profile of seccomp=FILE. moby's profiles package reads the profile
+// (docker's JSON format, its rules for capabilities, architectures and
+// kernel versions resolved as docker does); elastic's go-seccomp-bpf
+// turns the result into a BPF program and loads it. Both are pure Go:
+// the binary stays static, without libseccomp.
+//
+// What the BPF builder cannot express is refused with a clear error: a
+// masked comparison other than "no bit of the mask" or "the one bit of
+// the mask", and SCMP_ACT_NOTIFY. Rules for other architectures than
+// the native one are left out: a 32-bit (or x32) program in the container
+// gets EPERM (ENOSYS) for every system call, unlike docker.
+
+// seccompProfile returns the filter the container's command runs under,
+// nil for none.
+func seccompProfile(s Security) (*specs.LinuxSeccomp, error) {
+	if s.Privileged || s.Seccomp == seccompUnconfined {
+		return nil, nil
+	}
+	// The profile's rules that depend on a capability follow the
+	// container's capabilities.
+	caps := capNameList(s.capabilities())
+	spec := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{
+		Bounding: caps, Effective: caps, Permitted: caps,
+	}}}
+	if s.Seccomp == "" {
+		return mobyseccomp.GetDefaultProfile(spec)
+	}
+	p, err := mobyseccomp.LoadProfile(s.Seccomp, spec)
+	if err != nil {
+		return nil, fmt.Errorf("seccomp profile: %w", err)
+	}
+	if _, err := seccompPolicy(p); err != nil {
+		return nil, fmt.Errorf("seccomp profile: %w", err)
+	}
+	return p, nil
+}
+
+// loadSeccomp installs the container's filter on the init, which then
+// execs the command under it. The init still has CAP_SYS_ADMIN in its
+// user namespace, so no_new_privs is not needed (it is set by
+// --security-opt no-new-privileges alone, as docker).
+func loadSeccomp(s Security) error {
+	p, err := seccompProfile(s)
+	if err != nil || p == nil {
+		return err
+	}
+	policy, err := seccompPolicy(p)
+	if err != nil {
+		return err
+	}
+	if err := bpfseccomp.LoadFilter(bpfseccomp.Filter{Policy: *policy}); err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
+	return nil
+}
+
+// seccompPolicy turns an OCI seccomp section into the BPF builder's
+// policy: one group of system calls per rule, in the profile's order.
+// System calls this architecture lacks are left out.
+func seccompPolicy(p *specs.LinuxSeccomp) (*bpfseccomp.Policy, error) {
+	info, err := arch.GetInfo("")
+	if err != nil {
+		return nil, err
+	}
+	def, err := seccompAction(p.DefaultAction, p.DefaultErrnoRet)
+	if err != nil {
+		return nil, err
+	}
+	// The builder takes only plain actions as the default; its errno is
+	// EPERM.
+	switch def &^ 0xffff {
+	case bpfseccomp.ActionErrno, bpfseccomp.ActionTrace:
+		if def&0xffff != bpfseccomp.Action(unix.EPERM) {
+			return nil, fmt.Errorf("a default action that returns errno %d is not supported (only EPERM)", def&0xffff)
+		}
+		def &^= 0xffff
+	}
+	policy := &bpfseccomp.Policy{DefaultAction: def}
+	for _, rule := range p.Syscalls {
+		action, err := seccompAction(rule.Action, rule.ErrnoRet)
+		if err != nil {
+			return nil, err
+		}
+		if rule.ErrnoRet == nil && rule.Action == specs.ActErrno && p.DefaultErrnoRet != nil {
+			action, _ = seccompAction(rule.Action, p.DefaultErrnoRet)
+		}
+		var conds bpfseccomp.ArgumentConditions
+		for _, a := range rule.Args {
+			c, err := seccompCondition(a)
+			if err != nil {
+				return nil, fmt.Errorf("rule for %v: %w", rule.Names, err)
+			}
+			conds = append(conds, c)
+		}
+		group := bpfseccomp.SyscallGroup{Action: action}
+		seen := map[string]bool{}
+		for _, name := range rule.Names {
+			if _, ok := info.SyscallNames[name]; !ok || seen[name] {
+				continue
+			}
+			seen[name] = true
+			if len(conds) == 0 {
+				group.Names = append(group.Names, name)
+			} else {
+				group.NamesWithCondtions = append(group.NamesWithCondtions, bpfseccomp.NameWithConditions{Name: name, Conditions: conds})
+			}
+		}
+		if len(seen) > 0 {
+			policy.Syscalls = append(policy.Syscalls, group)
+		}
+	}
+	if len(policy.Syscalls) == 0 {
+		// The builder wants at least one group; this one changes nothing.
+		policy.Syscalls = []bpfseccomp.SyscallGroup{{Names: []string{"exit_group"}, Action: def}}
+	}
+	return policy, nil
+}
+
+// seccompAction is an OCI action as the filter's return value.
+func seccompAction(a specs.LinuxSeccompAction, errnoRet *uint) (bpfseccomp.Action, error) {
+	errno := bpfseccomp.Action(unix.EPERM)
+	if errnoRet != nil {
+		errno = bpfseccomp.Action(*errnoRet)
+	}
+	switch a {
+	case specs.ActAllow:
+		return bpfseccomp.ActionAllow, nil
+	case specs.ActErrno:
+		return bpfseccomp.ActionErrno | errno, nil
+	case specs.ActTrace:
+		return bpfseccomp.ActionTrace | errno, nil
+	case specs.ActKill, specs.ActKillThread:
+		return bpfseccomp.ActionKillThread, nil
+	case specs.ActKillProcess:
+		return bpfseccomp.ActionKillProcess, nil
+	case specs.ActTrap:
+		return bpfseccomp.ActionTrap, nil
+	case specs.ActLog:
+		return bpfseccomp.ActionLog, nil
+	}
+	return 0, fmt.Errorf("seccomp action %s is not supported", a)
+}
+
+// seccompCondition is an OCI argument comparison in the builder's terms.
+func seccompCondition(a specs.LinuxSeccompArg) (bpfseccomp.Condition, error) {
+	c := bpfseccomp.Condition{Argument: uint32(a.Index), Value: a.Value}
+	switch a.Op {
+	case specs.OpEqualTo:
+		c.Operation = bpfseccomp.Equal
+	case specs.OpNotEqual:
+		c.Operation = bpfseccomp.NotEqual
+	case specs.OpGreaterThan:
+		c.Operation = bpfseccomp.GreaterThan
+	case specs.OpGreaterEqual:
+		c.Operation = bpfseccomp.GreaterOrEqual
+	case specs.OpLessThan:
+		c.Operation = bpfseccomp.LessThan
+	case specs.OpLessEqual:
+		c.Operation = bpfseccomp.LessOrEqual
+	case specs.OpMaskedEqual:
+		// (arg & Value) == ValueTwo
+		switch {
+		case a.ValueTwo == 0:
+			c.Operation = bpfseccomp.BitsNotSet
+		case a.ValueTwo == a.Value && a.Value&(a.Value-1) == 0:
+			c.Operation = bpfseccomp.BitsSet
+		default:
+			return c, fmt.Errorf("SCMP_CMP_MASKED_EQ %#x == %#x is not supported", a.Value, a.ValueTwo)
+		}
+	default:
+		return c, fmt.Errorf("comparison %s is not supported", a.Op)
+	}
+	return c, nil
+}
