@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencontainers/cgroups"
 	"golang.org/x/sys/unix"
 )
 
@@ -143,7 +144,9 @@ func (r *Runner) Pids(c *Container) ([]int, error) {
 	}
 	var pids []int
 	if m := cgroupOf(c); m != nil {
-		p, err := m.GetAllPids()
+		// Not m.GetAllPids: on v1 it reads the devices controller, which
+		// the container's cgroup does not join.
+		p, err := cgroups.GetAllPids(m.Path("pids"))
 		if err != nil {
 			return nil, err
 		}
