@@ -42,7 +42,7 @@ func statsFlags() (*pflag.FlagSet, *statsArgs) {
 
 // statsRow is one container in stats, docker's fields.
 type statsRow struct {
-	Container, ID, Name                             string
+	Container, ID, Name                              string
 	CPUPerc, MemUsage, MemPerc, NetIO, BlockIO, PIDs string
 }
 
