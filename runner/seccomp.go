@@ -155,34 +155,31 @@ func seccompAction(a specs.LinuxSeccompAction, errnoRet *uint) (bpfseccomp.Actio
 	return 0, fmt.Errorf("seccomp action %s is not supported", a)
 }
 
+// seccompOps are the OCI comparisons the builder has as they are.
+var seccompOps = map[specs.LinuxSeccompOperator]bpfseccomp.Operation{
+	specs.OpEqualTo: bpfseccomp.Equal, specs.OpNotEqual: bpfseccomp.NotEqual,
+	specs.OpGreaterThan: bpfseccomp.GreaterThan, specs.OpGreaterEqual: bpfseccomp.GreaterOrEqual,
+	specs.OpLessThan: bpfseccomp.LessThan, specs.OpLessEqual: bpfseccomp.LessOrEqual,
+}
+
 // seccompCondition is an OCI argument comparison in the builder's terms.
 func seccompCondition(a specs.LinuxSeccompArg) (bpfseccomp.Condition, error) {
 	c := bpfseccomp.Condition{Argument: uint32(a.Index), Value: a.Value}
-	switch a.Op {
-	case specs.OpEqualTo:
-		c.Operation = bpfseccomp.Equal
-	case specs.OpNotEqual:
-		c.Operation = bpfseccomp.NotEqual
-	case specs.OpGreaterThan:
-		c.Operation = bpfseccomp.GreaterThan
-	case specs.OpGreaterEqual:
-		c.Operation = bpfseccomp.GreaterOrEqual
-	case specs.OpLessThan:
-		c.Operation = bpfseccomp.LessThan
-	case specs.OpLessEqual:
-		c.Operation = bpfseccomp.LessOrEqual
-	case specs.OpMaskedEqual:
-		// (arg & Value) == ValueTwo
-		switch {
-		case a.ValueTwo == 0:
-			c.Operation = bpfseccomp.BitsNotSet
-		case a.ValueTwo == a.Value && a.Value&(a.Value-1) == 0:
-			c.Operation = bpfseccomp.BitsSet
-		default:
-			return c, fmt.Errorf("SCMP_CMP_MASKED_EQ %#x == %#x is not supported", a.Value, a.ValueTwo)
-		}
-	default:
+	if op, ok := seccompOps[a.Op]; ok {
+		c.Operation = op
+		return c, nil
+	}
+	if a.Op != specs.OpMaskedEqual {
 		return c, fmt.Errorf("comparison %s is not supported", a.Op)
+	}
+	// (arg & Value) == ValueTwo
+	switch {
+	case a.ValueTwo == 0:
+		c.Operation = bpfseccomp.BitsNotSet
+	case a.ValueTwo == a.Value && a.Value&(a.Value-1) == 0:
+		c.Operation = bpfseccomp.BitsSet
+	default:
+		return c, fmt.Errorf("SCMP_CMP_MASKED_EQ %#x == %#x is not supported", a.Value, a.ValueTwo)
 	}
 	return c, nil
 }
