@@ -2,11 +2,13 @@ package runner
 
 import (
 	"fmt"
+	"unsafe"
 
 	bpfseccomp "github.com/elastic/go-seccomp-bpf"
 	"github.com/elastic/go-seccomp-bpf/arch"
 	mobyseccomp "github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -62,10 +64,84 @@ func loadSeccomp(s Security) error {
 	if err != nil {
 		return err
 	}
-	if err := bpfseccomp.LoadFilter(bpfseccomp.Filter{Policy: *policy}); err != nil {
+	insts, err := seccompProgram(policy)
+	if err != nil {
+		return err
+	}
+	raw, err := bpf.Assemble(insts)
+	if err != nil {
 		return fmt.Errorf("seccomp: %w", err)
 	}
+	filter := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&prog))); e != 0 {
+		return fmt.Errorf("seccomp: load the filter: %w", e)
+	}
 	return nil
+}
+
+// nrReload is the argument index whose low word the builder's LdLo reads
+// at offset 0 of seccomp_data, the system call's number (16 + 8×index
+// wraps to 0; little-endian machines).
+const nrReload = ^uint32(1)
+
+// seccompProgram assembles policy as the builder's Policy.Assemble does
+// (the architecture checked first, x32 refused, the default action
+// last), but with each system call a block of its own that loads the
+// call's number again after comparing arguments: the builder's own
+// assembly compares the next calls' numbers with the argument it loaded
+// last, so a conditional rule (docker's for socket, clone, personality)
+// hides every rule after it.
+func seccompProgram(policy *bpfseccomp.Policy) ([]bpf.Instruction, error) {
+	info, err := arch.GetInfo("")
+	if err != nil {
+		return nil, err
+	}
+	prog := bpfseccomp.NewProgram()
+	for _, g := range policy.Syscalls {
+		calls := make([]bpfseccomp.SyscallWithConditions, 0, len(g.Names)+len(g.NamesWithCondtions))
+		for _, n := range g.Names {
+			calls = append(calls, bpfseccomp.SyscallWithConditions{Num: uint32(info.SyscallNames[n] | info.SeccompMask)})
+		}
+		for _, n := range g.NamesWithCondtions {
+			calls = append(calls, bpfseccomp.SyscallWithConditions{Num: uint32(info.SyscallNames[n.Name] | info.SeccompMask),
+				Conditions: []bpfseccomp.ArgumentConditions{n.Conditions}})
+		}
+		for _, call := range calls {
+			match, next := prog.NewLabel(), prog.NewLabel()
+			call.Assemble(&prog, false, match, next)
+			prog.SetLabel(match)
+			prog.Ret(g.Action)
+			prog.SetLabel(next)
+			if len(call.Conditions) > 0 {
+				prog.LdLo(nrReload)
+			}
+		}
+	}
+	prog.Ret(policy.DefaultAction)
+	body, err := prog.Assemble()
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	def := uint32(policy.DefaultAction)
+	if policy.DefaultAction == bpfseccomp.ActionErrno {
+		def |= uint32(unix.EPERM)
+	}
+	out := []bpf.Instruction{
+		bpf.LoadAbsolute{Off: 4, Size: 4}, // arch
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(info.ID), SkipTrue: 1},
+		bpf.RetConstant{Val: def},
+		bpf.LoadAbsolute{Off: 0, Size: 4}, // nr
+	}
+	if info.ID == arch.X86_64.ID {
+		out = append(out,
+			bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: uint32(arch.X32.SeccompMask), SkipFalse: 1},
+			bpf.RetConstant{Val: uint32(bpfseccomp.ActionErrno) | uint32(unix.ENOSYS)})
+	}
+	return append(out, body...), nil
 }
 
 // seccompPolicy turns an OCI seccomp section into the BPF builder's

@@ -1,9 +1,12 @@
 package runner
 
 import (
+	"encoding/binary"
 	"slices"
 	"testing"
 
+	"github.com/elastic/go-seccomp-bpf/arch"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,5 +90,49 @@ func TestCgroupResources(t *testing.T) {
 	up := Resources{Memory: 64 << 20, PidsLimit: 5}.Update(Resources{Memory: 128 << 20})
 	if up.Memory != 128<<20 || up.PidsLimit != 5 {
 		t.Errorf("update: %+v", up)
+	}
+}
+
+// The assembled default profile, run in a BPF interpreter on seccomp
+// data: rules after a conditional one still match.
+func TestSeccompProgramDecides(t *testing.T) {
+	info, err := arch.GetInfo("")
+	if err != nil {
+		t.Skip(err)
+	}
+	p, _ := seccompProfile(Security{})
+	policy, err := seccompPolicy(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insts, err := seccompProgram(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm, err := bpf.NewVM(insts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow := uint32(0x7fff0000)
+	eperm := uint32(0x00050000 | unix.EPERM)
+	for _, tc := range []struct {
+		name string
+		arg0 uint64
+		want uint32
+	}{
+		{"socket", unix.AF_INET, allow}, {"socket", unix.AF_NETLINK, allow}, {"socket", unix.AF_VSOCK, eperm},
+		{"getpid", 0, allow}, {"write", 1, allow}, {"keyctl", 0, eperm}, {"unshare", 0, eperm}, {"mount", 0, eperm},
+	} {
+		// The interpreter loads words in network order; the program reads
+		// an argument's low word first (little-endian seccomp data).
+		data := make([]byte, 64)
+		binary.BigEndian.PutUint32(data[0:], uint32(info.SyscallNames[tc.name]))
+		binary.BigEndian.PutUint32(data[4:], uint32(info.ID))
+		binary.BigEndian.PutUint32(data[16:], uint32(tc.arg0))
+		binary.BigEndian.PutUint32(data[20:], uint32(tc.arg0>>32))
+		got, err := vm.Run(data)
+		if err != nil || uint32(got) != tc.want {
+			t.Errorf("%s(%d): %#x, %v; want %#x", tc.name, tc.arg0, got, err, tc.want)
+		}
 	}
 }
