@@ -67,12 +67,13 @@ var defaultCaps = []uintptr{
 	unix.CAP_NET_BIND_SERVICE, unix.CAP_SYS_CHROOT, unix.CAP_KILL, unix.CAP_AUDIT_WRITE,
 }
 
-// dropBoundingCaps removes every capability outside defaultCaps from the
-// bounding set, so that no program the command runs (set-user-ID or
-// file capabilities included) can gain them.
-func dropBoundingCaps() error {
+// dropBoundingCaps removes every capability outside caps (defaultCaps
+// unless --cap-add, --cap-drop or --privileged) from the bounding set, so
+// that no program the command runs (set-user-ID or file capabilities
+// included) can gain them.
+func dropBoundingCaps(caps []uintptr) error {
 	keep := map[uintptr]bool{}
-	for _, c := range defaultCaps {
+	for _, c := range caps {
 		keep[c] = true
 	}
 	for c := uintptr(0); c <= unix.CAP_LAST_CAP; c++ {
@@ -87,16 +88,16 @@ func dropBoundingCaps() error {
 }
 
 // limitCaps sets the effective, permitted and inheritable capabilities to
-// defaultCaps (for a command that runs as root; a command that runs as
-// another user has none after setuid).
-func limitCaps() error {
+// caps (for a command that runs as root; a command that runs as another
+// user has none after setuid).
+func limitCaps(caps []uintptr) error {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("capget: %w", err)
 	}
 	var want [2]uint32
-	for _, c := range defaultCaps {
+	for _, c := range caps {
 		want[c/32] |= 1 << (c % 32)
 	}
 	for i := range data {

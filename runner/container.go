@@ -56,6 +56,10 @@ type Config struct {
 	Restart RestartPolicy `json:",omitzero"`
 	// Init runs a reaper as pid 1 that runs the command (docker --init).
 	Init bool `json:",omitempty"`
+	// Resources are the cgroup limits (cgroup.go); `update` changes them.
+	Resources Resources `json:",omitzero"`
+	// Security is what the container's root may do (security.go).
+	Security Security `json:",omitzero"`
 }
 
 // Record is containers/<id>/config.json. Its ID and Image fields are the
@@ -92,6 +96,12 @@ type State struct {
 	// RestartCount is how often the monitor restarted the command since
 	// it was last started by hand.
 	RestartCount int `json:"RestartCount,omitempty"`
+	// CgroupPath is the container's cgroup while it runs (cgroup.go);
+	// "" when it has none.
+	CgroupPath string `json:"CgroupPath,omitempty"`
+	// OOMKilled: the kernel's OOM killer killed a process of the
+	// container in its last run.
+	OOMKilled bool `json:"OOMKilled,omitempty"`
 }
 
 // Container is a container of the store: its record and its last state.

@@ -54,6 +54,11 @@ type Options struct {
 	Restart RestartPolicy
 	// Init runs a reaper as the container's pid 1 (--init).
 	Init bool
+	// Resources are the cgroup limits (--memory, --cpus, ...).
+	Resources Resources
+	// Security is what the container's root may do (--cap-add,
+	// --privileged, --security-opt, --ulimit, --shm-size, ...).
+	Security Security
 }
 
 // nameRE is compiled on first use, not at the start of every process.
@@ -280,8 +285,16 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 		StopSignal:  img.StopSignal,
 		Restart:     o.Restart,
 		Init:        o.Init,
+		Resources:   o.Resources,
+		Security:    o.Security,
 	}
 	if err := applyLifecycle(&cfg, img, o); err != nil {
+		return Config{}, err
+	}
+	if err := o.Resources.check(); err != nil {
+		return Config{}, err
+	}
+	if err := o.Security.check(); err != nil {
 		return Config{}, err
 	}
 	if o.WorkDir != "" {

@@ -88,12 +88,17 @@ func setupRoot(spec *initSpec) error {
 	if err := mountIn(root, "/proc", "proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return err
 	}
-	if err := setupDev(root, spec.Rootless); err != nil {
+	if err := setupDev(root, spec.Rootless, spec.Config.Security.ShmSize); err != nil {
 		return err
 	}
-	setupSys(root)
-	if err := confinePaths(root); err != nil {
+	if err := makeDevices(root, spec); err != nil {
 		return err
+	}
+	setupSys(root, spec.Config.Security.Privileged)
+	if !spec.Config.Security.Privileged {
+		if err := confinePaths(root); err != nil {
+			return err
+		}
 	}
 	for dst, src := range spec.Files {
 		if err := bindIn(root, src, dst, false); err != nil {
@@ -214,8 +219,9 @@ func remountReadOnly(target string) error {
 var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
 // setupDev mounts a minimal /dev: a tmpfs with the usual devices, a
-// private devpts, /dev/shm and the /proc/self/fd links.
-func setupDev(root string, rootless bool) error {
+// private devpts, /dev/shm (shmSize bytes, 0 for docker's 64 MiB) and the
+// /proc/self/fd links.
+func setupDev(root string, rootless bool, shmSize int64) error {
 	if err := mountIn(root, "/dev", "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
 		return err
 	}
@@ -239,7 +245,10 @@ func setupDev(root string, rootless bool) error {
 	if err := mountIn(root, "/dev/pts", "devpts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, ptsOpts); err != nil {
 		return err
 	}
-	if err := mountIn(root, "/dev/shm", "shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+	if shmSize <= 0 {
+		shmSize = defaultShmSize
+	}
+	if err := mountIn(root, "/dev/shm", "shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, fmt.Sprintf("mode=1777,size=%d", shmSize)); err != nil {
 		return err
 	}
 	for name, target := range map[string]string{
@@ -253,14 +262,18 @@ func setupDev(root string, rootless bool) error {
 	return nil
 }
 
-// setupSys mounts /sys read-only: a fresh sysfs where the kernel allows
-// it, else a read-only bind of the host's, else nothing.
-func setupSys(root string) {
+// setupSys mounts /sys read-only (writable when privileged): a fresh
+// sysfs where the kernel allows it, else a read-only bind of the host's,
+// else nothing.
+func setupSys(root string, privileged bool) {
 	target, err := resolveIn(root, "/sys", false)
 	if err != nil {
 		return
 	}
 	ro := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	if privileged {
+		ro &^= unix.MS_RDONLY
+	}
 	if unix.Mount("sysfs", target, "sysfs", ro, "") == nil {
 		return
 	}
@@ -323,15 +336,28 @@ func execCommand(spec initSpec, fail func(int, string, ...any) int) int {
 	if cfg.TTY && !hasEnv(env, "TERM") {
 		env = append(env, "TERM=xterm")
 	}
-	if err := dropBoundingCaps(); err != nil {
+	sec := cfg.Security
+	caps := sec.capabilities()
+	if err := setUlimits(sec.Ulimits); err != nil {
+		return fail(ExitUnionfuseFailed, "%v", err)
+	}
+	if err := dropBoundingCaps(caps); err != nil {
+		return fail(ExitUnionfuseFailed, "%v", err)
+	}
+	if err := loadSeccomp(sec); err != nil {
 		return fail(ExitUnionfuseFailed, "%v", err)
 	}
 	if err := u.become(spec.Rootless); err != nil {
 		return fail(ExitUnionfuseFailed, "%v", err)
 	}
 	if u.Uid == 0 {
-		if err := limitCaps(); err != nil {
+		if err := limitCaps(caps); err != nil {
 			return fail(ExitUnionfuseFailed, "%v", err)
+		}
+	}
+	if sec.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fail(ExitUnionfuseFailed, "no-new-privileges: %v", err)
 		}
 	}
 	// Changing credentials cleared the parent-death signal: set it again,

@@ -40,6 +40,8 @@ func (r *Runner) reap(c *Container) (gone bool) {
 		r.Unmount(c)
 	}
 	detachNetwork(c)
+	removeCgroup(c)
+	c.State.CgroupPath = ""
 	c.State.Status = StatusExited
 	c.State.ExitCode = 137
 	c.State.Pid = 0
@@ -173,6 +175,7 @@ func (r *Runner) remove(c *Container) error {
 	if err := detachNetwork(c); err != nil {
 		return err
 	}
+	removeCgroup(c)
 	if err := r.store.RemoveContainerDir(c.ID); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ShortID(), err)
 	}

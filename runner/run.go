@@ -95,16 +95,22 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 	defer logw.close()
 	stdio, flushLog := logw.tee(stdio)
 	defer flushLog()
+	var cgroupPath string
 	proc, err := startProcess(c, stdio, func(pid int) (err error) {
+		if cgroupPath, err = startCgroup(c, pid, stdio.warn); err != nil {
+			return err
+		}
 		att, err = attachNetwork(c, pid)
 		return err
 	})
 	if err != nil {
+		c.State.CgroupPath = cgroupPath
+		removeCgroup(c)
 		r.finish(c, exitCodeOf(err), err)
 		return exitCodeOf(err), err
 	}
 	c.State = State{Status: StatusRunning, Pid: proc.cmd.Process.Pid, StartedAt: time.Now().UTC(), Rootless: rootless(), Ports: pub.ports, Network: att,
-		RestartCount: c.State.RestartCount}
+		RestartCount: c.State.RestartCount, CgroupPath: cgroupPath}
 	c.State.PidStart, _ = daemon.StartTime(c.State.Pid)
 	if err := c.saveState(); err != nil {
 		proc.cmd.Process.Kill()
@@ -119,6 +125,7 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 	werr := proc.wait()
 	stopWatch()
 	stopForwarding()
+	endCgroup(c)
 	code = exitStatus(werr)
 	r.finish(c, code, nil)
 	r.journal(c, "die", "exitCode", strconv.Itoa(code))
@@ -131,6 +138,7 @@ func (r *Runner) finish(c *Container, code int, err error) {
 	c.State.ExitCode = code
 	c.State.Pid = 0
 	c.State.Network = nil
+	c.State.CgroupPath = ""
 	c.State.FinishedAt = time.Now().UTC()
 	if err != nil {
 		c.State.Error = err.Error()

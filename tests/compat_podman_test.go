@@ -183,6 +183,30 @@ var compatCases = []compatCase{
 	{args: []string{"run", "--rm", "--label", "a=b", "--stop-signal", "USR1", "busybox", "true"}, norm: exact},
 	{args: []string{"run", "--rm", "busybox", "sh", "-c", "exit 5"}, norm: exact},
 	{args: []string{"run", "--rm", "-e", "A=b", "-w", "/tmp", "busybox", "sh", "-c", "echo $A; pwd"}, norm: exact},
+	// Limits and security (limits_test.go tests them in depth).
+	{args: []string{"run", "--rm", "-m", "32m", "--memory-swap", "32m", "busybox", "tail", "/dev/zero"}},
+	{args: []string{"run", "--rm", "--cap-drop", "ALL", "busybox", "sh", "-c", "chown 1 /tmp; echo $?"}, norm: exact},
+	{args: []string{"run", "--rm", "--cap-drop", "ALL", "--cap-add", "CHOWN", "busybox", "grep", "CapEff", "/proc/self/status"}, norm: exact},
+	{args: []string{"run", "--rm", "busybox", "sh", "-c", "mount -t tmpfs t /tmp; echo $?"}, norm: exact},
+	{args: []string{"run", "--rm", "--privileged", "busybox", "sh", "-c", "mount -t tmpfs t /tmp; echo $?"}, norm: exact},
+	{args: []string{"run", "--rm", "busybox", "grep", "Seccomp:", "/proc/self/status"}, norm: exact},
+	{args: []string{"run", "--rm", "--security-opt", "seccomp=unconfined", "busybox", "grep", "Seccomp:", "/proc/self/status"}, norm: exact},
+	{args: []string{"run", "--rm", "--security-opt", "no-new-privileges", "busybox", "grep", "NoNewPrivs", "/proc/self/status"}, norm: exact},
+	{args: []string{"run", "--rm", "--shm-size", "1m", "busybox", "sh", "-c", "df -k /dev/shm | tail -1 | awk '{print $2}'"}, norm: exact},
+	{args: []string{"run", "--rm", "--device", "/dev/fuse", "busybox", "sh", "-c", "test -c /dev/fuse && echo ok"}, norm: exact},
+	{args: []string{"run", "-d", "--name", "lim", "-m", "64m", "--cpus", "0.5", "--pids-limit", "50", "busybox", "sleep", "60"}},
+	{args: []string{"inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}", "lim"}, norm: exact},
+	// Docker prints update's arguments back, podman the full ids; podman
+	// 4.3's inspect keeps the limits of the creation, docker's shows the
+	// update's (limits_test.go checks them): exit statuses only.
+	{args: []string{"update", "--memory", "128m", "--memory-swap", "256m", "lim"}},
+	{args: []string{"inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}", "lim"}},
+	{args: []string{"stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "lim"}, norm: exact},
+	{args: []string{"top", "lim"}, norm: lineCount},
+	{args: []string{"rm", "-f", "lim"}, norm: exact},
+	{args: []string{"run", "--rm", "--cap-add", "NOSUCH", "busybox", "true"}},
+	{args: []string{"run", "--rm", "--ulimit", "bogus=1", "busybox", "true"}},
+	{args: []string{"update", "--memory", "64m", "nosuchcontainer"}, dockerExit: 1, why: "podman exits 125 for a missing container"},
 	// Errors: bad flags, missing containers and images.
 	{args: []string{"ps", "--bogus"}},
 	{args: []string{"images", "--bogus"}},

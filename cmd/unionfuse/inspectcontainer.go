@@ -65,6 +65,7 @@ type hostConfig struct {
 	Init           bool
 	AutoRemove     bool
 	ReadonlyRootfs bool
+	hostResources  // inspectlimits.go
 }
 
 type restartPolicy struct {
@@ -126,7 +127,7 @@ func inspectContainer(s *cowcache.Store, c *runner.Container) containerInspect {
 		LogPath: c.LogPath(), Name: "/" + c.Name, Driver: "unionfuse", Platform: "linux",
 		State: containerState{
 			Status: string(c.State.Status), Running: c.Running(), Pid: c.State.Pid, ExitCode: c.State.ExitCode,
-			Error: c.State.Error, StartedAt: dockerTime(c.State.StartedAt), FinishedAt: dockerTime(c.State.FinishedAt),
+			Error: c.State.Error, OOMKilled: c.State.OOMKilled, StartedAt: dockerTime(c.State.StartedAt), FinishedAt: dockerTime(c.State.FinishedAt),
 		},
 		HostConfig: hostConfig{
 			Binds: []string{}, NetworkMode: cfg.Network, PortBindings: map[string][]portBinding{},
@@ -144,6 +145,7 @@ func inspectContainer(s *cowcache.Store, c *runner.Container) containerInspect {
 		},
 		NetworkSettings: networkSettings{Ports: map[string][]portBinding{}},
 	}
+	ci.HostConfig.hostResources = hostResourcesOf(cfg)
 	if len(cfg.Args) > 0 {
 		ci.Path, ci.Args = cfg.Args[0], cfg.Args[1:]
 	}

@@ -42,6 +42,8 @@ type runArgs struct {
 	netFlags
 	autoPullFlags
 	lifecycleFlags
+	resourceFlags
+	securityFlags
 	rm, detach, interactive, tty, readOnly bool
 	name, workdir, user, entrypoint        string
 	hostname, network                      string
@@ -68,6 +70,8 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	fset.StringVar(&a.network, "network", "none", "`none` (private loopback), host or bridge (root)")
 	a.networkFlags(fset)
 	a.lifecycleFlags.add(fset)
+	a.resourceFlags.add(fset, false)
+	a.securityFlags.add(fset)
 	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V` (K alone takes the value from this environment)")
 	fset.StringArrayVar(&a.envFiles, "env-file", nil, "read K=V lines from `FILE`")
 	fset.StringArrayVarP(&a.volumes, "volume", "v", nil, "bind-mount `SRC:DST[:ro]` into the container")
@@ -156,6 +160,13 @@ func (a *runArgs) options(pos []string) (runner.Options, error) {
 		o.Cmd = pos[1:]
 	}
 	if err := a.lifecycleFlags.apply(&o); err != nil {
+		return o, err
+	}
+	var err error
+	if o.Resources, err = a.resources(); err != nil {
+		return o, err
+	}
+	if o.Security, err = a.security(); err != nil {
 		return o, err
 	}
 	if a.entrypointSet {
