@@ -28,7 +28,7 @@ type Options struct {
 	WorkDir    string   // overrides the image's WorkingDir
 	User       string   // overrides the image's User: name, uid, name:group or uid:gid
 	Volumes    []string // SRC:DST[:ro]
-	Network    string   // "none" (the default), "host" or "bridge"
+	Network    string   // "" (bridge), "none", "host", "bridge", "container:NAME" or a network name
 	DNS        []string // nameservers for resolv.conf (--dns)
 	DNSSearch  []string // search domains for resolv.conf (--dns-search)
 	AddHosts   []string // NAME:IP lines for /etc/hosts (--add-host)

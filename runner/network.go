@@ -23,11 +23,16 @@ import (
 func (cfg Config) ownNetns() bool { return cfg.Network != "host" }
 
 // checkNetwork validates cfg's network and its --dns, --dns-search and
-// --add-host options, with "none" for no network.
+// --add-host options. No network asked for is "bridge", as docker's and
+// podman's default, but "none" for a rootless container when slirp4netns
+// cannot run here (DefaultNetworkUnavailable says why).
 func checkNetwork(cfg *Config) error {
 	switch cfg.Network {
 	case "":
-		cfg.Network = "none"
+		cfg.Network = "bridge"
+		if DefaultNetworkUnavailable() != nil {
+			cfg.Network = "none"
+		}
 	case "none", "host":
 	case "bridge":
 	default:
@@ -58,6 +63,16 @@ func driverFor(c *Container) network.Driver {
 	default:
 		return &network.Bridge{}
 	}
+}
+
+// DefaultNetworkUnavailable says why a container that asks for no network
+// gets "none" rather than "bridge": rootless, slirp4netns cannot run
+// (not installed, or /dev/net/tun closed to the caller). Nil as root.
+func DefaultNetworkUnavailable() error {
+	if hostRoot() {
+		return nil
+	}
+	return network.SlirpUsable()
 }
 
 // hostRoot reports whether this process is root of the host's user

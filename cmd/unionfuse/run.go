@@ -23,7 +23,11 @@ be executed, 127: it was not found).
 Without root the container runs in a user namespace where the caller is
 root: files it creates as root belong to the caller on the host, and
 only root exists inside (other users in the image cannot be taken).
-The network is 'none' (a private loopback only) unless --network host.
+The network is 'bridge' (as docker's: an address of its own, outbound
+connections through the host; rootless through slirp4netns) unless
+--network says none, host, container:NAME or a network made with
+'unionfuse network create'. A rootless container gets 'none' when
+slirp4netns cannot run here, with a warning.
 -p HOSTPORT:CONTAINERPORT relays connections to the host's port to that
 port of the container's loopback (a server in the container listening on
 0.0.0.0 or 127.0.0.1); with --network host the ports are the host's
@@ -64,7 +68,7 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	fset.StringVarP(&a.user, "user", "u", "", "run as `USER` (name|uid[:group|gid])")
 	fset.StringVar(&a.entrypoint, "entrypoint", "", "override the image's entrypoint with `CMD`")
 	fset.StringVarP(&a.hostname, "hostname", "h", "", "the container's host `NAME` (default: its short id; help is --help)")
-	fset.StringVar(&a.network, "network", "none", "`none` (private loopback), host or bridge (root)")
+	fset.StringVar(&a.network, "network", "", "`NETWORK`: bridge (the default), none (private loopback), host, container:NAME or a network's name")
 	a.networkFlags(fset)
 	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V` (K alone takes the value from this environment)")
 	fset.StringArrayVar(&a.envFiles, "env-file", nil, "read K=V lines from `FILE`")
@@ -100,6 +104,7 @@ func runRun(cmd *command, args []string) int {
 	if err != nil {
 		return failRun(err)
 	}
+	warnNoDefaultNetwork(opts, c)
 	if a.detach {
 		if err := r.StartDetached(c); err != nil {
 			r.Remove(c, true)
