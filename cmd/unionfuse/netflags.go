@@ -1,12 +1,6 @@
 package main
 
-import (
-	"fmt"
-	"os"
-
-	"github.com/spf13/pflag"
-	"github.com/unionfuse/unionfuse/runner"
-)
+import "github.com/spf13/pflag"
 
 // netFlags are run's network options besides --network and -p.
 type netFlags struct {
@@ -20,12 +14,3 @@ func (n *netFlags) networkFlags(fset *pflag.FlagSet) {
 	fset.StringArrayVar(&n.addHosts, "add-host", nil, "add `NAME:IP` to the container's /etc/hosts (IP host-gateway: the bridge's gateway)")
 }
 
-// warnNoDefaultNetwork says on stderr when c, asking for no network, got
-// none rather than the default bridge (rootless, without slirp4netns).
-func warnNoDefaultNetwork(o runner.Options, c *runner.Container) {
-	if o.Network == "" && c.Config.Network == "none" {
-		if err := runner.DefaultNetworkUnavailable(); err != nil {
-			fmt.Fprintf(os.Stderr, "WARNING: no default network (%v): the container has network none\n", err)
-		}
-	}
-}

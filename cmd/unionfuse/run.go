@@ -27,7 +27,8 @@ The network is 'bridge' (as docker's: an address of its own, outbound
 connections through the host; rootless through slirp4netns) unless
 --network says none, host, container:NAME or a network made with
 'unionfuse network create'. A rootless container gets 'none' when
-slirp4netns cannot run here, with a warning.
+slirp4netns cannot run here (not installed, or /dev/net/tun closed to
+the user; 'unionfuse inspect' shows the NetworkMode it got).
 -p HOSTPORT:CONTAINERPORT relays connections to the host's port to that
 port of the container's loopback (a server in the container listening on
 0.0.0.0 or 127.0.0.1); with --network host the ports are the host's
@@ -104,7 +105,6 @@ func runRun(cmd *command, args []string) int {
 	if err != nil {
 		return failRun(err)
 	}
-	warnNoDefaultNetwork(opts, c)
 	if a.detach {
 		if err := r.StartDetached(c); err != nil {
 			r.Remove(c, true)
