@@ -13,4 +13,3 @@ func (n *netFlags) networkFlags(fset *pflag.FlagSet) {
 	fset.StringArrayVar(&n.dnsSearch, "dns-search", nil, "a search `DOMAIN` for the container's resolv.conf (network bridge)")
 	fset.StringArrayVar(&n.addHosts, "add-host", nil, "add `NAME:IP` to the container's /etc/hosts (IP host-gateway: the bridge's gateway)")
 }
-
