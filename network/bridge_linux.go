@@ -382,6 +382,10 @@ func bridgeIndex() int {
 	return 0
 }
 
+// MacAddress is the MAC address of the container with address a on a
+// bridge (macFor's).
+func MacAddress(a netip.Addr) string { return macFor(a).String() }
+
 // macFor is the MAC address of the container with address a: 02:42 and
 // the address, as Docker's.
 func macFor(a netip.Addr) net.HardwareAddr {

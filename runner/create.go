@@ -32,7 +32,11 @@ type Options struct {
 	DNS        []string // nameservers for resolv.conf (--dns)
 	DNSSearch  []string // search domains for resolv.conf (--dns-search)
 	AddHosts   []string // NAME:IP lines for /etc/hosts (--add-host)
-	Publish    []string // [IP:]HOSTPORT:CONTAINERPORT[/tcp] (ports.go)
+	// NetworkAliases and IP are docker run's --network-alias and --ip
+	// (user-defined networks only).
+	NetworkAliases []string
+	IP             string
+	Publish        []string // [IP:]HOSTPORT:CONTAINERPORT[/tcp] (ports.go)
 	Hostname   string   // "" = the short container id
 	ReadOnly   bool     // mount the container's root read-only
 	TTY        bool     // allocate a pseudo-terminal
@@ -77,6 +81,13 @@ func (r *Runner) Create(o Options) (*Container, error) {
 	all, err := r.List()
 	if err != nil {
 		return nil, err
+	}
+	if ref := cfg.netContainer(); ref != "" {
+		t, err := r.Get(ref)
+		if err != nil {
+			return nil, fmt.Errorf("no such container: %s (--network container:)", ref)
+		}
+		cfg.Network = "container:" + t.ID
 	}
 	name := o.Name
 	if name == "" {
@@ -282,7 +293,7 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 	if o.User != "" {
 		cfg.User = o.User
 	}
-	if err := checkNetwork(&cfg); err != nil {
+	if err := checkNetwork(&cfg, o); err != nil {
 		return Config{}, err
 	}
 	for _, s := range o.Publish {

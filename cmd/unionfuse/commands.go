@@ -63,6 +63,7 @@ func init() {
 		logsCmd,
 		execCmd,
 		portCmd,
+		networkCmd,
 		waitCmd,
 		diffCmd,
 		commitCmd,

@@ -71,6 +71,8 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	fset.StringVarP(&a.hostname, "hostname", "h", "", "the container's host `NAME` (default: its short id; help is --help)")
 	fset.StringVar(&a.network, "network", "", "`NETWORK`: bridge (the default), none (private loopback), host, container:NAME or a network's name")
 	a.networkFlags(fset)
+	fset.StringArrayVar(&a.aliases, "network-alias", nil, "a network-scoped `ALIAS` (user-defined networks)")
+	fset.StringVar(&a.ip, "ip", "", "the container's `IP` on its user-defined network")
 	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V` (K alone takes the value from this environment)")
 	fset.StringArrayVar(&a.envFiles, "env-file", nil, "read K=V lines from `FILE`")
 	fset.StringArrayVarP(&a.volumes, "volume", "v", nil, "bind-mount `SRC:DST[:ro]` into the container")
@@ -134,6 +136,7 @@ func (a *runArgs) options(pos []string) (runner.Options, error) {
 		Volumes: a.volumes, Publish: a.publish, Network: a.network, Hostname: a.hostname,
 		ReadOnly: a.readOnly, TTY: a.tty, Interactive: a.interactive, AutoRemove: a.rm,
 		DNS: a.dns, DNSSearch: a.dnsSearch, AddHosts: a.addHosts, Pull: a.pull.policy,
+		NetworkAliases: a.aliases, IP: a.ip,
 	}
 	if len(pos) > 1 {
 		o.Cmd = pos[1:]
