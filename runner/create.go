@@ -37,9 +37,9 @@ type Options struct {
 	NetworkAliases []string
 	IP             string
 	Publish        []string // [IP:]HOSTPORT:CONTAINERPORT[/tcp] (ports.go)
-	Hostname   string   // "" = the short container id
-	ReadOnly   bool     // mount the container's root read-only
-	TTY        bool     // allocate a pseudo-terminal
+	Hostname       string   // "" = the short container id
+	ReadOnly       bool     // mount the container's root read-only
+	TTY            bool     // allocate a pseudo-terminal
 	// Interactive keeps stdin open (without it the process reads /dev/null).
 	Interactive bool
 	AutoRemove  bool // remove the container when it exits (--rm)
