@@ -2,6 +2,7 @@ package network
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -54,7 +55,8 @@ func (n *Config) BridgeName() string {
 // Default is the default network's definition; its subnet is the one its
 // bridge took (see Bridge.Attach), unknown until then.
 func Default() *Config {
-	return &Config{Name: DefaultName, ID: strings.Repeat("0", 64), Driver: "bridge"}
+	id := sha256.Sum256([]byte("unionfuse network " + DefaultName))
+	return &Config{Name: DefaultName, ID: hex.EncodeToString(id[:]), Driver: "bridge"}
 }
 
 // Networks are the network definitions in Dir.
