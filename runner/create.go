@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,9 +39,12 @@ type Options struct {
 	NetworkAliases []string
 	IP             string
 	Publish        []string // [IP:]HOSTPORT:CONTAINERPORT[/tcp] (ports.go)
-	Hostname       string   // "" = the short container id
-	ReadOnly       bool     // mount the container's root read-only
-	TTY            bool     // allocate a pseudo-terminal
+	// PublishAll publishes every port the image EXPOSEs on a port the
+	// kernel picks (-P).
+	PublishAll bool
+	Hostname   string // "" = the short container id
+	ReadOnly   bool   // mount the container's root read-only
+	TTY        bool   // allocate a pseudo-terminal
 	// Interactive keeps stdin open (without it the process reads /dev/null).
 	Interactive bool
 	AutoRemove  bool // remove the container when it exits (--rm)
@@ -305,6 +310,17 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 			continue // the container's ports are the host's already
 		}
 		cfg.Ports = append(cfg.Ports, p)
+	}
+	if o.PublishAll && cfg.Network != "host" {
+		for _, key := range slices.Sorted(maps.Keys(img.ExposedPorts)) {
+			p, err := parsePort(key)
+			if err != nil {
+				return Config{}, fmt.Errorf("the image's EXPOSE %s: %w", key, err)
+			}
+			if !slices.ContainsFunc(cfg.Ports, func(q Port) bool { return q.Key() == p.Key() }) {
+				cfg.Ports = append(cfg.Ports, p)
+			}
+		}
 	}
 	for _, v := range o.Volumes {
 		vol, err := parseVolume(v)

@@ -46,7 +46,7 @@ func TestContainerConfig(t *testing.T) {
 	}{
 		{v1.Config{}, Options{}, "no command specified"},
 		{img, Options{WorkDir: "rel"}, "absolute path"},
-		{img, Options{Network: "mesh"}, "not supported"},
+		{img, Options{Network: "mesh"}, "network mesh not found"},
 		{img, Options{Volumes: []string{"/nonexistent-src:/x"}}, "does not exist"},
 		{img, Options{Volumes: []string{"/tmp:rel"}}, "absolute"},
 		{img, Options{Volumes: []string{"/tmp:/x:rx"}}, "unknown mode"},

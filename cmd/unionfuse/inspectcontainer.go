@@ -211,7 +211,7 @@ func inspectContainer(s *cowcache.Store, c *runner.Container) containerInspect {
 			RW: !v.ReadOnly, Propagation: "rprivate"})
 	}
 	for _, p := range cfg.Ports {
-		key := strconv.Itoa(p.ContainerPort) + "/tcp"
+		key := p.Key()
 		ci.HostConfig.PortBindings[key] = append(ci.HostConfig.PortBindings[key], portBinding{HostIp: p.HostIP, HostPort: hostPort(p)})
 		if ci.Config.ExposedPorts == nil {
 			ci.Config.ExposedPorts = map[string]struct{}{}
@@ -220,7 +220,7 @@ func inspectContainer(s *cowcache.Store, c *runner.Container) containerInspect {
 	}
 	if c.Running() {
 		for _, p := range c.State.Ports {
-			key := strconv.Itoa(p.ContainerPort) + "/tcp"
+			key := p.Key()
 			ip := p.HostIP
 			if ip == "" {
 				ip = "0.0.0.0"

@@ -47,6 +47,7 @@ type runArgs struct {
 	netFlags
 	autoPullFlags
 	rm, detach, interactive, tty, readOnly bool
+	publishAll                             bool
 	name, workdir, user, entrypoint        string
 	hostname, network                      string
 	env, envFiles, volumes, publish        []string
@@ -71,12 +72,13 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	fset.StringVarP(&a.hostname, "hostname", "h", "", "the container's host `NAME` (default: its short id; help is --help)")
 	fset.StringVar(&a.network, "network", "", "`NETWORK`: bridge (the default), none (private loopback), host, container:NAME or a network's name")
 	a.networkFlags(fset)
+	fset.BoolVarP(&a.publishAll, "publish-all", "P", false, "publish every port the image EXPOSEs on a random host port")
 	fset.StringArrayVar(&a.aliases, "network-alias", nil, "a network-scoped `ALIAS` (user-defined networks)")
 	fset.StringVar(&a.ip, "ip", "", "the container's `IP` on its user-defined network")
 	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V` (K alone takes the value from this environment)")
 	fset.StringArrayVar(&a.envFiles, "env-file", nil, "read K=V lines from `FILE`")
 	fset.StringArrayVarP(&a.volumes, "volume", "v", nil, "bind-mount `SRC:DST[:ro]` into the container")
-	fset.StringArrayVarP(&a.publish, "publish", "p", nil, "publish `[IP:]HOSTPORT:CONTAINERPORT` (tcp) of the container's loopback on the host")
+	fset.StringArrayVarP(&a.publish, "publish", "p", nil, "publish `[IP:]HOSTPORT:CONTAINERPORT[/udp]` of the container's loopback on the host")
 	return fset, a
 }
 
@@ -136,7 +138,7 @@ func (a *runArgs) options(pos []string) (runner.Options, error) {
 		Volumes: a.volumes, Publish: a.publish, Network: a.network, Hostname: a.hostname,
 		ReadOnly: a.readOnly, TTY: a.tty, Interactive: a.interactive, AutoRemove: a.rm,
 		DNS: a.dns, DNSSearch: a.dnsSearch, AddHosts: a.addHosts, Pull: a.pull.policy,
-		NetworkAliases: a.aliases, IP: a.ip,
+		NetworkAliases: a.aliases, IP: a.ip, PublishAll: a.publishAll,
 	}
 	if len(pos) > 1 {
 		o.Cmd = pos[1:]
