@@ -64,6 +64,9 @@ type Networks struct {
 	Dir string // "" is DefaultConfigDir
 	// StateDir is the drivers' (Bridge.StateDir).
 	StateDir string
+	// DefaultOnly lists the default network alone: without root, the
+	// user-defined networks (root's) are not the caller's to use.
+	DefaultOnly bool
 }
 
 // Bridge returns the root bridge driver of network n.
@@ -115,6 +118,9 @@ func (s Networks) List() ([]*Config, error) {
 		def.Gateway = gateway(def.Subnet)
 	}
 	out := []*Config{def}
+	if s.DefaultOnly {
+		return out, nil
+	}
 	ents, err := os.ReadDir(s.dir())
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("networks: %w", err)

@@ -36,7 +36,8 @@ type EndpointConfig struct {
 var ErrRootlessNetwork = errors.New("user-defined networks need root: rootless containers have the networks bridge (slirp4netns), none, host and container:NAME")
 
 // Networks returns the definitions of the user-defined networks.
-func Networks() network.Networks { return network.Networks{} }
+// Without root, only the default network is there.
+func Networks() network.Networks { return network.Networks{DefaultOnly: !hostRoot()} }
 
 // ownNetns reports whether the container gets a network namespace of its
 // own.
@@ -71,13 +72,12 @@ func checkNetwork(cfg *Config, o Options) error {
 		if cfg.netContainer() == "" {
 			return errors.New("invalid --network container:: give a container's name or id")
 		}
+	case !hostRoot():
+		return ErrRootlessNetwork
 	default:
 		n, err := Networks().Get(cfg.Network)
 		if err != nil {
 			return fmt.Errorf("network %s not found", cfg.Network)
-		}
-		if !hostRoot() {
-			return ErrRootlessNetwork
 		}
 		cfg.Network = n.Name
 	}
