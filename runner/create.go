@@ -108,8 +108,16 @@ func (r *Runner) Create(o Options) (*Container, error) {
 		}
 	}
 	id := newID()
-	if err := r.reserveName(name, id); err != nil {
-		return nil, err
+	for tries := 0; ; tries++ {
+		err := r.reserveName(name, id)
+		if err == nil {
+			break
+		}
+		if o.Name != "" || tries == 10 {
+			return nil, err
+		}
+		// A concurrent create generated the same name: another one.
+		name = generateName(all)
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = id[:12]

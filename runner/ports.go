@@ -124,7 +124,7 @@ func listenPorts(ports []Port) (*publisher, error) {
 				err = se.Err
 			}
 			if errors.Is(err, unix.EADDRINUSE) {
-				return nil, fmt.Errorf("publish %s: the host port %d/%s is already taken", port, port.HostPort, port.Protocol())
+				return nil, fmt.Errorf("publish %s: the host port %d/%s is already taken (address already in use)", port, port.HostPort, port.Protocol())
 			}
 			return nil, fmt.Errorf("publish %s: %w", port, err)
 		}
