@@ -1,6 +1,8 @@
 package network
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -30,25 +32,63 @@ func subnetCandidates() []netip.Prefix {
 	return out
 }
 
-// Bridge is the root bridge driver (see the package doc). It needs
+// Bridge is the root bridge driver (see the package doc) of one network:
+// the default one (Net nil) or a user-defined one. It needs
 // CAP_NET_ADMIN in the host's network namespace: root.
 type Bridge struct {
-	// StateDir holds the lease file; "" is DefaultStateDir.
+	// StateDir holds the lease files; "" is DefaultStateDir.
 	StateDir string
+	// Net is the network; nil is the default one.
+	Net *Config
+	// Defs are the definitions of the user-defined networks, whose
+	// bridges the nftables rules keep apart.
+	Defs Networks
 }
 
 var _ Driver = (*Bridge)(nil)
 
-// ipam returns the driver's lease file.
+// Endpoint is what a container asks of a network beyond its id.
+type Endpoint struct {
+	ContainerID string
+	// Interface is its name inside the container: "" is eth0.
+	Interface string
+	// IP, when valid, is the address asked for (run --ip).
+	IP netip.Addr
+	// Names are resolved to the container's address in the /etc/hosts
+	// of every container on the network (on the default network: its
+	// own alone).
+	Names []string
+	// Hosts is the container's /etc/hosts; "" keeps it out of the
+	// network's name resolution.
+	Hosts string
+	// ExtraHosts are its --add-host entries, written with its own line
+	// (host-gateway is the network's gateway).
+	ExtraHosts []string
+	// Owner holds the lease; zero is the calling process.
+	Owner Owner
+}
+
+func (b *Bridge) net() *Config {
+	if b.Net == nil {
+		return Default()
+	}
+	return b.Net
+}
+
+// ipam returns the network's lease file.
 func (b *Bridge) ipam() ipam {
 	dir := b.StateDir
 	if dir == "" {
 		dir = DefaultStateDir
 	}
+	if n := b.net(); n.Name != DefaultName {
+		return ipam{dir: dir, name: "net-" + n.ID[:12]}
+	}
 	return ipam{dir: dir, name: "bridge"}
 }
 
-// HostVeth is the name of the host's end of container id's veth pair.
+// HostVeth is the name of the host's end of container id's veth pair on
+// the default network.
 func HostVeth(id string) string {
 	if len(id) > 12 {
 		id = id[:12]
@@ -56,52 +96,116 @@ func HostVeth(id string) string {
 	return vethPrefix + id
 }
 
-// Attach implements Driver: it leases an address, makes sure the bridge,
-// forwarding and NAT are there, and connects pid's network namespace to
-// the bridge through a new veth pair. It fails with one line, undoing
-// what it did, when any of it cannot be done.
+// hostVeth is the host's end of container id's veth on b's network: on
+// a user-defined network, 12 hex digits of a hash of both ids.
+func (b *Bridge) hostVeth(id string) string {
+	n := b.net()
+	if n.Name == DefaultName {
+		return HostVeth(id)
+	}
+	h := sha256.Sum256([]byte(n.ID + id))
+	return vethPrefix + hex.EncodeToString(h[:6])
+}
+
+// Attach implements Driver for the container's first interface.
 func (b *Bridge) Attach(id string, pid int) (*Attachment, error) {
+	return b.AttachEndpoint(Endpoint{ContainerID: id}, pid)
+}
+
+// AttachEndpoint leases an address, makes sure the bridge, forwarding
+// and the nftables rules are there, connects pid's network namespace to
+// the bridge through a new veth pair, and rewrites the /etc/hosts of the
+// network's containers. It fails with one line, undoing what it did,
+// when any of it cannot be done.
+func (b *Bridge) AttachEndpoint(ep Endpoint, pid int) (*Attachment, error) {
+	if ep.Interface == "" {
+		ep.Interface = containerIf
+	}
+	if ep.Owner == (Owner{}) {
+		ep.Owner = self()
+	}
+	n := b.net()
+	id := ep.ContainerID
 	var att *Attachment
 	err := b.ipam().locked(func(l *leases) (bool, error) {
-		reclaimLinks(l.reclaim())
-		br, err := ensureBridge(l)
+		b.reclaimLinks(l.reclaim())
+		br, err := b.ensureBridge(l)
 		if err != nil {
 			return true, err
 		}
 		if err := enableForwarding(); err != nil {
 			return true, err
 		}
-		if err := masquerade(l.Subnet, BridgeName); err != nil {
+		if err := b.applyRules(l.Subnet); err != nil {
 			return true, err
 		}
-		addr, err := l.allocate(id, self())
+		addr, err := l.allocate(id, ep.Owner, ep.IP)
 		if err != nil {
 			return true, err
 		}
-		att, err = connect(br, id, pid, netip.PrefixFrom(addr, l.Subnet.Bits()), gateway(l.Subnet))
+		le := l.Leases[addr]
+		le.Names, le.Hosts, le.Extra = ep.Names, ep.Hosts, ep.ExtraHosts
+		l.Leases[addr] = le
+		gw := l.gateway()
+		att, err = connect(br, b.hostVeth(id), ep.Interface, pid, netip.PrefixFrom(addr, l.Subnet.Bits()), gw)
 		if err != nil {
 			l.release(id)
-			deleteLink(HostVeth(id))
+			deleteLink(b.hostVeth(id))
+			return true, err
 		}
-		return true, err
+		att.Network, att.NetworkID = n.Name, n.ID
+		return true, l.writeHosts(n.Name)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("network bridge: %w", err)
+		return nil, fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	return att, nil
 }
 
 // Detach implements Driver: it deletes the host's end of id's veth pair
-// (which takes the container's end along) and releases its address.
+// (which takes the container's end along), releases its address and
+// takes it out of the other containers' /etc/hosts.
 func (b *Bridge) Detach(id string) error {
 	err := b.ipam().locked(func(l *leases) (bool, error) {
-		err := deleteLink(HostVeth(id))
-		return l.release(id), err
+		err := deleteLink(b.hostVeth(id))
+		if !l.release(id) {
+			return false, err
+		}
+		return true, errors.Join(err, l.writeHosts(b.net().Name))
 	})
 	if err != nil {
-		return fmt.Errorf("network bridge: detach %s: %w", HostVeth(id), err)
+		return fmt.Errorf("network %s: detach %s: %w", b.net().Name, b.hostVeth(id), err)
 	}
 	return nil
+}
+
+// InUse returns the ids of the containers holding an address of the
+// network (their monitors alive).
+func (b *Bridge) InUse() ([]string, error) {
+	var ids []string
+	err := b.ipam().locked(func(l *leases) (bool, error) {
+		gone := l.reclaim()
+		b.reclaimLinks(gone)
+		for _, le := range l.Leases {
+			ids = append(ids, le.ID)
+		}
+		return len(gone) > 0, nil
+	})
+	return ids, err
+}
+
+// Leases returns the network's leases by address, after reclaiming the
+// dead ones.
+func (b *Bridge) Leases() (map[netip.Addr]Lease, netip.Prefix, error) {
+	var out map[netip.Addr]Lease
+	var subnet netip.Prefix
+	err := b.ipam().locked(func(l *leases) (bool, error) {
+		gone := l.reclaim()
+		b.reclaimLinks(gone)
+		out, subnet = l.Leases, l.Subnet
+		return len(gone) > 0, nil
+	})
+	return out, subnet, err
 }
 
 // Cleanup implements Driver: it releases the leases of dead monitors and
@@ -109,10 +213,14 @@ func (b *Bridge) Detach(id string) error {
 func (b *Bridge) Cleanup() error {
 	return b.ipam().locked(func(l *leases) (bool, error) {
 		gone := l.reclaim()
-		reclaimLinks(gone)
+		b.reclaimLinks(gone)
 		owned := map[string]bool{}
 		for _, le := range l.Leases {
-			owned[HostVeth(le.ID)] = true
+			owned[b.hostVeth(le.ID)] = true
+		}
+		br, err := netlink.LinkByName(b.net().BridgeName())
+		if err != nil {
+			return len(gone) > 0, nil // no bridge, nothing on it
 		}
 		links, err := netlink.LinkList()
 		if err != nil {
@@ -120,19 +228,22 @@ func (b *Bridge) Cleanup() error {
 		}
 		for _, link := range links {
 			name := link.Attrs().Name
-			if strings.HasPrefix(name, vethPrefix) && link.Type() == "veth" && !owned[name] {
+			if strings.HasPrefix(name, vethPrefix) && link.Type() == "veth" && link.Attrs().MasterIndex == br.Attrs().Index && !owned[name] {
 				deleteLink(name)
 			}
 		}
-		return len(gone) > 0, nil
+		if len(gone) > 0 {
+			err = l.writeHosts(b.net().Name)
+		}
+		return len(gone) > 0, err
 	})
 }
 
 // reclaimLinks deletes the host veths of leases reclaimed from dead
 // monitors (normally gone already, with their network namespace).
-func reclaimLinks(gone []Lease) {
+func (b *Bridge) reclaimLinks(gone []Lease) {
 	for _, le := range gone {
-		deleteLink(HostVeth(le.ID))
+		deleteLink(b.hostVeth(le.ID))
 	}
 }
 
@@ -153,37 +264,48 @@ func deleteLink(name string) error {
 	return nil
 }
 
-// ensureBridge returns the bridge, made (with the gateway's address, up)
-// when missing, and sets l.Subnet to its subnet.
-func ensureBridge(l *leases) (netlink.Link, error) {
-	br, err := netlink.LinkByName(BridgeName)
+// ensureBridge returns the network's bridge, made (with the gateway's
+// address, up) when missing, and sets l.Subnet and l.Gateway to its
+// subnet and gateway. The default network's subnet is the one its bridge
+// has, else the first free candidate; a user-defined one's is fixed.
+func (b *Bridge) ensureBridge(l *leases) (netlink.Link, error) {
+	n := b.net()
+	name := n.BridgeName()
+	if n.Name != DefaultName {
+		l.Subnet, l.Gateway = n.Subnet, n.Gateway
+	}
+	br, err := netlink.LinkByName(name)
 	if err == nil {
 		addrs, err := netlink.AddrList(br, netlink.FAMILY_V4)
 		if err != nil {
 			return nil, err
 		}
 		if len(addrs) > 0 {
-			p, _ := netip.AddrFromSlice(addrs[0].IP.To4())
-			ones, _ := addrs[0].Mask.Size()
-			l.Subnet = netip.PrefixFrom(p, ones).Masked()
+			if n.Name == DefaultName {
+				p, _ := netip.AddrFromSlice(addrs[0].IP.To4())
+				ones, _ := addrs[0].Mask.Size()
+				l.Subnet = netip.PrefixFrom(p, ones).Masked()
+			}
 			return br, upLink(br)
 		}
 	} else {
-		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: BridgeName}}); err != nil && !errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("create bridge %s: %w", BridgeName, err)
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("create bridge %s: %w", name, err)
 		}
-		if br, err = netlink.LinkByName(BridgeName); err != nil {
+		if br, err = netlink.LinkByName(name); err != nil {
 			return nil, err
 		}
 	}
-	subnet, err := pickSubnet(l.Subnet)
-	if err != nil {
-		return nil, err
+	if n.Name == DefaultName {
+		subnet, err := b.pickSubnet(l.Subnet)
+		if err != nil {
+			return nil, err
+		}
+		l.Subnet = subnet
 	}
-	l.Subnet = subnet
-	gw := &netlink.Addr{IPNet: &net.IPNet{IP: gateway(subnet).AsSlice(), Mask: net.CIDRMask(subnet.Bits(), 32)}}
+	gw := &netlink.Addr{IPNet: &net.IPNet{IP: l.gateway().AsSlice(), Mask: net.CIDRMask(l.Subnet.Bits(), 32)}}
 	if err := netlink.AddrAdd(br, gw); err != nil && !errors.Is(err, unix.EEXIST) {
-		return nil, fmt.Errorf("address bridge %s: %w", BridgeName, err)
+		return nil, fmt.Errorf("address bridge %s: %w", name, err)
 	}
 	return br, upLink(br)
 }
@@ -196,21 +318,39 @@ func upLink(link netlink.Link) error {
 	return nil
 }
 
-// pickSubnet returns prefer when no route of the host overlaps it, else
-// the first such candidate.
-func pickSubnet(prefer netip.Prefix) (netip.Prefix, error) {
+// hostRoutes are the destinations of the host's IPv4 routes but the
+// default route and those of the default network's bridge.
+func hostRoutes() ([]netip.Prefix, error) {
 	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("list routes: %w", err)
+		return nil, fmt.Errorf("list routes: %w", err)
 	}
 	var used []netip.Prefix
+	brIndex := bridgeIndex()
 	for _, r := range routes {
-		if r.Dst == nil || r.LinkIndex > 0 && r.LinkIndex == bridgeIndex() {
+		if r.Dst == nil || r.LinkIndex > 0 && r.LinkIndex == brIndex {
 			continue
 		}
 		a, _ := netip.AddrFromSlice(r.Dst.IP.To4())
 		if ones, _ := r.Dst.Mask.Size(); ones > 0 { // a default route overlaps everything and nothing
-			used = append(used, netip.PrefixFrom(a, ones))
+			used = append(used, netip.PrefixFrom(a, ones).Masked())
+		}
+	}
+	return used, nil
+}
+
+// pickSubnet returns prefer when no route of the host and no user-defined
+// network overlaps it, else the first such candidate.
+func (b *Bridge) pickSubnet(prefer netip.Prefix) (netip.Prefix, error) {
+	used, err := hostRoutes()
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if nets, err := b.Defs.List(); err == nil {
+		for _, n := range nets {
+			if n.Subnet.IsValid() && n.Name != DefaultName {
+				used = append(used, n.Subnet)
+			}
 		}
 	}
 	free := func(p netip.Prefix) bool {
@@ -233,13 +373,18 @@ func pickSubnet(prefer netip.Prefix) (netip.Prefix, error) {
 	return netip.Prefix{}, errors.New("every candidate subnet (10.89-99.0.0/24) overlaps a route of the host")
 }
 
-// bridgeIndex is the bridge's interface index, 0 when it is missing.
+// bridgeIndex is the default bridge's interface index, 0 when it is
+// missing.
 func bridgeIndex() int {
 	if br, err := netlink.LinkByName(BridgeName); err == nil {
 		return br.Attrs().Index
 	}
 	return 0
 }
+
+// MacAddress is the MAC address of the container with address a on a
+// bridge (macFor's).
+func MacAddress(a netip.Addr) string { return macFor(a).String() }
 
 // macFor is the MAC address of the container with address a: 02:42 and
 // the address, as Docker's.
@@ -251,18 +396,17 @@ func macFor(a netip.Addr) net.HardwareAddr {
 // connect makes the veth pair of container id, enslaves its host end to
 // br and configures its other end as eth0 in the network namespace of
 // pid, with addr, loopback up and a default route through gw.
-func connect(br netlink.Link, id string, pid int, addr netip.Prefix, gw netip.Addr) (*Attachment, error) {
+func connect(br netlink.Link, host, ifname string, pid int, addr netip.Prefix, gw netip.Addr) (*Attachment, error) {
 	ns, err := netns.GetFromPid(pid)
 	if err != nil {
 		return nil, fmt.Errorf("the container's network namespace: %w", err)
 	}
 	defer ns.Close()
-	host := HostVeth(id)
 	deleteLink(host) // left by an earlier start whose namespace still lives
 	mac := macFor(addr.Addr())
 	veth := &netlink.Veth{
 		LinkAttrs:        netlink.LinkAttrs{Name: host, MasterIndex: br.Attrs().Index, MTU: br.Attrs().MTU},
-		PeerName:         containerIf,
+		PeerName:         ifname,
 		PeerNamespace:    netlink.NsFd(int(ns)),
 		PeerHardwareAddr: mac,
 	}
@@ -281,18 +425,19 @@ func connect(br netlink.Link, id string, pid int, addr netip.Prefix, gw netip.Ad
 		return nil, fmt.Errorf("the container's network namespace: %w", err)
 	}
 	defer h.Close()
-	if err := configureInside(h, addr, gw); err != nil {
-		return nil, fmt.Errorf("configure the container's %s: %w", containerIf, err)
+	if err := configureInside(h, ifname, addr, gw); err != nil {
+		return nil, fmt.Errorf("configure the container's %s: %w", ifname, err)
 	}
 	return &Attachment{
-		Network: "bridge", IPAddress: addr, Gateway: gw, MacAddress: mac.String(),
-		Interface: containerIf, HostVeth: host,
+		IPAddress: addr, Gateway: gw, MacAddress: mac.String(),
+		Interface: ifname, HostVeth: host,
 	}, nil
 }
 
-// configureInside sets loopback and eth0 up in the namespace of h, with
-// addr on eth0 and the default route through gw.
-func configureInside(h *netlink.Handle, addr netip.Prefix, gw netip.Addr) error {
+// configureInside sets loopback and ifname up in the namespace of h, with
+// addr on ifname and, for eth0 (the first network), the default route
+// through gw.
+func configureInside(h *netlink.Handle, ifname string, addr netip.Prefix, gw netip.Addr) error {
 	lo, err := h.LinkByName("lo")
 	if err != nil {
 		return err
@@ -300,7 +445,7 @@ func configureInside(h *netlink.Handle, addr netip.Prefix, gw netip.Addr) error 
 	if err := h.LinkSetUp(lo); err != nil {
 		return err
 	}
-	eth, err := h.LinkByName(containerIf)
+	eth, err := h.LinkByName(ifname)
 	if err != nil {
 		return err
 	}
@@ -310,6 +455,9 @@ func configureInside(h *netlink.Handle, addr netip.Prefix, gw netip.Addr) error 
 	}
 	if err := h.LinkSetUp(eth); err != nil {
 		return err
+	}
+	if ifname != containerIf {
+		return nil
 	}
 	return h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: gw.AsSlice(), Scope: netlink.SCOPE_UNIVERSE})
 }

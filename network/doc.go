@@ -33,6 +33,19 @@
 // then deletes the host end too), so a killed container leaves at most a
 // lease behind.
 //
+// # User-defined networks (Networks)
+//
+// Networks keeps the definitions of `network create` (one JSON file per
+// network in DefaultConfigDir, which outlives a reboot); Networks.Bridge
+// returns the Bridge driver of one, with a lease file of its own and its
+// own Linux bridge (ufbr-<id>). AttachEndpoint takes an Endpoint: the
+// interface (eth0, eth1... for a container on several networks), an
+// address asked for, and the names the container has on the network,
+// which every attach and detach writes into the /etc/hosts of the
+// network's containers (hosts.go says why /etc/hosts and not a DNS
+// server). writeRules rewrites the whole nftables table at every attach:
+// masquerade per network but internal ones, and drops between bridges.
+//
 // # The rootless driver (Slirp)
 //
 // As podman's rootless default: a slirp4netns process per container,

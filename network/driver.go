@@ -26,6 +26,8 @@ type Driver interface {
 // docker inspect's NetworkSettings.
 type Attachment struct {
 	Network    string       // the network's name: "bridge"
+	NetworkID  string       `json:",omitempty"`
+	Aliases    []string     `json:",omitempty"` // the names it has there besides its own
 	IPAddress  netip.Prefix // the container's address and prefix length
 	Gateway    netip.Addr   // its default route
 	MacAddress string       // of its interface

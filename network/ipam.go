@@ -41,12 +41,25 @@ func (o Owner) alive() bool {
 type Lease struct {
 	ID    string // the container's id
 	Owner Owner
+	// Names, Hosts and Extra are the Endpoint's (hosts.go).
+	Names []string `json:",omitempty"`
+	Hosts string   `json:",omitempty"`
+	Extra []string `json:",omitempty"`
 }
 
 // leases is the IPAM file: the subnet and its leased addresses.
 type leases struct {
-	Subnet netip.Prefix         // "" until the first attach picks one
-	Leases map[netip.Addr]Lease // by address
+	Subnet  netip.Prefix         // "" until the first attach picks one
+	Gateway netip.Addr           `json:",omitzero"` // zero: the subnet's first address
+	Leases  map[netip.Addr]Lease // by address
+}
+
+// gateway is the network's gateway address.
+func (l *leases) gateway() netip.Addr {
+	if l.Gateway.IsValid() {
+		return l.Gateway
+	}
+	return gateway(l.Subnet)
 }
 
 // ipam is a lease file with its lock, both in dir.
@@ -112,15 +125,25 @@ func (l *leases) reclaim() []Lease {
 	return gone
 }
 
-// allocate leases the lowest free host address of the subnet (the first
-// is the gateway's) to id. A container holds one address: a lease it
-// had is given up first.
-func (l *leases) allocate(id string, owner Owner) (netip.Addr, error) {
+// allocate leases want, or when it is zero the lowest free host address
+// of the subnet but the gateway's, to id. A container holds one address:
+// a lease it had is given up first.
+func (l *leases) allocate(id string, owner Owner, want netip.Addr) (netip.Addr, error) {
 	l.release(id)
-	gw := gateway(l.Subnet)
-	last := lastAddr(l.Subnet)
-	for a := gw.Next(); a.IsValid() && a.Less(last) && l.Subnet.Contains(a); a = a.Next() {
-		if _, taken := l.Leases[a]; !taken {
+	gw := l.gateway()
+	first, last := l.Subnet.Masked().Addr(), lastAddr(l.Subnet)
+	if want.IsValid() {
+		if _, taken := l.Leases[want]; taken || want == gw {
+			return netip.Addr{}, fmt.Errorf("address %s is already in use", want)
+		}
+		if !l.Subnet.Contains(want) || want == first || want == last {
+			return netip.Addr{}, fmt.Errorf("address %s is not a host address of the network's subnet %s", want, l.Subnet)
+		}
+		l.Leases[want] = Lease{ID: id, Owner: owner}
+		return want, nil
+	}
+	for a := first.Next(); a.IsValid() && a.Less(last) && l.Subnet.Contains(a); a = a.Next() {
+		if _, taken := l.Leases[a]; !taken && a != gw {
 			l.Leases[a] = Lease{ID: id, Owner: owner}
 			return a, nil
 		}

@@ -17,7 +17,7 @@ func allocateIn(m ipam, subnet netip.Prefix, id string, o Owner) (netip.Addr, er
 		}
 		l.reclaim()
 		var err error
-		a, err = l.allocate(id, o)
+		a, err = l.allocate(id, o, netip.Addr{})
 		return true, err
 	})
 	return a, err

@@ -82,10 +82,27 @@ func (s *Slirp) Attach(id string, pid int) (*Attachment, error) {
 	return att, nil
 }
 
+// SlirpUsable reports why slirp4netns cannot attach containers for the
+// caller: not installed, or /dev/net/tun (which it opens with the
+// caller's identity) closed to the caller. Nil when it can.
+func SlirpUsable() error {
+	if _, err := exec.LookPath("slirp4netns"); err != nil {
+		return errNoSlirp
+	}
+	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("slirp4netns needs /dev/net/tun: %w", errors.Unwrap(err))
+	}
+	f.Close()
+	return nil
+}
+
+var errNoSlirp = errors.New("slirp4netns is not installed (Debian package slirp4netns)")
+
 func (s *Slirp) start(id string, pid int) (*Attachment, error) {
 	bin, err := exec.LookPath("slirp4netns")
 	if err != nil {
-		return nil, errors.New("slirp4netns is not installed (Debian package slirp4netns)")
+		return nil, errNoSlirp
 	}
 	readyR, readyW, err := os.Pipe()
 	if err != nil {

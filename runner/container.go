@@ -36,7 +36,10 @@ type Config struct {
 	WorkDir    string
 	User       string
 	Hostname   string
-	Network    string // "none", "host" or "bridge" (network.go)
+	Network    string // "none", "host", "bridge", "container:ID" or a network's name (network.go)
+	// Networks are the networks of network.Bridge or network.Slirp it
+	// is on (network.go), the first one --network's.
+	Networks []EndpointConfig `json:",omitempty"`
 	// DNS, DNSSearch and ExtraHosts (NAME:IP) are docker run's --dns,
 	// --dns-search and --add-host.
 	DNS         []string `json:",omitempty"`
@@ -90,9 +93,9 @@ type State struct {
 	// Ports are the published ports while running, with the host ports
 	// the kernel picked where none was asked for.
 	Ports []Port `json:"Ports,omitempty"`
-	// Network is what the container got from its network while it runs
-	// (none for network none and host).
-	Network *network.Attachment `json:"Network,omitempty"`
+	// Networks are what the container got from its networks while it
+	// runs, in Config.Networks's order (none for network none and host).
+	Networks []*network.Attachment `json:"Networks,omitempty"`
 	// RestartCount is how often the monitor restarted the command since
 	// it was last started by hand.
 	RestartCount int `json:"RestartCount,omitempty"`
@@ -109,6 +112,9 @@ type Container struct {
 	Record
 	State State
 	dir   string
+	// netnsPid is a process in the network namespace the init joins
+	// (--network container:), set by joinNetwork; 0 for none.
+	netnsPid int
 }
 
 // Dir returns containers/<id>.

@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,14 +30,21 @@ type Options struct {
 	WorkDir    string   // overrides the image's WorkingDir
 	User       string   // overrides the image's User: name, uid, name:group or uid:gid
 	Volumes    []string // SRC:DST[:ro]
-	Network    string   // "none" (the default), "host" or "bridge"
+	Network    string   // "" (bridge), "none", "host", "bridge", "container:NAME" or a network name
 	DNS        []string // nameservers for resolv.conf (--dns)
 	DNSSearch  []string // search domains for resolv.conf (--dns-search)
 	AddHosts   []string // NAME:IP lines for /etc/hosts (--add-host)
-	Publish    []string // [IP:]HOSTPORT:CONTAINERPORT[/tcp] (ports.go)
-	Hostname   string   // "" = the short container id
-	ReadOnly   bool     // mount the container's root read-only
-	TTY        bool     // allocate a pseudo-terminal
+	// NetworkAliases and IP are docker run's --network-alias and --ip
+	// (user-defined networks only).
+	NetworkAliases []string
+	IP             string
+	Publish        []string // [IP:]HOSTPORT:CONTAINERPORT[/tcp] (ports.go)
+	// PublishAll publishes every port the image EXPOSEs on a port the
+	// kernel picks (-P).
+	PublishAll bool
+	Hostname   string // "" = the short container id
+	ReadOnly   bool   // mount the container's root read-only
+	TTY        bool   // allocate a pseudo-terminal
 	// Interactive keeps stdin open (without it the process reads /dev/null).
 	Interactive bool
 	AutoRemove  bool // remove the container when it exits (--rm)
@@ -91,6 +100,13 @@ func (r *Runner) Create(o Options) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ref := cfg.netContainer(); ref != "" {
+		t, err := r.Get(ref)
+		if err != nil {
+			return nil, fmt.Errorf("no such container: %s (--network container:)", ref)
+		}
+		cfg.Network = "container:" + t.ID
+	}
 	name := o.Name
 	if name == "" {
 		name = generateName(all)
@@ -105,8 +121,16 @@ func (r *Runner) Create(o Options) (*Container, error) {
 		}
 	}
 	id := newID()
-	if err := r.reserveName(name, id); err != nil {
-		return nil, err
+	for tries := 0; ; tries++ {
+		err := r.reserveName(name, id)
+		if err == nil {
+			break
+		}
+		if o.Name != "" || tries == 10 {
+			return nil, err
+		}
+		// A concurrent create generated the same name: another one.
+		name = generateName(all)
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = id[:12]
@@ -309,7 +333,7 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 	if o.User != "" {
 		cfg.User = o.User
 	}
-	if err := checkNetwork(&cfg); err != nil {
+	if err := checkNetwork(&cfg, o); err != nil {
 		return Config{}, err
 	}
 	for _, s := range o.Publish {
@@ -321,6 +345,17 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 			continue // the container's ports are the host's already
 		}
 		cfg.Ports = append(cfg.Ports, p)
+	}
+	if o.PublishAll && cfg.Network != "host" {
+		for _, key := range slices.Sorted(maps.Keys(img.ExposedPorts)) {
+			p, err := parsePort(key)
+			if err != nil {
+				return Config{}, fmt.Errorf("the image's EXPOSE %s: %w", key, err)
+			}
+			if !slices.ContainsFunc(cfg.Ports, func(q Port) bool { return q.Key() == p.Key() }) {
+				cfg.Ports = append(cfg.Ports, p)
+			}
+		}
 	}
 	for _, v := range o.Volumes {
 		vol, err := parseVolume(v)

@@ -39,13 +39,13 @@ func (r *Runner) reap(c *Container) (gone bool) {
 	if mounted(c.Rootfs()) {
 		r.Unmount(c)
 	}
-	detachNetwork(c)
+	detachNetworks(c)
 	removeCgroup(c)
 	c.State.CgroupPath = ""
 	c.State.Status = StatusExited
 	c.State.ExitCode = 137
 	c.State.Pid = 0
-	c.State.Network = nil
+	c.State.Networks = nil
 	c.State.FinishedAt = time.Now().UTC()
 	c.State.Error = "the container's monitor was killed"
 	c.saveState()
@@ -172,7 +172,7 @@ func (r *Runner) remove(c *Container) error {
 	if err := r.Unmount(c); err != nil {
 		return err
 	}
-	if err := detachNetwork(c); err != nil {
+	if err := detachNetworks(c); err != nil {
 		return err
 	}
 	removeCgroup(c)

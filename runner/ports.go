@@ -27,12 +27,24 @@ import (
 // privilege beyond the container's own: the namespace belongs to a user
 // namespace of the caller's, or the caller is root.
 
-// Port is one published TCP port.
+// Port is one published port.
 type Port struct {
 	HostIP        string `json:",omitempty"` // "" = all of the host's addresses
 	HostPort      int    // 0 = one the kernel picks when the container starts
 	ContainerPort int
+	Proto         string `json:",omitempty"` // "udp", or "" for tcp
 }
+
+// Protocol is the port's protocol: tcp or udp.
+func (p Port) Protocol() string {
+	if p.Proto == "" {
+		return "tcp"
+	}
+	return p.Proto
+}
+
+// Key is the port as docker's maps of ports key it: 80/tcp.
+func (p Port) Key() string { return strconv.Itoa(p.ContainerPort) + "/" + p.Protocol() }
 
 // String is the port as docker ps shows it: 0.0.0.0:8080->80/tcp.
 func (p Port) String() string {
@@ -40,24 +52,24 @@ func (p Port) String() string {
 	if ip == "" {
 		ip = "0.0.0.0"
 	}
-	return net.JoinHostPort(ip, strconv.Itoa(p.HostPort)) + "->" + strconv.Itoa(p.ContainerPort) + "/tcp"
+	return net.JoinHostPort(ip, strconv.Itoa(p.HostPort)) + "->" + p.Key()
 }
 
-// parsePort reads -p's [[IP:][HOSTPORT]:]CONTAINERPORT[/tcp]; without a
-// host port the kernel picks one when the container starts.
+// parsePort reads -p's [[IP:][HOSTPORT]:]CONTAINERPORT[/tcp|/udp];
+// without a host port the kernel picks one when the container starts.
 func parsePort(s string) (Port, error) {
 	bad := func(why string) (Port, error) {
-		return Port{}, fmt.Errorf("invalid publish %q: %s (want [[IP:][HOSTPORT]:]CONTAINERPORT[/tcp])", s, why)
+		return Port{}, fmt.Errorf("invalid publish %q: %s (want [[IP:][HOSTPORT]:]CONTAINERPORT[/tcp|/udp])", s, why)
 	}
 	spec, proto, _ := strings.Cut(s, "/")
-	if proto != "" && proto != "tcp" {
-		return bad("only tcp ports can be published")
+	if proto != "" && proto != "tcp" && proto != "udp" {
+		return bad("only tcp and udp ports can be published")
 	}
 	host, cport := "", spec
 	if i := strings.LastIndex(spec, ":"); i >= 0 {
 		host, cport = spec[:i], spec[i+1:]
 	}
-	var p Port
+	p := Port{Proto: strings.TrimPrefix(proto, "tcp")}
 	hport := host
 	if j := strings.LastIndex(host, ":"); j >= 0 {
 		p.HostIP, hport = strings.Trim(host[:j], "[]"), host[j+1:]
@@ -80,9 +92,10 @@ func parsePort(s string) (Port, error) {
 // publisher relays the connections of a container's published ports.
 type publisher struct {
 	ports     []Port
-	listeners []net.Listener
-	netns     *os.File // the container's network namespace, once serving
-	pid       int      // the container's init
+	listeners []net.Listener   // by port, nil for udp
+	packets   []net.PacketConn // by port, nil for tcp
+	netns     *os.File         // the container's network namespace, once serving
+	pid       int              // the container's init
 	helper    *socketHelper
 	helperErr error
 	mu        sync.Mutex
@@ -94,20 +107,32 @@ type publisher struct {
 // starts: a port that is taken fails the run before anything runs.
 func listenPorts(ports []Port) (*publisher, error) {
 	p := &publisher{ports: append([]Port(nil), ports...), conns: map[net.Conn]struct{}{}}
-	for _, port := range ports {
+	for i, port := range ports {
 		addr := net.JoinHostPort(port.HostIP, strconv.Itoa(port.HostPort))
-		l, err := net.Listen("tcp", addr)
+		var l net.Listener
+		var pc net.PacketConn
+		var err error
+		if port.Proto == "udp" {
+			pc, err = net.ListenPacket("udp", addr)
+		} else {
+			l, err = net.Listen("tcp", addr)
+		}
 		if err != nil {
 			p.close()
 			var se *os.SyscallError
 			if errors.As(err, &se) {
 				err = se.Err
 			}
+			if errors.Is(err, unix.EADDRINUSE) {
+				return nil, fmt.Errorf("publish %s: the host port %d/%s is already taken (address already in use)", port, port.HostPort, port.Protocol())
+			}
 			return nil, fmt.Errorf("publish %s: %w", port, err)
 		}
-		p.listeners = append(p.listeners, l)
-		if port.HostPort == 0 {
-			p.ports[len(p.listeners)-1].HostPort = l.Addr().(*net.TCPAddr).Port
+		p.listeners, p.packets = append(p.listeners, l), append(p.packets, pc)
+		if port.HostPort == 0 && l != nil {
+			p.ports[i].HostPort = l.Addr().(*net.TCPAddr).Port
+		} else if port.HostPort == 0 {
+			p.ports[i].HostPort = pc.LocalAddr().(*net.UDPAddr).Port
 		}
 	}
 	return p, nil
@@ -125,7 +150,11 @@ func (p *publisher) serve(pid int) error {
 	p.netns, p.pid = ns, pid
 	for i, l := range p.listeners {
 		p.wg.Add(1)
-		go p.accept(l, p.ports[i].ContainerPort)
+		if l == nil {
+			go p.relayUDP(p.packets[i], p.ports[i].ContainerPort)
+		} else {
+			go p.accept(l, p.ports[i].ContainerPort)
+		}
 	}
 	return nil
 }
@@ -180,9 +209,14 @@ func (p *publisher) relay(c net.Conn, port int) {
 // the socket is made by a thread that has entered the namespace and goes
 // back right after; the socket stays in the container's namespace.
 func (p *publisher) dial(port int) (net.Conn, error) {
-	fd, err := socketIn(p.netns)
+	return p.dialProto(port, unix.SOCK_STREAM)
+}
+
+// dialProto is dial for a socket of type typ: SOCK_STREAM or SOCK_DGRAM.
+func (p *publisher) dialProto(port, typ int) (net.Conn, error) {
+	fd, err := socketIn(p.netns, typ)
 	if err == unix.EPERM {
-		fd, err = p.helperSocket()
+		fd, err = p.helperSocket(typ)
 	}
 	if err != nil {
 		return nil, err
@@ -196,8 +230,8 @@ func (p *publisher) dial(port int) (net.Conn, error) {
 	return net.FileConn(f)
 }
 
-// socketIn makes a TCP socket in network namespace ns.
-func socketIn(ns *os.File) (int, error) {
+// socketIn makes a socket of type typ in network namespace ns.
+func socketIn(ns *os.File, typ int) (int, error) {
 	type result struct {
 		fd  int
 		err error
@@ -217,7 +251,7 @@ func socketIn(ns *os.File) (int, error) {
 			ch <- result{-1, err}
 			return
 		}
-		fd, serr := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		fd, serr := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
 		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
 			runtime.UnlockOSThread()
 		} // else the thread, still in the container's namespace, ends with this goroutine
@@ -228,7 +262,7 @@ func socketIn(ns *os.File) (int, error) {
 }
 
 // helperSocket gets a socket from the socket helper, started on first use.
-func (p *publisher) helperSocket() (int, error) {
+func (p *publisher) helperSocket(typ int) (int, error) {
 	p.mu.Lock()
 	if p.helper == nil && p.helperErr == nil {
 		p.helper, p.helperErr = startSocketHelper(p.pid)
@@ -238,7 +272,7 @@ func (p *publisher) helperSocket() (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	fd, err := h.socket()
+	fd, err := h.socket(typ)
 	if err != nil {
 		// A helper that died is started again for the next connection.
 		p.mu.Lock()
@@ -277,8 +311,12 @@ func (p *publisher) untrack(a, b net.Conn) {
 
 // close stops listening and ends the relayed connections.
 func (p *publisher) close() {
-	for _, l := range p.listeners {
-		l.Close()
+	for i, l := range p.listeners {
+		if l != nil {
+			l.Close()
+		} else {
+			p.packets[i].Close()
+		}
 	}
 	p.mu.Lock()
 	for c := range p.conns {
@@ -299,8 +337,9 @@ func (p *publisher) close() {
 // refused: it takes CAP_SYS_ADMIN in the caller's own user namespace too.
 // Sockets then come from a helper started in the container's user and
 // network namespaces (nsenter, as exec does): the same binary, which
-// makes a TCP socket for every byte it reads on its socket and sends it
-// back (SCM_RIGHTS). A socket keeps the namespace it was made in.
+// makes a socket for every byte it reads on its socket (0: TCP, 1: UDP)
+// and sends it back (SCM_RIGHTS). A socket keeps the namespace it was
+// made in.
 
 // runSocketHelper is the main function of the reexec.SocketHelper role: it
 // serves socket requests on its request socket, fd 3, until it is closed.
@@ -312,7 +351,11 @@ func runSocketHelper() int {
 		if n <= 0 || err != nil {
 			return 0
 		}
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		typ := unix.SOCK_STREAM
+		if buf[0] == 1 {
+			typ = unix.SOCK_DGRAM
+		}
+		fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			unix.Write(conn, []byte{1})
 			continue
@@ -355,11 +398,15 @@ func startSocketHelper(pid int) (*socketHelper, error) {
 	return &socketHelper{sock: parent, cmd: cmd}, nil
 }
 
-// socket asks the helper for one socket.
-func (h *socketHelper) socket() (int, error) {
+// socket asks the helper for one socket of type typ.
+func (h *socketHelper) socket(typ int) (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, err := h.sock.Write([]byte{0}); err != nil {
+	req := byte(0)
+	if typ == unix.SOCK_DGRAM {
+		req = 1
+	}
+	if _, err := h.sock.Write([]byte{req}); err != nil {
 		return -1, err
 	}
 	f, err := receiveFile(h.sock)

@@ -61,7 +61,11 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 			}
 		}
 	}()
-	if err := writeEtcFiles(c); err != nil {
+	joined, err := r.joinNetwork(c)
+	if err != nil {
+		return ExitUnionfuseFailed, fmt.Errorf("container %s: %w", c.ShortID(), err)
+	}
+	if err := writeEtcFiles(c, joined); err != nil {
 		return ExitUnionfuseFailed, fmt.Errorf("container %s: %w", c.ShortID(), err)
 	}
 	pub, err := listenPorts(c.Config.Ports)
@@ -80,10 +84,14 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 			stdio.warn(uerr)
 		}
 	}()
-	var att *network.Attachment
+	var atts []*network.Attachment
 	defer func() {
-		if att != nil {
-			if derr := detachNetwork(c); derr != nil {
+		if atts != nil {
+			// network connect and disconnect change the networks.
+			if n, err := r.loadContainer(c.ID); err == nil {
+				c.Config.Networks = n.Config.Networks
+			}
+			if derr := detachNetworks(c); derr != nil {
 				stdio.warn(derr)
 			}
 		}
@@ -100,7 +108,7 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		if cgroupPath, err = startCgroup(c, pid, stdio.warn); err != nil {
 			return err
 		}
-		att, err = attachNetwork(c, pid)
+		atts, err = attachNetworks(c, pid)
 		return err
 	})
 	if err != nil {
@@ -109,7 +117,7 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		r.finish(c, exitCodeOf(err), err)
 		return exitCodeOf(err), err
 	}
-	c.State = State{Status: StatusRunning, Pid: proc.cmd.Process.Pid, StartedAt: time.Now().UTC(), Rootless: rootless(), Ports: pub.ports, Network: att,
+	c.State = State{Status: StatusRunning, Pid: proc.cmd.Process.Pid, StartedAt: time.Now().UTC(), Rootless: rootless(), Ports: pub.ports, Networks: atts,
 		RestartCount: c.State.RestartCount, CgroupPath: cgroupPath}
 	c.State.PidStart, _ = daemon.StartTime(c.State.Pid)
 	if err := c.saveState(); err != nil {
@@ -137,7 +145,7 @@ func (r *Runner) finish(c *Container, code int, err error) {
 	c.State.Status = StatusExited
 	c.State.ExitCode = code
 	c.State.Pid = 0
-	c.State.Network = nil
+	c.State.Networks = nil
 	c.State.CgroupPath = ""
 	c.State.FinishedAt = time.Now().UTC()
 	if err != nil {

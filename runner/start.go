@@ -107,7 +107,7 @@ func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer, setup fu
 		attr.GidMappingsEnableSetgroups = false
 	}
 	cmd.SysProcAttr = attr
-	if err := cmd.Start(); err != nil {
+	if err := inNetns(c.netnsPid, cmd.Start); err != nil {
 		return nil, nil, &ExitError{Code: ExitUnionfuseFailed, Message: fmt.Sprintf("start container %s: %v", c.ShortID(), err)}
 	}
 	specR.Close()
@@ -156,19 +156,31 @@ func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer, setup fu
 
 // writeEtcFiles writes the files bind-mounted over /etc/hostname,
 // /etc/hosts and /etc/resolv.conf.
-func writeEtcFiles(c *Container) error {
-	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+//
+// On a network that keeps /etc/hosts (network.Bridge's), hosts has the
+// localhost lines alone until the attach adds the network's section; a
+// container sharing another's network namespace (joined, its dir) gets
+// that one's hosts and resolv.conf.
+func writeEtcFiles(c *Container, joined string) error {
+	hosts := localhostLines
 	if c.Config.Network == "host" {
 		if b, err := os.ReadFile("/etc/hosts"); err == nil {
 			hosts = string(b)
 		}
 	}
-	hosts += "127.0.1.1\t" + c.Config.Hostname + "\n" + extraHosts(c, netip.Addr{})
+	if len(c.Config.Networks) == 0 {
+		hosts += "127.0.1.1\t" + c.Config.Hostname + "\n" + extraHosts(c, netip.Addr{})
+	}
 	resolv := ""
 	if c.Config.Network == "host" {
 		if b, err := os.ReadFile("/etc/resolv.conf"); err == nil {
 			resolv = string(b)
 		}
+	}
+	if joined != "" {
+		h, _ := os.ReadFile(filepath.Join(joined, "hosts"))
+		r, _ := os.ReadFile(filepath.Join(joined, "resolv.conf"))
+		hosts, resolv = string(h), string(r)
 	}
 	files := map[string]string{"hostname": c.Config.Hostname + "\n", "hosts": hosts, "resolv.conf": resolv}
 	for name, content := range files {

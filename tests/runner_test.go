@@ -241,7 +241,7 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 			t.Errorf("a 300-character name: exit %d, stderr %q", r.code, r.stderr)
 		}
 		expect(t, "missing volume", e.u("run", "--rm", "-v", "/nonexistent/src:/data", "busybox", "true"), 125, "", "does not exist")
-		expect(t, "bad network", e.u("run", "--rm", "--network", "mesh", "busybox", "true"), 125, "", "not supported")
+		expect(t, "bad network", e.u("run", "--rm", "--network", "mesh", "busybox", "true"), 125, "", map[bool]string{false: "network mesh not found", true: "user-defined networks need root"}[e.rootless])
 		expect(t, "unknown container", e.u("stop", "nosuch"), 1, "", "no such container")
 		expect(t, "ps", e.u("ps", "-aq"), 0, "", "")
 		if ents, _ := os.ReadDir(filepath.Join(e.store, "containers")); len(ents) != 0 {
@@ -501,7 +501,7 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 			t.Errorf("ps does not show %s:\n%s", host, ps.stdout)
 		}
 		expect(t, "port of an unpublished port", e.u("port", "pubr", "81"), 1, "", "no public port")
-		expect(t, "run -p udp", e.u("run", "--rm", "-p", "8053:53/udp", "busybox", "true"), 125, "", "only tcp")
+		expect(t, "run -p sctp", e.u("run", "--rm", "-p", "8053:53/sctp", "busybox", "true"), 125, "", "only tcp and udp")
 		expect(t, "stop", e.u("stop", "-t", "1", "pub"), 0, "pub\n", "")
 		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err != nil {
 			t.Errorf("the port is still taken after stop: %v", err)

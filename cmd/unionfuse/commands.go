@@ -67,6 +67,7 @@ func init() {
 		logsCmd,
 		execCmd,
 		portCmd,
+		networkCmd,
 		waitCmd,
 		updateCmd,
 		statsCmd,

@@ -110,9 +110,51 @@ type containerConfig struct {
 	StopSignal   string `json:",omitempty"`
 }
 
-// networkSettings is the part of docker's NetworkSettings unionfuse has.
+// networkSettings is the part of docker's NetworkSettings unionfuse has:
+// the first network's address at the top, as docker's.
 type networkSettings struct {
-	Ports map[string][]portBinding
+	Ports       map[string][]portBinding
+	IPAddress   string
+	IPPrefixLen int
+	Gateway     string
+	MacAddress  string
+	Networks    map[string]endpointSettings
+}
+
+// endpointSettings is one entry of docker's NetworkSettings.Networks.
+type endpointSettings struct {
+	Aliases     []string
+	NetworkID   string
+	EndpointID  string
+	Gateway     string
+	IPAddress   string
+	IPPrefixLen int
+	MacAddress  string
+}
+
+// networkSettingsOf fills ns with what c got from its networks while it
+// runs (an entry without addresses for each network while it does not).
+func networkSettingsOf(ns *networkSettings, c *runner.Container) {
+	ns.Networks = map[string]endpointSettings{}
+	for _, ep := range c.Config.Networks {
+		ns.Networks[ep.Network] = endpointSettings{Aliases: ep.Aliases}
+	}
+	if n := c.Config.Network; len(c.Config.Networks) == 0 && (n == "none" || n == "host") {
+		ns.Networks[n] = endpointSettings{}
+	}
+	if !c.Running() {
+		return
+	}
+	for i, att := range c.State.Networks {
+		es := endpointSettings{
+			Aliases: att.Aliases, NetworkID: att.NetworkID, EndpointID: c.ID, Gateway: att.Gateway.String(),
+			IPAddress: att.IPAddress.Addr().String(), IPPrefixLen: att.IPAddress.Bits(), MacAddress: att.MacAddress,
+		}
+		ns.Networks[att.Network] = es
+		if i == 0 {
+			ns.IPAddress, ns.IPPrefixLen, ns.Gateway, ns.MacAddress = es.IPAddress, es.IPPrefixLen, es.Gateway, es.MacAddress
+		}
+	}
 }
 
 // dockerTime formats a time as docker's inspect: RFC 3339 with
@@ -146,6 +188,7 @@ func inspectContainer(s *cowcache.Store, c *runner.Container) containerInspect {
 		NetworkSettings: networkSettings{Ports: map[string][]portBinding{}},
 	}
 	ci.HostConfig.hostResources = hostResourcesOf(cfg)
+	networkSettingsOf(&ci.NetworkSettings, c)
 	if len(cfg.Args) > 0 {
 		ci.Path, ci.Args = cfg.Args[0], cfg.Args[1:]
 	}
@@ -178,7 +221,7 @@ func inspectContainer(s *cowcache.Store, c *runner.Container) containerInspect {
 			RW: !v.ReadOnly, Propagation: "rprivate"})
 	}
 	for _, p := range cfg.Ports {
-		key := strconv.Itoa(p.ContainerPort) + "/tcp"
+		key := p.Key()
 		ci.HostConfig.PortBindings[key] = append(ci.HostConfig.PortBindings[key], portBinding{HostIp: p.HostIP, HostPort: hostPort(p)})
 		if ci.Config.ExposedPorts == nil {
 			ci.Config.ExposedPorts = map[string]struct{}{}
@@ -187,7 +230,7 @@ func inspectContainer(s *cowcache.Store, c *runner.Container) containerInspect {
 	}
 	if c.Running() {
 		for _, p := range c.State.Ports {
-			key := strconv.Itoa(p.ContainerPort) + "/tcp"
+			key := p.Key()
 			ip := p.HostIP
 			if ip == "" {
 				ip = "0.0.0.0"

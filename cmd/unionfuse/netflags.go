@@ -4,7 +4,8 @@ import "github.com/spf13/pflag"
 
 // netFlags are run's network options besides --network and -p.
 type netFlags struct {
-	dns, dnsSearch, addHosts []string
+	dns, dnsSearch, addHosts, aliases []string
+	ip                                string
 }
 
 // networkFlags adds docker run's --dns, --dns-search and --add-host.

@@ -10,7 +10,7 @@ import (
 
 var portCmd = &command{
 	name:  "port",
-	usage: "unionfuse port CONTAINER [CONTAINERPORT[/tcp]]",
+	usage: "unionfuse port CONTAINER [CONTAINERPORT[/tcp|/udp]]",
 	help: `List a running container's published ports, as docker port does:
 "80/tcp -> 0.0.0.0:8080" for each, or only the host side of one port.`,
 	options: containerFlagsHelp("port"),
@@ -27,13 +27,17 @@ func runPort(cmd *command, args []string) int {
 	if len(pos) < 1 || len(pos) > 2 {
 		return usageError(cmd, "want CONTAINER [CONTAINERPORT]")
 	}
-	want := 0
+	want, proto := 0, "tcp"
 	if len(pos) == 2 {
-		n, err := strconv.Atoi(strings.TrimSuffix(pos[1], "/tcp"))
-		if err != nil {
+		num, pr, _ := strings.Cut(pos[1], "/")
+		n, err := strconv.Atoi(num)
+		if err != nil || pr != "" && pr != "tcp" && pr != "udp" {
 			return usageError(cmd, "invalid port %q", pos[1])
 		}
 		want = n
+		if pr != "" {
+			proto = pr
+		}
 	}
 	return a.withRunner(func(r *runner.Runner) int {
 		c, err := r.Get(pos[0])
@@ -42,7 +46,7 @@ func runPort(cmd *command, args []string) int {
 		}
 		found := false
 		for _, p := range c.State.Ports {
-			if !c.Running() || want != 0 && p.ContainerPort != want {
+			if !c.Running() || want != 0 && (p.ContainerPort != want || p.Protocol() != proto) {
 				continue
 			}
 			found = true
@@ -50,11 +54,11 @@ func runPort(cmd *command, args []string) int {
 			if want != 0 {
 				fmt.Println(host)
 			} else {
-				fmt.Printf("%d/tcp -> %s\n", p.ContainerPort, host)
+				fmt.Printf("%s -> %s\n", p.Key(), host)
 			}
 		}
 		if want != 0 && !found {
-			return fail(fmt.Errorf("no public port '%d/tcp' published for %s", want, pos[0]))
+			return fail(fmt.Errorf("no public port '%d/%s' published for %s", want, proto, pos[0]))
 		}
 		return exitOK
 	})

@@ -23,7 +23,12 @@ be executed, 127: it was not found).
 Without root the container runs in a user namespace where the caller is
 root: files it creates as root belong to the caller on the host, and
 only root exists inside (other users in the image cannot be taken).
-The network is 'none' (a private loopback only) unless --network host.
+The network is 'bridge' (as docker's: an address of its own, outbound
+connections through the host; rootless through slirp4netns) unless
+--network says none, host, container:NAME or a network made with
+'unionfuse network create'. A rootless container gets 'none' when
+slirp4netns cannot run here (not installed, or /dev/net/tun closed to
+the user; 'unionfuse inspect' shows the NetworkMode it got).
 -p HOSTPORT:CONTAINERPORT relays connections to the host's port to that
 port of the container's loopback (a server in the container listening on
 0.0.0.0 or 127.0.0.1); with --network host the ports are the host's
@@ -45,6 +50,7 @@ type runArgs struct {
 	resourceFlags
 	securityFlags
 	rm, detach, interactive, tty, readOnly bool
+	publishAll                             bool
 	name, workdir, user, entrypoint        string
 	hostname, network                      string
 	env, envFiles, volumes, publish        []string
@@ -67,15 +73,18 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	fset.StringVarP(&a.user, "user", "u", "", "run as `USER` (name|uid[:group|gid])")
 	fset.StringVar(&a.entrypoint, "entrypoint", "", "override the image's entrypoint with `CMD`")
 	fset.StringVarP(&a.hostname, "hostname", "h", "", "the container's host `NAME` (default: its short id; help is --help)")
-	fset.StringVar(&a.network, "network", "none", "`none` (private loopback), host or bridge (root)")
+	fset.StringVar(&a.network, "network", "", "`NETWORK`: bridge (the default), none (private loopback), host, container:NAME or a network's name")
 	a.networkFlags(fset)
+	fset.BoolVarP(&a.publishAll, "publish-all", "P", false, "publish every port the image EXPOSEs on a random host port")
+	fset.StringArrayVar(&a.aliases, "network-alias", nil, "a network-scoped `ALIAS` (user-defined networks)")
+	fset.StringVar(&a.ip, "ip", "", "the container's `IP` on its user-defined network")
 	a.lifecycleFlags.add(fset)
 	a.resourceFlags.add(fset, false)
 	a.securityFlags.add(fset)
 	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V` (K alone takes the value from this environment)")
 	fset.StringArrayVar(&a.envFiles, "env-file", nil, "read K=V lines from `FILE`")
 	fset.StringArrayVarP(&a.volumes, "volume", "v", nil, "bind-mount `SRC:DST[:ro]` into the container")
-	fset.StringArrayVarP(&a.publish, "publish", "p", nil, "publish `[IP:]HOSTPORT:CONTAINERPORT` (tcp) of the container's loopback on the host")
+	fset.StringArrayVarP(&a.publish, "publish", "p", nil, "publish `[IP:]HOSTPORT:CONTAINERPORT[/udp]` of the container's loopback on the host")
 	return fset, a
 }
 
@@ -155,6 +164,7 @@ func (a *runArgs) options(pos []string) (runner.Options, error) {
 		Volumes: a.volumes, Publish: a.publish, Network: a.network, Hostname: a.hostname,
 		ReadOnly: a.readOnly, TTY: a.tty, Interactive: a.interactive, AutoRemove: a.rm,
 		DNS: a.dns, DNSSearch: a.dnsSearch, AddHosts: a.addHosts, Pull: a.pull.policy,
+		NetworkAliases: a.aliases, IP: a.ip, PublishAll: a.publishAll,
 	}
 	if len(pos) > 1 {
 		o.Cmd = pos[1:]
