@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/unionfuse/unionfuse/internal/dirwalk"
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,36 +16,6 @@ import (
 const deepDepth = 372
 
 var deepName = strings.Repeat("d", 48)
-
-// mkdeep makes deepDepth nested directories named deepName below dir,
-// one at a time, and the file f holding content at the bottom.
-func mkdeep(t *testing.T, dir, content string) {
-	t.Helper()
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < deepDepth; i++ {
-		if err := unix.Mkdirat(fd, deepName, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		next, err := unix.Openat(fd, deepName, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		unix.Close(fd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fd = next
-	}
-	defer unix.Close(fd)
-	f, err := unix.Openat(fd, "f", unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(f)
-	if _, err := unix.Write(f, []byte(content)); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestDeepTree: a container whose layer holds a tree deeper than PATH_MAX
 // breaks neither the store's commands for the other containers nor its
@@ -59,7 +30,7 @@ func TestDeepTree(t *testing.T) {
 	if id == "" {
 		t.Fatal("no id for the container deep")
 	}
-	mkdeep(t, filepath.Join(e.store, "containers", id, "diff"), "bottom\n")
+	unix.Close(testutil.MkDeep(t, filepath.Join(e.store, "containers", id, "diff"), deepName, deepDepth, "bottom\n"))
 
 	r := e.u("system", "df", "-v")
 	mustSucceed(t, "system df", r)

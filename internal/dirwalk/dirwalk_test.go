@@ -7,52 +7,27 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
-
-// mkdeep makes depth nested directories named name below dir, one at a
-// time, and a file f holding "bottom" and a link l at the bottom.
-func mkdeep(t *testing.T, dir, name string, depth int) {
-	t.Helper()
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < depth; i++ {
-		if err := unix.Mkdirat(fd, name, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		unix.Close(fd)
-		fd = next
-	}
-	defer unix.Close(fd)
-	f, err := unix.Openat(fd, "f", unix.O_WRONLY|unix.O_CREAT, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unix.Write(f, []byte("bottom"))
-	unix.Close(f)
-	if err := unix.Symlinkat("f", fd, "l"); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestWalkDeeperThanPathMax: 372 directories of 48 bytes (18 KB of path)
 // walk, open and read as any other tree.
 func TestWalkDeeperThanPathMax(t *testing.T) {
 	dir := t.TempDir()
 	name := strings.Repeat("d", 48)
-	mkdeep(t, dir, name, 372)
+	fd := testutil.MkDeep(t, dir, name, 372, "bottom")
+	err := unix.Symlinkat("f", fd, "l")
+	unix.Close(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "a"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var dirs int
 	var got []string
-	err := Walk(dir, func(e *Entry) error {
+	err = Walk(dir, func(e *Entry) error {
 		switch {
 		case e.IsDir():
 			dirs++
