@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/internal/reexec"
@@ -149,7 +148,7 @@ func holder(ids subIDs) (int, error) {
 			return rec.PID, nil
 		}
 	}
-	pid, err := startHolder(ids, path)
+	pid, err := startHolder(ids)
 	if err != nil {
 		return 0, err
 	}
@@ -161,15 +160,14 @@ func holder(ids subIDs) (int, error) {
 }
 
 // startHolder starts the holder in new user and mount namespaces and maps
-// the caller to root and its subordinate ids to 1... in them. pidFile is
-// where commands find it (it cannot compute the path: it is root in there).
-func startHolder(ids subIDs, pidFile string) (int, error) {
+// the caller to root and its subordinate ids to 1... in them.
+func startHolder(ids subIDs) (int, error) {
 	rd, wr, err := os.Pipe()
 	if err != nil {
 		return 0, err
 	}
 	defer rd.Close()
-	cmd := reexec.Command(reexec.UserNSHolder, "unionfuse-userns", nil, pidFile)
+	cmd := reexec.Command(reexec.UserNSHolder, "unionfuse-userns", nil)
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{rd} // fd 3: closed once the maps are written
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS, Setsid: true}
@@ -197,8 +195,7 @@ func startHolder(ids subIDs, pidFile string) (int, error) {
 
 // runUserNSHolder is the main function of the holder of the rootless user
 // namespace: it waits until its maps are written, then holds its
-// namespaces until SIGTERM or SIGINT, or until they have been idle for
-// holderIdle.
+// namespaces until SIGTERM or SIGINT.
 func runUserNSHolder() int {
 	ready := os.NewFile(3, "ready")
 	b := make([]byte, 1)
@@ -208,110 +205,8 @@ func runUserNSHolder() int {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil && !errors.Is(err, unix.EPERM) {
 		fmt.Fprintln(os.Stderr, "unionfuse-userns:", err)
 	}
-	pidFile := ""
-	if len(os.Args) > 1 {
-		pidFile = os.Args[1]
-	}
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
-	tick := time.NewTicker(holderPoll)
-	defer tick.Stop()
-	baseline := mountCount()
-	idleSince := time.Now()
-	for {
-		select {
-		case <-ch:
-			return 0
-		case <-tick.C:
-		}
-		if mountCount() > baseline || !namespaceIdle() {
-			idleSince = time.Now()
-			continue
-		}
-		if time.Since(idleSince) >= holderIdle && leaveIdle(pidFile, baseline) {
-			return 0
-		}
-	}
-}
-
-// The holder outlives the command that started it (its parent, which
-// exits at once): it keeps the namespaces for the next commands, and its
-// mount namespace holds the FUSE mounts of running containers. It was
-// never ended but by a signal, so holders of interrupted runs (tests that
-// were killed before their cleanup) stayed forever. Now it ends once its
-// mount namespace has held no mount of its commands, and no other process
-// it can see has been in its user namespace, for holderIdle: nothing is
-// lost then (the next command starts a new one, in a few milliseconds).
-// The processes of its commands are not always visible to it (/proc of a
-// process that entered with nsenter may be closed to it): the mounts of
-// running containers are.
-const (
-	holderIdle = 5 * time.Second
-	holderPoll = time.Second
-)
-
-// mountCount returns the number of mounts of this process's mount
-// namespace (a huge number when unknown, which never counts as idle).
-func mountCount() int {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return 1 << 30
-	}
-	return strings.Count(string(b), "\n")
-}
-
-// namespaceIdle reports whether no other process is in this process's user
-// namespace.
-func namespaceIdle() bool {
-	own, err := os.Readlink("/proc/self/ns/user")
-	if err != nil {
-		return false
-	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return false
-	}
-	self := strconv.Itoa(os.Getpid())
-	for _, e := range ents {
-		if e.Name() == self || e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		if ns, err := os.Readlink("/proc/" + e.Name() + "/ns/user"); err == nil && ns == own {
-			return false
-		}
-	}
-	return true
-}
-
-// leaveIdle removes the holder's pid file (path) under the lock the
-// commands take to find the holder, and reports whether the holder may
-// exit (baseline: its mounts at start). A command that read the pid just
-// before joins within milliseconds of releasing the lock: the holder
-// waits a moment with the pid file gone, and stays (putting it back)
-// when one did.
-func leaveIdle(path string, baseline int) bool {
-	if path == "" {
-		return true
-	}
-	lock, err := os.OpenFile(path+".lock", os.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return true // no pid file to keep right
-	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return false
-	}
-	b, err := os.ReadFile(path)
-	if err != nil || !strings.HasPrefix(string(b), strconv.Itoa(os.Getpid())+" ") {
-		return true // another holder is the one commands find
-	}
-	if err := os.Remove(path); err != nil {
-		return false
-	}
-	time.Sleep(200 * time.Millisecond)
-	if namespaceIdle() && mountCount() <= baseline {
-		return true
-	}
-	os.WriteFile(path, b, 0o600)
-	return false
+	<-ch
+	return 0
 }
