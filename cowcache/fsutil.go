@@ -4,36 +4,49 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/unionfuse/unionfuse/internal/atomicfile"
+	"github.com/unionfuse/unionfuse/internal/dirwalk"
 	"golang.org/x/sys/unix"
 )
 
 // syncTree fsyncs every regular file and directory below dir (syncfs would
-// also flush unrelated files of the same filesystem).
+// also flush unrelated files of the same filesystem), through directory
+// descriptors: a layer may hold a tree deeper than PATH_MAX.
 func syncTree(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.Type().IsRegular() && !d.IsDir() {
+	if err := atomicfile.Sync(dir); err != nil {
+		return err
+	}
+	return dirwalk.Walk(dir, func(e *dirwalk.Entry) error {
+		switch e.Stat.Mode & unix.S_IFMT {
+		case unix.S_IFREG, unix.S_IFDIR:
+		default:
 			return nil
 		}
-		return atomicfile.Sync(p)
+		f, err := e.Open()
+		if err != nil {
+			return fmt.Errorf("sync: %w", err)
+		}
+		defer f.Close()
+		if err := f.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("sync %s: %w", e.Path, err)
+		}
+		return nil
 	})
 }
 
 // removeTree removes dir and everything below it, first making directories
-// writable (a layer may hold read-only directories).
+// writable (a layer may hold read-only directories). os.RemoveAll works
+// through directory descriptors, and so does the chmod here.
 func removeTree(dir string) error {
 	err := os.RemoveAll(dir)
 	if err == nil || errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o700)
+	os.Chmod(dir, 0o700)
+	dirwalk.Walk(dir, func(e *dirwalk.Entry) error {
+		if e.IsDir() {
+			unix.Fchmodat(e.Dir, e.Name, 0o700, 0)
 		}
 		return nil
 	})

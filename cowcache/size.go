@@ -3,10 +3,10 @@ package cowcache
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"syscall"
+
+	"github.com/unionfuse/unionfuse/internal/dirwalk"
+	"golang.org/x/sys/unix"
 )
 
 // DirSize returns the bytes of the files below dir as Docker counts a
@@ -17,34 +17,30 @@ import (
 func DirSize(dir string) (int64, error) {
 	seen := map[uint64]bool{}
 	var total int64
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) && p == dir {
-				return filepath.SkipAll
-			}
-			return err
-		}
-		if !d.Type().IsRegular() && d.Type()&fs.ModeSymlink == 0 {
+	err := dirwalk.Walk(dir, func(e *dirwalk.Entry) error {
+		switch e.Stat.Mode & unix.S_IFMT {
+		case unix.S_IFREG, unix.S_IFLNK:
+		default:
 			return nil
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if ok && st.Nlink > 1 {
-			if seen[st.Ino] {
+		if e.Stat.Nlink > 1 {
+			if seen[e.Stat.Ino] {
 				return nil
 			}
-			seen[st.Ino] = true
+			seen[e.Stat.Ino] = true
 		}
-		if ok && d.Type().IsRegular() {
-			total += diskBytes(p, fi.Size(), st.Blocks) // a metacopy file's blocks
+		if e.Stat.Mode&unix.S_IFMT == unix.S_IFREG {
+			total += diskBytes(e.ProcPath(), e.Stat.Size, e.Stat.Blocks) // a metacopy file's blocks
 		} else {
-			total += fi.Size()
+			total += e.Stat.Size
 		}
 		return nil
 	})
+	if errors.Is(err, os.ErrNotExist) {
+		if _, serr := os.Lstat(dir); errors.Is(serr, os.ErrNotExist) {
+			return 0, nil
+		}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("size of %s: %w", dir, err)
 	}

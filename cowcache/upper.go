@@ -6,16 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/unionfuse/unionfuse/internal/dirwalk"
 	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
@@ -145,18 +144,10 @@ var errUnpackStopped = errors.New("unpack stopped")
 func WriteUpperTar(w io.Writer, dir string, lowers ...string) error {
 	tw := &upperWriter{Writer: tar.NewWriter(w), rootless: os.Geteuid() != 0, uid: os.Geteuid(), gid: os.Getegid(), upper: dir, lowers: lowers}
 	links := map[[2]uint64]string{} // (dev, ino) -> first name, for hard links
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == dir {
-			return nil
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		return writeUpperEntry(tw, p, filepath.ToSlash(rel), links)
+	// Through directory descriptors: an upper may hold a tree deeper
+	// than PATH_MAX.
+	err := dirwalk.Walk(dir, func(e *dirwalk.Entry) error {
+		return writeUpperEntry(tw, e, links)
 	})
 	if err != nil {
 		return fmt.Errorf("pack upper directory %s: %w", dir, err)
@@ -168,17 +159,15 @@ func WriteUpperTar(w io.Writer, dir string, lowers ...string) error {
 }
 
 // writeUpperEntry writes the tar entries of one file of an upper directory.
-func writeUpperEntry(tw *upperWriter, p, name string, links map[[2]uint64]string) error {
+func writeUpperEntry(tw *upperWriter, e *dirwalk.Entry, links map[[2]uint64]string) error {
+	name := e.Path
 	if ovlfmt.IsAufsName(path.Base(name)) {
 		// As docker: a layer's readers would take it for a whiteout or
 		// metadata, and hide the user's files with it.
 		return fmt.Errorf("/%s: a file whose name starts with %q cannot go into a layer (it would be read as a whiteout)", name, ovlfmt.AufsPrefix)
 	}
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		return &os.PathError{Op: "lstat", Path: p, Err: err}
-	}
-	xattrs, err := listXattrs(p)
+	st := &e.Stat
+	xattrs, err := listXattrs(e.ProcPath(), name)
 	if err != nil {
 		return err
 	}
@@ -187,7 +176,7 @@ func writeUpperEntry(tw *upperWriter, p, name string, links map[[2]uint64]string
 		Mode:    int64(st.Mode & 0o7777),
 		Uid:     int(st.Uid),
 		Gid:     int(st.Gid),
-		ModTime: time.Unix(st.Mtim.Unix()),
+		ModTime: time.Unix(e.Stat.Mtim.Unix()),
 		Format:  tar.FormatPAX,
 	}
 	whiteout := false
@@ -200,17 +189,17 @@ func writeUpperEntry(tw *upperWriter, p, name string, links map[[2]uint64]string
 		hdr.Size = st.Size
 		_, wt := xattrs[ovlfmt.Trusted.Whiteout]
 		_, wu := xattrs[ovlfmt.User.Whiteout]
-		whiteout = ovlfmt.MayBeXattrWhiteout(&st) && (wt || wu)
+		whiteout = ovlfmt.MayBeXattrWhiteout(st) && (wt || wu)
 	case unix.S_IFLNK:
 		hdr.Typeflag = tar.TypeSymlink
-		target, err := os.Readlink(p)
+		target, err := e.Readlink()
 		if err != nil {
 			return err
 		}
 		hdr.Linkname = target
 	case unix.S_IFCHR:
 		hdr.Typeflag = tar.TypeChar
-		whiteout = ovlfmt.IsWhiteout(&st)
+		whiteout = ovlfmt.IsWhiteout(st)
 	case unix.S_IFBLK:
 		hdr.Typeflag = tar.TypeBlock
 	case unix.S_IFIFO:
@@ -252,17 +241,17 @@ func writeUpperEntry(tw *upperWriter, p, name string, links map[[2]uint64]string
 		return err
 	}
 	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
-		open := os.Open
-		if st.Blocks*512 < st.Size && isMetacopy(p) {
-			open = func(string) (*os.File, error) { return metacopyData(tw.upper, name, tw.lowers) }
+		open := e.Open
+		if st.Blocks*512 < st.Size && isMetacopy(e.ProcPath()) {
+			open = func() (*os.File, error) { return metacopyData(tw.upper, name, tw.lowers) }
 		}
-		f, err := open(p)
+		f, err := open()
 		if err != nil {
 			return err
 		}
 		defer f.Close()
 		if _, err := io.CopyN(tw, f, hdr.Size); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	if opaque {
@@ -298,8 +287,9 @@ func (w *upperWriter) WriteHeader(hdr *tar.Header) error {
 }
 
 // listXattrs returns the extended attributes of p (not following a
-// symbolic link). A filesystem without xattrs has none.
-func listXattrs(p string) (map[string]string, error) {
+// symbolic link), named name in errors. A filesystem without xattrs has
+// none.
+func listXattrs(p, name string) (map[string]string, error) {
 	buf := make([]byte, 1024)
 	for {
 		n, err := unix.Llistxattr(p, buf)
@@ -311,7 +301,7 @@ func listXattrs(p string) (map[string]string, error) {
 			return nil, nil
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "listxattr", Path: p, Err: err}
+			return nil, &os.PathError{Op: "listxattr", Path: name, Err: err}
 		}
 		buf = buf[:n]
 		break
@@ -326,7 +316,7 @@ func listXattrs(p string) (map[string]string, error) {
 			continue // removed meanwhile
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "getxattr " + k, Path: p, Err: err}
+			return nil, &os.PathError{Op: "getxattr " + k, Path: name, Err: err}
 		}
 		out[k] = v
 	}

@@ -13,7 +13,7 @@ import (
 // descriptor. A lower file cannot be copied up any more then
 // (handleForChange); a directory, fifo, socket or device keeps an O_PATH
 // descriptor of its object on the node, through which it is still
-// stat(2)ed and changed (keepOrphanDir, keepOrphanSpecial).
+// stat(2)ed and changed (holdOrphanDir, holdOrphanSpecial).
 
 // isOrphan reports whether n is no longer in the tree (unlinked or
 // replaced) and is not the root.
@@ -49,16 +49,42 @@ func (n *node) handleForChange(f gofs.FileHandle) (*handle, syscall.Errno) {
 // the directory is gone from the tree works on it through
 // /proc/self/fd, until the kernel forgets the node.
 
-// keepOrphanDir keeps a descriptor of upper directory rel, about to be
-// removed, on its node n (nil when the kernel has not looked it up).
-func (ov *overlay) keepOrphanDir(n *node, rel string) {
+// orphanHold is a descriptor of an object about to be removed or
+// replaced, taken while it still has its name. keep puts it on its node
+// once the removal is done; a removal that failed (a rename over a
+// directory that is not empty) leaves no orphan, and the descriptor is
+// closed, else the node of a live directory would hold it until the
+// kernel forgets the node.
+type orphanHold struct {
+	n  *node
+	fd int
+}
+
+// noOrphan holds nothing.
+var noOrphan = orphanHold{fd: -1}
+
+// keep puts the descriptor on its node when done, else closes it.
+func (o orphanHold) keep(done bool) {
+	switch {
+	case o.fd < 0:
+	case done:
+		o.n.keepOrphanFd(o.fd)
+	default:
+		unix.Close(o.fd)
+	}
+}
+
+// holdOrphanDir takes a descriptor of upper directory rel, about to be
+// removed, for its node n (nil when the kernel has not looked it up).
+func (ov *overlay) holdOrphanDir(n *node, rel string) orphanHold {
 	if n == nil {
-		return
+		return noOrphan
 	}
 	fd, err := unix.Openat(ov.upper.fd, at(rel), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err == nil {
-		n.keepOrphanFd(fd)
+	if err != nil {
+		return noOrphan
 	}
+	return orphanHold{n: n, fd: fd}
 }
 
 // keepOrphanFd puts fd on n, in place of any descriptor kept before.
@@ -71,7 +97,7 @@ func (n *node) keepOrphanFd(fd int) {
 // Fifos, sockets and devices are opened by the kernel itself, without an
 // OPEN to this server: a stat of such a descriptor reaches the node without
 // a handle, and once the name is removed or replaced the node has no
-// object left to stat. keepOrphanSpecial keeps an O_PATH descriptor of the
+// object left to stat. holdOrphanSpecial keeps an O_PATH descriptor of the
 // object on the node then (Getattr falls back to it), as for directories.
 
 // isSpecialFile reports whether st is a fifo, a socket or a device.
@@ -83,21 +109,22 @@ func isSpecialFile(st *unix.Stat_t) bool {
 	return false
 }
 
-// keepOrphanSpecial keeps a descriptor of the object of n, a special file
+// holdOrphanSpecial takes a descriptor of the object of n, a special file
 // about to be removed or replaced (nil when the kernel has not looked it
 // up). The caller holds ov.mu.
-func (ov *overlay) keepOrphanSpecial(n *node) {
+func (ov *overlay) holdOrphanSpecial(n *node) orphanHold {
 	if n == nil {
-		return
+		return noOrphan
 	}
 	l, p, errno := n.topPath()
 	if errno != 0 {
-		return
+		return noOrphan
 	}
 	fd, err := unix.Openat(l.fd, at(p), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err == nil {
-		n.keepOrphanFd(fd)
+	if err != nil {
+		return noOrphan
 	}
+	return orphanHold{n: n, fd: fd}
 }
 
 // withOrphanDir calls fn with a /proc/self/fd path of the upper copy of n

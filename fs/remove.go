@@ -128,13 +128,16 @@ func (n *node) removeName(name string, f *found) syscall.Errno {
 	if indexed {
 		before, _ = ov.indexNlink(idx)
 	}
+	// It may still be open (orphan.go).
+	hold, removed := noOrphan, false
+	defer func() { hold.keep(removed) }()
 	if isDir && inUpper {
 		cn, _ := n.childNode(name)
-		ov.keepOrphanDir(cn, rel) // it may still be open (orphan.go)
+		hold = ov.holdOrphanDir(cn, rel)
 	}
 	if isSpecialFile(&f.st) {
 		cn, _ := n.childNode(name)
-		ov.keepOrphanSpecial(cn) // it may still be open (orphan.go)
+		hold = ov.holdOrphanSpecial(cn)
 	}
 	var err error
 	switch {
@@ -155,6 +158,7 @@ func (n *node) removeName(name string, f *found) syscall.Errno {
 	if err != nil {
 		return errnoOf(err)
 	}
+	removed = true
 	if indexed {
 		ov.setIndexNlink(idx, before-1)
 	}

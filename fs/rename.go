@@ -270,17 +270,21 @@ func (r *renaming) replace(srcRel, dstRel string, srcInLower bool) syscall.Errno
 	if err != nil {
 		return errnoOf(err)
 	}
+	// It may still be open (orphan.go).
+	hold, replacedDone := noOrphan, false
+	defer func() { hold.keep(replacedDone) }()
 	if hadUpperDst && isDirStat(&replaced) {
-		ov.keepOrphanDir(r.dstNode, dstRel) // it may still be open (orphan.go)
+		hold = ov.holdOrphanDir(r.dstNode, dstRel)
 	}
 	if r.dstExists && isSpecialFile(&r.dst.st) {
-		ov.keepOrphanSpecial(r.dstNode) // it may still be open (orphan.go)
+		hold = ov.holdOrphanSpecial(r.dstNode)
 	}
 	if hadUpperDst && isDirStat(&replaced) && !isPureUpper(&r.dst) {
 		// An empty merged directory may still hold whiteouts in upper.
 		if err := ov.removeUpperDir(dstRel); err != nil {
 			return errnoOf(err)
 		}
+		replacedDone = true // gone, whatever follows
 	}
 	if r.srcDir && hadUpperDst && ov.isWhiteout(ov.upper, dstRel, &replaced) {
 		// rename(2) cannot put a directory over a whiteout (a character
@@ -297,6 +301,7 @@ func (r *renaming) replace(srcRel, dstRel string, srcInLower bool) syscall.Errno
 	} else if err := ov.moveInUpper(srcRel, dstRel, srcInLower); err != nil {
 		return errnoOf(err)
 	}
+	replacedDone = true
 	if r.dstExists && r.dstNode != nil {
 		r.dstNode.notifyAliases() // its link count fell (alias.go)
 	}

@@ -2,10 +2,9 @@ package runner
 
 import (
 	"errors"
-	"io/fs"
 	"os"
-	"path/filepath"
 
+	"github.com/unionfuse/unionfuse/internal/dirwalk"
 	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
@@ -34,25 +33,26 @@ func (r *Runner) Changes(c *Container) ([]Change, error) {
 	if img != nil {
 		lowers = append(lowers, r.store.LayerDirs(*img)...)
 	}
-	upper := c.UpperDir()
-	userXattr := r.store.UserXattr()
+	// Through directory descriptors: a layer may hold a tree deeper than
+	// PATH_MAX, which no path reaches (os.Root resolves one name at a time).
+	var roots []*os.Root
+	for _, l := range lowers {
+		if root, err := os.OpenRoot(l); err == nil {
+			defer root.Close()
+			roots = append(roots, root)
+		}
+	}
+	wh := ovlfmt.For(r.store.UserXattr()).Whiteout
 	var out []Change
-	err = filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if p == upper {
-			return nil
-		}
-		rel, _ := filepath.Rel(upper, p)
-		path := "/" + rel
-		if isWhiteout(p, d, userXattr) {
+	err = dirwalk.Walk(c.UpperDir(), func(e *dirwalk.Entry) error {
+		path := "/" + e.Path
+		if isWhiteout(e, wh) {
 			out = append(out, Change{'D', path})
 			return nil
 		}
 		kind := byte('A')
-		for _, l := range lowers {
-			if _, err := os.Lstat(filepath.Join(l, rel)); err == nil {
+		for _, root := range roots {
+			if _, err := root.Lstat(e.Path); err == nil {
 				kind = 'C'
 				break
 			}
@@ -66,15 +66,14 @@ func (r *Runner) Changes(c *Container) ([]Change, error) {
 	return out, nil
 }
 
-// isWhiteout reports whether p is an overlay whiteout: a character device
-// 0/0, or an empty file with the whiteout xattr.
-func isWhiteout(p string, d fs.DirEntry, userXattr bool) bool {
-	switch {
-	case d.Type()&fs.ModeCharDevice != 0:
-		var st unix.Stat_t
-		return unix.Lstat(p, &st) == nil && ovlfmt.IsWhiteout(&st)
-	case d.Type().IsRegular():
-		_, err := unix.Lgetxattr(p, ovlfmt.For(userXattr).Whiteout, nil)
+// isWhiteout reports whether e is an overlay whiteout: a character device
+// 0/0, or an empty file with the whiteout xattr wh.
+func isWhiteout(e *dirwalk.Entry, wh string) bool {
+	switch e.Stat.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		return ovlfmt.IsWhiteout(&e.Stat)
+	case unix.S_IFREG:
+		_, err := unix.Lgetxattr(e.ProcPath(), wh, nil)
 		return err == nil
 	}
 	return false

@@ -226,6 +226,31 @@ func umountCLI(t *testing.T, merged string, rec daemon.Record) {
 	}
 }
 
+// TestCLIRootBeforeCommand: --root given before the command, as docker
+// and podman take their global flags, stores there; alone it is a missing
+// command, said in one line (it was "unionfuse mount: unknown flag").
+func TestCLIRootBeforeCommand(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "store")
+	for _, args := range [][]string{{"--root", root}, {"--root=" + root}, {"--root"}} {
+		r := cli(t, args...)
+		want := "no command given"
+		if len(args) == 1 && args[0] == "--root" {
+			want = "--root needs a directory"
+		}
+		if r.code != 2 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, want) || r.stdout != "" {
+			t.Errorf("%q: exit %d, stderr %q, stdout %q; want exit 2 and one line saying %q", args, r.code, r.stderr, r.stdout, want)
+		}
+	}
+	for _, args := range [][]string{{"--root", root, "images", "-q"}, {"--root=" + root, "images", "-q"}} {
+		if r := cli(t, args...); r.code != 0 || r.stdout != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if _, err := os.Stat(root); err != nil {
+		t.Errorf("--root before images made no store: %v", err)
+	}
+}
+
 func TestCLIVersionAndHelp(t *testing.T) {
 	r := cli(t, "--version")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "unionfuse ") || strings.Count(r.stdout, "\n") != 1 {

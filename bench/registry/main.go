@@ -128,7 +128,7 @@ func run(cfg *config) error {
 	b := &bench{cfg: cfg, ws: ws}
 	defer b.close()
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
 		<-sigs
 		fmt.Fprintln(os.Stderr, "\nufregbench: interrupted: stopping the registries")

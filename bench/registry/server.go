@@ -54,6 +54,10 @@ func startRegistry(dir string) (*registry, error) {
 	defer logf.Close()
 	r := &registry{dir: dir, addr: addr, cmd: exec.Command("docker-registry", "serve", cfgPath)}
 	r.cmd.Stdout, r.cmd.Stderr = logf, logf
+	// The registry ends with the bench, however the bench ends: a bench
+	// killed, or interrupted while the registry started (before close
+	// knew of it), left it running.
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := r.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start docker-registry: %w", err)
 	}

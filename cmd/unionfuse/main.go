@@ -63,7 +63,12 @@ func run(argv []string) int {
 	if strings.HasPrefix(filepath.Base(argv[0]), "mount.fuse.") {
 		return runHelper(argv[1:])
 	}
-	args := argv[1:]
+	args, ok := rootFirst(argv[1:])
+	if !ok {
+		fmt.Fprintln(os.Stderr, "unionfuse: --root needs a directory")
+		return exitUsage
+	}
+	argv = append(argv[:1:1], args...)
 	if len(args) == 0 {
 		fmt.Fprintln(os.Stderr, "unionfuse: no command given (see 'unionfuse --help')")
 		return exitUsage
@@ -93,6 +98,33 @@ func run(argv []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "unionfuse: unknown command %q (see 'unionfuse --help')\n", args[0])
 	return exitUsage
+}
+
+// rootFirst moves a --root DIR (or --root=DIR) given before the command,
+// as docker and podman take their global flags, to after it, where the
+// command's flags are read: "--root D images" is "images --root D", and
+// "--root D" alone is no command. It reports false for a --root without
+// its directory.
+func rootFirst(args []string) ([]string, bool) {
+	if len(args) == 0 {
+		return args, true
+	}
+	var flag []string
+	switch {
+	case args[0] == "--root":
+		if len(args) < 2 {
+			return nil, false
+		}
+		flag, args = args[:2], args[2:]
+	case strings.HasPrefix(args[0], "--root="):
+		flag, args = args[:1], args[1:]
+	default:
+		return args, true
+	}
+	if len(args) == 0 {
+		return nil, true
+	}
+	return append(append([]string{args[0]}, flag...), args[1:]...), true
 }
 
 // usageError prints a one-line usage error for c and returns its usage
