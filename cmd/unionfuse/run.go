@@ -41,10 +41,11 @@ type runArgs struct {
 	storeFlags
 	netFlags
 	autoPullFlags
+	volumeFlags
 	rm, detach, interactive, tty, readOnly bool
 	name, workdir, user, entrypoint        string
 	hostname, network                      string
-	env, envFiles, volumes, publish        []string
+	env, envFiles, publish                 []string
 	entrypointSet                          bool
 }
 
@@ -68,7 +69,7 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	a.networkFlags(fset)
 	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V` (K alone takes the value from this environment)")
 	fset.StringArrayVar(&a.envFiles, "env-file", nil, "read K=V lines from `FILE`")
-	fset.StringArrayVarP(&a.volumes, "volume", "v", nil, "bind-mount `SRC:DST[:ro]` into the container")
+	a.volumeFlags.add(fset)
 	fset.StringArrayVarP(&a.publish, "publish", "p", nil, "publish `[IP:]HOSTPORT:CONTAINERPORT` (tcp) of the container's loopback on the host")
 	return fset, a
 }
@@ -126,10 +127,11 @@ func runRun(cmd *command, args []string) int {
 func (a *runArgs) options(pos []string) (runner.Options, error) {
 	o := runner.Options{
 		Image: pos[0], Name: a.name, WorkDir: a.workdir, User: a.user,
-		Volumes: a.volumes, Publish: a.publish, Network: a.network, Hostname: a.hostname,
+		Publish: a.publish, Network: a.network, Hostname: a.hostname,
 		ReadOnly: a.readOnly, TTY: a.tty, Interactive: a.interactive, AutoRemove: a.rm,
 		DNS: a.dns, DNSSearch: a.dnsSearch, AddHosts: a.addHosts, Pull: a.pull.policy,
 	}
+	a.volumeFlags.apply(&o)
 	if len(pos) > 1 {
 		o.Cmd = pos[1:]
 	}
