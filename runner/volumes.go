@@ -104,7 +104,7 @@ func (r *Runner) removeAnonymousVolumes(vols []Volume) error {
 		if v.Kind() != MountVolume || !v.Anonymous || v.Name == "" {
 			continue
 		}
-		if users, _ := r.VolumeUsers(v.Name); len(users) > 0 {
+		if users, _ := r.VolumeUsers(); len(users[v.Name]) > 0 {
 			continue
 		}
 		if err := r.store.RemoveVolume(v.Name); err != nil && !errors.Is(err, cowcache.ErrNoSuchVolume) {
@@ -119,35 +119,38 @@ func (r *Runner) RemoveVolumes(c *Container) error {
 	return r.removeAnonymousVolumes(c.Config.Volumes)
 }
 
-// VolumeUsers returns the ids of the containers that mount the volume
-// name.
-func (r *Runner) VolumeUsers(name string) ([]string, error) {
+// VolumeUsers returns the ids of the containers that mount each volume,
+// by the volume's name.
+func (r *Runner) VolumeUsers() (map[string][]string, error) {
 	all, err := r.List()
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
+	users := map[string][]string{}
 	for _, c := range all {
 		for _, v := range c.Config.Volumes {
-			if v.Kind() == MountVolume && v.Name == name {
-				ids = append(ids, c.ID)
-				break
+			if v.Kind() == MountVolume && v.Name != "" {
+				users[v.Name] = append(users[v.Name], c.ID)
 			}
 		}
 	}
-	return ids, nil
+	return users, nil
 }
+
+// ValidVolumeName reports whether name can name a volume (docker's rule,
+// the one for container names).
+func ValidVolumeName(name string) bool { return nameRE().MatchString(name) }
 
 // RemoveVolume removes the volume name unless a container uses it (with
 // docker's message); force only makes a missing volume no error, as
 // docker volume rm -f.
 func (r *Runner) RemoveVolume(name string, force bool) error {
-	users, err := r.VolumeUsers(name)
+	users, err := r.VolumeUsers()
 	if err != nil {
 		return err
 	}
-	if len(users) > 0 {
-		return fmt.Errorf("remove %s: volume is in use - [%s]", name, strings.Join(users, ", "))
+	if ids := users[name]; len(ids) > 0 {
+		return fmt.Errorf("remove %s: volume is in use - [%s]", name, strings.Join(ids, ", "))
 	}
 	err = r.store.RemoveVolume(name)
 	if force && errors.Is(err, cowcache.ErrNoSuchVolume) {
@@ -167,22 +170,14 @@ func (r *Runner) PruneVolumes(all bool) ([]string, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	containers, err := r.List()
+	used, err := r.VolumeUsers()
 	if err != nil {
 		return nil, 0, err
-	}
-	used := map[string]bool{}
-	for _, c := range containers {
-		for _, v := range c.Config.Volumes {
-			if v.Kind() == MountVolume {
-				used[v.Name] = true
-			}
-		}
 	}
 	var names []string
 	var freed int64
 	for _, v := range vols {
-		if used[v.Name] || (!all && !v.Anonymous()) {
+		if len(used[v.Name]) > 0 || (!all && !v.Anonymous()) {
 			continue
 		}
 		n, _ := cowcache.DirSize(v.Mountpoint)

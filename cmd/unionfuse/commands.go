@@ -51,6 +51,8 @@ func init() {
 		rmiCmd,
 		systemCmd,
 		mountImageCmd,
+		imageGroupCmd,
+		volumeCmd,
 		// Building and running.
 		buildCmd,
 		runCmd,
@@ -67,6 +69,7 @@ func init() {
 		diffCmd,
 		commitCmd,
 		exportCmd,
+		containerGroupCmd,
 		// This program.
 		helpCmd,
 		versionCmd,
