@@ -69,6 +69,7 @@ func init() {
 		diffCmd,
 		commitCmd,
 		exportCmd,
+		cpCmd,
 		containerGroupCmd,
 		// This program.
 		helpCmd,

@@ -96,7 +96,7 @@ var containerGroupCmd = newGroup("container", "unionfuse container ls|rm|inspect
 		{"ls", psCmd}, {"list", psCmd}, {"ps", psCmd}, {"rm", rmCmd}, {"remove", rmCmd}, {"inspect", inspectAs("container")},
 		{"run", runCmd}, {"create", later("create")}, {"start", startCmd}, {"stop", stopCmd}, {"restart", restartCmd},
 		{"kill", killCmd}, {"logs", logsCmd}, {"exec", execCmd}, {"port", portCmd}, {"wait", waitCmd},
-		{"diff", diffCmd}, {"commit", commitCmd}, {"export", exportCmd}, {"cp", later("cp")},
+		{"diff", diffCmd}, {"commit", commitCmd}, {"export", exportCmd}, {"cp", cpCmd},
 		{"attach", later("attach")}, {"rename", later("rename")}, {"pause", later("pause")}, {"unpause", later("unpause")},
 		{"top", later("top")}, {"stats", later("stats")}, {"update", later("update")}, {"prune", containerPruneCmd},
 	})
