@@ -103,7 +103,10 @@ func (cr *ContainerRoot) Archive(path string, w io.Writer) error {
 // the container's root unless keepOwners (cp -a), which keeps the owners
 // the tarball names.
 func (cr *ContainerRoot) Extract(dir string, content io.Reader, keepOwners bool) error {
-	return cr.run(copyOp{Op: "extract", Path: dir, KeepOwners: keepOwners}, content, io.Discard)
+	// Without root the files are the caller's, the container's root,
+	// already: no chown (which the FUSE server would refuse).
+	op := copyOp{Op: "extract", Path: dir, KeepOwners: keepOwners, NoChown: !keepOwners && os.Geteuid() != 0}
+	return cr.run(op, content, io.Discard)
 }
 
 // copyOp is what the copier process is asked, in envCopy.
@@ -113,6 +116,7 @@ type copyOp struct {
 	Path       string
 	Volumes    []Volume
 	KeepOwners bool
+	NoChown    bool
 }
 
 // envCopy carries the copyOp to the reexec.Copier process.
@@ -175,7 +179,7 @@ func runCopier() int {
 	case "archive":
 		err = copyArchive(op.Path)
 	case "extract":
-		err = copyExtract(op.Path, op.KeepOwners)
+		err = copyExtract(op.Path, op.KeepOwners, op.NoChown)
 	default:
 		err = fmt.Errorf("unknown operation %q", op.Op)
 	}
@@ -276,7 +280,7 @@ func copyArchive(path string) error {
 	return err
 }
 
-func copyExtract(path string, keepOwners bool) error {
+func copyExtract(path string, keepOwners, noChown bool) error {
 	abs := containerPath(path)
 	resolved, err := filepath.EvalSymlinks(abs)
 	if err != nil {
@@ -290,7 +294,10 @@ func copyExtract(path string, keepOwners bool) error {
 		return fmt.Errorf("extraction point %s is not a directory", path)
 	}
 	opts := &archive.TarOptions{NoOverwriteDirNonDir: true}
-	if !keepOwners {
+	switch {
+	case noChown:
+		opts.NoLchown = true
+	case !keepOwners:
 		opts.ChownOpts = &archive.ChownOpts{UID: 0, GID: 0}
 	}
 	return archive.Untar(os.Stdin, resolved, opts)
