@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/go-archive"
 	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/internal/reexec"
@@ -241,9 +242,10 @@ func statOf(resolved, abs string) (PathStat, error) {
 	}
 	st := PathStat{Name: filepath.Base(abs), Size: fi.Size(), Mode: fi.Mode(), Mtime: fi.ModTime()}
 	if fi.Mode()&os.ModeSymlink != 0 {
-		target, err := filepath.EvalSymlinks(abs)
+		// A dangling link is no error (docker's FollowSymlinkInScope).
+		target, err := securejoin.SecureJoin("/", abs)
 		if err != nil {
-			return PathStat{}, notFound(abs, err)
+			return PathStat{}, err
 		}
 		st.LinkTarget = target
 	}
