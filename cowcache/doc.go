@@ -36,6 +36,10 @@
 //	├── container-exits/
 //	│   └── <id>                   exit status of a container removed on exit
 //	│                              (run --rm), for a wait that finds it gone
+//	├── volumes/
+//	│   └── <name>/                a volume, as docker's local driver
+//	│       ├── _data/             what containers mount (owned by the caller)
+//	│       └── volume.json        CreatedAt, Labels, Options
 //	├── cache/                     build-cache index: (parent chain, step) -> layer
 //	├── mounts/
 //	│   └── <hash>.json            an image mounted read-only, and the process

@@ -29,7 +29,9 @@ type Options struct {
 	Env        []string // K=V, added to or replacing the image's Env
 	WorkDir    string   // overrides the image's WorkingDir
 	User       string   // overrides the image's User: name, uid, name:group or uid:gid
-	Volumes    []string // SRC:DST[:ro]
+	Volumes    []string // -v [SRC:]DST[:OPTS] (volume.go)
+	Mounts     []string // --mount type=...,source=...,target=...
+	Tmpfs      []string // --tmpfs DST[:OPTS]
 	Network    string   // "" (bridge), "none", "host", "bridge", "container:NAME" or a network name
 	DNS        []string // nameservers for resolv.conf (--dns)
 	DNSSearch  []string // search domains for resolv.conf (--dns-search)
@@ -132,6 +134,10 @@ func (r *Runner) Create(o Options) (*Container, error) {
 		// A concurrent create generated the same name: another one.
 		name = generateName(all)
 	}
+	if err := r.makeVolumes(&cfg); err != nil {
+		r.releaseName(name, id)
+		return nil, err
+	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = id[:12]
 	}
@@ -144,6 +150,7 @@ func (r *Runner) Create(o Options) (*Container, error) {
 	c.State = State{Status: StatusCreated}
 	if err := r.makeDirs(c); err != nil {
 		r.store.RemoveContainerDir(id)
+		r.removeAnonymousVolumes(cfg.Volumes)
 		releaseOwnership(id)
 		r.releaseName(name, id)
 		return nil, fmt.Errorf("create container: %w", err)
@@ -357,12 +364,8 @@ func containerConfig(img v1.Config, o Options) (Config, error) {
 			}
 		}
 	}
-	for _, v := range o.Volumes {
-		vol, err := parseVolume(v)
-		if err != nil {
-			return Config{}, err
-		}
-		cfg.Volumes = append(cfg.Volumes, vol)
+	if err := addMounts(&cfg, o, img.Volumes); err != nil {
+		return Config{}, err
 	}
 	return cfg, nil
 }

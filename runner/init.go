@@ -106,6 +106,13 @@ func setupRoot(spec *initSpec) error {
 		}
 	}
 	for _, v := range spec.Config.Volumes {
+		if v.Kind() == MountTmpfs {
+			flags, data := tmpfsFlags(v.Options, v.ReadOnly)
+			if err := mountIn(root, v.Dest, "tmpfs", "tmpfs", flags, data); err != nil {
+				return fmt.Errorf("tmpfs %s: %w", v.Dest, err)
+			}
+			continue
+		}
 		if err := bindIn(root, v.Source, v.Dest, v.ReadOnly); err != nil {
 			return fmt.Errorf("volume %s:%s: %w", v.Source, v.Dest, err)
 		}

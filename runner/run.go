@@ -58,6 +58,8 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 			}
 			if rerr := r.remove(c); rerr != nil && err == nil {
 				err = rerr
+			} else if rerr == nil {
+				r.RemoveVolumes(c) // --rm takes the anonymous volumes too
 			}
 		}
 	}()
@@ -75,6 +77,10 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 	defer pub.close()
 	if _, err := r.Mount(c); err != nil {
 		return ExitUnionfuseFailed, err
+	}
+	if err := fillVolumes(c, c.Rootfs()); err != nil {
+		r.Unmount(c)
+		return ExitUnionfuseFailed, fmt.Errorf("container %s: %w", c.ShortID(), err)
 	}
 	defer func() {
 		// A root still busy after the command ended (a process of the

@@ -222,6 +222,26 @@ var compatCases = []compatCase{
 	{args: []string{"inspect", "--type", "image", "three"}, dockerExit: 1, why: "podman exits 125 for a missing object"},
 	{args: []string{"rmi", "nosuchimage"}},
 	{args: []string{"history", "nosuchimage"}, dockerExit: 1, why: "podman exits 125 for a missing image"},
+	// Volumes (vol1 made by the setup, used by withvol) and cp.
+	{args: []string{"volume", "ls", "-q"}, norm: exact},
+	{args: []string{"volume", "ls", "--format", "{{.Name}} {{.Driver}}"}, norm: exact},
+	{args: []string{"volume", "inspect", "-f", "{{.Name}} {{.Driver}} {{.Scope}}", "vol1"}, norm: exact},
+	{args: []string{"inspect", "-f", "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.RW}}{{end}}", "withvol"}, norm: exact},
+	{args: []string{"run", "--rm", "-v", "vol1:/data", "busybox", "cat", "/data/f"}, norm: exact},
+	{args: []string{"run", "--rm", "--mount", "type=volume,source=vol1,target=/d", "busybox", "cat", "/d/f"}, norm: exact},
+	{args: []string{"run", "--rm", "--tmpfs", "/t", "busybox", "sh", "-c", "grep -c ' /t tmpfs' /proc/mounts"}, norm: exact},
+	{args: []string{"volume", "rm", "vol1"}, dockerExit: 1, why: "podman exits 2 for a volume in use"},
+	{args: []string{"volume", "inspect", "nosuchvolume"}, dockerExit: 1, why: "podman exits 125 for a missing volume"},
+	{args: []string{"volume", "create", "--bogus"}},
+	{args: []string{"cp", "/etc/os-release", "zero:/tmp/"}},
+	{args: []string{"cp", "zero:/tmp/os-release", "-"}, norm: tarEntries},
+	{args: []string{"cp", "zero:/nosuch", "-"}, dockerExit: 1, why: "podman exits 125 for a missing path"},
+	{args: []string{"cp", "--bogus", "zero:/tmp", "-"}},
+	// Management commands.
+	{args: []string{"image", "ls", "--format", "{{.Repository}}:{{.Tag}}"}, norm: imageNames},
+	{args: []string{"container", "ls", "-a", "--format", "{{.Names}}"}, norm: sortedLines},
+	{args: []string{"container", "inspect", "-f", "{{.State.ExitCode}}", "three"}, norm: exact},
+	{args: []string{"image", "inspect", "-f", "{{.Config.Cmd}}", "busybox"}, norm: exact},
 	{args: []string{"rename", "nosuchcontainer", "x2"}, dockerExit: 1, why: "podman exits 125 for a missing container"},
 	{args: []string{"attach", "zero"}, dockerExit: 1, why: "podman exits 125 for a stopped container"},
 	// Last: they add containers.
@@ -230,6 +250,9 @@ var compatCases = []compatCase{
 	{args: []string{"commit", "-c", `CMD ["x"]`, "zero", "changed"}},
 	{args: []string{"inspect", "-f", "{{json .Config.Cmd}}", "changed"}, norm: exact},
 }
+
+// tarEntries is the entry names of a tar stream.
+func tarEntries(s string) string { return tarNames([]byte(s)) }
 
 // TestCompatPodman runs compatCases under unionfuse and podman 4.3 on the
 // same busybox image (unionfuse save → podman load) and compares their
@@ -248,6 +271,8 @@ func TestCompatPodman(t *testing.T) {
 		{"run", "--name", "zero", "busybox", "true"},
 		{"run", "--name", "hello", "busybox", "echo", "hi"},
 		{"run", "-d", "--name", "up", "busybox", "sleep", "60"},
+		{"volume", "create", "vol1"},
+		{"run", "--name", "withvol", "-v", "vol1:/data", "busybox", "sh", "-c", "echo v > /data/f"},
 	}
 	for _, args := range setup {
 		u, pm := e.u(args...), p.run(t, args...)

@@ -52,6 +52,8 @@ func init() {
 		systemCmd,
 		infoCmd,
 		mountImageCmd,
+		imageGroupCmd,
+		volumeCmd,
 		// Building and running.
 		buildCmd,
 		runCmd,
@@ -76,6 +78,8 @@ func init() {
 		commitCmd,
 		exportCmd,
 		eventsCmd,
+		cpCmd,
+		containerGroupCmd,
 		// This program.
 		helpCmd,
 		versionCmd,

@@ -59,6 +59,7 @@ type containerState struct {
 // hostConfig is the part of docker's HostConfig unionfuse has.
 type hostConfig struct {
 	Binds          []string
+	Tmpfs          map[string]string `json:",omitempty"`
 	NetworkMode    string
 	PortBindings   map[string][]portBinding
 	RestartPolicy  restartPolicy
@@ -76,16 +77,6 @@ type restartPolicy struct {
 type portBinding struct {
 	HostIp   string //nolint:revive // docker's name
 	HostPort string
-}
-
-// mountPoint is one of docker's Mounts.
-type mountPoint struct {
-	Type        string
-	Source      string
-	Destination string
-	Mode        string
-	RW          bool
-	Propagation string
 }
 
 // containerConfig is docker's Config of a container.
@@ -211,15 +202,7 @@ func inspectContainer(s *cowcache.Store, c *runner.Container) containerInspect {
 			}
 		}
 	}
-	for _, v := range cfg.Volumes {
-		mode := "rw"
-		if v.ReadOnly {
-			mode = "ro"
-		}
-		ci.HostConfig.Binds = append(ci.HostConfig.Binds, v.Source+":"+v.Dest+":"+mode)
-		ci.Mounts = append(ci.Mounts, mountPoint{Type: "bind", Source: v.Source, Destination: v.Dest, Mode: mode,
-			RW: !v.ReadOnly, Propagation: "rprivate"})
-	}
+	ci.HostConfig.Binds, ci.HostConfig.Tmpfs, ci.Mounts = mountsOf(cfg.Volumes)
 	for _, p := range cfg.Ports {
 		key := p.Key()
 		ci.HostConfig.PortBindings[key] = append(ci.HostConfig.PortBindings[key], portBinding{HostIp: p.HostIP, HostPort: hostPort(p)})

@@ -192,7 +192,7 @@ func (a *psArgs) row(r *runner.Runner, c *runner.Container) psRow {
 	}
 	var mounts []string
 	for _, v := range c.Config.Volumes {
-		mounts = append(mounts, v.Source)
+		mounts = append(mounts, mountColumn(v))
 	}
 	row.Mounts = strings.Join(mounts, ",")
 	row.Labels = labelsColumn(c.Config.Labels)

@@ -7,22 +7,24 @@ import (
 
 var rmCmd = &command{
 	name:  "rm",
-	usage: "unionfuse rm [-f] CONTAINER...",
+	usage: "unionfuse rm [-f] [-v] CONTAINER...",
 	help: `Remove containers and their layers. A running container is refused
-unless -f, which kills it first.`,
+unless -f, which kills it first. -v removes the container's anonymous
+volumes too (named volumes stay, as docker's).`,
 	options: optionsOf(rmFlags),
 	run:     runRm,
 }
 
 type rmArgs struct {
 	containerArgs
-	force bool
+	force, volumes bool
 }
 
 func rmFlags() (*pflag.FlagSet, *rmArgs) {
 	a := &rmArgs{}
 	fset := newContainerFlags("rm", &a.containerArgs)
 	fset.BoolVarP(&a.force, "force", "f", false, "kill a running container first")
+	fset.BoolVarP(&a.volumes, "volumes", "v", false, "remove the container's anonymous volumes")
 	return fset, a
 }
 
@@ -39,6 +41,9 @@ func runRm(cmd *command, args []string) int {
 		return eachContainer(cmd, r, pos, true, func(c *runner.Container) error {
 			if err := r.Remove(c, a.force); err != nil {
 				return err
+			}
+			if a.volumes {
+				return r.RemoveVolumes(c)
 			}
 			return nil
 		})

@@ -49,11 +49,12 @@ type runArgs struct {
 	lifecycleFlags
 	resourceFlags
 	securityFlags
+	volumeFlags
 	rm, detach, interactive, tty, readOnly bool
 	publishAll                             bool
 	name, workdir, user, entrypoint        string
 	hostname, network                      string
-	env, envFiles, volumes, publish        []string
+	env, envFiles, publish                 []string
 	entrypointSet                          bool
 }
 
@@ -83,7 +84,7 @@ func runFlags() (*pflag.FlagSet, *runArgs) {
 	a.securityFlags.add(fset)
 	fset.StringArrayVarP(&a.env, "env", "e", nil, "set `K=V` (K alone takes the value from this environment)")
 	fset.StringArrayVar(&a.envFiles, "env-file", nil, "read K=V lines from `FILE`")
-	fset.StringArrayVarP(&a.volumes, "volume", "v", nil, "bind-mount `SRC:DST[:ro]` into the container")
+	a.volumeFlags.add(fset)
 	fset.StringArrayVarP(&a.publish, "publish", "p", nil, "publish `[IP:]HOSTPORT:CONTAINERPORT[/udp]` of the container's loopback on the host")
 	return fset, a
 }
@@ -161,11 +162,12 @@ func createFromFlags(cmd *command, fset *pflag.FlagSet, a *runArgs, args []strin
 func (a *runArgs) options(pos []string) (runner.Options, error) {
 	o := runner.Options{
 		Image: pos[0], Name: a.name, WorkDir: a.workdir, User: a.user,
-		Volumes: a.volumes, Publish: a.publish, Network: a.network, Hostname: a.hostname,
+		Publish: a.publish, Network: a.network, Hostname: a.hostname,
 		ReadOnly: a.readOnly, TTY: a.tty, Interactive: a.interactive, AutoRemove: a.rm,
 		DNS: a.dns, DNSSearch: a.dnsSearch, AddHosts: a.addHosts, Pull: a.pull.policy,
 		NetworkAliases: a.aliases, IP: a.ip, PublishAll: a.publishAll,
 	}
+	a.volumeFlags.apply(&o)
 	if len(pos) > 1 {
 		o.Cmd = pos[1:]
 	}

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/cowcache"
@@ -23,16 +21,16 @@ var systemCmd = &command{
                    tarballs, manifests, configs). RECLAIMABLE is what
                    removing everything no container uses would free.
                    -v lists every image (SIZE, SHARED SIZE, UNIQUE SIZE),
-                   container and layer. A container is active while it runs.
+                   container, volume and layer. A container is active while it runs.
                    --format takes a Go template (see docs/run.md) with the
                    fields Type, TotalCount, Active, Size and Reclaimable;
                    "table ..." prints a header, json one object per line.
   system prune     remove stopped containers, dangling images (no name, no
                    container, no child), every layer and blob nobody uses,
                    and the debris of interrupted commands. With -a, every
-                   image no container uses goes too. --volumes is accepted
-                   as docker's (there are no volumes to prune yet). Asks
-                   first unless -f.`,
+                   image no container uses goes too. --volumes removes the
+                   anonymous volumes no container uses (as docker 23).
+                   Asks first unless -f.`,
 	options: optionsOf(systemFlags),
 	run:     runSystem,
 }
@@ -50,7 +48,7 @@ func systemFlags() (*pflag.FlagSet, *systemArgs) {
 	fset.BoolVarP(&a.verbose, "verbose", "v", false, "df: list images, containers and layers")
 	fset.BoolVarP(&a.force, "force", "f", false, "prune: do not ask")
 	fset.BoolVarP(&a.all, "all", "a", false, "prune: remove every image no container uses, not only dangling ones")
-	fset.BoolVar(&a.volumes, "volumes", false, "prune: also volumes (accepted; there are none yet)")
+	fset.BoolVar(&a.volumes, "volumes", false, "prune: also the anonymous volumes no container uses")
 	fset.StringVar(&a.format, "format", "", "df: print each line through the Go `TEMPLATE`, or json")
 	return fset, a
 }
@@ -88,7 +86,11 @@ func runSystem(cmd *command, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	rows := dfRows(u, runningIDs(containers))
+	vrow, vols, err := volumesUsage(r)
+	if err != nil {
+		return fail(err)
+	}
+	rows := withVolumesRow(dfRows(u, runningIDs(containers)), vrow)
 	if out != nil {
 		return printRows(out, rows)
 	}
@@ -100,6 +102,7 @@ func runSystem(cmd *command, args []string) int {
 	tw.Flush()
 	if a.verbose {
 		printDFVerbose(u)
+		printDFVolumes(vols)
 	}
 	return exitOK
 }
@@ -218,49 +221,22 @@ func printDFVerbose(u *cowcache.Usage) {
 // dangling ones, or with -a every one no container uses), then every
 // layer and blob nobody uses, printing what went as docker system prune.
 func systemPrune(r *runner.Runner, a *systemArgs) int {
-	if !a.force && !confirmPrune(a.all) {
+	if !a.force && !confirmPrune(a.all, a.volumes) {
 		return exitOK
 	}
-	status := exitOK
-	all, err := r.List()
-	if err != nil {
-		return fail(err)
-	}
-	var deleted []string
-	var reclaimed int64
-	for _, c := range all {
-		if r.Reload(c) != nil || c.Running() {
-			continue // gone, or started since List
-		}
-		size, _ := cowcache.DirSize(c.UpperDir())
-		if err := r.Remove(c, false); err != nil {
-			warn(err)
-			status = exitFail
-			continue
-		}
-		deleted = append(deleted, c.ID)
-		reclaimed += size
-	}
-	if len(deleted) > 0 {
-		fmt.Printf("Deleted Containers:\n%s\n\n", strings.Join(deleted, "\n"))
-	}
-	s := r.Store()
-	var removed cowcache.Removed
-	if a.all {
-		removed, err = removeUnusedImages(s)
+	deleted, reclaimed, status := pruneContainers(r)
+	printDeleted("Containers", deleted)
+	if a.volumes {
+		names, freed, err := r.PruneVolumes(false)
+		printDeleted("Volumes", names)
 		if err != nil {
 			return fail(err)
 		}
+		reclaimed += freed
 	}
-	pruned, err := s.Prune()
+	removed, err := pruneImages(r.Store(), a.all)
 	if err != nil {
 		return fail(err)
-	}
-	addRemoved(&removed, pruned)
-	if len(removed.Images)+len(removed.Layers) > 0 {
-		fmt.Println("Deleted Images:")
-		printRemoved(removed)
-		fmt.Println()
 	}
 	fmt.Printf("Total reclaimed space: %s\n", sizeString(reclaimed+removed.Reclaimed))
 	return status
@@ -268,22 +244,20 @@ func systemPrune(r *runner.Runner, a *systemArgs) int {
 
 // confirmPrune asks before system prune, as docker, and reports whether
 // the answer was yes.
-func confirmPrune(all bool) bool {
+func confirmPrune(all, volumes bool) bool {
 	images := "all dangling images"
 	if all {
 		images = "all images without at least one container associated to them"
 	}
-	fmt.Printf(`WARNING! This will remove:
-  - all stopped containers
-  - %s
-  - all layers and image archives no image or container uses
-Are you sure you want to continue? [y/N] `, images)
-	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
-	if a := strings.TrimSpace(strings.ToLower(line)); a != "y" && a != "yes" {
-		fmt.Println()
-		return false
+	vols := ""
+	if volumes {
+		vols = "  - all anonymous volumes not used by at least one container\n"
 	}
-	return true
+	return confirm(fmt.Sprintf(`WARNING! This will remove:
+  - all stopped containers
+%s  - %s
+  - all layers and image archives no image or container uses
+Are you sure you want to continue? [y/N] `, vols, images))
 }
 
 // removeUnusedImages removes every image no container uses (nor a mount:

@@ -18,6 +18,8 @@
 //	export         runner          tars a container's root from inside a chroot
 //	socket-helper  runner          makes sockets in a container's network
 //	                               namespace, for published ports
+//	cp             runner          copies a container's files from inside a
+//	                               chroot into its root (unionfuse cp)
 //
 // The role is chosen by the environment variable UNIONFUSE_ROLE, which
 // Command sets and Run removes (the role's own children do not inherit

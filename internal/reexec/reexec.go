@@ -28,6 +28,9 @@ const (
 	// SocketHelper makes sockets in a container's network namespace for
 	// its published ports, when setns(2) is not allowed (runner).
 	SocketHelper = "socket-helper"
+	// Copier stats, tars or untars a path of a container from inside a
+	// chroot into its root, its volumes bound (runner, unionfuse cp).
+	Copier = "cp"
 )
 
 // envRole names the role a process was started in.
