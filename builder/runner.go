@@ -90,8 +90,20 @@ func (c runnerContainer) killWhenCancelled(ctx context.Context, done <-chan stru
 		return
 	case <-time.After(timeout):
 	}
-	// Run owns c.c's state: kill through a fresh copy of it.
-	if cur, err := c.e.Runner.Get(c.c.ID); err == nil {
-		c.e.Runner.Kill(cur, syscall.SIGKILL)
+	// Run owns c.c's state: kill through a fresh copy of it. The signal
+	// may have come before Run recorded the command's pid (a loaded
+	// machine, a short stop timeout): try again until the kill lands or
+	// the command ends.
+	retry := time.NewTicker(50 * time.Millisecond)
+	defer retry.Stop()
+	for {
+		if cur, err := c.e.Runner.Get(c.c.ID); err == nil && c.e.Runner.Kill(cur, syscall.SIGKILL) == nil {
+			return
+		}
+		select {
+		case <-done:
+			return
+		case <-retry.C:
+		}
 	}
 }
