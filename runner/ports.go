@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -98,6 +99,7 @@ type publisher struct {
 	pid       int              // the container's init
 	helper    *socketHelper
 	helperErr error
+	stuck     atomic.Bool // socketIn could not go back: make sockets through the helper
 	mu        sync.Mutex
 	conns     map[net.Conn]struct{}
 	wg        sync.WaitGroup
@@ -214,7 +216,14 @@ func (p *publisher) dial(port int) (net.Conn, error) {
 
 // dialProto is dial for a socket of type typ: SOCK_STREAM or SOCK_DGRAM.
 func (p *publisher) dialProto(port, typ int) (net.Conn, error) {
-	fd, err := socketIn(p.netns, typ)
+	fd, err := -1, error(unix.EPERM)
+	if !p.stuck.Load() {
+		var back bool
+		fd, back, err = socketIn(p.netns, typ)
+		if !back {
+			p.stuck.Store(true)
+		}
+	}
 	if err == unix.EPERM {
 		fd, err = p.helperSocket(typ)
 	}
@@ -230,11 +239,16 @@ func (p *publisher) dialProto(port, typ int) (net.Conn, error) {
 	return net.FileConn(f)
 }
 
-// socketIn makes a socket of type typ in network namespace ns.
-func socketIn(ns *os.File, typ int) (int, error) {
+// socketIn makes a socket of type typ in network namespace ns. back is
+// false when the thread could not return to its own namespace (rootless:
+// privileged over the container's namespace, not over the host's); the
+// thread then ends with its goroutine, and the next sockets are better
+// made by the helper.
+func socketIn(ns *os.File, typ int) (fd int, back bool, err error) {
 	type result struct {
-		fd  int
-		err error
+		fd   int
+		back bool
+		err  error
 	}
 	ch := make(chan result, 1)
 	go func() {
@@ -242,23 +256,24 @@ func socketIn(ns *os.File, typ int) (int, error) {
 		self, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{-1, err}
+			ch <- result{-1, true, err}
 			return
 		}
 		defer self.Close()
 		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{-1, err}
+			ch <- result{-1, true, err}
 			return
 		}
 		fd, serr := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
-		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
+		back := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil
+		if back {
 			runtime.UnlockOSThread()
 		} // else the thread, still in the container's namespace, ends with this goroutine
-		ch <- result{fd, serr}
+		ch <- result{fd, back, serr}
 	}()
 	r := <-ch
-	return r.fd, r.err
+	return r.fd, r.back, r.err
 }
 
 // helperSocket gets a socket from the socket helper, started on first use.
@@ -387,15 +402,32 @@ func startSocketHelper(pid int) (*socketHelper, error) {
 	}
 	parent, child := os.NewFile(uintptr(pair[0]), "helper"), os.NewFile(uintptr(pair[1]), "helper")
 	defer child.Close()
-	cmd := exec.Command("nsenter", "--target", strconv.Itoa(pid), "--user", "--net", "--preserve-credentials", "--", exe)
+	args := []string{"--target", strconv.Itoa(pid), "--net"}
+	if !sameUserNS(pid) {
+		// nsenter fails (EINVAL) to enter the user namespace it is in:
+		// with subordinate ids, the container shares the monitor's.
+		args = append(args, "--user", "--preserve-credentials")
+	}
+	cmd := exec.Command("nsenter", append(args, "--", exe)...)
 	cmd.Env = append(os.Environ(), reexec.Env(reexec.SocketHelper))
 	cmd.ExtraFiles = []*os.File{child}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	onSpawnThread(func() { err = cmd.Start() }) // it dies with its parent thread
+	if err != nil {
 		parent.Close()
 		return nil, err
 	}
 	return &socketHelper{sock: parent, cmd: cmd}, nil
+}
+
+// sameUserNS reports whether process pid is in this process's user
+// namespace.
+func sameUserNS(pid int) bool {
+	var self, other unix.Stat_t
+	if unix.Stat("/proc/self/ns/user", &self) != nil || unix.Stat(fmt.Sprintf("/proc/%d/ns/user", pid), &other) != nil {
+		return false
+	}
+	return self.Ino == other.Ino && self.Dev == other.Dev
 }
 
 // socket asks the helper for one socket of type typ.

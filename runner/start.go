@@ -107,7 +107,8 @@ func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer, setup fu
 		attr.GidMappingsEnableSetgroups = false
 	}
 	cmd.SysProcAttr = attr
-	if err := inNetns(c.netnsPid, cmd.Start); err != nil {
+	onSpawnThread(func() { err = inNetns(c.netnsPid, cmd.Start) })
+	if err != nil {
 		return nil, nil, &ExitError{Code: ExitUnionfuseFailed, Message: fmt.Sprintf("start container %s: %v", c.ShortID(), err)}
 	}
 	specR.Close()

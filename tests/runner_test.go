@@ -458,9 +458,15 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 		mustSucceed(t, "run -d -p", e.u("run", "-d", "--name", "pub", "-p", pub, "busybox", "sh", "-c", script))
 		defer e.u("rm", "-f", "pub")
 		var body string
+		var lastErr error
+		defer func() {
+			if t.Failed() {
+				t.Logf("last GET error: %v\nps -a: %s\nlogs: %+v\nexec wget: %+v", lastErr, e.u("ps", "-a").stdout, e.u("logs", "pub"), e.u("exec", "pub", "wget", "-q", "-O-", "http://127.0.0.1:8080/"))
+			}
+		}()
 		waitFor(t, func() bool {
 			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-			if err != nil {
+			if lastErr = err; err != nil {
 				return false
 			}
 			defer resp.Body.Close()
@@ -470,6 +476,16 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 		})
 		if body != "hello from the container\n" {
 			t.Errorf("GET through the published port: %q", body)
+		}
+		// Again: rootless, the first connection's socket may be made by a
+		// thread that cannot leave the container's namespace; that must not
+		// touch the container (it was killed, exit 137) nor the next one.
+		for i := 0; i < 3; i++ {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+			if err != nil {
+				t.Fatalf("GET %d through the published port: %v", i+2, err)
+			}
+			resp.Body.Close()
 		}
 		if ps := e.u("ps"); !regexp.MustCompile(fmt.Sprintf(`Up .*\s127\.0\.0\.1:%d->8080/tcp\s+pub\n`, port)).MatchString(ps.stdout) {
 			t.Errorf("ps does not show the port:\n%s", ps.stdout)
