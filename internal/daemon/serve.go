@@ -17,6 +17,12 @@ func StopSignals() []os.Signal {
 	return []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP}
 }
 
+// Fetchers is what a union's Config.Fetchers is when it has none: how
+// this program finds the fetcher of a lazy lower layer (fs/lazy.go). The
+// program sets it (cmd/unionfuse: the registry's partial layers), as a
+// Config's function does not pass to a daemon process.
+var Fetchers func(lowerDir string) (fs.Fetcher, error)
+
 // Serve mounts cfg at merged with fs.Mount, records this process in the
 // pid file, calls ready (when not nil) once the union is visible, and
 // serves until the union is unmounted. Each signal that arrives on stop
@@ -25,6 +31,9 @@ func StopSignals() []os.Signal {
 // (see Profiles). It returns nil after a clean unmount, or the mount
 // error.
 func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, ready func()) error {
+	if cfg.Fetchers == nil {
+		cfg.Fetchers = Fetchers
+	}
 	logf := func(format string, args ...any) {
 		if cfg.Logger != nil {
 			cfg.Logger.Printf(format, args...)

@@ -1,0 +1,316 @@
+package registry
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/stargz-snapshotter/estargz"
+	"github.com/unionfuse/unionfuse/cowcache"
+	"golang.org/x/sys/unix"
+)
+
+// chunkTimeout bounds one range request for a chunk.
+const chunkTimeout = 30 * time.Second
+
+// LazyLayer serves the file data of a partial layer (lazy.go) on demand:
+// each chunk of a file is fetched from the registry by a range request
+// the first time it is needed, checked against the chunk digest of the
+// TOC (itself checked against the manifest at pull), written into the
+// layer's file and recorded in partial/chunks, so that it is fetched once
+// for every mount and process. A chunk that fails its check is never
+// written. It implements the union's Fetcher (fs/lazy.go).
+type LazyLayer struct {
+	diff string // the layer's diff/
+	dfd  int    // descriptor of diff/
+	src  source
+	toc  *layerTOC
+
+	connMu sync.Mutex
+	blob   io.ReaderAt // the registry blob (newBlobRange), or a local copy
+
+	mu       sync.Mutex
+	have     map[chunkKey]bool
+	inflight map[chunkKey]*chunkCall
+	log      *os.File // partial/chunks, appended to
+}
+
+// chunkKey names a chunk: its file (the TOC's name of the data's first
+// name, for hard links) and its offset in the file.
+type chunkKey struct {
+	name string
+	off  int64
+}
+
+// chunkCall is a fetch of one chunk in progress; done closes when err is
+// set.
+type chunkCall struct {
+	done chan struct{}
+	err  error
+}
+
+// OpenLazyLayer opens the partial layer whose diff/ is diffDir; it returns
+// nil, nil when the layer is not partial (complete, or not a store layer).
+func OpenLazyLayer(diffDir string) (*LazyLayer, error) {
+	pdir, ok := cowcache.PartialDir(diffDir)
+	if !ok {
+		return nil, nil
+	}
+	l := &LazyLayer{diff: diffDir, dfd: -1, have: map[chunkKey]bool{}, inflight: map[chunkKey]*chunkCall{}}
+	fail := func(err error) (*LazyLayer, error) {
+		l.Close()
+		return nil, fmt.Errorf("lazy layer %s: %w", diffDir, err)
+	}
+	b, err := os.ReadFile(filepath.Join(pdir, sourceFile))
+	if err != nil {
+		return fail(err)
+	}
+	if err := json.Unmarshal(b, &l.src); err != nil {
+		return fail(err)
+	}
+	tail, err := os.ReadFile(filepath.Join(pdir, tailFile))
+	if err != nil {
+		return fail(err)
+	}
+	if l.toc, err = openTOC(&l.src, tail); err != nil {
+		return fail(err)
+	}
+	if l.dfd, err = unix.Open(diffDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		return fail(err)
+	}
+	if err := l.readLog(filepath.Join(pdir, chunksFile)); err != nil {
+		return fail(err)
+	}
+	if l.log, err = os.OpenFile(filepath.Join(pdir, chunksFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err != nil {
+		return fail(err)
+	}
+	return l, nil
+}
+
+// readLog loads the chunks recorded present. A line cut by a crash is
+// ignored (its chunk is fetched again).
+func (l *LazyLayer) readLog(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		off, q, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		n, err1 := strconv.ParseInt(off, 10, 64)
+		name, err2 := strconv.Unquote(q)
+		if err1 == nil && err2 == nil {
+			l.have[chunkKey{name, n}] = true
+		}
+	}
+	return nil
+}
+
+// Close releases the layer's descriptors.
+func (l *LazyLayer) Close() error {
+	if l.dfd >= 0 {
+		unix.Close(l.dfd)
+		l.dfd = -1
+	}
+	if l.log != nil {
+		l.log.Close()
+	}
+	return nil
+}
+
+// Fetch makes bytes [off, off+n) of the file rel present (see fs.Fetcher).
+func (l *LazyLayer) Fetch(rel string, off, n int64) error {
+	e, ok := l.toc.r.Lookup(rel)
+	if !ok || e.Type != "reg" {
+		return nil // not a file of the TOC (stargz.index.json): complete
+	}
+	end := min(off+n, e.Size)
+	for o := max(off, 0); o < end; {
+		ce, ok := l.toc.r.ChunkEntryForOffset(e.Name, o)
+		if !ok || ce.ChunkSize <= 0 {
+			return fmt.Errorf("no chunk of %s at %d in the TOC", rel, o)
+		}
+		if err := l.chunk(rel, e.Name, ce); err != nil {
+			return err
+		}
+		o = ce.ChunkOffset + ce.ChunkSize
+	}
+	return nil
+}
+
+// chunk makes chunk ce of the file present, fetching it once however many
+// ask at a time.
+func (l *LazyLayer) chunk(rel, name string, ce *estargz.TOCEntry) error {
+	k := chunkKey{name, ce.ChunkOffset}
+	l.mu.Lock()
+	if l.have[k] {
+		l.mu.Unlock()
+		return nil
+	}
+	if c, ok := l.inflight[k]; ok {
+		l.mu.Unlock()
+		<-c.done
+		return c.err
+	}
+	c := &chunkCall{done: make(chan struct{})}
+	l.inflight[k] = c
+	l.mu.Unlock()
+
+	c.err = l.fetchChunk(rel, ce)
+	l.mu.Lock()
+	delete(l.inflight, k)
+	if c.err == nil {
+		l.have[k] = true
+	}
+	l.mu.Unlock()
+	close(c.done)
+	if c.err == nil {
+		// Recorded after the data is on disk: a crash loses at most a
+		// record, and the chunk is fetched again.
+		fmt.Fprintf(l.log, "%d %s\n", ce.ChunkOffset, strconv.Quote(name))
+	}
+	return c.err
+}
+
+// fetchChunk reads chunk ce's gzip member from the blob, checks the
+// uncompressed data against the TOC's digest, and writes it into rel.
+func (l *LazyLayer) fetchChunk(rel string, ce *estargz.TOCEntry) error {
+	// estargz gives the last chunk the blob's end as its end: the TOC
+	// follows, which the chunk does not need.
+	next := min(ce.NextOffset(), l.src.TOCOffset)
+	if next <= ce.Offset {
+		return fmt.Errorf("chunk of %s at %d: bad offsets %d..%d in the TOC", rel, ce.ChunkOffset, ce.Offset, next)
+	}
+	comp := make([]byte, next-ce.Offset)
+	if err := l.readBlob(comp, ce.Offset); err != nil {
+		return fmt.Errorf("chunk of %s at %d: %w", rel, ce.ChunkOffset, err)
+	}
+	data, err := inflateChunk(comp, ce)
+	if err != nil {
+		return fmt.Errorf("chunk of %s at %d: %w", rel, ce.ChunkOffset, err)
+	}
+	v, err := l.toc.verifier.Verifier(ce)
+	if err != nil {
+		return fmt.Errorf("chunk of %s at %d: %w", rel, ce.ChunkOffset, err)
+	}
+	v.Write(data)
+	if !v.Verified() {
+		return fmt.Errorf("chunk of %s at %d: %w: it does not have the TOC's digest", rel, ce.ChunkOffset, cowcache.ErrDigestMismatch)
+	}
+	return l.writeChunk(rel, data, ce.ChunkOffset)
+}
+
+// inflateChunk returns the chunk's data from its gzip member.
+func inflateChunk(comp []byte, ce *estargz.TOCEntry) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(comp))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.CopyN(io.Discard, zr, ce.InnerOffset); err != nil {
+		return nil, err
+	}
+	data := make([]byte, ce.ChunkSize)
+	if _, err := io.ReadFull(zr, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// writeChunk writes data at off into the layer's file rel, keeping the
+// file's mode and times as the TOC gives them, and syncs it.
+func (l *LazyLayer) writeChunk(rel string, data []byte, off int64) error {
+	pfd, err := openBeneath(l.dfd, rel, unix.O_PATH)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size < off+int64(len(data)) {
+		return fmt.Errorf("%s is not the file the TOC describes", rel)
+	}
+	proc := "/proc/self/fd/" + strconv.Itoa(pfd)
+	mode := st.Mode & 0o7777
+	if mode&0o200 == 0 {
+		// The owner (this process, rootless) could not open it for
+		// writing: give write permission for the time of the write.
+		if err := unix.Chmod(proc, mode|0o200); err != nil {
+			return err
+		}
+		defer unix.Chmod(proc, mode)
+	}
+	fd, err := unix.Open(proc, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if _, err := unix.Pwrite(fd, data, off); err != nil {
+		return err
+	}
+	if err := unix.Fdatasync(fd); err != nil {
+		return err
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(st.Atim.Nano()), unix.NsecToTimespec(st.Mtim.Nano())}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, proc, ts, 0)
+}
+
+// readBlob reads len(p) bytes of the blob at off, connecting to the
+// registry first if needed; a failed request drops the connection, so the
+// next read connects again.
+func (l *LazyLayer) readBlob(p []byte, off int64) error {
+	l.connMu.Lock()
+	b := l.blob
+	l.connMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), chunkTimeout)
+	defer cancel()
+	if b == nil {
+		repo, err := repoOf(&l.src)
+		if err != nil {
+			return err
+		}
+		o := l.src.options()
+		br, err := newBlobRange(ctx, &o, repo, l.src.Digest, l.src.Size)
+		if err != nil {
+			return err
+		}
+		b = br
+		l.connMu.Lock()
+		l.blob = b
+		l.connMu.Unlock()
+	}
+	var err error
+	if br, ok := b.(*blobRange); ok {
+		_, err = br.readAt(ctx, p, off)
+	} else {
+		_, err = b.ReadAt(p, off)
+	}
+	if err != nil {
+		l.connMu.Lock()
+		if l.blob == b {
+			l.blob = nil
+		}
+		l.connMu.Unlock()
+	}
+	return err
+}
