@@ -116,6 +116,17 @@ func pull(ctx context.Context, s *cowcache.Store, ref Reference, o *PullOptions)
 		return PullResult{}, err
 	}
 	f.forget()
+	if !o.Lazy {
+		// A full pull of an image whose layers were pulled lazily
+		// before completes them (complete.go).
+		for _, id := range stored.Layers {
+			if s.IsPartial(id) {
+				if err := CompleteLayer(ctx, s, id); err != nil {
+					return PullResult{}, err
+				}
+			}
+		}
+	}
 	if err := s.AddRepoDigest(stored.Manifest, ref.RepoDigest(img.digest)); err != nil {
 		return PullResult{}, err
 	}

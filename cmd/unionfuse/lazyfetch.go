@@ -1,6 +1,10 @@
 package main
 
 import (
+	"context"
+	"os"
+	"time"
+
 	"github.com/unionfuse/unionfuse/fs"
 	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/registry"
@@ -11,12 +15,35 @@ import (
 // registry's fetcher.
 func init() { daemon.Fetchers = lazyFetcher }
 
+// completeAfterEnv delays (a Go duration) the background completion of
+// the lazy layers a union serves, or turns it off ("off").
+const completeAfterEnv = "UNIONFUSE_LAZY_COMPLETE_AFTER"
+
+// defaultCompleteAfter lets the container's first reads go first.
+const defaultCompleteAfter = 2 * time.Second
+
 // lazyFetcher returns the fetcher of the lower directory dir when it is
-// a partial layer of a store, else nil.
-func lazyFetcher(dir string) (fs.Fetcher, error) {
+// a partial layer of a store, else nil; the rest of the layer is fetched
+// in the background (see completeAfterEnv), after which it is a normal
+// layer of the store.
+func lazyFetcher(dir string, logf func(string, ...any)) (fs.Fetcher, error) {
 	l, err := registry.OpenLazyLayer(dir)
 	if l == nil || err != nil {
 		return nil, err
 	}
+	after := defaultCompleteAfter
+	if v := os.Getenv(completeAfterEnv); v == "off" {
+		return l, nil
+	} else if d, err := time.ParseDuration(v); err == nil {
+		after = d
+	}
+	go func() {
+		time.Sleep(after)
+		if err := l.Complete(context.Background()); err != nil {
+			logf("lazy layer %s: background completion: %v", dir, err)
+		} else {
+			logf("lazy layer %s: complete", dir)
+		}
+	}()
 	return l, nil
 }

@@ -21,7 +21,8 @@ func StopSignals() []os.Signal {
 // this program finds the fetcher of a lazy lower layer (fs/lazy.go). The
 // program sets it (cmd/unionfuse: the registry's partial layers), as a
 // Config's function does not pass to a daemon process.
-var Fetchers func(lowerDir string) (fs.Fetcher, error)
+// logf is the daemon's log.
+var Fetchers func(lowerDir string, logf func(string, ...any)) (fs.Fetcher, error)
 
 // Serve mounts cfg at merged with fs.Mount, records this process in the
 // pid file, calls ready (when not nil) once the union is visible, and
@@ -31,13 +32,14 @@ var Fetchers func(lowerDir string) (fs.Fetcher, error)
 // (see Profiles). It returns nil after a clean unmount, or the mount
 // error.
 func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, ready func()) error {
-	if cfg.Fetchers == nil {
-		cfg.Fetchers = Fetchers
-	}
 	logf := func(format string, args ...any) {
 		if cfg.Logger != nil {
 			cfg.Logger.Printf(format, args...)
 		}
+	}
+
+	if cfg.Fetchers == nil && Fetchers != nil {
+		cfg.Fetchers = func(dir string) (fs.Fetcher, error) { return Fetchers(dir, logf) }
 	}
 
 	if prof.CPU != "" {
