@@ -81,6 +81,16 @@ func (s *Store) IsPartial(id Digest) bool {
 	return ok
 }
 
+// HasPartial reports whether one of img's layers is partial.
+func (s *Store) HasPartial(img Image) bool {
+	for _, id := range img.Layers {
+		if s.IsPartial(id) {
+			return true
+		}
+	}
+	return false
+}
+
 // partialBlob returns the blob digest of the partial layer id, or "".
 func (s *Store) partialBlob(id Digest) Digest {
 	b, err := os.ReadFile(s.path(layersDir, id.Hex(), partialDirName, partialBlobName))

@@ -36,6 +36,10 @@ type Spec struct {
 	// CPUProfile and MemProfile, when set, are where the daemon writes a
 	// CPU profile and a heap profile (see Profiles).
 	CPUProfile, MemProfile string
+	// Lazy says the union has lazy lower layers (fs/lazy.go): it is
+	// served by this binary, whose Fetchers serve them, rather than by
+	// the small helper, which has none.
+	Lazy bool
 }
 
 // Start starts a daemon serving spec and returns once the union is
@@ -62,7 +66,7 @@ func Start(spec Spec) error {
 	}
 	defer r.Close()
 	cmd := reexec.Command(reexec.Daemon, filepath.Base(os.Args[0]), append(os.Environ(), envSpec+"="+string(data)), "daemon", spec.Merged)
-	if helper := Helper(); helper != "" {
+	if helper := Helper(); helper != "" && !spec.Lazy {
 		cmd.Path = helper
 	}
 	cmd.Dir = "/"
