@@ -8,7 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"github.com/unionfuse/unionfuse/internal/atomicfile"
+	"github.com/unionfuse/unionfuse/internal/dirwalk"
+	"golang.org/x/sys/unix"
 )
 
 // Partial layers: a layer pulled lazily (registry's lazy pulls of eStargz
@@ -89,6 +92,41 @@ func (s *Store) HasPartial(img Image) bool {
 		}
 	}
 	return false
+}
+
+// PartialUsage returns how many bytes of the regular files of the
+// partial layer id are local (allocated on disk: holes are the data not
+// fetched yet) and their size.
+func (s *Store) PartialUsage(id Digest) (local, size int64, err error) {
+	seen := map[uint64]bool{}
+	err = dirwalk.Walk(s.LayerDir(id), func(e *dirwalk.Entry) error {
+		if e.Stat.Mode&unix.S_IFMT != unix.S_IFREG || seen[e.Stat.Ino] {
+			return nil
+		}
+		seen[e.Stat.Ino] = true
+		size += e.Stat.Size
+		local += min(e.Stat.Blocks*512, e.Stat.Size)
+		return nil
+	})
+	return local, size, err
+}
+
+// partialSummary says, for GraphDriverData, which of img's layers are
+// partial and how much of each is local ("" when none is).
+func (s *Store) partialSummary(img Image) string {
+	var parts []string
+	for _, id := range img.Layers {
+		if !s.IsPartial(id) {
+			continue
+		}
+		local, size, err := s.PartialUsage(id)
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("%s: %v", id, err))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s of %s local", id, humanize.Bytes(uint64(local)), humanize.Bytes(uint64(size))))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // partialBlob returns the blob digest of the partial layer id, or "".

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -141,6 +142,11 @@ func TestLazyPullRun(t *testing.T) {
 		t.Fatalf("cat /small printed %q", r.stdout)
 	}
 	ran := img.proxy.bytes.Load() - pulled
+	r = storeCLI(t, lazyRoot, "inspect", "--format", "{{.GraphDriver.Data.PartialLayers}}", img.ref)
+	mustOK(t, "inspect", r)
+	if !regexp.MustCompile(`^sha256:[0-9a-f]{64}: [0-9.]+ [kM]B of 3[0-9] MB local\n$`).MatchString(r.stdout) {
+		t.Errorf("inspect shows the partial layers as %q", r.stdout)
+	}
 	t.Logf("layer %d bytes; lazy pull transferred %d bytes (%.2f%%), run cat /small %d more (%.2f%%)",
 		img.layerSize, pulled, 100*float64(pulled)/float64(img.layerSize), ran, 100*float64(ran)/float64(img.layerSize))
 	if pulled > img.layerSize/50 || pulled+ran > img.layerSize/10 {
@@ -173,6 +179,10 @@ func TestLazyPullRun(t *testing.T) {
 		t.Fatalf("pull --lazy=false left partial layers: %v", p)
 	}
 	compareTrees(t, "completed layer", layerTree(t, lazyRoot), layerTree(t, fullRoot))
+	r = storeCLI(t, lazyRoot, "inspect", "--format", "{{.GraphDriver.Data.PartialLayers}}", img.ref)
+	if r.code != 0 || r.stdout != "<no value>\n" {
+		t.Errorf("inspect of the completed image shows partial layers: %q %q", r.stdout, r.stderr)
+	}
 	mustOK(t, "save of the completed image", storeCLI(t, lazyRoot, "save", "-o", filepath.Join(t.TempDir(), "img.tar"), img.ref))
 }
 
