@@ -31,6 +31,10 @@ import (
 // maxTOCTail limits the footer + TOC a pull reads from a registry.
 const maxTOCTail = 64 << 20
 
+// maxChunk limits a chunk's size, compressed or not, as the TOC gives it:
+// each is held in memory while it is checked (estargz writes 4 MiB).
+const maxChunk = 64 << 20
+
 // source is what partial/source.json records: where a partial layer's
 // blob is, and how to reach it (the parts of Options that can be kept).
 type source struct {
@@ -82,6 +86,9 @@ func pullLazy(ctx context.Context, s *cowcache.Store, f *fetcher, l v1.Descripto
 	}
 	toc, err := openTOC(src, tail)
 	if err != nil {
+		return nil, fmt.Errorf("layer %s: %w", id, err)
+	}
+	if err := checkSizes(toc, s.MaxLayerSize); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", id, err)
 	}
 	tree, err := tocTree(toc)
@@ -167,6 +174,28 @@ func tocJSON(tail []byte) ([]byte, error) {
 		return nil, fmt.Errorf("eStargz TOC: the tail holds %q", h.Name)
 	}
 	return io.ReadAll(io.LimitReader(tr, maxTOCTail))
+}
+
+// checkSizes refuses a TOC whose files add up to more than max bytes
+// (0: cowcache.DefaultMaxLayerSize), as an unpack would, or whose chunks
+// are larger than maxChunk: sparse files cost nothing to make, but their
+// size is what every later reader believes.
+func checkSizes(toc *layerTOC, max int64) error {
+	if max <= 0 {
+		max = cowcache.DefaultMaxLayerSize
+	}
+	var total int64
+	for _, e := range toc.entries {
+		if e.Size < 0 || e.ChunkSize < 0 || e.ChunkSize > maxChunk || (e.Type == "reg" && e.ChunkSize == 0 && e.Size > maxChunk) {
+			return fmt.Errorf("eStargz TOC: %s: chunks of more than %d bytes", tocName(e.Name), maxChunk)
+		}
+		if e.Type == "reg" {
+			if total += e.Size; total > max {
+				return fmt.Errorf("%w: its files add up to more than %d bytes", cowcache.ErrTooLarge, max)
+			}
+		}
+	}
+	return nil
 }
 
 // tailReader is the blob as far as a partial layer keeps it: its tail.

@@ -197,7 +197,7 @@ func (l *LazyLayer) fetchChunk(rel string, ce *estargz.TOCEntry) error {
 	// estargz gives the last chunk the blob's end as its end: the TOC
 	// follows, which the chunk does not need.
 	next := min(ce.NextOffset(), l.src.TOCOffset)
-	if next <= ce.Offset {
+	if next <= ce.Offset || next-ce.Offset > maxChunk+1<<20 || ce.ChunkSize > maxChunk {
 		return fmt.Errorf("chunk of %s at %d: bad offsets %d..%d in the TOC", rel, ce.ChunkOffset, ce.Offset, next)
 	}
 	comp := make([]byte, next-ce.Offset)
