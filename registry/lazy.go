@@ -292,24 +292,7 @@ func sizeFiles(dir string, toc *layerTOC) error {
 			continue
 		}
 		name := tocName(e.Name)
-		fd, err := openBeneath(dfd, name, unix.O_WRONLY)
-		if err != nil {
-			return fmt.Errorf("size %s: %w", name, err)
-		}
-		var st unix.Stat_t
-		err = unix.Fstat(fd, &st)
-		if err == nil {
-			err = unix.Ftruncate(fd, e.Size)
-		}
-		if err == nil {
-			// A truncation by a non-root owner drops setuid and setgid.
-			err = unix.Fchmod(fd, st.Mode&0o7777)
-		}
-		if err == nil {
-			ts := []unix.Timespec{unix.NsecToTimespec(st.Atim.Nano()), unix.NsecToTimespec(st.Mtim.Nano())}
-			err = unix.UtimesNanoAt(dfd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
-		}
-		unix.Close(fd)
+		err := writeFile(dfd, name, func(fd int, _ *unix.Stat_t) error { return unix.Ftruncate(fd, e.Size) })
 		if err != nil {
 			return fmt.Errorf("size %s: %w", name, err)
 		}

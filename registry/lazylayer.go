@@ -235,10 +235,26 @@ func inflateChunk(comp []byte, ce *estargz.TOCEntry) ([]byte, error) {
 	return data, nil
 }
 
-// writeChunk writes data at off into the layer's file rel, keeping the
-// file's mode and times as the TOC gives them, and syncs it.
+// writeChunk writes data at off into the layer's file rel and syncs it.
 func (l *LazyLayer) writeChunk(rel string, data []byte, off int64) error {
-	pfd, err := openBeneath(l.dfd, rel, unix.O_PATH)
+	return writeFile(l.dfd, rel, func(fd int, st *unix.Stat_t) error {
+		if st.Size < off+int64(len(data)) {
+			return fmt.Errorf("%s is not the file the TOC describes", rel)
+		}
+		if _, err := unix.Pwrite(fd, data, off); err != nil {
+			return err
+		}
+		return unix.Fdatasync(fd)
+	})
+}
+
+// writeFile runs fn on the regular file rel below dfd opened for
+// writing, then gives the file back its mode and times (the TOC's, which
+// a write and, without root, a truncation would change). A file without
+// write permission for its owner (this process, rootless) gets it for
+// the time of fn.
+func writeFile(dfd int, rel string, fn func(fd int, st *unix.Stat_t) error) error {
+	pfd, err := openBeneath(dfd, rel, unix.O_PATH)
 	if err != nil {
 		return err
 	}
@@ -247,28 +263,27 @@ func (l *LazyLayer) writeChunk(rel string, data []byte, off int64) error {
 	if err := unix.Fstat(pfd, &st); err != nil {
 		return err
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size < off+int64(len(data)) {
-		return fmt.Errorf("%s is not the file the TOC describes", rel)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("%s is not a regular file", rel)
 	}
 	proc := "/proc/self/fd/" + strconv.Itoa(pfd)
 	mode := st.Mode & 0o7777
 	if mode&0o200 == 0 {
-		// The owner (this process, rootless) could not open it for
-		// writing: give write permission for the time of the write.
 		if err := unix.Chmod(proc, mode|0o200); err != nil {
 			return err
 		}
-		defer unix.Chmod(proc, mode)
 	}
 	fd, err := unix.Open(proc, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		err = fn(fd, &st)
+		unix.Close(fd)
+	}
+	// A truncation by a non-root owner drops setuid and setgid: the
+	// mode is set again whatever happened.
+	if cerr := unix.Chmod(proc, mode); err == nil {
+		err = cerr
+	}
 	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	if _, err := unix.Pwrite(fd, data, off); err != nil {
-		return err
-	}
-	if err := unix.Fdatasync(fd); err != nil {
 		return err
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(st.Atim.Nano()), unix.NsecToTimespec(st.Mtim.Nano())}

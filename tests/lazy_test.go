@@ -334,3 +334,48 @@ func compareTrees(t *testing.T, what string, got, want map[string]string) {
 		t.Errorf("%s: only %d entries compared", what, len(want))
 	}
 }
+
+// TestLazyRootless: an unprivileged user pulls the eStargz image lazily
+// into a store of its own and reads it through mount-image (fusermount3):
+// the data is fetched, checked and written into the user's layer.
+func TestLazyRootless(t *testing.T) {
+	testutil.RequireFuse(t)
+	for _, tool := range []string{"setpriv", "fusermount3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (make deps installs it)", tool)
+		}
+	}
+	img := pushLazyImage(t)
+	bin := unionfuseBinary(t)
+	openFuseDevice(t)
+	dir := worldDir(t)
+	if err := os.Chown(dir, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	store, merged := filepath.Join(dir, "store"), filepath.Join(dir, "merged")
+	cleanupMount(t, merged)
+	script := strings.Join([]string{
+		"set -e",
+		"u() { c=$1; shift; " + bin + " \"$c\" --root " + store + " \"$@\"; }",
+		"mkdir " + merged,
+		"u pull -q " + img.ref,
+		"ls " + store + "/layers/*/partial/blob >/dev/null && echo partial",
+		"UNIONFUSE_LAZY_COMPLETE_AFTER=off u mount-image " + img.ref + " " + merged,
+		"cat " + merged + "/small",
+		"sha256sum " + merged + "/data/big-link | cut -c1-64",
+		"cat " + merged + "/etc/small-link",
+		bin + " umount " + merged,
+		"u pull -q --lazy=false " + img.ref,
+		"ls " + store + "/layers/*/partial/blob 2>/dev/null || echo complete",
+	}, "\n")
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", script)
+	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir, "HOME="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("as uid %d: %v\n%s", nobody, err, out)
+	}
+	want := img.ref + "\npartial\nsmall\n" + sha(img.files["data/big"]) + "\nsmall\n" + img.ref + "\ncomplete\n"
+	if string(out) != want {
+		t.Errorf("as uid %d:\n%s\nwant:\n%s", nobody, out, want)
+	}
+}
