@@ -11,6 +11,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"github.com/unionfuse/unionfuse/internal/dirwalk"
+	"github.com/unionfuse/unionfuse/internal/partial"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,11 +32,11 @@ import (
 // layer: the blob, checked against its digest and the DiffID, goes into
 // the blob store and partial/ goes.
 
-// partialDirName is the directory of a partial layer's state.
-const partialDirName = "partial"
-
-// partialBlobName holds a partial layer's blob digest.
-const partialBlobName = "blob"
+// The names of a partial layer's state (internal/partial).
+const (
+	partialDirName  = partial.DirName
+	partialBlobName = partial.BlobName
+)
 
 // ApplyPartial fills Dir() from tree, a tarball of the layer made from a
 // table of contents whose regular files are empty (the caller then gives
@@ -72,11 +73,7 @@ func (p *Pending) ApplyPartial(u Unpacked, tree io.Reader, files map[string][]by
 
 // PartialDir returns the partial/ directory of the layer whose diff/ is
 // diffDir (as LayerDirs gives it), and whether the layer is partial.
-func PartialDir(diffDir string) (string, bool) {
-	d := filepath.Join(filepath.Dir(diffDir), partialDirName)
-	_, err := os.Stat(filepath.Join(d, partialBlobName))
-	return d, err == nil
-}
+func PartialDir(diffDir string) (string, bool) { return partial.Dir(diffDir) }
 
 // IsPartial reports whether the committed layer id is partial.
 func (s *Store) IsPartial(id Digest) bool {

@@ -38,7 +38,7 @@ func (r *Runner) Mount(c *Container) (string, error) {
 	if err := cfg.Validate(merged); err != nil {
 		return "", fmt.Errorf("container %s: %w", c.ShortID(), err)
 	}
-	spec := daemon.Spec{Merged: merged, Config: cfg, LogFile: filepath.Join(c.dir, "fuse.log"), Lazy: anyPartial(lowers)}
+	spec := daemon.Spec{Merged: merged, Config: cfg, LogFile: filepath.Join(c.dir, "fuse.log")}
 	if err := daemon.Start(spec); err != nil {
 		return "", fmt.Errorf("container %s: mount: %w", c.ShortID(), err)
 	}
@@ -91,15 +91,4 @@ func (r *Runner) imageOf(c *Container) (*cowcache.Image, error) {
 		return nil, err
 	}
 	return &img, nil
-}
-
-// anyPartial reports whether one of the layer directories is a partial
-// layer of the store (pulled lazily), which its daemon must fetch.
-func anyPartial(dirs []string) bool {
-	for _, d := range dirs {
-		if _, ok := cowcache.PartialDir(d); ok {
-			return true
-		}
-	}
-	return false
 }

@@ -72,7 +72,7 @@ func runMountImage(cmd *command, args []string) int {
 	if a.foreground || a.debug {
 		return serveForeground(merged, cfg, &mountArgs{LogFile: a.logFile})
 	}
-	if err := daemon.Start(daemon.Spec{Merged: merged, Config: cfg, LogFile: a.logFile, Lazy: s.HasPartial(img)}); err != nil {
+	if err := daemon.Start(daemon.Spec{Merged: merged, Config: cfg, LogFile: a.logFile}); err != nil {
 		return fail(err)
 	}
 	rec, err := daemon.ReadPid(merged)

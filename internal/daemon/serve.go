@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/unionfuse/unionfuse/fs"
+	"github.com/unionfuse/unionfuse/internal/partial"
 )
 
 // StopSignals returns the signals that unmount a union Serve serves:
@@ -40,6 +41,15 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 
 	if cfg.Fetchers == nil && Fetchers != nil {
 		cfg.Fetchers = func(dir string) (fs.Fetcher, error) { return Fetchers(dir, logf) }
+	}
+	if cfg.Fetchers == nil {
+		// Served without a fetcher, a partial layer's missing data would
+		// read as zeros.
+		for _, d := range cfg.Lowers {
+			if _, ok := partial.Dir(d); ok {
+				return fmt.Errorf("%s is a layer pulled lazily and not complete yet: mount it with unionfuse, not unionfuse-fuse (or complete it: unionfuse pull --lazy=false)", d)
+			}
+		}
 	}
 
 	if prof.CPU != "" {

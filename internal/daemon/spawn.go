@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/unionfuse/unionfuse/fs"
+	"github.com/unionfuse/unionfuse/internal/partial"
 	"github.com/unionfuse/unionfuse/internal/reexec"
 )
 
@@ -36,10 +37,6 @@ type Spec struct {
 	// CPUProfile and MemProfile, when set, are where the daemon writes a
 	// CPU profile and a heap profile (see Profiles).
 	CPUProfile, MemProfile string
-	// Lazy says the union has lazy lower layers (fs/lazy.go): it is
-	// served by this binary, whose Fetchers serve them, rather than by
-	// the small helper, which has none.
-	Lazy bool
 }
 
 // Start starts a daemon serving spec and returns once the union is
@@ -66,7 +63,10 @@ func Start(spec Spec) error {
 	}
 	defer r.Close()
 	cmd := reexec.Command(reexec.Daemon, filepath.Base(os.Args[0]), append(os.Environ(), envSpec+"="+string(data)), "daemon", spec.Merged)
-	if helper := Helper(); helper != "" && !spec.Lazy {
+	// A union with partial (lazily pulled) layers is served by this
+	// binary, whose Fetchers serve them, rather than by the small
+	// helper, which has none.
+	if helper := Helper(); helper != "" && !partial.Any(spec.Config.Lowers) {
 		cmd.Path = helper
 	}
 	cmd.Dir = "/"
