@@ -17,6 +17,9 @@ import (
 	"testing"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/unionfuse/unionfuse/cowcache"
 )
 
@@ -290,4 +293,64 @@ func treeOf(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestLazyPrefetch: the files before eStargz's prefetch landmark (an
+// image built with prioritized files, as buildkit and nerdctl make them)
+// are what Prefetch fetches, and only those.
+func TestLazyPrefetch(t *testing.T) {
+	files := lazyFiles(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "dir/", Mode: 0o755})
+	for _, n := range []string{"small", "tamper", "dir/big"} {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, Size: int64(len(files[n]))})
+		tw.Write(files[n])
+	}
+	tw.Close()
+	blob, err := estargz.Build(io.NewSectionReader(bytes.NewReader(buf.Bytes()), 0, int64(buf.Len())),
+		estargz.WithPrioritizedFiles([]string{"tamper"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob.Close()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: layer,
+		Annotations: map[string]string{estargz.TOCJSONDigestAnnotation: blob.TOCDigest().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = HostPlatform().OS, HostPlatform().Architecture
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	rc := &rangeCounter{}
+	host := testRegistry(t, rc.wrap)
+	writeImage(t, host+"/prefetch:1", img)
+	ref, _ := ParseReference(host + "/prefetch:1")
+	_, _, dir := lazyLayerDir(t, ref)
+	l, err := OpenLazyLayer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	before := rc.requests.Load()
+	if err := l.Prefetch(); err != nil {
+		t.Fatal(err)
+	}
+	if n := rc.requests.Load() - before; n != 1 {
+		t.Errorf("Prefetch made %d requests, want 1 (tamper)", n)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "tamper")); !bytes.Equal(got, files["tamper"]) {
+		t.Errorf("tamper after Prefetch: %.20q", got)
+	}
 }

@@ -329,3 +329,27 @@ func (l *LazyLayer) readBlob(p []byte, off int64) error {
 	}
 	return err
 }
+
+// Prefetch fetches the files the image marks to be read first: in
+// eStargz, those before the prefetch landmark in the TOC (the files a
+// build recorded the container reading at start). An image with the
+// no-prefetch landmark, or none, has none.
+func (l *LazyLayer) Prefetch() error {
+	var names []string
+	for _, e := range l.toc.entries {
+		switch n := tocName(e.Name); {
+		case n == estargz.PrefetchLandmark:
+			for _, name := range names {
+				if err := l.Fetch(name, 0, 1<<62); err != nil {
+					return err
+				}
+			}
+			return nil
+		case n == estargz.NoPrefetchLandmark:
+			return nil
+		case e.Type == "reg" && e.Size > 0:
+			names = append(names, n)
+		}
+	}
+	return nil
+}

@@ -23,21 +23,27 @@ const completeAfterEnv = "UNIONFUSE_LAZY_COMPLETE_AFTER"
 const defaultCompleteAfter = 2 * time.Second
 
 // lazyFetcher returns the fetcher of the lower directory dir when it is
-// a partial layer of a store, else nil; the rest of the layer is fetched
-// in the background (see completeAfterEnv), after which it is a normal
-// layer of the store.
+// a partial layer of a store, else nil. In the background, the files the
+// image marks for prefetch are fetched at once, then the rest of the
+// layer (see completeAfterEnv), after which it is a normal layer of the
+// store.
 func lazyFetcher(dir string, logf func(string, ...any)) (fs.Fetcher, error) {
 	l, err := registry.OpenLazyLayer(dir)
 	if l == nil || err != nil {
 		return nil, err
 	}
 	after := defaultCompleteAfter
-	if v := os.Getenv(completeAfterEnv); v == "off" {
-		return l, nil
-	} else if d, err := time.ParseDuration(v); err == nil {
+	v := os.Getenv(completeAfterEnv)
+	if d, err := time.ParseDuration(v); err == nil {
 		after = d
 	}
 	go func() {
+		if err := l.Prefetch(); err != nil {
+			logf("lazy layer %s: prefetch: %v", dir, err)
+		}
+		if v == "off" {
+			return
+		}
 		time.Sleep(after)
 		if err := l.Complete(context.Background()); err != nil {
 			logf("lazy layer %s: background completion: %v", dir, err)
