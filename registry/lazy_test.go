@@ -177,11 +177,19 @@ func TestLazyPullAndFetch(t *testing.T) {
 	}
 	rc.tamper.Store(false)
 	before := rc.requests.Load()
-	if err := l.Fetch("dir/big-link", 5<<20, 10); err != nil {
+	if err := l.Fetch("dir/big-link", 8<<20+5, 10); err != nil {
 		t.Fatal(err)
 	}
 	if n := rc.requests.Load() - before; n != 1 {
-		t.Errorf("10 bytes in the middle of dir/big took %d requests, want 1 (one chunk)", n)
+		t.Errorf("10 bytes in the last chunk of dir/big took %d requests, want 1", n)
+	}
+	// Reading a chunk fetches the next ones of the file ahead.
+	if err := l.Fetch("dir/big", 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	l.aheadWG.Wait()
+	if n := rc.requests.Load() - before; n != 3 {
+		t.Errorf("after a read at the start of dir/big, %d requests in all, want 3 (the first chunk, the second ahead)", n)
 	}
 	for name := range files {
 		if err := l.Fetch(name, 0, 1<<30); err != nil {

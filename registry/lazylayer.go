@@ -3,7 +3,6 @@ package registry
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
+	"github.com/klauspost/compress/gzip"
 	"github.com/unionfuse/unionfuse/cowcache"
 	"golang.org/x/sys/unix"
 )
@@ -44,6 +44,19 @@ type LazyLayer struct {
 	have     map[chunkKey]bool
 	inflight map[chunkKey]*chunkCall
 	log      *os.File // partial/chunks, appended to
+
+	// order lists the data chunks in blob order, and index gives each
+	// one's place there, for readahead.
+	order   []dataChunk
+	index   map[chunkKey]int
+	ahead   chan struct{} // slots for readahead fetches
+	aheadWG sync.WaitGroup
+}
+
+// dataChunk is a chunk of a file, as readahead fetches it.
+type dataChunk struct {
+	name string // the file's name in the TOC
+	off  int64  // the chunk's offset in the file
 }
 
 // chunkKey names a chunk: its file (the TOC's name of the data's first
@@ -67,7 +80,8 @@ func OpenLazyLayer(diffDir string) (*LazyLayer, error) {
 	if !ok {
 		return nil, nil
 	}
-	l := &LazyLayer{diff: diffDir, dfd: -1, have: map[chunkKey]bool{}, inflight: map[chunkKey]*chunkCall{}}
+	l := &LazyLayer{diff: diffDir, dfd: -1, have: map[chunkKey]bool{}, inflight: map[chunkKey]*chunkCall{},
+		index: map[chunkKey]int{}, ahead: make(chan struct{}, readaheadChunks)}
 	fail := func(err error) (*LazyLayer, error) {
 		l.Close()
 		return nil, fmt.Errorf("lazy layer %s: %w", diffDir, err)
@@ -86,6 +100,7 @@ func OpenLazyLayer(diffDir string) (*LazyLayer, error) {
 	if l.toc, err = openTOC(&l.src, tail); err != nil {
 		return fail(err)
 	}
+	l.indexChunks()
 	if l.dfd, err = unix.Open(diffDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
 		return fail(err)
 	}
@@ -125,8 +140,10 @@ func (l *LazyLayer) readLog(path string) error {
 	return nil
 }
 
-// Close releases the layer's descriptors.
+// Close waits for the readahead in progress and releases the layer's
+// descriptors.
 func (l *LazyLayer) Close() error {
+	l.aheadWG.Wait()
 	if l.dfd >= 0 {
 		unix.Close(l.dfd)
 		l.dfd = -1
@@ -135,6 +152,67 @@ func (l *LazyLayer) Close() error {
 		l.log.Close()
 	}
 	return nil
+}
+
+// readaheadChunks is how many chunks are fetched ahead of reads at most:
+// while a reader uses one chunk of a file, the next ones are on their way.
+const readaheadChunks = 2
+
+// indexChunks lists the layer's data chunks in blob order.
+func (l *LazyLayer) indexChunks() {
+	name := ""
+	for _, e := range l.toc.entries {
+		switch e.Type {
+		case "reg":
+			name = tocName(e.Name)
+			if e.Size == 0 {
+				continue
+			}
+		case "chunk":
+		default:
+			continue
+		}
+		k := chunkKey{name, e.ChunkOffset}
+		if _, dup := l.index[k]; !dup {
+			l.index[k] = len(l.order)
+			l.order = append(l.order, dataChunk{name: name, off: e.ChunkOffset})
+		}
+	}
+}
+
+// readahead starts fetching the chunks that follow k in the blob, as far
+// as there are free slots; errors are left for the reads that need them.
+func (l *LazyLayer) readahead(k chunkKey) {
+	i, ok := l.index[k]
+	if !ok {
+		return
+	}
+	for _, next := range l.order[i+1 : min(i+1+readaheadChunks, len(l.order))] {
+		if next.name != k.name {
+			// Only the rest of the file: the order of files in the
+			// blob says little of the order they are read in.
+			return
+		}
+		l.mu.Lock()
+		busy := l.have[chunkKey(next)] || l.inflight[chunkKey(next)] != nil
+		l.mu.Unlock()
+		if busy {
+			continue
+		}
+		select {
+		case l.ahead <- struct{}{}:
+		default:
+			return
+		}
+		l.aheadWG.Add(1)
+		go func() {
+			defer l.aheadWG.Done()
+			defer func() { <-l.ahead }()
+			if ce, ok := l.toc.r.ChunkEntryForOffset(next.name, next.off); ok {
+				l.chunkOf(next.name, next.name, ce)
+			}
+		}()
+	}
 }
 
 // Fetch makes bytes [off, off+n) of the file rel present (see fs.Fetcher).
@@ -149,18 +227,19 @@ func (l *LazyLayer) Fetch(rel string, off, n int64) error {
 		if !ok || ce.ChunkSize <= 0 {
 			return fmt.Errorf("no chunk of %s at %d in the TOC", rel, o)
 		}
-		if err := l.chunk(rel, e.Name, ce); err != nil {
+		if err := l.chunkOf(rel, e.Name, ce); err != nil {
 			return err
 		}
+		l.readahead(chunkKey{tocName(e.Name), ce.ChunkOffset})
 		o = ce.ChunkOffset + ce.ChunkSize
 	}
 	return nil
 }
 
-// chunk makes chunk ce of the file present, fetching it once however many
-// ask at a time.
-func (l *LazyLayer) chunk(rel, name string, ce *estargz.TOCEntry) error {
-	k := chunkKey{name, ce.ChunkOffset}
+// chunkOf makes chunk ce of the file present, fetching it once however
+// many ask at a time.
+func (l *LazyLayer) chunkOf(rel, name string, ce *estargz.TOCEntry) error {
+	k := chunkKey{tocName(name), ce.ChunkOffset}
 	l.mu.Lock()
 	if l.have[k] {
 		l.mu.Unlock()
@@ -186,7 +265,7 @@ func (l *LazyLayer) chunk(rel, name string, ce *estargz.TOCEntry) error {
 	if c.err == nil {
 		// Recorded after the data is on disk: a crash loses at most a
 		// record, and the chunk is fetched again.
-		fmt.Fprintf(l.log, "%d %s\n", ce.ChunkOffset, strconv.Quote(name))
+		fmt.Fprintf(l.log, "%d %s\n", ce.ChunkOffset, strconv.Quote(k.name))
 	}
 	return c.err
 }
