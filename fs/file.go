@@ -274,6 +274,9 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 // handle has switched to a copy-up of the file).
 func (h *handle) fdAndLazy() (int, *layer) {
 	fd := h.fdForUse()
+	if h.lazy == nil {
+		return fd, nil // set at open, never changed: no lock needed
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.lower || h.onIndex {
