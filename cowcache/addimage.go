@@ -97,13 +97,13 @@ func (s *Store) AddImage(img NewImage) (Image, error) {
 			if _, err := s.Layer(chain[i]); err != nil {
 				return Image{}, fmt.Errorf("add image %s: layer %d: %w", id.Short(), i, err)
 			}
-			if err := s.haveBlob(m.Layers[i]); err != nil {
+			if err := s.haveBlob(m.Layers[i]); err != nil && s.partialBlob(chain[i]) != Digest(m.Layers[i].Digest.String()) {
 				return Image{}, fmt.Errorf("add image %s: layer %d: %w", id.Short(), i, err)
 			}
 			continue
 		}
 		_, existed := s.Layer(p.ID())
-		if p.unpacked != nil {
+		if p.unpacked != nil && !p.partial {
 			newBlob(p.unpacked.Digest)
 		}
 		l, err := p.commitLocked(cfg.Created.Time)

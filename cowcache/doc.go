@@ -20,6 +20,8 @@
 //	│       ├── link               the short name of diff/ (26 characters)
 //	│       ├── lower              l/<short>:l/<short>... the layers below, top first
 //	│       ├── work/              empty; overlay's work dir when diff/ is an upper
+//	│       ├── partial/           only while the layer is partial (pulled lazily:
+//	│       │                      its files' data arrives on demand; partial.go)
 //	│       └── committed          JSON metadata; present only when complete
 //	├── l/
 //	│   └── <short> -> ../layers/<id>/diff

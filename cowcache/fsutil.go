@@ -17,13 +17,21 @@ func syncTree(dir string) error {
 	if err := atomicfile.Sync(dir); err != nil {
 		return err
 	}
-	return dirwalk.Walk(dir, func(e *dirwalk.Entry) error {
+	unreadable := false
+	err := dirwalk.Walk(dir, func(e *dirwalk.Entry) error {
 		switch e.Stat.Mode & unix.S_IFMT {
 		case unix.S_IFREG, unix.S_IFDIR:
 		default:
 			return nil
 		}
 		f, err := e.Open()
+		if errors.Is(err, unix.EACCES) && os.Geteuid() != 0 {
+			// A file without read permission for its owner (mode 000,
+			// as eStargz's landmark): synced with the whole filesystem
+			// below.
+			unreadable = true
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("sync: %w", err)
 		}
@@ -33,6 +41,23 @@ func syncTree(dir string) error {
 		}
 		return nil
 	})
+	if err == nil && unreadable {
+		err = syncfs(dir)
+	}
+	return err
+}
+
+// syncfs syncs the filesystem that holds dir.
+func syncfs(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // removeTree removes dir and everything below it, first making directories

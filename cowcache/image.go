@@ -330,6 +330,10 @@ func (s *Store) GraphDriverData(img Image) map[string]string {
 	if dirs := s.LayerDirs(img); len(dirs) > 1 {
 		data["LowerDir"] = strings.Join(dirs[1:], ":")
 	}
+	if p := s.partialSummary(img); p != "" {
+		// Layers pulled lazily whose data is not all local yet.
+		data["PartialLayers"] = p
+	}
 	return data
 }
 

@@ -42,6 +42,8 @@ type Pending struct {
 	size     int64  // set by finish
 	finished bool   // finish succeeded
 	done     bool
+	// partial is set by ApplyPartial: the layer has no tarball yet.
+	partial bool
 }
 
 // Prepare starts a pending layer on top of parent ("" for a bottom layer),
@@ -227,7 +229,7 @@ func (p *Pending) commitLocked(created time.Time) (Layer, error) {
 		created = time.Now().UTC()
 	}
 	id := ChainID(p.parent, p.diffID)
-	if p.unpacked != nil {
+	if p.unpacked != nil && !p.partial {
 		if err := p.s.putBlobFile(p.blobPath(), p.unpacked.Digest); err != nil {
 			return Layer{}, fmt.Errorf("commit layer %s: %w", id.Short(), err)
 		}

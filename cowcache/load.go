@@ -423,7 +423,7 @@ func (s *Store) haveLayerAndBlob(id, d Digest) bool {
 		return false
 	}
 	_, err := os.Stat(s.blobPath(d))
-	return err == nil
+	return err == nil || s.partialBlob(id) == d
 }
 
 // manifestOfConfig returns the manifest of a stored image with config id.

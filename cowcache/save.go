@@ -382,8 +382,11 @@ func (s *Store) imageCore(img Image) (*imageCore, error) {
 	if err := json.Unmarshal(rawManifest, &c.manifest); err != nil {
 		return nil, fmt.Errorf("image %s: manifest: %w", img.ID.Short(), err)
 	}
-	for _, l := range c.manifest.Layers {
+	for i, l := range c.manifest.Layers {
 		if _, err := os.Stat(s.blobPath(Digest(l.Digest.String()))); err != nil {
+			if i < len(img.Layers) && s.partialBlob(img.Layers[i]) == Digest(l.Digest.String()) {
+				return nil, fmt.Errorf("image %s: layer %s was pulled lazily and is not complete yet (pull the image with --lazy=false)", img.ID.Short(), l.Digest)
+			}
 			return nil, fmt.Errorf("image %s: layer tarball %s is not stored: %w", img.ID.Short(), l.Digest, err)
 		}
 	}

@@ -76,6 +76,11 @@ type Config struct {
 	// MountOptions are extra generic mount flags passed to the kernel
 	// (for example "nodev", "nosuid", "noexec", "noatime").
 	MountOptions []string
+	// Fetchers, when set, is asked once per lower directory (as given in
+	// Lowers) for the Fetcher of a lazy layer, whose file data arrives on
+	// demand (lazy.go); nil for a complete layer. It is not passed to a
+	// daemon process, which gets its own (internal/daemon).
+	Fetchers func(lowerDir string) (Fetcher, error) `json:"-"`
 }
 
 // ReadOnly reports whether the union has no upper layer.

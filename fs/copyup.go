@@ -252,9 +252,12 @@ func (ov *overlay) buildCopy(src *layer, rel string, st *unix.Stat_t, tmp string
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		var err error
-		if meta {
+		switch {
+		case meta:
 			err = ov.buildMetacopy(tmp, st)
-		} else {
+		case withData && st.Size > 0 && ov.fetchData(data.l, data.path, 0, st.Size) != 0:
+			err = syscall.EIO // a lazy layer's data could not be fetched (lazy.go)
+		default:
 			err = copyFile(data.l, data.path, w, tmp, st, withData)
 		}
 		if err != nil {

@@ -87,6 +87,13 @@
 //
 // # Decisions
 //
+//   - A lazy lower layer (Config.Fetchers, lazy.go) keeps its whole tree
+//     on disk with holes where data is missing, rather than answering
+//     lookups from a table of contents in memory: every metadata path of
+//     the union stays the same *at code for every layer, and a layer
+//     whose data has all arrived is an ordinary directory. Only reads,
+//     SEEK_DATA/SEEK_HOLE and copy-up wait for data, and handles on such
+//     layers never use passthrough.
 //   - Renaming a directory that has lower content moves its upper copy
 //     with a redirect to its lower content, as the kernel with
 //     redirect_dir=on (redirect.go); Config.Redirect selects the kernel's

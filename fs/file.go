@@ -25,6 +25,10 @@ type handle struct {
 	// onIndex is set when fd is the index entry of a hard-linked lower
 	// file (index.go), which later copy-ups link into upper.
 	onIndex bool
+	// lazy is the lazy lower layer fd reads, and rel the file's path in
+	// it, while the handle reads it (lazy.go).
+	lazy *layer
+	rel  string
 	// retired holds the descriptors fd had before a switch to another
 	// copy. They stay open until Release: a descriptor handed out by
 	// fdForUse is used after h.mu is dropped (Read returns it to go-fuse,
@@ -243,6 +247,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		}
 	}
 	h := &handle{n: n, fd: fd, flags: f &^ unix.O_TRUNC, lower: l != n.ov.upper, onIndex: l == n.ov.index && l != nil}
+	if l.fetch != nil && l != n.ov.upper {
+		h.lazy, h.rel = l, p
+	}
 	n.ov.trackHandle(h)
 	if f&unix.O_TRUNC != 0 {
 		n.notifyAliases() // size and mtime changed (alias.go)
@@ -256,7 +263,26 @@ var _ = (gofs.FileReader)((*handle)(nil))
 
 // Read reads from the file.
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	return fuse.ReadResultFd(uintptr(h.fdForUse()), off, len(dest)), 0
+	fd, lazy := h.fdAndLazy()
+	if errno := h.n.ov.fetchData(lazy, h.rel, off, int64(len(dest))); errno != 0 {
+		return nil, errno
+	}
+	return fuse.ReadResultFd(uintptr(fd), off, len(dest)), 0
+}
+
+// fdAndLazy is fdForUse, with the lazy layer fd reads (nil once the
+// handle has switched to a copy-up of the file).
+func (h *handle) fdAndLazy() (int, *layer) {
+	fd := h.fdForUse()
+	if h.lazy == nil {
+		return fd, nil // set at open, never changed: no lock needed
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.lower || h.onIndex {
+		return fd, nil
+	}
+	return fd, h.lazy
 }
 
 var _ = (gofs.FileWriter)((*handle)(nil))
@@ -314,7 +340,17 @@ var _ = (gofs.FileLseeker)((*handle)(nil))
 
 // Lseek answers SEEK_DATA and SEEK_HOLE from the layer's file.
 func (h *handle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, syscall.Errno) {
-	n, err := unix.Seek(h.fdForUse(), int64(off), int(whence))
+	fd, lazy := h.fdAndLazy()
+	if lazy != nil {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return 0, errnoOf(err)
+		}
+		if errno := h.n.ov.fetchData(lazy, h.rel, 0, st.Size); errno != 0 {
+			return 0, errno
+		}
+	}
+	n, err := unix.Seek(fd, int64(off), int(whence))
 	return uint64(n), errnoOf(err)
 }
 

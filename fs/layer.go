@@ -21,6 +21,8 @@ type layer struct {
 	fsType int64    // statfs f_type of its filesystem
 	// aufs caches the AUFS markers of lower directories, by path (aufs.go).
 	aufs sync.Map
+	// fetch is set for a lazy lower layer (lazy.go).
+	fetch Fetcher
 }
 
 func openLayer(dir string) (*layer, error) {

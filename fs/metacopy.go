@@ -255,6 +255,9 @@ func (n *node) copyUpData(withData bool) syscall.Errno {
 	caps, capErr := ov.upper.getxattrAll(rel, capabilityXattr)
 	if withData && st.Size > 0 {
 		l, p, errno := n.dataOf()
+		if errno == 0 {
+			errno = n.ov.fetchData(l, p, 0, st.Size)
+		}
 		if errno != 0 {
 			return errno
 		}

@@ -116,6 +116,10 @@ func newOverlay(cfg Config) (*overlay, error) {
 		ov.layers = append(ov.layers, l)
 	}
 	ov.bottom = len(ov.layers) - 1
+	if err := ov.openFetchers(); err != nil {
+		ov.close()
+		return nil, err
+	}
 	if err := ov.openDataLayers(cfg.DataLowers); err != nil {
 		ov.close()
 		return nil, err

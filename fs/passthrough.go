@@ -34,8 +34,8 @@ func (h *ptHandle) PassthroughFd() (int, bool) { return h.fd, h.fd >= 0 }
 // withPassthrough returns h as the kernel should see it: as a passthrough
 // handle where passthrough is on. A handle on a lower file marks its node.
 func (ov *overlay) withPassthrough(h *handle) gofs.FileHandle {
-	if !ov.passthrough {
-		return h
+	if !ov.passthrough || h.lazy != nil {
+		return h // a lazy layer's data is fetched by Read (lazy.go)
 	}
 	if h.lower {
 		ov.emu.Lock()

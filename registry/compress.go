@@ -18,13 +18,19 @@ import (
 type recompressed struct {
 	desc v1.Descriptor
 	open func() (io.ReadCloser, error)
+	// diffID is set when the conversion changed the uncompressed
+	// tarball (eStargz): the layer's new DiffID.
+	diffID v1.Hash
 }
 
 // recompress writes layer l (desc in the stored manifest of media type
-// manifestType) compressed with want ("gzip" or "zstd") to a temporary
+// manifestType) compressed with want ("gzip", "zstd" or "estargz") to a temporary
 // file of the store. The same input gives the same bytes, so a layer
 // pushed twice is found the second time. done removes the file.
 func recompress(s *cowcache.Store, l v1.Layer, desc v1.Descriptor, want string, manifestType types.MediaType) (recompressed, func(), error) {
+	if want == estargzCompression {
+		return toEstargz(s, l, desc, manifestType)
+	}
 	f, done, err := s.TempFile("compress layer")
 	if err != nil {
 		return recompressed{}, func() {}, err

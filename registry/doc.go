@@ -46,6 +46,16 @@
 //	  - Two pulls of one blob at once fetch it once (the download area's
 //	    lock); two pulls of one image both succeed, the layer stored once.
 //
+// # Lazy pulls
+//
+// With PullOptions.Lazy, a layer in eStargz (estargz.go) is not
+// downloaded: its TOC is read by range requests and it is stored as a
+// partial layer (lazy.go); LazyLayer fetches, checks and keeps each chunk
+// of its files when the union first reads it (lazylayer.go, through
+// fs.Config.Fetchers), and CompleteLayer or LazyLayer.Complete makes it a
+// normal layer (complete.go). `push --compression estargz` writes such
+// layers.
+//
 // # Push
 //
 // Each layer is checked at the destination first ("Layer already

@@ -27,6 +27,7 @@ type fetcher struct {
 	o      *Options
 	rep    *reporter
 	sem    chan struct{}
+	lazy   bool // eStargz layers are pulled lazily (lazy.go)
 
 	mu    sync.Mutex
 	blobs map[v1.Hash]*fetch

@@ -36,6 +36,9 @@ type PullOptions struct {
 	Platform *v1.Platform
 	// MaxConcurrent is how many blobs download at once (0: 3).
 	MaxConcurrent int
+	// Lazy pulls eStargz layers lazily: only their TOC now, their files'
+	// data when read (lazy.go). Other layers are downloaded.
+	Lazy bool
 }
 
 // PullResult is what Pull did.
@@ -101,6 +104,7 @@ func pull(ctx context.Context, s *cowcache.Store, ref Reference, o *PullOptions)
 		jobs = DefaultMaxConcurrent
 	}
 	f := newFetcher(s, rr.Context(), puller, &o.Options, rep, jobs)
+	f.lazy = o.Lazy
 	defer f.close()
 	upToDate := stored(s, cowcache.FromBytes(img.rawManifest), names)
 	pending, err := fetchLayers(ctx, s, f, img, rep, jobs)
@@ -112,6 +116,17 @@ func pull(ctx context.Context, s *cowcache.Store, ref Reference, o *PullOptions)
 		return PullResult{}, err
 	}
 	f.forget()
+	if !o.Lazy {
+		// A full pull of an image whose layers were pulled lazily
+		// before completes them (complete.go).
+		for _, id := range stored.Layers {
+			if s.IsPartial(id) {
+				if err := CompleteLayer(ctx, s, id); err != nil {
+					return PullResult{}, err
+				}
+			}
+		}
+	}
 	if err := s.AddRepoDigest(stored.Manifest, ref.RepoDigest(img.digest)); err != nil {
 		return PullResult{}, err
 	}
@@ -304,8 +319,10 @@ func fetchLayers(ctx context.Context, s *cowcache.Store, f *fetcher, img *remote
 		rep.report(Event{ID: shortID(l.Digest.String()), Status: status})
 	}
 	fetches := make([]*fetch, len(layers))
+	lazy := make([]bool, len(layers))
 	for i, l := range layers {
-		if need[i] {
+		lazy[i] = f.lazy && isEstargz(l)
+		if need[i] && !lazy[i] {
 			fetches[i] = f.start(ctx, l)
 		}
 	}
@@ -318,13 +335,21 @@ func fetchLayers(ctx context.Context, s *cowcache.Store, f *fetcher, img *remote
 			continue
 		}
 		g.Go(func() error {
-			dl, err := fetches[i].wait(gctx)
-			if err != nil {
-				return err
-			}
 			parent := cowcache.Digest("")
 			if i > 0 {
 				parent = chain[i-1]
+			}
+			if lazy[i] {
+				p, err := pullLazy(gctx, s, f, l, parent, diffIDs[i])
+				pending[i] = p
+				if err == nil {
+					done.complete(i)
+				}
+				return err
+			}
+			dl, err := fetches[i].wait(gctx)
+			if err != nil {
+				return err
 			}
 			p, err := extract(s, dl, l, parent, diffIDs[i], rep)
 			pending[i] = p

@@ -24,7 +24,9 @@ type PushOptions struct {
 	Options
 	// Compression is how layers are sent: "" keeps compressed layers as
 	// stored and gzips uncompressed ones; "gzip" or "zstd" sends every
-	// layer so (recompressing where needed).
+	// layer so (recompressing where needed); "estargz" converts layers
+	// to eStargz (gzip that can be pulled lazily, estargz.go), which
+	// changes their DiffIDs and so the pushed image's id.
 	Compression string
 	// MaxConcurrent is how many layers upload at once (0: 5).
 	MaxConcurrent int
@@ -57,9 +59,9 @@ func push(ctx context.Context, s *cowcache.Store, ref Reference, o *PushOptions)
 		return PushResult{}, errors.New("cannot push a reference by digest: give a tag")
 	}
 	switch o.Compression {
-	case "", "gzip", "zstd":
+	case "", "gzip", "zstd", estargzCompression:
 	default:
-		return PushResult{}, fmt.Errorf("compression %q: want gzip or zstd", o.Compression)
+		return PushResult{}, fmt.Errorf("compression %q: want gzip, zstd or estargz", o.Compression)
 	}
 	img, err := s.Image(ref.Familiar())
 	if errors.Is(err, cowcache.ErrNotFound) {
@@ -121,8 +123,12 @@ func push(ctx context.Context, s *cowcache.Store, ref Reference, o *PushOptions)
 		return PushResult{}, describeError(err)
 	}
 	d := cowcache.FromBytes(out.rawManifest)
-	if err := s.AddRepoDigest(img.Manifest, ref.RepoDigest(string(d))); err != nil {
-		return PushResult{}, err
+	// An eStargz push names another config (another image id): its
+	// digest is not one of the stored image's RepoDigests.
+	if cowcache.FromBytes(out.rawConfig) == img.ID {
+		if err := s.AddRepoDigest(img.Manifest, ref.RepoDigest(string(d))); err != nil {
+			return PushResult{}, err
+		}
 	}
 	return PushResult{Digest: string(d), Size: int64(len(out.rawManifest))}, nil
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -53,7 +54,8 @@ type outLayer struct {
 	desc   v1.Descriptor
 	open   func() (io.ReadCloser, error)
 	stored v1.Layer
-	want   string // the compression to convert to ("": send as stored)
+	want   string  // the compression to convert to ("": send as stored)
+	diffID v1.Hash // set when the conversion changed the DiffID (eStargz)
 	same   *outLayer
 	rep    *reporter
 	opened atomic.Bool
@@ -115,7 +117,7 @@ func plan(s *cowcache.Store, stored v1.Image, compression string, rep *reporter)
 			return out, err
 		}
 		l := &outLayer{id: shortID(cf.RootFS.DiffIDs[i].String()), desc: desc, open: sl.Compressed, stored: sl,
-			want: targetCompression(desc.MediaType, compression), same: first[desc.Digest], rep: rep}
+			want: targetCompression(desc.MediaType, isEstargz(desc), compression), same: first[desc.Digest], rep: rep}
 		if l.same == nil {
 			first[desc.Digest] = l
 		}
@@ -141,7 +143,7 @@ func (o *outImage) compress(ctx context.Context, l *outLayer) error {
 	if err != nil {
 		return err
 	}
-	l.desc, l.open = nl.desc, nl.open
+	l.desc, l.open, l.diffID = nl.desc, nl.open, nl.diffID
 	return nil
 }
 
@@ -152,7 +154,7 @@ func (o *outImage) finish() error {
 	changed := false
 	for _, l := range o.layers {
 		if l.same != nil {
-			l.desc, l.open = l.same.desc, l.same.open
+			l.desc, l.open, l.diffID = l.same.desc, l.same.open, l.same.diffID
 		}
 		changed = changed || l.want != ""
 	}
@@ -162,6 +164,9 @@ func (o *outImage) finish() error {
 	nm := o.manifest.DeepCopy()
 	for i, l := range o.layers {
 		nm.Layers[i] = l.desc
+	}
+	if err := o.newDiffIDs(nm); err != nil {
+		return err
 	}
 	if slices.ContainsFunc(o.layers, func(l *outLayer) bool { return l.desc.MediaType == types.OCILayerZStd }) && o.mediaType != types.OCIManifestSchema1 {
 		nm.MediaType = types.OCIManifestSchema1
@@ -178,6 +183,38 @@ func (o *outImage) finish() error {
 	return err
 }
 
+// newDiffIDs rewrites the config when a conversion changed layers'
+// DiffIDs (eStargz), and points the manifest nm at the new config: the
+// pushed image then has another id than the stored one, as with
+// nerdctl's and buildkit's eStargz conversions.
+func (o *outImage) newDiffIDs(nm *v1.Manifest) error {
+	var cf v1.ConfigFile
+	if err := json.Unmarshal(o.rawConfig, &cf); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	ids := cf.RootFS.DiffIDs
+	changed := false
+	for i, l := range o.layers {
+		if l.diffID.Hex != "" && l.diffID != ids[i] {
+			ids[i], changed = l.diffID, true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	raw, err := rewriteDiffIDs(o.rawConfig, ids)
+	if err != nil {
+		return err
+	}
+	h, size, err := v1.SHA256(bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	o.rawConfig = raw
+	nm.Config.Digest, nm.Config.Size = h, size
+	return nil
+}
+
 // cleanup removes the temporary files of the recompressed layers.
 func (o *outImage) cleanup() {
 	o.mu.Lock()
@@ -191,9 +228,13 @@ func (o *outImage) cleanup() {
 // targetCompression returns the compression a layer of media type mt
 // must be converted to for a push asking for compression, or "" to send
 // it as stored.
-func targetCompression(mt types.MediaType, compression string) string {
+func targetCompression(mt types.MediaType, estargzTOC bool, compression string) string {
 	have := compressionOf(mt)
 	switch {
+	case compression == estargzCompression && have == "gzip" && estargzTOC:
+		return ""
+	case compression == estargzCompression:
+		return estargzCompression
 	case compression == "" && have == "":
 		return "gzip"
 	case compression != "" && have != compression:

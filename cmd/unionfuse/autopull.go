@@ -36,7 +36,7 @@ func (p *cliPuller) Pull(ref registry.Reference, missing bool) (cowcache.Image, 
 	}
 	ctx, stop := interruptible()
 	defer stop()
-	res, err := pullImage(ctx, p.store, ref, registry.PullOptions{Options: o}, p.out)
+	res, err := pullImage(ctx, p.store, ref, registry.PullOptions{Options: o, Lazy: true}, p.out)
 	if err != nil && ctx.Err() != nil {
 		return cowcache.Image{}, fmt.Errorf("interrupted: nothing partial was stored: %w", err)
 	}

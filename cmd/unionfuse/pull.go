@@ -18,8 +18,10 @@ An image index (several platforms) gives the image for this machine, or
 for --platform. Layers download and unpack in parallel;
 layers the store has are not fetched ("Already exists"). Every blob is
 checked against its digest; on any error or Ctrl-C nothing partial is
-stored, and the next pull goes on from what was downloaded.
-See docs/registry.md.`,
+stored, and the next pull goes on from what was downloaded. Layers in
+eStargz (push --compression estargz) are pulled lazily: only their table
+of contents now, each file's data from the registry when it is first
+read; --lazy=false downloads them too. See docs/registry.md.`,
 	options: optionsOf(pullFlags),
 	run:     runPull,
 }
@@ -31,6 +33,7 @@ type pullArgs struct {
 	quiet, allTags bool
 	platform       string
 	jobs           int
+	lazy           bool
 }
 
 func pullFlags() (*pflag.FlagSet, *pullArgs) {
@@ -42,6 +45,7 @@ func pullFlags() (*pflag.FlagSet, *pullArgs) {
 	fset.BoolVarP(&a.quiet, "quiet", "q", false, "print only the image's full name")
 	fset.BoolVarP(&a.allTags, "all-tags", "a", false, "pull every tag of the repository")
 	fset.StringVar(&a.platform, "platform", "", "take the image for `OS/ARCH[/VARIANT]` from an index (default: this machine's)")
+	fset.BoolVar(&a.lazy, "lazy", true, "pull eStargz layers lazily: their files' data when first read (--lazy=false: download every layer now)")
 	fset.IntVar(&a.jobs, "max-concurrent-downloads", registry.DefaultMaxConcurrent, "download at most `N` layers at once")
 	return fset, a
 }
@@ -66,7 +70,7 @@ func runPull(cmd *command, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	o := registry.PullOptions{Options: ro, MaxConcurrent: a.jobs}
+	o := registry.PullOptions{Options: ro, MaxConcurrent: a.jobs, Lazy: a.lazy}
 	if a.platform != "" {
 		p, err := registry.ParsePlatform(a.platform)
 		if err != nil {

@@ -10,14 +10,17 @@ import (
 
 var pushCmd = &command{
 	name:  "push",
-	usage: "unionfuse push [-q] [--compression gzip|zstd] NAME[:TAG]",
+	usage: "unionfuse push [-q] [--compression gzip|zstd|estargz] NAME[:TAG]",
 	help: `Push an image of the layer store to a registry, as docker push does: give
 it the registry's name first with 'unionfuse tag' (for example
 'unionfuse tag app localhost:5000/app'). Layers the registry has are not
 sent ("Layer already exists"); layers another repository of the same
 registry has are mounted from it ("Mounted from ..."). Uncompressed
 layers are sent gzip-compressed (or zstd with --compression zstd), which
-changes the manifest's digest but not the image id. See docs/registry.md.`,
+changes the manifest's digest but not the image id. --compression estargz
+sends eStargz layers, which other clients read as gzip and unionfuse pulls
+lazily (the image runs before its layers are downloaded); it changes the
+layers' DiffIDs and so the pushed image's id. See docs/registry.md.`,
 	options: optionsOf(pushFlags),
 	run:     runPush,
 }
@@ -36,7 +39,7 @@ func pushFlags() (*pflag.FlagSet, *pushArgs) {
 	a.storeFlags.add(fset)
 	a.registryFlags.add(fset)
 	fset.BoolVarP(&a.quiet, "quiet", "q", false, "print only the pushed name")
-	fset.StringVar(&a.compression, "compression", "", "send every layer compressed with `gzip|zstd` (default: compressed layers as stored, the others gzip)")
+	fset.StringVar(&a.compression, "compression", "", "send every layer compressed with `gzip|zstd|estargz` (default: compressed layers as stored, the others gzip)")
 	fset.IntVar(&a.jobs, "max-concurrent-uploads", registry.DefaultMaxConcurrentUploads, "upload at most `N` layers at once")
 	return fset, a
 }
@@ -54,8 +57,10 @@ func runPush(cmd *command, args []string) int {
 	if err != nil {
 		return usageError(cmd, "%v", err)
 	}
-	if a.compression != "" && a.compression != "gzip" && a.compression != "zstd" {
-		return usageError(cmd, "--compression: want gzip or zstd, not %q", a.compression)
+	switch a.compression {
+	case "", "gzip", "zstd", "estargz":
+	default:
+		return usageError(cmd, "--compression: want gzip, zstd or estargz, not %q", a.compression)
 	}
 	if a.jobs < 1 {
 		return usageError(cmd, "--max-concurrent-uploads must be at least 1")

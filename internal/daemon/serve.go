@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/unionfuse/unionfuse/fs"
+	"github.com/unionfuse/unionfuse/internal/partial"
 )
 
 // StopSignals returns the signals that unmount a union Serve serves:
@@ -16,6 +17,13 @@ import (
 func StopSignals() []os.Signal {
 	return []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP}
 }
+
+// Fetchers is what a union's Config.Fetchers is when it has none: how
+// this program finds the fetcher of a lazy lower layer (fs/lazy.go). The
+// program sets it (cmd/unionfuse: the registry's partial layers), as a
+// Config's function does not pass to a daemon process.
+// logf is the daemon's log.
+var Fetchers func(lowerDir string, logf func(string, ...any)) (fs.Fetcher, error)
 
 // Serve mounts cfg at merged with fs.Mount, records this process in the
 // pid file, calls ready (when not nil) once the union is visible, and
@@ -28,6 +36,19 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 	logf := func(format string, args ...any) {
 		if cfg.Logger != nil {
 			cfg.Logger.Printf(format, args...)
+		}
+	}
+
+	if cfg.Fetchers == nil && Fetchers != nil {
+		cfg.Fetchers = func(dir string) (fs.Fetcher, error) { return Fetchers(dir, logf) }
+	}
+	if cfg.Fetchers == nil {
+		// Served without a fetcher, a partial layer's missing data would
+		// read as zeros.
+		for _, d := range cfg.Lowers {
+			if _, ok := partial.Dir(d); ok {
+				return fmt.Errorf("%s is a layer pulled lazily and not complete yet: mount it with unionfuse, not unionfuse-fuse (or complete it: unionfuse pull --lazy=false)", d)
+			}
 		}
 	}
 

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/unionfuse/unionfuse/fs"
+	"github.com/unionfuse/unionfuse/internal/partial"
 	"github.com/unionfuse/unionfuse/internal/reexec"
 )
 
@@ -62,7 +63,10 @@ func Start(spec Spec) error {
 	}
 	defer r.Close()
 	cmd := reexec.Command(reexec.Daemon, filepath.Base(os.Args[0]), append(os.Environ(), envSpec+"="+string(data)), "daemon", spec.Merged)
-	if helper := Helper(); helper != "" {
+	// A union with partial (lazily pulled) layers is served by this
+	// binary, whose Fetchers serve them, rather than by the small
+	// helper, which has none.
+	if helper := Helper(); helper != "" && !partial.Any(spec.Config.Lowers) {
 		cmd.Path = helper
 	}
 	cmd.Dir = "/"

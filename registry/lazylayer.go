@@ -1,0 +1,434 @@
+package registry
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/stargz-snapshotter/estargz"
+	"github.com/klauspost/compress/gzip"
+	"github.com/unionfuse/unionfuse/cowcache"
+	"golang.org/x/sys/unix"
+)
+
+// chunkTimeout bounds one range request for a chunk.
+const chunkTimeout = 30 * time.Second
+
+// LazyLayer serves the file data of a partial layer (lazy.go) on demand:
+// each chunk of a file is fetched from the registry by a range request
+// the first time it is needed, checked against the chunk digest of the
+// TOC (itself checked against the manifest at pull), written into the
+// layer's file and recorded in partial/chunks, so that it is fetched once
+// for every mount and process. A chunk that fails its check is never
+// written. It implements the union's Fetcher (fs/lazy.go).
+type LazyLayer struct {
+	diff string // the layer's diff/
+	dfd  int    // descriptor of diff/
+	src  source
+	toc  *layerTOC
+
+	connMu sync.Mutex
+	blob   io.ReaderAt // the registry blob (newBlobRange), or a local copy
+
+	mu       sync.Mutex
+	have     map[chunkKey]bool
+	inflight map[chunkKey]*chunkCall
+	log      *os.File // partial/chunks, appended to
+
+	// order lists the data chunks in blob order, and index gives each
+	// one's place there, for readahead.
+	order   []dataChunk
+	index   map[chunkKey]int
+	ahead   chan struct{} // slots for readahead fetches
+	aheadWG sync.WaitGroup
+}
+
+// dataChunk is a chunk of a file, as readahead fetches it.
+type dataChunk struct {
+	name string // the file's name in the TOC
+	off  int64  // the chunk's offset in the file
+}
+
+// chunkKey names a chunk: its file (the TOC's name of the data's first
+// name, for hard links) and its offset in the file.
+type chunkKey struct {
+	name string
+	off  int64
+}
+
+// chunkCall is a fetch of one chunk in progress; done closes when err is
+// set.
+type chunkCall struct {
+	done chan struct{}
+	err  error
+}
+
+// OpenLazyLayer opens the partial layer whose diff/ is diffDir; it returns
+// nil, nil when the layer is not partial (complete, or not a store layer).
+func OpenLazyLayer(diffDir string) (*LazyLayer, error) {
+	pdir, ok := cowcache.PartialDir(diffDir)
+	if !ok {
+		return nil, nil
+	}
+	l := &LazyLayer{diff: diffDir, dfd: -1, have: map[chunkKey]bool{}, inflight: map[chunkKey]*chunkCall{},
+		index: map[chunkKey]int{}, ahead: make(chan struct{}, readaheadChunks)}
+	fail := func(err error) (*LazyLayer, error) {
+		l.Close()
+		return nil, fmt.Errorf("lazy layer %s: %w", diffDir, err)
+	}
+	b, err := os.ReadFile(filepath.Join(pdir, sourceFile))
+	if err != nil {
+		return fail(err)
+	}
+	if err := json.Unmarshal(b, &l.src); err != nil {
+		return fail(err)
+	}
+	tail, err := os.ReadFile(filepath.Join(pdir, tailFile))
+	if err != nil {
+		return fail(err)
+	}
+	if l.toc, err = openTOC(&l.src, tail); err != nil {
+		return fail(err)
+	}
+	l.indexChunks()
+	if l.dfd, err = unix.Open(diffDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+		return fail(err)
+	}
+	if err := l.readLog(filepath.Join(pdir, chunksFile)); err != nil {
+		return fail(err)
+	}
+	if l.log, err = os.OpenFile(filepath.Join(pdir, chunksFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err != nil {
+		return fail(err)
+	}
+	return l, nil
+}
+
+// readLog loads the chunks recorded present. A line cut by a crash is
+// ignored (its chunk is fetched again).
+func (l *LazyLayer) readLog(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		off, q, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		n, err1 := strconv.ParseInt(off, 10, 64)
+		name, err2 := strconv.Unquote(q)
+		if err1 == nil && err2 == nil {
+			l.have[chunkKey{name, n}] = true
+		}
+	}
+	return nil
+}
+
+// Close waits for the readahead in progress and releases the layer's
+// descriptors.
+func (l *LazyLayer) Close() error {
+	l.aheadWG.Wait()
+	if l.dfd >= 0 {
+		unix.Close(l.dfd)
+		l.dfd = -1
+	}
+	if l.log != nil {
+		l.log.Close()
+	}
+	return nil
+}
+
+// readaheadChunks is how many chunks are fetched ahead of reads at most:
+// while a reader uses one chunk of a file, the next ones are on their way.
+const readaheadChunks = 2
+
+// indexChunks lists the layer's data chunks in blob order.
+func (l *LazyLayer) indexChunks() {
+	name := ""
+	for _, e := range l.toc.entries {
+		switch e.Type {
+		case "reg":
+			name = tocName(e.Name)
+			if e.Size == 0 {
+				continue
+			}
+		case "chunk":
+		default:
+			continue
+		}
+		k := chunkKey{name, e.ChunkOffset}
+		if _, dup := l.index[k]; !dup {
+			l.index[k] = len(l.order)
+			l.order = append(l.order, dataChunk{name: name, off: e.ChunkOffset})
+		}
+	}
+}
+
+// readahead starts fetching the chunks that follow k in the blob, as far
+// as there are free slots; errors are left for the reads that need them.
+func (l *LazyLayer) readahead(k chunkKey) {
+	i, ok := l.index[k]
+	if !ok {
+		return
+	}
+	for _, next := range l.order[i+1 : min(i+1+readaheadChunks, len(l.order))] {
+		if next.name != k.name {
+			// Only the rest of the file: the order of files in the
+			// blob says little of the order they are read in.
+			return
+		}
+		l.mu.Lock()
+		busy := l.have[chunkKey(next)] || l.inflight[chunkKey(next)] != nil
+		l.mu.Unlock()
+		if busy {
+			continue
+		}
+		select {
+		case l.ahead <- struct{}{}:
+		default:
+			return
+		}
+		l.aheadWG.Add(1)
+		go func() {
+			defer l.aheadWG.Done()
+			defer func() { <-l.ahead }()
+			if ce, ok := l.toc.r.ChunkEntryForOffset(next.name, next.off); ok {
+				l.chunkOf(next.name, next.name, ce)
+			}
+		}()
+	}
+}
+
+// Fetch makes bytes [off, off+n) of the file rel present (see fs.Fetcher).
+func (l *LazyLayer) Fetch(rel string, off, n int64) error {
+	e, ok := l.toc.r.Lookup(rel)
+	if !ok || e.Type != "reg" {
+		return nil // not a file of the TOC (stargz.index.json): complete
+	}
+	end := min(off+n, e.Size)
+	for o := max(off, 0); o < end; {
+		ce, ok := l.toc.r.ChunkEntryForOffset(e.Name, o)
+		if !ok || ce.ChunkSize <= 0 {
+			return fmt.Errorf("no chunk of %s at %d in the TOC", rel, o)
+		}
+		if err := l.chunkOf(rel, e.Name, ce); err != nil {
+			return err
+		}
+		l.readahead(chunkKey{tocName(e.Name), ce.ChunkOffset})
+		o = ce.ChunkOffset + ce.ChunkSize
+	}
+	return nil
+}
+
+// chunkOf makes chunk ce of the file present, fetching it once however
+// many ask at a time.
+func (l *LazyLayer) chunkOf(rel, name string, ce *estargz.TOCEntry) error {
+	k := chunkKey{tocName(name), ce.ChunkOffset}
+	l.mu.Lock()
+	if l.have[k] {
+		l.mu.Unlock()
+		return nil
+	}
+	if c, ok := l.inflight[k]; ok {
+		l.mu.Unlock()
+		<-c.done
+		return c.err
+	}
+	c := &chunkCall{done: make(chan struct{})}
+	l.inflight[k] = c
+	l.mu.Unlock()
+
+	c.err = l.fetchChunk(rel, ce)
+	l.mu.Lock()
+	delete(l.inflight, k)
+	if c.err == nil {
+		l.have[k] = true
+	}
+	l.mu.Unlock()
+	close(c.done)
+	if c.err == nil {
+		// Recorded after the data is on disk: a crash loses at most a
+		// record, and the chunk is fetched again.
+		fmt.Fprintf(l.log, "%d %s\n", ce.ChunkOffset, strconv.Quote(k.name))
+	}
+	return c.err
+}
+
+// fetchChunk reads chunk ce's gzip member from the blob, checks the
+// uncompressed data against the TOC's digest, and writes it into rel.
+func (l *LazyLayer) fetchChunk(rel string, ce *estargz.TOCEntry) error {
+	// estargz gives the last chunk the blob's end as its end: the TOC
+	// follows, which the chunk does not need.
+	next := min(ce.NextOffset(), l.src.TOCOffset)
+	if next <= ce.Offset || next-ce.Offset > maxChunk+1<<20 || ce.ChunkSize > maxChunk {
+		return fmt.Errorf("chunk of %s at %d: bad offsets %d..%d in the TOC", rel, ce.ChunkOffset, ce.Offset, next)
+	}
+	comp := make([]byte, next-ce.Offset)
+	if err := l.readBlob(comp, ce.Offset); err != nil {
+		return fmt.Errorf("chunk of %s at %d: %w", rel, ce.ChunkOffset, err)
+	}
+	data, err := inflateChunk(comp, ce)
+	if err != nil {
+		return fmt.Errorf("chunk of %s at %d: %w", rel, ce.ChunkOffset, err)
+	}
+	v, err := l.toc.verifier.Verifier(ce)
+	if err != nil {
+		return fmt.Errorf("chunk of %s at %d: %w", rel, ce.ChunkOffset, err)
+	}
+	v.Write(data)
+	if !v.Verified() {
+		return fmt.Errorf("chunk of %s at %d: %w: it does not have the TOC's digest", rel, ce.ChunkOffset, cowcache.ErrDigestMismatch)
+	}
+	return l.writeChunk(rel, data, ce.ChunkOffset)
+}
+
+// inflateChunk returns the chunk's data from its gzip member.
+func inflateChunk(comp []byte, ce *estargz.TOCEntry) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(comp))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.CopyN(io.Discard, zr, ce.InnerOffset); err != nil {
+		return nil, err
+	}
+	data := make([]byte, ce.ChunkSize)
+	if _, err := io.ReadFull(zr, data); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+// writeChunk writes data at off into the layer's file rel and syncs it.
+func (l *LazyLayer) writeChunk(rel string, data []byte, off int64) error {
+	return writeFile(l.dfd, rel, func(fd int, st *unix.Stat_t) error {
+		if st.Size < off+int64(len(data)) {
+			return fmt.Errorf("%s is not the file the TOC describes", rel)
+		}
+		if _, err := unix.Pwrite(fd, data, off); err != nil {
+			return err
+		}
+		return unix.Fdatasync(fd)
+	})
+}
+
+// writeFile runs fn on the regular file rel below dfd opened for
+// writing, then gives the file back its mode and times (the TOC's, which
+// a write and, without root, a truncation would change). A file without
+// write permission for its owner (this process, rootless) gets it for
+// the time of fn.
+func writeFile(dfd int, rel string, fn func(fd int, st *unix.Stat_t) error) error {
+	pfd, err := openBeneath(dfd, rel, unix.O_PATH)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("%s is not a regular file", rel)
+	}
+	proc := "/proc/self/fd/" + strconv.Itoa(pfd)
+	mode := st.Mode & 0o7777
+	if mode&0o200 == 0 {
+		if err := unix.Chmod(proc, mode|0o200); err != nil {
+			return err
+		}
+	}
+	fd, err := unix.Open(proc, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		err = fn(fd, &st)
+		unix.Close(fd)
+	}
+	// A truncation by a non-root owner drops setuid and setgid: the
+	// mode is set again whatever happened.
+	if cerr := unix.Chmod(proc, mode); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(st.Atim.Nano()), unix.NsecToTimespec(st.Mtim.Nano())}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, proc, ts, 0)
+}
+
+// readBlob reads len(p) bytes of the blob at off, connecting to the
+// registry first if needed; a failed request drops the connection, so the
+// next read connects again.
+func (l *LazyLayer) readBlob(p []byte, off int64) error {
+	l.connMu.Lock()
+	b := l.blob
+	l.connMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), chunkTimeout)
+	defer cancel()
+	if b == nil {
+		repo, err := repoOf(&l.src)
+		if err != nil {
+			return err
+		}
+		o := l.src.options()
+		br, err := newBlobRange(ctx, &o, repo, l.src.Digest, l.src.Size)
+		if err != nil {
+			return err
+		}
+		b = br
+		l.connMu.Lock()
+		l.blob = b
+		l.connMu.Unlock()
+	}
+	var err error
+	if br, ok := b.(*blobRange); ok {
+		_, err = br.readAt(ctx, p, off)
+	} else {
+		_, err = b.ReadAt(p, off)
+	}
+	if err != nil {
+		l.connMu.Lock()
+		if l.blob == b {
+			l.blob = nil
+		}
+		l.connMu.Unlock()
+	}
+	return err
+}
+
+// Prefetch fetches the files the image marks to be read first: in
+// eStargz, those before the prefetch landmark in the TOC (the files a
+// build recorded the container reading at start). An image with the
+// no-prefetch landmark, or none, has none.
+func (l *LazyLayer) Prefetch() error {
+	var names []string
+	for _, e := range l.toc.entries {
+		switch n := tocName(e.Name); {
+		case n == estargz.PrefetchLandmark:
+			for _, name := range names {
+				if err := l.Fetch(name, 0, 1<<62); err != nil {
+					return err
+				}
+			}
+			return nil
+		case n == estargz.NoPrefetchLandmark:
+			return nil
+		case e.Type == "reg" && e.Size > 0:
+			names = append(names, n)
+		}
+	}
+	return nil
+}
