@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/unionfuse/unionfuse/fs"
+	"github.com/unionfuse/unionfuse/internal/mountinfo"
 )
 
 // StopSignals returns the signals that unmount a union Serve serves:
@@ -21,7 +22,9 @@ func StopSignals() []os.Signal {
 // pid file, calls ready (when not nil) once the union is visible, and
 // serves until the union is unmounted. Each signal that arrives on stop
 // (see StopSignals) unmounts it, lazily when it is busy, so open files
-// keep working until closed. prof names the profiles to write, if any
+// keep working until closed; a signal once the union is mounted nowhere
+// in this mount namespace any more ends the serving (see WaitUnmounted),
+// and the caller is to exit, closing the connection. prof names the profiles to write, if any
 // (see Profiles). It returns nil after a clean unmount, or the mount
 // error.
 func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, ready func()) error {
@@ -60,6 +63,9 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 		logf("%v (unionfuse umount will not wait for this daemon)", err)
 	}
 	defer RemovePid(resolved)
+	// Which mount is this union's: another may come to be stacked on
+	// the same mount point.
+	dev, devErr := mountinfo.Lookup(resolved)
 	logf("mounted %s", resolved)
 	if ready != nil {
 		ready()
@@ -76,6 +82,12 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 			logf("unmounted %s", resolved)
 			return nil
 		case s := <-stop:
+			if devErr == nil && dev != nil && !mountedHere(dev) {
+				// Only copies in other mount namespaces are left (see
+				// WaitUnmounted), or users of a lazy unmount: they lose it.
+				logf("%v: %s is no longer mounted in this mount namespace: stopping", s, resolved)
+				return nil
+			}
 			logf("%v: unmounting %s", s, resolved)
 			if err := Unmount(resolved, false); err != nil {
 				logf("%v; detaching lazily", err)
@@ -85,6 +97,13 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 			}
 		}
 	}
+}
+
+// mountedHere reports whether the filesystem of the mount m is mounted
+// anywhere in this process's mount namespace.
+func mountedHere(m *mountinfo.Info) bool {
+	ok, err := mountinfo.HasDevice(m.Major, m.Minor)
+	return ok || err != nil
 }
 
 // Profiles names the pprof profiles a daemon writes; an empty name means
