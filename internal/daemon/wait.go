@@ -55,6 +55,15 @@ func WaitUnmounted(r Record, timeout time.Duration) error {
 	return nil
 }
 
+// WaitProcessExit waits until process pid, started at start (as
+// StartTime gives it), has exited, at most timeout, and reports whether it
+// has. A zombie has exited.
+func WaitProcessExit(pid int, start uint64, timeout time.Duration) bool {
+	p := openProcess(Record{PID: pid, Start: start})
+	defer p.close()
+	return p.wait(timeout)
+}
+
 // removeStalePid removes the pid file of r if its daemon, which has
 // exited, left it behind.
 func (r Record) removeStalePid() {
