@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -133,7 +134,9 @@ func EnterUserNamespace(args []string) error {
 			env = append(env, "XDG_RUNTIME_DIR="+own)
 		}
 	}
-	return syscall.Exec(nsenter, append(argv, args[1:]...), env)
+	err = syscall.Exec(nsenter, append(argv, args[1:]...), env)
+	runtime.KeepAlive(ref) // its finalizer would close the descriptor nsenter is to inherit
+	return err
 }
 
 // holder returns the pid of the process holding the namespaces, starting

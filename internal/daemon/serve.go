@@ -65,7 +65,7 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 	defer RemovePid(resolved)
 	// Which mount is this union's: another may come to be stacked on
 	// the same mount point.
-	dev, devErr := mountinfo.Lookup(resolved)
+	mnt, mntErr := mountinfo.Lookup(resolved)
 	logf("mounted %s", resolved)
 	if ready != nil {
 		ready()
@@ -82,7 +82,7 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 			logf("unmounted %s", resolved)
 			return nil
 		case s := <-stop:
-			if devErr == nil && dev != nil && !mountedHere(dev) {
+			if mntErr == nil && mnt != nil && !mountedHere(mnt) {
 				// Only copies in other mount namespaces are left (see
 				// WaitUnmounted), or users of a lazy unmount: they lose it.
 				logf("%v: %s is no longer mounted in this mount namespace: stopping", s, resolved)
