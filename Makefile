@@ -11,7 +11,7 @@ BINDIR   ?= $(PREFIX)/bin
 # mount(8) looks for the helper of type fuse.unionfuse here, before it
 # falls back to mount.fuse3 (which finds "unionfuse" through PATH).
 HELPERDIR ?= /sbin
-TEST_TIMEOUT ?= 15m
+TEST_TIMEOUT ?= 20m
 
 # Debian packages the tests and the demo use.
 DEB_PACKAGES := fuse3 attr busybox-static fuse-overlayfs skopeo podman runc uidmap docker-registry slirp4netns

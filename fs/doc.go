@@ -67,7 +67,9 @@
 //
 // overlay.mu orders namespace changes: lookups, getattr, readdir and
 // read-only opens take it shared; copy-up, create, remove, rename and
-// setattr take it exclusively. File data I/O on open handles takes no
+// setattr take it exclusively; RENAME holds it across go-fuse's update of
+// its node tree too, from which every path is computed (rename.go). File
+// data I/O on open handles takes no
 // overlay lock. overlay.emu guards the overlay's maps of node and handle
 // state (its comment lists them) and is held only while they are used.
 // No lock is held while waiting for the kernel.

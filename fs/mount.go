@@ -40,8 +40,10 @@ func Mount(merged string, cfg Config) (*Mounted, error) {
 		return nil, err
 	}
 	opts := ov.mountOptions(rootIno)
-	// Directories are served without OPENDIR (dirserver.go).
-	server, err := fuse.NewServer(newDirServer(gofs.NewNodeFS(root, opts)), merged, &opts.MountOptions)
+	// Directories are served without OPENDIR (dirserver.go); RENAME
+	// under the overlay's lock (rename.go).
+	raw := renameServer{RawFileSystem: gofs.NewNodeFS(root, opts), ov: ov}
+	server, err := fuse.NewServer(newDirServer(raw), merged, &opts.MountOptions)
 	if err != nil {
 		ov.close()
 		return nil, fmt.Errorf("mount %s: %w", merged, err)

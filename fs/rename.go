@@ -5,8 +5,37 @@ import (
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
+
+// The whole RENAME request runs under ov.mu.
+//
+// go-fuse moves the Inodes in its tree (swaps them, for RENAME_EXCHANGE)
+// after node.Rename returns, in its bridge. Every path this server uses
+// comes from that tree (node.rel): between the move in upper and the move
+// in the tree, an operation under ov.mu would pair the tree of before with
+// the upper of after. A lookup in a directory just exchanged would find
+// the other directory's entries and go-fuse would link them in its place
+// (one object under two names from then on), or find none and have the
+// kernel cache the absence. So renameServer holds ov.mu exclusively for
+// go-fuse's whole RENAME, node.Rename and the tree's update; node.Rename
+// takes no lock of its own. Nothing else waits for ov.mu while holding
+// one of go-fuse's Inode locks, which the update takes.
+
+// renameServer wraps go-fuse's raw filesystem to serve RENAME under
+// ov.mu.
+type renameServer struct {
+	fuse.RawFileSystem
+	ov *overlay
+}
+
+// Rename serves RENAME: node.Rename, then go-fuse's tree update.
+func (s renameServer) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) fuse.Status {
+	s.ov.mu.Lock()
+	defer s.ov.mu.Unlock()
+	return s.RawFileSystem.Rename(cancel, in, oldName, newName)
+}
 
 // isPureUpper reports whether a resolved object lives in upper only: the
 // only kind of directory that can be renamed without a redirect.
@@ -35,7 +64,8 @@ var _ = (gofs.NodeRenamer)((*node)(nil))
 // gets a whiteout; a directory of upper only that moves into a merged
 // directory becomes opaque.
 //
-// Under ov.mu, it checks what rename(2) refuses (check), gives every
+// It runs under ov.mu, which renameServer holds for the whole request
+// (see there). It checks what rename(2) refuses (check), gives every
 // object taking part an upper copy (copyUp), then moves them in upper and
 // updates what the overlay knows of them (apply).
 func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
@@ -51,8 +81,6 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		flags == unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE {
 		return syscall.EINVAL
 	}
-	ov.mu.Lock()
-	defer ov.mu.Unlock()
 	r := renaming{ov: ov, parent: n, name: name, newParent: np, newName: newName, flags: flags}
 	if noop, errno := r.check(); noop || errno != 0 {
 		return errno
@@ -313,11 +341,6 @@ func (r *renaming) replace(srcRel, dstRel string, srcInLower bool) syscall.Errno
 		}
 		ov.forget(r.dstNode, upperSt)
 	}
-	// go-fuse moves the node in its tree only after this returns, and
-	// without ov.mu: meanwhile an operation below it would compute its
-	// old path. Naming it at its new place now (a second parent, which
-	// go-fuse's move then drops) closes that window.
-	r.newParent.AddChild(r.newName, r.srcNode.EmbeddedInode(), true)
 	if indexed {
 		ov.setIndexNlink(idx, before-1)
 	}

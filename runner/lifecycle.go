@@ -21,8 +21,8 @@ import (
 // mount's files, so a dead or hung FUSE server cannot make it hang.
 func (r *Runner) reap(c *Container) (gone bool) {
 	if ownerGone(c) {
-		if c.State.Status == StatusRunning && !monitorAlive(c) && c.State.Pid > 0 && c.pidIsInit() {
-			syscall.Kill(c.State.Pid, syscall.SIGKILL)
+		if c.State.Status == StatusRunning && !monitorAlive(c) {
+			c.killInit()
 		}
 		if !monitorAlive(c) {
 			return r.remove(c) == nil // unmounts, which stops its daemon
@@ -33,9 +33,7 @@ func (r *Runner) reap(c *Container) (gone bool) {
 	}
 	// PDEATHSIG killed the init with its monitor; should it have survived
 	// (it is the same process still: same start time), end it.
-	if c.State.Pid > 0 && c.pidIsInit() {
-		syscall.Kill(c.State.Pid, syscall.SIGKILL)
-	}
+	c.killInit()
 	if mounted(c.Rootfs()) {
 		r.Unmount(c)
 	}
@@ -50,6 +48,27 @@ func (r *Runner) reap(c *Container) (gone bool) {
 	c.State.Error = "the container's monitor was killed"
 	c.saveState()
 	return false
+}
+
+// initExitWait bounds how long reap waits for a container's init it has
+// killed to exit.
+const initExitWait = 10 * time.Second
+
+// killInit kills the container's init, if the recorded pid is still it,
+// and waits until it has exited, and with it the container's pid and
+// mount namespaces: until then its processes, and the copy of the root's
+// mount its namespace holds, are still there (a PDEATHSIG or SIGKILL is
+// delivered at once, but the namespace's processes end after it).
+func (c *Container) killInit() {
+	if c.State.Pid <= 0 || !c.pidIsInit() {
+		return
+	}
+	start := c.State.PidStart
+	if start == 0 {
+		start, _ = daemon.StartTime(c.State.Pid)
+	}
+	syscall.Kill(c.State.Pid, syscall.SIGKILL)
+	daemon.WaitProcessExit(c.State.Pid, start, initExitWait)
 }
 
 // Running reports whether the container's command runs now.

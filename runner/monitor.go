@@ -13,6 +13,7 @@ import (
 	"github.com/unionfuse/unionfuse/cowcache"
 	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/internal/reexec"
+	"github.com/unionfuse/unionfuse/internal/usernsref"
 )
 
 // A detached container's monitor is this binary in the reexec.Monitor
@@ -52,6 +53,7 @@ func (r *Runner) StartDetached(c *Container) error {
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{wr}
+	usernsref.Pass(cmd) // the monitor holds a rootless namespace while the container lives
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	wr.Close()

@@ -54,15 +54,19 @@ func (r *Runner) Unmount(c *Container) error {
 		return nil
 	}
 	rec, recErr := daemon.ReadPid(merged)
+	wait := daemon.WaitUnmounted
 	err := daemon.Unmount(merged, false)
 	if err != nil && !errors.Is(err, daemon.ErrNotMounted) {
+		// Still in use here: the daemon serves its users until they
+		// leave.
+		wait = daemon.WaitExit
 		err = daemon.Unmount(merged, true)
 	}
 	if err != nil && !errors.Is(err, daemon.ErrNotMounted) {
 		return fmt.Errorf("container %s: %w", c.ShortID(), err)
 	}
 	if recErr == nil {
-		return daemon.WaitExit(rec, 10*time.Second)
+		return wait(rec, 10*time.Second)
 	}
 	return nil
 }

@@ -9,12 +9,15 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/internal/reexec"
+	"github.com/unionfuse/unionfuse/internal/usernsref"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,7 +100,7 @@ func EnterUserNamespace(args []string) error {
 	if !ok {
 		return nil
 	}
-	pid, err := holder(ids)
+	pid, ref, err := holder(ids)
 	if err != nil {
 		return fmt.Errorf("rootless user namespace: %w", err)
 	}
@@ -115,6 +118,14 @@ func EnterUserNamespace(args []string) error {
 	}
 	argv := []string{"nsenter", "--target", strconv.Itoa(pid), "--user", "--mount", "--wd=" + wd, "--", exe}
 	env := append(os.Environ(), envUserNS+"=1")
+	if ref != nil {
+		// The command holds the namespace while it runs (usernsref).
+		kept, err := usernsref.KeepAcrossExec(ref)
+		if err != nil {
+			return fmt.Errorf("rootless user namespace: %w", err)
+		}
+		env = append(env, kept)
+	}
 	if os.Getenv("XDG_RUNTIME_DIR") == "" {
 		// Inside, the caller is uid 0: without this its pid files would go
 		// to the directory every user's namespace shares (unionfuse-0).
@@ -123,57 +134,82 @@ func EnterUserNamespace(args []string) error {
 			env = append(env, "XDG_RUNTIME_DIR="+own)
 		}
 	}
-	return syscall.Exec(nsenter, append(argv, args[1:]...), env)
+	err = syscall.Exec(nsenter, append(argv, args[1:]...), env)
+	runtime.KeepAlive(ref) // its finalizer would close the descriptor nsenter is to inherit
+	return err
 }
 
 // holder returns the pid of the process holding the namespaces, starting
-// one if there is none (under a lock, so two commands start one).
-func holder(ids subIDs) (int, error) {
+// one if there is none (under a lock, so two commands start one), and a
+// reference to it that keeps it while this command runs (nil from a
+// holder of an older version, which takes none).
+func holder(ids subIDs) (int, *os.File, error) {
 	dir := daemon.PidDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	path := filepath.Join(dir, "userns.pid")
 	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer lock.Close()
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
+	refs := filepath.Join(dir, "userns.ref")
 	if b, err := os.ReadFile(path); err == nil {
 		var rec daemon.Record
 		if _, err := fmt.Sscanf(string(b), "%d %d", &rec.PID, &rec.Start); err == nil && rec.Alive() {
-			return rec.PID, nil
+			// Taken under the lock, which the holder takes to leave.
+			ref, _ := os.OpenFile(refs, os.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+			return rec.PID, ref, nil
 		}
 	}
-	pid, err := startHolder(ids)
+	pid, ref, err := startHolder(ids, path, refs)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	start, err := daemon.StartTime(pid)
 	if err != nil {
-		return 0, err
+		ref.Close()
+		return 0, nil, err
 	}
-	return pid, os.WriteFile(path, fmt.Appendf(nil, "%d %d\n", pid, start), 0o600)
+	if err := os.WriteFile(path, fmt.Appendf(nil, "%d %d\n", pid, start), 0o600); err != nil {
+		ref.Close()
+		return 0, nil, err
+	}
+	return pid, ref, nil
 }
 
 // startHolder starts the holder in new user and mount namespaces and maps
-// the caller to root and its subordinate ids to 1... in them.
-func startHolder(ids subIDs) (int, error) {
+// the caller to root and its subordinate ids to 1... in them. pidFile is
+// where commands find it (it cannot compute the path: it is root in
+// there); refs is the FIFO whose read end it gets, and whose write end,
+// returned, is the first reference to it.
+func startHolder(ids subIDs, pidFile, refs string) (int, *os.File, error) {
+	os.Remove(refs)
+	if err := unix.Mkfifo(refs, 0o600); err != nil {
+		return 0, nil, fmt.Errorf("holder's FIFO: %w", err)
+	}
+	readEnd, err := os.OpenFile(refs, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, nil, fmt.Errorf("holder's FIFO: %w", err)
+	}
+	defer readEnd.Close()
 	rd, wr, err := os.Pipe()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer rd.Close()
-	cmd := reexec.Command(reexec.UserNSHolder, "unionfuse-userns", nil)
+	cmd := reexec.Command(reexec.UserNSHolder, "unionfuse-userns", nil, pidFile)
 	cmd.Dir = "/"
-	cmd.ExtraFiles = []*os.File{rd} // fd 3: closed once the maps are written
+	// fd 3: closed once the maps are written; fd 4: the references.
+	cmd.ExtraFiles = []*os.File{rd, readEnd}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS, Setsid: true}
 	if err := cmd.Start(); err != nil {
 		wr.Close()
-		return 0, err
+		return 0, nil, err
 	}
 	pid := strconv.Itoa(cmd.Process.Pid)
 	maps := [][]string{
@@ -185,17 +221,26 @@ func startHolder(ids subIDs) (int, error) {
 			cmd.Process.Kill()
 			cmd.Wait()
 			wr.Close()
-			return 0, fmt.Errorf("%s: %v: %s", m[0], err, strings.TrimSpace(string(out)))
+			return 0, nil, fmt.Errorf("%s: %v: %s", m[0], err, strings.TrimSpace(string(out)))
 		}
+	}
+	// The read ends are open (here and in the holder): this cannot block.
+	ref, err := os.OpenFile(refs, os.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		wr.Close()
+		return 0, nil, fmt.Errorf("holder's FIFO: %w", err)
 	}
 	wr.Close()
 	holderPid := cmd.Process.Pid
-	return holderPid, cmd.Process.Release() // Release sets Pid to -1
+	return holderPid, ref, cmd.Process.Release() // Release sets Pid to -1
 }
 
 // runUserNSHolder is the main function of the holder of the rootless user
 // namespace: it waits until its maps are written, then holds its
-// namespaces until SIGTERM or SIGINT.
+// namespaces until SIGTERM or SIGINT, or until no process has held a
+// reference to it (usernsref) for holderIdle.
 func runUserNSHolder() int {
 	ready := os.NewFile(3, "ready")
 	b := make([]byte, 1)
@@ -207,6 +252,71 @@ func runUserNSHolder() int {
 	}
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
-	<-ch
+	idle := make(chan struct{})
+	if len(os.Args) > 1 {
+		if _, err := unix.FcntlInt(4, unix.F_GETFD, 0); err == nil {
+			go func() {
+				waitIdle(4, os.Args[1])
+				close(idle)
+			}()
+		}
+	}
+	select {
+	case <-ch:
+	case <-idle:
+	}
 	return 0
+}
+
+// holderIdle is how long the holder stays once the last reference to it
+// is gone: consecutive commands find the same one.
+const holderIdle = 5 * time.Second
+
+// waitIdle returns once the holder may end: no reference to it is left
+// (refs, the read end of its FIFO, reports POLLHUP), still none after
+// holderIdle, and none under the lock commands take to find the holder,
+// having removed pidFile, the record by which they find it.
+func waitIdle(refs int, pidFile string) {
+	for {
+		fds := []unix.PollFd{{Fd: int32(refs), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			select {} // cannot tell: hold on until a signal
+		}
+		if fds[0].Revents&unix.POLLHUP == 0 {
+			// Nobody writes; should anyone, the data is dropped.
+			buf := make([]byte, 512)
+			unix.Read(refs, buf)
+			continue
+		}
+		time.Sleep(holderIdle)
+		if leave(refs, pidFile) {
+			return
+		}
+	}
+}
+
+// leave removes the holder's record (pidFile) and reports true when no
+// reference is held, checked under the lock commands take to find the
+// holder and take their reference: one that finds it after this sees no
+// record and starts another holder.
+func leave(refs int, pidFile string) bool {
+	lock, err := os.OpenFile(pidFile+".lock", os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return true // no record to keep right: nobody can find this holder
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return false
+	}
+	fds := []unix.PollFd{{Fd: int32(refs), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 0); err != nil || n == 0 || fds[0].Revents&unix.POLLHUP == 0 {
+		return false // a reference came
+	}
+	if b, err := os.ReadFile(pidFile); err == nil && strings.HasPrefix(string(b), strconv.Itoa(os.Getpid())+" ") {
+		os.Remove(pidFile)
+	}
+	return true
 }

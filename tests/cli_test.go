@@ -547,3 +547,60 @@ func TestCLIUmountNotMounted(t *testing.T) {
 		t.Errorf("umount of a plain directory: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestCLIUmountWithCopyInOtherNamespace: a mount namespace created while
+// the union is mounted (a container being set up, another user's rootless
+// namespace holder) holds a copy of the mount, which an unmount here does
+// not reach (private propagation), and the kernel keeps the connection
+// for it. unionfuse umount still ends the daemon, in about a second (it
+// said "still running after 10s"), and the copy answers ENOTCONN.
+func TestCLIUmountWithCopyInOtherNamespace(t *testing.T) {
+	testutil.RequireRoot(t, "creates a mount namespace")
+	testutil.RequireFuse(t)
+	l := cliLayout(t)
+	mustOK(t, "unionfuse mount", cli(t, "mount", l.Lowers[0], l.Upper, l.Work, l.Merged))
+	rec := daemonOf(t, l.Merged)
+
+	// The holder reads a line on stdin, then reads f1 through its copy.
+	holder := exec.Command("sh", "-c", "read x; cat "+filepath.Join(l.Merged, "f1"))
+	holder.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+	in, err := holder.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	holder.Stdout, holder.Stderr = &out, &out
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		in.Close()
+		holder.Process.Kill()
+		holder.Wait()
+	}()
+	// The namespace exists (and holds its copy) once sh runs in it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		self, _ := os.Readlink("/proc/self/ns/mnt")
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", holder.Process.Pid)); err == nil && ns != self {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the holder did not enter its mount namespace")
+		}
+	}
+
+	start := time.Now()
+	mustOK(t, "unionfuse umount", cli(t, "umount", l.Merged))
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("unionfuse umount took %v", took)
+	}
+	if rec.Alive() {
+		t.Errorf("daemon %d still running after unionfuse umount returned", rec.PID)
+	}
+	in.Write([]byte("\n"))
+	in.Close()
+	err = holder.Wait()
+	if err == nil || !strings.Contains(out.String(), "not connected") {
+		t.Errorf("read through the copy in the other namespace: %v, %q; want ENOTCONN", err, out.String())
+	}
+}

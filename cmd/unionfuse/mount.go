@@ -127,8 +127,7 @@ func mountUnion(cmd *command, a *mountArgs, pos []string, checkOnly bool) int {
 // serveForeground serves the union in this process until it is unmounted
 // or a stop signal arrives; a gives the log file and the profiles.
 func serveForeground(merged string, cfg fs.Config, a *mountArgs) int {
-	stop, stopCatching := catchStopSignals()
-	defer stopCatching()
+	stop := catchStopSignals()
 	if err := a.Serve(merged, cfg, stop); err != nil {
 		return fail(err)
 	}

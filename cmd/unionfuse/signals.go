@@ -36,11 +36,13 @@ func attachedIO(withStdin bool) (stdio runner.IO, stop func()) {
 }
 
 // catchStopSignals starts catching the signals that unmount a union
-// served in the foreground (daemon.StopSignals).
-func catchStopSignals() (<-chan os.Signal, func()) {
+// served in the foreground (daemon.StopSignals), for the rest of the
+// process's life: one that arrives while it ends after the unmount (as
+// daemon.WaitUnmounted may send) must not kill it midway.
+func catchStopSignals() <-chan os.Signal {
 	ch := make(chan os.Signal, 4)
 	signal.Notify(ch, daemon.StopSignals()...)
-	return ch, func() { signal.Stop(ch) }
+	return ch
 }
 
 // interruptible returns a context that Ctrl-C (SIGINT), SIGTERM and

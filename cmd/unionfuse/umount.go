@@ -57,7 +57,7 @@ func runUmount(cmd *command, args []string) int {
 	if a.lazy || recErr != nil {
 		return exitOK
 	}
-	if err := daemon.WaitExit(rec, umountWait); err != nil {
+	if err := daemon.WaitUnmounted(rec, umountWait); err != nil {
 		return fail(err)
 	}
 	return exitOK

@@ -12,8 +12,10 @@
 //	         reports readiness, serves until the union is unmounted
 //	         (SIGTERM/SIGINT, unionfuse umount, umount(8), fusermount3 -u),
 //	         removes the pid file and exits.
-//	umount   unionfuse umount: Unmount detaches the union and WaitExit
-//	         waits, bounded, for exactly the PID recorded in the pid file.
+//	umount   unionfuse umount: Unmount detaches the union and
+//	         WaitUnmounted waits, bounded, for exactly the PID recorded in
+//	         the pid file, telling it to stop if copies of the mount in
+//	         other mount namespaces keep it serving (wait.go).
 //
 // Pid files live in /run/unionfuse for root (not root of a user namespace), else in
 // $XDG_RUNTIME_DIR/unionfuse or $TMPDIR/unionfuse-UID, one per mountpoint,

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"golang.org/x/sys/unix"
@@ -116,23 +115,6 @@ func ReadPid(merged string) (Record, error) {
 func (r Record) Alive() bool {
 	start, err := startTime(r.PID)
 	return err == nil && start == r.Start
-}
-
-// WaitExit waits until the daemon recorded in r has exited, at most
-// timeout, and removes its pid file if the daemon left it behind. Read r
-// before unmounting: the daemon removes its pid file as it exits.
-func WaitExit(r Record, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for r.Alive() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("daemon %d of %s still running after %v", r.PID, r.Merged, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if cur, err := ReadPid(r.Merged); err == nil && cur == r {
-		os.Remove(pidFile(r.Merged))
-	}
-	return nil
 }
 
 // startTime returns field 22 of /proc/PID/stat: when the process started.

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/unionfuse/unionfuse/fs"
+	"github.com/unionfuse/unionfuse/internal/mountinfo"
 	"github.com/unionfuse/unionfuse/internal/partial"
 )
 
@@ -29,7 +30,9 @@ var Fetchers func(lowerDir string, logf func(string, ...any)) (fs.Fetcher, error
 // pid file, calls ready (when not nil) once the union is visible, and
 // serves until the union is unmounted. Each signal that arrives on stop
 // (see StopSignals) unmounts it, lazily when it is busy, so open files
-// keep working until closed. prof names the profiles to write, if any
+// keep working until closed; a signal once the union is mounted nowhere
+// in this mount namespace any more ends the serving (see WaitUnmounted),
+// and the caller is to exit, closing the connection. prof names the profiles to write, if any
 // (see Profiles). It returns nil after a clean unmount, or the mount
 // error.
 func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, ready func()) error {
@@ -81,6 +84,9 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 		logf("%v (unionfuse umount will not wait for this daemon)", err)
 	}
 	defer RemovePid(resolved)
+	// Which mount is this union's: another may come to be stacked on
+	// the same mount point.
+	mnt, mntErr := mountinfo.Lookup(resolved)
 	logf("mounted %s", resolved)
 	if ready != nil {
 		ready()
@@ -97,6 +103,12 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 			logf("unmounted %s", resolved)
 			return nil
 		case s := <-stop:
+			if mntErr == nil && mnt != nil && !mountedHere(mnt) {
+				// Only copies in other mount namespaces are left (see
+				// WaitUnmounted), or users of a lazy unmount: they lose it.
+				logf("%v: %s is no longer mounted in this mount namespace: stopping", s, resolved)
+				return nil
+			}
 			logf("%v: unmounting %s", s, resolved)
 			if err := Unmount(resolved, false); err != nil {
 				logf("%v; detaching lazily", err)
@@ -106,6 +118,13 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 			}
 		}
 	}
+}
+
+// mountedHere reports whether the filesystem of the mount m is mounted
+// anywhere in this process's mount namespace.
+func mountedHere(m *mountinfo.Info) bool {
+	ok, err := mountinfo.HasDevice(m.Major, m.Minor)
+	return ok || err != nil
 }
 
 // Profiles names the pprof profiles a daemon writes; an empty name means

@@ -16,6 +16,7 @@ import (
 	"github.com/unionfuse/unionfuse/fs"
 	"github.com/unionfuse/unionfuse/internal/partial"
 	"github.com/unionfuse/unionfuse/internal/reexec"
+	"github.com/unionfuse/unionfuse/internal/usernsref"
 )
 
 // envSpec carries the daemon's Spec (JSON) from Start to runDaemon.
@@ -71,6 +72,7 @@ func Start(spec Spec) error {
 	}
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{w} // becomes fd 3 (notifyFD)
+	usernsref.Pass(cmd)            // the daemon holds a rootless namespace while it serves
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	w.Close()

@@ -37,6 +37,16 @@ func Lookup(path string) (*Info, error) {
 	return ms[len(ms)-1], nil
 }
 
+// HasDevice reports whether a mount of the filesystem with device number
+// major:minor is in the table, wherever it is mounted.
+func HasDevice(major, minor int) (bool, error) {
+	ms, err := mountinfo.GetMounts(func(m *Info) (skip, stop bool) {
+		found := m.Major == major && m.Minor == minor
+		return !found, found
+	})
+	return len(ms) > 0, err
+}
+
 // Below returns the mount points strictly below dir, in the order of the
 // table: parents before the mounts on top of them.
 func Below(dir string) ([]string, error) {
