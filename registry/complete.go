@@ -7,12 +7,18 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"path"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/containerd/stargz-snapshotter/estargz"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"golang.org/x/sys/unix"
 )
 
 // Completion of a partial layer: its blob is downloaded whole into the
@@ -107,6 +113,13 @@ func (l *LazyLayer) complete(ctx context.Context, s *cowcache.Store, id cowcache
 			}
 		}
 	}
+	for _, e := range l.toc.entries {
+		if e.Type == "reg" && !strings.HasPrefix(path.Base(e.Name), ".wh.") { // whiteouts are devices here
+			if err := settleFile(l.dfd, tocName(e.Name), e); err != nil {
+				return fail(fmt.Errorf("%s: %w", tocName(e.Name), err))
+			}
+		}
+	}
 	if err := s.CompletePartial(id, dl); err != nil {
 		return err
 	}
@@ -127,4 +140,24 @@ func gzipDiffID(r io.Reader) (cowcache.Digest, error) {
 		return "", err
 	}
 	return cowcache.Digest("sha256:" + hex.EncodeToString(h.Sum(nil))), nil
+}
+
+// settleFile gives the layer's file rel the modification time its TOC
+// entry e has: a daemon stopped between a chunk's write and the restoring
+// of the file's times left them changed.
+func settleFile(dfd int, rel string, e *estargz.TOCEntry) error {
+	pfd, err := openBeneath(dfd, rel, unix.O_PATH)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	mtime := time.Unix(0, 0) // what the layer's unpacking gave a file without one
+	if e.ModTime3339 != "" {
+		if mtime, err = time.Parse(time.RFC3339, e.ModTime3339); err != nil {
+			return err
+		}
+	}
+	proc := "/proc/self/fd/" + strconv.Itoa(pfd)
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime.UnixNano())}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, proc, ts, 0)
 }

@@ -327,6 +327,9 @@ func (l *LazyLayer) writeChunk(rel string, data []byte, off int64) error {
 	})
 }
 
+// fileWriteLocks serialize writeFile per inode (striped).
+var fileWriteLocks [64]sync.Mutex
+
 // writeFile runs fn on the regular file rel below dfd opened for
 // writing, then gives the file back its mode and times (the TOC's, which
 // a write and, without root, a truncation would change). A file without
@@ -339,6 +342,15 @@ func writeFile(dfd int, rel string, fn func(fd int, st *unix.Stat_t) error) erro
 	}
 	defer unix.Close(pfd)
 	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return err
+	}
+	// Two writers of one file (a read's chunk and readahead's, or through
+	// two hard links) must not interleave: the second would take the
+	// first's write time for the file's and give it back.
+	lock := &fileWriteLocks[st.Ino%uint64(len(fileWriteLocks))]
+	lock.Lock()
+	defer lock.Unlock()
 	if err := unix.Fstat(pfd, &st); err != nil {
 		return err
 	}
