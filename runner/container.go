@@ -16,7 +16,8 @@ import (
 )
 
 // Status is where a container is in its life: created -> running ->
-// exited -> running ... until it is removed.
+// exited -> running ... until it is removed; a running container may be
+// paused and unpaused (pause.go).
 type Status string
 
 // The statuses, with Docker's names.
@@ -105,6 +106,9 @@ type State struct {
 	// OOMKilled: the kernel's OOM killer killed a process of the
 	// container in its last run.
 	OOMKilled bool `json:"OOMKilled,omitempty"`
+	// Paused: the command runs, its processes stopped by unionfuse
+	// pause (pause.go).
+	Paused bool `json:"Paused,omitempty"`
 }
 
 // Container is a container of the store: its record and its last state.

@@ -22,6 +22,7 @@ import (
 func (r *Runner) reap(c *Container) (gone bool) {
 	if ownerGone(c) {
 		if c.State.Status == StatusRunning && !monitorAlive(c) && c.State.Pid > 0 && c.pidIsInit() {
+			thawIfPaused(c)
 			syscall.Kill(c.State.Pid, syscall.SIGKILL)
 		}
 		if !monitorAlive(c) {
@@ -34,6 +35,7 @@ func (r *Runner) reap(c *Container) (gone bool) {
 	// PDEATHSIG killed the init with its monitor; should it have survived
 	// (it is the same process still: same start time), end it.
 	if c.State.Pid > 0 && c.pidIsInit() {
+		thawIfPaused(c)
 		syscall.Kill(c.State.Pid, syscall.SIGKILL)
 	}
 	if mounted(c.Rootfs()) {
@@ -43,6 +45,7 @@ func (r *Runner) reap(c *Container) (gone bool) {
 	removeCgroup(c)
 	c.State.CgroupPath = ""
 	c.State.Status = StatusExited
+	c.State.Paused = false
 	c.State.ExitCode = 137
 	c.State.Pid = 0
 	c.State.Networks = nil
@@ -62,7 +65,8 @@ func (c *Container) pidIsInit() bool {
 	return err == nil && (c.State.PidStart == 0 || start == c.State.PidStart)
 }
 
-// Kill sends sig to the container's command.
+// Kill sends sig to the container's command. A paused container is
+// unpaused after the signal when it is one that ends it (thawsOn).
 func (r *Runner) Kill(c *Container, sig syscall.Signal) error {
 	if !c.Running() || c.State.Pid <= 0 || !c.pidIsInit() {
 		return fmt.Errorf("container %s is not running", c.ShortID())
@@ -72,6 +76,9 @@ func (r *Runner) Kill(c *Container, sig syscall.Signal) error {
 		return fmt.Errorf("kill container %s: %w", c.ShortID(), err)
 	}
 	r.journal(c, "kill", "signal", strconv.Itoa(int(sig)))
+	if c.Paused() && c.thawsOn(sig) {
+		return r.unpause(c)
+	}
 	return nil
 }
 
@@ -152,6 +159,9 @@ func (r *Runner) Remove(c *Container, force bool) error {
 		holdRestarts(c)
 	}
 	if c.Running() {
+		if !force && c.Paused() {
+			return fmt.Errorf("You cannot remove a paused container %s. Unpause and then stop the container before attempting removal or force remove", c.ShortID())
+		}
 		if !force {
 			return fmt.Errorf("cannot remove container %s: it is running (stop it first, or use -f)", c.ShortID())
 		}
