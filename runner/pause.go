@@ -45,16 +45,24 @@ func (r *Runner) Pause(c *Container) error {
 	if err != nil {
 		return fmt.Errorf("cannot pause container %s: %w", c.ShortID(), err)
 	}
-	// The command may have ended just before it was stopped: its monitor
-	// has recorded that, which must not be written over.
-	if err := r.Reload(c); err != nil || !c.Running() {
-		thaw()
-		return fmt.Errorf("container %s %w", c.ShortID(), ErrNotRunning)
-	}
-	c.State.Paused = true
-	if err := c.saveState(); err != nil {
-		thaw()
-		return fmt.Errorf("pause container %s: %w", c.ShortID(), err)
+	pid := c.State.Pid
+	already := fmt.Errorf("Container %s is already paused", c.ShortID())
+	err = c.updateState(func(st *State) error {
+		switch {
+		case st.Status != StatusRunning || st.Pid != pid:
+			// The command ended just before it was stopped.
+			return fmt.Errorf("container %s %w", c.ShortID(), ErrNotRunning)
+		case st.Paused:
+			return already // by another pause meanwhile, which stays
+		}
+		st.Paused = true
+		return nil
+	})
+	if err != nil {
+		if err != already {
+			thaw()
+		}
+		return err
 	}
 	r.journal(c, "pause")
 	return nil
@@ -69,20 +77,23 @@ func (r *Runner) Unpause(c *Container) error {
 	return r.unpause(c)
 }
 
-// unpause continues a paused container's processes and records it:
-// first, for once they run, the command may end and its monitor record
-// that.
+// unpause continues a paused container's processes and records it.
 func (r *Runner) unpause(c *Container) error {
-	c.State.Paused = false
-	if err := c.saveState(); err != nil {
-		return fmt.Errorf("unpause container %s: %w", c.ShortID(), err)
-	}
+	// Journalled first, as docker's: once continued the command may end,
+	// and "die" comes after.
+	r.journal(c, "unpause")
 	if err := thawAll(c); err != nil {
-		c.State.Paused = true
-		c.saveState()
 		return fmt.Errorf("cannot unpause container %s: %w", c.ShortID(), err)
 	}
-	r.journal(c, "unpause")
+	// Once continued, the command may end and its monitor record that
+	// (Paused false too) before this does.
+	err := c.updateState(func(st *State) error {
+		st.Paused = false
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("unpause container %s: %w", c.ShortID(), err)
+	}
 	return nil
 }
 
