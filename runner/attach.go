@@ -32,6 +32,9 @@ func (r *Runner) Attach(c *Container, stdin io.Reader, stdout, stderr io.Writer)
 	if !c.Running() {
 		return ExitUnionfuseFailed, fmt.Errorf("You cannot attach to a stopped container, start it first")
 	}
+	if c.Paused() {
+		return ExitUnionfuseFailed, errors.New("You cannot attach to a paused container, unpause it first")
+	}
 	if stdin != nil && c.Config.Interactive {
 		f, err := os.OpenFile(filepath.Join(c.dir, stdinFIFO), os.O_WRONLY|unix.O_NONBLOCK, 0)
 		if err != nil {

@@ -23,7 +23,7 @@ func (c Change) String() string { return string(c.Kind) + " " + c.Path }
 // (the init layer included, as Docker's), A for a new one; parents come
 // before their children, in name order.
 func (r *Runner) Changes(c *Container) ([]Change, error) {
-	resume := pause(c)
+	resume := holdStill(c)
 	defer resume()
 	lowers := []string{c.InitDir()}
 	img, err := r.imageOf(c)

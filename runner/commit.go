@@ -24,7 +24,7 @@ type CommitOptions struct {
 // working directory and user as the image's config. A running container
 // is paused while its layer is read, as docker commit does.
 func (r *Runner) Commit(c *Container, o CommitOptions) (cowcache.Image, error) {
-	resume := pause(c)
+	resume := holdStill(c)
 	defer resume()
 	img, err := r.imageOf(c)
 	if err != nil {

@@ -13,10 +13,12 @@ import (
 	"github.com/unionfuse/unionfuse/cowcache"
 	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"github.com/unionfuse/unionfuse/network"
+	"golang.org/x/sys/unix"
 )
 
 // Status is where a container is in its life: created -> running ->
-// exited -> running ... until it is removed.
+// exited -> running ... until it is removed; a running container may be
+// paused and unpaused (pause.go).
 type Status string
 
 // The statuses, with Docker's names.
@@ -105,6 +107,9 @@ type State struct {
 	// OOMKilled: the kernel's OOM killer killed a process of the
 	// container in its last run.
 	OOMKilled bool `json:"OOMKilled,omitempty"`
+	// Paused: the command runs, its processes stopped by unionfuse
+	// pause (pause.go).
+	Paused bool `json:"Paused,omitempty"`
 }
 
 // Container is a container of the store: its record and its last state.
@@ -142,7 +147,41 @@ func (c *Container) saveRecord() error {
 
 // saveState writes state.json.
 func (c *Container) saveState() error {
+	defer c.lockState()()
 	return writeJSON(filepath.Join(c.dir, "state.json"), c.State)
+}
+
+// updateState reads state.json anew, lets change edit it (an error
+// leaves it as it was) and writes it, into c.State too. The state's lock
+// is held throughout: a monitor recording meanwhile that the command
+// ended is never written over with what was read before.
+func (c *Container) updateState(change func(*State) error) error {
+	defer c.lockState()()
+	var st State
+	b, err := os.ReadFile(filepath.Join(c.dir, "state.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &st)
+	}
+	if err != nil {
+		return fmt.Errorf("container %s: state.json: %w", c.ShortID(), err)
+	}
+	if err := change(&st); err != nil {
+		return err
+	}
+	c.State = st
+	return writeJSON(filepath.Join(c.dir, "state.json"), c.State)
+}
+
+// lockState takes state.lock, which orders the writers of state.json
+// (saveState, updateState); unlock releases it. Without the file (a
+// container being removed) there is nothing to order.
+func (c *Container) lockState() (unlock func()) {
+	f, err := os.OpenFile(filepath.Join(c.dir, "state.lock"), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return func() {}
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	return func() { f.Close() }
 }
 
 func writeJSON(path string, v any) error {

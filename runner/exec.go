@@ -41,6 +41,9 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 	if !c.Running() || c.State.Pid <= 0 || !c.pidIsInit() {
 		return ExitUnionfuseFailed, fmt.Errorf("container %s %w", c.ShortID(), ErrNotRunning)
 	}
+	if c.Paused() {
+		return ExitUnionfuseFailed, fmt.Errorf("Container %s %w, unpause the container before exec", c.ShortID(), ErrPaused)
+	}
 	if len(o.Args) == 0 {
 		return ExitUnionfuseFailed, fmt.Errorf("exec: no command given")
 	}

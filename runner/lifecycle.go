@@ -41,6 +41,7 @@ func (r *Runner) reap(c *Container) (gone bool) {
 	removeCgroup(c)
 	c.State.CgroupPath = ""
 	c.State.Status = StatusExited
+	c.State.Paused = false
 	c.State.ExitCode = 137
 	c.State.Pid = 0
 	c.State.Networks = nil
@@ -67,6 +68,7 @@ func (c *Container) killInit() {
 	if start == 0 {
 		start, _ = daemon.StartTime(c.State.Pid)
 	}
+	thawIfPaused(c) // a frozen process does not die until thawed
 	syscall.Kill(c.State.Pid, syscall.SIGKILL)
 	daemon.WaitProcessExit(c.State.Pid, start, initExitWait)
 }
@@ -81,7 +83,8 @@ func (c *Container) pidIsInit() bool {
 	return err == nil && (c.State.PidStart == 0 || start == c.State.PidStart)
 }
 
-// Kill sends sig to the container's command.
+// Kill sends sig to the container's command. A paused container is
+// unpaused after the signal when it is one that ends it (thawsOn).
 func (r *Runner) Kill(c *Container, sig syscall.Signal) error {
 	if !c.Running() || c.State.Pid <= 0 || !c.pidIsInit() {
 		return fmt.Errorf("container %s is not running", c.ShortID())
@@ -91,6 +94,9 @@ func (r *Runner) Kill(c *Container, sig syscall.Signal) error {
 		return fmt.Errorf("kill container %s: %w", c.ShortID(), err)
 	}
 	r.journal(c, "kill", "signal", strconv.Itoa(int(sig)))
+	if c.Paused() && c.thawsOn(sig) {
+		return r.unpause(c)
+	}
 	return nil
 }
 
@@ -171,6 +177,9 @@ func (r *Runner) Remove(c *Container, force bool) error {
 		holdRestarts(c)
 	}
 	if c.Running() {
+		if !force && c.Paused() {
+			return fmt.Errorf("You cannot remove a paused container %s. Unpause and then stop the container before attempting removal or force remove", c.ShortID())
+		}
 		if !force {
 			return fmt.Errorf("cannot remove container %s: it is running (stop it first, or use -f)", c.ShortID())
 		}

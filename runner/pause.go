@@ -1,104 +1,119 @@
 package runner
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
-	"strconv"
+	"errors"
+	"fmt"
 	"syscall"
-	"time"
-
-	"github.com/opencontainers/cgroups"
 )
 
-// pause stops every process of a running container, as docker commit
-// pauses a container by default, so that its layer holds still while it
-// is read: a process swapping a directory for a symbolic link could
-// otherwise send a walk of the layer elsewhere. resume continues them.
-// The container's freezer cgroup stops them where it has one; else (no
-// cgroup without root) SIGSTOP goes to each process in its pid namespace.
-func pause(c *Container) (resume func()) {
-	if !c.Running() || !c.pidIsInit() {
-		return func() {}
+// A paused container (docker pause) is running, its processes stopped
+// (freeze.go) until it is unpaused: State.Status stays "running" and
+// State.Paused is true, so that everything that asks whether its command
+// runs (stop, kill, rm -f, wait, the monitor's reaping) still sees it
+// run; Status() is what docker shows, "paused".
+
+// StatusPaused is Status() of a paused container. It is never recorded in
+// State.Status.
+const StatusPaused Status = "paused"
+
+// ErrPaused is returned (wrapped) by Exec for a paused container:
+// docker's CLI exits 1 for it.
+var ErrPaused = errors.New("is paused")
+
+// Paused reports whether the container runs paused.
+func (c *Container) Paused() bool { return c.Running() && c.State.Paused }
+
+// Status is the container's status as docker names it: created,
+// running, paused or exited.
+func (c *Container) Status() Status {
+	if c.Paused() {
+		return StatusPaused
 	}
-	if m := cgroupOf(c); m != nil && m.Freeze(cgroups.Frozen) == nil {
-		return func() { m.Freeze(cgroups.Thawed) }
-	}
-	stopped := map[int]bool{}
-	// A process may fork while the others are stopped: look again until
-	// a pass finds nothing new.
-	for pass := 0; pass < 5; pass++ {
-		found := false
-		for _, pid := range namespacePids(c) {
-			if stopped[pid] {
-				continue
-			}
-			if syscall.Kill(pid, syscall.SIGSTOP) == nil {
-				stopped[pid] = true
-				found = true
-			}
-		}
-		if !found {
-			break
-		}
-	}
-	waitStopped(stopped)
-	return func() {
-		for pid := range stopped {
-			syscall.Kill(pid, syscall.SIGCONT)
-		}
-	}
+	return c.State.Status
 }
 
-// namespacePids returns the host's pids of the processes in a running
-// container's pid namespace.
-func namespacePids(c *Container) []int {
-	ns, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(c.State.Pid), "ns", "pid"))
+// Pause stops every process of a running container until Unpause (docker
+// pause), and records it.
+func (r *Runner) Pause(c *Container) error {
+	if !c.Running() || c.State.Pid <= 0 || !c.pidIsInit() {
+		return fmt.Errorf("container %s %w", c.ShortID(), ErrNotRunning)
+	}
+	if c.Paused() {
+		return fmt.Errorf("Container %s is already paused", c.ShortID())
+	}
+	thaw, err := freeze(c)
 	if err != nil {
+		return fmt.Errorf("cannot pause container %s: %w", c.ShortID(), err)
+	}
+	pid := c.State.Pid
+	already := fmt.Errorf("Container %s is already paused", c.ShortID())
+	err = c.updateState(func(st *State) error {
+		switch {
+		case st.Status != StatusRunning || st.Pid != pid:
+			// The command ended just before it was stopped.
+			return fmt.Errorf("container %s %w", c.ShortID(), ErrNotRunning)
+		case st.Paused:
+			return already // by another pause meanwhile, which stays
+		}
+		st.Paused = true
 		return nil
-	}
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if l, err := os.Readlink(filepath.Join("/proc", e.Name(), "ns", "pid")); err == nil && l == ns {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-// waitStopped waits, at most a second, until each of pids has stopped or
-// exited: kill(2) returns before the signal takes effect, and a process
-// still running on another CPU could change the layer being read.
-func waitStopped(pids map[int]bool) {
-	deadline := time.Now().Add(time.Second)
-	for pid := range pids {
-		for !isStopped(pid) && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
-	}
-}
-
-// isStopped says whether pid is stopped (state T or t in /proc/PID/stat)
-// or gone.
-func isStopped(pid int) bool {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	})
 	if err != nil {
+		if err != already {
+			thaw()
+		}
+		return err
+	}
+	r.journal(c, "pause")
+	return nil
+}
+
+// Unpause continues the processes of a paused container (docker
+// unpause).
+func (r *Runner) Unpause(c *Container) error {
+	if !c.Paused() {
+		return fmt.Errorf("Container %s is not paused", c.ShortID())
+	}
+	return r.unpause(c)
+}
+
+// unpause continues a paused container's processes and records it.
+func (r *Runner) unpause(c *Container) error {
+	// Journalled first, as docker's: once continued the command may end,
+	// and "die" comes after.
+	r.journal(c, "unpause")
+	if err := thawAll(c); err != nil {
+		return fmt.Errorf("cannot unpause container %s: %w", c.ShortID(), err)
+	}
+	// Once continued, the command may end and its monitor record that
+	// (Paused false too) before this does.
+	err := c.updateState(func(st *State) error {
+		st.Paused = false
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("unpause container %s: %w", c.ShortID(), err)
+	}
+	return nil
+}
+
+// thawsOn reports whether sending sig to a paused container unpauses it,
+// as docker's kill: SIGKILL and the container's stop signal do (any
+// signal when it has none of its own), so that stop, kill and rm -f end
+// a paused container; another signal waits for unpause.
+func (c *Container) thawsOn(sig syscall.Signal) bool {
+	if sig == syscall.SIGKILL || c.Config.StopSignal == "" {
 		return true
 	}
-	// The state follows the command name, which is in parentheses and
-	// may itself hold ") ".
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return true
+	stop, err := ParseSignal(c.Config.StopSignal)
+	return err == nil && stop == sig
+}
+
+// thawIfPaused continues a paused container whose monitor is gone, before
+// it is killed: SIGKILL waits for a frozen cgroup v1 to thaw, and a frozen
+// cgroup cannot be removed.
+func thawIfPaused(c *Container) {
+	if c.State.Paused {
+		thawAll(c)
 	}
-	switch b[i+2] {
-	case 'T', 't', 'Z', 'X':
-		return true
-	}
-	return false
 }

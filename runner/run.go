@@ -149,6 +149,7 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 // finish records that the container's command ended with code.
 func (r *Runner) finish(c *Container, code int, err error) {
 	c.State.Status = StatusExited
+	c.State.Paused = false
 	c.State.ExitCode = code
 	c.State.Pid = 0
 	c.State.Networks = nil

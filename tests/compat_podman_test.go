@@ -244,6 +244,26 @@ var compatCases = []compatCase{
 	{args: []string{"image", "inspect", "-f", "{{.Config.Cmd}}", "busybox"}, norm: exact},
 	{args: []string{"rename", "nosuchcontainer", "x2"}, dockerExit: 1, why: "podman exits 125 for a missing container"},
 	{args: []string{"attach", "zero"}, dockerExit: 1, why: "podman exits 125 for a stopped container"},
+	// Pause, on a container of their own, removed again (pause_test.go
+	// tests it in depth). Podman's inspect says Running false for a
+	// paused container, docker's true: not compared.
+	{args: []string{"run", "-d", "--name", "pz", "busybox", "sleep", "600"}, norm: lineCount},
+	{args: []string{"pause", "pz"}, norm: exact},
+	{args: []string{"inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "pz"}, norm: exact},
+	{args: []string{"ps", "-a", "--filter", "status=paused", "--format", "{{.Names}}"}, norm: exact},
+	{args: []string{"ps", "-a", "--filter", "status=running", "--filter", "name=pz", "--format", "{{.Names}}"}, norm: exact},
+	{args: []string{"pause", "pz"}, dockerExit: 1, why: "podman exits 125 for a paused container"},
+	{args: []string{"exec", "pz", "true"}, dockerExit: 1, why: "podman exits 255 for a paused container"},
+	{args: []string{"rm", "pz"}, dockerExit: 1, why: "podman exits 2 for a paused container"},
+	{args: []string{"start", "pz"}, dockerExit: 1, why: "podman exits 125 for a paused container"},
+	{args: []string{"unpause", "pz"}, norm: exact},
+	{args: []string{"inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "pz"}, norm: exact},
+	{args: []string{"unpause", "pz"}, dockerExit: 1, why: "podman exits 125 for a container not paused"},
+	{args: []string{"pause", "zero"}, dockerExit: 1, why: "podman exits 125 for a stopped container"},
+	{args: []string{"pause", "pz"}, norm: exact},
+	{args: []string{"rm", "-f", "pz"}, norm: exact},
+	{args: []string{"pause", "nosuchcontainer"}, dockerExit: 1, why: "podman exits 125 for a missing container"},
+	{args: []string{"unpause", "nosuchcontainer"}, dockerExit: 1, why: "podman exits 125 for a missing container"},
 	// Last: they add containers.
 	{args: []string{"create", "--name", "made", "busybox", "true"}, norm: lineCount},
 	{args: []string{"inspect", "-f", "{{.State.Status}}", "made"}, norm: exact},

@@ -65,6 +65,8 @@ func init() {
 		stopCmd,
 		restartCmd,
 		killCmd,
+		pauseCmd,
+		unpauseCmd,
 		rmCmd,
 		logsCmd,
 		execCmd,

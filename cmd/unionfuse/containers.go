@@ -48,6 +48,9 @@ func eachContainer(c *command, r *runner.Runner, refs []string, echo bool, fn fu
 func statusString(c *runner.Container) string {
 	switch c.State.Status {
 	case runner.StatusRunning:
+		if c.Paused() {
+			return "Up " + humanDuration(time.Since(c.State.StartedAt)) + " (Paused)"
+		}
 		return "Up " + humanDuration(time.Since(c.State.StartedAt))
 	case runner.StatusExited:
 		return fmt.Sprintf("Exited (%d) %s ago", c.State.ExitCode, humanDuration(time.Since(c.State.FinishedAt)))

@@ -17,7 +17,8 @@ nsenter), its root and working directory, with its environment. The exit
 status is the command's. With -t the command gets a new pseudo-terminal in
 the container's /dev/pts as its controlling terminal (-it for a shell).
 With -d the command runs in the background and exec returns at once.
-Exec in a container that is not running fails with status 1, as docker.`,
+Exec in a container that is not running, or paused, fails with status 1,
+as docker.`,
 	options: optionsOf(execFlags),
 	run:     runExec,
 }
@@ -76,7 +77,7 @@ func runExec(cmd *command, args []string) int {
 		o := runner.ExecOptions{Args: pos[1:], Env: env, User: a.user, WorkDir: a.workdir,
 			Interactive: a.interactive, TTY: a.tty, Detach: a.detach}
 		code, err := r.Exec(c, o, stdio)
-		if errors.Is(err, runner.ErrNotRunning) {
+		if errors.Is(err, runner.ErrNotRunning) || errors.Is(err, runner.ErrPaused) {
 			return fail(err) // docker's CLI: 1
 		}
 		if err != nil {

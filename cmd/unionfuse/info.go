@@ -87,12 +87,13 @@ func gatherInfo(r *runner.Runner) (systemInfo, error) {
 	}
 	for _, c := range all {
 		info.Containers++
-		if c.Running() {
+		switch c.Status() {
+		case runner.StatusRunning:
 			info.ContainersRunning++
-		} else if c.State.Status != "paused" {
-			info.ContainersStopped++
-		} else {
+		case runner.StatusPaused:
 			info.ContainersPaused++
+		default:
+			info.ContainersStopped++
 		}
 	}
 	imgs, err := r.Store().Images()

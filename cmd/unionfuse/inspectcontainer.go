@@ -159,7 +159,7 @@ func inspectContainer(s *cowcache.Store, c *runner.Container) containerInspect {
 		Id: c.ID, Created: dockerTime(c.Created), Image: string(c.Image),
 		LogPath: c.LogPath(), Name: "/" + c.Name, Driver: "unionfuse", Platform: "linux",
 		State: containerState{
-			Status: string(c.State.Status), Running: c.Running(), Pid: c.State.Pid, ExitCode: c.State.ExitCode,
+			Status: string(c.Status()), Running: c.Running(), Paused: c.Paused(), Pid: c.State.Pid, ExitCode: c.State.ExitCode,
 			Error: c.State.Error, OOMKilled: c.State.OOMKilled, StartedAt: dockerTime(c.State.StartedAt), FinishedAt: dockerTime(c.State.FinishedAt),
 		},
 		HostConfig: hostConfig{

@@ -185,7 +185,7 @@ func (a *psArgs) row(r *runner.Runner, c *runner.Container) psRow {
 		id, command = c.ID, `"`+strings.Join(c.Config.Args, " ")+`"`
 	}
 	row := psRow{ID: id, Image: imageColumn(c), Command: command, CreatedAt: c.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
-		RunningFor: createdString(c.Created), Ports: portsColumn(c), Status: statusString(c), State: string(c.State.Status),
+		RunningFor: createdString(c.Created), Ports: portsColumn(c), Status: statusString(c), State: string(c.Status()),
 		Names: c.Name}
 	if a.size {
 		row.Size = sizeColumn(r, c)

@@ -75,7 +75,7 @@ func (f psFilter) match(c *runner.Container, labels map[string]string, before, s
 	}
 	return any("id", func(v string) bool { return strings.HasPrefix(c.ID, v) }) &&
 		any("name", func(v string) bool { return strings.Contains(c.Name, v) }) &&
-		any("status", func(v string) bool { return string(c.State.Status) == v }) &&
+		any("status", func(v string) bool { return string(c.Status()) == v }) &&
 		any("exited", func(v string) bool {
 			return c.State.Status == runner.StatusExited && strconv.Itoa(c.State.ExitCode) == v
 		}) &&

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/runner"
 )
@@ -56,6 +58,9 @@ func runStart(cmd *command, args []string) int {
 			return code
 		}
 		return eachContainer(cmd, r, pos, true, func(c *runner.Container) error {
+			if c.Paused() {
+				return errors.New("cannot start a paused container, try unpause instead")
+			}
 			if c.Running() {
 				return nil // as docker: starting a running container does nothing
 			}
