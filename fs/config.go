@@ -67,6 +67,12 @@ type Config struct {
 	// filesystem index in the high bits (xino=off). They may then collide
 	// when the layers live on several filesystems.
 	XinoOff bool
+	// MaxNodes bounds the inodes the kernel may keep looked up, and so
+	// the daemon's node tree: beyond it the least recently looked-up
+	// ones the kernel is not using are dropped (prune.go). 0 means the
+	// default (16,384); negative means no bound. Needs Linux 6.16 or
+	// later; older kernels keep every inode until memory pressure.
+	MaxNodes int
 	// AllowOther lets other users than the mounting one use the mount
 	// (always on for root; for others fusermount3 needs user_allow_other
 	// in /etc/fuse.conf).
