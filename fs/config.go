@@ -70,7 +70,7 @@ type Config struct {
 	// MaxNodes bounds the inodes the kernel may keep looked up, and so
 	// the daemon's node tree: beyond it the least recently looked-up
 	// ones the kernel is not using are dropped (prune.go). 0 means the
-	// default (16,384); negative means no bound. Needs Linux 6.16 or
+	// default (8,192); negative means no bound. Needs Linux 6.16 or
 	// later; older kernels keep every inode until memory pressure.
 	MaxNodes int
 	// AllowOther lets other users than the mounting one use the mount

@@ -29,8 +29,20 @@ import (
 // go before their directory, which the kernel can then drop too.
 
 // defaultMaxNodes bounds the nodes kept for the kernel when
-// Config.MaxNodes is 0: about 7 MB of node tree (see docs/benchmarks.md).
-const defaultMaxNodes = 16384
+// Config.MaxNodes is 0: about 3.7 MB of node tree (see docs/benchmarks.md).
+const defaultMaxNodes = 8192
+
+// NodeBound returns how many nodes a mount of c keeps for the kernel at
+// most (Config.MaxNodes, or its default), or 0 when there is no bound.
+func (c Config) NodeBound() int {
+	switch {
+	case c.MaxNodes < 0:
+		return 0
+	case c.MaxNodes == 0:
+		return defaultMaxNodes
+	}
+	return c.MaxNodes
+}
 
 // pruneBatch is how many nodes one notification asks the kernel to forget.
 const pruneBatch = 1024
@@ -56,13 +68,11 @@ type pruner struct {
 	done      chan struct{}
 }
 
-// newPruner returns a pruner keeping at most max nodes, or nil for no bound.
+// newPruner returns a pruner keeping at most max nodes, or nil for no
+// bound (max 0).
 func newPruner(max int) *pruner {
-	if max < 0 {
+	if max <= 0 {
 		return nil
-	}
-	if max == 0 {
-		max = defaultMaxNodes
 	}
 	return &pruner{max: max, trigger: max, kick: make(chan struct{}, 1), supported: true, done: make(chan struct{})}
 }

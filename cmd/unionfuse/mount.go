@@ -51,7 +51,7 @@ Options for -o (comma-separated, -o may be repeated):
                    FUSE passthrough of file data (on by default as root,
                    Linux 6.9+)
   max_nodes=N      inodes the kernel may keep looked up before the least
-                   recently used idle ones are dropped (default 16384;
+                   recently used idle ones are dropped (default 8192;
                    0: no bound; Linux 6.16+)
 
 fuse-overlayfs's options, with its meaning:

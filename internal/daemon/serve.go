@@ -42,6 +42,7 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 	if err != nil {
 		return err
 	}
+	defer limitMemory(cfg)()
 	if prof.Mem != "" {
 		// Written after the unmount, while m (and so the node tree) is
 		// still referenced: the profile shows what serving the union held.
