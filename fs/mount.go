@@ -52,7 +52,7 @@ func Mount(merged string, cfg Config) (*Mounted, error) {
 		ov.close()
 		return nil, fmt.Errorf("mount %s: %w", merged, err)
 	}
-	ov.pruner.start(root.EmbeddedInode())
+	ov.pruner.start(root.EmbeddedInode(), cfg.OnIdle)
 	return &Mounted{server: server, ov: ov, merged: merged}, nil
 }
 

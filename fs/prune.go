@@ -23,6 +23,14 @@ import (
 // What the kernel drops comes back as FORGET, after which go-fuse drops
 // the Inode (OnForget takes it off the list).
 //
+// A mount that has served no lookup for idleAfter is trimmed further: the
+// kernel is asked to forget every node it is not using (an idle mount
+// keeps only what is open or someone's working directory), and then
+// Config.OnIdle runs — the daemon returns the freed memory to the system
+// there. Hundreds of mounts that were walked once and then left alone
+// (CI runners, podman's mount_program) so cost little more than idle
+// daemons; the next access looks its names up again.
+//
 // A node the kernel kept (in use, or a directory whose children were
 // still cached) goes back to the front of the list and is tried again
 // after MaxNodes more lookups. A batch is sent newest first, so children
@@ -47,6 +55,9 @@ func (c Config) NodeBound() int {
 // pruneBatch is how many nodes one notification asks the kernel to forget.
 const pruneBatch = 1024
 
+// idleAfter is how long a mount serves no lookup before it is trimmed.
+const idleAfter = 2 * time.Second
+
 // pruner is the list of nodes the kernel holds, most recently looked up
 // first, with its bound.
 type pruner struct {
@@ -66,6 +77,11 @@ type pruner struct {
 	supported bool
 	root      *gofs.Inode
 	done      chan struct{}
+	// busy says a lookup came since the idle timer last looked; armed
+	// that the idle timer runs (from the first lookup after a trim).
+	busy, armed bool
+	// onIdle runs after an idle trim (Config.OnIdle), when set.
+	onIdle func()
 }
 
 // newPruner returns a pruner keeping at most max nodes, or nil for no
@@ -77,12 +93,13 @@ func newPruner(max int) *pruner {
 	return &pruner{max: max, trigger: max, kick: make(chan struct{}, 1), supported: true, done: make(chan struct{})}
 }
 
-// start begins sending notifications for the union whose root is root.
-func (p *pruner) start(root *gofs.Inode) {
+// start begins sending notifications for the union whose root is root;
+// onIdle (when not nil) runs after each idle trim.
+func (p *pruner) start(root *gofs.Inode, onIdle func()) {
 	if p == nil {
 		return
 	}
-	p.root = root
+	p.root, p.onIdle = root, onIdle
 	go p.loop()
 }
 
@@ -111,9 +128,11 @@ func (p *pruner) touch(n *node) {
 		}
 		p.pushFront(n)
 	}
-	over := p.count > p.trigger
+	p.busy = true
+	wake := p.count > p.trigger || !p.armed
+	p.armed = true
 	p.mu.Unlock()
-	if over {
+	if wake {
 		select {
 		case p.kick <- struct{}{}:
 		default:
@@ -162,31 +181,71 @@ func (p *pruner) unlink(n *node) {
 	p.count--
 }
 
-// loop prunes whenever touch finds the list over its trigger.
+// loop prunes whenever touch finds the list over its trigger, and trims
+// the mount once it has been idle for idleAfter.
 func (p *pruner) loop() {
+	idle := time.NewTimer(idleAfter)
+	idle.Stop()
 	for {
 		select {
 		case <-p.done:
+			idle.Stop()
 			return
 		case <-p.kick:
+			p.prune(p.max)
+			idle.Reset(idleAfter)
+		case <-idle.C:
+			p.mu.Lock()
+			busy := p.busy
+			p.busy = false
+			p.armed = busy
+			p.mu.Unlock()
+			if busy {
+				idle.Reset(idleAfter)
+				continue
+			}
+			p.prune(0)
+			p.settle()
+			if p.onIdle != nil {
+				p.onIdle()
+			}
 		}
-		p.prune()
 	}
 }
 
-// prune asks the kernel to forget the oldest nodes until the list is
-// within its bound, one batch at a time. Between batches the FORGETs of
+// settle waits (up to a second) until the FORGETs of what was pruned stop
+// coming, so that what they free is free when onIdle runs.
+func (p *pruner) settle() {
+	last := -1
+	for try := 0; try < 50; try++ {
+		p.mu.Lock()
+		n := p.count
+		p.mu.Unlock()
+		if n == last {
+			return
+		}
+		last = n
+		select {
+		case <-p.done:
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// prune asks the kernel to forget the oldest nodes until the list holds
+// no more than target, one batch at a time. Between batches the FORGETs of
 // the last one come back and shorten the list. When a batch leaves the
 // list no shorter (what remains is in use), it stops and waits for
 // pruneBatch more lookups before trying again, so a kernel that holds more
 // than the bound in use costs one batch per pruneBatch lookups, not one
 // per lookup.
-func (p *pruner) prune() {
+func (p *pruner) prune(target int) {
 	for {
 		p.mu.Lock()
 		before := p.count
 		p.mu.Unlock()
-		if !p.pruneOnce() {
+		if !p.pruneOnce(target) {
 			return
 		}
 		select {
@@ -206,12 +265,12 @@ func (p *pruner) prune() {
 	}
 }
 
-// pruneOnce asks the kernel to forget the oldest nodes over the bound, at
+// pruneOnce asks the kernel to forget the oldest nodes over target, at
 // least pruneBatch of them (one notification per batch of names, not one
 // per name), and reports whether it sent anything.
-func (p *pruner) pruneOnce() bool {
+func (p *pruner) pruneOnce(target int) bool {
 	p.mu.Lock()
-	over := p.count - p.max
+	over := p.count - target
 	if over <= 0 || !p.supported {
 		p.trigger = p.max
 		p.mu.Unlock()

@@ -127,3 +127,53 @@ func treeSize(in *gofs.Inode) int {
 	}
 	return n
 }
+
+// TestPruneIdle checks that a mount left idle has the kernel forget every
+// node it is not using, below the bound, keeps an open file working, and
+// then calls Config.OnIdle.
+func TestPruneIdle(t *testing.T) {
+	idle := make(chan struct{}, 1)
+	onIdle := func() {
+		select {
+		case idle <- struct{}{}:
+		default:
+		}
+	}
+	m, merged, _, _ := mountedForTest(t, Config{OnIdle: onIdle}, func(lower string) {
+		for f := 0; f < 300; f++ {
+			if err := os.WriteFile(filepath.Join(lower, fmt.Sprintf("f%03d", f)), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	held, err := os.Open(filepath.Join(merged, "f299"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	for f := 0; f < 300; f++ {
+		if _, err := os.Lstat(filepath.Join(merged, fmt.Sprintf("f%03d", f))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := m.ov.pruner
+	if n := treeSize(p.root) - 1; n < 300 {
+		t.Fatalf("go-fuse holds %d nodes after a lookup of 300 names, under the bound", n)
+	}
+	select {
+	case <-idle:
+	case <-time.After(10 * idleAfter):
+		t.Fatal("OnIdle was not called on an idle mount")
+	}
+	// The open file stays; a FORGET still on its way may leave one more.
+	if n := treeSize(p.root) - 1; n > 2 {
+		t.Errorf("go-fuse holds %d nodes on an idle mount with one file open, want at most 2: %v", n, p.root.Children())
+	}
+	b := make([]byte, 1)
+	if _, err := held.ReadAt(b, 0); err != nil || b[0] != 'x' {
+		t.Errorf("the file held open across the idle trim reads %q, %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(merged, "f000")); err != nil || string(b) != "x" {
+		t.Errorf("f000 after the idle trim: %q, %v", b, err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
@@ -37,6 +38,10 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 			return err
 		}
 		defer stop()
+	}
+	if cfg.OnIdle == nil {
+		// An idle mount gives back what its trimmed node tree held.
+		cfg.OnIdle = debug.FreeOSMemory
 	}
 	m, err := fs.Mount(merged, cfg)
 	if err != nil {
