@@ -71,6 +71,9 @@ type Config struct {
 	ChownSize  int64
 	// MountLayers is the number of lower layers of the large mount.
 	MountLayers int
+	// HugeFiles is the number of files of the huge walk (memory.go);
+	// Mounts the number of unions mounted at once.
+	HugeFiles, Mounts int
 	// Rootless runs the workloads and the FUSE daemons as an unprivileged
 	// user (rootless.go).
 	Rootless bool `json:"rootless,omitempty"`
@@ -99,7 +102,7 @@ var (
 	allSystems = []string{sysNative, sysKernel, sysFuseOv, sysUnion}
 	// knownSystems adds those only run when asked for.
 	knownSystems = append(append([]string{}, allSystems...), sysUnionNoPT, sysKernelMC, sysUnionMC)
-	allWorkloads = []string{"walk", "readdir", "seqread", "randread", "mount", "create", "seqwrite", "randwrite", "copyup", "chown", "delete"}
+	allWorkloads = []string{"walk", "readdir", "seqread", "randread", "mount", "create", "seqwrite", "randwrite", "copyup", "chown", "delete", "hugewalk", "mounts"}
 )
 
 func parseFlags(args []string) (*Config, error) {
@@ -122,6 +125,8 @@ func parseFlags(args []string) (*Config, error) {
 	fset.IntVar(&c.ChownFiles, "chown-files", 2000, "files in the tree of chown -R")
 	chownSize := fset.String("chown-size", "1G", "total size of the files of the chown tree")
 	fset.IntVar(&c.MountLayers, "mount-layers", 100, "lower layers of the large mount")
+	fset.IntVar(&c.HugeFiles, "huge-files", 1000000, "files of the huge walk (memory.go)")
+	fset.IntVar(&c.Mounts, "mounts", 100, "unions mounted at once by the mounts workload")
 	fset.StringVar(&c.Rev, "rev", "", "build unionfuse from this git `revision` instead of the working tree")
 	fset.StringVar(&c.UnionfuseBin, "unionfuse", "", "run this prebuilt unionfuse `binary` instead of building ./cmd/unionfuse")
 	fset.StringVar(&c.Profile, "profile", "", "write CPU profiles of the unionfuse daemon to `DIR`, one per mount")
@@ -149,6 +154,8 @@ func parseFlags(args []string) (*Config, error) {
 			"rand-size":       func() { *rnd = "64M" },
 			"fio-runtime":     func() { c.FioRuntime = time.Second },
 			"mount-layers":    func() {},
+			"huge-files":      func() { c.HugeFiles = 100000 },
+			"mounts":          func() { c.Mounts = 20 },
 			"chown-size":      func() { *chownSize = "64M" },
 			"chown-files":     func() {},
 		}
@@ -182,6 +189,8 @@ func parseFlags(args []string) (*Config, error) {
 		return nil, fmt.Errorf("-reps must be at least 1")
 	case c.WalkDirs < 1 || c.WalkFiles < c.WalkDirs:
 		return nil, fmt.Errorf("-walk-files must be at least -walk-dirs, which must be positive")
+	case c.HugeFiles < 1 || c.Mounts < 1:
+		return nil, fmt.Errorf("-huge-files and -mounts must be positive")
 	case c.ReaddirEntries < 1 || c.CreateFiles < 1 || c.DeleteFiles < 1:
 		return nil, fmt.Errorf("-readdir-entries, -create-files and -delete-files must be positive")
 	case c.SeqSize < 1<<20 || c.RandSize < 1<<20:

@@ -53,13 +53,13 @@ type Workload struct {
 // ext4 (no journal) a create storm right after a mass delete is slow even
 // natively, so no deletion may precede a timed create.
 func workloads() []Workload {
-	return []Workload{
+	return append([]Workload{
 		{Name: "walk", Run: runWalk, Metrics: []Metric{
 			{Key: "walk-find-cold", Title: "metadata walk: find, cold", Unit: "s", TargetRatio: 2.0},
 			{Key: "walk-find-warm", Title: "metadata walk: find, warm", Unit: "s", TargetRatio: 1.5},
 			{Key: "walk-stat-cold", Title: "metadata walk: find -printf (stat all), cold", Unit: "s", TargetRatio: 2.0},
 			{Key: "walk-stat-warm", Title: "metadata walk: find -printf (stat all), warm", Unit: "s", TargetRatio: 1.5},
-			{Key: "daemon-rss", Title: "daemon peak RSS after the walk", Unit: "MB", TargetAbs: 27, NoRatio: true},
+			{Key: "daemon-rss", Title: "daemon peak RSS after the walk", Unit: "MB", TargetAbs: 20, NoRatio: true},
 		}},
 		{Name: "readdir", Run: runReaddir, Metrics: []Metric{
 			{Key: "readdir-cold", Title: "readdir of the large directory, cold", Unit: "ms", TargetRatio: 2.0},
@@ -97,7 +97,9 @@ func workloads() []Workload {
 		{Name: "delete", Run: runDelete, Before: func(*Runner) error { return dropCaches() }, Metrics: []Metric{
 			{Key: "delete-rmrf", Title: "delete: rm -rf of a lower subtree", Unit: "s", TargetRatio: 2.0},
 		}},
-	}
+		// The memory workloads (memory.go) only read; the huge tree they
+		// walk is written when they start, untimed.
+	}, memoryWorkloads()...)
 }
 
 // withMount mounts a fresh union for s, calls fn, and always unmounts.

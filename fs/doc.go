@@ -82,6 +82,10 @@
 // Where two kernel inodes name one object for a while (a hard-linked
 // lower file copied up while open, a renewed passthrough node), a change
 // through one drops the cached attributes of the other (alias.go).
+// The kernel would keep every name it has looked up until memory
+// pressure, and go-fuse a node for each: past Config.MaxNodes the least
+// recently looked-up ones it is not using are pruned (FUSE_NOTIFY_PRUNE),
+// and an idle mount keeps only what is in use (prune.go).
 // Permissions are checked by the kernel (default_permissions) against the
 // attributes reported here. POSIX and BSD locks are left to the kernel
 // (local to the mount), so a lock taken on a file opened read-only before

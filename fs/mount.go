@@ -54,6 +54,7 @@ func Mount(merged string, cfg Config) (*Mounted, error) {
 		ov.close()
 		return nil, fmt.Errorf("mount %s: %w", merged, err)
 	}
+	ov.pruner.start(root.EmbeddedInode(), cfg.OnIdle)
 	return &Mounted{server: server, ov: ov, merged: merged}, nil
 }
 
@@ -90,6 +91,7 @@ func newOverlay(cfg Config) (*overlay, error) {
 		openHandles: make(map[nodeKey]map[*handle]struct{}),
 		lowerBacked: make(map[nodeKey]bool),
 		superseded:  make(map[nodeKey]bool),
+		pruner:      newPruner(cfg.NodeBound()),
 	}
 	ov.initUserNS = inInitialUserNS()
 	// Passthrough needs CAP_SYS_ADMIN in the initial user namespace.
@@ -233,6 +235,7 @@ func inInitialUserNS() bool {
 
 // close releases the layer descriptors.
 func (ov *overlay) close() {
+	ov.pruner.stop()
 	for _, l := range ov.layers {
 		l.close()
 	}

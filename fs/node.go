@@ -30,6 +30,11 @@ type node struct {
 	// kernel sends no request for a node once it has forgotten it, so the
 	// descriptor is not closed under a user.
 	orphanFd atomic.Int32
+	// lruPrev and lruNext link the nodes the kernel holds, most recently
+	// looked up first; inLRU says n is on that list (prune.go). Guarded
+	// by the pruner's lock.
+	lruPrev, lruNext *node
+	inLRU            bool
 }
 
 // setState records the layers of n's object, and its paths in them when
@@ -144,6 +149,7 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 		in.Operations().(*node).setState(f.layers, paths)
 	}
 	n.ov.noteInode(k, in, !isDirStat(&f.st) && f.st.Nlink > 1)
+	n.ov.pruner.touch(in.Operations().(*node))
 	return in
 }
 

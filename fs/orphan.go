@@ -144,9 +144,10 @@ func (n *node) withOrphanDir(fn func(path string) error) (ok bool, err error) {
 
 var _ = (gofs.NodeOnForgetter)((*node)(nil))
 
-// OnForget closes the descriptor of a removed directory the kernel no
-// longer holds.
+// OnForget takes a node the kernel no longer holds off the list of those
+// it does (prune.go), and closes the descriptor of a removed directory.
 func (n *node) OnForget() {
+	n.ov.pruner.remove(n)
 	if fd := n.orphanFd.Swap(0); fd > 0 {
 		unix.Close(int(fd))
 	}

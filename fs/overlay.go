@@ -99,6 +99,9 @@ type overlay struct {
 	indexed map[uint64]string
 
 	tmpSeq atomic.Uint64
+
+	// pruner bounds the nodes the kernel holds (prune.go); nil for no bound.
+	pruner *pruner
 }
 
 type devIno struct{ dev, ino uint64 }

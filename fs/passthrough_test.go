@@ -16,6 +16,13 @@ import (
 // dirs and unmounts it when the test ends.
 func mountForTest(t *testing.T, cfg Config, fill func(lower string)) (merged, lower, upper string) {
 	t.Helper()
+	_, merged, lower, upper = mountedForTest(t, cfg, fill)
+	return merged, lower, upper
+}
+
+// mountedForTest is mountForTest that also returns the mount.
+func mountedForTest(t *testing.T, cfg Config, fill func(lower string)) (m *Mounted, merged, lower, upper string) {
+	t.Helper()
 	testutil.RequireFuse(t)
 	base := t.TempDir()
 	lower, upper = filepath.Join(base, "lower"), filepath.Join(base, "upper")
@@ -37,7 +44,7 @@ func mountForTest(t *testing.T, cfg Config, fill func(lower string)) (merged, lo
 			unix.Unmount(merged, unix.MNT_DETACH)
 		}
 	})
-	return merged, lower, upper
+	return m, merged, lower, upper
 }
 
 func treeSums(t *testing.T, root string) map[string][32]byte {

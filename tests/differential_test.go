@@ -90,6 +90,17 @@ func TestDifferentialMetacopy(t *testing.T) {
 	runDifferentialVariant(t, unionfuseMounter{metacopy: true})
 }
 
+// TestDifferentialPrune runs the comparison with a bound of 8 nodes
+// (-o max_nodes=8), plain and with index=on: the kernel is made to forget
+// almost every inode it is not using after each few operations, so every
+// name is looked up afresh again and again (copied-up, renamed, hard-linked
+// and opened objects among them), as its own memory pressure could do at
+// any time.
+func TestDifferentialPrune(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { runDifferentialVariant(t, unionfuseMounter{maxNodes: 8}) })
+	t.Run("index", func(t *testing.T) { runDifferentialVariant(t, unionfuseMounter{maxNodes: 8, index: true}) })
+}
+
 // runDifferentialVariant runs half the rounds with unionfuse mounted as m,
 // against the kernel with the same options.
 func runDifferentialVariant(t *testing.T, m unionfuseMounter) {

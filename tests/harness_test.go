@@ -146,6 +146,7 @@ type unionfuseMounter struct {
 	index       bool // -o index=on
 	metacopy    bool // -o metacopy=on
 	userxattr   bool // -o userxattr
+	maxNodes    int  // -o max_nodes=N (0: the default)
 }
 
 func (m unionfuseMounter) name() string {
@@ -165,6 +166,9 @@ func (m unionfuseMounter) name() string {
 	if m.userxattr {
 		name += " -o userxattr"
 	}
+	if m.maxNodes != 0 {
+		name += fmt.Sprintf(" -o max_nodes=%d", m.maxNodes)
+	}
 	return name
 }
 
@@ -176,6 +180,7 @@ func (m unionfuseMounter) mount(l layout) (unmount func() error, err error) {
 	cfg.Index = m.index
 	cfg.Metacopy = m.metacopy
 	cfg.UserXattr = m.userxattr
+	cfg.MaxNodes = m.maxNodes
 	if os.Getenv(debugEnv) == "1" {
 		cfg.Debug = true
 		cfg.Logger = log.New(os.Stderr, "unionfuse: ", log.Lmicroseconds)

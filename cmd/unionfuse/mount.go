@@ -50,6 +50,9 @@ Options for -o (comma-separated, -o may be repeated):
   passthrough=on|off
                    FUSE passthrough of file data (on by default as root,
                    Linux 6.9+)
+  max_nodes=N      inodes the kernel may keep looked up before the least
+                   recently used idle ones are dropped (default 8192;
+                   0: no bound; Linux 6.16+)
 
 fuse-overlayfs's options, with its meaning:
   uidmapping=DISK:SHOWN:LEN[:...], gidmapping=...

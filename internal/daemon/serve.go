@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
@@ -62,10 +63,15 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 		}
 		defer stop()
 	}
+	if cfg.OnIdle == nil {
+		// An idle mount gives back what its trimmed node tree held.
+		cfg.OnIdle = debug.FreeOSMemory
+	}
 	m, err := fs.Mount(merged, cfg)
 	if err != nil {
 		return err
 	}
+	defer limitMemory(cfg)()
 	if prof.Mem != "" {
 		// Written after the unmount, while m (and so the node tree) is
 		// still referenced: the profile shows what serving the union held.

@@ -213,6 +213,16 @@ func TestFuseOverlayfsOptions(t *testing.T) {
 	if _, err := Parse("index=maybe"); err == nil {
 		t.Error("index=maybe accepted")
 	}
+	for opt, want := range map[string]int{"max_nodes=100": 100, "max_nodes=0": -1} {
+		if o, err := Parse(opt); err != nil || o.FsConfig().MaxNodes != want {
+			t.Errorf("%s: %v, %v; want MaxNodes %d", opt, o, err, want)
+		}
+	}
+	for _, bad := range []string{"max_nodes=-1", "max_nodes=many", "max_nodes"} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
 	if o, _ := Parse("lowerdir=l"); o.FsConfig().Redirect != fs.RedirectOn {
 		t.Errorf("redirect_dir is %v by default, want on", o.FsConfig().Redirect)
 	}

@@ -44,7 +44,7 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 	}
 	switch key {
 	case "uidmapping", "gidmapping", "squash_to_uid", "squash_to_gid", "fsync",
-		"xino", "redirect_dir", "index", "metacopy", "context", "xattr_permissions", "timeout", "passthrough":
+		"xino", "redirect_dir", "index", "metacopy", "context", "xattr_permissions", "timeout", "passthrough", "max_nodes":
 	default:
 		return false, nil
 	}
@@ -103,6 +103,17 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 			o.NoPassthrough = false
 		default:
 			return true, fmt.Errorf("mount option %q: want passthrough=on or passthrough=off", item)
+		}
+	case "max_nodes":
+		// unionfuse's own: how many inodes the kernel may keep looked up
+		// before the least recently used are dropped; 0 for no bound.
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 0 {
+			return true, fmt.Errorf("mount option %q: want a count of inodes, 0 for no bound", item)
+		}
+		o.MaxNodes = n
+		if n == 0 {
+			o.MaxNodes = -1
 		}
 	case "redirect_dir":
 		switch value {

@@ -1,0 +1,179 @@
+package fs
+
+import (
+	"fmt"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestPruneBoundsNodes walks a tree of 2,020 names through a mount that
+// keeps at most 64 nodes, and checks that the kernel was made to forget
+// the rest (the daemon's list is back within the bound), and that what
+// was forgotten comes back unchanged: contents, inode numbers (of a
+// lower file, a copied-up file and both names of a hard-linked lower
+// file), and a file held open while the rest was forgotten.
+func TestPruneBoundsNodes(t *testing.T) {
+	const dirs, files = 20, 100
+	m, merged, lower, _ := mountedForTest(t, Config{MaxNodes: 64}, func(lower string) {
+		for d := 0; d < dirs; d++ {
+			for f := 0; f < files; f++ {
+				p := filepath.Join(lower, fmt.Sprintf("d%02d/f%03d", d, f))
+				if f == 0 {
+					if err := os.Mkdir(filepath.Dir(p), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := os.WriteFile(p, []byte(p), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := os.Link(filepath.Join(lower, "d00/f000"), filepath.Join(lower, "link")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	p := m.ov.pruner
+	if p == nil {
+		t.Fatal("no pruner with MaxNodes 64")
+	}
+
+	// Held open while everything else is forgotten.
+	held, err := os.Open(filepath.Join(merged, "d19/f099"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	// A copied-up file keeps its inode number.
+	cu := filepath.Join(merged, "d05/f005")
+	if err := os.WriteFile(cu, []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	inos := map[string]uint64{}
+	walk := func(check bool) {
+		t.Helper()
+		rels := []string{"link", "d00/f000"}
+		for d := 0; d < dirs; d++ {
+			for f := 0; f < files; f++ {
+				rels = append(rels, fmt.Sprintf("d%02d/f%03d", d, f))
+			}
+		}
+		for _, rel := range rels {
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(merged, rel), &st); err != nil {
+				t.Fatal(err)
+			}
+			if check && inos[rel] != st.Ino {
+				t.Errorf("%s: inode %d after the prune, %d before", rel, st.Ino, inos[rel])
+			}
+			inos[rel] = st.Ino
+		}
+	}
+	walk(false)
+	settle := func() int {
+		t.Helper()
+		var n int
+		for try := 0; try < 200; try++ {
+			p.mu.Lock()
+			n = p.count
+			p.mu.Unlock()
+			if n <= p.max {
+				break
+			}
+			// A lookup wakes the pruning if the last pass stopped early.
+			unix.Access(filepath.Join(merged, fmt.Sprintf("d%02d", try%dirs)), unix.F_OK)
+			time.Sleep(10 * time.Millisecond)
+		}
+		return n
+	}
+	if n := settle(); n > p.max {
+		t.Fatalf("after walking %d names the list holds %d nodes, want at most %d", dirs*files+dirs, n, p.max)
+	}
+	// go-fuse drops an Inode once the kernel has forgotten it.
+	if n := treeSize(p.root) - 1; n > p.max {
+		t.Fatalf("after walking %d names go-fuse holds %d nodes, want at most %d", dirs*files+dirs, n, p.max)
+	}
+	walk(true)
+	settle()
+	for d := 0; d < dirs; d++ {
+		for f := 0; f < files; f++ {
+			rel := fmt.Sprintf("d%02d/f%03d", d, f)
+			want := filepath.Join(lower, rel)
+			if rel == "d05/f005" {
+				want = "changed"
+			}
+			b, err := os.ReadFile(filepath.Join(merged, rel))
+			if err != nil || string(b) != want {
+				t.Fatalf("%s after the prune: %q, %v; want %q", rel, b, err, want)
+			}
+		}
+	}
+	b := make([]byte, 100)
+	if n, err := held.ReadAt(b, 0); string(b[:n]) != filepath.Join(lower, "d19/f099") {
+		t.Errorf("the file held open across the prune reads %q, %v", b[:n], err)
+	}
+}
+
+// treeSize counts the Inodes of go-fuse's tree below and with in.
+func treeSize(in *gofs.Inode) int {
+	n := 1
+	for _, ch := range in.Children() {
+		n += treeSize(ch)
+	}
+	return n
+}
+
+// TestPruneIdle checks that a mount left idle has the kernel forget every
+// node it is not using, below the bound, keeps an open file working, and
+// then calls Config.OnIdle.
+func TestPruneIdle(t *testing.T) {
+	idle := make(chan struct{}, 1)
+	onIdle := func() {
+		select {
+		case idle <- struct{}{}:
+		default:
+		}
+	}
+	m, merged, _, _ := mountedForTest(t, Config{OnIdle: onIdle}, func(lower string) {
+		for f := 0; f < 300; f++ {
+			if err := os.WriteFile(filepath.Join(lower, fmt.Sprintf("f%03d", f)), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	held, err := os.Open(filepath.Join(merged, "f299"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	for f := 0; f < 300; f++ {
+		if _, err := os.Lstat(filepath.Join(merged, fmt.Sprintf("f%03d", f))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := m.ov.pruner
+	if n := treeSize(p.root) - 1; n < 300 {
+		t.Fatalf("go-fuse holds %d nodes after a lookup of 300 names, under the bound", n)
+	}
+	select {
+	case <-idle:
+	case <-time.After(10 * idleAfter):
+		t.Fatal("OnIdle was not called on an idle mount")
+	}
+	// The open file stays; a FORGET still on its way may leave one more.
+	if n := treeSize(p.root) - 1; n > 2 {
+		t.Errorf("go-fuse holds %d nodes on an idle mount with one file open, want at most 2: %v", n, p.root.Children())
+	}
+	b := make([]byte, 1)
+	if _, err := held.ReadAt(b, 0); err != nil || b[0] != 'x' {
+		t.Errorf("the file held open across the idle trim reads %q, %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(merged, "f000")); err != nil || string(b) != "x" {
+		t.Errorf("f000 after the idle trim: %q, %v", b, err)
+	}
+}
