@@ -2,6 +2,7 @@ package fs
 
 import (
 	"log"
+	"time"
 )
 
 // Config describes one union: its layers and how the mount behaves.
@@ -70,14 +71,17 @@ type Config struct {
 	// MaxNodes bounds the inodes the kernel may keep looked up, and so
 	// the daemon's node tree: beyond it the least recently looked-up
 	// ones the kernel is not using are dropped (prune.go). 0 means the
-	// default (8,192); negative means no bound. Needs Linux 6.16 or
+	// default (65,536); negative means no bound. Needs Linux 6.16 or
 	// later; older kernels keep every inode until memory pressure.
 	MaxNodes int
 	// OnIdle, when set, runs each time a mount with a node bound has
-	// served no lookup for two seconds and has asked the kernel to forget
-	// every node it is not using (prune.go): a daemon returns the memory
-	// freed to the system there (debug.FreeOSMemory).
+	// served no lookup for IdleTrimAfter and has asked the kernel to
+	// forget every node it is not using (prune.go): a daemon returns the
+	// memory freed to the system there (debug.FreeOSMemory).
 	OnIdle func()
+	// IdleTrimAfter is how long a mount with a node bound serves no
+	// lookup before that trim; 0 means 30 seconds.
+	IdleTrimAfter time.Duration
 	// AllowOther lets other users than the mounting one use the mount
 	// (always on for root; for others fusermount3 needs user_allow_other
 	// in /etc/fuse.conf).

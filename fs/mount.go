@@ -91,7 +91,7 @@ func newOverlay(cfg Config) (*overlay, error) {
 		openHandles: make(map[nodeKey]map[*handle]struct{}),
 		lowerBacked: make(map[nodeKey]bool),
 		superseded:  make(map[nodeKey]bool),
-		pruner:      newPruner(cfg.NodeBound()),
+		pruner:      newPruner(cfg.NodeBound(), cfg.IdleTrimAfter),
 	}
 	ov.initUserNS = inInitialUserNS()
 	// Passthrough needs CAP_SYS_ADMIN in the initial user namespace.

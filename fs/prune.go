@@ -23,7 +23,7 @@ import (
 // What the kernel drops comes back as FORGET, after which go-fuse drops
 // the Inode (OnForget takes it off the list).
 //
-// A mount that has served no lookup for idleAfter is trimmed further: the
+// A mount that has served no lookup for a while (Config.IdleTrimAfter) is trimmed further: the
 // kernel is asked to forget every node it is not using (an idle mount
 // keeps only what is open or someone's working directory), and then
 // Config.OnIdle runs — the daemon returns the freed memory to the system
@@ -37,8 +37,12 @@ import (
 // go before their directory, which the kernel can then drop too.
 
 // defaultMaxNodes bounds the nodes kept for the kernel when
-// Config.MaxNodes is 0: about 3.7 MB of node tree (see docs/benchmarks.md).
-const defaultMaxNodes = 8192
+// Config.MaxNodes is 0: about 30 MB of node tree. It is above the bench's
+// 63k-name tree on purpose: a tree larger than the bound is looked up
+// again on every walk, and a warm find then costs 4.8x the kernel's
+// instead of 1.4x (docs/benchmarks.md, "Bounded node tree"). Memory-tight
+// hosts set -o max_nodes=8192 (≈20 MB a daemon).
+const defaultMaxNodes = 65536
 
 // NodeBound returns how many nodes a mount of c keeps for the kernel at
 // most (Config.MaxNodes, or its default), or 0 when there is no bound.
@@ -55,8 +59,10 @@ func (c Config) NodeBound() int {
 // pruneBatch is how many nodes one notification asks the kernel to forget.
 const pruneBatch = 1024
 
-// idleAfter is how long a mount serves no lookup before it is trimmed.
-const idleAfter = 2 * time.Second
+// defaultIdleAfter is how long a mount serves no lookup before it is
+// trimmed (Config.IdleTrimAfter 0): long enough that a shell's or a
+// build's pauses keep their warm names.
+const defaultIdleAfter = 30 * time.Second
 
 // pruner is the list of nodes the kernel holds, most recently looked up
 // first, with its bound.
@@ -82,15 +88,20 @@ type pruner struct {
 	busy, armed bool
 	// onIdle runs after an idle trim (Config.OnIdle), when set.
 	onIdle func()
+	// idleAfter is how long the mount serves no lookup before the trim.
+	idleAfter time.Duration
 }
 
 // newPruner returns a pruner keeping at most max nodes, or nil for no
 // bound (max 0).
-func newPruner(max int) *pruner {
+func newPruner(max int, idleAfter time.Duration) *pruner {
 	if max <= 0 {
 		return nil
 	}
-	return &pruner{max: max, trigger: max, kick: make(chan struct{}, 1), supported: true, done: make(chan struct{})}
+	if idleAfter <= 0 {
+		idleAfter = defaultIdleAfter
+	}
+	return &pruner{max: max, trigger: max, kick: make(chan struct{}, 1), supported: true, done: make(chan struct{}), idleAfter: idleAfter}
 }
 
 // start begins sending notifications for the union whose root is root;
@@ -182,9 +193,9 @@ func (p *pruner) unlink(n *node) {
 }
 
 // loop prunes whenever touch finds the list over its trigger, and trims
-// the mount once it has been idle for idleAfter.
+// the mount once it has been idle for p.idleAfter.
 func (p *pruner) loop() {
-	idle := time.NewTimer(idleAfter)
+	idle := time.NewTimer(p.idleAfter)
 	idle.Stop()
 	for {
 		select {
@@ -193,7 +204,7 @@ func (p *pruner) loop() {
 			return
 		case <-p.kick:
 			p.prune(p.max)
-			idle.Reset(idleAfter)
+			idle.Reset(p.idleAfter)
 		case <-idle.C:
 			p.mu.Lock()
 			busy := p.busy
@@ -201,7 +212,7 @@ func (p *pruner) loop() {
 			p.armed = busy
 			p.mu.Unlock()
 			if busy {
-				idle.Reset(idleAfter)
+				idle.Reset(p.idleAfter)
 				continue
 			}
 			p.prune(0)
