@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,14 +28,19 @@ import (
 type containerdEnv struct {
 	dir      string // everything of the test's below it
 	address  string // containerd's socket
+	config   string // containerd's config file
 	snapRoot string // the snapshotter's root
+	snapSock string // the snapshotter's socket
 	ns       string // the containerd namespace the test works in
+
+	stopSnapshotter, stopContainerd func()
 }
 
 // startContainerd starts `unionfuse snapshotter` and containerd (with a
 // config registering it as the proxy snapshotter "unionfuse") for t, and
-// stops both, by pid, when t ends. It skips t when containerd, ctr, runc
-// or mount.fuse3 is missing or when not root.
+// stops both, by pid, when t ends, after deleting the tasks and
+// containers left in its namespace. It skips t when containerd, ctr,
+// runc or mount.fuse3 is missing or when not root.
 func startContainerd(t *testing.T) *containerdEnv {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -48,13 +54,9 @@ func startContainerd(t *testing.T) *containerdEnv {
 	unionfuseOnPath(t)
 	e := &containerdEnv{dir: testDir(t), ns: fmt.Sprintf("unionfuse-test-%d", os.Getpid())}
 	e.address = filepath.Join(e.dir, "containerd.sock")
+	e.config = filepath.Join(e.dir, "config.toml")
 	e.snapRoot = filepath.Join(e.dir, "snapshotter")
-	snapSock := filepath.Join(e.dir, "snapshotter.sock")
-
-	snap := exec.Command(unionfuseBinary(t), "snapshotter", "--root", e.snapRoot, "--address", snapSock)
-	startDaemon(t, snap, filepath.Join(e.dir, "snapshotter.log"))
-	waitSocket(t, snapSock, snap)
-
+	e.snapSock = filepath.Join(e.dir, "snapshotter.sock")
 	cfg := fmt.Sprintf(`version = 2
 root = %[1]q
 state = %[2]q
@@ -70,61 +72,98 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
 [proxy_plugins.unionfuse]
   type = "snapshot"
   address = %[5]q
-`, filepath.Join(e.dir, "root"), filepath.Join(e.dir, "state"), e.address, e.address+".ttrpc", snapSock)
-	cfgFile := filepath.Join(e.dir, "config.toml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+`, filepath.Join(e.dir, "root"), filepath.Join(e.dir, "state"), e.address, e.address+".ttrpc", e.snapSock)
+	if err := os.WriteFile(e.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctrd := exec.Command("containerd", "--config", cfgFile)
-	startDaemon(t, ctrd, filepath.Join(e.dir, "containerd.log"))
-	waitSocket(t, e.address, ctrd)
-	// The proxy plugin is loaded once containerd serves: ask it.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r := e.ctr(t, "plugins", "ls")
-		if r.code == 0 && strings.Contains(r.stdout, "unionfuse") {
-			break
+	t.Cleanup(func() {
+		// The daemons in use when t ends, whichever a restart started.
+		if e.stopContainerd != nil {
+			e.deleteContainers(t)
+			e.stopContainerd()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("containerd has no unionfuse snapshotter plugin: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		if e.stopSnapshotter != nil {
+			e.stopSnapshotter()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		if t.Failed() {
+			for _, name := range []string{"containerd.log", "snapshotter.log"} {
+				b, _ := os.ReadFile(filepath.Join(e.dir, name))
+				t.Logf("%s:\n%s", name, lastLines(string(b), 40))
+			}
+		}
+	})
+	e.startSnapshotter(t)
+	e.startContainerd(t)
 	return e
 }
 
-// startDaemon starts cmd with its output in logFile, and when t ends
-// stops it with SIGTERM (SIGKILL after 10 s), by its pid; a failed test
-// shows the log.
-func startDaemon(t *testing.T, cmd *exec.Cmd, logFile string) {
+// startSnapshotter starts `unionfuse snapshotter` on e's root and socket.
+func (e *containerdEnv) startSnapshotter(t *testing.T) {
 	t.Helper()
-	log, err := os.Create(logFile)
+	cmd := exec.Command(unionfuseBinary(t), "snapshotter", "--root", e.snapRoot, "--address", e.snapSock)
+	e.stopSnapshotter = startDaemon(t, cmd, filepath.Join(e.dir, "snapshotter.log"))
+	waitSocket(t, e.snapSock, cmd)
+}
+
+// startContainerd starts containerd on e's config and waits until it
+// has loaded the unionfuse snapshotter.
+func (e *containerdEnv) startContainerd(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command("containerd", "--config", e.config)
+	e.stopContainerd = startDaemon(t, cmd, filepath.Join(e.dir, "containerd.log"))
+	waitSocket(t, e.address, cmd)
+	ok := eventually(20*time.Second, func() bool {
+		r := e.ctr(t, "plugins", "ls")
+		return r.code == 0 && strings.Contains(r.stdout, "unionfuse")
+	})
+	if !ok {
+		t.Fatal("containerd has not loaded the unionfuse snapshotter")
+	}
+}
+
+// deleteContainers kills and deletes the tasks and containers left in
+// e's namespace (a test that failed half way), so that no container,
+// shim or union daemon outlives the test.
+func (e *containerdEnv) deleteContainers(t *testing.T) {
+	t.Helper()
+	for _, id := range strings.Fields(e.ctr(t, "task", "ls", "-q").stdout) {
+		e.ctr(t, "task", "delete", "-f", id)
+	}
+	for _, id := range strings.Fields(e.ctr(t, "container", "ls", "-q").stdout) {
+		e.ctr(t, "container", "rm", id)
+	}
+}
+
+// startDaemon starts cmd with its output appended to logFile and returns
+// the function that stops it with SIGTERM (SIGKILL after 10 s), by its
+// pid; calling it again does nothing.
+func startDaemon(t *testing.T, cmd *exec.Cmd, logFile string) (stop func()) {
+	t.Helper()
+	log, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer log.Close() // cmd has its own descriptor once started
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		log.Close()
 		t.Fatalf("start %s: %v", cmd.Args[0], err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			t.Errorf("%s did not stop on SIGTERM", cmd.Args[0])
-			cmd.Process.Kill()
-			<-exited
-		}
-		log.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile)
-			t.Logf("%s log:\n%s", filepath.Base(cmd.Args[0]), lastLines(string(b), 40))
-		}
-	})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				t.Errorf("%s did not stop on SIGTERM", cmd.Args[0])
+				cmd.Process.Kill()
+				<-exited
+			}
+		})
+	}
 }
 
 // waitSocket waits until something listens on the unix socket sock.
@@ -206,13 +245,21 @@ func (e *containerdEnv) snapshotDirs(t *testing.T) []string {
 	return names
 }
 
-func TestContainerdRunUnionfuse(t *testing.T) {
-	e := startContainerd(t)
+// pullBusybox pushes busybox to a registry started for t and pulls it
+// into e's containerd with the unionfuse snapshotter; it returns its
+// reference.
+func (e *containerdEnv) pullBusybox(t *testing.T) string {
+	t.Helper()
 	reg := startRegistry(t, false)
 	ref := reg.host + "/busybox:1.0"
 	pushedBusybox(t, ref)
-
 	e.mustCtr(t, "image", "pull", "--plain-http", "--snapshotter", "unionfuse", ref)
+	return ref
+}
+
+func TestContainerdRunUnionfuse(t *testing.T) {
+	e := startContainerd(t)
+	ref := e.pullBusybox(t)
 	if dirs := e.snapshotDirs(t); len(dirs) != 1 {
 		t.Fatalf("after pulling a one-layer image, snapshots/ holds %v, want one layer", dirs)
 	}
@@ -249,6 +296,46 @@ func TestContainerdRunUnionfuse(t *testing.T) {
 	if !eventually(10*time.Second, func() bool { return len(e.snapshotDirs(t)) == 0 }) {
 		ls := e.ctr(t, "snapshots", "--snapshotter", "unionfuse", "ls")
 		t.Fatalf("after ctr image rm, snapshots/ still holds %v\n%s", e.snapshotDirs(t), ls.stdout)
+	}
+}
+
+// TestContainerdRestarts restarts the snapshotter, then containerd,
+// under a running container: its union stays mounted and writable (the
+// daemon serving it is not the snapshotter's), the snapshotter finds its
+// snapshots again in its metadata, and the container is removed cleanly
+// afterwards.
+func TestContainerdRestarts(t *testing.T) {
+	e := startContainerd(t)
+	ref := e.pullBusybox(t)
+	e.mustCtr(t, e.run("-d", ref, "sleeper", "sleep", "120")...)
+	exec := func(id, script string) string {
+		t.Helper()
+		return e.mustCtr(t, "task", "exec", "--fifo-dir", filepath.Join(e.dir, "fifo"), "--exec-id", id, "sleeper", "sh", "-c", script)
+	}
+	if out := exec("before", "echo before > /f && cat /f"); out != "before\n" {
+		t.Fatalf("exec before the restarts printed %q", out)
+	}
+	before := e.mustCtr(t, "snapshots", "--snapshotter", "unionfuse", "ls")
+
+	e.stopSnapshotter()
+	e.startSnapshotter(t)
+	if out := exec("after-snapshotter", "echo after >> /f && cat /f"); out != "before\nafter\n" {
+		t.Errorf("exec after restarting the snapshotter printed %q", out)
+	}
+	if after := e.mustCtr(t, "snapshots", "--snapshotter", "unionfuse", "ls"); after != before {
+		t.Errorf("snapshots after restarting the snapshotter:\n%s\nbefore:\n%s", after, before)
+	}
+
+	e.stopContainerd()
+	e.startContainerd(t)
+	if out := exec("after-containerd", "cat /f"); out != "before\nafter\n" {
+		t.Errorf("exec after restarting containerd printed %q", out)
+	}
+	e.mustCtr(t, "task", "delete", "-f", "sleeper")
+	e.mustCtr(t, "container", "rm", "sleeper")
+	e.mustCtr(t, "image", "rm", "--sync", ref)
+	if !eventually(10*time.Second, func() bool { return len(e.snapshotDirs(t)) == 0 }) {
+		t.Errorf("snapshots/ still holds %v after removing the container and the image", e.snapshotDirs(t))
 	}
 }
 
