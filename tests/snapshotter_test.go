@@ -17,8 +17,10 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	snapshotsapi "github.com/containerd/containerd/api/services/snapshots/v1"
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/core/snapshots/proxy"
 	"github.com/containerd/containerd/v2/core/snapshots/testsuite"
@@ -135,4 +137,149 @@ func mountsLeftUnder(dir string) error {
 		unix.Unmount(below[i], unix.MNT_DETACH)
 	}
 	return fmt.Errorf("left mounted: %v", below)
+}
+
+// snapshotterForTest opens a snapshotter in a fresh directory for t,
+// with unionfuse on PATH, and closes it when t ends; target is an empty
+// directory to mount on.
+func snapshotterForTest(t *testing.T) (sn *snapshotter.Snapshotter, root, target string) {
+	t.Helper()
+	needSnapshotterMounts(t)
+	dir := testDir(t)
+	root, target = filepath.Join(dir, "root"), filepath.Join(dir, "target")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := snapshotter.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sn.Close() })
+	return sn, root, target
+}
+
+// layerWith commits a layer holding the file name (content name) on
+// sn, as containerd unpacks one: Prepare, write through the bind mount,
+// Commit.
+func layerWith(t *testing.T, sn snapshots.Snapshotter, target, key, name string) {
+	t.Helper()
+	ctx := context.Background()
+	mounts, err := sn.Prepare(ctx, key+"-unpack", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mount.All(mounts, target); err != nil {
+		t.Fatal(err)
+	}
+	werr := os.WriteFile(filepath.Join(target, name), []byte(name), 0o644)
+	if err := mount.UnmountAll(target, 0); err != nil {
+		t.Fatal(err)
+	}
+	if werr != nil {
+		t.Fatal(werr)
+	}
+	if err := sn.Commit(ctx, key, key+"-unpack"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSnapshotterRemoveWhileMounted removes an active snapshot whose
+// union is mounted, as a client that does not unmount first would: the
+// removal goes through (as the overlayfs snapshotter's), the union fails
+// its users instead of hanging, and it still unmounts, leaving nothing.
+func TestSnapshotterRemoveWhileMounted(t *testing.T) {
+	sn, root, target := snapshotterForTest(t)
+	ctx := context.Background()
+	layerWith(t, sn, target, "base", "f")
+	mounts, err := sn.Prepare(ctx, "c1", "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mount.All(mounts, target); err != nil {
+		t.Fatal(err)
+	}
+	defer mount.UnmountAll(target, unix.MNT_DETACH)
+	if b, err := os.ReadFile(filepath.Join(target, "f")); err != nil || string(b) != "f" {
+		t.Fatalf("read through the union: %q, %v", b, err)
+	}
+	if err := sn.Remove(ctx, "c1"); err != nil {
+		t.Fatalf("remove a mounted active snapshot: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- os.WriteFile(filepath.Join(target, "g"), []byte("g"), 0o644) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Log("a write after its upper was removed succeeded (into the removed directory)")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write to a union whose snapshot was removed hangs")
+	}
+	if err := mount.UnmountAll(target, 0); err != nil {
+		t.Fatalf("unmount after the removal: %v", err)
+	}
+	if err := sn.Remove(ctx, "base"); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "snapshots")); len(ents) != 0 {
+		t.Errorf("snapshots/ holds %d entries after removing every snapshot", len(ents))
+	}
+}
+
+// TestSnapshotterFullDisk runs the snapshotter on a 4 MiB tmpfs: a
+// container's write that does not fit fails with ENOSPC (not EIO), and
+// with the disk full Prepare fails with nothing left behind, or
+// succeeds; once space is freed, it works again.
+func TestSnapshotterFullDisk(t *testing.T) {
+	sn0, root0, target := snapshotterForTest(t)
+	sn0.Close()
+	os.RemoveAll(root0)
+	disk := filepath.Join(filepath.Dir(root0), "disk")
+	if err := os.Mkdir(disk, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", disk, "tmpfs", 0, "size=4m"); err != nil {
+		t.Skipf("mount a small tmpfs: %v", err)
+	}
+	defer unix.Unmount(disk, unix.MNT_DETACH)
+	sn, err := snapshotter.New(filepath.Join(disk, "root"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sn.Close()
+	ctx := context.Background()
+	layerWith(t, sn, target, "base", "f")
+	mounts, err := sn.Prepare(ctx, "c1", "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mount.All(mounts, target); err != nil {
+		t.Fatal(err)
+	}
+	werr := os.WriteFile(filepath.Join(target, "big"), make([]byte, 8<<20), 0o644)
+	if err := mount.UnmountAll(target, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(werr, unix.ENOSPC) {
+		t.Errorf("writing 8 MiB into a union on a 4 MiB disk: %v, want ENOSPC", werr)
+	}
+	// The disk is full now (the container's upper holds what fitted).
+	before, _ := os.ReadDir(filepath.Join(disk, "root", "snapshots"))
+	if _, err := sn.Prepare(ctx, "c2", "base"); err != nil {
+		after, _ := os.ReadDir(filepath.Join(disk, "root", "snapshots"))
+		if len(after) != len(before) {
+			t.Errorf("a failed Prepare on a full disk left %d directories (%d before)", len(after), len(before))
+		}
+		if _, err := sn.Stat(ctx, "c2"); err == nil {
+			t.Error("a failed Prepare on a full disk left its snapshot recorded")
+		}
+	} else if err := sn.Remove(ctx, "c2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sn.Remove(ctx, "c1"); err != nil {
+		t.Fatalf("remove on a full disk: %v", err)
+	}
+	if _, err := sn.Prepare(ctx, "c3", "base"); err != nil {
+		t.Fatalf("prepare once space is freed: %v", err)
+	}
 }
