@@ -163,14 +163,7 @@ func snapshotterForTest(t *testing.T) (sn *snapshotter.Snapshotter, root, target
 // Commit.
 func layerWith(t *testing.T, sn snapshots.Snapshotter, target, key, name string) {
 	t.Helper()
-	ctx := context.Background()
-	mounts, err := sn.Prepare(ctx, key+"-unpack", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mount.All(mounts, target); err != nil {
-		t.Fatal(err)
-	}
+	prepareMounted(t, sn, key+"-unpack", "", target)
 	werr := os.WriteFile(filepath.Join(target, name), []byte(name), 0o644)
 	if err := mount.UnmountAll(target, 0); err != nil {
 		t.Fatal(err)
@@ -178,7 +171,20 @@ func layerWith(t *testing.T, sn snapshots.Snapshotter, target, key, name string)
 	if werr != nil {
 		t.Fatal(werr)
 	}
-	if err := sn.Commit(ctx, key, key+"-unpack"); err != nil {
+	if err := sn.Commit(context.Background(), key, key+"-unpack"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// prepareMounted prepares the active snapshot key on parent and mounts it
+// on target.
+func prepareMounted(t *testing.T, sn snapshots.Snapshotter, key, parent, target string) {
+	t.Helper()
+	mounts, err := sn.Prepare(context.Background(), key, parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mount.All(mounts, target); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -191,13 +197,7 @@ func TestSnapshotterRemoveWhileMounted(t *testing.T) {
 	sn, root, target := snapshotterForTest(t)
 	ctx := context.Background()
 	layerWith(t, sn, target, "base", "f")
-	mounts, err := sn.Prepare(ctx, "c1", "base")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mount.All(mounts, target); err != nil {
-		t.Fatal(err)
-	}
+	prepareMounted(t, sn, "c1", "base", target)
 	defer mount.UnmountAll(target, unix.MNT_DETACH)
 	if b, err := os.ReadFile(filepath.Join(target, "f")); err != nil || string(b) != "f" {
 		t.Fatalf("read through the union: %q, %v", b, err)
@@ -249,13 +249,7 @@ func TestSnapshotterFullDisk(t *testing.T) {
 	defer sn.Close()
 	ctx := context.Background()
 	layerWith(t, sn, target, "base", "f")
-	mounts, err := sn.Prepare(ctx, "c1", "base")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mount.All(mounts, target); err != nil {
-		t.Fatal(err)
-	}
+	prepareMounted(t, sn, "c1", "base", target)
 	werr := os.WriteFile(filepath.Join(target, "big"), make([]byte, 8<<20), 0o644)
 	if err := mount.UnmountAll(target, 0); err != nil {
 		t.Fatal(err)
