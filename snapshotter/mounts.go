@@ -8,11 +8,15 @@ import (
 	"github.com/containerd/containerd/v2/core/snapshots/storage"
 )
 
-// MountType is the type of the union mounts the snapshotter returns:
-// containerd runs mount.fuse3 for a "fuse3." type, which runs the
-// program after the dot (unionfuse, found through PATH) as
+// MountType is the type of the union mounts the snapshotter returns by
+// default: containerd runs mount.fuse3 for a "fuse3." type, which runs
+// the program after the dot (unionfuse, found through PATH) as
 // `unionfuse SOURCE TARGET -o OPTIONS`.
-const MountType = "fuse3.unionfuse"
+const MountType = "fuse3." + DefaultMountHelper
+
+// DefaultMountHelper is the program mount.fuse3 runs for the unions
+// unless WithMountHelper says otherwise.
+const DefaultMountHelper = "unionfuse"
 
 // mounts returns the mounts that show snap (see the package doc).
 func (s *Snapshotter) mounts(snap storage.Snapshot) []mount.Mount {
@@ -40,7 +44,7 @@ func (s *Snapshotter) mounts(snap storage.Snapshot) []mount.Mount {
 	if s.userxattr {
 		options = append(options, "userxattr")
 	}
-	return []mount.Mount{{Type: MountType, Source: "unionfuse", Options: options}}
+	return []mount.Mount{{Type: "fuse3." + s.helper, Source: "unionfuse", Options: options}}
 }
 
 // bind is a recursive bind mount of dir, mode "ro" or "rw".

@@ -10,7 +10,7 @@ import (
 )
 
 func TestMountsOfEachKind(t *testing.T) {
-	s := &Snapshotter{root: "/r"}
+	s := &Snapshotter{root: "/r", helper: DefaultMountHelper}
 	fs := func(id string) string { return "/r/snapshots/" + id + "/fs" }
 	tests := []struct {
 		name      string
@@ -41,5 +41,13 @@ func TestMountsOfEachKind(t *testing.T) {
 				t.Errorf("mounts:\n got %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestMountHelperNamesTheType(t *testing.T) {
+	s := &Snapshotter{root: "/r", helper: "unionfuse-fuse"}
+	got := s.mounts(storage.Snapshot{Kind: snapshots.KindActive, ID: "2", ParentIDs: []string{"1"}})
+	if len(got) != 1 || got[0].Type != "fuse3.unionfuse-fuse" {
+		t.Errorf("mounts with helper unionfuse-fuse: %+v, want type fuse3.unionfuse-fuse", got)
 	}
 }

@@ -19,6 +19,7 @@ type Snapshotter struct {
 	root      string
 	ms        *storage.MetaStore
 	userxattr bool
+	helper    string // the program mount.fuse3 runs (fuse3.HELPER)
 }
 
 var (
@@ -34,6 +35,15 @@ type Opt func(*Snapshotter)
 // them when not running as root, as a rootless containerd does.
 func WithUserXattr(on bool) Opt {
 	return func(s *Snapshotter) { s.userxattr = on }
+}
+
+// WithMountHelper sets the program that mount.fuse3 runs for the unions
+// (mount type fuse3.NAME): unionfuse by default; unionfuse-fuse, the
+// small serving binary, starts faster; any program that takes
+// fuse-overlayfs's command line (fuse-overlayfs itself, for comparison)
+// fits.
+func WithMountHelper(name string) Opt {
+	return func(s *Snapshotter) { s.helper = name }
 }
 
 // New opens (creating it if need be) the snapshotter stored under root.
@@ -54,7 +64,7 @@ func New(root string, opts ...Opt) (*Snapshotter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshotter metadata: %w", err)
 	}
-	s := &Snapshotter{root: abs, ms: ms, userxattr: os.Geteuid() != 0}
+	s := &Snapshotter{root: abs, ms: ms, userxattr: os.Geteuid() != 0, helper: DefaultMountHelper}
 	for _, o := range opts {
 		o(s)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"github.com/unionfuse/unionfuse/cowcache"
@@ -32,7 +33,7 @@ already made stay. See docs/snapshotter.md.`,
 
 // snapshotterArgs holds the flags of unionfuse snapshotter.
 type snapshotterArgs struct {
-	root, address string
+	root, address, helper string
 }
 
 // snapshotterFlags returns the flag set of unionfuse snapshotter.
@@ -41,6 +42,7 @@ func snapshotterFlags() (*pflag.FlagSet, *snapshotterArgs) {
 	fset := pflag.NewFlagSet("snapshotter", pflag.ContinueOnError)
 	fset.StringVar(&a.root, "root", "", "the snapshotter's `DIR` (default the layer store's root + /snapshotter)")
 	fset.StringVar(&a.address, "address", "", "the unix `SOCKET` to serve on (default "+snapshotter.DefaultAddress()+")")
+	fset.StringVar(&a.helper, "mount-helper", snapshotter.DefaultMountHelper, "the `PROGRAM` mount.fuse3 runs for the unions (mount type fuse3.PROGRAM): unionfuse-fuse starts faster")
 	return fset, a
 }
 
@@ -59,7 +61,10 @@ func runSnapshotter(cmd *command, args []string) int {
 	if a.address == "" {
 		a.address = snapshotter.DefaultAddress()
 	}
-	sn, err := snapshotter.New(a.root)
+	if a.helper == "" || strings.ContainsAny(a.helper, "/ \t,") {
+		return usageError(cmd, "--mount-helper wants a program name found through PATH, got %q", a.helper)
+	}
+	sn, err := snapshotter.New(a.root, snapshotter.WithMountHelper(a.helper))
 	if err != nil {
 		return fail(err)
 	}
