@@ -135,8 +135,10 @@ func copyOwner(src, dst string) error {
 // with its disk usage; key no longer exists afterwards. The snapshot must
 // not be mounted any more: its files become a read-only layer.
 func (s *Snapshotter) Commit(ctx context.Context, name, key string, opts ...snapshots.Opt) error {
-	return s.ms.WithTransaction(ctx, true, func(ctx context.Context) error {
-		id, _, _, err := storage.GetInfo(ctx, key)
+	var id string
+	err := s.ms.WithTransaction(ctx, true, func(ctx context.Context) error {
+		var err error
+		id, _, _, err = storage.GetInfo(ctx, key)
 		if err != nil {
 			return fmt.Errorf("commit %s: %w", key, err)
 		}
@@ -147,9 +149,17 @@ func (s *Snapshotter) Commit(ctx context.Context, name, key string, opts ...snap
 		if _, err := storage.CommitActive(ctx, key, name, snapshots.Usage(du), opts...); err != nil {
 			return fmt.Errorf("commit %s as %s: %w", key, name, err)
 		}
-		// The workdir only stages copy-up: a layer has none.
-		return os.RemoveAll(s.workPath(id))
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// The workdir only stages copy-up: a layer has none. Removed once the
+	// commit is recorded, so a failed commit leaves the snapshot whole.
+	if err := os.RemoveAll(s.workPath(id)); err != nil {
+		log.G(ctx).WithError(err).Warnf("unionfuse snapshotter: remove the workdir of %s", name)
+	}
+	return nil
 }
 
 // Remove deletes the snapshot key, which no other snapshot may have as

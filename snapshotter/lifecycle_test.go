@@ -37,6 +37,11 @@ func TestLifecycleLeavesNoDirectory(t *testing.T) {
 	if err := s.Commit(ctx, "layer", "a"); err != nil {
 		t.Fatal(err)
 	}
+	if d := dirs(t, s); len(d) != 1 {
+		t.Fatalf("snapshot directories after one commit: %v", d)
+	} else if _, err := os.Stat(s.workPath(d[0])); !os.IsNotExist(err) {
+		t.Errorf("the committed layer %s kept its workdir: %v", d[0], err)
+	}
 	if _, err := s.Prepare(ctx, "b", "layer"); err != nil {
 		t.Fatal(err)
 	}
