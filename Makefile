@@ -14,7 +14,7 @@ HELPERDIR ?= /sbin
 TEST_TIMEOUT ?= 20m
 
 # Debian packages the tests and the demo use.
-DEB_PACKAGES := fuse3 attr busybox-static fuse-overlayfs skopeo podman runc uidmap docker-registry slirp4netns
+DEB_PACKAGES := fuse3 attr busybox-static fuse-overlayfs skopeo podman runc uidmap docker-registry slirp4netns containerd
 
 LDFLAGS := -X main.version=$(VERSION)
 

@@ -52,6 +52,7 @@ func init() {
 		systemCmd,
 		infoCmd,
 		mountImageCmd,
+		snapshotterCmd,
 		imageGroupCmd,
 		volumeCmd,
 		// Building and running.
