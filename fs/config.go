@@ -78,7 +78,7 @@ type Config struct {
 	// served no lookup for IdleTrimAfter and has asked the kernel to
 	// forget every node it is not using (prune.go): a daemon returns the
 	// memory freed to the system there (debug.FreeOSMemory).
-	OnIdle func()
+	OnIdle func() `json:"-"`
 	// IdleTrimAfter is how long a mount with a node bound serves no
 	// lookup before that trim; 0 means 30 seconds.
 	IdleTrimAfter time.Duration
