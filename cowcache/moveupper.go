@@ -53,6 +53,9 @@ import (
 // errCannotMove reports an upper directory that cannot be renamed into the
 // store (another filesystem, a mount point, no permission to move it); the
 // caller copies it instead. The upper is left as it was.
+//
+// The caller is a build step; `unionfuse commit` never moves: its
+// container keeps its layer (runner.Commit).
 var errCannotMove = errors.New("the upper directory cannot be moved into the store")
 
 // moveHook, when not nil, is called at each step of moveUpper with its
@@ -80,7 +83,7 @@ func (p *Pending) moveUpper(dir string, userXattr bool, lowers []string) (Unpack
 		return Unpacked{}, fmt.Errorf("upper directory: %w", &os.PathError{Op: "lstat", Path: dir, Err: err})
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return Unpacked{}, fmt.Errorf("upper directory %s: not a directory", dir)
+		return Unpacked{}, errCannotMove // a symbolic link: copied through it, as before
 	}
 	if err := unix.Stat(p.path(), &tmp); err != nil {
 		return Unpacked{}, fmt.Errorf("move upper: %w", err)

@@ -402,3 +402,29 @@ func TestMoveUpperKilledChild(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkCommitUpper5000 commits an upper of 5,000 small files (the
+// RUN step of issue 16's build) by a move and by the copying path.
+func BenchmarkCommitUpper5000(b *testing.B) {
+	for _, move := range []bool{true, false} {
+		b.Run(fmt.Sprint("move=", move), func(b *testing.B) {
+			s := newStore(b)
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				up := filepath.Join(b.TempDir(), "upper")
+				if err := os.MkdirAll(filepath.Join(up, "d"), 0o755); err != nil {
+					b.Fatal(err)
+				}
+				for j := 0; j < 5000; j++ {
+					if err := os.WriteFile(filepath.Join(up, "d", fmt.Sprint("f", j)), []byte(fmt.Sprint(i, j, "\n")), 0o644); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				if _, err := s.CommitUpper(nil, UpperCommit{UpperDir: up, Move: move}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
