@@ -51,8 +51,9 @@ type UpperCommit struct {
 // entry, overlay-private xattrs are left out, hard links stay hard links,
 // and entries come in a fixed order with their times as on disk, so the
 // same directory always gives the same DiffID. The upper directory is only
-// read (unless c.Move); the caller removes it. The image is added as AppendLayer and
-// AddImage add theirs: all of it or nothing.
+// read, unless c.Move lets it become the layer; the caller removes what is
+// left. The image is added as AppendLayer and AddImage add theirs: all of
+// it or nothing.
 func (s *Store) CommitUpper(base *Image, c UpperCommit) (Image, error) {
 	img, err := s.commitUpper(base, c)
 	if err != nil {
