@@ -35,10 +35,8 @@ while getopts n:b:u:f: opt; do
 done
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-if [ -z "$unionfuse" ]; then
-	unionfuse=$repo/bin/unionfuse
-	[ -x "$unionfuse" ] || make -C "$repo" build >&2
-fi
+. "$repo/bench/common.sh"
+[ -n "$unionfuse" ] || unionfuse=$(default_unionfuse "$repo")
 [ "$(id -u)" -eq 0 ] || { echo "podman.sh: needs root" >&2; exit 1; }
 for prog in podman runc "$unionfuse" "$fuseoverlayfs" /bin/busybox; do
 	command -v "$prog" >/dev/null || { echo "podman.sh: $prog is missing (make deps)" >&2; exit 1; }
@@ -68,14 +66,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # The image: busybox, a symlink per applet, /etc/passwd.
-mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp"
-cp /bin/busybox "$work/rootfs/bin/busybox"
-for applet in $(/bin/busybox --list); do
-	[ "$applet" = busybox ] || ln -s busybox "$work/rootfs/bin/$applet"
-done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$work/rootfs/etc/passwd"
-echo 'root:x:0:' >"$work/rootfs/etc/group"
-tar -C "$work/rootfs" -cf "$work/busybox.tar" .
+busybox_tar "$work"
 : >"$work/registries.conf"
 
 mkdir -p "$work/context"
@@ -151,13 +142,6 @@ while [ $i -lt "$builds" ]; do
 	done
 	i=$((i + 1))
 done
-
-# stats FILE: "median min max" of the numbers in FILE (ms).
-stats() {
-	sort -n "$1" | awk '{v[NR] = $1}
-		END {m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-		     printf "%d %d %d\n", m, v[1], v[NR]}'
-}
 
 echo "podman $(podman --version | awk '{print $3}'), runc $(runc --version | awk 'NR == 1 {print $3}'),"
 echo "$($unionfuse --version), $($fuseoverlayfs --version 2>&1 | grep '^fuse-overlayfs')"

@@ -324,6 +324,17 @@ type stepSpec struct {
 	createdBy string
 	config    *v1.Config
 	upper     string // the container's layer; "" for a config-only step
+	// move: the store may move upper into the new layer (see takeLayer).
+	move bool
+}
+
+// takeLayer gives the step s the layer of its container c, which is
+// unmounted: the store may move it rather than copy it when nothing
+// serves it any more (the container is removed after the commit).
+func takeLayer(s *stepSpec, c Container) {
+	s.upper = c.UpperDir()
+	idle, ok := c.(IdleLayer)
+	s.move = ok && idle.LayerIdle() == nil
 }
 
 // cached returns the image the cache has for a step, unless --no-cache.
@@ -363,7 +374,7 @@ func (bd *build) commit(img *cowcache.Image, s stepSpec) (*cowcache.Image, error
 	if err := bd.check(); err != nil {
 		return nil, err
 	}
-	next, err := bd.store.CommitUpper(img, cowcache.UpperCommit{UpperDir: s.upper, Config: s.config,
+	next, err := bd.store.CommitUpper(img, cowcache.UpperCommit{UpperDir: s.upper, Move: s.move, Config: s.config,
 		History: v1.History{CreatedBy: s.createdBy}})
 	if err != nil {
 		return nil, err
@@ -400,7 +411,7 @@ func (bd *build) workdir(img *cowcache.Image, cfg *v1.Config) (*cowcache.Image, 
 			return err
 		}
 		if ents, _ := os.ReadDir(c.UpperDir()); len(ents) > 0 {
-			s.upper = c.UpperDir()
+			takeLayer(&s, c)
 		}
 		var err error
 		next, err = bd.commit(img, s)

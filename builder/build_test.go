@@ -25,6 +25,8 @@ type fakeExec struct {
 	live   map[string]bool // containers not removed
 	n      int
 	mounts int // mounted now
+	// idle: the containers say their unmounted layers are idle (IdleLayer).
+	idle bool
 }
 
 func (f *fakeExec) Create(ref string, p *Process) (Container, error) {
@@ -60,6 +62,12 @@ func (c *fakeContainer) Run(_ context.Context, stdout, _ io.Writer) (int, error)
 }
 func (c *fakeContainer) UpperDir() string { return c.upper }
 func (c *fakeContainer) Remove() error    { delete(c.f.live, c.id); return nil }
+func (c *fakeContainer) LayerIdle() error {
+	if !c.f.idle || c.mounted {
+		return errors.New("not idle")
+	}
+	return nil
+}
 
 // env is a store with a one-file base image, a context and a builder.
 type env struct {
@@ -345,5 +353,43 @@ func TestBuildLeasesItsImages(t *testing.T) {
 	// Once the build has ended its dangling images go.
 	if _, err := e.store.Image(img.ID.String()); err == nil {
 		t.Error("the build's untagged image outlived its lease in a prune")
+	}
+}
+
+// TestBuildMovesIdleLayers: a step's layer is moved into the store when
+// its container says nothing uses it (the upper directory is gone after
+// the build), and copied otherwise (it stays); the image is the same.
+func TestBuildMovesIdleLayers(t *testing.T) {
+	for _, idle := range []bool{true, false} {
+		t.Run(fmt.Sprint("idle=", idle), func(t *testing.T) {
+			e := newEnv(t)
+			e.exec.idle = idle
+			var uppers []string
+			e.exec.run = func(_, _ []string, upper string, _ io.Writer) int {
+				uppers = append(uppers, upper)
+				if err := os.WriteFile(filepath.Join(upper, "made"), []byte("made\n"), 0o644); err != nil {
+					t.Error(err)
+				}
+				return 0
+			}
+			e.write("Dockerfile", "FROM base:1\nRUN make\nWORKDIR /w\n")
+			img, _, err := e.build(Options{NoCache: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(img.Layers) != 3 {
+				t.Fatalf("layers %v, want the base's, RUN's and WORKDIR's", img.Layers)
+			}
+			if b, err := os.ReadFile(filepath.Join(e.store.LayerDir(img.Layers[1]), "made")); err != nil || string(b) != "made\n" {
+				t.Errorf("RUN's layer: %q, %v", b, err)
+			}
+			if _, err := os.Stat(filepath.Join(e.store.LayerDir(img.Layers[2]), "w")); err != nil {
+				t.Errorf("WORKDIR's layer: %v", err)
+			}
+			_, err = os.Stat(uppers[0])
+			if moved := errors.Is(err, os.ErrNotExist); moved != idle {
+				t.Errorf("idle %v: RUN's upper moved %v (%v)", idle, moved, err)
+			}
+		})
 	}
 }

@@ -28,7 +28,8 @@
 //     "/bin/sh -c #(nop)  CMD [...]".
 //   - RUN runs in a container (Executor) on the parent image, with the
 //     stage's ARGs in its environment; the container's layer (an overlay
-//     upper directory) becomes the step's layer (cowcache.CommitUpper).
+//     upper directory) becomes the step's layer (cowcache.CommitUpper):
+//     moved into the store, not copied, once nothing serves it.
 //   - COPY and ADD mount a container on the parent image and copy into its
 //     root, so that copy-up and the image's symbolic links (/bin ->
 //     usr/bin) behave as in Docker; its layer becomes the step's.

@@ -39,3 +39,13 @@ type Container interface {
 	// Remove removes the container and its layer.
 	Remove() error
 }
+
+// IdleLayer is implemented by a Container that can tell that nothing
+// uses its layer any more (no mount, no daemon serving it). The build
+// then lets the store move the layer into the step's image layer instead
+// of copying it (cowcache.UpperCommit.Move): the container is removed
+// right after.
+type IdleLayer interface {
+	// LayerIdle returns nil when the layer is idle.
+	LayerIdle() error
+}

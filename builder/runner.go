@@ -58,6 +58,7 @@ func (c runnerContainer) Mount() (string, error) { return c.e.Runner.Mount(c.c) 
 func (c runnerContainer) Unmount() error         { return c.e.Runner.Unmount(c.c) }
 func (c runnerContainer) UpperDir() string       { return c.c.UpperDir() }
 func (c runnerContainer) Remove() error          { return c.e.Runner.Remove(c.c, true) }
+func (c runnerContainer) LayerIdle() error       { return c.e.Runner.LayerIdle(c.c) }
 
 func (c runnerContainer) Run(ctx context.Context, stdout, stderr io.Writer) (int, error) {
 	stdio := runner.IO{Stdout: stdout, Stderr: stderr, Warn: c.e.Warn}

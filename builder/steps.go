@@ -54,7 +54,7 @@ func (bd *build) run(img *cowcache.Image, cfg *v1.Config, c *instructions.RunCom
 			return fmt.Errorf("the command '%s' returned a non-zero code: %d", strings.Join(argv, " "), code)
 		}
 		fmt.Fprintf(bd.out, "Removing intermediate container %s\n", shortID(ctr.ID()))
-		s.upper = ctr.UpperDir()
+		takeLayer(&s, ctr)
 		next, err = bd.commit(img, s)
 		return err
 	})
@@ -144,7 +144,7 @@ func (bd *build) copy(img *cowcache.Image, cfg *v1.Config, cs copyStep) (*cowcac
 			if err := unmount(); err != nil {
 				return err
 			}
-			s.upper = c.UpperDir()
+			takeLayer(&s, c)
 			next, err = bd.commit(img, s)
 			return err
 		})

@@ -62,10 +62,20 @@ func redirected(root, rel string) string {
 }
 
 // metacopyData opens the data of the metacopy file rel of the upper
-// directory upper, in lowers (top first): the first regular file at its
-// redirected path that is not itself a metacopy file, following the
-// redirects of metacopy files on the way down.
+// directory upper, in lowers (top first): see metacopySource.
 func metacopyData(upper, rel string, lowers []string) (*os.File, error) {
+	src, err := metacopySource(upper, rel, lowers)
+	if err != nil {
+		return nil, err
+	}
+	return os.Open(src)
+}
+
+// metacopySource returns where the data of the metacopy file rel of the
+// upper directory upper is, in lowers (top first): the first regular file
+// at its redirected path that is not itself a metacopy file, following the
+// redirects of metacopy files on the way down.
+func metacopySource(upper, rel string, lowers []string) (string, error) {
 	p := redirected(upper, rel)
 	for _, l := range lowers {
 		full := filepath.Join(l, p)
@@ -74,11 +84,11 @@ func metacopyData(upper, rel string, lowers []string) (*os.File, error) {
 			continue
 		}
 		if !isMetacopy(full) {
-			return os.Open(full)
+			return full, nil
 		}
 		p = redirected(l, p)
 	}
-	return nil, fmt.Errorf("/%s: a metacopy file whose data is in no lower layer", rel)
+	return "", fmt.Errorf("/%s: a metacopy file whose data is in no lower layer", rel)
 }
 
 // diskBytes returns what a file counts in a layer's size: its apparent

@@ -53,7 +53,9 @@ func DefaultRoot() string {
 //	    parent is the ChainID of the layer below ("" for a bottom layer) and
 //	    must be committed. The caller fills Pending.Dir(), either with
 //	    Pending.ApplyTar (an image layer tarball; OCI whiteouts become kernel
-//	    whiteouts) or by writing into it directly (a build step's upper).
+//	    whiteouts), by writing into it directly, or by having an overlay
+//	    upper directory moved in and converted in place (CommitUpper with
+//	    UpperCommit.Move: a build step's upper, see moveupper.go).
 //	  - Commit gives the layer its identity: its DiffID (the digest of the
 //	    tarball it came from, or of the canonical tarball of the directory)
 //	    and ChainID. Everything is fsynced, the directory is renamed to

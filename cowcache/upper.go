@@ -34,6 +34,14 @@ type UpperCommit struct {
 	History v1.History
 	// Name names the new image (REPOSITORY[:TAG]); "" leaves it dangling.
 	Name string
+	// Move lets the store take UpperDir itself as the new layer's files,
+	// by a rename, instead of copying them, when it is on the store's
+	// filesystem: the caller gives the directory up (a build step's
+	// container, removed after the commit). Nothing may use it any more:
+	// no mount, no daemon serving it, no process writing in it. After the
+	// call it is gone, or as it was when it could not be moved or was
+	// refused before it was moved; an error after the move drops it.
+	Move bool
 }
 
 // CommitUpper makes a new image from base (nil for an empty image) and,
@@ -43,8 +51,9 @@ type UpperCommit struct {
 // entry, overlay-private xattrs are left out, hard links stay hard links,
 // and entries come in a fixed order with their times as on disk, so the
 // same directory always gives the same DiffID. The upper directory is only
-// read; the caller removes it. The image is added as AppendLayer and
-// AddImage add theirs: all of it or nothing.
+// read, unless c.Move lets it become the layer; the caller removes what is
+// left. The image is added as AppendLayer and AddImage add theirs: all of
+// it or nothing.
 func (s *Store) CommitUpper(base *Image, c UpperCommit) (Image, error) {
 	img, err := s.commitUpper(base, c)
 	if err != nil {
@@ -70,19 +79,15 @@ func (s *Store) commitUpper(base *Image, c UpperCommit) (Image, error) {
 	cfg.Created = step.Created
 	cfg.History = append(cfg.History, step)
 	if c.UpperDir != "" {
-		p, err := s.Prepare(parent)
-		if err != nil {
-			return Image{}, err
-		}
-		defer p.Abort()
 		var lowers []string // where metacopy files find their data
 		if base != nil {
 			lowers = s.LayerDirs(*base)
 		}
-		u, err := applyUpper(p, c.UpperDir, s.UserXattr(), lowers)
+		p, u, err := s.layerFromUpper(parent, c, lowers)
 		if err != nil {
 			return Image{}, err
 		}
+		defer p.Abort()
 		diffHash, _ := v1.NewHash(string(u.DiffID))
 		layerHash, _ := v1.NewHash(string(u.Digest))
 		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, diffHash)
@@ -100,6 +105,35 @@ func (s *Store) commitUpper(base *Image, c UpperCommit) (Image, error) {
 		return Image{}, err
 	}
 	return s.AddImage(NewImage{RawConfig: rawCfg, RawManifest: rawManifest, Layers: layers, Names: names})
+}
+
+// layerFromUpper prepares a layer on parent from the upper directory of c:
+// by moving it when c.Move allows and it is on the store's filesystem
+// (moveupper.go), else by copying it.
+func (s *Store) layerFromUpper(parent Digest, c UpperCommit, lowers []string) (*Pending, Unpacked, error) {
+	p, err := s.Prepare(parent)
+	if err != nil {
+		return nil, Unpacked{}, err
+	}
+	if c.Move {
+		u, err := p.moveUpper(c.UpperDir, s.UserXattr(), lowers)
+		if err == nil {
+			return p, u, nil
+		}
+		p.Abort()
+		if !errors.Is(err, errCannotMove) {
+			return nil, Unpacked{}, err
+		}
+		if p, err = s.Prepare(parent); err != nil {
+			return nil, Unpacked{}, err
+		}
+	}
+	u, err := applyUpper(p, c.UpperDir, s.UserXattr(), lowers)
+	if err != nil {
+		p.Abort()
+		return nil, Unpacked{}, err
+	}
+	return p, u, nil
 }
 
 // applyUpper streams the OCI tarball of the upper directory dir into the
@@ -142,12 +176,23 @@ var errUnpackStopped = errors.New("unpack stopped")
 // Metacopy files (overlay metacopy=on) are written with their data, read
 // from lowers, the layers below dir, top first (metacopy.go).
 func WriteUpperTar(w io.Writer, dir string, lowers ...string) error {
+	return writeUpperTar(w, dir, lowers, nil)
+}
+
+// writeUpperTar is WriteUpperTar; seen, when not nil, is told each entry
+// written and its xattrs (moveupper.go plans the conversion of the
+// directory in place from them).
+func writeUpperTar(w io.Writer, dir string, lowers []string, seen func(e *dirwalk.Entry, xattrs map[string]string) error) error {
 	tw := &upperWriter{Writer: tar.NewWriter(w), rootless: os.Geteuid() != 0, uid: os.Geteuid(), gid: os.Getegid(), upper: dir, lowers: lowers}
 	links := map[[2]uint64]string{} // (dev, ino) -> first name, for hard links
 	// Through directory descriptors: an upper may hold a tree deeper
 	// than PATH_MAX.
 	err := dirwalk.Walk(dir, func(e *dirwalk.Entry) error {
-		return writeUpperEntry(tw, e, links)
+		xattrs, err := writeUpperEntry(tw, e, links)
+		if err == nil && seen != nil {
+			err = seen(e, xattrs)
+		}
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("pack upper directory %s: %w", dir, err)
@@ -158,19 +203,26 @@ func WriteUpperTar(w io.Writer, dir string, lowers ...string) error {
 	return nil
 }
 
-// writeUpperEntry writes the tar entries of one file of an upper directory.
-func writeUpperEntry(tw *upperWriter, e *dirwalk.Entry, links map[[2]uint64]string) error {
-	name := e.Path
-	if ovlfmt.IsAufsName(path.Base(name)) {
+// writeUpperEntry writes the tar entries of one file of an upper directory
+// and returns the file's xattrs.
+func writeUpperEntry(tw *upperWriter, e *dirwalk.Entry, links map[[2]uint64]string) (map[string]string, error) {
+	if ovlfmt.IsAufsName(e.Name) {
 		// As docker: a layer's readers would take it for a whiteout or
 		// metadata, and hide the user's files with it.
-		return fmt.Errorf("/%s: a file whose name starts with %q cannot go into a layer (it would be read as a whiteout)", name, ovlfmt.AufsPrefix)
+		return nil, fmt.Errorf("/%s: a file whose name starts with %q cannot go into a layer (it would be read as a whiteout)", e.Path, ovlfmt.AufsPrefix)
 	}
-	st := &e.Stat
-	xattrs, err := listXattrs(e.ProcPath(), name)
+	xattrs, err := listXattrs(e.ProcPath(), e.Path)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return xattrs, writeUpperFile(tw, e, xattrs, links)
+}
+
+// writeUpperFile writes the tar entries of one file of an upper directory
+// whose xattrs are listed.
+func writeUpperFile(tw *upperWriter, e *dirwalk.Entry, xattrs map[string]string, links map[[2]uint64]string) error {
+	name := e.Path
+	st := &e.Stat
 	hdr := &tar.Header{
 		Name:    name,
 		Mode:    int64(st.Mode & 0o7777),
@@ -241,9 +293,9 @@ func writeUpperEntry(tw *upperWriter, e *dirwalk.Entry, links map[[2]uint64]stri
 		return err
 	}
 	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
-		open := e.Open
+		open := func() (io.ReadCloser, error) { return openRaw(e) }
 		if st.Blocks*512 < st.Size && isMetacopy(e.ProcPath()) {
-			open = func() (*os.File, error) { return metacopyData(tw.upper, name, tw.lowers) }
+			open = func() (io.ReadCloser, error) { return metacopyData(tw.upper, name, tw.lowers) }
 		}
 		f, err := open()
 		if err != nil {
@@ -261,6 +313,39 @@ func writeUpperEntry(tw *upperWriter, e *dirwalk.Entry, links map[[2]uint64]stri
 	}
 	return nil
 }
+
+// rawFile reads a file through its descriptor alone. An *os.File of a
+// descriptor opened O_NONBLOCK (dirwalk's Open, safe against a fifo
+// swapped in) would try to join the runtime's poller: three more system
+// calls a file, which an upper of many small files feels.
+type rawFile int
+
+// openRaw opens the regular file e for reading, not following a symbolic
+// link.
+func openRaw(e *dirwalk.Entry) (rawFile, error) {
+	fd, err := unix.Openat(e.Dir, e.Name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: e.Path, Err: err}
+	}
+	return rawFile(fd), nil
+}
+
+func (f rawFile) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(f), b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(b) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (f rawFile) Close() error { return unix.Close(int(f)) }
 
 // upperWriter writes the entries of an upper directory, mapping the
 // rootless caller to root.

@@ -44,6 +44,10 @@ func (r *Runner) Commit(c *Container, o CommitOptions) (cowcache.Image, error) {
 			return cowcache.Image{}, err
 		}
 	}
+	// The container's layer is copied, never moved into the image
+	// (UpperCommit.Move, as a build step's is): the container keeps it
+	// after the commit, as docker commit leaves its container as it
+	// was, and a running container's layer is live under its mount.
 	return r.store.CommitUpper(img, cowcache.UpperCommit{
 		UpperDir: c.UpperDir(),
 		Config:   &cfg,

@@ -71,6 +71,17 @@ func (r *Runner) Unmount(c *Container) error {
 	return nil
 }
 
+// LayerIdle returns nil when nothing serves the container's layer any
+// more: its root is not mounted and no daemon of it runs. Only then may
+// the layer be moved away (a build step's layer becoming the step's
+// image layer, cowcache.UpperCommit.Move).
+func (r *Runner) LayerIdle(c *Container) error {
+	if mounted(c.Rootfs()) || fuseServerAlive(c) {
+		return fmt.Errorf("container %s: its root is still mounted or served", c.ShortID())
+	}
+	return nil
+}
+
 // fuseServerAlive reports whether the daemon serving the container's root
 // runs.
 func fuseServerAlive(c *Container) bool {

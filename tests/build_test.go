@@ -167,3 +167,54 @@ func historyRowsWithoutAge(rows []string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestBuildMovesStepLayers: a RUN step's layer is moved into the store
+// (issue 16) and means what the step did: new files, hard and symbolic
+// links, a deleted file of the base (a whiteout), a directory replaced
+// (opaque), modes; nothing is left in tmp/ or containers/. A file named
+// like a whiteout is refused naming it, before anything is moved (issue
+// 20), and the build leaves nothing behind.
+func TestBuildMovesStepLayers(t *testing.T) {
+	testutil.RequireFuse(t)
+	root := busyboxStore(t)
+	ctx := t.TempDir()
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`FROM busybox:latest
+RUN mkdir -p /d/sub /opt && echo one > /d/one && ln /d/one /d/sub/hard && ln -s ../one /d/sub/soft && \
+    chmod 0600 /d/one && rm /bin/vi && touch /opt/a /opt/b
+RUN rm -rf /opt && mkdir /opt && echo new > /opt/new
+`)
+	mustOK(t, "build", storeCLI(t, root, "build", "-t", "moved:1", ctx))
+	r := storeCLI(t, root, "run", "--rm", "moved:1", "sh", "-c",
+		"stat -c '%n %a %h' /d/one /d/sub/hard; readlink /d/sub/soft; cat /d/sub/soft; ls /bin/vi 2>&1; ls /opt")
+	want := "/d/one 600 2\n/d/sub/hard 600 2\n../one\none\nls: /bin/vi: No such file or directory\nnew\n"
+	if r.stdout != want {
+		t.Errorf("run: %q (stderr %q), want %q", r.stdout, r.stderr, want)
+	}
+	for _, d := range []string{"tmp", "containers"} {
+		if ents, _ := os.ReadDir(filepath.Join(root, d)); len(ents) != 0 {
+			t.Errorf("%s/ holds %d entries after the build", d, len(ents))
+		}
+	}
+
+	imagesBefore := storeCLI(t, root, "images", "-q").stdout
+	write("FROM busybox:latest\nRUN mkdir /d && touch /d/.wh.X /d/ok\n")
+	r = storeCLI(t, root, "build", "-t", "wh:1", ctx)
+	if r.code != 1 || !strings.Contains(r.stderr, "/d/.wh.X: a file whose name starts with \".wh.\" cannot go into a layer") ||
+		strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("RUN making /d/.wh.X: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if after := storeCLI(t, root, "images", "-q").stdout; after != imagesBefore {
+		t.Errorf("a refused build changed the images:\n%s\n%s", imagesBefore, after)
+	}
+	for _, d := range []string{"tmp", "containers"} {
+		if ents, _ := os.ReadDir(filepath.Join(root, d)); len(ents) != 0 {
+			t.Errorf("%s/ holds %d entries after a refused build", d, len(ents))
+		}
+	}
+}
