@@ -34,6 +34,11 @@ func (r *Runner) Mount(c *Container) (string, error) {
 		Work:      c.WorkDir(),
 		UserXattr: r.store.UserXattr(),
 		FsName:    "unionfuse:" + c.ShortID(),
+		// A container's upper becomes a layer (commit, a build step), and
+		// a layer cannot carry a redirect: a rename of a directory with
+		// lower content fails with EXDEV and mv copies, as with docker's
+		// overlay2. Redirects already in an upper are still followed.
+		Redirect: fs.RedirectOff,
 	}
 	if err := cfg.Validate(merged); err != nil {
 		return "", fmt.Errorf("container %s: %w", c.ShortID(), err)

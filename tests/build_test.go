@@ -218,3 +218,31 @@ RUN rm -rf /opt && mkdir /opt && echo new > /opt/new
 		}
 	}
 }
+
+// TestBuildRenamedLowerDirectory renames, in a later step, a directory an
+// earlier step made: the image must hold its contents under the new name
+// (with redirects, the layer held only an overlay.redirect attribute that
+// packing drops, and /b came out empty). As docker's overlay2 does, the
+// container's rename of such a directory fails with EXDEV and mv copies.
+func TestBuildRenamedLowerDirectory(t *testing.T) {
+	testutil.RequireFuse(t)
+	root := busyboxStore(t)
+	ctx := t.TempDir()
+	dockerfile := "FROM busybox:latest\nRUN mkdir -p /a/sub && echo x > /a/x && echo y > /a/sub/y\nRUN mv /a /b\n"
+	if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustOK(t, "build", storeCLI(t, root, "build", "-t", "renamed:1", ctx))
+	r := storeCLI(t, root, "run", "--rm", "renamed:1", "sh", "-c", "cat /b/x /b/sub/y; ls /a 2>&1")
+	if want := "x\ny\nls: /a: No such file or directory\n"; r.stdout != want {
+		t.Errorf("run: %q (stderr %q), want %q", r.stdout, r.stderr, want)
+	}
+	// The same through a container and commit.
+	mustOK(t, "run", storeCLI(t, root, "run", "--name", "mv", "renamed:1", "mv", "/b", "/c"))
+	mustOK(t, "commit", storeCLI(t, root, "commit", "mv", "renamed:2"))
+	mustOK(t, "rm", storeCLI(t, root, "rm", "mv"))
+	r = storeCLI(t, root, "run", "--rm", "renamed:2", "cat", "/c/x", "/c/sub/y")
+	if r.stdout != "x\ny\n" {
+		t.Errorf("after commit: %q (stderr %q)", r.stdout, r.stderr)
+	}
+}
