@@ -25,11 +25,11 @@ import (
 // A connection from the host to 127.0.0.1 leaves, after DNAT, through
 // the bridge with a loopback source, which the kernel only routes with
 // route_localnet set on the bridge (Docker without its userland proxy
-// does the same); the postrouting rules of writeRules masquerade it, and
-// hairpin connections (a container to a published port of its own
-// network), to the gateway's address, so that replies come back through
-// the host. The input rule of writeRules drops what a container sends to
-// 127.0.0.0/8 through the bridge, which route_localnet would let in.
+// does the same); rules of chain portpost masquerade it, and hairpin
+// connections (a container to a published port of its own network), to
+// the gateway's address, so that replies come back through the host. The
+// input rule of writeRules drops new connections from the bridge to
+// 127.0.0.0/8, which route_localnet would let in.
 //
 // Each rule carries the container's id and network in its user data
 // (portTag), by which Unpublish and the reaping of dead monitors' leases
@@ -47,8 +47,10 @@ type PortMap struct {
 func portTag(net, id string) []byte { return []byte("unionfuse-port " + net + " " + id) }
 
 // portChains returns the NAT chains of the published ports in t, adding
-// them (when missing) to c's batch.
-func portChains(c *nftables.Conn, t *nftables.Table) (pre, out *nftables.Chain) {
+// them (when missing) to c's batch: DNAT in prerouting and output,
+// masquerade in portpost (apart from writeRules' postrouting, which it
+// rewrites whole).
+func portChains(c *nftables.Conn, t *nftables.Table) (pre, out, post *nftables.Chain) {
 	pre = c.AddChain(&nftables.Chain{
 		Name: "prerouting", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest,
@@ -57,7 +59,11 @@ func portChains(c *nftables.Conn, t *nftables.Table) (pre, out *nftables.Chain) 
 		Name: "output", Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityNATDest,
 	})
-	return pre, out
+	post = c.AddChain(&nftables.Chain{
+		Name: "portpost", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
+	})
+	return pre, out, post
 }
 
 // Publish makes the kernel forward ports (those it can: IPv4 host
@@ -99,18 +105,35 @@ func (b *Bridge) Publish(id string, addr netip.Addr, ports []PortMap) error {
 		return natError(err)
 	}
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyIPv4, Name: natTable})
-	pre, out := portChains(c, t)
+	pre, out, post := portChains(c, t)
 	if err := c.Flush(); err != nil {
 		return natError(err)
 	}
 	if err := deletePortRules(c, t, func(tag []byte) bool { return bytes.Equal(tag, portTag(n.Name, id)) }); err != nil {
 		return err
 	}
-	for _, r := range rules {
-		for _, ch := range []*nftables.Chain{pre, out} {
-			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: r, UserData: portTag(n.Name, id)})
-		}
+	a4 := addr.As4()
+	notSelf := []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: a4[:]},
 	}
+	for _, r := range rules {
+		// The container's own connections to its published port
+		// (hairpin through the bridge port it came in by, which
+		// br_netfilter hosts do not get right) stay the relay's.
+		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: append(append([]expr.Any{}, notSelf...), r...), UserData: portTag(n.Name, id)})
+		c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: r, UserData: portTag(n.Name, id)})
+	}
+	// Connections from the host's loopback, and hairpin ones, to the
+	// container: replies must come back through the host.
+	br := n.BridgeName()
+	to := addrIn(16, netip.PrefixFrom(addr, 32))
+	c.AddRule(&nftables.Rule{Table: t, Chain: post, UserData: portTag(n.Name, id), Exprs: append(append(append(
+		ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, br), to...),
+		addrIn(12, netip.MustParsePrefix("127.0.0.0/8"))...), &expr.Masq{})})
+	c.AddRule(&nftables.Rule{Table: t, Chain: post, UserData: portTag(n.Name, id), Exprs: append(append(append(append(
+		ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, br),
+		ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, br)...), to...), ctDNAT()...), &expr.Masq{})})
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("publish ports of %s: %w", id, natError(err))
 	}
@@ -185,7 +208,7 @@ func (b *Bridge) unpublishWhere(match func([]byte) bool) error {
 // deletePortRules adds to c's batch the deletion of the rules of the
 // port chains whose user data match; missing chains hold none.
 func deletePortRules(c *nftables.Conn, t *nftables.Table, match func([]byte) bool) error {
-	for _, name := range []string{"prerouting", "output"} {
+	for _, name := range []string{"prerouting", "output", "portpost"} {
 		rules, err := c.GetRules(t, &nftables.Chain{Name: name, Table: t})
 		if err != nil {
 			if errors.Is(err, unix.ENOENT) || strings.Contains(err.Error(), "no such file") {

@@ -97,14 +97,6 @@ func writeRules(nets []*Config) error {
 		if !n.Internal {
 			c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: append(append(saddrIn(n.Subnet),
 				ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, br)...), &expr.Masq{})})
-			// Published ports reached at 127.0.0.1 and hairpin
-			// connections: replies must come back through the host.
-			c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: append(append(
-				ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, br),
-				addrIn(12, netip.MustParsePrefix("127.0.0.0/8"))...), &expr.Masq{})})
-			c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: append(append(append(
-				ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, br),
-				ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq, br)...), ctDNAT()...), &expr.Masq{})})
 			for _, o := range nets {
 				if o.Subnet.IsValid() && o.Name != n.Name {
 					c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: append(append(
