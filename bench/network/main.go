@@ -39,6 +39,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/unionfuse/unionfuse/bench/network/wire"
 )
 
 var (
@@ -363,18 +365,9 @@ func server(addr string) (net.Listener, <-chan float64, error) {
 				return
 			}
 			go func() {
-				defer c.Close()
-				b := make([]byte, 1<<20)
-				if _, err := io.ReadFull(c, b[:1]); err != nil {
-					return
+				if n, d := wire.Serve(c); n > 0 {
+					rates <- float64(n) / (1 << 20) / d.Seconds()
 				}
-				if b[0] == 'p' {
-					c.Write(b[:1])
-					return
-				}
-				start := time.Now()
-				n, _ := io.CopyBuffer(io.Discard, c, b)
-				rates <- float64(n) / (1 << 20) / time.Since(start).Seconds()
 			}()
 		}
 	}()
@@ -391,7 +384,7 @@ func send(addr string) (float64, error) {
 	defer c.Close()
 	buf := make([]byte, 1<<20)
 	start := time.Now()
-	c.Write([]byte{'s'})
+	c.Write([]byte{wire.Send})
 	for i := 0; i < *mib; i++ {
 		if _, err := c.Write(buf); err != nil {
 			return 0, err
@@ -413,7 +406,7 @@ func ping(addr string, n int) (float64, error) {
 			return 0, err
 		}
 		c.SetDeadline(time.Now().Add(2 * time.Second))
-		b := []byte{'p'}
+		b := []byte{wire.Ping}
 		c.Write(b)
 		_, err = io.ReadFull(c, b)
 		c.Close()

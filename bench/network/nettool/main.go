@@ -21,6 +21,8 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/unionfuse/unionfuse/bench/network/wire"
 )
 
 func main() {
@@ -57,7 +59,7 @@ func send(addr string, mib int) error {
 		return err
 	}
 	buf := make([]byte, 1<<20)
-	if _, err := c.Write([]byte{'s'}); err != nil {
+	if _, err := c.Write([]byte{wire.Send}); err != nil {
 		return err
 	}
 	for i := 0; i < mib; i++ {
@@ -80,7 +82,7 @@ func ping(addr string, n int) error {
 		if err != nil {
 			return err
 		}
-		b := []byte{'p'}
+		b := []byte{wire.Ping}
 		if _, err := c.Write(b); err != nil {
 			return err
 		}
@@ -106,17 +108,6 @@ func serve(port string) error {
 		if err != nil {
 			return err
 		}
-		go func() {
-			defer c.Close()
-			b := make([]byte, 1<<20)
-			if _, err := io.ReadFull(c, b[:1]); err != nil {
-				return
-			}
-			if b[0] == 'p' {
-				c.Write(b[:1])
-				return
-			}
-			io.CopyBuffer(io.Discard, c, b)
-		}()
+		go wire.Serve(c)
 	}
 }
