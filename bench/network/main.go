@@ -54,6 +54,7 @@ var (
 	skipRootles = flag.Bool("no-rootless", false, "leave the rootless systems out")
 	only        = flag.String("only", "", "measure only: net or run")
 	pick        = flag.String("systems", "", "measure only the systems whose names contain this")
+	baseline    = flag.String("baseline", "", "another unionfuse binary (an earlier build) measured as root beside -unionfuse")
 )
 
 // nobody is the unprivileged user of the rootless systems.
@@ -111,7 +112,12 @@ func main() {
 		}
 		systems = append(systems, s)
 	}
-	add(unionfuseRoot(dir, bin, tarball))
+	add(unionfuseRoot(dir, bin, tarball, "unionfuse, root bridge"))
+	if *baseline != "" {
+		base, err := filepath.Abs(*baseline)
+		must(err)
+		add(unionfuseRoot(dir, base, tarball, "unionfuse "+filepath.Base(base)+", root bridge"))
+	}
 	if !*skipPodman {
 		add(podmanRoot(dir, tarball))
 	}
@@ -216,9 +222,12 @@ func command(env []string, argv ...string) *exec.Cmd {
 	return c
 }
 
-func unionfuseRoot(dir, bin, tarball string) (*system, error) {
-	store := filepath.Join(dir, "uf-root")
-	s := &system{name: "unionfuse, root bridge", image: "busybox", rmNow: []string{"rm", "-f"}}
+func unionfuseRoot(dir, bin, tarball, name string) (*system, error) {
+	store, err := os.MkdirTemp(dir, "uf-root-")
+	if err != nil {
+		return nil, err
+	}
+	s := &system{name: name, image: "busybox", rmNow: []string{"rm", "-f"}}
 	s.cmd = func(args ...string) *exec.Cmd {
 		return command([]string{"UNIONFUSE_ROOT=" + store}, append([]string{bin}, args...)...)
 	}
