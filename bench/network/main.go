@@ -104,6 +104,9 @@ func main() {
 	add := func(s *system, err error) {
 		if err != nil {
 			log.Printf("leaving out %s: %v", s.name, err)
+			if s != nil && s.cleanup != nil {
+				s.cleanup()
+			}
 			return
 		}
 		if !strings.Contains(s.name, *pick) {
@@ -225,7 +228,7 @@ func command(env []string, argv ...string) *exec.Cmd {
 func unionfuseRoot(dir, bin, tarball, name string) (*system, error) {
 	store, err := os.MkdirTemp(dir, "uf-root-")
 	if err != nil {
-		return nil, err
+		return &system{name: name}, err
 	}
 	s := &system{name: name, image: "busybox", rmNow: []string{"rm", "-f"}}
 	s.cmd = func(args ...string) *exec.Cmd {
