@@ -167,7 +167,7 @@ func (b *Bridge) AttachEndpoint(ep Endpoint, pid int) (*Attachment, error) {
 // takes it out of the other containers' /etc/hosts.
 func (b *Bridge) Detach(id string) error {
 	err := b.ipam().locked(func(l *leases) (bool, error) {
-		err := deleteLink(b.hostVeth(id))
+		err := errors.Join(deleteLink(b.hostVeth(id)), b.Unpublish(id))
 		if !l.release(id) {
 			return false, err
 		}
@@ -215,9 +215,12 @@ func (b *Bridge) Cleanup() error {
 		gone := l.reclaim()
 		b.reclaimLinks(gone)
 		owned := map[string]bool{}
+		live := map[string]bool{}
 		for _, le := range l.Leases {
 			owned[b.hostVeth(le.ID)] = true
+			live[le.ID] = true
 		}
+		b.unpublishExcept(live)
 		br, err := netlink.LinkByName(b.net().BridgeName())
 		if err != nil {
 			return len(gone) > 0, nil // no bridge, nothing on it
@@ -244,6 +247,7 @@ func (b *Bridge) Cleanup() error {
 func (b *Bridge) reclaimLinks(gone []Lease) {
 	for _, le := range gone {
 		deleteLink(b.hostVeth(le.ID))
+		b.Unpublish(le.ID)
 	}
 }
 
@@ -419,6 +423,11 @@ func connect(br netlink.Link, host, ifname string, pid int, addr netip.Prefix, g
 	}
 	if err := upLink(hostLink); err != nil {
 		return nil, err
+	}
+	// Hairpin: a container reaching its own published port through the
+	// host (DNAT, dnat_linux.go) gets its packets back on its own port.
+	if err := netlink.LinkSetHairpin(hostLink, true); err != nil {
+		return nil, fmt.Errorf("hairpin mode on %s: %w", host, err)
 	}
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {

@@ -33,6 +33,16 @@
 // then deletes the host end too), so a killed container leaves at most a
 // lease behind.
 //
+// # Published ports (Bridge.Publish)
+//
+// The runner publishes a bridge container's IPv4 ports in the kernel:
+// DNAT rules in chains prerouting and output of the same table, and two
+// masquerade rules (loopback sources, hairpin) in chain portpost, all
+// tagged with the network and container id in their user data, deleted
+// by Detach, by the reaping of a dead monitor's lease and by Cleanup.
+// dnat_linux.go says why route_localnet is set on the bridge and what
+// stays with the runner's user-space relay.
+//
 // # User-defined networks (Networks)
 //
 // Networks keeps the definitions of `network create` (one JSON file per

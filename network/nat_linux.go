@@ -1,6 +1,7 @@
 package network
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +16,9 @@ import (
 )
 
 // natTable is the nftables table of the networks: family ip, chain
-// postrouting (outbound NAT) and chain forward (isolation), see writeRules.
+// postrouting (outbound NAT) and chains forward and input (isolation),
+// see writeRules; chains prerouting and output (published ports), see
+// dnat_linux.go.
 const natTable = "unionfuse"
 
 // ErrNoNFTables says the kernel offers no nf_tables (an iptables-legacy
@@ -72,13 +75,25 @@ func writeRules(nets []*Config) error {
 		Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter,
 	})
+	in := c.AddChain(&nftables.Chain{
+		Name: "input", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter,
+	})
+	portChains(c, t)
 	c.FlushChain(post)
 	c.FlushChain(fwd)
+	c.FlushChain(in)
 	for _, n := range nets {
 		if !n.Subnet.IsValid() {
 			continue
 		}
 		br := n.BridgeName()
+		// route_localnet (dnat_linux.go) must not open the host's
+		// loopback to the containers: new connections to it from the
+		// bridge are dropped (replies to the host's own are not new).
+		c.AddRule(&nftables.Rule{Table: t, Chain: in, Exprs: append(append(append(
+			ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq, br),
+			addrIn(16, netip.MustParsePrefix("127.0.0.0/8"))...), ctNew()...), drop())})
 		if !n.Internal {
 			c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: append(append(saddrIn(n.Subnet),
 				ifname(expr.MetaKeyOIFNAME, expr.CmpOpNeq, br)...), &expr.Masq{})})
@@ -105,7 +120,32 @@ func writeRules(nets []*Config) error {
 }
 
 // saddrIn matches packets from subnet: ip saddr & mask == subnet.
-func saddrIn(subnet netip.Prefix) []expr.Any {
+func saddrIn(subnet netip.Prefix) []expr.Any { return addrIn(12, subnet) }
+
+// ctDNAT matches packets of connections whose destination was rewritten:
+// ct status dnat.
+func ctDNAT() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binary.NativeEndian.AppendUint32(nil, 0x20), Xor: make([]byte, 4)}, // IPS_DST_NAT
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}
+
+// ctNew matches packets that open a connection: ct state new.
+func ctNew() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: binary.NativeEndian.AppendUint32(nil, expr.CtStateBitNEW), Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}
+
+// addrIn matches the IPv4 address at offset (12 source, 16 destination)
+// of the network header against subnet: addr & mask == subnet.
+func addrIn(offset uint32, subnet netip.Prefix) []expr.Any {
 	net4 := subnet.Masked().Addr().As4()
 	mask := net4
 	for i := range mask {
@@ -113,7 +153,7 @@ func saddrIn(subnet netip.Prefix) []expr.Any {
 		mask[i] = byte(0xff << (8 - bits))
 	}
 	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask[:], Xor: make([]byte, 4)},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: net4[:]},
 	}

@@ -114,7 +114,13 @@ func (r *Runner) run(c *Container, stdio IO, started func(error)) (code int, err
 		if cgroupPath, err = startCgroup(c, pid, stdio.warn); err != nil {
 			return err
 		}
-		atts, err = attachNetworks(c, pid)
+		if atts, err = attachNetworks(c, pid); err != nil {
+			return err
+		}
+		if err = publishInKernel(c, atts, pub.ports); err != nil {
+			detachNetworks(c)
+			atts = nil
+		}
 		return err
 	})
 	if err != nil {

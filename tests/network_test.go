@@ -9,11 +9,13 @@ package tests
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -119,31 +121,115 @@ func TestNetworkBridge(t *testing.T) {
 		mustSucceed(t, "rm -f server", e.u("rm", "-f", "server"))
 	})
 
+	subtest("published ports by DNAT", func(t *testing.T, e *containerEnv) {
+		gw := bridgeGateway(t, e) // a host address: the output chain's DNAT
+		free := func() int {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			return l.Addr().(*net.TCPAddr).Port
+		}
+		lo, all := free(), free()
+		// The server answers with its connections: the peer shows the
+		// path (the relay connects from the container's 127.0.0.1, DNAT
+		// keeps the host's address or masquerades to the gateway).
+		r := e.u("run", "-d", "--name", "pub", "--network", "bridge", "-p", fmt.Sprintf("127.0.0.1:%d:8080", lo), "-p", fmt.Sprintf("%d:8080", all),
+			"busybox", "sh", "-c", "while :; do nc -l -p 8080 -e netstat -tn; done")
+		mustSucceed(t, "run -d -p", r)
+		ask := func(addr string) string {
+			var out string
+			waitFor(t, func() bool {
+				c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+				if err != nil {
+					return false
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				b, _ := io.ReadAll(c)
+				out = string(b)
+				return strings.Contains(out, ":8080")
+			})
+			return out
+		}
+		for _, c := range []struct{ addr, peer string }{
+			{fmt.Sprintf("127.0.0.1:%d", lo), gw},  // masqueraded loopback
+			{fmt.Sprintf("127.0.0.1:%d", all), gw}, // all addresses include it
+			{net.JoinHostPort(gw, strconv.Itoa(all)), gw},
+		} {
+			out := ask(c.addr)
+			if !regexp.MustCompile(`\S+:8080\s+\S*` + regexp.QuoteMeta(c.peer) + `:\d+`).MatchString(out) {
+				t.Errorf("%s: the container did not see a connection from %s (not DNAT):\n%s", c.addr, c.peer, out)
+			}
+		}
+		// Another container through the host's address, and the
+		// container itself (through the relay).
+		r = e.u("run", "--rm", "--network", "bridge", "busybox", "sh", "-c", fmt.Sprintf("nc -w 5 %s %d </dev/null", gw, all))
+		if mustSucceed(t, "run nc", r); !strings.Contains(r.stdout, ":8080") {
+			t.Errorf("another container got no answer:\n%s", r.stdout)
+		}
+		var self []string
+		r = result{}
+		for i := 0; i < 3 && !strings.Contains(r.stdout, ":8080"); i++ {
+			r = e.u("exec", "pub", "sh", "-c", fmt.Sprintf("nc -w 5 %s %d </dev/null", gw, all))
+			self = append(self, fmt.Sprintf("exit %d: %s%s", r.code, r.stdout, r.stderr))
+		}
+		if !strings.Contains(r.stdout, ":8080") {
+			t.Errorf("the container itself got no answer:\n%s", strings.Join(self, "\n"))
+		} else if len(self) > 1 {
+			t.Logf("the container itself got its answer at attempt %d: %s", len(self), strings.Join(self, "\n"))
+		}
+		mustSucceed(t, "rm -f", e.u("rm", "-f", "pub"))
+	})
+
 	subtest("nothing stays", func(t *testing.T, e *containerEnv) {
 		bridgeGateway(t, e) // the bridge itself stays: made before counting
 		before := hostInterfaces(t)
 		for i := 0; i < 10; i++ {
 			mustSucceed(t, "run --rm", e.u("run", "--rm", "--network", "bridge", "busybox", "true"))
 		}
-		// rm -f of a running container.
-		r := e.u("run", "-d", "--network", "bridge", "busybox", "sleep", "1000")
+		// rm -f of a running container, with published ports (DNAT
+		// rules: 2 per port and 2 masquerade).
+		r := e.u("run", "-d", "--network", "bridge", "-p", "127.0.0.1::8080", "-p", "8081/udp", "busybox", "sleep", "1000")
 		mustSucceed(t, "run -d", r)
 		id := strings.TrimSpace(r.stdout)
 		if !hostInterfaces(t)[network.HostVeth(id)] || !leasedTo(t, id) {
 			t.Errorf("no veth or lease for the running container %s", id[:12])
 		}
+		if n := portRules(t, id); n != 6 {
+			t.Errorf("%d published-port rules for the running container %s, want 6", n, id[:12])
+		}
 		mustSucceed(t, "rm -f", e.u("rm", "-f", id))
 		if leasedTo(t, id) {
 			t.Errorf("%s keeps its lease after rm -f", id[:12])
 		}
-		// A killed monitor: the next command reaps.
-		r = e.u("run", "-d", "--network", "bridge", "busybox", "sleep", "1000")
+		if n := portRules(t, id); n != 0 {
+			t.Errorf("%s keeps %d published-port rules after rm -f", id[:12], n)
+		}
+		// A stopped container.
+		r = e.u("run", "-d", "--network", "bridge", "-p", "8080", "busybox", "sleep", "1000")
 		mustSucceed(t, "run -d", r)
 		id = strings.TrimSpace(r.stdout)
+		mustSucceed(t, "stop", e.u("stop", "-t", "0", id))
+		if n := portRules(t, id); n != 0 {
+			t.Errorf("%s keeps %d published-port rules after stop", id[:12], n)
+		}
+		mustSucceed(t, "rm", e.u("rm", id))
+		// A killed monitor: the next command reaps.
+		r = e.u("run", "-d", "--network", "bridge", "-p", "8080", "busybox", "sleep", "1000")
+		mustSucceed(t, "run -d", r)
+		id = strings.TrimSpace(r.stdout)
+		if n := portRules(t, id); n != 4 {
+			t.Errorf("%d published-port rules for the running container %s, want 4", n, id[:12])
+		}
 		syscall.Kill(parentOf(t, readState(t, e.store, id).Pid), syscall.SIGKILL)
 		waitFor(t, func() bool { return strings.Contains(e.u("ps", "-a").stdout, "Exited (137)") })
 		if leasedTo(t, id) {
 			t.Errorf("%s keeps its lease after its monitor was killed", id[:12])
+		}
+		if n := portRules(t, id); n != 0 {
+			t.Errorf("%s keeps %d published-port rules after its monitor was killed", id[:12], n)
 		}
 		mustSucceed(t, "rm", e.u("rm", id))
 		var after map[string]bool

@@ -68,6 +68,26 @@ func nftRules(t *testing.T) int {
 	return n
 }
 
+// portRules counts the published-port rules (DNAT and their masquerade)
+// of container id in the networks' nftables table.
+func portRules(t *testing.T, id string) int {
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: "unionfuse"}
+	n := 0
+	for _, name := range []string{"prerouting", "output", "portpost"} {
+		rules, _ := c.GetRules(tb, &nftables.Chain{Name: name, Table: tb})
+		for _, r := range rules {
+			if strings.HasSuffix(string(r.UserData), " "+id) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // processesOf counts the processes whose command line or environment
 // names dir (the env's store and its containers).
 func processesOf(dir string) int {
