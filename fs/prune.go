@@ -259,19 +259,40 @@ func (p *pruner) prune(target int) {
 		if !p.pruneOnce(target) {
 			return
 		}
+		if !p.shortened(before) {
+			p.mu.Lock()
+			p.trigger = p.count + pruneBatch
+			p.mu.Unlock()
+			return
+		}
+	}
+}
+
+// forgetWait is how long prune waits for the FORGETs of a batch before it
+// takes the batch as stuck: the kernel sends them on its own time, later
+// on a busy machine (waiting a millisecond only made a pass stop early
+// under load, and the list stay over its bound until pruneBatch more
+// lookups came).
+const forgetWait = 50 * time.Millisecond
+
+// shortened reports whether the list became shorter than before within
+// forgetWait (false as well when the pruner is stopped).
+func (p *pruner) shortened(before int) bool {
+	deadline := time.Now().Add(forgetWait)
+	for {
 		select {
 		case <-p.done:
-			return
+			return false
 		case <-time.After(time.Millisecond):
 		}
 		p.mu.Lock()
-		stuck := p.count >= before
-		if stuck {
-			p.trigger = p.count + pruneBatch
-		}
+		n := p.count
 		p.mu.Unlock()
-		if stuck {
-			return
+		if n < before {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
 		}
 	}
 }
