@@ -13,10 +13,11 @@
 # and prints the median, min and max of each as a Markdown table. -s
 # measures only the snapshotters named (default all five below).
 #
-# Snapshotters: overlayfs and native (containerd's own), unionfuse
-# (`unionfuse snapshotter`, mounts of type fuse3.unionfuse), unionfuse-fuse
-# (the same with --mount-helper unionfuse-fuse, the small serving binary)
-# and fuse-overlayfs (the same snapshotter with --mount-helper
+# Snapshotters: overlayfs and native (containerd's own), unionfuse-fuse
+# (`unionfuse snapshotter` as installed: mounts of type
+# fuse3.unionfuse-fuse, served by the small binary), unionfuse (the same
+# with --mount-helper unionfuse: mount.fuse3 runs the whole CLI) and
+# fuse-overlayfs (the same snapshotter with --mount-helper
 # fuse-overlayfs: mounts of type fuse3.fuse-overlayfs, as
 # fuse-overlayfs-snapshotter returns).
 #

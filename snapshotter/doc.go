@@ -1,8 +1,9 @@
 // Package snapshotter is a containerd snapshotter whose container
 // root filesystems are unionfuse mounts: containerd (or nerdctl, k3s,
 // BuildKit) stores image layers through it and mounts what it returns,
-// a `fuse3.unionfuse` mount that containerd performs by running
-// mount.fuse3, which runs `unionfuse SOURCE TARGET -o OPTIONS`.
+// a `fuse3.unionfuse-fuse` mount that containerd performs by running
+// mount.fuse3, which runs `unionfuse-fuse SOURCE TARGET -o OPTIONS` (the
+// small serving binary; see DefaultMountHelper).
 //
 // It implements containerd's snapshots.Snapshotter with containerd's own
 // semantics (active, committed and view snapshots; parent chains; labels,
@@ -45,10 +46,10 @@
 //
 //   - no parent: a bind mount of <id>/fs (read-write; read-only for a
 //     view), as containerd's overlayfs snapshotter returns;
-//   - an active snapshot with parents: fuse3.unionfuse with
+//   - an active snapshot with parents: fuse3.unionfuse-fuse with
 //     lowerdir=<parents' fs, nearest first>,upperdir=<id>/fs,workdir=<id>/work;
 //   - a view with one parent: a read-only bind mount of the parent's fs;
-//   - a view with several parents: fuse3.unionfuse with only lowerdir=,
+//   - a view with several parents: fuse3.unionfuse-fuse with only lowerdir=,
 //     which unionfuse serves read-only.
 //
 // Not root (a rootless containerd under rootlesskit), the unions get

@@ -10,13 +10,20 @@ import (
 
 // MountType is the type of the union mounts the snapshotter returns by
 // default: containerd runs mount.fuse3 for a "fuse3." type, which runs
-// the program after the dot (unionfuse, found through PATH) as
-// `unionfuse SOURCE TARGET -o OPTIONS`.
+// the program after the dot (found through PATH) as
+// `unionfuse-fuse SOURCE TARGET -o OPTIONS`.
 const MountType = "fuse3." + DefaultMountHelper
 
 // DefaultMountHelper is the program mount.fuse3 runs for the unions
-// unless WithMountHelper says otherwise.
-const DefaultMountHelper = "unionfuse"
+// unless WithMountHelper says otherwise: the small serving binary that is
+// installed beside unionfuse, whose start is shorter than the whole CLI's
+// (every container start waits for it). When it is not on PATH, New falls
+// back to FallbackMountHelper.
+const DefaultMountHelper = "unionfuse-fuse"
+
+// FallbackMountHelper is the mount helper when DefaultMountHelper is not
+// on PATH: the CLI, which serves unions too.
+const FallbackMountHelper = "unionfuse"
 
 // mounts returns the mounts that show snap (see the package doc).
 func (s *Snapshotter) mounts(snap storage.Snapshot) []mount.Mount {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -38,8 +39,8 @@ func WithUserXattr(on bool) Opt {
 }
 
 // WithMountHelper sets the program that mount.fuse3 runs for the unions
-// (mount type fuse3.NAME): unionfuse by default; unionfuse-fuse, the
-// small serving binary, starts faster; any program that takes
+// (mount type fuse3.NAME): DefaultMountHelper by default; unionfuse, the
+// CLI, works too but starts slower; any program that takes
 // fuse-overlayfs's command line (fuse-overlayfs itself, for comparison)
 // fits.
 func WithMountHelper(name string) Opt {
@@ -67,6 +68,11 @@ func New(root string, opts ...Opt) (*Snapshotter, error) {
 	s := &Snapshotter{root: abs, ms: ms, userxattr: os.Geteuid() != 0, helper: DefaultMountHelper}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.helper == DefaultMountHelper {
+		if _, err := exec.LookPath(DefaultMountHelper); err != nil {
+			s.helper = FallbackMountHelper
+		}
 	}
 	return s, nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/core/snapshots/proxy"
 	"github.com/containerd/containerd/v2/core/snapshots/testsuite"
+	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/internal/mountinfo"
 	"github.com/unionfuse/unionfuse/snapshotter"
 	"golang.org/x/sys/unix"
@@ -110,8 +111,8 @@ var (
 )
 
 // unionfuseOnPath puts the test build of unionfuse first on this test
-// process's PATH, named unionfuse (a link in bin/path/), where mount.fuse3
-// looks for it. Set once for the process and left set: the tests that
+// process's PATH, named unionfuse (a link in bin/path/), and its small
+// serving binary as unionfuse-fuse, where mount.fuse3 looks for them. Set once for the process and left set: the tests that
 // need it run in parallel, which t.Setenv forbids.
 func unionfuseOnPath(t *testing.T) {
 	t.Helper()
@@ -124,6 +125,12 @@ func unionfuseOnPath(t *testing.T) {
 		}
 		os.Remove(link)
 		if pathErr = os.Symlink(bin, link); pathErr != nil {
+			return
+		}
+		// The small serving binary, the snapshotter's default helper.
+		helper := filepath.Join(dir, snapshotter.DefaultMountHelper)
+		os.Remove(helper)
+		if pathErr = os.Symlink(bin+daemon.HelperSuffix, helper); pathErr != nil {
 			return
 		}
 		pathErr = os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))

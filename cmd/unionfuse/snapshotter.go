@@ -42,7 +42,7 @@ func snapshotterFlags() (*pflag.FlagSet, *snapshotterArgs) {
 	fset := pflag.NewFlagSet("snapshotter", pflag.ContinueOnError)
 	fset.StringVar(&a.root, "root", "", "the snapshotter's `DIR` (default the layer store's root + /snapshotter)")
 	fset.StringVar(&a.address, "address", "", "the unix `SOCKET` to serve on (default "+snapshotter.DefaultAddress()+")")
-	fset.StringVar(&a.helper, "mount-helper", snapshotter.DefaultMountHelper, "the `PROGRAM` mount.fuse3 runs for the unions (mount type fuse3.PROGRAM): unionfuse-fuse starts faster")
+	fset.StringVar(&a.helper, "mount-helper", snapshotter.DefaultMountHelper, "the `PROGRAM` mount.fuse3 runs for the unions (mount type fuse3.PROGRAM); when the default is not on PATH, unionfuse")
 	return fset, a
 }
 
