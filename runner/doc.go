@@ -39,7 +39,8 @@
 // `unionfuse` in a session of its own with -d. It starts the FUSE server
 // (internal/daemon: a separate process, because a FUSE server must not
 // share a process with the users of its mount), then the container's init:
-// /proc/self/exe again, cloned into new mount, pid, uts, ipc and network
+// the small unionfuse-init beside the CLI (cmd/unionfuse-init, InitSuffix;
+// else /proc/self/exe again), cloned into new mount, pid, uts, ipc and network
 // namespaces (and a user namespace when not root, mapping the caller to
 // root). The init reads its Spec from a pipe, builds the root (proc, dev,
 // sys, /etc files, volumes), pivot_roots into it, takes the container's

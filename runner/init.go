@@ -40,6 +40,11 @@ type initError struct {
 	Message string
 }
 
+// InitSuffix names the small binary that runs the init role: the CLI's
+// path with this suffix (unionfuse-init beside unionfuse,
+// cmd/unionfuse-init). When it is missing the CLI itself is the init.
+const InitSuffix = "-init"
+
 // runInit is the main function of the container's init. It returns only
 // on error (with the exit status), having reported the error to the
 // monitor.

@@ -75,6 +75,9 @@ func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer, setup fu
 	// Nothing this process inherited may reach the container.
 	daemon.CloseInheritedOnExec()
 	cmd := reexec.Command(reexec.ContainerInit, "unionfuse-init", nil)
+	if small := reexec.Sibling(InitSuffix); small != "" {
+		cmd.Path = small
+	}
 	cmd.Dir = "/"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	cmd.ExtraFiles = []*os.File{specR, errW} // fds 3 and 4: specFD, errFD

@@ -55,6 +55,15 @@ func unionfuseBinary(t testing.TB) string {
 				err = os.Rename(fuseTmp, filepath.Join(dir, "unionfuse-test-fuse"))
 			}
 		}
+		if err == nil {
+			// The small binary that becomes each container's init
+			// (runner.InitSuffix).
+			initTmp := tmp + "-init"
+			out, err = exec.Command("go", "build", "-o", initTmp, "../cmd/unionfuse-init").CombinedOutput()
+			if err == nil {
+				err = os.Rename(initTmp, filepath.Join(dir, "unionfuse-test-init"))
+			}
+		}
 		if err != nil {
 			binaryErr = fmt.Errorf("go build: %v\n%s", err, out)
 			return

@@ -109,17 +109,7 @@ const HelperSuffix = "-fuse"
 // (see HelperSuffix), or "" when there is none; Start then starts this
 // binary itself in the daemon role. Both are built and installed together
 // (make build, make install): the daemon's Spec passes between them.
-func Helper() string {
-	exe, err := os.Executable()
-	if err != nil || strings.HasSuffix(exe, HelperSuffix) {
-		return ""
-	}
-	helper := exe + HelperSuffix
-	if st, err := os.Stat(helper); err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
-		return ""
-	}
-	return helper
-}
+func Helper() string { return reexec.Sibling(HelperSuffix) }
 
 // CloseInheritedOnExec marks every descriptor above stderr close-on-exec,
 // so that what this process inherited (a caller's pipes, files, sockets)

@@ -7,7 +7,9 @@
 // package that defines the role registers its main function under that
 // name in an init function. The command's main calls Run before anything
 // else: when the process was started in a role, Run runs that role's main
-// and main exits with its status.
+// and main exits with its status. Two roles are run by small binaries
+// beside the CLI when they are installed (Sibling): the daemon by
+// unionfuse-fuse, a container's init by unionfuse-init.
 //
 //	role           package         what the process does
 //	daemon         internal/daemon serves one union mount in the background

@@ -99,3 +99,29 @@ func Command(role, name string, env []string, args ...string) *exec.Cmd {
 // for a role started through another program (nsenter(1)) rather than by
 // Command.
 func Env(role string) string { return envRole + "=" + role }
+
+// Sibling returns the path of the binary beside this one whose name is
+// this binary's with suffix added (unionfuse-fuse beside unionfuse), or ""
+// when there is none, or when this binary's name already ends with
+// suffix. Small siblings run roles whose start is on a user's critical
+// path: their package initialisation costs a fraction of the whole CLI's
+// (docs/benchmarks.md, "Mount start"). They are built and installed
+// together with the CLI (make build, make install), so the specs that
+// pass between them match.
+func Sibling(suffix string) string {
+	exe, err := os.Executable()
+	if err != nil || strings.HasSuffix(exe, suffix) {
+		return ""
+	}
+	return siblingOf(exe, suffix)
+}
+
+// siblingOf returns exe+suffix when it is an executable regular file,
+// else "".
+func siblingOf(exe, suffix string) string {
+	p := exe + suffix
+	if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+		return ""
+	}
+	return p
+}

@@ -49,3 +49,30 @@ func TestRegisterTwicePanics(t *testing.T) {
 	}()
 	Register("twice", func() int { return 0 })
 }
+
+func TestSiblingOf(t *testing.T) {
+	dir := t.TempDir()
+	exe := dir + "/unionfuse"
+	for name, mode := range map[string]os.FileMode{"unionfuse-init": 0o755, "unionfuse-fuse": 0o644} {
+		if err := os.WriteFile(dir+"/"+name, nil, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(dir+"/unionfuse-dir", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for suffix, want := range map[string]string{
+		"-init": exe + "-init", // an executable file
+		"-fuse": "",            // not executable
+		"-dir":  "",            // a directory
+		"-none": "",            // missing
+	} {
+		if got := siblingOf(exe, suffix); got != want {
+			t.Errorf("siblingOf(%q, %q) = %q, want %q", exe, suffix, got, want)
+		}
+	}
+	// A sibling does not look for a sibling of its own.
+	if got := Sibling(".test"); got != "" {
+		t.Errorf("Sibling of a binary already named so: %q", got)
+	}
+}
