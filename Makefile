@@ -26,12 +26,15 @@ all: build
 # one of them started again, and skipping the dynamic loader saves each
 # about 2 ms. unionfuse-fuse is the small binary that serves unions (the
 # daemon unionfuse mount starts, podman's mount_program), unionfuse-init
-# the one that becomes each container's first process: unionfuse looks for
-# them beside itself, so all three are built and installed together.
+# the one that becomes each container's first process, and
+# unionfuse-snapshotter serves `unionfuse snapshotter` (containerd's gRPC
+# packages stay out of the CLI): unionfuse looks for them beside itself,
+# so all four are built and installed together.
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/unionfuse ./cmd/unionfuse
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/unionfuse-fuse ./cmd/unionfuse-fuse
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/unionfuse-init ./cmd/unionfuse-init
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o bin/unionfuse-snapshotter ./cmd/unionfuse-snapshotter
 
 test: deps
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
@@ -59,10 +62,11 @@ install: build
 	install -m 0755 bin/unionfuse $(DESTDIR)$(BINDIR)/unionfuse
 	install -m 0755 bin/unionfuse-fuse $(DESTDIR)$(BINDIR)/unionfuse-fuse
 	install -m 0755 bin/unionfuse-init $(DESTDIR)$(BINDIR)/unionfuse-init
+	install -m 0755 bin/unionfuse-snapshotter $(DESTDIR)$(BINDIR)/unionfuse-snapshotter
 	ln -sf $(BINDIR)/unionfuse $(DESTDIR)$(HELPERDIR)/mount.fuse.unionfuse
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/unionfuse $(DESTDIR)$(BINDIR)/unionfuse-fuse $(DESTDIR)$(BINDIR)/unionfuse-init $(DESTDIR)$(HELPERDIR)/mount.fuse.unionfuse
+	rm -f $(DESTDIR)$(BINDIR)/unionfuse $(DESTDIR)$(BINDIR)/unionfuse-fuse $(DESTDIR)$(BINDIR)/unionfuse-init $(DESTDIR)$(BINDIR)/unionfuse-snapshotter $(DESTDIR)$(HELPERDIR)/mount.fuse.unionfuse
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') $$(git ls-files --others --exclude-standard '*.go')); \

@@ -46,22 +46,17 @@ func unionfuseBinary(t testing.TB) string {
 		}
 		tmp := filepath.Join(dir, fmt.Sprintf(".unionfuse-test-%d", os.Getpid()))
 		out, err := exec.Command("go", "build", "-o", tmp, "../cmd/unionfuse").CombinedOutput()
-		if err == nil {
-			// The small binary that serves unions, beside it as make build
-			// puts it (internal/daemon.Helper): the daemons are it.
-			fuseTmp := tmp + "-fuse"
-			out, err = exec.Command("go", "build", "-o", fuseTmp, "../cmd/unionfuse-fuse").CombinedOutput()
-			if err == nil {
-				err = os.Rename(fuseTmp, filepath.Join(dir, "unionfuse-test-fuse"))
+		// The binaries beside it, as make build puts them
+		// (reexec.Sibling): the daemons, the containers' inits and the
+		// snapshotter are them.
+		for _, sibling := range []string{"fuse", "init", "snapshotter"} {
+			if err != nil {
+				break
 			}
-		}
-		if err == nil {
-			// The small binary that becomes each container's init
-			// (runner.InitSuffix).
-			initTmp := tmp + "-init"
-			out, err = exec.Command("go", "build", "-o", initTmp, "../cmd/unionfuse-init").CombinedOutput()
+			siblingTmp := tmp + "-" + sibling
+			out, err = exec.Command("go", "build", "-o", siblingTmp, "../cmd/unionfuse-"+sibling).CombinedOutput()
 			if err == nil {
-				err = os.Rename(initTmp, filepath.Join(dir, "unionfuse-test-init"))
+				err = os.Rename(siblingTmp, filepath.Join(dir, "unionfuse-test-"+sibling))
 			}
 		}
 		if err != nil {

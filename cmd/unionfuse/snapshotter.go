@@ -3,17 +3,20 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
+	"os/exec"
 	"strings"
+	"syscall"
 
-	"github.com/spf13/pflag"
-	"github.com/unionfuse/unionfuse/cowcache"
-	"github.com/unionfuse/unionfuse/snapshotter"
+	"github.com/unionfuse/unionfuse/internal/reexec"
 )
+
+// snapshotterSuffix names the binary that serves the snapshotter
+// (cmd/unionfuse-snapshotter) beside this one.
+const snapshotterSuffix = "-snapshotter"
 
 var snapshotterCmd = &command{
 	name:  "snapshotter",
-	usage: "unionfuse snapshotter [--root DIR] [--address SOCKET]",
+	usage: "unionfuse snapshotter [--root DIR] [--address SOCKET] [--mount-helper PROGRAM]",
 	help: `Serve containerd's snapshots API on a unix socket: a proxy snapshotter whose
 containers run on unionfuse mounts. Register it in containerd's config.toml
 and use it with --snapshotter unionfuse (ctr, nerdctl):
@@ -22,63 +25,56 @@ and use it with --snapshotter unionfuse (ctr, nerdctl):
     type = "snapshot"
     address = "/run/unionfuse/snapshotter.sock"
 
-containerd mounts what it returns with mount.fuse3, which runs 'unionfuse'
-found through containerd's PATH. SIGINT or SIGTERM stops serving; mounts
-already made stay. See docs/snapshotter.md.`,
+containerd mounts what it returns with mount.fuse3, which runs
+'unionfuse-fuse' found through containerd's PATH. SIGINT or SIGTERM stops
+serving; mounts already made stay. The command is served by
+unionfuse-snapshotter, installed beside unionfuse. See docs/snapshotter.md.`,
 	host:    true,
 	own:     true,
-	options: optionsOf(snapshotterFlags),
+	options: snapshotterOptions,
 	run:     runSnapshotter,
 }
 
-// snapshotterArgs holds the flags of unionfuse snapshotter.
-type snapshotterArgs struct {
-	root, address, helper string
-}
-
-// snapshotterFlags returns the flag set of unionfuse snapshotter.
-func snapshotterFlags() (*pflag.FlagSet, *snapshotterArgs) {
-	a := &snapshotterArgs{}
-	fset := pflag.NewFlagSet("snapshotter", pflag.ContinueOnError)
-	fset.StringVar(&a.root, "root", "", "the snapshotter's `DIR` (default the layer store's root + /snapshotter)")
-	fset.StringVar(&a.address, "address", "", "the unix `SOCKET` to serve on (default "+snapshotter.DefaultAddress()+")")
-	fset.StringVar(&a.helper, "mount-helper", snapshotter.DefaultMountHelper, "the `PROGRAM` mount.fuse3 runs for the unions (mount type fuse3.PROGRAM); when the default is not on PATH, unionfuse")
-	return fset, a
-}
-
+// runSnapshotter becomes unionfuse-snapshotter with args (no return when
+// it can).
 func runSnapshotter(cmd *command, args []string) int {
-	fset, a := snapshotterFlags()
-	pos, code, ok := parseFlags(cmd, fset, args)
-	if !ok {
-		return code
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "--help" {
+			printHelp(os.Stdout, cmd)
+			return exitOK
+		}
 	}
-	if len(pos) > 0 {
-		return usageError(cmd, "unexpected argument %q", pos[0])
-	}
-	if a.root == "" {
-		a.root = filepath.Join(cowcache.DefaultRoot(), "snapshotter")
-	}
-	if a.address == "" {
-		a.address = snapshotter.DefaultAddress()
-	}
-	if a.helper == "" || strings.ContainsAny(a.helper, "/ \t,") {
-		return usageError(cmd, "--mount-helper wants a program name found through PATH, got %q", a.helper)
-	}
-	sn, err := snapshotter.New(a.root, snapshotter.WithMountHelper(a.helper))
+	bin, err := snapshotterBinary()
 	if err != nil {
 		return fail(err)
 	}
-	defer sn.Close()
-	l, err := snapshotter.Listen(a.address)
+	err = syscall.Exec(bin, append([]string{"unionfuse-snapshotter"}, args...), os.Environ())
+	return fail(fmt.Errorf("snapshotter: %w", err))
+}
+
+// snapshotterOptions is the Options section of the command's help, as
+// unionfuse-snapshotter prints it.
+func snapshotterOptions() string {
+	bin, err := snapshotterBinary()
 	if err != nil {
-		return fail(err)
+		return "\n\n" + err.Error()
 	}
-	defer os.Remove(a.address)
-	ctx, stop := interruptible()
-	defer stop()
-	fmt.Fprintf(os.Stderr, "unionfuse snapshotter: serving %s on %s\n", sn.Root(), a.address)
-	if err := snapshotter.Serve(ctx, sn, l); err != nil {
-		return fail(err)
+	out, err := exec.Command(bin, "--help").Output()
+	if err != nil {
+		return fmt.Sprintf("\n\n%s --help: %v", bin, err)
 	}
-	return exitOK
+	return "\n\n" + strings.TrimRight(string(out), "\n") + "\n"
+}
+
+// snapshotterBinary returns the path of unionfuse-snapshotter beside this
+// binary.
+func snapshotterBinary() (string, error) {
+	if bin := reexec.Sibling(snapshotterSuffix); bin != "" {
+		return bin, nil
+	}
+	exe, _ := os.Executable()
+	return "", fmt.Errorf("snapshotter: %s%s is not installed beside %s (make install puts it there)", exe, snapshotterSuffix, exe)
 }
