@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -292,5 +293,26 @@ func TestSnapshotterFullDisk(t *testing.T) {
 	}
 	if _, err := sn.Prepare(ctx, "c3", "base"); err != nil {
 		t.Fatalf("prepare once space is freed: %v", err)
+	}
+}
+
+// TestSnapshotterCommandWithoutItsBinary runs the CLI alone, without
+// unionfuse-snapshotter beside it: `unionfuse snapshotter` fails with one
+// line naming the missing binary, and its help still prints.
+func TestSnapshotterCommandWithoutItsBinary(t *testing.T) {
+	alone := filepath.Join(t.TempDir(), "unionfuse")
+	data, err := os.ReadFile(unionfuseBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alone, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, exec.Command(alone, "snapshotter", "--address", filepath.Join(t.TempDir(), "s.sock")))
+	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "unionfuse-snapshotter is not installed") {
+		t.Errorf("without its binary: exit %d, stderr %q; want 1 and one line naming the binary", r.code, r.stderr)
+	}
+	if r := run(t, exec.Command(alone, "snapshotter", "--help")); r.code != 0 || !strings.Contains(r.stdout, "Usage: unionfuse snapshotter") {
+		t.Errorf("help without its binary: exit %d, stdout %q", r.code, r.stdout)
 	}
 }
