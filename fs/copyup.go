@@ -3,6 +3,7 @@ package fs
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -10,10 +11,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// processID is this process's pid, read once: os.Getpid is a system call
+// on every copy-up otherwise.
+var processID = os.Getpid()
+
 // tempName returns a fresh name for an object being prepared in the work
 // directory, in the kernel's "#..." style.
 func (ov *overlay) tempName() string {
-	return fmt.Sprintf("#uf%x.%x", os.Getpid(), ov.tmpSeq.Add(1))
+	return "#uf" + strconv.FormatUint(uint64(processID), 16) + "." + strconv.FormatUint(ov.tmpSeq.Add(1), 16)
 }
 
 // copyUp gives n a copy in the upper layer, parents first, so that it can

@@ -42,14 +42,26 @@ func killPrivs(dirfd int, path string, st *unix.Stat_t, callerUid, callerGid uin
 			return err
 		}
 	}
+	if err := removeCapability(dirfd, path); err != nil && err != unix.ENODATA && err != unix.ENOTSUP {
+		return err
+	}
+	return nil
+}
+
+// removeCapability removes security.capability from path (relative to
+// dirfd, or a /proc/self/fd path with AT_FDCWD), through removexattrat
+// where the kernel has it (xattrat.go).
+func removeCapability(dirfd int, path string) error {
+	if dirfd != unix.AT_FDCWD && !xattrAtMissing.Load() {
+		if err := removexattrAt(dirfd, path, capabilityXattr); !noXattrAt(err) {
+			return err
+		}
+	}
 	p := path
 	if dirfd != unix.AT_FDCWD {
 		p = procDirPath(dirfd, path)
 	}
-	if err := unix.Removexattr(p, capabilityXattr); err != nil && err != unix.ENODATA && err != unix.ENOTSUP {
-		return err
-	}
-	return nil
+	return unix.Removexattr(p, capabilityXattr)
 }
 
 // killBits returns the set-id bits a change by callerUid/callerGid drops

@@ -92,6 +92,12 @@ func (l *layer) exists(rel string) (bool, unix.Stat_t, error) {
 }
 
 func (l *layer) getxattr(rel, name string, dest []byte) (int, error) {
+	if !xattrAtMissing.Load() {
+		n, err := getxattrAt(l.fd, at(rel), name, dest)
+		if !noXattrAt(err) {
+			return n, err
+		}
+	}
 	return unix.Lgetxattr(l.procPath(rel), name, dest)
 }
 
@@ -116,15 +122,31 @@ func (l *layer) getxattrAll(rel, name string) ([]byte, error) {
 }
 
 func (l *layer) setxattr(rel, name string, data []byte, flags int) error {
+	if !xattrAtMissing.Load() {
+		if err := setxattrAt(l.fd, at(rel), name, data, flags); !noXattrAt(err) {
+			return err
+		}
+	}
 	return unix.Lsetxattr(l.procPath(rel), name, data, flags)
 }
 
 func (l *layer) removexattr(rel, name string) error {
+	if !xattrAtMissing.Load() {
+		if err := removexattrAt(l.fd, at(rel), name); !noXattrAt(err) {
+			return err
+		}
+	}
 	return unix.Lremovexattr(l.procPath(rel), name)
 }
 
 // listxattr returns the attribute names of rel.
 func (l *layer) listxattr(rel string) ([]string, error) {
+	if !xattrAtMissing.Load() {
+		names, err := listxattrWith(func(b []byte) (int, error) { return listxattrAt(l.fd, at(rel), b) })
+		if !noXattrAt(err) {
+			return names, err
+		}
+	}
 	p := l.procPath(rel)
 	return listxattrWith(func(b []byte) (int, error) { return unix.Llistxattr(p, b) })
 }
