@@ -9,8 +9,13 @@
 #                     pull and push against a local docker-registry,
 #                     unionfuse beside podman and skopeo; part of both
 #                     targets above (-quick: one repetition)
+#   make bench-lazy   only the lazy-pull benchmark (bench/lazy): an eStargz
+#                     image of 1 GB in 20,000 files through a proxy held to
+#                     100 MB/s, lazy pull + run against a full pull and
+#                     podman (a few minutes; -quick: 100 MB, one repetition)
 #
-# Extra flags go in BENCH_FLAGS (REGBENCH_FLAGS for bench/registry), e.g.
+# Extra flags go in BENCH_FLAGS (REGBENCH_FLAGS for bench/registry,
+# LAZYBENCH_FLAGS for bench/lazy), e.g.
 #   make bench BENCH_FLAGS='-workloads walk,create -reps 5'
 #   make bench BENCH_FLAGS='-profile bench/results/pprof'
 # Results land in bench/results/ (see docs/benchmarks.md). Benchmarks are
@@ -19,13 +24,15 @@
 GO ?= go
 BENCH_FLAGS ?=
 REGBENCH_FLAGS ?=
-BENCH_DEB_PACKAGES := fio fuse-overlayfs fuse3 tar findutils docker-registry podman skopeo runc
+LAZYBENCH_FLAGS ?=
+BENCH_DEB_PACKAGES := fio fuse-overlayfs fuse3 tar findutils docker-registry podman skopeo runc busybox-static
 
-.PHONY: bench bench-quick bench-deps bench-build bench-registry
+.PHONY: bench bench-quick bench-deps bench-build bench-registry bench-lazy
 
 bench-build:
 	$(GO) build -o bin/ufbench ./bench
 	$(GO) build -o bin/ufregbench ./bench/registry
+	$(GO) build -o bin/uflazybench ./bench/lazy
 
 bench: bench-deps bench-build
 	bin/ufbench $(BENCH_FLAGS)
@@ -37,6 +44,9 @@ bench-quick: bench-deps bench-build
 
 bench-registry: bench-deps bench-build
 	bin/ufregbench $(REGBENCH_FLAGS)
+
+bench-lazy: bench-deps bench-build
+	bin/uflazybench $(LAZYBENCH_FLAGS)
 
 # bench-deps installs the Debian packages the benchmark runs (as root), or
 # says which are missing (otherwise).

@@ -3,10 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/unionfuse/unionfuse/bench/internal/tool"
 )
 
 // client is a tool that pulls into and pushes from a local store of its
@@ -24,35 +24,15 @@ type client interface {
 	Remove(dir string) error
 }
 
-// logTo is where the tools' output goes; a failed command quotes it.
-var logTo *os.File
-
 // cpuUsed adds up the CPU time (user and system, with the descendants
 // waited for) of the commands run; the harness runs one at a time.
 var cpuUsed time.Duration
 
-// command runs name with args and env added, its output in the log.
+// command runs name with args and env added (tool.Run).
 func command(env []string, name string, args ...string) error {
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	if cmd.ProcessState != nil {
-		cpuUsed += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	}
-	if logTo != nil {
-		fmt.Fprintf(logTo, "%s $ %s %s\n%s", time.Now().Format(time.TimeOnly), name, strings.Join(args, " "), out.String())
-	}
-	if err != nil {
-		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, lastLine(out.String()))
-	}
-	return nil
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return lines[len(lines)-1]
+	cpu, err := tool.Run(env, name, args...)
+	cpuUsed += cpu
+	return err
 }
 
 // unionfuse is the unionfuse CLI with --root; name tells two builds

@@ -34,6 +34,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/unionfuse/unionfuse/bench/internal/regserver"
+	"github.com/unionfuse/unionfuse/bench/internal/tool"
 )
 
 // config holds the flags of one run.
@@ -105,8 +108,8 @@ type bench struct {
 	cfg     *config
 	ws      string
 	mu      sync.Mutex
-	running []*registry // stopped by close
-	src     *registry
+	running []*regserver.Registry // stopped by close
+	src     *regserver.Registry
 	clients []client
 	res     *results
 	archive string // bench:v1 as a docker-archive
@@ -135,9 +138,12 @@ func run(cfg *config) error {
 		b.close()
 		os.Exit(130)
 	}()
-	if logTo, err = os.Create(filepath.Join(ws, "tools.log")); err != nil {
+	logf, err := os.Create(filepath.Join(ws, "tools.log"))
+	if err != nil {
 		return err
 	}
+	defer logf.Close()
+	tool.Log = logf
 	if err := b.prepare(); err != nil {
 		return err
 	}
@@ -168,7 +174,7 @@ func (b *bench) prepare() error {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build ./cmd/unionfuse (run from the repository): %v\n%s", err, out)
 		}
-		version = "unionfuse at " + output("git", "describe", "--tags", "--always", "--dirty")
+		version = "unionfuse at " + tool.Output("git", "describe", "--tags", "--always", "--dirty")
 	}
 	conf := filepath.Join(b.ws, "empty.conf")
 	if err := os.WriteFile(conf, nil, 0o644); err != nil {
@@ -249,7 +255,7 @@ func (b *bench) pushFresh(c client, op, store, src, slug string) error {
 	if err != nil {
 		return err
 	}
-	defer func() { dst.stop(); os.RemoveAll(dst.dir) }()
+	defer func() { dst.Stop(); os.RemoveAll(dst.Dir) }()
 	pushed := dst.Host() + "/bench:v1"
 	if err := c.PreparePush(store, src, pushed); err != nil {
 		return err
@@ -259,9 +265,9 @@ func (b *bench) pushFresh(c client, op, store, src, slug string) error {
 
 // timed syncs, runs fn, and records its time, the time until a sync after
 // it returns, and the bytes that went through reg's proxy.
-func (b *bench) timed(c client, op string, reg *registry, fn func() error) error {
+func (b *bench) timed(c client, op string, reg *regserver.Registry, fn func() error) error {
 	syscall.Sync()
-	reg.proxy.reset()
+	reg.Proxy.Reset()
 	cpu := cpuUsed
 	start := time.Now()
 	if err := fn(); err != nil {
@@ -271,14 +277,14 @@ func (b *bench) timed(c client, op string, reg *registry, fn func() error) error
 	cpu = cpuUsed - cpu
 	syscall.Sync()
 	synced := time.Since(start)
-	down, up := reg.proxy.reset()
+	down, up := reg.Proxy.Reset()
 	b.res.add(op, c.Name(), d, synced, cpu, down+up)
 	return nil
 }
 
 // startRegistry starts a registry that close stops if it still runs.
-func (b *bench) startRegistry(dir string) (*registry, error) {
-	r, err := startRegistry(dir)
+func (b *bench) startRegistry(dir string) (*regserver.Registry, error) {
+	r, err := regserver.Start(dir)
 	if err == nil {
 		b.mu.Lock()
 		b.running = append(b.running, r)
@@ -291,19 +297,10 @@ func (b *bench) close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, r := range b.running {
-		r.stop()
+		r.Stop()
 	}
 	b.running = nil
 	if !b.cfg.Keep && b.ws != "" {
 		os.RemoveAll(b.ws)
 	}
-}
-
-// output returns a command's first line of output, or "?".
-func output(name string, args ...string) string {
-	out, err := exec.Command(name, args...).Output()
-	if err != nil {
-		return "?"
-	}
-	return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
 }

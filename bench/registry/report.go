@@ -13,6 +13,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/unionfuse/unionfuse/bench/internal/tool"
 )
 
 // The measurements, in the order of the table.
@@ -69,13 +71,13 @@ func newResults(cfg *config, compressed, extra int64, version string) *results {
 		Image: fmt.Sprintf("%d layers of %d MiB (half random, half text files): %d MiB, %.0f MB gzip-compressed; the second image adds a layer of %d MiB, %.1f MB compressed",
 			cfg.Layers, cfg.LayerSize>>20, int64(cfg.Layers)*cfg.LayerSize>>20, float64(compressed)/1e6, cfg.Extra>>20, float64(extra)/1e6),
 		Machine: map[string]string{
-			"kernel":          output("uname", "-r"),
+			"kernel":          tool.Output("uname", "-r"),
 			"cpu":             cpuModel(),
 			"cores":           fmt.Sprint(runtime.NumCPU()),
 			"unionfuse":       version,
-			"podman":          output("podman", "--version"),
-			"skopeo":          output("skopeo", "--version"),
-			"docker-registry": output("docker-registry", "--version"),
+			"podman":          tool.Output("podman", "--version"),
+			"skopeo":          tool.Output("skopeo", "--version"),
+			"docker-registry": tool.Output("docker-registry", "--version"),
 			"go":              runtime.Version(),
 			"load at start":   loadAverage(),
 		},

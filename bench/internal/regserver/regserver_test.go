@@ -1,4 +1,4 @@
-package main
+package regserver
 
 import (
 	"bufio"
@@ -17,12 +17,12 @@ const helperEnv = "UFREGBENCH_TEST_REGISTRY_DIR"
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(helperEnv); dir != "" {
-		r, err := startRegistry(dir)
+		r, err := Start(dir)
 		if err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)
 		}
-		fmt.Println(r.cmd.Process.Pid)
+		fmt.Println(r.Pid())
 		select {}
 	}
 	os.Exit(m.Run())
@@ -77,4 +77,27 @@ func isZombie(stat string) bool {
 		}
 	}
 	return false
+}
+
+// TestLimiterHoldsTheRate: 2 MB written at 10 MB/s take at least 0.2 s
+// less one write's slot (the first write goes at once); without a limit
+// they do not wait.
+func TestLimiterHoldsTheRate(t *testing.T) {
+	var l limiter
+	l.setRate(10e6)
+	start := time.Now()
+	for i := 0; i < 64; i++ {
+		l.wait(32 << 10)
+	}
+	if d := time.Since(start); d < 190*time.Millisecond {
+		t.Errorf("2 MiB at 10 MB/s took %v, want at least 0.2 s", d)
+	}
+	l.setRate(0)
+	start = time.Now()
+	for i := 0; i < 64; i++ {
+		l.wait(32 << 10)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("without a limit 64 writes waited %v", d)
+	}
 }
