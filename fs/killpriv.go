@@ -52,7 +52,7 @@ func killPrivs(dirfd int, path string, st *unix.Stat_t, callerUid, callerGid uin
 // dirfd, or a /proc/self/fd path with AT_FDCWD), through removexattrat
 // where the kernel has it (xattrat.go).
 func removeCapability(dirfd int, path string) error {
-	if dirfd != unix.AT_FDCWD && !xattrAtMissing.Load() {
+	if dirfd != unix.AT_FDCWD && xattrAtUsable() {
 		if err := removexattrAt(dirfd, path, capabilityXattr); !noXattrAt(err) {
 			return err
 		}

@@ -92,7 +92,7 @@ func (l *layer) exists(rel string) (bool, unix.Stat_t, error) {
 }
 
 func (l *layer) getxattr(rel, name string, dest []byte) (int, error) {
-	if !xattrAtMissing.Load() {
+	if xattrAtUsable() {
 		n, err := getxattrAt(l.fd, at(rel), name, dest)
 		if !noXattrAt(err) {
 			return n, err
@@ -122,7 +122,7 @@ func (l *layer) getxattrAll(rel, name string) ([]byte, error) {
 }
 
 func (l *layer) setxattr(rel, name string, data []byte, flags int) error {
-	if !xattrAtMissing.Load() {
+	if xattrAtUsable() {
 		if err := setxattrAt(l.fd, at(rel), name, data, flags); !noXattrAt(err) {
 			return err
 		}
@@ -131,7 +131,7 @@ func (l *layer) setxattr(rel, name string, data []byte, flags int) error {
 }
 
 func (l *layer) removexattr(rel, name string) error {
-	if !xattrAtMissing.Load() {
+	if xattrAtUsable() {
 		if err := removexattrAt(l.fd, at(rel), name); !noXattrAt(err) {
 			return err
 		}
@@ -141,7 +141,7 @@ func (l *layer) removexattr(rel, name string) error {
 
 // listxattr returns the attribute names of rel.
 func (l *layer) listxattr(rel string) ([]string, error) {
-	if !xattrAtMissing.Load() {
+	if xattrAtUsable() {
 		names, err := listxattrWith(func(b []byte) (int, error) { return listxattrAt(l.fd, at(rel), b) })
 		if !noXattrAt(err) {
 			return names, err
