@@ -203,11 +203,11 @@ func (b *bench) prepare() error {
 		{"tag", gz, b.image},
 		{"push", "-q", "--compression", "estargz", b.image},
 	} {
-		if err := command(nil, b.uf, append([]string{args[0], "--root", store}, args[1:]...)...); err != nil {
+		if err := b.unionfuse(store, args...); err != nil {
 			return err
 		}
 	}
-	b.res = newResults(b.cfg, version, b.reg.Proxy)
+	b.res = newResults(b.cfg, version)
 	return nil
 }
 
@@ -240,10 +240,14 @@ const smallFile = "/small"
 // readAll reads every file of the container's root file system.
 const readAll = "find / -xdev -type f -exec cat {} + | wc -c"
 
+// unionfuse runs the subcommand args[0] with the store's --root and the
+// rest of args.
+func (b *bench) unionfuse(store string, args ...string) error {
+	return command(nil, b.uf, append([]string{args[0], "--root", store}, args[1:]...)...)
+}
+
 func (b *bench) paths() []path {
-	uf := func(store string, args ...string) error {
-		return command(nil, b.uf, append([]string{args[0], "--root", store}, args[1:]...)...)
-	}
+	uf := b.unionfuse
 	lazyPull := func(store string) error { return uf(store, "pull", "-q", b.image) }
 	fullPull := func(store string) error { return uf(store, "pull", "-q", "--lazy=false", b.image) }
 	ufRun := func(argv ...string) func(string) error {

@@ -9,8 +9,6 @@ import (
 	"runtime"
 	"slices"
 	"time"
-
-	"github.com/unionfuse/unionfuse/bench/internal/regserver"
 )
 
 // results is what one run measured.
@@ -24,7 +22,6 @@ type results struct {
 	CPUs     int       `json:"cpus"`
 	// Values are op -> tool -> repetitions.
 	Values map[string]map[string][]sample `json:"values"`
-	proxy  *regserver.Proxy
 }
 
 // sample is one repetition: the time of the pull, the time until the
@@ -36,7 +33,7 @@ type sample struct {
 	Bytes       int64   `json:"bytes"`
 }
 
-func newResults(cfg *config, version string, proxy *regserver.Proxy) *results {
+func newResults(cfg *config, version string) *results {
 	return &results{
 		Started:  time.Now().UTC(),
 		Reps:     cfg.Reps,
@@ -45,7 +42,6 @@ func newResults(cfg *config, version string, proxy *regserver.Proxy) *results {
 		Version:  version,
 		CPUs:     runtime.NumCPU(),
 		Values:   map[string]map[string][]sample{},
-		proxy:    proxy,
 	}
 }
 
