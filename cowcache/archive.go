@@ -106,6 +106,12 @@ type Unpacked struct {
 	Size        int64       // how many bytes were given
 	DiffID      Digest      // of the uncompressed tarball
 	Compression Compression // as detected
+
+	// filesSize is the bytes of the files unpacked, as DirSize counts
+	// them, when sized: an unpack counts them as it writes, which spares
+	// the commit a walk of the tree.
+	filesSize int64
+	sized     bool
 }
 
 // unpackOptions tune unpackLayer.
@@ -117,6 +123,9 @@ type unpackOptions struct {
 	userXattr bool
 	// maxSize caps the uncompressed tarball (0: DefaultMaxLayerSize).
 	maxSize int64
+	// holes gives the regular files of a partial layer (by cleaned
+	// name) their size, as a hole (see ApplyPartial).
+	holes map[string]int64
 }
 
 // DefaultMaxLayerSize is the largest uncompressed layer tarball unpacked
@@ -169,48 +178,44 @@ func unpackLayer(dir string, r io.Reader, opts unpackOptions) (Unpacked, error) 
 		opts.maxSize = DefaultMaxLayerSize
 	}
 	plain := newHashReader(&cappedReader{r: dr, max: opts.maxSize})
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		// filterTar takes the whiteout markers out; they are made below.
-		err := archive.Unpack(pr, dir, &archive.TarOptions{NoLchown: opts.noChown})
-		pr.CloseWithError(err)
-		done <- err
-	}()
-	markers, ferr := filterTar(plain, pw, opts)
-	if ferr == nil {
+	x, err := newExtractor(dir, opts)
+	if err != nil {
+		return Unpacked{}, err
+	}
+	defer x.close()
+	markers, err := filterTar(plain, opts, x.entry)
+	if err == nil {
 		// The tar end may come before the end of the stream: read the rest
 		// so that gzip's CRC and length (and the DiffID) cover everything.
 		var n int64
-		n, ferr = io.Copy(io.Discard, io.LimitReader(plain, maxTrailing+1))
+		n, err = io.Copy(io.Discard, io.LimitReader(plain, maxTrailing+1))
 		switch {
-		case ferr != nil:
-			ferr = fmt.Errorf("%s after the end of the tarball: %w", comp, ferr)
+		case err != nil:
+			err = fmt.Errorf("%s after the end of the tarball: %w", comp, err)
 		case n > maxTrailing:
-			ferr = fmt.Errorf("%w: more than %s after the end of the tarball", ErrTooLarge, humanize.IBytes(maxTrailing))
+			err = fmt.Errorf("%w: more than %s after the end of the tarball", ErrTooLarge, humanize.IBytes(maxTrailing))
 		}
 	}
-	pw.CloseWithError(ferr)
-	uerr := <-done
-	if ferr != nil {
-		return Unpacked{}, ferr
-	}
-	if uerr != nil {
-		return Unpacked{}, fmt.Errorf("unpack: %w", uerr)
+	if err != nil {
+		return Unpacked{}, err
 	}
 	if err := applyMarkers(dir, markers, ovlfmt.For(opts.userXattr).Opaque, !opts.noChown); err != nil {
 		return Unpacked{}, err
 	}
+	if err := x.finish(); err != nil {
+		return Unpacked{}, fmt.Errorf("unpack: %w", err)
+	}
 	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return Unpacked{}, fmt.Errorf("read layer: %w", err)
 	}
-	return Unpacked{Digest: raw.digest(), Size: raw.n, DiffID: plain.digest(), Compression: comp}, nil
+	return Unpacked{Digest: raw.digest(), Size: raw.n, DiffID: plain.digest(), Compression: comp, filesSize: x.size, sized: true}, nil
 }
 
-// filterTar copies the tarball r to w entry by entry, except for the OCI
-// whiteout markers (.wh.NAME, .wh..wh..opq), which it returns for
-// applyMarkers. It returns an *EntryError for the first entry that is not
-// safe to unpack:
+// filterTar checks the tarball r entry by entry and passes each to
+// apply (with its data), except for the OCI whiteout markers (.wh.NAME,
+// .wh..wh..opq), which it returns for applyMarkers. It returns an
+// *EntryError for the first entry that is not safe to unpack, or that
+// apply fails to make:
 //
 //   - names that are absolute or contain "..";
 //   - the same name twice (also a file and its whiteout);
@@ -222,11 +227,10 @@ func unpackLayer(dir string, r io.Reader, opts unpackOptions) (Unpacked, error) 
 //   - overlay-private xattrs (trusted.overlay.*, user.overlay.*), which
 //     would change what the layer means to the overlay;
 //   - AUFS metadata (.wh..wh.*) other than the opaque marker.
-func filterTar(r io.Reader, w io.Writer, opts unpackOptions) ([]marker, error) {
+func filterTar(r io.Reader, opts unpackOptions, apply func(hdr *tar.Header, data io.Reader) error) ([]marker, error) {
 	var markers []marker
 	tail := &tailReader{r: r}
 	tr := tar.NewReader(tail)
-	tw := tar.NewWriter(w)
 	seen := map[string]byte{} // cleaned name -> typeflag
 	for {
 		hdr, err := tr.Next()
@@ -253,17 +257,9 @@ func filterTar(r io.Reader, w io.Writer, opts unpackOptions) ([]marker, error) {
 			markers = append(markers, m)
 			continue
 		}
-		if err := tw.WriteHeader(hdr); err != nil {
+		if err := apply(hdr, tr); err != nil {
 			return nil, &EntryError{Entry: hdr.Name, Err: err}
 		}
-		if hdr.Typeflag == tar.TypeReg {
-			if _, err := io.Copy(tw, tr); err != nil {
-				return nil, &EntryError{Entry: hdr.Name, Err: fmt.Errorf("copy data: %w", err)}
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, fmt.Errorf("unpack: %w", err)
 	}
 	return markers, nil
 }

@@ -88,8 +88,8 @@
 //
 // # Atomicity and crashes
 //
-// Everything is created under tmp/, filled, fsynced (a build step's moved
-// upper: one syncfs of the store's filesystem) and renamed into place;
+// Everything is created under tmp/, filled, synced (a layer's tree: one
+// syncfs of the store's filesystem) and renamed into place;
 // files are written to a temporary name, fsynced and renamed. A layer
 // becomes visible by the rename of its directory and valid by its committed
 // marker. The next command that takes the exclusive lock removes what an

@@ -5,47 +5,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/unionfuse/unionfuse/internal/atomicfile"
 	"github.com/unionfuse/unionfuse/internal/dirwalk"
 	"golang.org/x/sys/unix"
 )
-
-// syncTree fsyncs every regular file and directory below dir (syncfs would
-// also flush unrelated files of the same filesystem), through directory
-// descriptors: a layer may hold a tree deeper than PATH_MAX.
-func syncTree(dir string) error {
-	if err := atomicfile.Sync(dir); err != nil {
-		return err
-	}
-	unreadable := false
-	err := dirwalk.Walk(dir, func(e *dirwalk.Entry) error {
-		switch e.Stat.Mode & unix.S_IFMT {
-		case unix.S_IFREG, unix.S_IFDIR:
-		default:
-			return nil
-		}
-		f, err := e.Open()
-		if errors.Is(err, unix.EACCES) && os.Geteuid() != 0 {
-			// A file without read permission for its owner (mode 000,
-			// as eStargz's landmark): synced with the whole filesystem
-			// below.
-			unreadable = true
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("sync: %w", err)
-		}
-		defer f.Close()
-		if err := f.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("sync %s: %w", e.Path, err)
-		}
-		return nil
-	})
-	if err == nil && unreadable {
-		err = syncfs(dir)
-	}
-	return err
-}
 
 // syncfs syncs the filesystem that holds dir.
 func syncfs(dir string) error {

@@ -39,20 +39,23 @@ const (
 )
 
 // ApplyPartial fills Dir() from tree, a tarball of the layer made from a
-// table of contents whose regular files are empty (the caller then gives
-// them their size: Dir() is still the caller's to fill), with the rules
-// of ApplyTar (hostile entries refused, OCI whiteouts converted). u gives
+// table of contents whose regular files are empty, with the rules of
+// ApplyTar (hostile entries refused, OCI whiteouts converted); sizes
+// gives those files (by name, cleaned as in the tarball) their size, as
+// a hole to be filled by the caller. u gives
 // the DiffID and blob digest that the image's config and manifest name
 // (checked when the layer is completed), files the fetcher's state to
 // keep in partial/ (name -> content). The layer is committed as a
 // partial layer.
-func (p *Pending) ApplyPartial(u Unpacked, tree io.Reader, files map[string][]byte) error {
+func (p *Pending) ApplyPartial(u Unpacked, tree io.Reader, sizes map[string]int64, files map[string][]byte) error {
 	if p.unpacked != nil {
 		return errors.New("apply layer: a tarball was applied already")
 	}
-	if _, err := p.unpack(tree); err != nil {
+	got, err := p.unpack(tree, sizes)
+	if err != nil {
 		return err
 	}
+	u.filesSize, u.sized = got.filesSize, got.sized
 	dir := filepath.Join(p.path(), partialDirName)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("apply partial layer: %w", err)

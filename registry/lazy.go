@@ -104,10 +104,7 @@ func pullLazy(ctx context.Context, s *cowcache.Store, f *fetcher, l v1.Descripto
 		return nil, err
 	}
 	u := cowcache.Unpacked{Digest: cowcache.Digest(l.Digest.String()), Size: l.Size, DiffID: diffID, Compression: cowcache.Gzip}
-	err = p.ApplyPartial(u, bytes.NewReader(tree), map[string][]byte{sourceFile: srcJSON, tailFile: tail})
-	if err == nil {
-		err = sizeFiles(p.Dir(), toc)
-	}
+	err = p.ApplyPartial(u, bytes.NewReader(tree), tocSizes(toc), map[string][]byte{sourceFile: srcJSON, tailFile: tail})
 	if err == nil {
 		err = p.Finish()
 	}
@@ -279,25 +276,15 @@ func tocTree(toc *layerTOC) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// sizeFiles gives each regular file of the TOC in dir its size (a hole
-// until fetched), keeping its mode and times.
-func sizeFiles(dir string, toc *layerTOC) error {
-	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(dfd)
+// tocSizes gives each regular file of the TOC its size, by cleaned name.
+func tocSizes(toc *layerTOC) map[string]int64 {
+	sizes := map[string]int64{}
 	for _, e := range toc.entries {
-		if e.Type != "reg" || e.Size == 0 {
-			continue
-		}
-		name := tocName(e.Name)
-		err := writeFile(dfd, name, func(fd int, _ *unix.Stat_t) error { return unix.Ftruncate(fd, e.Size) })
-		if err != nil {
-			return fmt.Errorf("size %s: %w", name, err)
+		if e.Type == "reg" && e.Size > 0 {
+			sizes[tocName(e.Name)] = e.Size
 		}
 	}
-	return nil
+	return sizes
 }
 
 // openBeneath opens name below the directory dfd, following no symbolic

@@ -264,7 +264,7 @@ func TestLazyHostileTOC(t *testing.T) {
 						t.Fatal(perr)
 					}
 					defer p.Abort()
-					err = p.ApplyPartial(cowcache.Unpacked{}, bytes.NewReader(tree), map[string][]byte{})
+					err = p.ApplyPartial(cowcache.Unpacked{}, bytes.NewReader(tree), tocSizes(toc), map[string][]byte{})
 				}
 			}
 			if err == nil {
