@@ -120,6 +120,11 @@ func (l *LazyLayer) complete(ctx context.Context, s *cowcache.Store, id cowcache
 			}
 		}
 	}
+	// The chunks written must be on disk before the layer is declared
+	// complete (they are synced in batches: chunklog.go).
+	if err := l.log.flush(); err != nil {
+		return fail(err)
+	}
 	if err := s.CompletePartial(id, dl); err != nil {
 		return err
 	}

@@ -7,20 +7,25 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/unionfuse/unionfuse/cowcache"
+	"golang.org/x/sys/unix"
 )
 
 // lazyFiles are the regular files of the image lazyImage pushes.
@@ -37,7 +42,8 @@ func lazyFiles(t *testing.T) map[string][]byte {
 	}
 }
 
-// pushLazy imports files (plus a hard link to dir/big, a symbolic link
+// pushLazy imports files, in the order of their names (plus a directory
+// dir, a hard link to dir/big if there is one, a symbolic link to small
 // and an OCI whiteout) into a store, pushes the image with --compression
 // estargz to a test registry whose requests go through wrap, and returns
 // the pushed reference.
@@ -46,11 +52,14 @@ func pushLazy(t *testing.T, files map[string][]byte, wrap func(http.Handler) htt
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "dir/", Mode: 0o755})
-	for _, n := range []string{"small", "tamper", "dir/big", "empty"} {
+	names := slices.Sorted(maps.Keys(files))
+	for _, n := range names {
 		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o640, Size: int64(len(files[n]))})
 		tw.Write(files[n])
 	}
-	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeLink, Name: "dir/big-link", Linkname: "dir/big"})
+	if files["dir/big"] != nil {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeLink, Name: "dir/big-link", Linkname: "dir/big"})
+	}
 	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "link", Linkname: "small"})
 	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: ".wh.gone"})
 	tw.Close()
@@ -360,5 +369,99 @@ func TestLazyPrefetch(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, "tamper")); !bytes.Equal(got, files["tamper"]) {
 		t.Errorf("tamper after Prefetch: %.20q", got)
+	}
+}
+
+// TestLazyRunFetchesNeighbours: reading a small file fetches the small
+// files after it in the blob with the same range request, each checked;
+// a large chunk ends the run.
+func TestLazyRunFetchesNeighbours(t *testing.T) {
+	files := map[string][]byte{"small": []byte("small\n")}
+	for i := range 40 {
+		b := make([]byte, 2000)
+		rand.Read(b)
+		files[fmt.Sprintf("many/f%02d", i)] = b
+	}
+	big := make([]byte, 2<<20)
+	rand.Read(big)
+	files["zz-big"] = big
+	rc := &rangeCounter{}
+	ref := pushLazy(t, files, rc.wrap)
+	_, _, dir := lazyLayerDir(t, ref)
+	l, err := OpenLazyLayer(dir)
+	if err != nil || l == nil {
+		t.Fatalf("OpenLazyLayer: %v %v", l, err)
+	}
+	defer l.Close()
+	before := rc.requests.Load()
+	if err := l.Fetch("many/f00", 0, 2000); err != nil {
+		t.Fatal(err)
+	}
+	for name := range files {
+		if strings.HasPrefix(name, "many/") {
+			if err := l.Fetch(name, 0, 2000); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := rc.requests.Load() - before; n != 1 {
+		t.Errorf("the 40 small files took %d range requests, want 1", n)
+	}
+	if err := l.Fetch("zz-big", 0, 10); err != nil {
+		t.Fatal(err)
+	}
+	if n := rc.requests.Load() - before; n != 2 {
+		t.Errorf("%d range requests after reading zz-big, want 2: a 2 MiB chunk is not part of a run", n)
+	}
+	for name, want := range files {
+		if name == "small" {
+			continue // before many/ in the blob: not part of the run
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !bytes.Equal(b, want) {
+			t.Errorf("%s: %d bytes, %v", name, len(b), err)
+		}
+	}
+}
+
+// TestChunkLogRecordsInBatches: a chunk written is recorded in the log by
+// the periodic flush (after a sync of its data), and a reopened layer
+// reads the lines back.
+func TestChunkLogRecordsInBatches(t *testing.T) {
+	dir := t.TempDir()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	path := filepath.Join(dir, "chunks")
+	c, err := openChunkLog(path, fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.record(chunkKey{"a b", 0})
+	c.record(chunkKey{"dir/\"c\"", 4 << 20})
+	deadline := time.Now().Add(10 * flushInterval)
+	for {
+		b, _ := os.ReadFile(path)
+		if strings.Count(string(b), "\n") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v the log holds %q", 10*flushInterval, b)
+		}
+		time.Sleep(flushInterval / 5)
+	}
+	c.record(chunkKey{"last", 0})
+	if err := c.close(); err != nil {
+		t.Fatal(err)
+	}
+	l := &LazyLayer{have: map[chunkKey]bool{}}
+	if err := l.readLog(path); err != nil {
+		t.Fatal(err)
+	}
+	want := map[chunkKey]bool{{"a b", 0}: true, {"dir/\"c\"", 4 << 20}: true, {"last", 0}: true}
+	if !maps.Equal(l.have, want) {
+		t.Errorf("read back %v, want %v", l.have, want)
 	}
 }

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
-	"github.com/klauspost/compress/gzip"
 	"github.com/unionfuse/unionfuse/cowcache"
 	"golang.org/x/sys/unix"
 )
@@ -43,7 +41,7 @@ type LazyLayer struct {
 	mu       sync.Mutex
 	have     map[chunkKey]bool
 	inflight map[chunkKey]*chunkCall
-	log      *os.File // partial/chunks, appended to
+	log      *chunkLog // partial/chunks
 
 	// order lists the data chunks in blob order, and index gives each
 	// one's place there, for readahead.
@@ -53,10 +51,11 @@ type LazyLayer struct {
 	aheadWG sync.WaitGroup
 }
 
-// dataChunk is a chunk of a file, as readahead fetches it.
+// dataChunk is a chunk of a file, as readahead and runs fetch it.
 type dataChunk struct {
 	name string // the file's name in the TOC
 	off  int64  // the chunk's offset in the file
+	ce   *estargz.TOCEntry
 }
 
 // chunkKey names a chunk: its file (the TOC's name of the data's first
@@ -107,7 +106,7 @@ func OpenLazyLayer(diffDir string) (*LazyLayer, error) {
 	if err := l.readLog(filepath.Join(pdir, chunksFile)); err != nil {
 		return fail(err)
 	}
-	if l.log, err = os.OpenFile(filepath.Join(pdir, chunksFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err != nil {
+	if l.log, err = openChunkLog(filepath.Join(pdir, chunksFile), l.dfd); err != nil {
 		return fail(err)
 	}
 	return l, nil
@@ -140,18 +139,19 @@ func (l *LazyLayer) readLog(path string) error {
 	return nil
 }
 
-// Close waits for the readahead in progress and releases the layer's
-// descriptors.
+// Close waits for the readahead in progress, records the chunks written
+// (chunklog.go) and releases the layer's descriptors.
 func (l *LazyLayer) Close() error {
 	l.aheadWG.Wait()
+	var err error
+	if l.log != nil {
+		err = l.log.close()
+	}
 	if l.dfd >= 0 {
 		unix.Close(l.dfd)
 		l.dfd = -1
 	}
-	if l.log != nil {
-		l.log.Close()
-	}
-	return nil
+	return err
 }
 
 // readaheadChunks is how many chunks are fetched ahead of reads at most:
@@ -173,9 +173,13 @@ func (l *LazyLayer) indexChunks() {
 			continue
 		}
 		k := chunkKey{name, e.ChunkOffset}
-		if _, dup := l.index[k]; !dup {
+		if _, dup := l.index[k]; dup {
+			continue
+		}
+		// The reader's entry, which knows where the next chunk starts.
+		if ce, ok := l.toc.r.ChunkEntryForOffset(name, e.ChunkOffset); ok {
 			l.index[k] = len(l.order)
-			l.order = append(l.order, dataChunk{name: name, off: e.ChunkOffset})
+			l.order = append(l.order, dataChunk{name: name, off: e.ChunkOffset, ce: ce})
 		}
 	}
 }
@@ -193,8 +197,9 @@ func (l *LazyLayer) readahead(k chunkKey) {
 			// blob says little of the order they are read in.
 			return
 		}
+		nk := chunkKey{next.name, next.off}
 		l.mu.Lock()
-		busy := l.have[chunkKey(next)] || l.inflight[chunkKey(next)] != nil
+		busy := l.have[nk] || l.inflight[nk] != nil
 		l.mu.Unlock()
 		if busy {
 			continue
@@ -208,9 +213,7 @@ func (l *LazyLayer) readahead(k chunkKey) {
 		go func() {
 			defer l.aheadWG.Done()
 			defer func() { <-l.ahead }()
-			if ce, ok := l.toc.r.ChunkEntryForOffset(next.name, next.off); ok {
-				l.chunkOf(next.name, next.name, ce)
-			}
+			l.chunkOf(next.name, next.name, next.ce)
 		}()
 	}
 }
@@ -236,94 +239,15 @@ func (l *LazyLayer) Fetch(rel string, off, n int64) error {
 	return nil
 }
 
-// chunkOf makes chunk ce of the file present, fetching it once however
-// many ask at a time.
-func (l *LazyLayer) chunkOf(rel, name string, ce *estargz.TOCEntry) error {
-	k := chunkKey{tocName(name), ce.ChunkOffset}
-	l.mu.Lock()
-	if l.have[k] {
-		l.mu.Unlock()
-		return nil
-	}
-	if c, ok := l.inflight[k]; ok {
-		l.mu.Unlock()
-		<-c.done
-		return c.err
-	}
-	c := &chunkCall{done: make(chan struct{})}
-	l.inflight[k] = c
-	l.mu.Unlock()
-
-	c.err = l.fetchChunk(rel, ce)
-	l.mu.Lock()
-	delete(l.inflight, k)
-	if c.err == nil {
-		l.have[k] = true
-	}
-	l.mu.Unlock()
-	close(c.done)
-	if c.err == nil {
-		// Recorded after the data is on disk: a crash loses at most a
-		// record, and the chunk is fetched again.
-		fmt.Fprintf(l.log, "%d %s\n", ce.ChunkOffset, strconv.Quote(k.name))
-	}
-	return c.err
-}
-
-// fetchChunk reads chunk ce's gzip member from the blob, checks the
-// uncompressed data against the TOC's digest, and writes it into rel.
-func (l *LazyLayer) fetchChunk(rel string, ce *estargz.TOCEntry) error {
-	// estargz gives the last chunk the blob's end as its end: the TOC
-	// follows, which the chunk does not need.
-	next := min(ce.NextOffset(), l.src.TOCOffset)
-	if next <= ce.Offset || next-ce.Offset > maxChunk+1<<20 || ce.ChunkSize > maxChunk {
-		return fmt.Errorf("chunk of %s at %d: bad offsets %d..%d in the TOC", rel, ce.ChunkOffset, ce.Offset, next)
-	}
-	comp := make([]byte, next-ce.Offset)
-	if err := l.readBlob(comp, ce.Offset); err != nil {
-		return fmt.Errorf("chunk of %s at %d: %w", rel, ce.ChunkOffset, err)
-	}
-	data, err := inflateChunk(comp, ce)
-	if err != nil {
-		return fmt.Errorf("chunk of %s at %d: %w", rel, ce.ChunkOffset, err)
-	}
-	v, err := l.toc.verifier.Verifier(ce)
-	if err != nil {
-		return fmt.Errorf("chunk of %s at %d: %w", rel, ce.ChunkOffset, err)
-	}
-	v.Write(data)
-	if !v.Verified() {
-		return fmt.Errorf("chunk of %s at %d: %w: it does not have the TOC's digest", rel, ce.ChunkOffset, cowcache.ErrDigestMismatch)
-	}
-	return l.writeChunk(rel, data, ce.ChunkOffset)
-}
-
-// inflateChunk returns the chunk's data from its gzip member.
-func inflateChunk(comp []byte, ce *estargz.TOCEntry) ([]byte, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(comp))
-	if err != nil {
-		return nil, err
-	}
-	if _, err := io.CopyN(io.Discard, zr, ce.InnerOffset); err != nil {
-		return nil, err
-	}
-	data := make([]byte, ce.ChunkSize)
-	if _, err := io.ReadFull(zr, data); err != nil {
-		return nil, err
-	}
-	return data, nil
-}
-
-// writeChunk writes data at off into the layer's file rel and syncs it.
+// writeChunk writes data at off into the layer's file rel (the log
+// syncs it before it records it).
 func (l *LazyLayer) writeChunk(rel string, data []byte, off int64) error {
 	return writeFile(l.dfd, rel, func(fd int, st *unix.Stat_t) error {
 		if st.Size < off+int64(len(data)) {
 			return fmt.Errorf("%s is not the file the TOC describes", rel)
 		}
-		if _, err := unix.Pwrite(fd, data, off); err != nil {
-			return err
-		}
-		return unix.Fdatasync(fd)
+		_, err := unix.Pwrite(fd, data, off)
+		return err
 	})
 }
 
