@@ -129,6 +129,28 @@ func (s *Store) partialSummary(img Image) string {
 	return strings.Join(parts, ", ")
 }
 
+// PartialImageSummary says how much of img is still to be fetched: ""
+// when none of its layers is partial, else "N of M layers partial, X of Y
+// local" (the bytes of the partial layers' files).
+func (s *Store) PartialImageSummary(img Image) string {
+	var n int
+	var local, size int64
+	for _, id := range img.Layers {
+		if !s.IsPartial(id) {
+			continue
+		}
+		l, sz, err := s.PartialUsage(id)
+		if err != nil {
+			return fmt.Sprintf("layer %s: %v", id.Short(), err)
+		}
+		n, local, size = n+1, local+l, size+sz
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d of %d layers partial, %s of %s local", n, len(img.Layers), humanize.Bytes(uint64(local)), humanize.Bytes(uint64(size)))
+}
+
 // partialBlob returns the blob digest of the partial layer id, or "".
 func (s *Store) partialBlob(id Digest) Digest {
 	b, err := os.ReadFile(s.path(layersDir, id.Hex(), partialDirName, partialBlobName))

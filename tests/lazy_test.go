@@ -147,6 +147,11 @@ func TestLazyPullRun(t *testing.T) {
 	if !regexp.MustCompile(`^sha256:[0-9a-f]{64}: [0-9.]+ [kM]B of 3[0-9] MB local\n$`).MatchString(r.stdout) {
 		t.Errorf("inspect shows the partial layers as %q", r.stdout)
 	}
+	r = storeCLI(t, lazyRoot, "images", "--format", "{{.Partial}}", img.ref)
+	mustOK(t, "images", r)
+	if !regexp.MustCompile(`^1 of [0-9]+ layers partial, [0-9.]+ [kM]B of 3[0-9] MB local\n$`).MatchString(r.stdout) {
+		t.Errorf("images shows the partial image as %q", r.stdout)
+	}
 	t.Logf("layer %d bytes; lazy pull transferred %d bytes (%.2f%%), run cat /small %d more (%.2f%%)",
 		img.layerSize, pulled, 100*float64(pulled)/float64(img.layerSize), ran, 100*float64(ran)/float64(img.layerSize))
 	if pulled > img.layerSize/50 || pulled+ran > img.layerSize/10 {
@@ -182,6 +187,9 @@ func TestLazyPullRun(t *testing.T) {
 	r = storeCLI(t, lazyRoot, "inspect", "--format", "{{.GraphDriver.Data.PartialLayers}}", img.ref)
 	if r.code != 0 || r.stdout != "<no value>\n" {
 		t.Errorf("inspect of the completed image shows partial layers: %q %q", r.stdout, r.stderr)
+	}
+	if r = storeCLI(t, lazyRoot, "images", "--format", "{{.Partial}}", img.ref); r.code != 0 || r.stdout != "\n" {
+		t.Errorf("images of the completed image shows it partial: %q %q", r.stdout, r.stderr)
 	}
 	mustOK(t, "save of the completed image", storeCLI(t, lazyRoot, "save", "-o", filepath.Join(t.TempDir(), "img.tar"), img.ref))
 }

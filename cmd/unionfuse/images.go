@@ -22,7 +22,9 @@ REPOSITORY[:TAG] shows only the names it matches (as reference=).
 since=IMAGE and reference=PATTERN (a path.Match pattern on REPOSITORY:TAG or
 REPOSITORY); values of one key are alternatives, keys must all match.
 --format takes a Go template (see docs/run.md) with the fields ID,
-Repository, Tag, Digest, CreatedSince, CreatedAt, Size and VirtualSize;
+Repository, Tag, Digest, CreatedSince, CreatedAt, Size and VirtualSize, and
+Partial (not docker's): for an image pulled lazily whose data is not all
+local yet, "N of M layers partial, X of Y local", else empty;
 "table ..." prints a header, json one JSON object per line.`,
 	options: optionsOf(imagesFlags),
 	run:     runImages,
@@ -58,11 +60,12 @@ type imageRow struct {
 	CreatedSince string
 	Size         string
 	VirtualSize  string
+	Partial      string `json:",omitempty"`
 }
 
 // imagesHeader is the header of an images table, by field.
 var imagesHeader = map[string]string{"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
-	"CreatedAt": "CREATED AT", "CreatedSince": "CREATED", "Size": "SIZE", "VirtualSize": "VIRTUAL SIZE"}
+	"CreatedAt": "CREATED AT", "CreatedSince": "CREATED", "Size": "SIZE", "VirtualSize": "VIRTUAL SIZE", "Partial": "PARTIAL"}
 
 func runImages(cmd *command, args []string) int {
 	fset, a := imagesFlags()
@@ -133,6 +136,9 @@ func runImages(cmd *command, args []string) int {
 			rows = append(rows, imageRow{Repository: repo, Tag: tag, Digest: repoDigest(repoDigests[img.Manifest], repo), ID: imageID(img.ID, a.noTrunc),
 				CreatedAt: img.Created.Format("2006-01-02 15:04:05 -0700 MST"), CreatedSince: since(img.Created),
 				Size: sizeString(img.Size), VirtualSize: sizeString(img.Size)})
+			if out != nil {
+				rows[len(rows)-1].Partial = s.PartialImageSummary(img)
+			}
 		}
 	}
 	if out != nil {
