@@ -55,6 +55,9 @@ func (l *LazyLayer) Complete(ctx context.Context) error {
 
 func (l *LazyLayer) complete(ctx context.Context, s *cowcache.Store, id cowcache.Digest) error {
 	fail := func(err error) error { return fmt.Errorf("complete layer %s: %w", id.Short(), err) }
+	if err := l.load(); err != nil {
+		return fail(err)
+	}
 	layer, err := s.Layer(id)
 	if err != nil {
 		return fail(err)

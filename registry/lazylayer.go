@@ -33,7 +33,10 @@ type LazyLayer struct {
 	diff string // the layer's diff/
 	dfd  int    // descriptor of diff/
 	src  source
-	toc  *layerTOC
+	toc  *layerTOC // set by load
+
+	loadOnce sync.Once
+	loadErr  error
 
 	connMu sync.Mutex
 	blob   io.ReaderAt // the registry blob (newBlobRange), or a local copy
@@ -92,24 +95,37 @@ func OpenLazyLayer(diffDir string) (*LazyLayer, error) {
 	if err := json.Unmarshal(b, &l.src); err != nil {
 		return fail(err)
 	}
-	tail, err := os.ReadFile(filepath.Join(pdir, tailFile))
-	if err != nil {
-		return fail(err)
-	}
-	if l.toc, err = openTOC(&l.src, tail); err != nil {
-		return fail(err)
-	}
-	l.indexChunks()
 	if l.dfd, err = unix.Open(diffDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
-		return fail(err)
-	}
-	if err := l.readLog(filepath.Join(pdir, chunksFile)); err != nil {
 		return fail(err)
 	}
 	if l.log, err = openChunkLog(filepath.Join(pdir, chunksFile), l.dfd); err != nil {
 		return fail(err)
 	}
 	return l, nil
+}
+
+// load reads what the layer's chunks are, once, when they are first
+// needed: the TOC (parsed and checked against the manifest's digest),
+// the chunks in blob order, and the log of those that are local. A
+// union mounts an image's partial layers without it, which spares a
+// container's start the parsing of every layer's TOC (a quarter of a
+// second for a 1 GB image of 20,000 files).
+func (l *LazyLayer) load() error {
+	l.loadOnce.Do(func() {
+		pdir, _ := cowcache.PartialDir(l.diff)
+		tail, err := os.ReadFile(filepath.Join(pdir, tailFile))
+		if err == nil {
+			l.toc, err = openTOC(&l.src, tail)
+		}
+		if err == nil {
+			l.indexChunks()
+			err = l.readLog(filepath.Join(pdir, chunksFile))
+		}
+		if err != nil {
+			l.loadErr = fmt.Errorf("lazy layer %s: %w", l.diff, err)
+		}
+	})
+	return l.loadErr
 }
 
 // readLog loads the chunks recorded present. A line cut by a crash is
@@ -220,6 +236,9 @@ func (l *LazyLayer) readahead(k chunkKey) {
 
 // Fetch makes bytes [off, off+n) of the file rel present (see fs.Fetcher).
 func (l *LazyLayer) Fetch(rel string, off, n int64) error {
+	if err := l.load(); err != nil {
+		return err
+	}
 	e, ok := l.toc.r.Lookup(rel)
 	if !ok || e.Type != "reg" {
 		return nil // not a file of the TOC (stargz.index.json): complete
@@ -350,6 +369,9 @@ func (l *LazyLayer) readBlob(p []byte, off int64) error {
 // build recorded the container reading at start). An image with the
 // no-prefetch landmark, or none, has none.
 func (l *LazyLayer) Prefetch() error {
+	if err := l.load(); err != nil {
+		return err
+	}
 	var names []string
 	for _, e := range l.toc.entries {
 		switch n := tocName(e.Name); {
