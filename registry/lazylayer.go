@@ -369,6 +369,13 @@ func (l *LazyLayer) readBlob(p []byte, off int64) error {
 // build recorded the container reading at start). An image with the
 // no-prefetch landmark, or none, has none.
 func (l *LazyLayer) Prefetch() error {
+	// The landmark is a file of the layer (tocTree makes it as the blob
+	// has it): without it, there is nothing to prefetch, and the TOC is
+	// not read now, while the container starts.
+	var st unix.Stat_t
+	if err := unix.Fstatat(l.dfd, estargz.PrefetchLandmark, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil
+	}
 	if err := l.load(); err != nil {
 		return err
 	}
