@@ -24,10 +24,12 @@ type chunkLog struct {
 	f   *os.File
 	dfd int // a descriptor on the layer's filesystem, for syncfs
 
-	mu      sync.Mutex
+	mu      sync.Mutex // guards pending and timer
 	pending []chunkKey
 	timer   *time.Timer
-	err     error // of the last flush that failed
+
+	flushMu sync.Mutex // one flush at a time
+	err     error      // of the last flush that failed
 }
 
 // flushInterval is how long a chunk's line waits to be appended at most.
@@ -52,28 +54,36 @@ func (c *chunkLog) record(k chunkKey) {
 }
 
 // flush makes the queued chunks' data durable and appends their lines.
+// Chunks recorded meanwhile wait for the next flush: record never waits
+// for a sync.
 func (c *chunkLog) flush() error {
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
 	}
-	if len(c.pending) == 0 {
+	batch := c.pending
+	c.pending = nil
+	c.mu.Unlock()
+	if len(batch) == 0 {
 		return c.err
 	}
 	if err := unix.Syncfs(c.dfd); err != nil {
+		c.mu.Lock()
+		c.pending = append(batch, c.pending...) // for the next flush
+		c.mu.Unlock()
 		c.err = fmt.Errorf("sync chunks: %w", err)
 		return c.err
 	}
 	var b strings.Builder
-	for _, k := range c.pending {
+	for _, k := range batch {
 		b.WriteString(strconv.FormatInt(k.off, 10))
 		b.WriteByte(' ')
 		b.WriteString(strconv.Quote(k.name))
 		b.WriteByte('\n')
 	}
-	c.pending = c.pending[:0]
 	// One write(2) of whole lines, in append mode: lines of other
 	// processes serving the same layer do not interleave with them.
 	if _, err := c.f.WriteString(b.String()); err != nil {
