@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -80,7 +81,9 @@ func (x *extractor) forget() {
 }
 
 // dir returns a descriptor of the directory name ("." for the root),
-// making it and its parents (0755) when the archive did not.
+// making it and its parents (0755) when the archive did not. It opens
+// one component at a time, at its parent's descriptor and without
+// following a symbolic link: a layer's tree may be deeper than PATH_MAX.
 func (x *extractor) dir(name string) (int, error) {
 	if name == "." {
 		return x.root, nil
@@ -88,9 +91,21 @@ func (x *extractor) dir(name string) (int, error) {
 	if fd, ok := x.dirs[name]; ok {
 		return fd, nil
 	}
-	fd, err := openBeneath(x.root, name)
+	parent, err := x.dir(path.Dir(name))
 	if err != nil {
 		return -1, err
+	}
+	base := path.Base(name)
+	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(parent, base, flags, 0)
+	if errors.Is(err, unix.ENOENT) {
+		if err := unix.Mkdirat(parent, base, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			return -1, &os.PathError{Op: "mkdir", Path: name, Err: err}
+		}
+		fd, err = unix.Openat(parent, base, flags, 0)
+	}
+	if err != nil {
+		return -1, wrapOpen(name, err)
 	}
 	x.keep(name, fd)
 	return fd, nil
@@ -257,20 +272,22 @@ func (x *extractor) metaAt(parent int, base string, hdr *tar.Header, symlink boo
 func (x *extractor) finish() error {
 	x.forget()
 	for _, d := range x.later {
-		fd, err := openBeneath(x.root, d.name)
-		if err != nil {
-			return &EntryError{Entry: d.name, Err: err}
+		if len(x.dirs) >= maxOpenDirs {
+			x.forget()
 		}
-		err = unix.Fchmod(fd, d.mode)
+		fd, err := x.dir(d.name)
+		if err == nil {
+			err = unix.Fchmod(fd, d.mode)
+		}
 		if err == nil {
 			err = futimens(fd, d.atime, d.mtime)
 		}
-		unix.Close(fd)
 		if err != nil {
 			return &EntryError{Entry: d.name, Err: err}
 		}
 	}
 	x.later = nil
+	x.forget()
 	return nil
 }
 
