@@ -199,7 +199,7 @@ func unpackLayer(dir string, r io.Reader, opts unpackOptions) (Unpacked, error) 
 	if err != nil {
 		return Unpacked{}, err
 	}
-	if err := applyMarkers(dir, markers, ovlfmt.For(opts.userXattr).Opaque, !opts.noChown); err != nil {
+	if err := applyMarkers(x, markers, ovlfmt.For(opts.userXattr).Opaque, !opts.noChown); err != nil {
 		return Unpacked{}, err
 	}
 	if err := x.finish(); err != nil {

@@ -104,6 +104,13 @@ func (x *extractor) dir(name string) (int, error) {
 		}
 		fd, err = unix.Openat(parent, base, flags, 0)
 	}
+	if errors.Is(err, unix.ENOTDIR) {
+		// O_DIRECTORY answers ENOTDIR for a symbolic link too.
+		var st unix.Stat_t
+		if unix.Fstatat(parent, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			err = unix.ELOOP
+		}
+	}
 	if err != nil {
 		return -1, wrapOpen(name, err)
 	}

@@ -37,44 +37,41 @@ func markerOf(hdr *tar.Header, name string) (marker, bool) {
 	return m, true
 }
 
-// applyMarkers makes, below dir, a character device 0/0 for each whiteout
-// and sets the opaque attribute (xattr) to "y" on each opaque directory,
-// creating missing parent directories as tar(1) does. The unprivileged may
-// make whiteouts too (Linux 5.8+). Paths are resolved beneath dir without
-// following symbolic links, so a link the tarball made cannot lead a
-// marker outside the layer. Parent directories keep their times; with
-// chown, whiteouts get their entry's owner.
-func applyMarkers(dir string, markers []marker, xattr string, chown bool) error {
-	root, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("unpack: %w", &os.PathError{Op: "open", Path: dir, Err: err})
-	}
-	defer unix.Close(root)
+// applyMarkers makes, below the extractor's root, a character device 0/0
+// for each whiteout and sets the opaque attribute (xattr) to "y" on each
+// opaque directory, creating missing parent directories as tar(1) does.
+// The unprivileged may make whiteouts too (Linux 5.8+). Directories are
+// resolved as the extractor resolves them, one component at a time
+// without following symbolic links, so a link the tarball made cannot
+// lead a marker outside the layer. Parent directories keep their times;
+// with chown, whiteouts get their entry's owner.
+func applyMarkers(x *extractor, markers []marker, xattr string, chown bool) error {
 	for _, m := range markers {
-		if err := applyMarker(root, m, xattr, chown); err != nil {
+		if len(x.dirs) >= maxOpenDirs {
+			x.forget()
+		}
+		if err := applyMarker(x, m, xattr, chown); err != nil {
 			return &EntryError{Entry: m.entry, Err: err}
 		}
 	}
 	return nil
 }
 
-func applyMarker(root int, m marker, xattr string, chown bool) error {
+func applyMarker(x *extractor, m marker, xattr string, chown bool) error {
 	if m.opaque {
-		fd, err := openBeneath(root, m.path)
+		fd, err := x.dir(m.path)
 		if err != nil {
 			return fmt.Errorf("opaque directory %s: %w", m.path, err)
 		}
-		defer unix.Close(fd)
 		if err := unix.Fsetxattr(fd, xattr, []byte(ovlfmt.Yes), 0); err != nil {
 			return fmt.Errorf("opaque directory %s: set %s: %w", m.path, xattr, err)
 		}
 		return nil
 	}
-	parent, err := openBeneath(root, path.Dir(m.path))
+	parent, err := x.dir(path.Dir(m.path))
 	if err != nil {
 		return fmt.Errorf("whiteout %s: %w", m.path, err)
 	}
-	defer unix.Close(parent)
 	var st unix.Stat_t
 	if err := unix.Fstat(parent, &st); err != nil {
 		return fmt.Errorf("whiteout %s: %w", m.path, err)
@@ -88,38 +85,14 @@ func applyMarker(root int, m marker, xattr string, chown bool) error {
 			return fmt.Errorf("whiteout %s: chown: %w", m.path, err)
 		}
 	}
-	times := []unix.Timespec{st.Atim, st.Mtim}
-	if err := unix.UtimesNanoAt(parent, ".", times, 0); err != nil {
+	if err := futimens(parent, st.Atim, st.Mtim); err != nil {
 		return fmt.Errorf("whiteout %s: restore the times of its directory: %w", m.path, err)
 	}
 	return nil
 }
 
-// openBeneath opens the directory rel below the directory root without
-// following symbolic links or leaving root, making it (0755) and missing
-// parents when it does not exist.
-func openBeneath(root int, rel string) (int, error) {
-	how := &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
-	}
-	fd, err := unix.Openat2(root, rel, how)
-	if !errors.Is(err, unix.ENOENT) || rel == "." {
-		return fd, wrapOpen(rel, err)
-	}
-	parent, err := openBeneath(root, path.Dir(rel))
-	if err != nil {
-		return -1, err
-	}
-	defer unix.Close(parent)
-	if err := unix.Mkdirat(parent, path.Base(rel), 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-		return -1, &os.PathError{Op: "mkdir", Path: rel, Err: err}
-	}
-	fd, err = unix.Openat2(root, rel, how)
-	return fd, wrapOpen(rel, err)
-}
-
-// wrapOpen names rel in an error of openat2; ELOOP means a symbolic link.
+// wrapOpen names rel in an error of an open below a layer; ELOOP (or
+// EXDEV, from openat2) means a symbolic link.
 func wrapOpen(rel string, err error) error {
 	switch {
 	case err == nil:
