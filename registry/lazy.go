@@ -84,7 +84,7 @@ func pullLazy(ctx context.Context, s *cowcache.Store, f *fetcher, l v1.Descripto
 	if _, err := br.readAt(ctx, tail, src.TOCOffset); err != nil {
 		return nil, fmt.Errorf("layer %s: eStargz TOC: %w", id, err)
 	}
-	toc, err := openTOC(src, tail)
+	toc, err := readTOC(src, tail)
 	if err != nil {
 		return nil, fmt.Errorf("layer %s: %w", id, err)
 	}
@@ -115,30 +115,23 @@ func pullLazy(ctx context.Context, s *cowcache.Store, f *fetcher, l v1.Descripto
 	return p, nil
 }
 
-// layerTOC is a layer's TOC as it was read: parsed by estargz (chunk
-// lookups, verifiers), its entries in blob order, and its JSON.
+// layerTOC is a layer's TOC as it was read: its entries in blob order
+// and its JSON, and, once opened for reading chunks (openTOC), parsed by
+// estargz as well (lookups, chunk entries, verifiers).
 type layerTOC struct {
-	r        *estargz.Reader
-	verifier estargz.TOCEntryVerifier
 	entries  []*estargz.TOCEntry
 	json     []byte
+	r        *estargz.Reader
+	verifier estargz.TOCEntryVerifier
 }
 
-// openTOC parses the footer + TOC tail of src's blob and checks the TOC
-// against the digest the manifest gives.
-func openTOC(src *source, tail []byte) (*layerTOC, error) {
+// readTOC takes the TOC's JSON from the footer + TOC tail of src's blob,
+// checks it against the digest the manifest gives and decodes its
+// entries: all a pull needs.
+func readTOC(src *source, tail []byte) (*layerTOC, error) {
 	want, err := digest.Parse(src.TOCDigest)
 	if err != nil {
 		return nil, fmt.Errorf("eStargz TOC digest %q: %w", src.TOCDigest, err)
-	}
-	ra := &tailReader{tail: tail, off: src.TOCOffset}
-	r, err := estargz.Open(io.NewSectionReader(ra, 0, src.Size), estargz.WithTOCOffset(src.TOCOffset))
-	if err != nil {
-		return nil, fmt.Errorf("eStargz TOC: %w", err)
-	}
-	v, err := r.VerifyTOC(want)
-	if err != nil {
-		return nil, fmt.Errorf("eStargz TOC: %w", err)
 	}
 	raw, err := tocJSON(tail)
 	if err != nil {
@@ -151,7 +144,25 @@ func openTOC(src *source, tail []byte) (*layerTOC, error) {
 	if err := json.Unmarshal(raw, &jtoc); err != nil {
 		return nil, fmt.Errorf("eStargz TOC: %w", err)
 	}
-	return &layerTOC{r: r, verifier: v, entries: jtoc.Entries, json: raw}, nil
+	return &layerTOC{entries: jtoc.Entries, json: raw}, nil
+}
+
+// openTOC reads the TOC as readTOC does and also parses it with estargz,
+// for reading chunks. (estargz decodes the JSON once more: its Reader
+// cannot be made from decoded entries.)
+func openTOC(src *source, tail []byte) (*layerTOC, error) {
+	toc, err := readTOC(src, tail)
+	if err != nil {
+		return nil, err
+	}
+	ra := &tailReader{tail: tail, off: src.TOCOffset}
+	if toc.r, err = estargz.Open(io.NewSectionReader(ra, 0, src.Size), estargz.WithTOCOffset(src.TOCOffset)); err != nil {
+		return nil, fmt.Errorf("eStargz TOC: %w", err)
+	}
+	if toc.verifier, err = toc.r.VerifyTOC(digest.Digest(src.TOCDigest)); err != nil {
+		return nil, fmt.Errorf("eStargz TOC: %w", err)
+	}
+	return toc, nil
 }
 
 // tocJSON returns the TOC's JSON from the tail: a gzip member holding a
