@@ -160,13 +160,13 @@ func (s *Store) partialBlob(id Digest) Digest {
 	return Digest(strings.TrimSpace(string(b)))
 }
 
-// CompletePartial makes the partial layer id a normal one: dl, the
-// complete download of the layer's blob, whose DiffID the caller has
-// checked and whose files the caller has filled into diff/, goes from the
-// download area into the blob store, and partial/ is removed. A layer
+// CompletePartial makes the partial layer id a normal one: blob, the
+// path of a file holding the layer's blob, whose digest and DiffID the
+// caller has checked, which it has synced and whose files it has filled
+// into diff/, goes into the blob store, and partial/ is removed. A layer
 // that is not partial (completed by another process meanwhile) is left
 // as it is.
-func (s *Store) CompletePartial(id Digest, dl *Download) error {
+func (s *Store) CompletePartial(id Digest, blob string) error {
 	release, err := s.wlock()
 	if err != nil {
 		return err
@@ -176,10 +176,7 @@ func (s *Store) CompletePartial(id Digest, dl *Download) error {
 	if d == "" {
 		return nil
 	}
-	if !dl.Complete() || dl.digest != d {
-		return fmt.Errorf("complete layer %s: the download is not its blob %s", id.Short(), d.Short())
-	}
-	if err := s.putBlobFile(dl.completePath(), d); err != nil {
+	if err := s.putBlobFile(blob, d); err != nil {
 		return fmt.Errorf("complete layer %s: %w", id.Short(), err)
 	}
 	dir := s.path(layersDir, id.Hex(), partialDirName)

@@ -50,30 +50,45 @@ func (b *blobRange) readAt(ctx context.Context, p []byte, off int64) (int, error
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if off < 0 || off+int64(len(p)) > b.size {
-		return 0, fmt.Errorf("range %d+%d outside the blob's %d bytes", off, len(p), b.size)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url, nil)
+	body, err := b.open(ctx, off, off+int64(len(p)))
 	if err != nil {
 		return 0, err
 	}
-	last := off + int64(len(p)) - 1
-	req.Header.Set("Range", "bytes="+strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(last, 10))
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return 0, describeError(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusPartialContent {
-		return 0, fmt.Errorf("range request: the registry answered %s", resp.Status)
-	}
-	want := "bytes " + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(last, 10) + "/"
-	if !strings.HasPrefix(resp.Header.Get("Content-Range"), want) {
-		return 0, fmt.Errorf("range request: the registry sent range %q", resp.Header.Get("Content-Range"))
-	}
-	n, err := io.ReadFull(resp.Body, p)
+	defer body.Close()
+	n, err := io.ReadFull(body, p)
 	if err != nil {
 		return n, fmt.Errorf("range request: %w", err)
 	}
 	return n, nil
+}
+
+// open requests bytes [off, end) of the blob and returns the response's
+// body, which gives those bytes and no more.
+func (b *blobRange) open(ctx context.Context, off, end int64) (io.ReadCloser, error) {
+	if off < 0 || end <= off || end > b.size {
+		return nil, fmt.Errorf("range %d..%d outside the blob's %d bytes", off, end, b.size)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	last := end - 1
+	req.Header.Set("Range", "bytes="+strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(last, 10))
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return nil, describeError(err)
+	}
+	if resp.StatusCode != http.StatusPartialContent {
+		resp.Body.Close()
+		return nil, fmt.Errorf("range request: the registry answered %s", resp.Status)
+	}
+	want := "bytes " + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(last, 10) + "/"
+	if !strings.HasPrefix(resp.Header.Get("Content-Range"), want) {
+		resp.Body.Close()
+		return nil, fmt.Errorf("range request: the registry sent range %q", resp.Header.Get("Content-Range"))
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(resp.Body, end-off), resp.Body}, nil
 }

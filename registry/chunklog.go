@@ -94,6 +94,18 @@ func (c *chunkLog) flush() error {
 	return nil
 }
 
+// mark appends line, which is not a chunk's, after the lines recorded so
+// far.
+func (c *chunkLog) mark(line string) error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
+	_, err := c.f.WriteString(line + "\n")
+	return err
+}
+
 // close flushes and closes the log.
 func (c *chunkLog) close() error {
 	err := c.flush()

@@ -98,11 +98,21 @@ func (l *LazyLayer) fetchRun(run []runChunk) {
 		comp = make([]byte, end-start)
 		err = l.readBlob(comp, start)
 	}
+	copy := l.copy.Load()
 	for _, c := range run {
 		cerr := err
 		if cerr == nil {
 			cend, _ := l.chunkEnd(c.ce) // checked when claimed
-			cerr = l.storeChunk(c.rel, c.ce, comp[c.ce.Offset-start:cend-start])
+			member := comp[c.ce.Offset-start : cend-start]
+			cerr = l.storeChunk(c.rel, c.ce, member)
+			if cerr == nil && copy != nil {
+				// Only a member whose chunk checked out goes into the
+				// blob copy, before the chunk is recorded (blobcopy.go).
+				// One that cannot be written (a full disk) costs
+				// completion a second fetch: the copy's digest is then
+				// wrong, and the copy is made again.
+				copy.writeAt(member, c.ce.Offset)
+			}
 		}
 		if cerr != nil {
 			cerr = fmt.Errorf("chunk of %s at %d: %w", c.rel, c.ce.ChunkOffset, cerr)
@@ -118,6 +128,12 @@ func (l *LazyLayer) storeChunk(rel string, ce *estargz.TOCEntry, comp []byte) er
 	if err != nil {
 		return err
 	}
+	return l.writeVerified(rel, ce, data)
+}
+
+// writeVerified checks data, chunk ce of the file rel, against the TOC's
+// digest and writes it into the file.
+func (l *LazyLayer) writeVerified(rel string, ce *estargz.TOCEntry, data []byte) error {
 	v, err := l.toc.verifier.Verifier(ce)
 	if err != nil {
 		return err

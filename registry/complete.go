@@ -1,12 +1,14 @@
 package registry
 
 import (
-	"compress/gzip"
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"path/filepath"
 	"strconv"
@@ -14,20 +16,22 @@ import (
 	"time"
 
 	"github.com/containerd/stargz-snapshotter/estargz"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
 	"github.com/unionfuse/unionfuse/cowcache"
 	"golang.org/x/sys/unix"
 )
 
-// Completion of a partial layer: its blob is downloaded whole into the
-// store's download area (resuming, digest checked, as a pull), its
-// DiffID is checked against the layer's, every chunk not yet local is
-// taken from the downloaded blob (each checked against the TOC as if it
-// came from the registry), and the store makes the layer a normal one:
-// the blob in the blob store, partial/ gone. The layer's directory is
-// filled in place, so unions that have it mounted go on reading it.
+// Completion of a partial layer: its blob is streamed from start to end
+// (blobstream.go: what the blob copy has from the copy, the rest from
+// the registry by range requests, into the copy), inflated once, and
+// every chunk not yet local is taken from the stream as it passes,
+// checked against the TOC as if it came by itself, and written. The
+// stream's digest must be the blob's and its inflated digest the
+// layer's DiffID; then the store makes the layer a normal one: the copy
+// in the blob store, partial/ gone. The layer's directory is filled in
+// place, so unions that have it mounted go on reading it, and a read
+// that needs a chunk before the stream reaches it fetches it itself,
+// into the copy, which the stream then reads instead of the registry.
 
 // CompleteLayer completes the partial layer id of s (see above); a layer
 // that is complete is left as it is.
@@ -62,55 +66,43 @@ func (l *LazyLayer) complete(ctx context.Context, s *cowcache.Store, id cowcache
 	if err != nil {
 		return fail(err)
 	}
-	repo, err := repoOf(&l.src)
+	c := l.copy.Load()
+	if c == nil {
+		return fail(errors.New("its blob copy was dropped as wrong; the next daemon makes a new one"))
+	}
+	tail, err := os.ReadFile(filepath.Join(l.pdir, tailFile))
+	if err == nil {
+		err = c.writeAt(tail, l.src.TOCOffset)
+	}
 	if err != nil {
 		return fail(err)
 	}
-	o := l.src.options()
-	ropts, err := o.remoteOptions(ctx, repo.RegistryStr())
-	if err != nil {
+	blobHash, diffHash := sha256.New(), sha256.New()
+	stream := io.TeeReader(&blobStream{ctx: ctx, l: l, c: c}, blobHash)
+	ierr := l.inflateStream(stream, diffHash)
+	// The digest covers the whole blob, whatever the inflating made of
+	// it: a copy whose bytes do not inflate is as wrong as one whose
+	// digest is.
+	if _, err := io.Copy(io.Discard, stream); err != nil {
 		return fail(err)
 	}
-	puller, err := remote.NewPuller(ropts...)
-	if err != nil {
-		return fail(err)
+	if got := "sha256:" + hex.EncodeToString(blobHash.Sum(nil)); got != l.src.Digest {
+		// Bytes of the copy are wrong (lost by the disk, or never
+		// written to a full one), or the registry sent wrong ones: the
+		// next daemon makes a new copy.
+		l.dropCopy()
+		return fail(fmt.Errorf("%w: the blob's digest is %s, the manifest's %s", cowcache.ErrDigestMismatch, got, l.src.Digest))
 	}
-	h, err := v1.NewHash(l.src.Digest)
-	if err != nil {
-		return fail(err)
+	if ierr != nil {
+		return fail(ierr)
 	}
-	f := newFetcher(s, repo, puller, &o, &reporter{}, 1)
-	dl, err := f.download(ctx, v1.Descriptor{MediaType: types.OCILayer, Digest: h, Size: l.src.Size})
-	if err != nil {
-		return fail(err)
-	}
-	defer dl.Close()
-	r, _, err := dl.Reader()
-	if err != nil {
-		return fail(err)
-	}
-	if got, err := gzipDiffID(r); err != nil {
-		return fail(err)
-	} else if got != layer.DiffID {
+	if got := cowcache.Digest("sha256:" + hex.EncodeToString(diffHash.Sum(nil))); got != layer.DiffID {
 		return fail(fmt.Errorf("%w: the blob's DiffID is %s, the layer's %s", cowcache.ErrDigestMismatch, got, layer.DiffID))
 	}
-	ra, ok := r.(io.ReaderAt)
-	if !ok {
-		return fail(fmt.Errorf("the download cannot be read at offsets"))
-	}
-	l.connMu.Lock()
-	l.blob = ra
-	l.connMu.Unlock()
-	defer func() {
-		l.connMu.Lock()
-		l.blob = nil
-		l.connMu.Unlock()
-	}()
+	// Chunks that reads were fetching when the stream passed them, or
+	// that failed there, are taken from the copy now.
 	for _, e := range l.toc.entries {
 		if e.Type == "reg" && e.Size > 0 {
-			if err := ctx.Err(); err != nil {
-				return fail(err)
-			}
 			if err := l.Fetch(tocName(e.Name), 0, e.Size); err != nil {
 				return fail(err)
 			}
@@ -124,30 +116,102 @@ func (l *LazyLayer) complete(ctx context.Context, s *cowcache.Store, id cowcache
 		}
 	}
 	// The chunks written must be on disk before the layer is declared
-	// complete (they are synced in batches: chunklog.go).
+	// complete (they are synced in batches: chunklog.go), and so must
+	// the blob.
 	if err := l.log.flush(); err != nil {
 		return fail(err)
 	}
-	if err := s.CompletePartial(id, dl); err != nil {
-		return err
+	if err := c.f.Sync(); err != nil {
+		return fail(err)
 	}
-	s.RemoveDownload(cowcache.Digest(l.src.Digest))
-	return nil
+	return s.CompletePartial(id, c.f.Name())
 }
 
-// gzipDiffID returns the digest of the uncompressed content of the gzip
-// stream r (all its members).
-func gzipDiffID(r io.Reader) (cowcache.Digest, error) {
-	zr, err := gzip.NewReader(r)
+// inflateStream inflates the blob stream into diffHash and writes the
+// chunks that are not local from it (fillFrom).
+func (l *LazyLayer) inflateStream(stream io.Reader, diffHash io.Writer) error {
+	zr, err := gzip.NewReader(stream)
 	if err != nil {
-		return "", err
+		return err
 	}
-	defer zr.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, zr); err != nil {
-		return "", err
+	tr := tar.NewReader(io.TeeReader(zr, diffHash))
+	var buf []byte
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
+			if buf, err = l.fillFrom(tr, tocName(hdr.Name), hdr.Size, buf); err != nil {
+				return err
+			}
+		}
 	}
-	return cowcache.Digest("sha256:" + hex.EncodeToString(h.Sum(nil))), nil
+	// The DiffID covers what follows the tarball's end too.
+	_, err = io.Copy(diffHash, zr)
+	return err
+}
+
+// fillFrom takes the data of the file name (size bytes, read from r)
+// and writes each chunk of it that is neither local nor being fetched,
+// checked against the TOC. A file the TOC does not have, or has with
+// another size, is skipped (its chunks are fetched by themselves after
+// the stream). buf is reused from call to call.
+func (l *LazyLayer) fillFrom(r io.Reader, name string, size int64, buf []byte) ([]byte, error) {
+	e, ok := l.toc.r.Lookup(name)
+	if !ok || e.Type != "reg" || e.Size != size {
+		return buf, nil
+	}
+	for o := int64(0); o < size; {
+		ce, ok := l.toc.r.ChunkEntryForOffset(e.Name, o)
+		if !ok || ce.ChunkOffset != o || ce.ChunkSize <= 0 || ce.ChunkSize > maxChunk {
+			return buf, fmt.Errorf("%s: no chunk at %d in the TOC", name, o)
+		}
+		k := chunkKey{tocName(e.Name), o}
+		l.mu.Lock()
+		busy := l.have[k] || l.inflight[k] != nil
+		c := runChunk{key: k, rel: name, ce: ce, call: &chunkCall{done: make(chan struct{})}}
+		if !busy {
+			l.inflight[k] = c.call
+		}
+		l.mu.Unlock()
+		if busy {
+			if _, err := io.CopyN(io.Discard, r, ce.ChunkSize); err != nil {
+				return buf, err
+			}
+			o += ce.ChunkSize
+			continue
+		}
+		if int64(cap(buf)) < ce.ChunkSize {
+			buf = make([]byte, ce.ChunkSize)
+		}
+		data := buf[:ce.ChunkSize]
+		_, err := io.ReadFull(r, data)
+		if err == nil {
+			err = l.writeVerified(name, ce, data)
+		}
+		if err != nil {
+			err = fmt.Errorf("chunk of %s at %d: %w", name, o, err)
+		}
+		l.settle(c, err)
+		if err != nil {
+			return buf, err
+		}
+		o += ce.ChunkSize
+	}
+	return buf, nil
+}
+
+// dropCopy removes the blob copy, which completion found wrong: this
+// process goes on without one, and the next makes a new one.
+func (l *LazyLayer) dropCopy() {
+	if c := l.copy.Swap(nil); c != nil {
+		os.Remove(c.f.Name())
+		c.close()
+	}
 }
 
 // settleFile gives the layer's file rel the modification time its TOC

@@ -52,7 +52,9 @@
 // downloaded: its TOC is read by range requests and it is stored as a
 // partial layer (lazy.go); LazyLayer fetches, checks and keeps each chunk
 // of its files when the union first reads it (lazylayer.go, through
-// fs.Config.Fetchers), and CompleteLayer or LazyLayer.Complete makes it a
+// fs.Config.Fetchers), keeping the compressed bytes it fetched in a copy
+// of the blob (blobcopy.go); CompleteLayer or LazyLayer.Complete streams
+// the rest of the blob into that copy (blobstream.go) and makes it a
 // normal layer (complete.go). `push --compression estargz` writes such
 // layers.
 //

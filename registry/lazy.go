@@ -58,10 +58,15 @@ func (src *source) options() Options {
 
 // Names of the files of partial/ (beside cowcache's own).
 const (
-	sourceFile = "source.json"
-	tailFile   = "tail"   // the blob from the TOC on: TOC and footer
-	chunksFile = "chunks" // the chunks that are local, one a line
+	sourceFile   = "source.json"
+	tailFile     = "tail"     // the blob from the TOC on: TOC and footer
+	chunksFile   = "chunks"   // the chunks that are local, one a line
+	blobCopyFile = "blobcopy" // the compressed blob as far as fetched (blobcopy.go)
 )
+
+// blobCopyMade is the line of the chunk log that says the blob copy was
+// made (again) then: the chunks recorded before it are not in it.
+const blobCopyMade = "blobcopy made"
 
 // pullLazy prepares layer l (DiffID diffID, on parent) as a partial
 // layer from its TOC.

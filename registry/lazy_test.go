@@ -84,11 +84,27 @@ func pushLazy(t *testing.T, files map[string][]byte, wrap func(http.Handler) htt
 // to them, and tampers with chunks when told.
 type rangeCounter struct {
 	requests, bytes atomic.Int64
+	blobBytes       atomic.Int64 // of every GET of a blob, ranged or not
 	tamper          atomic.Bool
+}
+
+// countingWriter counts the bytes of a response.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.n.Add(int64(n))
+	return n, err
 }
 
 func (c *rangeCounter) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			w = countingWriter{w, &c.blobBytes}
+		}
 		if r.Header.Get("Range") == "" {
 			h.ServeHTTP(w, r)
 			return
@@ -452,16 +468,25 @@ func TestChunkLogRecordsInBatches(t *testing.T) {
 		}
 		time.Sleep(flushInterval / 5)
 	}
+	// A blob copy made now has none of the chunks recorded so far.
+	c.record(chunkKey{"before the copy", 0})
+	if err := c.mark(blobCopyMade); err != nil {
+		t.Fatal(err)
+	}
 	c.record(chunkKey{"last", 0})
 	if err := c.close(); err != nil {
 		t.Fatal(err)
 	}
 	l := &LazyLayer{have: map[chunkKey]bool{}}
-	if err := l.readLog(path); err != nil {
+	inCopy, err := l.readLog(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[chunkKey]bool{{"a b", 0}: true, {"dir/\"c\"", 4 << 20}: true, {"last", 0}: true}
+	want := map[chunkKey]bool{{"a b", 0}: true, {"dir/\"c\"", 4 << 20}: true, {"before the copy", 0}: true, {"last", 0}: true}
 	if !maps.Equal(l.have, want) {
 		t.Errorf("read back %v, want %v", l.have, want)
+	}
+	if !slices.Equal(inCopy, []chunkKey{{"last", 0}}) {
+		t.Errorf("chunks in the blob copy: %v, want only the one recorded after it was made", inCopy)
 	}
 }

@@ -1,0 +1,87 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// blobStream reads a lazy layer's blob from its start to its end, as
+// completion consumes it: the ranges the blob copy has from the copy,
+// the others from the registry, each gap in one range request, written
+// into the copy as they pass (before the reader sees them, so that a
+// chunk inflated from them and recorded has its member in the copy).
+// A gap that a read fetches meanwhile is not fetched twice: the stream
+// goes back to the copy when it reaches it.
+type blobStream struct {
+	ctx context.Context
+	l   *LazyLayer
+	c   *blobCopy
+	off int64
+
+	body    io.ReadCloser // the registry's bytes [off, bodyEnd)
+	bodyEnd int64
+}
+
+func (s *blobStream) Read(p []byte) (int, error) {
+	if s.off >= s.c.size {
+		s.closeBody()
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	next, ok := s.c.next(s.off)
+	if ok && next.start <= s.off {
+		s.closeBody()
+		n := int(min(int64(len(p)), next.end-s.off))
+		n, err := s.c.f.ReadAt(p[:n], s.off)
+		s.off += int64(n)
+		if err != nil {
+			return n, fmt.Errorf("blob copy: %w", err)
+		}
+		return n, nil
+	}
+	if s.body == nil {
+		end := s.c.size
+		if ok {
+			end = next.start
+		}
+		b, err := s.l.remote(s.ctx)
+		if err != nil {
+			return 0, err
+		}
+		if s.body, err = b.open(s.ctx, s.off, end); err != nil {
+			s.l.disconnect(b)
+			return 0, err
+		}
+		s.bodyEnd = end
+	}
+	n, err := s.body.Read(p[:min(int64(len(p)), s.bodyEnd-s.off)])
+	if n > 0 {
+		if werr := s.c.writeAt(p[:n], s.off); werr != nil {
+			return 0, werr
+		}
+		s.off += int64(n)
+	}
+	if s.off == s.bodyEnd {
+		s.closeBody()
+		return n, nil
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		s.closeBody()
+		return n, fmt.Errorf("blob at %d: %w", s.off, err)
+	}
+	return n, nil
+}
+
+// closeBody ends the registry request in progress, if any.
+func (s *blobStream) closeBody() {
+	if s.body != nil {
+		s.body.Close()
+		s.body = nil
+	}
+}

@@ -1,0 +1,171 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/unionfuse/unionfuse/cowcache"
+)
+
+// fullLayerTree pulls ref fully into a new store and describes its one
+// layer (treeOf).
+func fullLayerTree(t *testing.T, ref Reference) string {
+	t.Helper()
+	full := testStore(t)
+	res, err := Pull(context.Background(), full, ref, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return treeOf(t, full.LayerDir(res.Image.Layers[0]))
+}
+
+// layerBlob returns the blob digest and size of the partial layer id.
+func layerBlob(t *testing.T, s *cowcache.Store, id cowcache.Digest) (cowcache.Digest, int64) {
+	t.Helper()
+	l, err := OpenLazyLayer(s.LayerDir(id))
+	if err != nil || l == nil {
+		t.Fatalf("OpenLazyLayer: %v %v", l, err)
+	}
+	defer l.Close()
+	return cowcache.Digest(l.src.Digest), l.src.Size
+}
+
+// checkBlob fails unless the store holds blob d.
+func checkBlob(t *testing.T, s *cowcache.Store, d cowcache.Digest) {
+	t.Helper()
+	r, err := s.OpenBlob(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil || cowcache.FromBytes(b) != d {
+		t.Errorf("blob %s in the store: %d bytes of digest %s, %v", d, len(b), cowcache.FromBytes(b), err)
+	}
+}
+
+// checkCompleted fails unless layer id of s is complete, with blob in
+// the blob store and the tree of the fully pulled ref.
+func checkCompleted(t *testing.T, s *cowcache.Store, id, blob cowcache.Digest, ref Reference) {
+	t.Helper()
+	if s.IsPartial(id) {
+		t.Fatal("still partial after completion")
+	}
+	checkBlob(t, s, blob)
+	if got, want := treeOf(t, s.LayerDir(id)), fullLayerTree(t, ref); got != want {
+		t.Errorf("completed layer:\n%s\nfull pull:\n%s", got, want)
+	}
+}
+
+// TestCompletionFetchesOnlyTheRest: what reads fetched is not fetched
+// again by completion: a lazy pull, reads of some files and completion
+// move the blob's bytes once in all, and the completed layer is the
+// fully pulled one, its blob in the blob store.
+func TestCompletionFetchesOnlyTheRest(t *testing.T) {
+	rc := &rangeCounter{}
+	ref := pushLazy(t, lazyFiles(t), rc.wrap)
+	s, id, dir := lazyLayerDir(t, ref)
+	blob, size := layerBlob(t, s, id)
+	l, err := OpenLazyLayer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Fetch("dir/big", 0, 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	l.aheadWG.Wait()
+	read := rc.blobBytes.Load()
+	if err := l.complete(context.Background(), s, id); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	// The footer is read twice at pull (estargz reads a little more
+	// than the footer to find it); nothing else is.
+	if got := rc.blobBytes.Load(); got > size+64<<10 {
+		t.Errorf("pull, reads and completion moved %d bytes of a %d-byte blob (%d before completion)", got, size, read)
+	}
+	if read < 4<<20 {
+		t.Errorf("the reads moved %d bytes, want at least a chunk", read)
+	}
+	checkCompleted(t, s, id, blob, ref)
+}
+
+// TestCompletionDropsAWrongCopy: a blob copy whose bytes are wrong (a
+// disk that lost them) fails completion with a digest mismatch and is
+// dropped, without a wrong byte in the layer; the next completion makes
+// a new copy and succeeds.
+func TestCompletionDropsAWrongCopy(t *testing.T) {
+	ref := pushLazy(t, lazyFiles(t), nil)
+	s, id, dir := lazyLayerDir(t, ref)
+	blob, _ := layerBlob(t, s, id)
+	l, err := OpenLazyLayer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Fetch("tamper", 0, 8192); err != nil {
+		t.Fatal(err)
+	}
+	span, ok := l.copy.Load().next(0)
+	if !ok {
+		t.Fatal("the fetch left nothing in the blob copy")
+	}
+	l.Close()
+	// The copy's bytes of the fetched member go wrong, as on a disk
+	// that lost them: the chunk log still says they are there.
+	copyPath := filepath.Join(filepath.Dir(dir), "partial", blobCopyFile)
+	f, err := os.OpenFile(copyPath, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(make([]byte, span.end-span.start), span.start); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	err = CompleteLayer(context.Background(), s, id)
+	if !errors.Is(err, cowcache.ErrDigestMismatch) {
+		t.Fatalf("completion from a wrong copy: %v, want a digest mismatch", err)
+	}
+	if !s.IsPartial(id) {
+		t.Fatal("completed from a wrong copy")
+	}
+	if _, err := os.Stat(copyPath); !os.IsNotExist(err) {
+		t.Errorf("the wrong copy is still there: %v", err)
+	}
+	if err := CompleteLayer(context.Background(), s, id); err != nil {
+		t.Fatal(err)
+	}
+	checkCompleted(t, s, id, blob, ref)
+}
+
+// TestCompletionWithoutCopy: a partial layer without a blob copy (pulled
+// by a unionfuse that kept none) gets one, which none of the chunks
+// recorded before is taken to be in, and completes.
+func TestCompletionWithoutCopy(t *testing.T) {
+	rc := &rangeCounter{}
+	ref := pushLazy(t, lazyFiles(t), rc.wrap)
+	s, id, dir := lazyLayerDir(t, ref)
+	blob, size := layerBlob(t, s, id)
+	l, err := OpenLazyLayer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Fetch("dir/big", 0, 9<<20); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if err := os.Remove(filepath.Join(filepath.Dir(dir), "partial", blobCopyFile)); err != nil {
+		t.Fatal(err)
+	}
+	before := rc.blobBytes.Load()
+	if err := CompleteLayer(context.Background(), s, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.blobBytes.Load() - before; got < size-64<<10 {
+		t.Errorf("completion without a copy moved %d bytes of a %d-byte blob: it took recorded chunks to be in the new copy", got, size)
+	}
+	checkCompleted(t, s, id, blob, ref)
+}
