@@ -13,8 +13,9 @@ import (
 // size. Chunks fetched for reads and the ranges background completion
 // streams both land here, so that completion fetches only what no read
 // fetched, and reads find what completion fetched before it inflated
-// it. Once every byte is there, the file is the blob, checked against
-// its digest, and goes into the blob store (complete.go).
+// it. The blob store's copy is written by completion's stream itself
+// (complete.go), so that what other processes write here never reaches
+// it unchecked.
 //
 // Which bytes are there is known in memory (spans); across processes
 // through the chunk log: a chunk recorded there has its gzip member in

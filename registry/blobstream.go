@@ -21,9 +21,23 @@ type blobStream struct {
 
 	body    io.ReadCloser // the registry's bytes [off, bodyEnd)
 	bodyEnd int64
+
+	err error // the first failure of the registry or the copy; it sticks
 }
 
 func (s *blobStream) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.read(p)
+	if err != nil && err != io.EOF {
+		s.closeBody()
+		s.err = err
+	}
+	return n, err
+}
+
+func (s *blobStream) read(p []byte) (int, error) {
 	if s.off >= s.c.size {
 		s.closeBody()
 		return 0, io.EOF
@@ -60,7 +74,7 @@ func (s *blobStream) Read(p []byte) (int, error) {
 	n, err := s.body.Read(p[:min(int64(len(p)), s.bodyEnd-s.off)])
 	if n > 0 {
 		if werr := s.c.writeAt(p[:n], s.off); werr != nil {
-			return 0, werr
+			return 0, werr // the stream ends: a gap in the copy must stay one
 		}
 		s.off += int64(n)
 	}
@@ -72,7 +86,6 @@ func (s *blobStream) Read(p []byte) (int, error) {
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {
-		s.closeBody()
 		return n, fmt.Errorf("blob at %d: %w", s.off, err)
 	}
 	return n, nil

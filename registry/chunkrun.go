@@ -94,9 +94,10 @@ func (l *LazyLayer) fetchRun(run []runChunk) {
 	start := run[0].ce.Offset
 	end, err := l.chunkEnd(run[len(run)-1].ce)
 	var comp []byte
+	fromCopy := false
 	if err == nil {
 		comp = make([]byte, end-start)
-		err = l.readBlob(comp, start)
+		fromCopy, err = l.readBlob(comp, start, false)
 	}
 	copy := l.copy.Load()
 	for _, c := range run {
@@ -105,12 +106,18 @@ func (l *LazyLayer) fetchRun(run []runChunk) {
 			cend, _ := l.chunkEnd(c.ce) // checked when claimed
 			member := comp[c.ce.Offset-start : cend-start]
 			cerr = l.storeChunk(c.rel, c.ce, member)
-			if cerr == nil && copy != nil {
+			if cerr != nil && fromCopy {
+				// The copy's bytes are wrong (completion finds out
+				// and renews it): the registry's are taken instead.
+				if _, cerr = l.readBlob(member, c.ce.Offset, true); cerr == nil {
+					cerr = l.storeChunk(c.rel, c.ce, member)
+				}
+			} else if cerr == nil && copy != nil && !fromCopy {
 				// Only a member whose chunk checked out goes into the
 				// blob copy, before the chunk is recorded (blobcopy.go).
 				// One that cannot be written (a full disk) costs
-				// completion a second fetch: the copy's digest is then
-				// wrong, and the copy is made again.
+				// completion a second stream: the copy is then wrong,
+				// and renewed.
 				copy.writeAt(member, c.ce.Offset)
 			}
 		}

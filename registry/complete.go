@@ -66,52 +66,92 @@ func (l *LazyLayer) complete(ctx context.Context, s *cowcache.Store, id cowcache
 	if err != nil {
 		return fail(err)
 	}
+	err = l.streamBlob(ctx, s, layer.DiffID, func(blob string) error {
+		return l.finish(s, id, blob)
+	})
+	if errors.Is(err, errWrongCopy) {
+		// The copy had wrong bytes (a disk that lost them, another
+		// process's chunks, a write cut short): once more, from a new
+		// copy that takes everything from the registry.
+		if err = l.renewCopy(); err == nil {
+			err = l.streamBlob(ctx, s, layer.DiffID, func(blob string) error { return l.finish(s, id, blob) })
+		}
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// errWrongCopy says the blob copy's bytes did not make the blob.
+var errWrongCopy = errors.New("the blob copy's bytes are not the blob's")
+
+// streamBlob streams the blob (blobstream.go) into a file of its own in
+// the store's tmp/, inflates it once, writing the chunks not yet local
+// as they pass, checks its digest and DiffID, and hands the file to
+// finish. The store's blob is thus a file only this stream wrote, with
+// the bytes that were hashed, whatever other processes do to the copy.
+func (l *LazyLayer) streamBlob(ctx context.Context, s *cowcache.Store, diffID cowcache.Digest, finish func(blob string) error) error {
 	c := l.copy.Load()
 	if c == nil {
-		return fail(errors.New("its blob copy was dropped as wrong; the next daemon makes a new one"))
+		return errors.New("no blob copy")
 	}
 	tail, err := os.ReadFile(filepath.Join(l.pdir, tailFile))
 	if err == nil {
 		err = c.writeAt(tail, l.src.TOCOffset)
 	}
 	if err != nil {
-		return fail(err)
+		return err
 	}
+	out, done, err := s.TempFile("blob of a lazy layer")
+	if err != nil {
+		return err
+	}
+	defer done()
 	blobHash, diffHash := sha256.New(), sha256.New()
-	stream := io.TeeReader(&blobStream{ctx: ctx, l: l, c: c}, blobHash)
+	bs := &blobStream{ctx: ctx, l: l, c: c}
+	stream := io.TeeReader(bs, io.MultiWriter(blobHash, out))
 	ierr := l.inflateStream(stream, diffHash)
+	if bs.err != nil {
+		return bs.err // the registry or the copy failed: nothing to check
+	}
 	// The digest covers the whole blob, whatever the inflating made of
 	// it: a copy whose bytes do not inflate is as wrong as one whose
 	// digest is.
 	if _, err := io.Copy(io.Discard, stream); err != nil {
-		return fail(err)
+		return err
 	}
 	if got := "sha256:" + hex.EncodeToString(blobHash.Sum(nil)); got != l.src.Digest {
-		// Bytes of the copy are wrong (lost by the disk, or never
-		// written to a full one), or the registry sent wrong ones: the
-		// next daemon makes a new copy.
-		l.dropCopy()
-		return fail(fmt.Errorf("%w: the blob's digest is %s, the manifest's %s", cowcache.ErrDigestMismatch, got, l.src.Digest))
+		return fmt.Errorf("%w: %w: digest %s, the manifest's %s", errWrongCopy, cowcache.ErrDigestMismatch, got, l.src.Digest)
 	}
 	if ierr != nil {
-		return fail(ierr)
+		return ierr
 	}
-	if got := cowcache.Digest("sha256:" + hex.EncodeToString(diffHash.Sum(nil))); got != layer.DiffID {
-		return fail(fmt.Errorf("%w: the blob's DiffID is %s, the layer's %s", cowcache.ErrDigestMismatch, got, layer.DiffID))
+	if got := cowcache.Digest("sha256:" + hex.EncodeToString(diffHash.Sum(nil))); got != diffID {
+		return fmt.Errorf("%w: the blob's DiffID is %s, the layer's %s", cowcache.ErrDigestMismatch, got, diffID)
 	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	return finish(out.Name())
+}
+
+// finish makes every chunk local and durable, then the layer complete
+// with blob, the checked blob file.
+func (l *LazyLayer) finish(s *cowcache.Store, id cowcache.Digest, blob string) error {
 	// Chunks that reads were fetching when the stream passed them, or
 	// that failed there, are taken from the copy now.
 	for _, e := range l.toc.entries {
 		if e.Type == "reg" && e.Size > 0 {
 			if err := l.Fetch(tocName(e.Name), 0, e.Size); err != nil {
-				return fail(err)
+				return err
 			}
 		}
 	}
 	for _, e := range l.toc.entries {
 		if e.Type == "reg" && !strings.HasPrefix(path.Base(e.Name), ".wh.") { // whiteouts are devices here
 			if err := settleFile(l.dfd, tocName(e.Name), e); err != nil {
-				return fail(fmt.Errorf("%s: %w", tocName(e.Name), err))
+				return fmt.Errorf("%s: %w", tocName(e.Name), err)
 			}
 		}
 	}
@@ -119,12 +159,9 @@ func (l *LazyLayer) complete(ctx context.Context, s *cowcache.Store, id cowcache
 	// complete (they are synced in batches: chunklog.go), and so must
 	// the blob.
 	if err := l.log.flush(); err != nil {
-		return fail(err)
+		return err
 	}
-	if err := c.f.Sync(); err != nil {
-		return fail(err)
-	}
-	return s.CompletePartial(id, c.f.Name())
+	return s.CompletePartial(id, blob)
 }
 
 // inflateStream inflates the blob stream into diffHash and writes the
@@ -189,29 +226,32 @@ func (l *LazyLayer) fillFrom(r io.Reader, name string, size int64, buf []byte) (
 			buf = make([]byte, ce.ChunkSize)
 		}
 		data := buf[:ce.ChunkSize]
-		_, err := io.ReadFull(r, data)
-		if err == nil {
-			err = l.writeVerified(name, ce, data)
-		}
-		if err != nil {
-			err = fmt.Errorf("chunk of %s at %d: %w", name, o, err)
-		}
-		l.settle(c, err)
-		if err != nil {
+		if _, err := io.ReadFull(r, data); err != nil {
+			l.settle(c, err)
 			return buf, err
+		}
+		// A chunk that fails its check (a tarball with two files of one
+		// name, the TOC naming the last) is left to the fetches after
+		// the stream; the digest checks say whether the blob is right.
+		if err := l.writeVerified(name, ce, data); err != nil {
+			l.settle(c, fmt.Errorf("chunk of %s at %d: %w", name, o, err))
+		} else {
+			l.settle(c, nil)
 		}
 		o += ce.ChunkSize
 	}
 	return buf, nil
 }
 
-// dropCopy removes the blob copy, which completion found wrong: this
-// process goes on without one, and the next makes a new one.
-func (l *LazyLayer) dropCopy() {
+// renewCopy replaces the blob copy, found wrong, with a new empty one
+// (and says so in the chunk log: none of the chunks recorded so far is
+// in it).
+func (l *LazyLayer) renewCopy() error {
 	if c := l.copy.Swap(nil); c != nil {
 		os.Remove(c.f.Name())
 		c.close()
 	}
+	return l.openCopy(nil)
 }
 
 // settleFile gives the layer's file rel the modification time its TOC

@@ -371,13 +371,19 @@ func writeFile(dfd int, rel string, fn func(fd int, st *unix.Stat_t) error) erro
 }
 
 // readBlob reads len(p) bytes of the blob at off: from the blob copy
-// when it has them, else from the registry.
-func (l *LazyLayer) readBlob(p []byte, off int64) error {
-	if c := l.copy.Load(); c != nil {
+// when it has them and the registry is not asked for, else from the
+// registry.
+func (l *LazyLayer) readBlob(p []byte, off int64, registry bool) (fromCopy bool, err error) {
+	if c := l.copy.Load(); c != nil && !registry {
 		if ok, err := c.readAt(p, off); ok && err == nil {
-			return nil
+			return true, nil
 		}
 	}
+	return false, l.readRemote(p, off)
+}
+
+// readRemote reads len(p) bytes of the blob at off from the registry.
+func (l *LazyLayer) readRemote(p []byte, off int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), chunkTimeout)
 	defer cancel()
 	b, err := l.remote(ctx)
