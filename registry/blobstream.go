@@ -71,7 +71,12 @@ func (s *blobStream) read(p []byte) (int, error) {
 		}
 		s.bodyEnd = end
 	}
-	n, err := s.body.Read(p[:min(int64(len(p)), s.bodyEnd-s.off)])
+	// Whole buffers, so that the copy and the blob file are written in
+	// large pieces.
+	n, err := io.ReadFull(s.body, p[:min(int64(len(p)), s.bodyEnd-s.off)])
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF
+	}
 	if n > 0 {
 		if werr := s.c.writeAt(p[:n], s.off); werr != nil {
 			return 0, werr // the stream ends: a gap in the copy must stay one

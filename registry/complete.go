@@ -2,6 +2,7 @@ package registry
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -83,6 +84,9 @@ func (l *LazyLayer) complete(ctx context.Context, s *cowcache.Store, id cowcache
 	return nil
 }
 
+// streamBuffer is the size of the pieces completion streams the blob in.
+const streamBuffer = 1 << 20
+
 // errWrongCopy says the blob copy's bytes did not make the blob.
 var errWrongCopy = errors.New("the blob copy's bytes are not the blob's")
 
@@ -110,7 +114,9 @@ func (l *LazyLayer) streamBlob(ctx context.Context, s *cowcache.Store, diffID co
 	defer done()
 	blobHash, diffHash := sha256.New(), sha256.New()
 	bs := &blobStream{ctx: ctx, l: l, c: c}
-	stream := io.TeeReader(bs, io.MultiWriter(blobHash, out))
+	// The stream is read in pieces of streamBuffer bytes, not gzip's
+	// small reads: a write of the copy and of the blob file each.
+	stream := bufio.NewReaderSize(io.TeeReader(bs, io.MultiWriter(blobHash, out)), streamBuffer)
 	ierr := l.inflateStream(stream, diffHash)
 	if bs.err != nil {
 		return bs.err // the registry or the copy failed: nothing to check
