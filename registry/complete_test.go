@@ -60,22 +60,44 @@ func checkCompleted(t *testing.T, s *cowcache.Store, id, blob cowcache.Digest, r
 	}
 }
 
+// fetched is a layer pulled lazily from a registry counted by rc, some
+// of it fetched through l (left open).
+type fetched struct {
+	rc   *rangeCounter
+	ref  Reference
+	s    *cowcache.Store
+	id   cowcache.Digest
+	dir  string          // the layer's diff/
+	blob cowcache.Digest // its blob's digest
+	size int64           // and size
+	l    *LazyLayer
+}
+
+// fetchedLayer pushes lazyFiles' image, pulls it lazily and fetches n
+// bytes of dir/big.
+func fetchedLayer(t *testing.T, n int64) fetched {
+	t.Helper()
+	f := fetched{rc: &rangeCounter{}}
+	f.ref = pushLazy(t, lazyFiles(t), f.rc.wrap)
+	f.s, f.id, f.dir = lazyLayerDir(t, f.ref)
+	f.blob, f.size = layerBlob(t, f.s, f.id)
+	var err error
+	if f.l, err = OpenLazyLayer(f.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.l.Fetch("dir/big", 0, n); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
 // TestCompletionFetchesOnlyTheRest: what reads fetched is not fetched
 // again by completion: a lazy pull, reads of some files and completion
 // move the blob's bytes once in all, and the completed layer is the
 // fully pulled one, its blob in the blob store.
 func TestCompletionFetchesOnlyTheRest(t *testing.T) {
-	rc := &rangeCounter{}
-	ref := pushLazy(t, lazyFiles(t), rc.wrap)
-	s, id, dir := lazyLayerDir(t, ref)
-	blob, size := layerBlob(t, s, id)
-	l, err := OpenLazyLayer(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Fetch("dir/big", 0, 5<<20); err != nil {
-		t.Fatal(err)
-	}
+	fx := fetchedLayer(t, 5<<20)
+	rc, ref, s, id, blob, size, l := fx.rc, fx.ref, fx.s, fx.id, fx.blob, fx.size, fx.l
 	l.aheadWG.Wait()
 	read := rc.blobBytes.Load()
 	if err := l.complete(context.Background(), s, id); err != nil {
@@ -98,17 +120,8 @@ func TestCompletionFetchesOnlyTheRest(t *testing.T) {
 // finds the digest wrong, makes a new copy from the registry and
 // completes; a read that meets the wrong bytes takes the registry's.
 func TestCompletionRenewsAWrongCopy(t *testing.T) {
-	rc := &rangeCounter{}
-	ref := pushLazy(t, lazyFiles(t), rc.wrap)
-	s, id, dir := lazyLayerDir(t, ref)
-	blob, size := layerBlob(t, s, id)
-	l, err := OpenLazyLayer(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Fetch("dir/big", 0, 9<<20); err != nil {
-		t.Fatal(err)
-	}
+	fx := fetchedLayer(t, 9<<20)
+	rc, ref, s, id, dir, blob, size, l := fx.rc, fx.ref, fx.s, fx.id, fx.dir, fx.blob, fx.size, fx.l
 	span, ok := l.copy.Load().next(0)
 	if !ok {
 		t.Fatal("the fetch left nothing in the blob copy")
@@ -152,18 +165,9 @@ func TestCompletionRenewsAWrongCopy(t *testing.T) {
 // by a unionfuse that kept none) gets one, which none of the chunks
 // recorded before is taken to be in, and completes.
 func TestCompletionWithoutCopy(t *testing.T) {
-	rc := &rangeCounter{}
-	ref := pushLazy(t, lazyFiles(t), rc.wrap)
-	s, id, dir := lazyLayerDir(t, ref)
-	blob, size := layerBlob(t, s, id)
-	l, err := OpenLazyLayer(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Fetch("dir/big", 0, 9<<20); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
+	fx := fetchedLayer(t, 9<<20)
+	rc, ref, s, id, dir, blob, size := fx.rc, fx.ref, fx.s, fx.id, fx.dir, fx.blob, fx.size
+	fx.l.Close()
 	if err := os.Remove(filepath.Join(filepath.Dir(dir), "partial", blobCopyFile)); err != nil {
 		t.Fatal(err)
 	}
