@@ -2,7 +2,6 @@ package registry
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"sync"
@@ -107,10 +106,6 @@ func (c *blobCopy) writeAt(p []byte, off int64) error {
 	c.add(off, off+int64(len(p)))
 	return nil
 }
-
-// reader returns the copy's bytes from off to end (present, as the
-// caller knows).
-func (c *blobCopy) reader(off, end int64) io.Reader { return io.NewSectionReader(c.f, off, end-off) }
 
 // close closes the file.
 func (c *blobCopy) close() error { return c.f.Close() }

@@ -67,15 +67,14 @@ func (l *LazyLayer) complete(ctx context.Context, s *cowcache.Store, id cowcache
 	if err != nil {
 		return fail(err)
 	}
-	err = l.streamBlob(ctx, s, layer.DiffID, func(blob string) error {
-		return l.finish(s, id, blob)
-	})
+	finish := func(blob string) error { return l.finish(s, id, blob) }
+	err = l.streamBlob(ctx, s, layer.DiffID, finish)
 	if errors.Is(err, errWrongCopy) {
 		// The copy had wrong bytes (a disk that lost them, another
 		// process's chunks, a write cut short): once more, from a new
 		// copy that takes everything from the registry.
 		if err = l.renewCopy(); err == nil {
-			err = l.streamBlob(ctx, s, layer.DiffID, func(blob string) error { return l.finish(s, id, blob) })
+			err = l.streamBlob(ctx, s, layer.DiffID, finish)
 		}
 	}
 	if err != nil {
