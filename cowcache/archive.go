@@ -178,12 +178,11 @@ func unpackLayer(dir string, r io.Reader, opts unpackOptions) (Unpacked, error) 
 		opts.maxSize = DefaultMaxLayerSize
 	}
 	plain := newHashReader(&cappedReader{r: dr, max: opts.maxSize})
-	x, err := newExtractor(dir, opts)
-	if err != nil {
-		return Unpacked{}, err
+	tail := &tailReader{r: plain}
+	filesSize, err := extractTree(dir, tarEntries{tar.NewReader(tail)}, opts)
+	if err == nil && !tail.endMarker() {
+		err = fmt.Errorf("read tarball: %w (no end-of-archive marker)", io.ErrUnexpectedEOF)
 	}
-	defer x.close()
-	markers, err := filterTar(plain, opts, x.entry)
 	if err == nil {
 		// The tar end may come before the end of the stream: read the rest
 		// so that gzip's CRC and length (and the DiffID) cover everything.
@@ -199,19 +198,54 @@ func unpackLayer(dir string, r io.Reader, opts unpackOptions) (Unpacked, error) 
 	if err != nil {
 		return Unpacked{}, err
 	}
-	if err := applyMarkers(x, markers, ovlfmt.For(opts.userXattr).Opaque, !opts.noChown); err != nil {
-		return Unpacked{}, err
-	}
-	if err := x.finish(); err != nil {
-		return Unpacked{}, fmt.Errorf("unpack: %w", err)
-	}
 	if _, err := io.Copy(io.Discard, raw); err != nil {
 		return Unpacked{}, fmt.Errorf("read layer: %w", err)
 	}
-	return Unpacked{Digest: raw.digest(), Size: raw.n, DiffID: plain.digest(), Compression: comp, filesSize: x.size, sized: true}, nil
+	return Unpacked{Digest: raw.digest(), Size: raw.n, DiffID: plain.digest(), Compression: comp, filesSize: filesSize, sized: true}, nil
 }
 
-// filterTar checks the tarball r entry by entry and passes each to
+// Entries is a layer's tree entry by entry, as archive/tar's Reader
+// gives a tarball: Next returns the next entry's header (io.EOF after
+// the last) and Read reads that entry's content.
+type Entries interface {
+	Next() (*tar.Header, error)
+	io.Reader
+}
+
+// tarEntries are the entries of a tarball, its read errors said to be so.
+type tarEntries struct{ *tar.Reader }
+
+func (t tarEntries) Next() (*tar.Header, error) {
+	h, err := t.Reader.Next()
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = fmt.Errorf("read tarball: %w", err)
+	}
+	return h, err
+}
+
+// extractTree makes tree's entries in the empty directory dir with the
+// checks of filterEntries, then its whiteouts and its directories' modes
+// and times. It returns the size of what it made, as DirSize counts it.
+func extractTree(dir string, tree Entries, opts unpackOptions) (int64, error) {
+	x, err := newExtractor(dir, opts)
+	if err != nil {
+		return 0, err
+	}
+	defer x.close()
+	markers, err := filterEntries(tree, opts, x.entry)
+	if err != nil {
+		return 0, err
+	}
+	if err := applyMarkers(x, markers, ovlfmt.For(opts.userXattr).Opaque, !opts.noChown); err != nil {
+		return 0, err
+	}
+	if err := x.finish(); err != nil {
+		return 0, fmt.Errorf("unpack: %w", err)
+	}
+	return x.size, nil
+}
+
+// filterEntries checks tree entry by entry and passes each to
 // apply (with its data), except for the OCI whiteout markers (.wh.NAME,
 // .wh..wh..opq), which it returns for applyMarkers. It returns an
 // *EntryError for the first entry that is not safe to unpack, or that
@@ -227,21 +261,16 @@ func unpackLayer(dir string, r io.Reader, opts unpackOptions) (Unpacked, error) 
 //   - overlay-private xattrs (trusted.overlay.*, user.overlay.*), which
 //     would change what the layer means to the overlay;
 //   - AUFS metadata (.wh..wh.*) other than the opaque marker.
-func filterTar(r io.Reader, opts unpackOptions, apply func(hdr *tar.Header, data io.Reader) error) ([]marker, error) {
+func filterEntries(tree Entries, opts unpackOptions, apply func(hdr *tar.Header, data io.Reader) error) ([]marker, error) {
 	var markers []marker
-	tail := &tailReader{r: r}
-	tr := tar.NewReader(tail)
 	seen := map[string]byte{} // cleaned name -> typeflag
 	for {
-		hdr, err := tr.Next()
+		hdr, err := tree.Next()
 		if errors.Is(err, io.EOF) {
-			if !tail.endMarker() {
-				return nil, fmt.Errorf("read tarball: %w (no end-of-archive marker)", io.ErrUnexpectedEOF)
-			}
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read tarball: %w", err)
+			return nil, err
 		}
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue
@@ -257,7 +286,7 @@ func filterTar(r io.Reader, opts unpackOptions, apply func(hdr *tar.Header, data
 			markers = append(markers, m)
 			continue
 		}
-		if err := apply(hdr, tr); err != nil {
+		if err := apply(hdr, tree); err != nil {
 			return nil, &EntryError{Entry: hdr.Name, Err: err}
 		}
 	}

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// extractor writes the entries filterTar has checked into a layer
+// extractor writes the entries filterEntries has checked into a layer
 // directory. Each entry is made at a descriptor of its parent directory,
 // kept open while the entries of that directory follow, and given its
 // owner, xattrs, mode and times through its own descriptor where it has
@@ -31,12 +31,21 @@ import (
 // become the epoch; a directory gets its times after everything in it is
 // made. A directory also gets its mode then, so that a read-only one
 // (0555, as /proc of an image) can still be filled by a process that
-// owns it without CAP_DAC_OVERRIDE. filterTar refuses duplicates, so
+// owns it without CAP_DAC_OVERRIDE. filterEntries refuses duplicates, so
 // every name but an implied directory is new: it is made with O_EXCL and
 // never replaces anything.
 type extractor struct {
 	root  int
 	chown bool
+	// uid and gid own what the extractor makes before it chowns it; when
+	// setgid, the root passes its group on instead (keepOwner says no).
+	uid, gid int
+	setgid   bool
+	// fileModes says a regular file may be made with its mode at once
+	// (keepMode): the umask is known and no default ACL decides new
+	// files' modes instead.
+	fileModes bool
+	umask     uint32
 	// holes gives regular files (by cleaned name) the size they get as a
 	// hole, for partial layers (ApplyPartial).
 	holes map[string]int64
@@ -63,7 +72,34 @@ func newExtractor(dir string, opts unpackOptions) (*extractor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unpack: open %s: %w", dir, err)
 	}
-	return &extractor{root: fd, chown: !opts.noChown, holes: opts.holes, dirs: map[string]int{}}, nil
+	x := &extractor{root: fd, chown: !opts.noChown, holes: opts.holes, dirs: map[string]int{},
+		uid: os.Geteuid(), gid: os.Getegid()}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("unpack: stat %s: %w", dir, err)
+	}
+	x.setgid = st.Mode&unix.S_ISGID != 0
+	umask, ok := processUmask()
+	x.umask = umask
+	x.fileModes = ok && !hasDefaultACL(fd)
+	return x, nil
+}
+
+// keepOwner reports whether a node the extractor just made already has
+// hdr's owner, so that chown can be skipped: a system call on each of
+// tens of thousands of files. (Not for a hard link: its target was made
+// with an owner of its own.)
+func (x *extractor) keepOwner(hdr *tar.Header) bool {
+	return hdr.Uid == x.uid && hdr.Gid == x.gid && !x.setgid && hdr.Typeflag != tar.TypeLink
+}
+
+// keepMode reports whether a regular file made with hdr's permission
+// bits ends up with hdr's mode without a chmod: no setuid, setgid or
+// sticky bit (chown would clear the first two), no bit the umask takes
+// away, and no xattr (an access ACL sets the mode too).
+func (x *extractor) keepMode(hdr *tar.Header) bool {
+	return x.fileModes && hdr.Mode&0o7000 == 0 && uint32(hdr.Mode)&x.umask == 0 && !hasXattrs(hdr)
 }
 
 // close releases the descriptors.
@@ -192,13 +228,16 @@ func (x *extractor) directory(parent int, name, base string, hdr *tar.Header) er
 		return fmt.Errorf("open: %w", err)
 	}
 	x.keep(name, fd)
-	if x.chown {
+	if x.chown && !x.keepOwner(hdr) {
 		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
 			return chownError(hdr, err)
 		}
 	}
 	if err := setXattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) }); err != nil {
 		return err
+	}
+	if _, ok := hdr.PAXRecords["SCHILY.xattr."+aclDefaultXattr]; ok {
+		x.fileModes = false // files below get their modes from it
 	}
 	atime, mtime := entryTimes(hdr)
 	x.later = append(x.later, dirTimes{name: name, mode: uint32(hdr.Mode & 0o7777), atime: atime, mtime: mtime})
@@ -208,7 +247,11 @@ func (x *extractor) directory(parent int, name, base string, hdr *tar.Header) er
 // file makes the regular file name in parent from data, or as a hole of
 // the size x.holes gives it.
 func (x *extractor) file(parent int, name, base string, hdr *tar.Header, data io.Reader) error {
-	fd, err := unix.Openat(parent, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	mode, keepMode := uint32(0o600), x.keepMode(hdr)
+	if keepMode {
+		mode = uint32(hdr.Mode & 0o777)
+	}
+	fd, err := unix.Openat(parent, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode)
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
@@ -227,7 +270,7 @@ func (x *extractor) file(parent int, name, base string, hdr *tar.Header, data io
 		}
 		x.size += size
 	}
-	if x.chown {
+	if x.chown && !x.keepOwner(hdr) {
 		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
 			return chownError(hdr, err)
 		}
@@ -235,8 +278,10 @@ func (x *extractor) file(parent int, name, base string, hdr *tar.Header, data io
 	if err := setXattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) }); err != nil {
 		return err
 	}
-	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
-		return fmt.Errorf("chmod: %w", err)
+	if !keepMode {
+		if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
 	}
 	atime, mtime := entryTimes(hdr)
 	if err := futimens(fd, atime, mtime); err != nil {
@@ -250,7 +295,7 @@ func (x *extractor) file(parent int, name, base string, hdr *tar.Header, data io
 // times; a symbolic link has no mode, and one reached by a hard link
 // keeps its times, as in go-archive.
 func (x *extractor) metaAt(parent int, base string, hdr *tar.Header, symlink bool) error {
-	if x.chown {
+	if x.chown && !x.keepOwner(hdr) {
 		if err := unix.Fchownat(parent, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return chownError(hdr, err)
 		}
@@ -311,6 +356,44 @@ func setXattrs(hdr *tar.Header, set func(k string, v []byte) error) error {
 		}
 	}
 	return nil
+}
+
+// hasXattrs reports whether hdr sets an xattr.
+func hasXattrs(hdr *tar.Header) bool {
+	for key := range hdr.PAXRecords {
+		if strings.HasPrefix(key, "SCHILY.xattr.") {
+			return true
+		}
+	}
+	return false
+}
+
+// aclDefaultXattr holds a directory's default ACL, which gives the files
+// made in it their modes in place of the umask.
+const aclDefaultXattr = "system.posix_acl_default"
+
+// hasDefaultACL reports whether the directory fd has a default ACL.
+func hasDefaultACL(fd int) bool {
+	_, err := unix.Fgetxattr(fd, aclDefaultXattr, nil)
+	return err == nil
+}
+
+// processUmask returns the process's umask, as /proc/self/status shows
+// it (umask(2) can only read it by changing it, which would race with
+// other goroutines making files), and whether it could be read. It is
+// read for each layer: a process may change it.
+func processUmask() (uint32, bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			return uint32(m), err == nil
+		}
+	}
+	return 0, false
 }
 
 // chownError explains a failed chown; EINVAL in a user namespace means

@@ -200,3 +200,58 @@ func TestUnpackHoles(t *testing.T) {
 		}
 	}
 }
+
+// TestUnpackWhateverTheDirectory: the extractor skips chown and chmod
+// where a new file already has its owner and mode; a umask that takes
+// bits away, a setgid directory of another group (root only) and a
+// default ACL each change what a new file gets, and the files (and
+// links and fifos) come out as in a plain directory all the same.
+func TestUnpackWhateverTheDirectory(t *testing.T) {
+	root := os.Geteuid() == 0
+	in := metadataTarball(t, root)
+	unpack := func(prepare func(dst string) bool) ([]string, bool) {
+		t.Helper()
+		dst := t.TempDir()
+		t.Cleanup(func() { os.Chmod(filepath.Join(dst, "ro"), 0o755) })
+		if !prepare(dst) {
+			return nil, false
+		}
+		if _, err := unpackLayer(dst, bytes.NewReader(in), unpackOptions{allowDevices: root, noChown: !root}); err != nil {
+			t.Fatal(err)
+		}
+		var nondirs []string
+		for _, line := range describeTree(t, dst) {
+			if !strings.Contains(line, " mode=4") { // 040000: a directory
+				nondirs = append(nondirs, line)
+			}
+		}
+		return nondirs, true
+	}
+	want, _ := unpack(func(string) bool { return true })
+	cases := map[string]func(dst string) bool{
+		"umask 077": func(string) bool {
+			old := unix.Umask(0o077)
+			t.Cleanup(func() { unix.Umask(old) })
+			return true
+		},
+		"default ACL": func(dst string) bool {
+			// user::rw-, group::---, other::---: new files get 0600 at most.
+			acl := []byte{2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}
+			return unix.Setxattr(dst, "system.posix_acl_default", acl, 0) == nil
+		},
+		"setgid directory": func(dst string) bool {
+			return root && os.Chown(dst, 0, 4242) == nil && os.Chmod(dst, 0o2755) == nil
+		},
+	}
+	for name, prepare := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, ok := unpack(prepare)
+			if !ok {
+				t.Skip("not possible here")
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("unpacked tree differs from a plain directory's\n got: %s\nwant: %s", strings.Join(got, "\n      "), strings.Join(want, "\n      "))
+			}
+		})
+	}
+}

@@ -90,7 +90,7 @@ func (p *Pending) ApplyTar(r io.Reader) (Unpacked, error) {
 		return Unpacked{}, fmt.Errorf("apply layer: %w", err)
 	}
 	defer blob.Close()
-	u, err := p.unpack(io.TeeReader(r, blob), nil)
+	u, err := p.unpack(io.TeeReader(r, blob))
 	if err != nil {
 		return Unpacked{}, err
 	}
@@ -123,7 +123,7 @@ func (p *Pending) ApplyDownload(dl *Download, watch func(io.Reader) io.Reader) (
 		os.Remove(p.blobPath())
 		return p.ApplyTar(r)
 	}
-	u, err := p.unpack(r, nil)
+	u, err := p.unpack(r)
 	if err != nil {
 		return Unpacked{}, err
 	}
@@ -131,16 +131,19 @@ func (p *Pending) ApplyDownload(dl *Download, watch func(io.Reader) io.Reader) (
 	return u, nil
 }
 
-// unpack unpacks the tarball r into Dir with the store's rules; holes,
-// when not nil, sizes regular files as ApplyPartial says.
-func (p *Pending) unpack(r io.Reader, holes map[string]int64) (Unpacked, error) {
-	return unpackLayer(p.Dir(), r, unpackOptions{
+// unpack unpacks the tarball r into Dir with the store's rules.
+func (p *Pending) unpack(r io.Reader) (Unpacked, error) {
+	return unpackLayer(p.Dir(), r, p.unpackOptions())
+}
+
+// unpackOptions are the store's rules for unpacking a layer.
+func (p *Pending) unpackOptions() unpackOptions {
+	return unpackOptions{
 		allowDevices: canMknod(),
 		noChown:      os.Geteuid() != 0,
 		userXattr:    p.s.UserXattr(),
 		maxSize:      p.s.MaxLayerSize,
-		holes:        holes,
-	})
+	}
 }
 
 // blobPath is where ApplyTar keeps the tarball as it was given, until the

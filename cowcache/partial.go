@@ -3,7 +3,6 @@ package cowcache
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,24 +37,25 @@ const (
 	partialBlobName = partial.BlobName
 )
 
-// ApplyPartial fills Dir() from tree, a tarball of the layer made from a
-// table of contents whose regular files are empty, with the rules of
-// ApplyTar (hostile entries refused, OCI whiteouts converted); sizes
-// gives those files (by name, cleaned as in the tarball) their size, as
-// a hole to be filled by the caller. u gives
-// the DiffID and blob digest that the image's config and manifest name
-// (checked when the layer is completed), files the fetcher's state to
-// keep in partial/ (name -> content). The layer is committed as a
-// partial layer.
-func (p *Pending) ApplyPartial(u Unpacked, tree io.Reader, sizes map[string]int64, files map[string][]byte) error {
+// ApplyPartial fills Dir() from tree, the layer's entries as a table of
+// contents gives them (regular files without content), with the rules
+// of ApplyTar (hostile entries refused, OCI whiteouts converted); sizes
+// gives those files (by name, cleaned as in the tree) their size, as a
+// hole to be filled by the caller. u gives the DiffID and blob digest
+// that the image's config and manifest name (checked when the layer is
+// completed), files the fetcher's state to keep in partial/ (name ->
+// content). The layer is committed as a partial layer.
+func (p *Pending) ApplyPartial(u Unpacked, tree Entries, sizes map[string]int64, files map[string][]byte) error {
 	if p.unpacked != nil {
 		return errors.New("apply layer: a tarball was applied already")
 	}
-	got, err := p.unpack(tree, sizes)
+	opts := p.unpackOptions()
+	opts.holes = sizes
+	filesSize, err := extractTree(p.Dir(), tree, opts)
 	if err != nil {
 		return err
 	}
-	u.filesSize, u.sized = got.filesSize, got.sized
+	u.filesSize, u.sized = filesSize, true
 	dir := filepath.Join(p.path(), partialDirName)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("apply partial layer: %w", err)

@@ -96,10 +96,6 @@ func pullLazy(ctx context.Context, s *cowcache.Store, f *fetcher, l v1.Descripto
 	if err := checkSizes(toc, s.MaxLayerSize); err != nil {
 		return nil, fmt.Errorf("layer %s: %w", id, err)
 	}
-	tree, err := tocTree(toc)
-	if err != nil {
-		return nil, fmt.Errorf("layer %s: %w", id, err)
-	}
 	srcJSON, err := json.Marshal(src)
 	if err != nil {
 		return nil, err
@@ -109,7 +105,7 @@ func pullLazy(ctx context.Context, s *cowcache.Store, f *fetcher, l v1.Descripto
 		return nil, err
 	}
 	u := cowcache.Unpacked{Digest: cowcache.Digest(l.Digest.String()), Size: l.Size, DiffID: diffID, Compression: cowcache.Gzip}
-	err = p.ApplyPartial(u, bytes.NewReader(tree), tocSizes(toc), map[string][]byte{sourceFile: srcJSON, tailFile: tail})
+	err = p.ApplyPartial(u, newTOCTree(toc), tocSizes(toc), map[string][]byte{sourceFile: srcJSON, tailFile: tail})
 	if err == nil {
 		err = p.Finish()
 	}
@@ -186,7 +182,14 @@ func tocJSON(tail []byte) ([]byte, error) {
 	if h.Name != estargz.TOCTarName {
 		return nil, fmt.Errorf("eStargz TOC: the tail holds %q", h.Name)
 	}
-	return io.ReadAll(io.LimitReader(tr, maxTOCTail))
+	if h.Size < 0 || h.Size > maxTOCTail {
+		return nil, fmt.Errorf("eStargz TOC: %d bytes", h.Size)
+	}
+	b := make([]byte, h.Size)
+	if _, err := io.ReadFull(tr, b); err != nil {
+		return nil, fmt.Errorf("eStargz TOC: %w", err)
+	}
+	return b, nil
 }
 
 // checkSizes refuses a TOC whose files add up to more than max bytes
@@ -232,64 +235,78 @@ func (t *tailReader) ReadAt(p []byte, off int64) (int, error) {
 // root, "" for the root itself.
 func tocName(n string) string { return path.Clean("/" + n)[1:] }
 
-// tocTree writes the tree the TOC describes as an uncompressed tarball
-// with empty regular files, then stargz.index.json with the TOC as the
-// blob has it: what a full unpack of the blob gives, less file data.
-func tocTree(toc *layerTOC) ([]byte, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range toc.entries {
-		name := tocName(e.Name)
-		if e.Type == "chunk" || name == "" {
-			continue
+// tocTree gives the tree the TOC describes entry by entry, as a tarball
+// of the blob would (cowcache.Entries): its regular files without
+// content, then stargz.index.json with the TOC as the blob has it. Made
+// into a layer, it is what a full unpack of the blob gives, less file
+// data.
+type tocTree struct {
+	toc     *layerTOC
+	next    int       // the next entry of toc.entries
+	content io.Reader // the current entry's
+}
+
+func newTOCTree(toc *layerTOC) *tocTree { return &tocTree{toc: toc, content: eof{}} }
+
+// Next returns the next entry's header, or io.EOF after stargz.index.json.
+func (t *tocTree) Next() (*tar.Header, error) {
+	t.content = eof{}
+	for t.next < len(t.toc.entries) {
+		e := t.toc.entries[t.next]
+		t.next++
+		if name := tocName(e.Name); e.Type != "chunk" && name != "" {
+			return tocHeader(e, name)
 		}
-		h := &tar.Header{Name: name, Mode: e.Mode, Uid: e.UID, Gid: e.GID, Uname: e.Uname, Gname: e.Gname,
-			Linkname: e.LinkName, Devmajor: int64(e.DevMajor), Devminor: int64(e.DevMinor), Format: tar.FormatPAX}
-		if e.ModTime3339 != "" {
-			t, err := time.Parse(time.RFC3339, e.ModTime3339)
-			if err != nil {
-				return nil, fmt.Errorf("eStargz TOC: %s: %w", name, err)
-			}
-			h.ModTime = t
-		}
-		switch e.Type {
-		case "dir":
-			h.Typeflag = tar.TypeDir
-		case "reg":
-			h.Typeflag = tar.TypeReg
-		case "symlink":
-			h.Typeflag = tar.TypeSymlink
-		case "hardlink":
-			h.Typeflag, h.Linkname = tar.TypeLink, tocName(e.LinkName)
-		case "char":
-			h.Typeflag = tar.TypeChar
-		case "block":
-			h.Typeflag = tar.TypeBlock
-		case "fifo":
-			h.Typeflag = tar.TypeFifo
-		default:
-			return nil, fmt.Errorf("eStargz TOC: %s: entry type %q", name, e.Type)
-		}
-		for k, v := range e.Xattrs {
-			if h.PAXRecords == nil {
-				h.PAXRecords = map[string]string{}
-			}
-			h.PAXRecords["SCHILY.xattr."+k] = string(v)
-		}
-		if err := tw.WriteHeader(h); err != nil {
+	}
+	if t.next == len(t.toc.entries) {
+		t.next++
+		t.content = bytes.NewReader(t.toc.json)
+		return &tar.Header{Typeflag: tar.TypeReg, Name: estargz.TOCTarName, Size: int64(len(t.toc.json))}, nil
+	}
+	return nil, io.EOF
+}
+
+// Read reads the current entry's content.
+func (t *tocTree) Read(p []byte) (int, error) { return t.content.Read(p) }
+
+// eof is an empty content.
+type eof struct{}
+
+func (eof) Read([]byte) (int, error) { return 0, io.EOF }
+
+// tocTypes are the tar types of the TOC's entry types ("chunk" entries
+// continue a file).
+var tocTypes = map[string]byte{
+	"dir": tar.TypeDir, "reg": tar.TypeReg, "symlink": tar.TypeSymlink, "hardlink": tar.TypeLink,
+	"char": tar.TypeChar, "block": tar.TypeBlock, "fifo": tar.TypeFifo,
+}
+
+// tocHeader is the tar header of the TOC entry e, named name.
+func tocHeader(e *estargz.TOCEntry, name string) (*tar.Header, error) {
+	h := &tar.Header{Name: name, Mode: e.Mode, Uid: e.UID, Gid: e.GID, Uname: e.Uname, Gname: e.Gname,
+		Linkname: e.LinkName, Devmajor: int64(e.DevMajor), Devminor: int64(e.DevMinor)}
+	if e.ModTime3339 != "" {
+		t, err := time.Parse(time.RFC3339, e.ModTime3339)
+		if err != nil {
 			return nil, fmt.Errorf("eStargz TOC: %s: %w", name, err)
 		}
+		h.ModTime = t
 	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: estargz.TOCTarName, Size: int64(len(toc.json))}); err != nil {
-		return nil, err
+	typ, ok := tocTypes[e.Type]
+	if !ok {
+		return nil, fmt.Errorf("eStargz TOC: %s: entry type %q", name, e.Type)
 	}
-	if _, err := tw.Write(toc.json); err != nil {
-		return nil, err
+	h.Typeflag = typ
+	if typ == tar.TypeLink {
+		h.Linkname = tocName(e.LinkName)
 	}
-	if err := tw.Close(); err != nil {
-		return nil, err
+	for k, v := range e.Xattrs {
+		if h.PAXRecords == nil {
+			h.PAXRecords = map[string]string{}
+		}
+		h.PAXRecords["SCHILY.xattr."+k] = string(v)
 	}
-	return buf.Bytes(), nil
+	return h, nil
 }
 
 // tocSizes gives each regular file of the TOC its size, by cleaned name.

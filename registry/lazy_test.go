@@ -280,17 +280,12 @@ func TestLazyHostileTOC(t *testing.T) {
 			toc := &layerTOC{entries: tc.entries, json: []byte("{}")}
 			err := checkSizes(toc, 0)
 			if err == nil {
-				tree, terr := tocTree(toc)
-				if terr != nil {
-					err = terr
-				} else {
-					p, perr := s.Prepare("")
-					if perr != nil {
-						t.Fatal(perr)
-					}
-					defer p.Abort()
-					err = p.ApplyPartial(cowcache.Unpacked{}, bytes.NewReader(tree), tocSizes(toc), map[string][]byte{})
+				p, perr := s.Prepare("")
+				if perr != nil {
+					t.Fatal(perr)
 				}
+				defer p.Abort()
+				err = p.ApplyPartial(cowcache.Unpacked{}, newTOCTree(toc), tocSizes(toc), map[string][]byte{})
 			}
 			if err == nil {
 				t.Errorf("TOC %v accepted", tc.entries)

@@ -431,7 +431,7 @@ func (l *LazyLayer) disconnect(b *blobRange) {
 // build recorded the container reading at start). An image with the
 // no-prefetch landmark, or none, has none.
 func (l *LazyLayer) Prefetch() error {
-	// The landmark is a file of the layer (tocTree makes it as the blob
+	// The landmark is a file of the layer (newTOCTree makes it as the blob
 	// has it): without it, there is nothing to prefetch, and the TOC is
 	// not read now, while the container starts.
 	var st unix.Stat_t
