@@ -2,9 +2,19 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"time"
 )
+
+// streamStall is how long the stream waits for the registry's next byte
+// before it gives up: a connection that stalls would otherwise hold
+// completion for good (reads have chunkTimeout of their own).
+var streamStall = time.Minute
+
+// errStalled is the cause of a stream given up on (see streamStall).
+var errStalled = errors.New("the registry sent nothing")
 
 // blobStream reads a lazy layer's blob from its start to its end, as
 // completion consumes it: the ranges the blob copy has from the copy,
@@ -15,14 +25,50 @@ import (
 // goes back to the copy when it reaches it.
 type blobStream struct {
 	ctx context.Context
-	l   *LazyLayer
-	c   *blobCopy
-	off int64
+	// stalled ends ctx with errStalled when the registry sends nothing
+	// for streamStall; it runs only while the stream waits on it.
+	stalled *time.Timer
+	l       *LazyLayer
+	c       *blobCopy
+	off     int64
 
 	body    io.ReadCloser // the registry's bytes [off, bodyEnd)
 	bodyEnd int64
 
 	err error // the first failure of the registry or the copy; it sticks
+}
+
+// newBlobStream streams c's blob (of l) under ctx.
+func newBlobStream(ctx context.Context, l *LazyLayer, c *blobCopy) (*blobStream, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	t := time.AfterFunc(streamStall, func() { cancel(fmt.Errorf("%w for %v", errStalled, streamStall)) })
+	t.Stop()
+	return &blobStream{ctx: ctx, stalled: t, l: l, c: c}, func() { t.Stop(); cancel(nil) }
+}
+
+// waiting runs f, which waits on the registry, under the stall timer.
+func (s *blobStream) waiting(f func() error) error {
+	s.stalled.Reset(streamStall)
+	err := f()
+	s.stalled.Stop()
+	if err != nil && errors.Is(context.Cause(s.ctx), errStalled) {
+		err = context.Cause(s.ctx)
+	}
+	return err
+}
+
+// stallReader reads a registry response under the stream's stall timer.
+type stallReader struct {
+	s *blobStream
+	r io.Reader
+}
+
+func (r stallReader) Read(p []byte) (n int, err error) {
+	err = r.s.waiting(func() error {
+		n, err = r.r.Read(p)
+		return err
+	})
+	return n, err
 }
 
 func (s *blobStream) Read(p []byte) (int, error) {
@@ -65,7 +111,11 @@ func (s *blobStream) read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if s.body, err = b.open(s.ctx, s.off, end); err != nil {
+		err = s.waiting(func() (err error) {
+			s.body, err = b.open(s.ctx, s.off, end)
+			return err
+		})
+		if err != nil {
 			s.l.disconnect(b)
 			return 0, err
 		}
@@ -73,7 +123,7 @@ func (s *blobStream) read(p []byte) (int, error) {
 	}
 	// Whole buffers, so that the copy and the blob file are written in
 	// large pieces.
-	n, err := io.ReadFull(s.body, p[:min(int64(len(p)), s.bodyEnd-s.off)])
+	n, err := io.ReadFull(stallReader{s, s.body}, p[:min(int64(len(p)), s.bodyEnd-s.off)])
 	if err == io.ErrUnexpectedEOF {
 		err = io.EOF
 	}

@@ -112,7 +112,8 @@ func (l *LazyLayer) streamBlob(ctx context.Context, s *cowcache.Store, diffID co
 	}
 	defer done()
 	blobHash, diffHash := sha256.New(), sha256.New()
-	bs := &blobStream{ctx: ctx, l: l, c: c}
+	bs, stop := newBlobStream(ctx, l, c)
+	defer stop()
 	// The stream is read in pieces of streamBuffer bytes, not gzip's
 	// small reads: a write of the copy and of the blob file each.
 	stream := bufio.NewReaderSize(io.TeeReader(bs, io.MultiWriter(blobHash, out)), streamBuffer)

@@ -2,10 +2,13 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/unionfuse/unionfuse/cowcache"
 )
@@ -179,4 +182,65 @@ func TestCompletionWithoutCopy(t *testing.T) {
 		t.Errorf("completion without a copy moved %d bytes of a %d-byte blob: it took recorded chunks to be in the new copy", got, size)
 	}
 	checkCompleted(t, s, id, blob, ref)
+}
+
+// TestCompletionGivesUpOnAStall: a registry that stops sending in the
+// middle of the stream ends completion with an error (not a wait without
+// end), the layer still partial; once it sends again, completion works.
+func TestCompletionGivesUpOnAStall(t *testing.T) {
+	defer func(d time.Duration) { streamStall = d }(streamStall)
+	streamStall = 300 * time.Millisecond
+	fx := fetchedLayer(t, 1<<20)
+	fx.l.aheadWG.Wait()
+	fx.rc.stall.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- fx.l.complete(context.Background(), fx.s, fx.id) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errStalled) {
+			t.Fatalf("completion from a stalled registry: %v, want %v", err, errStalled)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("completion still waits on a stalled registry after 30 s")
+	}
+	if !fx.s.IsPartial(fx.id) {
+		t.Fatal("the layer is complete after a stalled stream")
+	}
+	fx.rc.stall.Store(false)
+	if err := fx.l.complete(context.Background(), fx.s, fx.id); err != nil {
+		t.Fatal(err)
+	}
+	fx.l.Close()
+	checkCompleted(t, fx.s, fx.id, fx.blob, fx.ref)
+}
+
+// TestCompletionRetries: background completion tries again after the
+// registry refused it, and completes the layer once it answers.
+func TestCompletionRetries(t *testing.T) {
+	defer func(first, max time.Duration) { completeRetryFirst, completeRetryMax = first, max }(completeRetryFirst, completeRetryMax)
+	completeRetryFirst, completeRetryMax = 20*time.Millisecond, 100*time.Millisecond
+	fx := fetchedLayer(t, 1<<20)
+	fx.l.aheadWG.Wait()
+	fx.rc.refuse.Store(true)
+	var failures atomic.Int64
+	logf := func(format string, args ...any) {
+		if failures.Add(1) == 3 {
+			fx.rc.refuse.Store(false) // the registry is back
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- fx.l.CompleteRetrying(context.Background(), logf) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("background completion did not complete the layer in 60 s after the registry came back")
+	}
+	if n := failures.Load(); n < 3 {
+		t.Errorf("%d failures reported, want at least 3 (the registry refused them)", n)
+	}
+	fx.l.Close()
+	checkCompleted(t, fx.s, fx.id, fx.blob, fx.ref)
 }

@@ -86,6 +86,8 @@ type rangeCounter struct {
 	requests, bytes atomic.Int64
 	blobBytes       atomic.Int64 // of every GET of a blob, ranged or not
 	tamper          atomic.Bool
+	refuse          atomic.Bool // answer range requests 503
+	stall           atomic.Bool // send half an answer, then nothing
 }
 
 // countingWriter counts the bytes of a response.
@@ -93,6 +95,9 @@ type countingWriter struct {
 	http.ResponseWriter
 	n *atomic.Int64
 }
+
+// Unwrap gives http.ResponseController the writer (to flush).
+func (w countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w countingWriter) Write(b []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(b)
@@ -110,6 +115,10 @@ func (c *rangeCounter) wrap(h http.Handler) http.Handler {
 			return
 		}
 		c.requests.Add(1)
+		if c.refuse.Load() {
+			http.Error(w, "registry down", http.StatusServiceUnavailable)
+			return
+		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, r)
 		body := rec.Body.Bytes()
@@ -120,6 +129,12 @@ func (c *rangeCounter) wrap(h http.Handler) http.Handler {
 			w.Header()[k] = v
 		}
 		w.WriteHeader(rec.Code)
+		if c.stall.Load() {
+			w.Write(body[:len(body)/2])
+			http.NewResponseController(w).Flush()
+			<-r.Context().Done()
+			return
+		}
 		w.Write(body)
 		c.bytes.Add(int64(len(body)))
 	})

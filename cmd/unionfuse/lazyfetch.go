@@ -26,7 +26,7 @@ const defaultCompleteAfter = 2 * time.Second
 // a partial layer of a store, else nil. In the background, the files the
 // image marks for prefetch are fetched at once, then the rest of the
 // layer (see completeAfterEnv), after which it is a normal layer of the
-// store.
+// store; a completion the registry cuts short is tried again later.
 func lazyFetcher(dir string, logf func(string, ...any)) (fs.Fetcher, error) {
 	l, err := registry.OpenLazyLayer(dir)
 	if l == nil || err != nil {
@@ -45,7 +45,7 @@ func lazyFetcher(dir string, logf func(string, ...any)) (fs.Fetcher, error) {
 			return
 		}
 		time.Sleep(after)
-		if err := l.Complete(context.Background()); err != nil {
+		if err := l.CompleteRetrying(context.Background(), logf); err != nil {
 			logf("lazy layer %s: background completion: %v", dir, err)
 		} else {
 			logf("lazy layer %s: complete", dir)
