@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -120,31 +119,14 @@ func run(cfg *config) error {
 	if cfg.Podman {
 		tools = append(tools, "podman", "runc")
 	}
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s is missing (make deps installs it)", tool)
-		}
-	}
-	ws, err := os.MkdirTemp(cfg.Dir, "uflazybench-")
+	ws, closeLog, err := tool.Workspace(cfg.Dir, "uflazybench", tools)
 	if err != nil {
 		return err
 	}
+	defer closeLog()
 	b := &bench{cfg: cfg, ws: ws}
 	defer b.close()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		<-sigs
-		fmt.Fprintln(os.Stderr, "\nuflazybench: interrupted: stopping the registry")
-		b.close()
-		os.Exit(130)
-	}()
-	logf, err := os.Create(filepath.Join(ws, "tools.log"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	tool.Log = logf
+	tool.OnInterrupt("uflazybench", "stopping the registry", b.close)
 	if err := b.prepare(); err != nil {
 		return err
 	}

@@ -7,8 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"time"
+
+	"github.com/unionfuse/unionfuse/bench/internal/tool"
 )
 
 // results is what one run measured.
@@ -54,15 +55,11 @@ func (r *results) add(op, tool string, pull, total time.Duration, bytes int64) {
 
 // median returns the median, minimum and maximum of f over ss.
 func median(ss []sample, f func(sample) float64) (med, lo, hi float64) {
-	if len(ss) == 0 {
-		return 0, 0, 0
-	}
 	v := make([]float64, len(ss))
 	for i, s := range ss {
 		v[i] = f(s)
 	}
-	slices.Sort(v)
-	return v[len(v)/2], v[0], v[len(v)-1]
+	return tool.Median(v)
 }
 
 func secs(s sample) float64     { return s.Seconds }

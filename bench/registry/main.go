@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -119,31 +118,14 @@ func run(cfg *config) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root: podman's store uses the kernel's overlay driver")
 	}
-	for _, tool := range []string{"docker-registry", "podman", "skopeo", "runc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s is missing (make deps installs it)", tool)
-		}
-	}
-	ws, err := os.MkdirTemp(cfg.Dir, "ufregbench-")
+	ws, closeLog, err := tool.Workspace(cfg.Dir, "ufregbench", []string{"docker-registry", "podman", "skopeo", "runc"})
 	if err != nil {
 		return err
 	}
+	defer closeLog()
 	b := &bench{cfg: cfg, ws: ws}
 	defer b.close()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	go func() {
-		<-sigs
-		fmt.Fprintln(os.Stderr, "\nufregbench: interrupted: stopping the registries")
-		b.close()
-		os.Exit(130)
-	}()
-	logf, err := os.Create(filepath.Join(ws, "tools.log"))
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	tool.Log = logf
+	tool.OnInterrupt("ufregbench", "stopping the registries", b.close)
 	if err := b.prepare(); err != nil {
 		return err
 	}

@@ -101,15 +101,7 @@ func median(ss []sample, f func(sample) float64) (med, lo, hi float64) {
 	for i, s := range ss {
 		v[i] = f(s)
 	}
-	if len(v) == 0 {
-		return math.NaN(), math.NaN(), math.NaN()
-	}
-	sort.Float64s(v)
-	med = v[len(v)/2]
-	if len(v)%2 == 0 {
-		med = (v[len(v)/2-1] + v[len(v)/2]) / 2
-	}
-	return med, v[0], v[len(v)-1]
+	return tool.Median(v)
 }
 
 func secs(s sample) float64   { return s.Seconds }
