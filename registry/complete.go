@@ -60,6 +60,14 @@ func (l *LazyLayer) Complete(ctx context.Context) error {
 
 func (l *LazyLayer) complete(ctx context.Context, s *cowcache.Store, id cowcache.Digest) error {
 	fail := func(err error) error { return fmt.Errorf("complete layer %s: %w", id.Short(), err) }
+	release, done, err := l.lockCompletion(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	if done {
+		return nil
+	}
+	defer release()
 	if err := l.load(); err != nil {
 		return fail(err)
 	}

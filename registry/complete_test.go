@@ -244,3 +244,40 @@ func TestCompletionRetries(t *testing.T) {
 	fx.l.Close()
 	checkCompleted(t, fx.s, fx.id, fx.blob, fx.ref)
 }
+
+// TestCompletionOnceForTwoUnions: two unions of one image (two daemons,
+// here two LazyLayers of one layer) completing it at once stream its
+// blob once: the second waits for the first, then finds it complete.
+func TestCompletionOnceForTwoUnions(t *testing.T) {
+	fx := fetchedLayer(t, 1<<20)
+	fx.l.Close()
+	// Without a blob copy, each completion would stream the whole blob.
+	if err := os.Remove(filepath.Join(filepath.Dir(fx.dir), "partial", blobCopyFile)); err != nil {
+		t.Fatal(err)
+	}
+	var layers []*LazyLayer
+	for range 2 {
+		l, err := OpenLazyLayer(fx.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		layers = append(layers, l)
+	}
+	// Slow answers, so that the two overlap.
+	fx.rc.delay.Store(int64(300 * time.Millisecond))
+	before := fx.rc.blobBytes.Load()
+	errs := make(chan error, 2)
+	for _, l := range layers {
+		go func() { errs <- l.Complete(context.Background()) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if got := fx.rc.blobBytes.Load() - before; got > fx.size+fx.size/2 {
+		t.Errorf("two completions of a %d-byte blob moved %d bytes", fx.size, got)
+	}
+	checkCompleted(t, fx.s, fx.id, fx.blob, fx.ref)
+}

@@ -86,8 +86,9 @@ type rangeCounter struct {
 	requests, bytes atomic.Int64
 	blobBytes       atomic.Int64 // of every GET of a blob, ranged or not
 	tamper          atomic.Bool
-	refuse          atomic.Bool // answer range requests 503
-	stall           atomic.Bool // send half an answer, then nothing
+	refuse          atomic.Bool  // answer range requests 503
+	stall           atomic.Bool  // send half an answer, then nothing
+	delay           atomic.Int64 // nanoseconds before each range answer
 }
 
 // countingWriter counts the bytes of a response.
@@ -115,6 +116,7 @@ func (c *rangeCounter) wrap(h http.Handler) http.Handler {
 			return
 		}
 		c.requests.Add(1)
+		time.Sleep(time.Duration(c.delay.Load()))
 		if c.refuse.Load() {
 			http.Error(w, "registry down", http.StatusServiceUnavailable)
 			return
