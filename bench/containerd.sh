@@ -13,10 +13,11 @@
 # and prints the median, min and max of each as a Markdown table. -s
 # measures only the snapshotters named (default all five below).
 #
-# Snapshotters: overlayfs and native (containerd's own), unionfuse-fuse
-# (`unionfuse snapshotter` as installed: mounts of type
-# fuse3.unionfuse-fuse, served by the small binary), unionfuse (the same
-# with --mount-helper unionfuse: mount.fuse3 runs the whole CLI) and
+# Snapshotters: overlayfs and native (containerd's own), unionfuse
+# (`unionfuse snapshotter` as installed: it serves the unions from its
+# union server and returns bind mounts of them), unionfuse-fuse (the same
+# with --mount-helper unionfuse-fuse: mounts of type fuse3.unionfuse-fuse
+# that containerd makes through mount.fuse3, one daemon per union) and
 # fuse-overlayfs (the same snapshotter with --mount-helper
 # fuse-overlayfs: mounts of type fuse3.fuse-overlayfs, as
 # fuse-overlayfs-snapshotter returns).
@@ -36,7 +37,7 @@ while getopts n:u:s: opt; do
 	n) runs=$OPTARG ;;
 	u) unionfuse=$OPTARG ;;
 	s) systems=$OPTARG ;;
-	*) sed -n '2,27s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+	*) sed -n '2,29s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 	esac
 done
 
@@ -52,7 +53,7 @@ done
 unionfuse=$(cd "$(dirname "$unionfuse")" && pwd)/$(basename "$unionfuse")
 
 work=$(mktemp -d /tmp/ctrbench.XXXXXX)
-helpers="unionfuse unionfuse-fuse fuse-overlayfs"
+helpers="unionfuse-fuse fuse-overlayfs"
 ns=bench
 pids=
 
@@ -90,8 +91,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
 [ttrpc]
   address = "$work/containerd.sock.ttrpc"
 EOF
-for h in $helpers; do
-	"$unionfuse" snapshotter --root "$work/snap-$h" --address "$work/snap-$h.sock" --mount-helper "$h" \
+for h in unionfuse $helpers; do
+	form=
+	[ "$h" = unionfuse ] || form="--mount-helper $h"
+	"$unionfuse" snapshotter --root "$work/snap-$h" --address "$work/snap-$h.sock" $form \
 		>>"$work/snapshotter.log" 2>&1 &
 	pids="$pids $!"
 	cat >>"$work/config.toml" <<EOF

@@ -1,9 +1,10 @@
 // Package snapshotter is a containerd snapshotter whose container
 // root filesystems are unionfuse mounts: containerd (or nerdctl, k3s,
 // BuildKit) stores image layers through it and mounts what it returns,
-// a `fuse3.unionfuse-fuse` mount that containerd performs by running
-// mount.fuse3, which runs `unionfuse-fuse SOURCE TARGET -o OPTIONS` (the
-// small serving binary; see DefaultMountHelper).
+// by default bind mounts of unions that one union server serves
+// (internal/unionserver), or, in the helper form (WithMountHelper),
+// `fuse3.unionfuse-fuse` mounts that containerd performs by running
+// mount.fuse3, which runs `unionfuse-fuse SOURCE TARGET -o OPTIONS`.
 //
 // It implements containerd's snapshots.Snapshotter with containerd's own
 // semantics (active, committed and view snapshots; parent chains; labels,
@@ -27,8 +28,10 @@
 //	                       an active snapshot, a layer once committed
 //	    <id>/work          unionfuse's workdir (copy-up staging); active
 //	                       snapshots only
+//	    <id>/merged        where the union server mounts the union
 //	    new-<random>/      a snapshot being created, renamed to <id> in
 //	                       the metadata transaction that records it
+//	  unions.log           the union server's log
 //
 // The ids are the metadata store's; everything under snapshots/ that no
 // metadata names (a crash between the rename and the commit, a removal
@@ -46,11 +49,18 @@
 //
 //   - no parent: a bind mount of <id>/fs (read-write; read-only for a
 //     view), as containerd's overlayfs snapshotter returns;
-//   - an active snapshot with parents: fuse3.unionfuse-fuse with
-//     lowerdir=<parents' fs, nearest first>,upperdir=<id>/fs,workdir=<id>/work;
 //   - a view with one parent: a read-only bind mount of the parent's fs;
-//   - a view with several parents: fuse3.unionfuse-fuse with only lowerdir=,
-//     which unionfuse serves read-only.
+//   - an active snapshot with parents: the union of
+//     lowerdir=<parents' fs, nearest first>,upperdir=<id>/fs,workdir=<id>/work;
+//   - a view with several parents: the union of only lowerdir=, which
+//     unionfuse serves read-only.
+//
+// A union is, by default, served by the union server at <id>/merged from
+// the snapshot's creation until it is committed or removed, and returned
+// as a bind mount of <id>/merged: a container start then costs containerd
+// one bind mount, not the start of a helper and a daemon. With
+// WithMountHelper it is returned as a mount of type fuse3.HELPER with
+// those options, and containerd mounts it through mount.fuse3.
 //
 // Not root (a rootless containerd under rootlesskit), the unions get
 // userxattr, as the kernel's overlayfs takes it there: whiteouts and

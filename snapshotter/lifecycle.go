@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/core/snapshots/storage"
 	"github.com/containerd/continuity/fs"
 	"github.com/containerd/log"
+	"github.com/unionfuse/unionfuse/internal/unionserver"
 )
 
 // newPrefix starts the name of a snapshot directory being created: it
@@ -37,22 +38,42 @@ func (s *Snapshotter) View(ctx context.Context, key, parent string, opts ...snap
 
 // Mounts returns the mounts of the active or view snapshot key, the
 // same that Prepare or View returned for it.
-func (s *Snapshotter) Mounts(ctx context.Context, key string) (mounts []mount.Mount, err error) {
-	err = s.ms.WithTransaction(ctx, false, func(ctx context.Context) error {
-		snap, err := storage.GetSnapshot(ctx, key)
-		if err != nil {
-			return fmt.Errorf("mounts of %s: %w", key, err)
-		}
-		mounts = s.mounts(snap)
-		return nil
+// In the served form its union is mounted again if it is not served any
+// more (its server was killed, or a snapshotter of the helper form made
+// it).
+func (s *Snapshotter) Mounts(ctx context.Context, key string) ([]mount.Mount, error) {
+	var snap storage.Snapshot
+	err := s.ms.WithTransaction(ctx, false, func(ctx context.Context) (err error) {
+		snap, err = storage.GetSnapshot(ctx, key)
+		return err
 	})
-	return mounts, err
+	if err != nil {
+		return nil, fmt.Errorf("mounts of %s: %w", key, err)
+	}
+	return s.mounts(snap)
 }
 
 // create makes the directory of a new snapshot under a temporary name,
 // records the snapshot, and renames the directory to the snapshot's id,
-// all in one transaction: on any error nothing is left.
-func (s *Snapshotter) create(ctx context.Context, kind snapshots.Kind, key, parent string, opts []snapshots.Opt) (mounts []mount.Mount, err error) {
+// all in one transaction, then returns its mounts (serving its union):
+// on any error nothing is left.
+func (s *Snapshotter) create(ctx context.Context, kind snapshots.Kind, key, parent string, opts []snapshots.Opt) ([]mount.Mount, error) {
+	snap, err := s.record(ctx, kind, key, parent, opts)
+	if err != nil {
+		return nil, err
+	}
+	mounts, err := s.mounts(snap)
+	if err != nil {
+		if rerr := s.Remove(ctx, key); rerr != nil {
+			log.G(ctx).WithError(rerr).Warnf("unionfuse snapshotter: remove %s after its union failed", key)
+		}
+		return nil, fmt.Errorf("create snapshot %s: %w", key, err)
+	}
+	return mounts, nil
+}
+
+// record is create's transaction: the snapshot's directory and metadata.
+func (s *Snapshotter) record(ctx context.Context, kind snapshots.Kind, key, parent string, opts []snapshots.Opt) (snap storage.Snapshot, err error) {
 	var tmp, final string
 	defer func() {
 		if err == nil {
@@ -73,7 +94,7 @@ func (s *Snapshotter) create(ctx context.Context, kind snapshots.Kind, key, pare
 		if err != nil {
 			return fmt.Errorf("create snapshot %s: %w", key, err)
 		}
-		snap, err := storage.CreateSnapshot(ctx, kind, key, parent, opts...)
+		snap, err = storage.CreateSnapshot(ctx, kind, key, parent, opts...)
 		if err != nil {
 			return fmt.Errorf("create snapshot %s: %w", key, err)
 		}
@@ -89,10 +110,9 @@ func (s *Snapshotter) create(ctx context.Context, kind snapshots.Kind, key, pare
 			return fmt.Errorf("create snapshot %s: %w", key, err)
 		}
 		tmp, final = "", dir
-		mounts = s.mounts(snap)
 		return nil
 	})
-	return mounts, err
+	return snap, err
 }
 
 // newDir makes a snapshot directory under a temporary name: fs, and work
@@ -142,6 +162,10 @@ func (s *Snapshotter) Commit(ctx context.Context, name, key string, opts ...snap
 		if err != nil {
 			return fmt.Errorf("commit %s: %w", key, err)
 		}
+		// Its files become a layer: no union may write them any more.
+		if err := unionserver.Detach(s.mergedPath(id)); err != nil {
+			return fmt.Errorf("commit %s: %w", key, err)
+		}
 		du, err := fs.DiskUsage(ctx, s.upperPath(id))
 		if err != nil {
 			return fmt.Errorf("commit %s: usage: %w", key, err)
@@ -154,10 +178,13 @@ func (s *Snapshotter) Commit(ctx context.Context, name, key string, opts ...snap
 	if err != nil {
 		return err
 	}
-	// The workdir only stages copy-up: a layer has none. Removed once the
-	// commit is recorded, so a failed commit leaves the snapshot whole.
-	if err := os.RemoveAll(s.workPath(id)); err != nil {
-		log.G(ctx).WithError(err).Warnf("unionfuse snapshotter: remove the workdir of %s", name)
+	// The workdir only stages copy-up, and the mountpoint is for the
+	// union: a layer has neither. Removed once the commit is recorded, so
+	// a failed commit leaves the snapshot whole.
+	for _, dir := range []string{s.workPath(id), s.mergedPath(id)} {
+		if err := os.RemoveAll(dir); err != nil {
+			log.G(ctx).WithError(err).Warnf("unionfuse snapshotter: remove %s of %s", filepath.Base(dir), name)
+		}
 	}
 	return nil
 }
@@ -178,7 +205,7 @@ func (s *Snapshotter) Remove(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	return removeDirs(ctx, stale)
+	return s.removeDirs(ctx, stale)
 }
 
 // Cleanup deletes the directories under snapshots/ that no snapshot owns:
@@ -194,7 +221,7 @@ func (s *Snapshotter) Cleanup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return removeDirs(ctx, stale)
+	return s.removeDirs(ctx, stale)
 }
 
 // staleDirs lists the directories under snapshots/ that no snapshot in
@@ -218,10 +245,16 @@ func (s *Snapshotter) staleDirs(ctx context.Context) ([]string, error) {
 	return stale, nil
 }
 
-// removeDirs deletes dirs, going on past errors and returning them all.
-func removeDirs(ctx context.Context, dirs []string) error {
+// removeDirs deletes snapshot directories, detaching their unions first
+// (lazily when in use, as a removal while mounted asks), going on past
+// errors and returning them all.
+func (s *Snapshotter) removeDirs(ctx context.Context, dirs []string) error {
 	var errs []error
 	for _, d := range dirs {
+		if err := unionserver.Detach(filepath.Join(d, "merged")); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", d, err))
+			continue
+		}
 		if err := os.RemoveAll(d); err != nil {
 			errs = append(errs, fmt.Errorf("remove %s: %w", d, err))
 			continue

@@ -12,7 +12,7 @@ import (
 func TestNewRefusesRootThatBreaksOptions(t *testing.T) {
 	for _, bad := range []string{"a,b", "a:b"} {
 		root := t.TempDir() + "/" + bad
-		if s, err := New(root); err == nil {
+		if s, err := New(root, WithMountHelper(DefaultMountHelper)); err == nil {
 			s.Close()
 			t.Errorf("New(%q) took a root that cannot go into mount options", root)
 		} else if !strings.Contains(err.Error(), "mount options") {
@@ -26,7 +26,7 @@ func TestNewRefusesRootThatBreaksOptions(t *testing.T) {
 // Cleanup deletes what a crash would leave.
 func TestLifecycleLeavesNoDirectory(t *testing.T) {
 	ctx := context.Background()
-	s, err := New(t.TempDir())
+	s, err := New(t.TempDir(), WithMountHelper(DefaultMountHelper))
 	if err != nil {
 		t.Fatal(err)
 	}

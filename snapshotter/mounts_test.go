@@ -9,6 +9,9 @@ import (
 	"github.com/containerd/containerd/v2/core/snapshots/storage"
 )
 
+// TestMountsOfEachKind checks the helper form's mounts; the served form
+// (bind mounts of unions the union server serves) is tested against real
+// mounts in tests/snapshotter_test.go.
 func TestMountsOfEachKind(t *testing.T) {
 	s := &Snapshotter{root: "/r", helper: DefaultMountHelper}
 	fs := func(id string) string { return "/r/snapshots/" + id + "/fs" }
@@ -37,8 +40,8 @@ func TestMountsOfEachKind(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s.userxattr = tt.userxattr
-			if got := s.mounts(tt.snap); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("mounts:\n got %+v\nwant %+v", got, tt.want)
+			if got, err := s.mounts(tt.snap); err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("mounts:\n got %+v, %v\nwant %+v", got, err, tt.want)
 			}
 		})
 	}
@@ -46,8 +49,8 @@ func TestMountsOfEachKind(t *testing.T) {
 
 func TestMountHelperNamesTheType(t *testing.T) {
 	s := &Snapshotter{root: "/r", helper: "unionfuse-fuse"}
-	got := s.mounts(storage.Snapshot{Kind: snapshots.KindActive, ID: "2", ParentIDs: []string{"1"}})
-	if len(got) != 1 || got[0].Type != "fuse3.unionfuse-fuse" {
+	got, err := s.mounts(storage.Snapshot{Kind: snapshots.KindActive, ID: "2", ParentIDs: []string{"1"}})
+	if err != nil || len(got) != 1 || got[0].Type != "fuse3.unionfuse-fuse" {
 		t.Errorf("mounts with helper unionfuse-fuse: %+v, want type fuse3.unionfuse-fuse", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/core/snapshots/storage"
 	"github.com/containerd/continuity/fs"
+	"github.com/unionfuse/unionfuse/internal/unionserver"
 )
 
 // Snapshotter is a containerd snapshotter on unionfuse (see the package
@@ -20,7 +21,9 @@ type Snapshotter struct {
 	root      string
 	ms        *storage.MetaStore
 	userxattr bool
-	helper    string // the program mount.fuse3 runs (fuse3.HELPER)
+	helper    string // the program mount.fuse3 runs (fuse3.HELPER): the helper form
+	// unions serves the unions (the served form); nil in the helper form.
+	unions *unionserver.Client
 }
 
 var (
@@ -38,11 +41,13 @@ func WithUserXattr(on bool) Opt {
 	return func(s *Snapshotter) { s.userxattr = on }
 }
 
-// WithMountHelper sets the program that mount.fuse3 runs for the unions
-// (mount type fuse3.NAME): DefaultMountHelper by default; unionfuse, the
-// CLI, works too but starts slower; any program that takes
-// fuse-overlayfs's command line (fuse-overlayfs itself, for comparison)
-// fits.
+// WithMountHelper chooses the helper form: the unions are returned as
+// mounts of type fuse3.NAME, which containerd performs by running
+// mount.fuse3, which runs NAME. DefaultMountHelper is the small serving
+// binary (the CLI when it is not on PATH); unionfuse, the CLI, works too
+// but starts slower; any program that takes fuse-overlayfs's command
+// line (fuse-overlayfs itself, for comparison) fits. Without it the
+// snapshotter serves the unions itself (see the package doc).
 func WithMountHelper(name string) Opt {
 	return func(s *Snapshotter) { s.helper = name }
 }
@@ -65,11 +70,19 @@ func New(root string, opts ...Opt) (*Snapshotter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshotter metadata: %w", err)
 	}
-	s := &Snapshotter{root: abs, ms: ms, userxattr: os.Geteuid() != 0, helper: DefaultMountHelper}
+	s := &Snapshotter{root: abs, ms: ms, userxattr: os.Geteuid() != 0}
 	for _, o := range opts {
 		o(s)
 	}
-	if s.helper == DefaultMountHelper {
+	switch s.helper {
+	case "":
+		bin, err := unionserver.Binary()
+		if err != nil {
+			ms.Close()
+			return nil, fmt.Errorf("snapshotter: the union server: %w", err)
+		}
+		s.unions = unionserver.NewClient(s.snapshotsDir(), filepath.Join(abs, "unions.log"), bin)
+	case DefaultMountHelper:
 		if _, err := exec.LookPath(DefaultMountHelper); err != nil {
 			s.helper = FallbackMountHelper
 		}
@@ -133,9 +146,14 @@ func (s *Snapshotter) Walk(ctx context.Context, fn snapshots.WalkFunc, filters .
 	})
 }
 
-// Close closes the metadata store. Mounts already made stay as they are:
-// their daemons do not depend on the snapshotter.
+// Close closes the metadata store and hangs up on the union server.
+// Mounts already made stay as they are: the processes serving them do
+// not depend on the snapshotter, and a snapshotter started again on the
+// same root finds them.
 func (s *Snapshotter) Close() error {
+	if s.unions != nil {
+		s.unions.Close()
+	}
 	return s.ms.Close()
 }
 
@@ -148,6 +166,12 @@ func (s *Snapshotter) snapshotsDir() string {
 // its layer once committed.
 func (s *Snapshotter) upperPath(id string) string {
 	return filepath.Join(s.root, "snapshots", id, "fs")
+}
+
+// mergedPath is where the union server mounts the union of snapshot id
+// (the served form).
+func (s *Snapshotter) mergedPath(id string) string {
+	return filepath.Join(s.root, "snapshots", id, "merged")
 }
 
 // workPath is the unionfuse workdir of the active snapshot id.

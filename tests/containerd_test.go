@@ -16,11 +16,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/unionfuse/unionfuse/internal/unionserver"
+	"github.com/unionfuse/unionfuse/snapshotter"
 )
 
 // containerdEnv is a containerd and a unionfuse snapshotter started for
@@ -31,9 +35,12 @@ type containerdEnv struct {
 	config   string // containerd's config file
 	snapRoot string // the snapshotter's root
 	snapSock string // the snapshotter's socket
-	ns       string // the containerd namespace the test works in
+	// The same snapshotter in the helper form (--mount-helper
+	// unionfuse-fuse), registered as "unionfuse-helper".
+	helperRoot, helperSock string
+	ns                     string // the containerd namespace the test works in
 
-	stopSnapshotter, stopContainerd func()
+	stopSnapshotter, stopHelper, stopContainerd func()
 }
 
 // startContainerd starts `unionfuse snapshotter` and containerd (with a
@@ -57,6 +64,8 @@ func startContainerd(t *testing.T) *containerdEnv {
 	e.config = filepath.Join(e.dir, "config.toml")
 	e.snapRoot = filepath.Join(e.dir, "snapshotter")
 	e.snapSock = filepath.Join(e.dir, "snapshotter.sock")
+	e.helperRoot = filepath.Join(e.dir, "snapshotter-helper")
+	e.helperSock = filepath.Join(e.dir, "snapshotter-helper.sock")
 	cfg := fmt.Sprintf(`version = 2
 root = %[1]q
 state = %[2]q
@@ -72,7 +81,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
 [proxy_plugins.unionfuse]
   type = "snapshot"
   address = %[5]q
-`, filepath.Join(e.dir, "root"), filepath.Join(e.dir, "state"), e.address, e.address+".ttrpc", e.snapSock)
+
+[proxy_plugins.unionfuse-helper]
+  type = "snapshot"
+  address = %[6]q
+`, filepath.Join(e.dir, "root"), filepath.Join(e.dir, "state"), e.address, e.address+".ttrpc", e.snapSock, e.helperSock)
 	if err := os.WriteFile(e.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -85,16 +98,67 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
 		if e.stopSnapshotter != nil {
 			e.stopSnapshotter()
 		}
+		if e.stopHelper != nil {
+			e.stopHelper()
+		}
+		// The union server exits once it serves nothing and the
+		// snapshotter has hung up.
+		if pid := e.unionServerPid(); pid > 0 && !eventually(5*time.Second, func() bool { return !processAlive(pid) }) {
+			t.Errorf("the union server %d still runs after the test", pid)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
 		if t.Failed() {
-			for _, name := range []string{"containerd.log", "snapshotter.log"} {
+			for _, name := range []string{"containerd.log", "snapshotter.log", "snapshotter/unions.log"} {
 				b, _ := os.ReadFile(filepath.Join(e.dir, name))
 				t.Logf("%s:\n%s", name, lastLines(string(b), 40))
 			}
 		}
 	})
 	e.startSnapshotter(t)
+	helper := exec.Command(unionfuseBinary(t), "snapshotter", "--root", e.helperRoot, "--address", e.helperSock,
+		"--mount-helper", snapshotter.DefaultMountHelper)
+	e.stopHelper = startDaemon(t, helper, filepath.Join(e.dir, "snapshotter.log"))
+	waitSocket(t, e.helperSock, helper)
 	e.startContainerd(t)
 	return e
+}
+
+// unionServerPid returns the pid of the union server of e's snapshotter
+// (the one that listens, or last listened), or 0 when none started.
+func (e *containerdEnv) unionServerPid() int {
+	b, err := os.ReadFile(unionserver.PidFile(filepath.Join(e.snapRoot, "snapshots")))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// processAlive reports whether pid runs (and is not a zombie).
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return !strings.HasPrefix(rest, "Z")
+}
+
+// upperOf returns the upper directory of a container snapshot from the
+// text of ctr snapshots mounts: its upperdir= in the helper form, the
+// fs/ beside the union's mountpoint in the served form (a bind mount of
+// snapshots/ID/merged).
+func upperOf(mounts string) string {
+	if upper := optionValue(mounts, "upperdir"); upper != "" {
+		return upper
+	}
+	f := strings.Fields(mounts)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "bind" && strings.HasSuffix(f[i+1], "/merged") {
+			return filepath.Join(filepath.Dir(f[i+1]), "fs")
+		}
+	}
+	return ""
 }
 
 // startSnapshotter starts `unionfuse snapshotter` on e's root and socket.
@@ -226,8 +290,11 @@ func (e *containerdEnv) mustCtr(t *testing.T, args ...string) string {
 // run returns the arguments of ctr run with args on the unionfuse
 // snapshotter, with its FIFOs and runc's state under e.dir rather than
 // in /run/containerd.
-func (e *containerdEnv) run(args ...string) []string {
-	return append([]string{"run", "--snapshotter", "unionfuse",
+func (e *containerdEnv) run(args ...string) []string { return e.runOn("unionfuse", args...) }
+
+// runOn is run on the snapshotter named sn.
+func (e *containerdEnv) runOn(sn string, args ...string) []string {
+	return append([]string{"run", "--snapshotter", sn,
 		"--fifo-dir", filepath.Join(e.dir, "fifo"), "--runc-root", filepath.Join(e.dir, "runc")}, args...)
 }
 
@@ -276,9 +343,12 @@ func TestContainerdRunUnionfuse(t *testing.T) {
 		t.Errorf("the container's root is not a unionfuse mount: %q", out)
 	}
 	mounts := e.mustCtr(t, "snapshots", "--snapshotter", "unionfuse", "mounts", "/m", "writer")
-	upper := optionValue(mounts, "upperdir")
+	if !strings.Contains(mounts, "-t bind") {
+		t.Errorf("the served form returns a bind mount of the union: %q", mounts)
+	}
+	upper := upperOf(mounts)
 	if upper == "" {
-		t.Fatalf("no upperdir in the container snapshot's mounts: %q", mounts)
+		t.Fatalf("no upper in the container snapshot's mounts: %q", mounts)
 	}
 	if b, err := os.ReadFile(filepath.Join(upper, "new-file")); err != nil || string(b) != "written\n" {
 		t.Errorf("the container's write in its upper %s: %q, %v", upper, b, err)
@@ -292,6 +362,16 @@ func TestContainerdRunUnionfuse(t *testing.T) {
 	if !eventually(10*time.Second, func() bool { _, err := os.Stat(upper); return os.IsNotExist(err) }) {
 		t.Errorf("the container's upper %s is still there after ctr container rm", upper)
 	}
+
+	// The helper form: containerd mounts fuse3.unionfuse-fuse itself.
+	e.mustCtr(t, "image", "pull", "--plain-http", "--snapshotter", "unionfuse-helper", ref)
+	if out := e.mustCtr(t, e.runOn("unionfuse-helper", "--rm", ref, "helper-ok", "sh", "-c", "grep ' / ' /proc/self/mounts")...); !strings.Contains(out, "fuse.unionfuse") {
+		t.Errorf("the helper form's container root: %q", out)
+	}
+	if mounts := e.mustCtr(t, "snapshots", "--snapshotter", "unionfuse-helper", "ls"); strings.Count(mounts, "\n") != 2 {
+		t.Errorf("the helper form's snapshots after ctr run --rm:\n%s", mounts)
+	}
+
 	e.mustCtr(t, "image", "rm", "--sync", ref)
 	if !eventually(10*time.Second, func() bool { return len(e.snapshotDirs(t)) == 0 }) {
 		ls := e.ctr(t, "snapshots", "--snapshotter", "unionfuse", "ls")
@@ -301,9 +381,9 @@ func TestContainerdRunUnionfuse(t *testing.T) {
 
 // TestContainerdRestarts restarts the snapshotter, then containerd,
 // under a running container: its union stays mounted and writable (the
-// daemon serving it is not the snapshotter's), the snapshotter finds its
-// snapshots again in its metadata, and the container is removed cleanly
-// afterwards.
+// union server is not the snapshotter's process), the snapshotter finds
+// its snapshots again in its metadata. Then the union server is killed:
+// the container is removed cleanly all the same, and the next one runs.
 func TestContainerdRestarts(t *testing.T) {
 	e := startContainerd(t)
 	ref := e.pullBusybox(t)
@@ -331,8 +411,26 @@ func TestContainerdRestarts(t *testing.T) {
 	if out := exec("after-containerd", "cat /f"); out != "before\nafter\n" {
 		t.Errorf("exec after restarting containerd printed %q", out)
 	}
+
+	// The union server killed: the unions it served die with it (their
+	// users get ENOTCONN), removing their snapshots detaches the dead
+	// mounts, and the next container gets a new server.
+	pid := e.unionServerPid()
+	if pid <= 0 || !processAlive(pid) {
+		t.Fatalf("no union server runs under the container (pid file: %d)", pid)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	if !eventually(5*time.Second, func() bool { return !processAlive(pid) }) {
+		t.Fatalf("the union server %d outlived SIGKILL", pid)
+	}
 	e.mustCtr(t, "task", "delete", "-f", "sleeper")
 	e.mustCtr(t, "container", "rm", "sleeper")
+	if out := e.mustCtr(t, e.run("--rm", ref, "after-kill", "echo", "ok")...); out != "ok\n" {
+		t.Errorf("ctr run after the union server was killed printed %q", out)
+	}
+	if again := e.unionServerPid(); again == pid || again <= 0 {
+		t.Errorf("the union server after the kill: pid %d (killed: %d)", again, pid)
+	}
 	e.mustCtr(t, "image", "rm", "--sync", ref)
 	if !eventually(10*time.Second, func() bool { return len(e.snapshotDirs(t)) == 0 }) {
 		t.Errorf("snapshots/ still holds %v after removing the container and the image", e.snapshotDirs(t))

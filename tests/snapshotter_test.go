@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,7 @@ import (
 	"github.com/containerd/containerd/v2/core/snapshots/testsuite"
 	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/internal/mountinfo"
+	"github.com/unionfuse/unionfuse/internal/unionserver"
 	"github.com/unionfuse/unionfuse/snapshotter"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
@@ -42,7 +44,7 @@ func TestSnapshotterConformance(t *testing.T) {
 			return nil, nil, err
 		}
 		return sn, func() error {
-			return errors.Join(sn.Close(), mountsLeftUnder(filepath.Dir(root)))
+			return errors.Join(sn.Close(), detachUnions(root), mountsLeftUnder(filepath.Dir(root)), unionServerGone(root))
 		}, nil
 	})
 }
@@ -85,7 +87,7 @@ func TestSnapshotterConformanceProxy(t *testing.T) {
 		return client, func() error {
 			errs := []error{client.Close(), conn.Close()}
 			stop()
-			errs = append(errs, <-served, sn.Close(), mountsLeftUnder(filepath.Dir(root)))
+			errs = append(errs, <-served, sn.Close(), detachUnions(root), mountsLeftUnder(filepath.Dir(root)), unionServerGone(root))
 			return errors.Join(errs...)
 		}, nil
 	})
@@ -144,6 +146,9 @@ func unionfuseOnPath(t *testing.T) {
 // mountsLeftUnder unmounts (lazily) whatever is still mounted below dir
 // and says what it was.
 func mountsLeftUnder(dir string) error {
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		return nil
+	}
 	below, err := mountinfo.Below(dir)
 	if err != nil {
 		return err
@@ -155,6 +160,43 @@ func mountsLeftUnder(dir string) error {
 		unix.Unmount(below[i], unix.MNT_DETACH)
 	}
 	return fmt.Errorf("left mounted: %v", below)
+}
+
+// detachUnions detaches the unions that the union server of the
+// snapshotter at root still serves: those of the snapshots the suite
+// leaves active (a union lives until its snapshot is committed or
+// removed, or its server stops).
+func detachUnions(root string) error {
+	merged, err := filepath.Glob(filepath.Join(root, "snapshots", "*", "merged"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, m := range merged {
+		errs = append(errs, unionserver.Detach(m))
+	}
+	return errors.Join(errs...)
+}
+
+// unionServerGone waits until the union server of the snapshotter at
+// root, if one was started, has exited: it does once it serves no union
+// and its snapshotter has hung up (unionserver.IdleExit).
+func unionServerGone(root string) error {
+	b, err := os.ReadFile(unionserver.PidFile(filepath.Join(root, "snapshots")))
+	if os.IsNotExist(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("union server pid file: %w", err)
+	}
+	if !eventually(5*unionserver.IdleExit, func() bool { return !processAlive(pid) }) {
+		unix.Kill(pid, unix.SIGKILL)
+		return fmt.Errorf("the union server %d still runs after its snapshotter closed and its unions went", pid)
+	}
+	return nil
 }
 
 // snapshotterForTest opens a snapshotter in a fresh directory for t,
@@ -172,7 +214,12 @@ func snapshotterForTest(t *testing.T) (sn *snapshotter.Snapshotter, root, target
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sn.Close() })
+	t.Cleanup(func() {
+		sn.Close()
+		if err := errors.Join(detachUnions(root), unionServerGone(root)); err != nil {
+			t.Error(err)
+		}
+	})
 	return sn, root, target
 }
 

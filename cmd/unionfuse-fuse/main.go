@@ -11,7 +11,8 @@
 // network and build packages of the whole CLI, whose package
 // initialisation and size cost every process that starts milliseconds;
 // every union mount starts one. make build and make install put it
-// beside unionfuse, where internal/daemon looks for it.
+// beside unionfuse, where internal/daemon looks for it. It is also the
+// union server of the containerd snapshotter (internal/unionserver).
 package main
 
 import (
@@ -25,6 +26,9 @@ import (
 	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/internal/mountcmd"
 	"github.com/unionfuse/unionfuse/internal/reexec"
+	// The union-server role: the snapshotter's unions are served by
+	// this binary.
+	_ "github.com/unionfuse/unionfuse/internal/unionserver"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".

@@ -40,7 +40,7 @@ func flags() (*pflag.FlagSet, *args) {
 	fset := pflag.NewFlagSet("snapshotter", pflag.ContinueOnError)
 	fset.StringVar(&a.root, "root", "", "the snapshotter's `DIR` (default the layer store's root + /snapshotter)")
 	fset.StringVar(&a.address, "address", "", "the unix `SOCKET` to serve on (default "+snapshotter.DefaultAddress()+")")
-	fset.StringVar(&a.helper, "mount-helper", snapshotter.DefaultMountHelper, "the `PROGRAM` mount.fuse3 runs for the unions (mount type fuse3.PROGRAM); when the default is not on PATH, unionfuse")
+	fset.StringVar(&a.helper, "mount-helper", "", "return the unions as mounts of type fuse3.`PROGRAM` that containerd makes through mount.fuse3 (e.g. "+snapshotter.DefaultMountHelper+"), rather than serve them from one union server and return bind mounts")
 	return fset, a
 }
 
@@ -66,10 +66,14 @@ func run(argv []string) int {
 	if a.address == "" {
 		a.address = snapshotter.DefaultAddress()
 	}
-	if a.helper == "" || strings.ContainsAny(a.helper, "/ \t,") {
-		return usageError("--mount-helper wants a program name found through PATH, got %q", a.helper)
+	var opts []snapshotter.Opt
+	if fset.Changed("mount-helper") {
+		if a.helper == "" || strings.ContainsAny(a.helper, "/ \t,") {
+			return usageError("--mount-helper wants a program name found through PATH, got %q", a.helper)
+		}
+		opts = append(opts, snapshotter.WithMountHelper(a.helper))
 	}
-	sn, err := snapshotter.New(a.root, snapshotter.WithMountHelper(a.helper))
+	sn, err := snapshotter.New(a.root, opts...)
 	if err != nil {
 		return fail(err)
 	}

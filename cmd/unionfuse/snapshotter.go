@@ -25,10 +25,12 @@ and use it with --snapshotter unionfuse (ctr, nerdctl):
     type = "snapshot"
     address = "/run/unionfuse/snapshotter.sock"
 
-containerd mounts what it returns with mount.fuse3, which runs
-'unionfuse-fuse' found through containerd's PATH. SIGINT or SIGTERM stops
-serving; mounts already made stay. The command is served by
-unionfuse-snapshotter, installed beside unionfuse. See docs/snapshotter.md.`,
+The unions are served by one union server (unionfuse-fuse, started by the
+snapshotter, outliving it) and returned as bind mounts; with
+--mount-helper PROGRAM they are returned as fuse3.PROGRAM mounts that
+containerd makes through mount.fuse3. SIGINT or SIGTERM stops serving;
+mounts already made stay. The command is served by unionfuse-snapshotter,
+installed beside unionfuse. See docs/snapshotter.md.`,
 	host:    true,
 	own:     true,
 	options: snapshotterOptions,

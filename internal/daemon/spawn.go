@@ -1,11 +1,9 @@
 package daemon
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,9 +19,6 @@ import (
 
 // envSpec carries the daemon's Spec (JSON) from Start to runDaemon.
 const envSpec = "UNIONFUSE_DAEMON_SPEC"
-
-// notifyFD is the daemon's end of the readiness pipe.
-const notifyFD = 3
 
 // Spec is what a daemon is asked to serve.
 type Spec struct {
@@ -71,7 +66,7 @@ func Start(spec Spec) error {
 		cmd.Path = helper
 	}
 	cmd.Dir = "/"
-	cmd.ExtraFiles = []*os.File{w} // becomes fd 3 (notifyFD)
+	cmd.ExtraFiles = []*os.File{w} // becomes ReadyFD
 	usernsref.Pass(cmd)            // the daemon holds a rootless namespace while it serves
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
@@ -79,21 +74,19 @@ func Start(spec Spec) error {
 	if err != nil {
 		return fmt.Errorf("start daemon: %w", err)
 	}
-	line, rerr := bufio.NewReader(r).ReadString('\n')
-	line = strings.TrimSuffix(line, "\n")
-	switch {
-	case line == "ok":
+	switch err := AwaitReport(r); {
+	case err == nil:
 		return cmd.Process.Release()
-	case strings.HasPrefix(line, "error: "):
-		cmd.Wait()
-		return errors.New(strings.TrimPrefix(line, "error: "))
-	case rerr != nil && rerr != io.EOF:
-		cmd.Process.Kill()
-		cmd.Wait()
-		return fmt.Errorf("daemon: %w", rerr)
-	default:
+	case errors.Is(err, ErrNoReport):
 		werr := cmd.Wait()
 		return fmt.Errorf("daemon exited before the union was mounted (%v); see its log", werr)
+	case strings.HasPrefix(err.Error(), "readiness pipe: "):
+		cmd.Process.Kill()
+		cmd.Wait()
+		return fmt.Errorf("daemon: %w", err)
+	default:
+		cmd.Wait()
+		return err
 	}
 }
 
@@ -163,15 +156,7 @@ func init() { reexec.Register(reexec.Daemon, runDaemon) }
 // Start): it opens the log, mounts, tells the parent, serves until
 // unmounted and returns the exit status.
 func runDaemon() int {
-	notify := os.NewFile(notifyFD, "notify")
-	syscall.CloseOnExec(notifyFD)
-	report := func(msg string) {
-		if notify != nil {
-			fmt.Fprintln(notify, msg)
-			notify.Close()
-			notify = nil
-		}
-	}
+	report := Reporter()
 	var spec Spec
 	err := json.Unmarshal([]byte(os.Getenv(envSpec)), &spec)
 	os.Unsetenv(envSpec)

@@ -22,6 +22,8 @@
 //	                               namespace, for published ports
 //	cp             runner          copies a container's files from inside a
 //	                               chroot into its root (unionfuse cp)
+//	union-server   internal/       serves the unions of one root for a
+//	               unionserver     long-running client (the snapshotter)
 //
 // The role is chosen by the environment variable UNIONFUSE_ROLE, which
 // Command sets and Run removes (the role's own children do not inherit

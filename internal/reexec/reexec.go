@@ -31,6 +31,9 @@ const (
 	// Copier stats, tars or untars a path of a container from inside a
 	// chroot into its root, its volumes bound (runner, unionfuse cp).
 	Copier = "cp"
+	// UnionServer serves the unions of one root, for as long as they
+	// are mounted, on requests from its clients (internal/unionserver).
+	UnionServer = "union-server"
 )
 
 // envRole names the role a process was started in.

@@ -1,0 +1,170 @@
+package unionserver
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/internal/reexec"
+	"golang.org/x/sys/unix"
+)
+
+// errAlreadyServed says another server holds the root's lock.
+var errAlreadyServed = errors.New("another union server serves this root")
+
+// SocketPath is the socket of the server for root: in the run directory
+// of this user (where the daemons' pid files are), named by a hash of
+// root, as a root's path may be longer than a socket's name can be.
+func SocketPath(root string) string {
+	sum := sha256.Sum256([]byte(root))
+	return filepath.Join(daemon.PidDir(), "unions-"+hex.EncodeToString(sum[:8])+".sock")
+}
+
+// PidFile is the lock file of the server for root, which holds the pid
+// of the server that listens; it exists only while one does.
+func PidFile(root string) string { return SocketPath(root) + ".lock" }
+
+func init() { reexec.Register(reexec.UnionServer, runServer) }
+
+// runServer is the main function of the union-server role, started by a
+// Client as `NAME ROOT SOCKET LOGFILE` with the readiness pipe on
+// daemon.ReadyFD:
+// it listens, reports "ok" (or "error: ..."), and serves until it has
+// been idle for IdleExit or a stop signal has come and its unions have
+// been left by their last users.
+func runServer() int {
+	report := daemon.Reporter()
+	if len(os.Args) != 4 {
+		report("error: union server: wants ROOT SOCKET LOGFILE")
+		return 2
+	}
+	root, sock, logFile := os.Args[1], os.Args[2], os.Args[3]
+	logger, closer, err := daemon.OpenLog(logFile)
+	if err != nil {
+		report("error: " + err.Error())
+		return 1
+	}
+	defer closer.Close()
+	l, release, err := listen(sock)
+	if errors.Is(err, errAlreadyServed) {
+		report("ok")
+		return 0
+	}
+	if err != nil {
+		logger.Print(err)
+		report("error: " + oneLine(err.Error()))
+		return 1
+	}
+	stop := make(chan os.Signal, 4)
+	signal.Notify(stop, daemon.StopSignals()...)
+	s := newServer(root, logger)
+	go s.accept(l)
+	logger.Printf("union server %d: serving unions under %s on %s", os.Getpid(), root, sock)
+	report("ok")
+
+	tick := time.NewTicker(IdleExit / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case sig := <-stop:
+			// Stop listening first: a client that comes now starts a new
+			// server, which serves the root while this one waits for the
+			// last users of the unions it detaches.
+			release()
+			s.stop()
+			logger.Printf("%v: stopping; waiting for the users of %d unions", sig, s.serving())
+			for s.serving() > 0 {
+				<-tick.C
+			}
+			logger.Printf("union server %d: stopped", os.Getpid())
+			return 0
+		case <-tick.C:
+			if s.stopIfIdle() {
+				release()
+				logger.Printf("union server %d: idle, exiting", os.Getpid())
+				return 0
+			}
+		}
+	}
+}
+
+// listen takes the lock of sock (sock.lock, PidFile), replaces a stale socket and
+// listens on it, readable by this user only. release closes the
+// listener, removes the socket and drops the lock, in that order, so the
+// next server can take over at once. It returns errAlreadyServed when
+// another server holds the lock.
+func listen(sock string) (l net.Listener, release func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
+		return nil, nil, fmt.Errorf("union server: %w", err)
+	}
+	lock, err := lockFile(sock + ".lock")
+	if err != nil {
+		return nil, nil, err
+	}
+	// The lock file names the server that holds it, for operators and
+	// tests (see PidFile).
+	if err := lock.Truncate(0); err == nil {
+		lock.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
+	}
+	if err := os.Remove(sock); err != nil && !os.IsNotExist(err) {
+		lock.Close()
+		return nil, nil, fmt.Errorf("union server: %w", err)
+	}
+	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		lock.Close()
+		return nil, nil, fmt.Errorf("union server: %w", err)
+	}
+	ul.SetUnlinkOnClose(false)
+	if err := os.Chmod(sock, 0o600); err != nil {
+		ul.Close()
+		lock.Close()
+		return nil, nil, fmt.Errorf("union server: %w", err)
+	}
+	released := false
+	return ul, func() {
+		if released {
+			return
+		}
+		released = true
+		ul.Close()
+		os.Remove(sock)
+		// Removed while locked: a server that opened it meanwhile finds
+		// its lock on a file no longer at the path (lockFile) and
+		// starts over.
+		os.Remove(lock.Name())
+		lock.Close()
+	}, nil
+}
+
+// lockFile creates and locks path, or returns errAlreadyServed when
+// another server holds it. The lock counts only if path still names the
+// locked file: a server that stops removes its lock file.
+func lockFile(path string) (*os.File, error) {
+	for {
+		lock, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("union server: %w", err)
+		}
+		if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
+			lock.Close()
+			return nil, errAlreadyServed
+		} else if err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("union server: lock %s: %w", path, err)
+		}
+		var held, named unix.Stat_t
+		if unix.Fstat(int(lock.Fd()), &held) == nil && unix.Stat(path, &named) == nil &&
+			held.Dev == named.Dev && held.Ino == named.Ino {
+			return lock, nil
+		}
+		lock.Close()
+	}
+}

@@ -1,0 +1,287 @@
+package unionserver
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/unionfuse/unionfuse/fs"
+	"github.com/unionfuse/unionfuse/internal/daemon"
+	"golang.org/x/sys/unix"
+)
+
+// IdleExit is how long a server goes on running while it serves no union
+// and no client is connected, before it exits.
+const IdleExit = time.Second
+
+// errStopping refuses a request that arrives once the server has begun
+// to stop: the client is sent no answer, so it starts another server.
+var errStopping = errors.New("the union server is stopping")
+
+// server holds the unions one server process serves.
+type server struct {
+	root   string // unions are mounted only below it
+	logger *log.Logger
+
+	mu       sync.Mutex
+	unions   map[string]*union // by mountpoint
+	clients  int               // connections open
+	lastBusy time.Time         // when the last union or client went away
+	stopping bool              // no more requests are taken
+}
+
+// union is one union the server serves.
+type union struct {
+	mounted *fs.Mounted
+	dev     uint64 // the mountpoint's device once mounted: still ours while it stays
+}
+
+// newServer returns a server for the unions under root.
+func newServer(root string, logger *log.Logger) *server {
+	return &server{root: root, logger: logger, unions: map[string]*union{}, lastBusy: time.Now()}
+}
+
+// accept serves the connections l accepts until l is closed.
+func (s *server) accept(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go s.serveConn(c)
+	}
+}
+
+// serveConn answers the requests of one client in turn until it hangs
+// up, sends something that is not a request, or the server stops.
+func (s *server) serveConn(c net.Conn) {
+	defer c.Close()
+	if err := checkPeer(c); err != nil {
+		s.logger.Print(err)
+		return
+	}
+	s.mu.Lock()
+	s.clients++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.clients--
+		s.lastBusy = time.Now()
+		s.mu.Unlock()
+	}()
+	dec, enc := json.NewDecoder(c), json.NewEncoder(c)
+	for {
+		var req request
+		if err := dec.Decode(&req); err != nil {
+			return
+		}
+		var resp response
+		if err := s.handle(req); errors.Is(err, errStopping) {
+			return
+		} else if err != nil {
+			resp.Error = oneLine(err.Error())
+		}
+		if err := enc.Encode(resp); err != nil {
+			return
+		}
+	}
+}
+
+// checkPeer refuses a client that is not this process's user: whoever
+// may ask for mounts holds this user's privileges over them.
+func checkPeer(c net.Conn) error {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return errors.New("union server: not a unix connection")
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return err
+	}
+	if credErr != nil {
+		return fmt.Errorf("union server: peer credentials: %w", credErr)
+	}
+	if int(cred.Uid) != os.Geteuid() {
+		return fmt.Errorf("union server: refused a connection from uid %d", cred.Uid)
+	}
+	return nil
+}
+
+// handle carries out one request.
+func (s *server) handle(req request) error {
+	if !filepath.IsAbs(req.Merged) || filepath.Clean(req.Merged) != req.Merged || !strings.HasPrefix(req.Merged, s.root+"/") {
+		return fmt.Errorf("mountpoint %q is not below the union server's root %s", req.Merged, s.root)
+	}
+	if req.Op != opMount {
+		return fmt.Errorf("unknown request %q", req.Op)
+	}
+	return s.mount(req.Merged, req.Config)
+}
+
+// mount serves cfg at merged, unless this server serves a union there
+// already.
+func (s *server) mount(merged string, cfg fs.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return errStopping
+	}
+	if u := s.unions[merged]; u != nil {
+		if dev, err := deviceOf(merged); err == nil && dev == u.dev {
+			return nil
+		}
+		// Unmounted there while a copy of the mount elsewhere (a
+		// container's root) keeps it served: mount a new one.
+		delete(s.unions, merged)
+	}
+	if err := clearStale(merged); err != nil {
+		return err
+	}
+	cfg.Logger = log.New(s.logger.Writer(), filepath.Base(filepath.Dir(merged))+": ", s.logger.Flags())
+	cfg.OnIdle = debug.FreeOSMemory
+	cfg.Fetchers = nil
+	m, err := fs.Mount(merged, cfg)
+	if err != nil {
+		return err
+	}
+	dev, err := deviceOf(merged)
+	if err != nil {
+		m.Unmount()
+		return fmt.Errorf("mounted %s: %w", merged, err)
+	}
+	u := &union{mounted: m, dev: dev}
+	s.unions[merged] = u
+	s.logger.Printf("mounted %s", merged)
+	go func() {
+		m.Wait()
+		s.mu.Lock()
+		if s.unions[merged] == u {
+			delete(s.unions, merged)
+		}
+		s.lastBusy = time.Now()
+		s.mu.Unlock()
+		s.logger.Printf("unmounted %s", merged)
+	}()
+	return nil
+}
+
+// stop takes no more requests and detaches every union served, lazily:
+// their users keep them until they leave.
+func (s *server) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopping = true
+	for merged := range s.unions {
+		if err := detach(merged); err != nil {
+			s.logger.Print(err)
+		}
+	}
+}
+
+// stopIfIdle stops the server when it has served no union and had no
+// client for IdleExit, and reports whether it did.
+func (s *server) stopIfIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.unions) > 0 || s.clients > 0 || time.Since(s.lastBusy) < IdleExit {
+		return false
+	}
+	s.stopping = true
+	return true
+}
+
+// serving returns how many unions the server serves.
+func (s *server) serving() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.unions)
+}
+
+// clearStale makes merged ready for a mount. Whatever is mounted there
+// is not this server's (the caller looked), and one server serves a root
+// at a time, so it is a union of a server that died: its root may still
+// answer from the kernel's cache while every other request fails with
+// ECONNABORTED. It is detached.
+func clearStale(merged string) error {
+	mounted, err := isMountpoint(merged)
+	if mounted {
+		return detach(merged)
+	}
+	if err != nil {
+		return fmt.Errorf("mountpoint %s: %w", merged, err)
+	}
+	return nil
+}
+
+// isMountpoint reports whether a filesystem other than its parent's is
+// mounted at dir; a dead FUSE mount that says so (ENOTCONN,
+// ECONNABORTED) is (true, that error), a missing dir (false, nil).
+func isMountpoint(dir string) (bool, error) {
+	var st, parent unix.Stat_t
+	if err := unix.Stat(dir, &st); errors.Is(err, unix.ENOENT) {
+		return false, nil
+	} else if errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.ECONNABORTED) {
+		return true, err
+	} else if err != nil {
+		return false, err
+	}
+	if err := unix.Stat(filepath.Dir(dir), &parent); err != nil {
+		return false, err
+	}
+	return st.Dev != parent.Dev, nil
+}
+
+// Detach unmounts the union at merged, lazily when it is busy (its users
+// keep it until they leave); nothing mounted there is no error. Whoever
+// serves it notices. A dead union (its server killed) is detached too.
+func Detach(merged string) error {
+	mounted, err := isMountpoint(merged)
+	if mounted && err != nil {
+		return detach(merged)
+	}
+	if err != nil || !mounted {
+		return err
+	}
+	if err := daemon.Unmount(merged, false); err == nil || errors.Is(err, daemon.ErrNotMounted) {
+		return nil
+	}
+	return detach(merged)
+}
+
+// detach unmounts merged lazily.
+func detach(merged string) error {
+	if err := daemon.Unmount(merged, true); err != nil && !errors.Is(err, daemon.ErrNotMounted) {
+		return err
+	}
+	return nil
+}
+
+// deviceOf returns the device of the filesystem at path.
+func deviceOf(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, err
+	}
+	return st.Dev, nil
+}
+
+// oneLine keeps the first line of msg.
+func oneLine(msg string) string {
+	first, _, _ := strings.Cut(strings.TrimSpace(msg), "\n")
+	return first
+}

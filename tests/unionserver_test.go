@@ -1,0 +1,209 @@
+package tests
+
+// The union server (internal/unionserver): one process serving the
+// unions of one root for its clients (the snapshotter), started by the
+// first client, shared by the next, surviving its clients, replaced when
+// killed, and gone once it serves nothing and nobody is connected.
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/unionfuse/unionfuse/fs"
+	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/internal/mountinfo"
+	"github.com/unionfuse/unionfuse/internal/unionserver"
+	"golang.org/x/sys/unix"
+)
+
+// unionServerRoot makes a root for a union server with one lower layer
+// holding the file f, and returns it with the config of a union whose
+// upper and work are named by name.
+func unionServerRoot(t *testing.T) (root string, union func(name string) (merged string, cfg fs.Config)) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounts FUSE as root")
+	}
+	root = filepath.Join(testDir(t), "root")
+	lower := filepath.Join(root, "lower")
+	if err := os.MkdirAll(lower, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(lower, "f"), []byte("from the lower"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root, func(name string) (string, fs.Config) {
+		dir := filepath.Join(root, name)
+		for _, d := range []string{"upper", "work", "merged"} {
+			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return filepath.Join(dir, "merged"), fs.Config{Lowers: []string{lower}, Upper: filepath.Join(dir, "upper"), Work: filepath.Join(dir, "work")}
+	}
+}
+
+// serverPid returns the pid of the union server of root, 0 when none
+// listens.
+func serverPid(t *testing.T, root string) int {
+	t.Helper()
+	b, err := os.ReadFile(unionserver.PidFile(root))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// readThrough reads merged/f.
+func readThrough(t *testing.T, merged string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(merged, "f"))
+	if err != nil {
+		t.Fatalf("read through the union at %s: %v", merged, err)
+	}
+	return string(b)
+}
+
+func TestUnionServer(t *testing.T) {
+	root, union := unionServerRoot(t)
+	bin := unionfuseBinary(t) + daemon.HelperSuffix
+	log := filepath.Join(root, "unions.log")
+	c1 := unionserver.NewClient(root, log, bin)
+	defer c1.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(log)
+			t.Logf("unions.log:\n%s", lastLines(string(b), 30))
+		}
+	})
+
+	a, cfgA := union("a")
+	defer unionserver.Detach(a)
+	if err := c1.Mount(a, cfgA); err != nil {
+		t.Fatal(err)
+	}
+	if got := readThrough(t, a); got != "from the lower" {
+		t.Fatalf("read %q", got)
+	}
+	pid := serverPid(t, root)
+	if pid <= 0 || !processAlive(pid) {
+		t.Fatalf("no union server runs (pid file: %d)", pid)
+	}
+	// Asked twice, the same union stays: nothing is stacked on it.
+	if err := os.WriteFile(filepath.Join(a, "g"), []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Mount(a, cfgA); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(a, "g")); err != nil || string(b) != "kept" {
+		t.Fatalf("after a second mount request: %q, %v", b, err)
+	}
+	if below, _ := mountinfo.Below(root); len(below) != 1 {
+		t.Errorf("mounts under the root after two requests for one union: %v", below)
+	}
+	// Outside the root: refused.
+	if err := c1.Mount(filepath.Join(testDir(t), "elsewhere"), cfgA); err == nil || !strings.Contains(err.Error(), "not below") {
+		t.Errorf("a mountpoint outside the root: %v", err)
+	}
+
+	// A second client shares the server, and the server outlives the
+	// first client.
+	c2 := unionserver.NewClient(root, log, bin)
+	defer c2.Close()
+	b, cfgB := union("b")
+	defer unionserver.Detach(b)
+	if err := c2.Mount(b, cfgB); err != nil {
+		t.Fatal(err)
+	}
+	if again := serverPid(t, root); again != pid {
+		t.Errorf("a second client got server %d, the first %d", again, pid)
+	}
+	c1.Close()
+	c2.Close()
+	time.Sleep(2 * unionserver.IdleExit)
+	if !processAlive(pid) || readThrough(t, b) != "from the lower" {
+		t.Fatal("the union server stopped serving when its clients hung up")
+	}
+
+	// Killed, its unions die (ECONNABORTED); a mount request at the same
+	// mountpoint replaces the dead union, in a new server.
+	syscall.Kill(pid, syscall.SIGKILL)
+	if !eventually(5*time.Second, func() bool { return !processAlive(pid) }) {
+		t.Fatal("the union server outlived SIGKILL")
+	}
+	if _, err := os.Stat(filepath.Join(a, "f")); !errors.Is(err, unix.ENOTCONN) && !errors.Is(err, unix.ECONNABORTED) {
+		t.Errorf("a union of a killed server: stat %v, want ENOTCONN or ECONNABORTED", err)
+	}
+	if err := c1.Mount(a, cfgA); err != nil {
+		t.Fatalf("mount over a dead union: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(a, "g")); err != nil || string(b) != "kept" {
+		t.Errorf("the new union shows the old one's upper: %q, %v", b, err)
+	}
+	pid2 := serverPid(t, root)
+	if pid2 == pid || !processAlive(pid2) {
+		t.Fatalf("after the kill: server %d (killed %d)", pid2, pid)
+	}
+
+	// Detach (what Commit and Remove do), dead union included: then the
+	// server has nothing to serve and, with no client, exits.
+	for _, m := range []string{a, b} {
+		if err := unionserver.Detach(m); err != nil {
+			t.Errorf("detach %s: %v", m, err)
+		}
+	}
+	c1.Close()
+	if below, _ := mountinfo.Below(root); len(below) != 0 {
+		t.Errorf("mounted after detaching: %v", below)
+	}
+	if !eventually(5*time.Second, func() bool { return !processAlive(pid2) }) {
+		t.Errorf("the union server %d runs on with no union and no client", pid2)
+		syscall.Kill(pid2, syscall.SIGKILL)
+	}
+	if _, err := os.Stat(unionserver.PidFile(root)); !os.IsNotExist(err) {
+		t.Errorf("the server's lock file after it exited: %v", err)
+	}
+}
+
+// TestUnionServerStops sends SIGTERM to a union server: it stops
+// listening, detaches its unions, and exits once their users have left.
+func TestUnionServerStops(t *testing.T) {
+	root, union := unionServerRoot(t)
+	c := unionserver.NewClient(root, filepath.Join(root, "unions.log"), unionfuseBinary(t)+daemon.HelperSuffix)
+	defer c.Close()
+	a, cfg := union("a")
+	defer unionserver.Detach(a)
+	if err := c.Mount(a, cfg); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(a, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pid := serverPid(t, root)
+	syscall.Kill(pid, syscall.SIGTERM)
+	if !eventually(5*time.Second, func() bool { below, _ := mountinfo.Below(root); return len(below) == 0 }) {
+		t.Fatal("the union is still mounted after SIGTERM")
+	}
+	buf := make([]byte, 64)
+	if n, err := f.Read(buf); err != nil || string(buf[:n]) != "from the lower" {
+		t.Errorf("a file open in the detached union: %q, %v", buf[:n], err)
+	}
+	if !processAlive(pid) {
+		t.Error("the server exited while a file of its union was open")
+	}
+	f.Close()
+	if !eventually(5*time.Second, func() bool { return !processAlive(pid) }) {
+		t.Errorf("the union server %d runs on after SIGTERM and its last user", pid)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
