@@ -93,7 +93,7 @@ func newOverlay(cfg Config) (*overlay, error) {
 		superseded:  make(map[nodeKey]bool),
 		pruner:      newPruner(cfg.NodeBound(), cfg.IdleTrimAfter),
 	}
-	ov.initUserNS = inInitialUserNS()
+	ov.initUserNS = InInitialUserNS()
 	// Passthrough needs CAP_SYS_ADMIN in the initial user namespace.
 	ov.passthrough = ov.privileged && ov.initUserNS && !cfg.NoPassthrough
 	ov.redirect = ov.redirectMode()
@@ -222,9 +222,9 @@ func (ov *overlay) mountOptions(rootIno uint64) *gofs.Options {
 	}
 }
 
-// inInitialUserNS reports whether this process runs in the initial user
+// InInitialUserNS reports whether this process runs in the initial user
 // namespace, where uid_map maps every id to itself.
-func inInitialUserNS() bool {
+func InInitialUserNS() bool {
 	b, err := os.ReadFile("/proc/self/uid_map")
 	if err != nil {
 		return true

@@ -62,7 +62,8 @@
 // WithMountHelper it is returned as a mount of type fuse3.HELPER with
 // those options, and containerd mounts it through mount.fuse3.
 //
-// Not root (a rootless containerd under rootlesskit), the unions get
+// Not root of the initial user namespace (a rootless containerd under
+// rootlesskit, root only in its user namespace), the unions get
 // userxattr, as the kernel's overlayfs takes it there: whiteouts and
 // opaque markers in user.overlay.* extended attributes.
 package snapshotter

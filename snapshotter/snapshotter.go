@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/core/snapshots/storage"
 	"github.com/containerd/continuity/fs"
+	ufs "github.com/unionfuse/unionfuse/fs"
 	"github.com/unionfuse/unionfuse/internal/unionserver"
 )
 
@@ -36,7 +37,8 @@ type Opt func(*Snapshotter)
 
 // WithUserXattr sets whether the unions it returns use the user.overlay.*
 // extended attributes (mount option userxattr). The default is to use
-// them when not running as root, as a rootless containerd does.
+// them when not running as root of the initial user namespace, as under a
+// rootless containerd (rootlesskit's user namespace).
 func WithUserXattr(on bool) Opt {
 	return func(s *Snapshotter) { s.userxattr = on }
 }
@@ -70,7 +72,9 @@ func New(root string, opts ...Opt) (*Snapshotter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshotter metadata: %w", err)
 	}
-	s := &Snapshotter{root: abs, ms: ms, userxattr: os.Geteuid() != 0}
+	// Root of a user namespace (a rootless containerd under rootlesskit)
+	// may not write trusted.* attributes either.
+	s := &Snapshotter{root: abs, ms: ms, userxattr: os.Geteuid() != 0 || !ufs.InInitialUserNS()}
 	for _, o := range opts {
 		o(s)
 	}

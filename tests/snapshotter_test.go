@@ -223,13 +223,16 @@ func snapshotterForTest(t *testing.T) (sn *snapshotter.Snapshotter, root, target
 	return sn, root, target
 }
 
-// layerWith commits a layer holding the file name (content name) on
-// sn, as containerd unpacks one: Prepare, write through the bind mount,
-// Commit.
+// layerWith commits a layer holding the file name (content name, a
+// slash-separated path: its directories too) on sn, as containerd
+// unpacks one: Prepare, write through the bind mount, Commit.
 func layerWith(t *testing.T, sn snapshots.Snapshotter, target, key, name string) {
 	t.Helper()
 	prepareMounted(t, sn, key+"-unpack", "", target)
-	werr := os.WriteFile(filepath.Join(target, name), []byte(name), 0o644)
+	werr := os.MkdirAll(filepath.Dir(filepath.Join(target, name)), 0o755)
+	if werr == nil {
+		werr = os.WriteFile(filepath.Join(target, name), []byte(name), 0o644)
+	}
 	if err := mount.UnmountAll(target, 0); err != nil {
 		t.Fatal(err)
 	}
