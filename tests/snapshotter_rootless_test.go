@@ -10,7 +10,6 @@ package tests
 
 import (
 	"context"
-	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -19,7 +18,6 @@ import (
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/mount"
-	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/core/snapshots/testsuite"
 	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/snapshotter"
@@ -110,23 +108,14 @@ func snapshotterInUserNS(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatalf("inside the user namespace as uid %d, want its root", os.Geteuid())
 	}
-	newSnapshotter := func(ctx context.Context, root string) (snapshots.Snapshotter, func() error, error) {
-		sn, err := snapshotter.New(root)
-		if err != nil {
-			return nil, nil, err
-		}
-		return sn, func() error {
-			return errors.Join(sn.Close(), detachUnions(root), mountsLeftUnder(filepath.Dir(root)), unionServerGone(root))
-		}, nil
-	}
-	testsuite.SnapshotterSuite(t, "unionfuse-rootless", newSnapshotter)
+	testsuite.SnapshotterSuite(t, "unionfuse-rootless", suiteSnapshotter)
 
 	dir := t.TempDir()
 	root, target := filepath.Join(dir, "root"), filepath.Join(dir, "target")
 	if err := os.Mkdir(target, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sn, done, err := newSnapshotter(context.Background(), root)
+	sn, done, err := suiteSnapshotter(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}
