@@ -156,14 +156,22 @@ func copyOwner(src, dst string) error {
 // not be mounted any more: its files become a read-only layer.
 func (s *Snapshotter) Commit(ctx context.Context, name, key string, opts ...snapshots.Opt) error {
 	var id string
-	err := s.ms.WithTransaction(ctx, true, func(ctx context.Context) error {
-		var err error
+	err := s.ms.WithTransaction(ctx, false, func(ctx context.Context) (err error) {
 		id, _, _, err = storage.GetInfo(ctx, key)
-		if err != nil {
-			return fmt.Errorf("commit %s: %w", key, err)
-		}
-		// Its files become a layer: no union may write them any more.
-		if err := unionserver.Detach(s.mergedPath(id)); err != nil {
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", key, err)
+	}
+	// Its files become a layer: its union goes (lazily, should a client
+	// still use it), outside the transaction, which a hung unmount would
+	// hold for every other request.
+	if err := unionserver.Detach(s.mergedPath(id)); err != nil {
+		return fmt.Errorf("commit %s: %w", key, err)
+	}
+	err = s.ms.WithTransaction(ctx, true, func(ctx context.Context) error {
+		var err error
+		if id, _, _, err = storage.GetInfo(ctx, key); err != nil {
 			return fmt.Errorf("commit %s: %w", key, err)
 		}
 		du, err := fs.DiskUsage(ctx, s.upperPath(id))
@@ -180,11 +188,15 @@ func (s *Snapshotter) Commit(ctx context.Context, name, key string, opts ...snap
 	}
 	// The workdir only stages copy-up, and the mountpoint is for the
 	// union: a layer has neither. Removed once the commit is recorded, so
-	// a failed commit leaves the snapshot whole.
-	for _, dir := range []string{s.workPath(id), s.mergedPath(id)} {
-		if err := os.RemoveAll(dir); err != nil {
-			log.G(ctx).WithError(err).Warnf("unionfuse snapshotter: remove %s of %s", filepath.Base(dir), name)
-		}
+	// a failed commit leaves the snapshot whole. The mountpoint with
+	// rmdir, never RemoveAll: should a union be mounted there again (a
+	// Mounts call racing the commit), deleting through it would delete
+	// the layer's files.
+	if err := os.RemoveAll(s.workPath(id)); err != nil {
+		log.G(ctx).WithError(err).Warnf("unionfuse snapshotter: remove the workdir of %s", name)
+	}
+	if err := os.Remove(s.mergedPath(id)); err != nil && !os.IsNotExist(err) {
+		log.G(ctx).WithError(err).Warnf("unionfuse snapshotter: remove the mountpoint of %s", name)
 	}
 	return nil
 }
@@ -251,7 +263,14 @@ func (s *Snapshotter) staleDirs(ctx context.Context) ([]string, error) {
 func (s *Snapshotter) removeDirs(ctx context.Context, dirs []string) error {
 	var errs []error
 	for _, d := range dirs {
-		if err := unionserver.Detach(filepath.Join(d, "merged")); err != nil {
+		// The mountpoint goes first, by rmdir: RemoveAll must not find a
+		// union there to delete through.
+		merged := filepath.Join(d, "merged")
+		if err := unionserver.Detach(merged); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", d, err))
+			continue
+		}
+		if err := os.Remove(merged); err != nil && !os.IsNotExist(err) {
 			errs = append(errs, fmt.Errorf("remove %s: %w", d, err))
 			continue
 		}

@@ -108,7 +108,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 		if t.Failed() {
-			for _, name := range []string{"containerd.log", "snapshotter.log", "snapshotter/unions.log"} {
+			for _, name := range []string{"containerd.log", "snapshotter.log", "snapshotter-helper.log", "snapshotter/unions.log"} {
 				b, _ := os.ReadFile(filepath.Join(e.dir, name))
 				t.Logf("%s:\n%s", name, lastLines(string(b), 40))
 			}
@@ -117,7 +117,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
 	e.startSnapshotter(t)
 	helper := exec.Command(unionfuseBinary(t), "snapshotter", "--root", e.helperRoot, "--address", e.helperSock,
 		"--mount-helper", snapshotter.DefaultMountHelper)
-	e.stopHelper = startDaemon(t, helper, filepath.Join(e.dir, "snapshotter.log"))
+	e.stopHelper = startDaemon(t, helper, filepath.Join(e.dir, "snapshotter-helper.log"))
 	waitSocket(t, e.helperSock, helper)
 	e.startContainerd(t)
 	return e

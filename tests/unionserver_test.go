@@ -109,9 +109,16 @@ func TestUnionServer(t *testing.T) {
 	if below, _ := mountinfo.Below(root); len(below) != 1 {
 		t.Errorf("mounts under the root after two requests for one union: %v", below)
 	}
-	// Outside the root: refused.
-	if err := c1.Mount(filepath.Join(testDir(t), "elsewhere"), cfgA); err == nil || !strings.Contains(err.Error(), "not below") {
+	// Outside the root, also through a symbolic link below it: refused.
+	elsewhere := testDir(t)
+	if err := c1.Mount(filepath.Join(elsewhere, "merged"), cfgA); err == nil || !strings.Contains(err.Error(), "not below") {
 		t.Errorf("a mountpoint outside the root: %v", err)
+	}
+	if err := os.Symlink(elsewhere, filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.Mount(filepath.Join(root, "link", "merged"), cfgA); err == nil || !strings.Contains(err.Error(), "not below") {
+		t.Errorf("a mountpoint outside the root through a link below it: %v", err)
 	}
 
 	// A second client shares the server, and the server outlives the
@@ -204,6 +211,48 @@ func TestUnionServerStops(t *testing.T) {
 	f.Close()
 	if !eventually(5*time.Second, func() bool { return !processAlive(pid) }) {
 		t.Errorf("the union server %d runs on after SIGTERM and its last user", pid)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// TestUnionServerKeepsDetachedUnions detaches a union whose file is open
+// (lazily, as a removal while in use does) and mounts a new one at its
+// mountpoint: the server, with no client and nothing at its mountpoints
+// any more, keeps serving the old union until its last user leaves.
+func TestUnionServerKeepsDetachedUnions(t *testing.T) {
+	root, union := unionServerRoot(t)
+	c := unionserver.NewClient(root, filepath.Join(root, "unions.log"), unionfuseBinary(t)+daemon.HelperSuffix)
+	defer c.Close()
+	a, cfg := union("a")
+	defer unionserver.Detach(a)
+	if err := c.Mount(a, cfg); err != nil {
+		t.Fatal(err)
+	}
+	pid := serverPid(t, root)
+	f, err := os.Open(filepath.Join(a, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unionserver.Detach(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mount(a, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := unionserver.Detach(a); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// Time for an idle exit, were the detached union not counted.
+	time.Sleep(3 * unionserver.IdleExit)
+	buf := make([]byte, 64)
+	if n, err := f.ReadAt(buf, 0); !processAlive(pid) || string(buf[:n]) != "from the lower" {
+		t.Fatalf("a file open in a detached union, its server idle: %q, %v; server alive: %v", buf[:n], err, processAlive(pid))
+	}
+	f.Close()
+	if !eventually(5*time.Second, func() bool { return !processAlive(pid) }) {
+		t.Errorf("the union server %d runs on after the last user of its last union left", pid)
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }

@@ -127,6 +127,12 @@ func (c *Client) connect() error {
 	if err != nil {
 		return fmt.Errorf("union server: %w", err)
 	}
+	// Whoever answers there is trusted with this user's unions: it must
+	// be this user.
+	if err := checkPeer(conn); err != nil {
+		conn.Close()
+		return err
+	}
 	c.conn, c.enc, c.dec = conn, json.NewEncoder(conn), json.NewDecoder(conn)
 	return nil
 }

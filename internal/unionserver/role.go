@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/unionfuse/unionfuse/internal/daemon"
@@ -28,7 +29,8 @@ func SocketPath(root string) string {
 }
 
 // PidFile is the lock file of the server for root, which holds the pid
-// of the server that listens; it exists only while one does.
+// of the server that listens. A server that stops removes it; one that
+// was killed leaves it, unlocked, naming a pid that is gone.
 func PidFile(root string) string { return SocketPath(root) + ".lock" }
 
 func init() { reexec.Register(reexec.UnionServer, runServer) }
@@ -74,11 +76,12 @@ func runServer() int {
 	for {
 		select {
 		case sig := <-stop:
-			// Stop listening first: a client that comes now starts a new
-			// server, which serves the root while this one waits for the
-			// last users of the unions it detaches.
-			release()
+			// Take no more requests and detach the unions, then stop
+			// listening: a client that comes now starts a new server,
+			// which serves the root while this one waits for the last
+			// users of the unions it detached.
 			s.stop()
+			release()
 			logger.Printf("%v: stopping; waiting for the users of %d unions", sig, s.serving())
 			for s.serving() > 0 {
 				<-tick.C
@@ -101,8 +104,8 @@ func runServer() int {
 // next server can take over at once. It returns errAlreadyServed when
 // another server holds the lock.
 func listen(sock string) (l net.Listener, release func(), err error) {
-	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
-		return nil, nil, fmt.Errorf("union server: %w", err)
+	if err := privateDir(filepath.Dir(sock)); err != nil {
+		return nil, nil, err
 	}
 	lock, err := lockFile(sock + ".lock")
 	if err != nil {
@@ -144,12 +147,29 @@ func listen(sock string) (l net.Listener, release func(), err error) {
 	}, nil
 }
 
+// privateDir makes dir (the run directory) if need be and checks that it
+// is this user's and that no one else may write in it: a socket or lock
+// file planted there by another user (a /tmp fallback) would be trusted.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("union server: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return fmt.Errorf("union server: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Geteuid() || st.Mode&0o022 != 0 {
+		return fmt.Errorf("union server: %s is not a directory of this user that only it may write in", dir)
+	}
+	return nil
+}
+
 // lockFile creates and locks path, or returns errAlreadyServed when
 // another server holds it. The lock counts only if path still names the
 // locked file: a server that stops removes its lock file.
 func lockFile(path string) (*os.File, error) {
 	for {
-		lock, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		lock, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("union server: %w", err)
 		}

@@ -31,11 +31,15 @@ type server struct {
 	root   string // unions are mounted only below it
 	logger *log.Logger
 
-	mu       sync.Mutex
-	unions   map[string]*union // by mountpoint
-	clients  int               // connections open
-	lastBusy time.Time         // when the last union or client went away
-	stopping bool              // no more requests are taken
+	mu     sync.Mutex
+	unions map[string]*union // by mountpoint, while mounted there
+	// live counts the unions still served, also those no longer at
+	// their mountpoint that a copy of the mount (a container's root)
+	// keeps: the server must not exit under them.
+	live     int
+	clients  int       // connections open
+	lastBusy time.Time // when the last union or client went away
+	stopping bool      // no more requests are taken
 }
 
 // union is one union the server serves.
@@ -95,8 +99,9 @@ func (s *server) serveConn(c net.Conn) {
 	}
 }
 
-// checkPeer refuses a client that is not this process's user: whoever
-// may ask for mounts holds this user's privileges over them.
+// checkPeer refuses a peer that is not this process's user: a client
+// that may ask for mounts holds this user's privileges over them, and a
+// server that answers mount requests is trusted with them.
 func checkPeer(c net.Conn) error {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
@@ -117,20 +122,34 @@ func checkPeer(c net.Conn) error {
 		return fmt.Errorf("union server: peer credentials: %w", credErr)
 	}
 	if int(cred.Uid) != os.Geteuid() {
-		return fmt.Errorf("union server: refused a connection from uid %d", cred.Uid)
+		return fmt.Errorf("union server: the peer is uid %d, not this user", cred.Uid)
 	}
 	return nil
 }
 
 // handle carries out one request.
 func (s *server) handle(req request) error {
-	if !filepath.IsAbs(req.Merged) || filepath.Clean(req.Merged) != req.Merged || !strings.HasPrefix(req.Merged, s.root+"/") {
+	if !s.below(req.Merged) {
 		return fmt.Errorf("mountpoint %q is not below the union server's root %s", req.Merged, s.root)
 	}
 	if req.Op != opMount {
 		return fmt.Errorf("unknown request %q", req.Op)
 	}
 	return s.mount(req.Merged, req.Config)
+}
+
+// below reports whether merged is a clean absolute path below the root,
+// also once the symbolic links of its parent are resolved.
+func (s *server) below(merged string) bool {
+	if !filepath.IsAbs(merged) || filepath.Clean(merged) != merged || !strings.HasPrefix(merged, s.root+"/") {
+		return false
+	}
+	root, err := filepath.EvalSymlinks(s.root)
+	if err != nil {
+		return false
+	}
+	parent, err := filepath.EvalSymlinks(filepath.Dir(merged))
+	return err == nil && (parent == root || strings.HasPrefix(parent, root+"/"))
 }
 
 // mount serves cfg at merged, unless this server serves a union there
@@ -166,6 +185,7 @@ func (s *server) mount(merged string, cfg fs.Config) error {
 	}
 	u := &union{mounted: m, dev: dev}
 	s.unions[merged] = u
+	s.live++
 	s.logger.Printf("mounted %s", merged)
 	go func() {
 		m.Wait()
@@ -173,6 +193,7 @@ func (s *server) mount(merged string, cfg fs.Config) error {
 		if s.unions[merged] == u {
 			delete(s.unions, merged)
 		}
+		s.live--
 		s.lastBusy = time.Now()
 		s.mu.Unlock()
 		s.logger.Printf("unmounted %s", merged)
@@ -180,13 +201,17 @@ func (s *server) mount(merged string, cfg fs.Config) error {
 	return nil
 }
 
-// stop takes no more requests and detaches every union served, lazily:
-// their users keep them until they leave.
+// stop takes no more requests and detaches, lazily, every union it
+// serves that is still at its mountpoint (their users keep them until
+// they leave); a mount there that is not this server's is left alone.
 func (s *server) stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stopping = true
-	for merged := range s.unions {
+	for merged, u := range s.unions {
+		if dev, err := deviceOf(merged); err != nil || dev != u.dev {
+			continue
+		}
 		if err := detach(merged); err != nil {
 			s.logger.Print(err)
 		}
@@ -198,7 +223,7 @@ func (s *server) stop() {
 func (s *server) stopIfIdle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.unions) > 0 || s.clients > 0 || time.Since(s.lastBusy) < IdleExit {
+	if s.live > 0 || s.clients > 0 || time.Since(s.lastBusy) < IdleExit {
 		return false
 	}
 	s.stopping = true
@@ -209,14 +234,16 @@ func (s *server) stopIfIdle() bool {
 func (s *server) serving() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.unions)
+	return s.live
 }
 
 // clearStale makes merged ready for a mount. Whatever is mounted there
-// is not this server's (the caller looked), and one server serves a root
-// at a time, so it is a union of a server that died: its root may still
-// answer from the kernel's cache while every other request fails with
-// ECONNABORTED. It is detached.
+// is not this server's (the caller looked), and one server listens for a
+// root at a time, so it is a union of a server that died (its root may
+// still answer from the kernel's cache while every other request fails
+// with ECONNABORTED) or, rarely, of one that stopped listening and waits
+// for its users: a client asks for it again only after its own was
+// detached. It is detached.
 func clearStale(merged string) error {
 	mounted, err := isMountpoint(merged)
 	if mounted {
@@ -250,18 +277,26 @@ func isMountpoint(dir string) (bool, error) {
 // keep it until they leave); nothing mounted there is no error. Whoever
 // serves it notices. A dead union (its server killed) is detached too.
 func Detach(merged string) error {
-	mounted, err := isMountpoint(merged)
-	if mounted && err != nil {
-		return detach(merged)
+	// Mounts stacked there come off one at a time.
+	for range maxStacked {
+		mounted, err := isMountpoint(merged)
+		if !mounted {
+			return err
+		}
+		if err == nil {
+			err = daemon.Unmount(merged, false)
+		}
+		if err != nil && !errors.Is(err, daemon.ErrNotMounted) {
+			if err := detach(merged); err != nil {
+				return err
+			}
+		}
 	}
-	if err != nil || !mounted {
-		return err
-	}
-	if err := daemon.Unmount(merged, false); err == nil || errors.Is(err, daemon.ErrNotMounted) {
-		return nil
-	}
-	return detach(merged)
+	return fmt.Errorf("%s: still mounted after %d unmounts", merged, maxStacked)
 }
+
+// maxStacked bounds the mounts Detach takes off one mountpoint.
+const maxStacked = 16
 
 // detach unmounts merged lazily.
 func detach(merged string) error {
