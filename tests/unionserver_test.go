@@ -180,14 +180,17 @@ func TestUnionServer(t *testing.T) {
 	}
 }
 
-// TestUnionServerStops sends SIGTERM to a union server: it stops
-// listening, detaches its unions, and exits once their users have left.
-func TestUnionServerStops(t *testing.T) {
+// openInServedUnion has a union server started for a fresh root serve
+// the union "a" and opens a/f in it; it returns the root, the client, the
+// union's mountpoint and config, the open file and the server's pid. The
+// file, the union and the client are closed when t ends.
+func openInServedUnion(t *testing.T) (root string, c *unionserver.Client, a string, cfg fs.Config, f *os.File, pid int) {
+	t.Helper()
 	root, union := unionServerRoot(t)
-	c := unionserver.NewClient(root, filepath.Join(root, "unions.log"), unionfuseBinary(t)+daemon.HelperSuffix)
-	defer c.Close()
-	a, cfg := union("a")
-	defer unionserver.Detach(a)
+	c = unionserver.NewClient(root, filepath.Join(root, "unions.log"), unionfuseBinary(t)+daemon.HelperSuffix)
+	t.Cleanup(func() { c.Close() })
+	a, cfg = union("a")
+	t.Cleanup(func() { unionserver.Detach(a) })
 	if err := c.Mount(a, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -195,8 +198,14 @@ func TestUnionServerStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	pid := serverPid(t, root)
+	t.Cleanup(func() { f.Close() })
+	return root, c, a, cfg, f, serverPid(t, root)
+}
+
+// TestUnionServerStops sends SIGTERM to a union server: it stops
+// listening, detaches its unions, and exits once their users have left.
+func TestUnionServerStops(t *testing.T) {
+	root, _, _, _, f, pid := openInServedUnion(t)
 	syscall.Kill(pid, syscall.SIGTERM)
 	if !eventually(5*time.Second, func() bool { below, _ := mountinfo.Below(root); return len(below) == 0 }) {
 		t.Fatal("the union is still mounted after SIGTERM")
@@ -220,20 +229,7 @@ func TestUnionServerStops(t *testing.T) {
 // mountpoint: the server, with no client and nothing at its mountpoints
 // any more, keeps serving the old union until its last user leaves.
 func TestUnionServerKeepsDetachedUnions(t *testing.T) {
-	root, union := unionServerRoot(t)
-	c := unionserver.NewClient(root, filepath.Join(root, "unions.log"), unionfuseBinary(t)+daemon.HelperSuffix)
-	defer c.Close()
-	a, cfg := union("a")
-	defer unionserver.Detach(a)
-	if err := c.Mount(a, cfg); err != nil {
-		t.Fatal(err)
-	}
-	pid := serverPid(t, root)
-	f, err := os.Open(filepath.Join(a, "f"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	_, c, a, cfg, f, pid := openInServedUnion(t)
 	if err := unionserver.Detach(a); err != nil {
 		t.Fatal(err)
 	}
