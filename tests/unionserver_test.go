@@ -18,6 +18,7 @@ import (
 	"github.com/unionfuse/unionfuse/fs"
 	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/internal/mountinfo"
+	"github.com/unionfuse/unionfuse/internal/partial"
 	"github.com/unionfuse/unionfuse/internal/unionserver"
 	"golang.org/x/sys/unix"
 )
@@ -120,6 +121,21 @@ func TestUnionServer(t *testing.T) {
 	if err := c1.Mount(filepath.Join(root, "link", "merged"), cfgA); err == nil || !strings.Contains(err.Error(), "not below") {
 		t.Errorf("a mountpoint outside the root through a link below it: %v", err)
 	}
+	// A lazily pulled lower (its partial/blob mark beside it): refused,
+	// as the server has no fetcher for its missing data.
+	mark := filepath.Join(root, partial.DirName, partial.BlobName)
+	if err := os.MkdirAll(filepath.Dir(mark), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mark, []byte("sha256:0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lazy, cfgLazy := union("lazy")
+	if err := c1.Mount(lazy, cfgLazy); err == nil || !strings.Contains(err.Error(), "pulled lazily") {
+		t.Errorf("a union on a partial layer: %v", err)
+		unionserver.Detach(lazy)
+	}
+	os.RemoveAll(filepath.Dir(mark))
 
 	// A second client shares the server, and the server outlives the
 	// first client.

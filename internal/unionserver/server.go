@@ -15,6 +15,7 @@ import (
 
 	"github.com/unionfuse/unionfuse/fs"
 	"github.com/unionfuse/unionfuse/internal/daemon"
+	"github.com/unionfuse/unionfuse/internal/partial"
 	"golang.org/x/sys/unix"
 )
 
@@ -170,6 +171,11 @@ func (s *server) mount(merged string, cfg fs.Config) error {
 	}
 	if err := clearStale(merged); err != nil {
 		return err
+	}
+	// Without a fetcher (the server has none), a lazily pulled layer's
+	// missing data would read as zeros.
+	if partial.Any(cfg.Lowers) {
+		return fmt.Errorf("a lower layer of %s is pulled lazily and not complete: the union server cannot serve it", merged)
 	}
 	cfg.Logger = log.New(s.logger.Writer(), filepath.Base(filepath.Dir(merged))+": ", s.logger.Flags())
 	cfg.OnIdle = debug.FreeOSMemory
