@@ -34,9 +34,15 @@ func Reporter() (report func(msg string)) {
 	}
 }
 
+// ReportError is the error a child reported, in its own words.
+type ReportError struct{ Msg string }
+
+func (e *ReportError) Error() string { return e.Msg }
+
 // AwaitReport reads the child's report from the read end of its
-// readiness pipe: nil for "ok", the child's one-line error, ErrNoReport
-// when it closed the pipe without reporting, or the read error.
+// readiness pipe: nil for "ok", a *ReportError with the child's one-line
+// error, ErrNoReport when it closed the pipe without reporting, or the
+// read error.
 func AwaitReport(r io.Reader) error {
 	line, err := bufio.NewReader(r).ReadString('\n')
 	line = strings.TrimSuffix(line, "\n")
@@ -44,7 +50,7 @@ func AwaitReport(r io.Reader) error {
 	case line == "ok":
 		return nil
 	case strings.HasPrefix(line, "error: "):
-		return errors.New(strings.TrimPrefix(line, "error: "))
+		return &ReportError{Msg: strings.TrimPrefix(line, "error: ")}
 	case err != nil && err != io.EOF:
 		return fmt.Errorf("readiness pipe: %w", err)
 	}

@@ -74,19 +74,20 @@ func Start(spec Spec) error {
 	if err != nil {
 		return fmt.Errorf("start daemon: %w", err)
 	}
+	var reported *ReportError
 	switch err := AwaitReport(r); {
 	case err == nil:
 		return cmd.Process.Release()
+	case errors.As(err, &reported):
+		cmd.Wait()
+		return err
 	case errors.Is(err, ErrNoReport):
 		werr := cmd.Wait()
 		return fmt.Errorf("daemon exited before the union was mounted (%v); see its log", werr)
-	case strings.HasPrefix(err.Error(), "readiness pipe: "):
+	default:
 		cmd.Process.Kill()
 		cmd.Wait()
 		return fmt.Errorf("daemon: %w", err)
-	default:
-		cmd.Wait()
-		return err
 	}
 }
 
