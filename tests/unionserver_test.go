@@ -162,8 +162,11 @@ func TestUnionServer(t *testing.T) {
 	if !eventually(5*time.Second, func() bool { return !processAlive(pid) }) {
 		t.Fatal("the union server outlived SIGKILL")
 	}
-	if _, err := os.Stat(filepath.Join(a, "f")); !errors.Is(err, unix.ENOTCONN) && !errors.Is(err, unix.ECONNABORTED) {
-		t.Errorf("a union of a killed server: stat %v, want ENOTCONN or ECONNABORTED", err)
+	// The kernel answers ENOTCONN or ECONNABORTED for the aborted
+	// connection, and now and then EIO (seen once in CI), depending on
+	// where the walk meets it; a dead union never answers a stat.
+	if _, err := os.Stat(filepath.Join(a, "f")); !errors.Is(err, unix.ENOTCONN) && !errors.Is(err, unix.ECONNABORTED) && !errors.Is(err, unix.EIO) {
+		t.Errorf("a union of a killed server: stat %v, want ENOTCONN, ECONNABORTED or EIO", err)
 	}
 	if err := c1.Mount(a, cfgA); err != nil {
 		t.Fatalf("mount over a dead union: %v", err)
