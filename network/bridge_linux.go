@@ -43,6 +43,9 @@ type Bridge struct {
 	// Defs are the definitions of the user-defined networks, whose
 	// bridges the nftables rules keep apart.
 	Defs Networks
+	// NS, when not nil, is the rootless namespace the network lives in
+	// (its bridge, veths and rules); nil is the caller's, the host's.
+	NS *Namespace
 }
 
 var _ Driver = (*Bridge)(nil)
@@ -127,34 +130,39 @@ func (b *Bridge) AttachEndpoint(ep Endpoint, pid int) (*Attachment, error) {
 	n := b.net()
 	id := ep.ContainerID
 	var att *Attachment
-	err := b.ipam().locked(func(l *leases) (bool, error) {
-		b.reclaimLinks(l.reclaim())
-		br, err := b.ensureBridge(l)
-		if err != nil {
-			return true, err
-		}
-		if err := enableForwarding(); err != nil {
-			return true, err
-		}
-		if err := b.applyRules(l.Subnet); err != nil {
-			return true, err
-		}
-		addr, err := l.allocate(id, ep.Owner, ep.IP)
-		if err != nil {
-			return true, err
-		}
-		le := l.Leases[addr]
-		le.Names, le.Hosts, le.Extra = ep.Names, ep.Hosts, ep.ExtraHosts
-		l.Leases[addr] = le
-		gw := l.gateway()
-		att, err = connect(br, b.hostVeth(id), ep.Interface, pid, netip.PrefixFrom(addr, l.Subnet.Bits()), gw)
-		if err != nil {
-			l.release(id)
-			deleteLink(b.hostVeth(id))
-			return true, err
-		}
-		att.Network, att.NetworkID = n.Name, n.ID
-		return true, l.writeHosts(n.Name)
+	err := b.NS.do(true, func() error {
+		return b.ipam().locked(func(l *leases) (bool, error) {
+			b.reclaimLinks(l.reclaim())
+			br, err := b.ensureBridge(l)
+			if err != nil {
+				return true, err
+			}
+			if err := enableForwarding(); err != nil {
+				return true, err
+			}
+			if err := b.applyRules(l.Subnet); err != nil {
+				return true, err
+			}
+			addr, err := l.allocate(id, ep.Owner, ep.IP)
+			if err != nil {
+				return true, err
+			}
+			le := l.Leases[addr]
+			le.Names, le.Hosts, le.Extra = ep.Names, ep.Hosts, ep.ExtraHosts
+			l.Leases[addr] = le
+			gw := l.gateway()
+			att, err = connect(br, b.hostVeth(id), ep.Interface, pid, netip.PrefixFrom(addr, l.Subnet.Bits()), gw)
+			if err != nil {
+				l.release(id)
+				deleteLink(b.hostVeth(id))
+				return true, err
+			}
+			att.Network, att.NetworkID = n.Name, n.ID
+			if b.NS != nil {
+				att.Nameserver = slirpNameserver
+			}
+			return true, l.writeHosts(n.Name, b.hostGateway(l))
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("network %s: %w", n.Name, err)
@@ -166,12 +174,14 @@ func (b *Bridge) AttachEndpoint(ep Endpoint, pid int) (*Attachment, error) {
 // (which takes the container's end along), releases its address and
 // takes it out of the other containers' /etc/hosts.
 func (b *Bridge) Detach(id string) error {
-	err := b.ipam().locked(func(l *leases) (bool, error) {
-		err := errors.Join(deleteLink(b.hostVeth(id)), b.Unpublish(id))
-		if !l.release(id) {
-			return false, err
-		}
-		return true, errors.Join(err, l.writeHosts(b.net().Name))
+	err := b.NS.do(false, func() error {
+		return b.ipam().locked(func(l *leases) (bool, error) {
+			err := errors.Join(deleteLink(b.hostVeth(id)), b.Unpublish(id))
+			if !l.release(id) {
+				return false, err
+			}
+			return true, errors.Join(err, l.writeHosts(b.net().Name, b.hostGateway(l)))
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("network %s: detach %s: %w", b.net().Name, b.hostVeth(id), err)
@@ -183,13 +193,15 @@ func (b *Bridge) Detach(id string) error {
 // network (their monitors alive).
 func (b *Bridge) InUse() ([]string, error) {
 	var ids []string
-	err := b.ipam().locked(func(l *leases) (bool, error) {
-		gone := l.reclaim()
-		b.reclaimLinks(gone)
-		for _, le := range l.Leases {
-			ids = append(ids, le.ID)
-		}
-		return len(gone) > 0, nil
+	err := b.NS.do(false, func() error {
+		return b.ipam().locked(func(l *leases) (bool, error) {
+			gone := l.reclaim()
+			b.reclaimLinks(gone)
+			for _, le := range l.Leases {
+				ids = append(ids, le.ID)
+			}
+			return len(gone) > 0, nil
+		})
 	})
 	return ids, err
 }
@@ -199,11 +211,13 @@ func (b *Bridge) InUse() ([]string, error) {
 func (b *Bridge) Leases() (map[netip.Addr]Lease, netip.Prefix, error) {
 	var out map[netip.Addr]Lease
 	var subnet netip.Prefix
-	err := b.ipam().locked(func(l *leases) (bool, error) {
-		gone := l.reclaim()
-		b.reclaimLinks(gone)
-		out, subnet = l.Leases, l.Subnet
-		return len(gone) > 0, nil
+	err := b.NS.do(false, func() error {
+		return b.ipam().locked(func(l *leases) (bool, error) {
+			gone := l.reclaim()
+			b.reclaimLinks(gone)
+			out, subnet = l.Leases, l.Subnet
+			return len(gone) > 0, nil
+		})
 	})
 	return out, subnet, err
 }
@@ -211,35 +225,47 @@ func (b *Bridge) Leases() (map[netip.Addr]Lease, netip.Prefix, error) {
 // Cleanup implements Driver: it releases the leases of dead monitors and
 // deletes the veths on the bridge that no live lease owns.
 func (b *Bridge) Cleanup() error {
-	return b.ipam().locked(func(l *leases) (bool, error) {
-		gone := l.reclaim()
-		b.reclaimLinks(gone)
-		owned := map[string]bool{}
-		live := map[string]bool{}
-		for _, le := range l.Leases {
-			owned[b.hostVeth(le.ID)] = true
-			live[le.ID] = true
-		}
-		b.unpublishExcept(live)
-		br, err := netlink.LinkByName(b.net().BridgeName())
-		if err != nil {
-			return len(gone) > 0, nil // no bridge, nothing on it
-		}
-		links, err := netlink.LinkList()
-		if err != nil {
-			return len(gone) > 0, err
-		}
-		for _, link := range links {
-			name := link.Attrs().Name
-			if strings.HasPrefix(name, vethPrefix) && link.Type() == "veth" && link.Attrs().MasterIndex == br.Attrs().Index && !owned[name] {
-				deleteLink(name)
+	return b.NS.do(false, func() error {
+		return b.ipam().locked(func(l *leases) (bool, error) {
+			gone := l.reclaim()
+			b.reclaimLinks(gone)
+			owned := map[string]bool{}
+			live := map[string]bool{}
+			for _, le := range l.Leases {
+				owned[b.hostVeth(le.ID)] = true
+				live[le.ID] = true
 			}
-		}
-		if len(gone) > 0 {
-			err = l.writeHosts(b.net().Name)
-		}
-		return len(gone) > 0, err
+			b.unpublishExcept(live)
+			br, err := netlink.LinkByName(b.net().BridgeName())
+			if err != nil {
+				return len(gone) > 0, nil // no bridge, nothing on it
+			}
+			links, err := netlink.LinkList()
+			if err != nil {
+				return len(gone) > 0, err
+			}
+			for _, link := range links {
+				name := link.Attrs().Name
+				if strings.HasPrefix(name, vethPrefix) && link.Type() == "veth" && link.Attrs().MasterIndex == br.Attrs().Index && !owned[name] {
+					deleteLink(name)
+				}
+			}
+			if len(gone) > 0 {
+				err = l.writeHosts(b.net().Name, b.hostGateway(l))
+			}
+			return len(gone) > 0, err
+		})
 	})
+}
+
+// hostGateway is the address at which the network's containers reach
+// the host (--add-host NAME:host-gateway): the bridge's own address as
+// root, slirp4netns's gateway in the rootless namespace.
+func (b *Bridge) hostGateway(l *leases) netip.Addr {
+	if b.NS != nil {
+		return slirpGateway
+	}
+	return l.gateway()
 }
 
 // reclaimLinks deletes the host veths of leases reclaimed from dead
@@ -468,5 +494,9 @@ func configureInside(h *netlink.Handle, ifname string, addr netip.Prefix, gw net
 	if ifname != containerIf {
 		return nil
 	}
-	return h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: gw.AsSlice(), Scope: netlink.SCOPE_UNIVERSE})
+	err = h.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: gw.AsSlice(), Scope: netlink.SCOPE_UNIVERSE})
+	if errors.Is(err, unix.EEXIST) {
+		return nil // the default route is slirp4netns's (a rootless container connected to a network)
+	}
+	return err
 }

@@ -29,8 +29,8 @@ func sectionStart(net string) string { return "# network " + net }
 func sectionEnd(net string) string   { return "# end network " + net }
 
 // writeHosts rewrites network net's section of the /etc/hosts of each
-// container holding one of l's leases.
-func (l *leases) writeHosts(net string) error {
+// container holding one of l's leases; host-gateway is hostGW.
+func (l *leases) writeHosts(net string, hostGW netip.Addr) error {
 	var errs []error
 	for a, le := range l.Leases {
 		if le.Hosts == "" {
@@ -44,7 +44,7 @@ func (l *leases) writeHosts(net string) error {
 		}
 		slices.Sort(lines)
 		for _, h := range le.Extra {
-			if name, ip, err := ParseExtraHost(h, l.gateway()); err == nil {
+			if name, ip, err := ParseExtraHost(h, hostGW); err == nil {
 				lines = append(lines, ip.String()+"\t"+name)
 			}
 		}

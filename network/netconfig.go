@@ -64,17 +64,20 @@ type Networks struct {
 	Dir string // "" is DefaultConfigDir
 	// StateDir is the drivers' (Bridge.StateDir).
 	StateDir string
-	// DefaultOnly lists the default network alone: without root, the
-	// user-defined networks (root's) are not the caller's to use.
+	// DefaultOnly lists the default network alone: without root, and
+	// without a rootless namespace for the caller's own networks.
 	DefaultOnly bool
+	// NS, when not nil, is the rootless namespace the user-defined
+	// networks live in (their bridges and rules).
+	NS *Namespace
 }
 
-// Bridge returns the root bridge driver of network n.
+// Bridge returns the bridge driver of network n.
 func (s Networks) Bridge(n *Config) *Bridge {
 	if n.Name == DefaultName {
 		n = nil
 	}
-	return &Bridge{StateDir: s.StateDir, Net: n, Defs: s}
+	return &Bridge{StateDir: s.StateDir, Net: n, Defs: s, NS: s.NS}
 }
 
 var (
@@ -241,10 +244,12 @@ func (s Networks) Remove(n *Config) error {
 		if err := os.Remove(filepath.Join(s.dir(), n.Name+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("network %s: %w", n.Name, err)
 		}
-		if err := deleteLink(n.BridgeName()); err != nil {
-			return err
-		}
-		return s.Bridge(Default()).applyRules(s.Bridge(Default()).subnetNow())
+		return s.NS.do(false, func() error {
+			if err := deleteLink(n.BridgeName()); err != nil {
+				return err
+			}
+			return s.Bridge(Default()).applyRules(s.Bridge(Default()).subnetNow())
+		})
 	})
 }
 

@@ -100,6 +100,55 @@ func SlirpUsable() error {
 var errNoSlirp = errors.New("slirp4netns is not installed (Debian package slirp4netns)")
 
 func (s *Slirp) start(id string, pid int) (*Attachment, error) {
+	child, err := startSlirp(pid)
+	if err != nil {
+		return nil, err
+	}
+	start, err := daemon.StartTime(child.cmd.Process.Pid)
+	if err == nil {
+		rec := slirpProc{ID: id, Pid: child.cmd.Process.Pid, Start: start, Owner: self()}
+		b, _ := json.Marshal(rec)
+		err = atomicfile.WriteFile(s.record(), b, 0o644)
+	}
+	if err != nil {
+		child.stop()
+		return nil, err
+	}
+	slirpChildren.Lock()
+	slirpChildren.m[id] = child
+	slirpChildren.Unlock()
+	return &Attachment{
+		Network:    "bridge",
+		IPAddress:  slirpAddr,
+		Gateway:    slirpGateway,
+		Interface:  slirpInterface,
+		Nameserver: slirpNameserver,
+		SlirpPid:   child.cmd.Process.Pid,
+	}, nil
+}
+
+// startSlirp starts slirp4netns on the network namespace of pid and
+// waits until it has configured tap0 there. It ends when the returned
+// child's exit pipe is closed, which happens when this process ends.
+func startSlirp(pid int) (*slirpChild, error) {
+	exitR, exitW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer exitR.Close()
+	cmd, err := launchSlirp(pid, exitR)
+	if err != nil {
+		exitW.Close()
+		return nil, err
+	}
+	return &slirpChild{cmd: cmd, exit: exitW}, nil
+}
+
+// launchSlirp starts slirp4netns on the network namespace of pid, in this
+// process's network namespace (its way out), and waits until it has
+// configured tap0. It ends once every write end of exitR's pipe is
+// closed (--exit-fd).
+func launchSlirp(pid int, exitR *os.File) (*exec.Cmd, error) {
 	bin, err := exec.LookPath("slirp4netns")
 	if err != nil {
 		return nil, errNoSlirp
@@ -110,11 +159,6 @@ func (s *Slirp) start(id string, pid int) (*Attachment, error) {
 	}
 	defer readyR.Close()
 	defer readyW.Close()
-	exitR, exitW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer exitR.Close()
 	var stderr bytes.Buffer
 	cmd := exec.Command(bin, "--configure", "--mtu=65520", "--ready-fd=3", "--exit-fd=4",
 		strconv.Itoa(pid), slirpInterface)
@@ -122,15 +166,14 @@ func (s *Slirp) start(id string, pid int) (*Attachment, error) {
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		exitW.Close()
 		return nil, err
 	}
 	readyW.Close()
-	exitR.Close()
-	fail := func(why string) (*Attachment, error) {
-		exitW.Close()
+	readyR.SetReadDeadline(time.Now().Add(slirpReadyWait))
+	if n, _ := readyR.Read(make([]byte, 1)); n != 1 {
 		cmd.Process.Kill()
 		cmd.Wait()
+		why := "slirp4netns did not get ready"
 		// Its last lines say why (and then "child failed(1)").
 		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
 		if len(lines) > 3 {
@@ -141,30 +184,14 @@ func (s *Slirp) start(id string, pid int) (*Attachment, error) {
 		}
 		return nil, errors.New(why)
 	}
-	readyR.SetReadDeadline(time.Now().Add(slirpReadyWait))
-	if n, _ := readyR.Read(make([]byte, 1)); n != 1 {
-		return fail("slirp4netns did not get ready")
-	}
-	start, err := daemon.StartTime(cmd.Process.Pid)
-	if err != nil {
-		return fail(err.Error())
-	}
-	rec := slirpProc{ID: id, Pid: cmd.Process.Pid, Start: start, Owner: self()}
-	b, _ := json.Marshal(rec)
-	if err := atomicfile.WriteFile(s.record(), b, 0o644); err != nil {
-		return fail(err.Error())
-	}
-	slirpChildren.Lock()
-	slirpChildren.m[id] = &slirpChild{cmd: cmd, exit: exitW}
-	slirpChildren.Unlock()
-	return &Attachment{
-		Network:    "bridge",
-		IPAddress:  slirpAddr,
-		Gateway:    slirpGateway,
-		Interface:  slirpInterface,
-		Nameserver: slirpNameserver,
-		SlirpPid:   rec.Pid,
-	}, nil
+	return cmd, nil
+}
+
+// stop ends the slirp4netns process and waits for it.
+func (c *slirpChild) stop() {
+	c.exit.Close()
+	c.cmd.Process.Kill()
+	c.cmd.Wait()
 }
 
 // Detach implements Driver: it kills container id's slirp4netns process
@@ -183,9 +210,7 @@ func (s *Slirp) Detach(id string) error {
 		return fmt.Errorf("network bridge (slirp4netns): %w", err)
 	}
 	if child != nil {
-		child.exit.Close()
-		child.cmd.Process.Kill()
-		child.cmd.Wait()
+		child.stop()
 	}
 	if err := os.Remove(s.record()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("network bridge (slirp4netns): %w", err)

@@ -2,9 +2,8 @@ package runner
 
 import (
 	"fmt"
-	"runtime"
 
-	"github.com/vishvananda/netns"
+	"github.com/unionfuse/unionfuse/network"
 )
 
 // joinNetwork, for a container of --network container:ID, finds that
@@ -25,32 +24,5 @@ func (r *Runner) joinNetwork(c *Container) (string, error) {
 
 // inNetns runs start (which forks) with this thread in the network
 // namespace of pid, so that the child is born there; pid 0 runs it as it
-// is. The thread goes back to its namespace after, or, should that fail,
-// ends with its goroutine (it stays locked).
-func inNetns(pid int, start func() error) error {
-	if pid == 0 {
-		return start()
-	}
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	ns, err := netns.GetFromPid(pid)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("the network namespace of process %d: %w", pid, err)
-	}
-	defer ns.Close()
-	if err := netns.Set(ns); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("join the network namespace of process %d: %w", pid, err)
-	}
-	err = start()
-	if netns.Set(orig) == nil {
-		runtime.UnlockOSThread()
-	}
-	return err
-}
+// is.
+func inNetns(pid int, start func() error) error { return network.InNamespaceOf(pid, start) }

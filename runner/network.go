@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/network"
 )
 
@@ -17,8 +18,8 @@ import (
 // "container:ID", another running container's; "bridge" (the default),
 // a namespace of its own attached to the root bridge by network.Bridge
 // (root) or to a slirp4netns process by network.Slirp (rootless); or the
-// name of a user-defined network (network.Networks, root only), attached
-// by network.Bridge too. Config.Networks lists the networks of the last
+// name of a user-defined network (network.Networks: root's, or a rootless
+// user's in its own namespace), attached by network.Bridge too. Config.Networks lists the networks of the last
 // two kinds the container is on (network connect adds more), each
 // attached from the monitor (attachNetworks, through startInit's setup)
 // and detached when the command has ended, on rm, or by the first
@@ -32,12 +33,39 @@ type EndpointConfig struct {
 	IP      string   `json:",omitempty"`
 }
 
-// ErrRootlessNetwork says that a user-defined network needs root.
-var ErrRootlessNetwork = errors.New("user-defined networks need root: rootless containers have the networks bridge (slirp4netns), none, host and container:NAME")
+// ErrRootlessNetwork says why a user-defined network cannot be had.
+var ErrRootlessNetwork = errors.New("user-defined networks need root or, rootless, subordinate ids (ranges in /etc/subuid and /etc/subgid, and newuidmap): without them containers have the networks bridge (slirp4netns), none, host and container:NAME")
 
-// Networks returns the definitions of the user-defined networks.
-// Without root, only the default network is there.
-func Networks() network.Networks { return network.Networks{DefaultOnly: !hostRoot()} }
+// Networks returns the definitions of the user-defined networks: root's
+// (host-wide), or a rootless user's own, which live in the user's
+// rootless network namespace (network.Namespace). A caller who is not
+// root of a user namespace (rootless without subordinate ids: each
+// container has a user namespace of its own) has the default network
+// alone.
+func Networks() network.Networks {
+	switch {
+	case hostRoot():
+		return network.Networks{}
+	case os.Geteuid() != 0:
+		return network.Networks{DefaultOnly: true}
+	}
+	config, err := os.UserConfigDir()
+	if err != nil {
+		return network.Networks{DefaultOnly: true}
+	}
+	run := daemon.PidDir()
+	ns := &network.Namespace{RunDir: run, StateDir: filepath.Join(run, "network")}
+	return network.Networks{Dir: filepath.Join(config, "unionfuse", "networks"), StateDir: ns.StateDir, NS: ns}
+}
+
+// userNetworks says why user-defined networks cannot be had here, nil
+// when they can.
+func userNetworks() error {
+	if Networks().DefaultOnly {
+		return ErrRootlessNetwork
+	}
+	return nil
+}
 
 // ownNetns reports whether the container gets a network namespace of its
 // own.
@@ -72,8 +100,8 @@ func checkNetwork(cfg *Config, o Options) error {
 		if cfg.netContainer() == "" {
 			return errors.New("invalid --network container:: give a container's name or id")
 		}
-	case !hostRoot():
-		return ErrRootlessNetwork
+	case userNetworks() != nil:
+		return userNetworks()
 	default:
 		n, err := Networks().Get(cfg.Network)
 		if err != nil {
@@ -126,7 +154,7 @@ func driverFor(c *Container, name string) (network.Driver, error) {
 		return &network.Slirp{StateDir: c.dir}, nil
 	case name == network.DefaultName:
 		return defs.Bridge(network.Default()), nil
-	case !hostRoot():
+	case defs.DefaultOnly:
 		return nil, ErrRootlessNetwork
 	}
 	n, err := defs.Get(name)

@@ -10,8 +10,8 @@ import (
 
 // CreateNetwork defines a user-defined network (network create).
 func CreateNetwork(n *network.Config) error {
-	if !hostRoot() {
-		return ErrRootlessNetwork
+	if err := userNetworks(); err != nil {
+		return err
 	}
 	return Networks().Create(n)
 }
@@ -36,8 +36,8 @@ func RemoveNetwork(ref string) (*network.Config, error) {
 	if n.Name == network.DefaultName {
 		return nil, fmt.Errorf("%s is a pre-defined network and cannot be removed", n.Name)
 	}
-	if !hostRoot() {
-		return nil, ErrRootlessNetwork
+	if err := userNetworks(); err != nil {
+		return nil, err
 	}
 	users, err := NetworkUsers(n)
 	if err != nil {

@@ -9,11 +9,13 @@ import (
 // publishInKernel has the root bridge forward the container's published
 // ports to its address on its first network (network.Bridge.Publish):
 // the kernel's DNAT instead of the relay's copies in user space. Rootless
-// containers, --network none and host keep the relay alone. The rules go
+// containers (also on a rootless user's networks, whose bridges are not
+// in the host's namespace), --network none and host keep the relay
+// alone. The rules go
 // with the container's address, on detach (stop, rm -f) or when a dead
 // monitor's lease is reaped.
 func publishInKernel(c *Container, atts []*network.Attachment, ports []Port) error {
-	if len(ports) == 0 || len(atts) == 0 || len(c.Config.Networks) == 0 {
+	if len(ports) == 0 || len(atts) == 0 || len(c.Config.Networks) == 0 || !hostRoot() {
 		return nil
 	}
 	d, err := driverFor(c, c.Config.Networks[0].Network)

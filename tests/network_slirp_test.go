@@ -39,6 +39,41 @@ func isSlirp(pid int) bool {
 	return err == nil && strings.Contains(string(b), "(slirp4netns)") && !strings.Contains(string(b), ") Z ")
 }
 
+// checkSlirpWayOut checks that a container on network reaches a
+// server on the host's loopback through 10.0.2.2 and has slirp4netns's
+// resolver 10.0.2.3.
+func checkSlirpWayOut(t *testing.T, e *containerEnv, network string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello from the host") })}
+	go srv.Serve(l)
+	defer srv.Close()
+	url := fmt.Sprintf("http://10.0.2.2:%d/", l.Addr().(*net.TCPAddr).Port)
+	expect(t, "wget 10.0.2.2", e.u("run", "--rm", "--network", network, "busybox", "wget", "-qO-", url), 0, "hello from the host", "")
+	r := e.u("run", "--rm", "--network", network, "busybox", "cat", "/etc/resolv.conf")
+	mustSucceed(t, "run", r)
+	if !strings.Contains(r.stdout, "nameserver 10.0.2.3\n") {
+		t.Errorf("no slirp4netns nameserver in:\n%s", r.stdout)
+	}
+}
+
+// greeting returns what the server at addr says first (up to 64 bytes,
+// within 2 seconds), "" when it cannot be reached.
+func greeting(addr string) string {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	b := make([]byte, 64)
+	n, _ := c.Read(b)
+	return string(b[:n])
+}
+
 func TestNetworkSlirp(t *testing.T) {
 	if _, err := exec.LookPath("slirp4netns"); err != nil {
 		t.Skip("needs slirp4netns (make deps installs it)")
@@ -46,25 +81,8 @@ func TestNetworkSlirp(t *testing.T) {
 	e := newContainerEnv(t, requireContainers(t, true, false))
 	openToAll(t, "/dev/net/tun") // as Debian's udev rules have it
 
-	t.Run("reaches the host's loopback through 10.0.2.2", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello from the host") })}
-		go srv.Serve(l)
-		defer srv.Close()
-		port := l.Addr().(*net.TCPAddr).Port
-		expect(t, "wget 10.0.2.2", e.u("run", "--rm", "--network", "bridge", "busybox", "wget", "-qO-", fmt.Sprintf("http://10.0.2.2:%d/", port)),
-			0, "hello from the host", "")
-	})
-
-	t.Run("resolv.conf", func(t *testing.T) {
-		r := e.u("run", "--rm", "--network", "bridge", "busybox", "cat", "/etc/resolv.conf")
-		mustSucceed(t, "run", r)
-		if !strings.Contains(r.stdout, "nameserver 10.0.2.3\n") {
-			t.Errorf("no slirp4netns nameserver in:\n%s", r.stdout)
-		}
+	t.Run("reaches the host's loopback through 10.0.2.2, resolver 10.0.2.3", func(t *testing.T) {
+		checkSlirpWayOut(t, e, "bridge")
 	})
 
 	t.Run("publish", func(t *testing.T) {
@@ -79,17 +97,7 @@ func TestNetworkSlirp(t *testing.T) {
 		mustSucceed(t, "run -d -p", r)
 		id := strings.TrimSpace(r.stdout)
 		defer e.u("rm", "-f", id)
-		waitFor(t, func() bool {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-			if err != nil {
-				return false
-			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(2 * time.Second))
-			b := make([]byte, 64)
-			n, _ := c.Read(b)
-			return string(b[:n]) == "hi from the container\n"
-		})
+		waitFor(t, func() bool { return greeting(fmt.Sprintf("127.0.0.1:%d", port)) == "hi from the container\n" })
 	})
 
 	t.Run("slirp4netns ends with the container", func(t *testing.T) {

@@ -24,6 +24,8 @@
 //	                               chroot into its root (unionfuse cp)
 //	union-server   internal/       serves the unions of one root for a
 //	               unionserver     long-running client (the snapshotter)
+//	netns          network         holds the network namespace of a rootless
+//	                               user's user-defined networks
 //
 // The role is chosen by the environment variable UNIONFUSE_ROLE, which
 // Command sets and Run removes (the role's own children do not inherit

@@ -34,6 +34,10 @@ const (
 	// UnionServer serves the unions of one root, for as long as they
 	// are mounted, on requests from its clients (internal/unionserver).
 	UnionServer = "union-server"
+	// NetNSHolder holds the network namespace that a rootless user's
+	// containers on user-defined networks share, with its slirp4netns
+	// (network).
+	NetNSHolder = "netns"
 )
 
 // envRole names the role a process was started in.
