@@ -16,8 +16,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/nftables"
 )
 
 // netnsHolder returns the pids of the holder of the user's rootless
@@ -33,6 +37,63 @@ func (e *containerEnv) netnsHolder(t *testing.T) (holder, slirp int) {
 		t.Fatal(err)
 	}
 	return rec.Holder.Pid, rec.Slirp.Pid
+}
+
+// nsInterfaces counts the interfaces of the network namespace of pid.
+func nsInterfaces(t *testing.T, pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), ":") // one per interface line; the two header lines have none
+}
+
+// nsRules counts the rules of the networks' nftables table in the
+// network namespace of pid.
+func nsRules(t *testing.T, pid int) int {
+	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns.Fd())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: "unionfuse"}
+	n := 0
+	for _, name := range []string{"postrouting", "forward", "input"} {
+		rules, err := c.GetRules(tb, &nftables.Chain{Name: name, Table: tb})
+		if err != nil {
+			t.Fatalf("nftables chain %s in the namespace of %d: %v", name, pid, err)
+		}
+		n += len(rules)
+	}
+	return n
+}
+
+// rootlessLeases returns the lease files of the user's networks, one
+// after another, leases sorted.
+func (e *containerEnv) rootlessLeases(t *testing.T) string {
+	files, _ := filepath.Glob(filepath.Join(e.dir, "unionfuse", "network", "*.json"))
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var l struct {
+			Leases map[string]struct{ ID string }
+		}
+		if err := json.Unmarshal(b, &l); err != nil {
+			t.Fatal(err)
+		}
+		for a, le := range l.Leases {
+			out = append(out, filepath.Base(f)+" "+a+" "+le.ID)
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, "\n")
 }
 
 func TestNetworkUserRootlessSubIDs(t *testing.T) {
@@ -64,6 +125,18 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 		}
 	})
 
+	t.Run("a container of the default network (slirp4netns) connected", func(t *testing.T) {
+		mustSucceed(t, "run -d", e.u("run", "-d", "--name", "def", "busybox", "sleep", "1000"))
+		defer e.u("rm", "-f", "def")
+		mustSucceed(t, "network connect", e.u("network", "connect", a, "def"))
+		expect(t, "exec nc web", e.u("exec", "def", "sh", "-c", "nc -w 2 web 8080 </dev/null"), 0, "hi from web\n", "")
+		mustSucceed(t, "network disconnect", e.u("network", "disconnect", a, "def"))
+		r := e.u("exec", "def", "sh", "-c", "nc -w 2 web 8080 </dev/null; echo rc=$?")
+		if strings.Contains(r.stdout, "hi from") {
+			t.Errorf("disconnected, def still reaches web: %q", r.stdout)
+		}
+	})
+
 	t.Run("isolated from another network", func(t *testing.T) {
 		ip := strings.TrimSpace(e.u("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "other").stdout)
 		if ip == "" {
@@ -90,6 +163,68 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 			if !hostIfs[name] && strings.HasPrefix(name, "ufbr-") {
 				t.Errorf("a bridge in the host's namespace: %s", name)
 			}
+		}
+	})
+
+	t.Run("nothing stays: stop, rm -f, a killed monitor, run/rm cycles", func(t *testing.T) {
+		ifs, rules, procs := nsInterfaces(t, holder), nsRules(t, holder), processesOf(e.dir)
+		leases := e.rootlessLeases(t)
+		// A stopped container.
+		r := e.u("run", "-d", "--network", a, "busybox", "sleep", "1000")
+		mustSucceed(t, "run -d", r)
+		id := strings.TrimSpace(r.stdout)
+		if nsInterfaces(t, holder) != ifs+1 || !strings.Contains(e.rootlessLeases(t), id) {
+			t.Errorf("no veth or lease in the namespace for the running container %s", id[:12])
+		}
+		mustSucceed(t, "stop", e.u("stop", "-t", "0", id))
+		if strings.Contains(e.rootlessLeases(t), id) {
+			t.Errorf("%s keeps its lease after stop", id[:12])
+		}
+		mustSucceed(t, "rm", e.u("rm", id))
+		// A killed monitor: the next command reaps.
+		r = e.u("run", "-d", "--network", b, "busybox", "sleep", "1000")
+		mustSucceed(t, "run -d", r)
+		id = strings.TrimSpace(r.stdout)
+		syscall.Kill(parentOf(t, readState(t, e.store, id).Pid), syscall.SIGKILL)
+		waitFor(t, func() bool { return strings.Contains(e.u("ps", "-a").stdout, "Exited (137)") })
+		if strings.Contains(e.rootlessLeases(t), id) {
+			t.Errorf("%s keeps its lease after its monitor was killed", id[:12])
+		}
+		mustSucceed(t, "rm", e.u("rm", id))
+		cycles := 100
+		if testing.Short() {
+			cycles = 20
+		}
+		// In batches of 5 at once, on both networks.
+		for i := 0; i < cycles; i += 5 {
+			var wg sync.WaitGroup
+			out := make([]result, 5)
+			for j := range out {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					net := a
+					if j%2 == 0 {
+						net = b
+					}
+					out[j] = e.u("run", "--rm", "--network", net, "busybox", "true")
+				}()
+			}
+			wg.Wait()
+			for _, r := range out {
+				mustSucceed(t, "run --rm", r)
+			}
+		}
+		var after int
+		waitFor(t, func() bool { after = nsInterfaces(t, holder); return after <= ifs })
+		if r := nsRules(t, holder); r != rules {
+			t.Errorf("nftables rules in the namespace: %d before, %d after", rules, r)
+		}
+		if l := e.rootlessLeases(t); l != leases {
+			t.Errorf("leases before:\n%s\nafter:\n%s", leases, l)
+		}
+		if p := processesOf(e.dir); p > procs {
+			t.Errorf("processes of the store: %d before, %d after", procs, p)
 		}
 	})
 

@@ -20,10 +20,12 @@ var networkCmd = &command{
 		"       connect [--alias A] [--ip IP] NETWORK CONTAINER | disconnect NETWORK CONTAINER",
 	help: `Manage networks, as docker network does. 'bridge' is the default network
 (the root bridge unionfuse0; rootless, each container's slirp4netns);
-'none' and 'host' are always there too. User-defined networks (root only)
-are bridges of their own: their containers reach each other by name,
-by --network-alias and by short id (through their /etc/hosts, kept
+'none' and 'host' are always there too. User-defined networks are bridges
+of their own: their containers reach each other by name, by
+--network-alias and by short id (through their /etc/hosts, kept
 current; see docs/network.md) and not the containers of other networks.
+Without root they need subordinate ids (/etc/subuid, /etc/subgid), and
+live in a network namespace of the user's own, with one slirp4netns.
 
   create NAME    a network: --subnet CIDR (default: the first free /24 of
                  10.89.1-255.0), --gateway IP (default: the subnet's first
