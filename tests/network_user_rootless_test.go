@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -191,30 +190,7 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 			t.Errorf("%s keeps its lease after its monitor was killed", id[:12])
 		}
 		mustSucceed(t, "rm", e.u("rm", id))
-		cycles := 100
-		if testing.Short() {
-			cycles = 20
-		}
-		// In batches of 5 at once, on both networks.
-		for i := 0; i < cycles; i += 5 {
-			var wg sync.WaitGroup
-			out := make([]result, 5)
-			for j := range out {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					net := a
-					if j%2 == 0 {
-						net = b
-					}
-					out[j] = e.u("run", "--rm", "--network", net, "busybox", "true")
-				}()
-			}
-			wg.Wait()
-			for _, r := range out {
-				mustSucceed(t, "run --rm", r)
-			}
-		}
+		runRmCycles(t, e, a, b)
 		var after int
 		waitFor(t, func() bool { after = nsInterfaces(t, holder); return after <= ifs })
 		if r := nsRules(t, holder); r != rules {

@@ -105,6 +105,36 @@ func processesOf(dir string) int {
 	return n
 }
 
+// runRmCycles runs 100 containers with --rm (20 with -short), in
+// batches of 5 at once (bounded in time, and concurrent), alternating
+// between networks a and b.
+func runRmCycles(t *testing.T, e *containerEnv, a, b string) {
+	t.Helper()
+	cycles := 100
+	if testing.Short() {
+		cycles = 20
+	}
+	for i := 0; i < cycles; i += 5 {
+		var wg sync.WaitGroup
+		out := make([]result, 5)
+		for j := range out {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				net := a
+				if j%2 == 0 {
+					net = b
+				}
+				out[j] = e.u("run", "--rm", "--network", net, "busybox", "true")
+			}()
+		}
+		wg.Wait()
+		for _, r := range out {
+			mustSucceed(t, "run --rm", r)
+		}
+	}
+}
+
 func TestNetworkUser(t *testing.T) {
 	mode := requireContainers(t, false, false)
 	subtest := func(name string, f func(t *testing.T, e *containerEnv)) {
@@ -194,30 +224,7 @@ func TestNetworkUser(t *testing.T) {
 		mustSucceed(t, "first run", e.u("run", "--rm", "--network", a, "busybox", "true"))
 		mustSucceed(t, "first run", e.u("run", "--rm", "busybox", "true"))
 		ifs, rules, procs := len(hostInterfaces(t)), nftRules(t), processesOf(e.dir)
-		cycles := 100
-		if testing.Short() {
-			cycles = 20
-		}
-		// In batches of 5 at once: bounded in time, and concurrent.
-		for i := 0; i < cycles; i += 5 {
-			var wg sync.WaitGroup
-			out := make([]result, 5)
-			for j := range out {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					net := a
-					if j%2 == 0 {
-						net = "bridge"
-					}
-					out[j] = e.u("run", "--rm", "--network", net, "busybox", "true")
-				}()
-			}
-			wg.Wait()
-			for _, r := range out {
-				mustSucceed(t, "run --rm", r)
-			}
-		}
+		runRmCycles(t, e, a, "bridge")
 		var after int
 		waitFor(t, func() bool { after = len(hostInterfaces(t)); return after <= ifs })
 		if r := nftRules(t); r > rules {
