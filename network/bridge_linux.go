@@ -316,7 +316,7 @@ func (b *Bridge) ensureBridge(l *leases) (netlink.Link, error) {
 				ones, _ := addrs[0].Mask.Size()
 				l.Subnet = netip.PrefixFrom(p, ones).Masked()
 			}
-			return br, upLink(br)
+			return b.upWithMTU(br)
 		}
 	} else {
 		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name}}); err != nil && !errors.Is(err, unix.EEXIST) {
@@ -337,7 +337,31 @@ func (b *Bridge) ensureBridge(l *leases) (netlink.Link, error) {
 	if err := netlink.AddrAdd(br, gw); err != nil && !errors.Is(err, unix.EEXIST) {
 		return nil, fmt.Errorf("address bridge %s: %w", name, err)
 	}
+	return b.upWithMTU(br)
+}
+
+// upWithMTU sets the bridge up, with b.mtu() when that is not the
+// kernel's default. Set at creation alone, a bridge's MTU falls back to
+// 1500 when its last port leaves; set on the bridge afterwards, it stays.
+// Its veths take its MTU (connect).
+func (b *Bridge) upWithMTU(br netlink.Link) (netlink.Link, error) {
+	if m := b.mtu(); m != 0 && br.Attrs().MTU != m {
+		if err := netlink.LinkSetMTU(br, m); err != nil {
+			return nil, fmt.Errorf("MTU of %s: %w", br.Attrs().Name, err)
+		}
+		br.Attrs().MTU = m
+	}
 	return br, upLink(br)
+}
+
+// mtu is the MTU of a new bridge (and so of its veths): the kernel's
+// default (0) as root; slirp4netns's in the rootless namespace, whose
+// way out is slirp4netns, so that containers' segments reach it whole.
+func (b *Bridge) mtu() int {
+	if b.NS != nil {
+		return slirpMTU
+	}
+	return 0
 }
 
 // upLink sets link up.

@@ -122,12 +122,20 @@ func inNamespace(h netns.NsHandle, fn func() error) error {
 	return err
 }
 
-// lock takes the namespace's lock; the holder takes it to end.
+// lock takes the namespace's lock, made when missing; the holder takes
+// it to end.
 func (ns *Namespace) lock() (unlock func(), err error) {
 	if err := os.MkdirAll(ns.RunDir, 0o700); err != nil {
 		return nil, fmt.Errorf("rootless network namespace: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(ns.RunDir, nsLock), os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	return ns.lockFile(os.O_CREATE)
+}
+
+// lockFile takes the lock, opened with flags besides read-write: the
+// holder, which takes it without O_CREATE, makes nothing again in a run
+// directory removed under it.
+func (ns *Namespace) lockFile(flags int) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(ns.RunDir, nsLock), flags|os.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("rootless network namespace: %w", err)
 	}
@@ -332,7 +340,10 @@ func runNetNSHolder() int {
 // written, so it either finds the record gone (and starts a holder) or
 // its lease keeps this one.
 func (ns *Namespace) leaveIfIdle() bool {
-	unlock, err := ns.lock()
+	unlock, err := ns.lockFile(0)
+	if errors.Is(err, os.ErrNotExist) {
+		return true // the run directory is gone, and the record with it
+	}
 	if err != nil {
 		return false
 	}
@@ -346,7 +357,7 @@ func (ns *Namespace) leaveIfIdle() bool {
 
 // leave removes the record under the lock.
 func (ns *Namespace) leave() {
-	if unlock, err := ns.lock(); err == nil {
+	if unlock, err := ns.lockFile(0); err == nil {
 		ns.removeRecord()
 		unlock()
 	}

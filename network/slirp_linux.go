@@ -30,6 +30,9 @@ const (
 	slirpInterface = "tap0"
 	slirpRecord    = "slirp4netns.json"
 	slirpReadyWait = 10 * time.Second
+	// slirpMTU is tap0's MTU: slirp4netns's cost is per packet, so its
+	// throughput grows with the segment size (podman's default too).
+	slirpMTU = 65520
 )
 
 // Slirp is the rootless driver: a slirp4netns process per container, as
@@ -160,7 +163,7 @@ func launchSlirp(pid int, exitR *os.File) (*exec.Cmd, error) {
 	defer readyR.Close()
 	defer readyW.Close()
 	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "--configure", "--mtu=65520", "--ready-fd=3", "--exit-fd=4",
+	cmd := exec.Command(bin, "--configure", "--mtu="+strconv.Itoa(slirpMTU), "--ready-fd=3", "--exit-fd=4",
 		strconv.Itoa(pid), slirpInterface)
 	cmd.ExtraFiles = []*os.File{readyW, exitR}
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr

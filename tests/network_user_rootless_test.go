@@ -212,8 +212,12 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 		if !eventually(5*time.Second, func() bool { return !isSlirp(slirp) }) {
 			t.Errorf("slirp4netns %d outlived the namespace's holder", slirp)
 		}
-		// The next container starts a new one.
-		mustSucceed(t, "run after", e.u("run", "--rm", "--network", a, "busybox", "true"))
+		// The next container starts a new one, and its eth0 has
+		// slirp4netns's MTU, also once every port has left the bridge
+		// (whose MTU then falls back to 1500 unless set on it).
+		for i := range 2 {
+			expect(t, fmt.Sprintf("eth0's MTU, container %d after", i+1), e.u("run", "--rm", "--network", a, "busybox", "cat", "/sys/class/net/eth0/mtu"), 0, "65520\n", "")
+		}
 	})
 }
 

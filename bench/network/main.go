@@ -12,6 +12,9 @@
 //   - podman as uid 65534 (subordinate ids bound over /etc/subuid in a
 //     mount namespace of its own, as tests/ do): slirp4netns with
 //     allow_host_loopback, published ports by rootlesskit's port driver
+//   - both as uid 65534 with subordinate ids on a user-defined network:
+//     the user's own network namespace with a bridge and one slirp4netns
+//     (unionfuse's netns holder, podman's rootless-netns)
 //
 // The container side is nettool (bench/network/nettool), a static binary
 // added to a busybox image that every system imports, so the path is
@@ -26,6 +29,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -127,7 +131,11 @@ func main() {
 	if !*skipRootles {
 		add(unionfuseRootless(dir, bin, tarball))
 		if !*skipPodman {
-			add(podmanRootless(dir, tarball))
+			add(podmanRootless(dir, tarball, false))
+		}
+		add(unionfuseRootlessUserNet(dir, bin, tarball))
+		if !*skipPodman {
+			add(podmanRootless(dir, tarball, true))
 		}
 	}
 	for _, s := range systems {
@@ -250,6 +258,14 @@ func ufCleanup(s *system, runDir string) {
 	if runDir == "" {
 		return
 	}
+	// The holder of the user-network namespace would end within seconds
+	// by itself.
+	if b, err := os.ReadFile(filepath.Join(runDir, "unionfuse", "netns.json")); err == nil {
+		var rec struct{ Holder struct{ Pid int } }
+		if json.Unmarshal(b, &rec) == nil && rec.Holder.Pid > 1 {
+			syscall.Kill(rec.Holder.Pid, syscall.SIGTERM)
+		}
+	}
 	if b, err := os.ReadFile(filepath.Join(runDir, "unionfuse", "userns.pid")); err == nil {
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
 			syscall.Kill(pid, syscall.SIGTERM)
@@ -287,7 +303,8 @@ func podmanConf(d string, rootless bool) []string {
 	}
 	files := map[string]string{
 		"containers.conf": fmt.Sprintf("[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n\n[network]\nnetwork_config_dir = %q\n\n"+
-			"[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"runc\"\ntmp_dir = %q\n",
+			"[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"runc\"\ntmp_dir = %q\n"+
+			"network_cmd_options = [\"allow_host_loopback=true\"]\n",
 			filepath.Join(d, "net"), filepath.Join(d, "tmp")),
 		"storage.conf":    storage,
 		"registries.conf": "",
@@ -318,11 +335,11 @@ func podmanRoot(dir, tarball string) (*system, error) {
 	return s, gatewayOf(s)
 }
 
-func podmanRootless(dir, tarball string) (*system, error) {
-	d := filepath.Join(dir, "podman-rootless")
-	os.Mkdir(d, 0o755)
-	// Subordinate ids for 65534, in copies bound over /etc/subuid and
-	// /etc/subgid in a mount namespace of each command's own.
+// withSubIDs writes copies of /etc/subuid and /etc/subgid below d that
+// give nobody the ids start..start+65535, and returns a wrapper that runs
+// argv in a mount namespace of its own with the copies bound over the
+// real files (as tests/ do): nothing global changes.
+func withSubIDs(d string, start int) func(argv []string) []string {
 	for _, f := range []string{"subuid", "subgid"} {
 		old, _ := os.ReadFile("/etc/" + f)
 		var lines []string
@@ -331,20 +348,71 @@ func podmanRootless(dir, tarball string) (*system, error) {
 				lines = append(lines, l+"\n")
 			}
 		}
-		lines = append(lines, "nobody:700000:65536\n")
+		lines = append(lines, fmt.Sprintf("nobody:%d:65536\n", start))
 		must(os.WriteFile(filepath.Join(d, f), []byte(strings.Join(lines, "")), 0o644))
 	}
-	env := podmanConf(d, true)
+	return func(argv []string) []string {
+		return append([]string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+			`mount --bind "$1" /etc/subuid && mount --bind "$2" /etc/subgid && shift 2 && exec "$@"`,
+			"sh", filepath.Join(d, "subuid"), filepath.Join(d, "subgid")}, argv...)
+	}
+}
+
+// userNetwork is the network the rootless user-network systems create.
+const userNetwork = "netbench"
+
+// unionfuseRootlessUserNet is unionfuse as uid 65534 with subordinate ids
+// on a user-defined network: the user's own network namespace, a bridge
+// in it and one slirp4netns (docs/network.md). The host's loopback is at
+// 10.0.2.2, as with slirp4netns alone.
+func unionfuseRootlessUserNet(dir, bin, tarball string) (*system, error) {
+	home := filepath.Join(dir, "uf-rootless-usernet")
+	s := &system{name: "unionfuse, rootless user network", image: "busybox", listen: "127.0.0.1", target: "10.0.2.2",
+		netOpts: []string{"--network", userNetwork}, rmNow: []string{"rm", "-f"}}
+	os.Mkdir(home, 0o755)
+	wrap := withSubIDs(home, 800000)
+	os.Chown(home, nobody, nobody)
+	s.cmd = func(args ...string) *exec.Cmd {
+		c := command([]string{"UNIONFUSE_ROOT=" + filepath.Join(home, "store"), "HOME=" + home, "XDG_RUNTIME_DIR=" + home},
+			wrap(asNobody(append([]string{bin}, args...)...))...)
+		c.Dir = home
+		return c
+	}
+	s.cleanup = func() {
+		ufCleanup(s, home)
+		s.cmd("network", "rm", userNetwork).Run()
+	}
+	for _, args := range [][]string{{"import", tarball, "busybox:latest"}, {"network", "create", userNetwork}} {
+		if out, err := s.cmd(args...).CombinedOutput(); err != nil {
+			return s, fmt.Errorf("%s: %v: %s", args[0], err, out)
+		}
+	}
+	return s, nil
+}
+
+// podmanRootless is podman as uid 65534 (subordinate ids bound over
+// /etc/subuid as withSubIDs does) with slirp4netns, or, with userNet, on
+// a network of podman network create: its rootless network namespace
+// with one slirp4netns, which reaches the host's loopback at 10.0.2.2
+// (allow_host_loopback in containers.conf).
+func podmanRootless(dir, tarball string, userNet bool) (*system, error) {
+	d := filepath.Join(dir, "podman-rootless")
 	s := &system{name: "podman, rootless slirp4netns", image: "localhost/netbench-busybox", listen: "127.0.0.1",
 		netOpts: []string{"--network", "slirp4netns:allow_host_loopback=true"}, rmNow: []string{"rm", "-f", "-t", "0"},
 		// In this harness (setpriv, a mount namespace per command) every
 		// podman run waits out conmon's 20 s exit timeout.
 		noTime: "podman waits out its 20 s conmon exit timeout here"}
+	start := 700000
+	if userNet {
+		d += "-usernet"
+		s.name, s.target, s.netOpts = "podman, rootless user network", "10.0.2.2", []string{"--network", userNetwork}
+		start = 900000
+	}
+	os.Mkdir(d, 0o755)
+	wrap := withSubIDs(d, start)
+	env := podmanConf(d, true)
 	s.cmd = func(args ...string) *exec.Cmd {
-		argv := append([]string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-			`mount --bind "$1" /etc/subuid && mount --bind "$2" /etc/subgid && shift 2 && exec "$@"`,
-			"sh", filepath.Join(d, "subuid"), filepath.Join(d, "subgid")}, asNobody(append([]string{"podman"}, args...)...)...)
-		c := command(env, argv...)
+		c := command(env, wrap(asNobody(append([]string{"podman"}, args...)...))...)
 		c.Dir = d
 		return c
 	}
@@ -359,7 +427,13 @@ func podmanRootless(dir, tarball string) (*system, error) {
 	if out, err := s.cmd("import", "-q", tarball, s.image).CombinedOutput(); err != nil {
 		return s, fmt.Errorf("import: %v: %s", err, out)
 	}
-	return s, gatewayOf(s)
+	if !userNet {
+		return s, gatewayOf(s)
+	}
+	if out, err := s.cmd("network", "create", userNetwork).CombinedOutput(); err != nil {
+		return s, fmt.Errorf("network create: %v: %s", err, out)
+	}
+	return s, nil
 }
 
 // server is the host side for containers: it answers pings and sinks
