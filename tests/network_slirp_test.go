@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -74,6 +75,73 @@ func greeting(addr string) string {
 	return string(b[:n])
 }
 
+// udpAnswer sends a datagram to addr and returns the first one back
+// within a second, "" when none comes.
+func udpAnswer(addr string) string {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return ""
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("ping\n")); err != nil {
+		return ""
+	}
+	b := make([]byte, 64)
+	n, _ := c.Read(b)
+	return string(b[:n])
+}
+
+// checkUDPPublished runs a container on network with a UDP port
+// published on the host's loopback and a UDP echo server behind it
+// (nettool, copied in: busybox's nc has no UDP), and checks that the
+// host's datagram comes back.
+func checkUDPPublished(t *testing.T, e *containerEnv, network string) {
+	t.Helper()
+	port := freePort(t) // free for TCP, and most likely for UDP too
+	r := e.u("run", "-d", "--network", network, "-p", fmt.Sprintf("127.0.0.1:%d:9000/udp", port),
+		"busybox", "sh", "-c", "until /tmp/nettool udpecho 9000; do sleep 0.2; done")
+	mustSucceed(t, "run -d -p /udp", r)
+	id := strings.TrimSpace(r.stdout)
+	defer e.u("rm", "-f", id)
+	mustSucceed(t, "cp nettool", e.u("cp", nettoolBinary(t), id+":/tmp/nettool"))
+	waitFor(t, func() bool { return udpAnswer(fmt.Sprintf("127.0.0.1:%d", port)) == "ping\n" })
+}
+
+// nettoolBinary builds bench/network/nettool, static, once per test
+// binary, into bin/ beside the unionfuse binary the tests run (which
+// every user can reach).
+func nettoolBinary(t *testing.T) string {
+	t.Helper()
+	nettool.Do(func() {
+		dir, err := filepath.Abs(filepath.Join("..", "bin"))
+		if err != nil {
+			nettool.err = err
+			return
+		}
+		path := filepath.Join(dir, "nettool-test")
+		tmp := fmt.Sprintf("%s.%d", path, os.Getpid())
+		cmd := exec.Command("go", "build", "-o", tmp, "../bench/network/nettool")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			nettool.err = fmt.Errorf("go build nettool: %v: %s", err, out)
+			return
+		}
+		nettool.path, nettool.err = path, os.Rename(tmp, path)
+	})
+	if nettool.err != nil {
+		t.Fatal(nettool.err)
+	}
+	return nettool.path
+}
+
+// nettool is nettoolBinary's build.
+var nettool struct {
+	sync.Once
+	path string
+	err  error
+}
+
 func TestNetworkSlirp(t *testing.T) {
 	if _, err := exec.LookPath("slirp4netns"); err != nil {
 		t.Skip("needs slirp4netns (make deps installs it)")
@@ -99,6 +167,8 @@ func TestNetworkSlirp(t *testing.T) {
 		defer e.u("rm", "-f", id)
 		waitFor(t, func() bool { return greeting(fmt.Sprintf("127.0.0.1:%d", port)) == "hi from the container\n" })
 	})
+
+	t.Run("publish UDP", func(t *testing.T) { checkUDPPublished(t, e, "bridge") })
 
 	t.Run("slirp4netns ends with the container", func(t *testing.T) {
 		// rm -f of a running container.

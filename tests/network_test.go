@@ -183,6 +183,8 @@ func TestNetworkBridge(t *testing.T) {
 		mustSucceed(t, "rm -f", e.u("rm", "-f", "pub"))
 	})
 
+	subtest("publish UDP", func(t *testing.T, e *containerEnv) { checkUDPPublished(t, e, "bridge") })
+
 	subtest("nothing stays", func(t *testing.T, e *containerEnv) {
 		bridgeGateway(t, e) // the bridge itself stays: made before counting
 		before := hostInterfaces(t)

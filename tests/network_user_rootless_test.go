@@ -115,6 +115,7 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 	}
 
 	t.Run("talk by name and alias", func(t *testing.T) {
+		expect(t, "rm a network in use", e.u("network", "rm", a), 1, "", "has active endpoints")
 		for _, host := range []string{"web", "www"} {
 			var r result
 			waitFor(t, func() bool {
@@ -156,6 +157,8 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 		serve(t, e, a, "pub", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port))
 		waitFor(t, func() bool { return greeting(fmt.Sprintf("127.0.0.1:%d", port)) == "hi from pub\n" })
 	})
+
+	t.Run("publish UDP", func(t *testing.T) { checkUDPPublished(t, e, a) })
 
 	t.Run("nothing in the host's namespace", func(t *testing.T) {
 		for name := range hostInterfaces(t) {
@@ -218,6 +221,20 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 		for i := range 2 {
 			expect(t, fmt.Sprintf("eth0's MTU, container %d after", i+1), e.u("run", "--rm", "--network", a, "busybox", "cat", "/sys/class/net/eth0/mtu"), 0, "65520\n", "")
 		}
+		// network rm takes the bridge out of the namespace that runs.
+		now, _ := e.netnsHolder(t)
+		id := strings.TrimSpace(e.u("network", "inspect", "-f", "{{.Id}}", a).stdout)
+		dev := func() string { b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", now)); return string(b) }
+		if len(id) != 64 || !strings.Contains(dev(), "ufbr-"+id[:10]) {
+			t.Fatalf("network %s (%q): no bridge in the namespace of %d:\n%s", a, id, now, dev())
+		}
+		mustSucceed(t, "network rm", e.u("network", "rm", a))
+		if strings.Contains(dev(), "ufbr-"+id[:10]) {
+			t.Errorf("network rm left its bridge in the namespace:\n%s", dev())
+		}
+		expect(t, "network ls", e.u("network", "ls", "--format", "{{.Name}}"), 0, "bridge\n"+b+"\n", "")
+		expect(t, "network prune -f", e.u("network", "prune", "-f"), 0, "Deleted Networks:\n"+b+"\n", "")
+		expect(t, "network ls", e.u("network", "ls", "--format", "{{.Name}}"), 0, "bridge\n", "")
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -16,7 +17,7 @@ import (
 var networkCmd = &command{
 	name: "network",
 	usage: "unionfuse network create [--subnet CIDR] [--gateway IP] [--internal] [--label K=V] NAME |\n" +
-		"       ls [-q] [--filter K=V] [--format F] | inspect NAME... | rm NAME... | prune [-f] |\n" +
+		"       ls [-q] [--filter K=V] [--format F] | inspect [-f F] NAME... | rm NAME... | prune [-f] |\n" +
 		"       connect [--alias A] [--ip IP] NETWORK CONTAINER | disconnect NETWORK CONTAINER",
 	help: `Manage networks, as docker network does. 'bridge' is the default network
 (the root bridge unionfuse0; rootless, each container's slirp4netns);
@@ -58,8 +59,8 @@ func networkFlags() (*pflag.FlagSet, *networkArgs) {
 	fset.BoolVar(&a.internal, "internal", false, "create: no route out of the network")
 	fset.StringArrayVar(&a.labels, "label", nil, "create: a `K=V` label")
 	fset.BoolVarP(&a.quiet, "quiet", "q", false, "ls: ids only")
-	fset.StringArrayVarP(&a.filters, "filter", "f", nil, "ls: `K=V` (name, id, driver, label, type)")
-	fset.StringVar(&a.format, "format", "", "ls: a Go `TEMPLATE`, or json")
+	fset.StringArrayVarP(&a.filters, "filter", "f", nil, "ls: `K=V` (name, id, driver, label, type); inspect: -f is --format, as docker's")
+	fset.StringVar(&a.format, "format", "", "ls, inspect: a Go `TEMPLATE`, or json")
 	fset.BoolVar(&a.force, "force", false, "prune: do not ask (accepted; prune never asks)")
 	fset.StringArrayVar(&a.aliases, "alias", nil, "connect: a network-scoped `ALIAS`")
 	fset.StringVar(&a.ip, "ip", "", "connect: the container's `IP` on the network")
@@ -67,6 +68,15 @@ func networkFlags() (*pflag.FlagSet, *networkArgs) {
 }
 
 func runNetwork(cmd *command, args []string) int {
+	// docker network prune's -f is --force (ls's is --filter).
+	if i := slices.IndexFunc(args, func(s string) bool { return !strings.HasPrefix(s, "-") }); i >= 0 && args[i] == "prune" {
+		args = slices.Clone(args)
+		for j, s := range args {
+			if s == "-f" {
+				args[j] = "--force"
+			}
+		}
+	}
 	fset, a := networkFlags()
 	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
@@ -82,7 +92,14 @@ func runNetwork(cmd *command, args []string) int {
 	case (sub == "ls" || sub == "list") && len(pos) == 0:
 		return a.list(cmd)
 	case sub == "inspect" && len(pos) > 0:
-		return a.inspect(pos)
+		// docker network inspect's -f is --format (ls's is --filter).
+		if len(a.filters) > 0 {
+			if a.format != "" || len(a.filters) > 1 {
+				return usageError(cmd, "inspect: give one format")
+			}
+			a.format = a.filters[0]
+		}
+		return a.inspect(cmd, pos)
 	case (sub == "rm" || sub == "remove") && len(pos) > 0:
 		code := exitOK
 		for _, ref := range pos {
@@ -231,7 +248,15 @@ func networkMatches(n *network.Config, filters []string) (bool, error) {
 	return true, nil
 }
 
-func (a *networkArgs) inspect(refs []string) int {
+func (a *networkArgs) inspect(cmd *command, refs []string) int {
+	var tmpl *format.Writer
+	if a.format != "" {
+		w, err := format.New(os.Stdout, a.format, nil)
+		if err != nil {
+			return usageError(cmd, "%v", err)
+		}
+		tmpl = w
+	}
 	var out []networkInspect
 	code := exitOK
 	a.withRunner(func(r *runner.Runner) int {
@@ -251,6 +276,15 @@ func (a *networkArgs) inspect(refs []string) int {
 		}
 		return exitOK
 	})
+	if tmpl != nil {
+		for _, n := range out {
+			if err := tmpl.Write(n); err != nil {
+				return fail(err)
+			}
+		}
+		tmpl.Flush()
+		return code
+	}
 	b, _ := json.MarshalIndent(out, "", "    ")
 	if out == nil {
 		b = []byte("[]")

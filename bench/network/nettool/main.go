@@ -1,6 +1,7 @@
 // Command nettool is the container side of bench/network: a static
 // binary put into the benchmark's busybox image, so that what is measured
 // is the network path and not busybox nc's small buffers or its start.
+// The network tests use it too, for UDP, which busybox nc lacks.
 //
 //	nettool send ADDR MIB   connect, write 's' and MIB MiB, close
 //	nettool ping ADDR N     N times: connect, write 'p', read one byte,
@@ -8,6 +9,7 @@
 //	nettool serve PORT      listen on PORT: a connection starting with
 //	                        'p' gets one byte back, one starting with 's'
 //	                        is read to EOF; then closed
+//	nettool udpecho PORT    answer every UDP datagram to PORT with itself
 //
 // Speaking one protocol, the host side (bench/network) is the same server
 // and client for every system.
@@ -29,8 +31,11 @@ func main() {
 	if len(os.Args) == 3 && os.Args[1] == "serve" {
 		fail(serve(os.Args[2]))
 	}
+	if len(os.Args) == 3 && os.Args[1] == "udpecho" {
+		fail(udpEcho(os.Args[2]))
+	}
 	if len(os.Args) != 4 {
-		fail(fmt.Errorf("usage: nettool send ADDR MIB | ping ADDR N | serve PORT"))
+		fail(fmt.Errorf("usage: nettool send ADDR MIB | ping ADDR N | serve PORT | udpecho PORT"))
 	}
 	n, err := strconv.Atoi(os.Args[3])
 	switch {
@@ -109,5 +114,23 @@ func serve(port string) error {
 			return err
 		}
 		go wire.Serve(c)
+	}
+}
+
+// udpEcho sends every datagram to port back to its sender.
+func udpEcho(port string) error {
+	c, err := net.ListenPacket("udp", ":"+port)
+	if err != nil {
+		return err
+	}
+	b := make([]byte, 65536)
+	for {
+		n, from, err := c.ReadFrom(b)
+		if err != nil {
+			return err
+		}
+		if _, err := c.WriteTo(b[:n], from); err != nil {
+			return err
+		}
 	}
 }
