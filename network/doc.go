@@ -50,30 +50,29 @@
 // user's own directory); Networks.Bridge returns the Bridge driver of
 // one, with a lease file of its own and its own Linux bridge (ufbr-<id>).
 // AttachEndpoint takes an Endpoint: the interface (eth0, eth1... for a
-// container on several networks), an
-// address asked for, and the names the container has on the network,
-// which every attach and detach writes into the /etc/hosts of the
-// network's containers (hosts.go says why /etc/hosts and not a DNS
-// server). writeRules rewrites the whole nftables table at every attach:
+// container on several networks), an address asked for, and the names
+// the container has on the network, which every attach and detach writes
+// into the /etc/hosts of the network's containers (hosts.go says why
+// /etc/hosts and not a DNS server). writeRules rewrites the whole nftables table at every attach:
 // masquerade per network but internal ones, and drops between bridges.
 //
 // # Rootless user-defined networks (Namespace)
 //
 // A rootless user with subordinate ids runs its commands as root of its
-// rootless user namespace, which owns its containers' network
-// namespaces. Its user-defined networks (Networks with NS set) live in
-// one more network namespace of that user namespace, kept by a holder
-// process (the reexec role netns): Bridge, unchanged, does its work there
-// on a locked thread (Namespace.do), so bridges, veths and the nftables
-// table are the same as root's, out of the host's namespace. One
+// rootless user namespace, which owns its containers' network namespaces.
+// Its user-defined networks (Networks with NS set) live in one more
+// network namespace of that user namespace, kept by a holder process (the
+// reexec role netns): Bridge, unchanged, does its work there on a thread
+// of its own (Namespace.do, netns_linux.go), so bridges, veths and the
+// nftables table are the same as root's, out of the host's namespace. One
 // slirp4netns, started in the caller's (the host's) network namespace
-// against the holder, is the way out; the holder keeps the only write
-// end of its exit pipe. The holder ends by itself once no live process
-// holds a lease in the user's lease files, deciding under the lock that
-// an attach holds from finding (or starting) it until its lease is
-// written. An operation that must not start it (Detach, Cleanup, InUse)
-// runs, when no holder runs, in a fresh empty namespace: nothing is
-// there to undo, and the host's namespace is never touched.
+// against the holder, is the way out; the holder keeps the only write end
+// of its exit pipe. The holder ends by itself once no live process holds
+// a lease in the user's lease files, deciding under the lock that an
+// attach holds from finding (or starting) it until its lease is written.
+// An operation that must not start it (Detach, Cleanup, InUse) runs, when
+// no holder runs, in a fresh empty namespace: nothing is there to undo,
+// and the host's namespace is never touched.
 //
 // # The rootless driver (Slirp)
 //

@@ -212,6 +212,10 @@ func (s Networks) Create(n *Config) error {
 		if err != nil {
 			return err
 		}
+		if s.NS != nil {
+			// The rootless namespace's way out.
+			used = append([]usedSubnet{{slirpAddr.Masked(), "slirp4netns's network"}}, used...)
+		}
 		if n.Subnet.IsValid() {
 			for _, u := range used {
 				if u.p.Overlaps(n.Subnet) {

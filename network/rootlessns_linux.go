@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -77,49 +76,7 @@ func (ns *Namespace) do(start bool, fn func() error) error {
 	if h.IsOpen() {
 		defer h.Close()
 	}
-	return inNamespace(h, fn)
-}
-
-// InNamespaceOf runs fn on a thread in the network namespace of process
-// pid (pid 0: where the caller is), so that what fn makes (sockets,
-// links, a child process it forks) is made there.
-func InNamespaceOf(pid int, fn func() error) error {
-	if pid == 0 {
-		return fn()
-	}
-	h, err := netns.GetFromPid(pid)
-	if err != nil {
-		return fmt.Errorf("the network namespace of process %d: %w", pid, err)
-	}
-	defer h.Close()
-	return inNamespace(h, fn)
-}
-
-// inNamespace runs fn on a thread in the network namespace h or, when h
-// is not open, in a new empty one. The thread goes back to its namespace
-// after, or, should that fail, stays locked and ends with its goroutine.
-func inNamespace(h netns.NsHandle, fn func() error) error {
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	if h.IsOpen() {
-		err = netns.Set(h)
-	} else {
-		err = unix.Unshare(unix.CLONE_NEWNET)
-	}
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("enter a network namespace: %w", err)
-	}
-	err = fn()
-	if netns.Set(orig) == nil {
-		runtime.UnlockOSThread()
-	}
-	return err
+	return onThreadIn(h, fn)
 }
 
 // lock takes the namespace's lock, made when missing; the holder takes
@@ -264,7 +221,9 @@ func (ns *Namespace) startHolder() error {
 		}
 		return fail(errors.New(line))
 	}
-	slirp, err := launchSlirp(cmd.Process.Pid, exitR)
+	// slirp4netns outlives this process: its output goes to the log, not
+	// to a pipe that nobody would read.
+	slirp, err := launchSlirp(cmd.Process.Pid, exitR, log)
 	if err != nil {
 		return fail(err)
 	}
@@ -278,7 +237,9 @@ func (ns *Namespace) startHolder() error {
 		err = atomicfile.WriteFile(filepath.Join(ns.RunDir, nsRecord), b, 0o600)
 	}
 	if err != nil {
-		return fail(err) // slirp4netns ends with it
+		err = fail(err) // slirp4netns ends with it
+		slirp.Wait()
+		return err
 	}
 	// Reaped should they end while this process runs.
 	go cmd.Wait()

@@ -139,7 +139,7 @@ func startSlirp(pid int) (*slirpChild, error) {
 		return nil, err
 	}
 	defer exitR.Close()
-	cmd, err := launchSlirp(pid, exitR)
+	cmd, err := launchSlirp(pid, exitR, nil)
 	if err != nil {
 		exitW.Close()
 		return nil, err
@@ -150,8 +150,10 @@ func startSlirp(pid int) (*slirpChild, error) {
 // launchSlirp starts slirp4netns on the network namespace of pid, in this
 // process's network namespace (its way out), and waits until it has
 // configured tap0. It ends once every write end of exitR's pipe is
-// closed (--exit-fd).
-func launchSlirp(pid int, exitR *os.File) (*exec.Cmd, error) {
+// closed (--exit-fd). Its output goes to log when not nil (for one that
+// outlives this process), else to a buffer whose last lines an error
+// quotes.
+func launchSlirp(pid int, exitR, log *os.File) (*exec.Cmd, error) {
 	bin, err := exec.LookPath("slirp4netns")
 	if err != nil {
 		return nil, errNoSlirp
@@ -167,6 +169,9 @@ func launchSlirp(pid int, exitR *os.File) (*exec.Cmd, error) {
 		strconv.Itoa(pid), slirpInterface)
 	cmd.ExtraFiles = []*os.File{readyW, exitR}
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if log != nil {
+		cmd.Stdout, cmd.Stderr = log, log
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -184,6 +189,9 @@ func launchSlirp(pid int, exitR *os.File) (*exec.Cmd, error) {
 		}
 		if msg := strings.Join(lines, "; "); msg != "" {
 			why += ": " + msg
+		}
+		if log != nil {
+			why += " (its output is in " + log.Name() + ")"
 		}
 		return nil, errors.New(why)
 	}

@@ -19,11 +19,12 @@ import (
 // a namespace of its own attached to the root bridge by network.Bridge
 // (root) or to a slirp4netns process by network.Slirp (rootless); or the
 // name of a user-defined network (network.Networks: root's, or a rootless
-// user's in its own namespace), attached by network.Bridge too. Config.Networks lists the networks of the last
-// two kinds the container is on (network connect adds more), each
-// attached from the monitor (attachNetworks, through startInit's setup)
-// and detached when the command has ended, on rm, or by the first
-// command that finds the monitor dead (reap).
+// user's in its own namespace), attached by network.Bridge too.
+// Config.Networks lists the networks of the last two kinds the container
+// is on (network connect adds more), each attached from the monitor
+// (attachNetworks, through startInit's setup) and detached when the
+// command has ended, on rm, or by the first command that finds the
+// monitor dead (reap).
 
 // EndpointConfig is one network a container is on, with its docker
 // run --network-alias and --ip.
@@ -57,6 +58,10 @@ func Networks() network.Networks {
 	ns := &network.Namespace{RunDir: run, StateDir: filepath.Join(run, "network")}
 	return network.Networks{Dir: filepath.Join(config, "unionfuse", "networks"), StateDir: ns.StateDir, NS: ns}
 }
+
+// DefaultNetworkIsBridge reports whether the default network is the root
+// bridge (the caller is root of the host), not slirp4netns.
+func DefaultNetworkIsBridge() bool { return hostRoot() }
 
 // userNetworks says why user-defined networks cannot be had here, nil
 // when they can.
@@ -100,9 +105,10 @@ func checkNetwork(cfg *Config, o Options) error {
 		if cfg.netContainer() == "" {
 			return errors.New("invalid --network container:: give a container's name or id")
 		}
-	case userNetworks() != nil:
-		return userNetworks()
 	default:
+		if err := userNetworks(); err != nil {
+			return err
+		}
 		n, err := Networks().Get(cfg.Network)
 		if err != nil {
 			return fmt.Errorf("network %s not found", cfg.Network)

@@ -11,9 +11,8 @@ import (
 // the kernel's DNAT instead of the relay's copies in user space. Rootless
 // containers (also on a rootless user's networks, whose bridges are not
 // in the host's namespace), --network none and host keep the relay
-// alone. The rules go
-// with the container's address, on detach (stop, rm -f) or when a dead
-// monitor's lease is reaped.
+// alone. The rules go with the container's address, on detach (stop,
+// rm -f) or when a dead monitor's lease is reaped.
 func publishInKernel(c *Container, atts []*network.Attachment, ports []Port) error {
 	if len(ports) == 0 || len(atts) == 0 || len(c.Config.Networks) == 0 || !hostRoot() {
 		return nil

@@ -193,6 +193,21 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 			t.Errorf("%s keeps its lease after its monitor was killed", id[:12])
 		}
 		mustSucceed(t, "rm", e.u("rm", id))
+		// The command that reaps goes on in the host's namespace: a
+		// container it then starts publishes its port there.
+		r = e.u("run", "-d", "--network", b, "busybox", "sleep", "1000")
+		mustSucceed(t, "run -d", r)
+		id = strings.TrimSpace(r.stdout)
+		monitor := parentOf(t, readState(t, e.store, id).Pid)
+		syscall.Kill(monitor, syscall.SIGKILL)
+		waitFor(t, func() bool { return !processAlive(monitor) })
+		port := freePort(t)
+		serve(t, e, b, "after-reap", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port))
+		if strings.Contains(e.rootlessLeases(t), id) {
+			t.Errorf("%s keeps its lease after its monitor was killed and run reaped", id[:12])
+		}
+		waitFor(t, func() bool { return greeting(fmt.Sprintf("127.0.0.1:%d", port)) == "hi from after-reap\n" })
+		mustSucceed(t, "rm -f", e.u("rm", "-f", id, "after-reap"))
 		runRmCycles(t, e, a, b)
 		var after int
 		waitFor(t, func() bool { after = nsInterfaces(t, holder); return after <= ifs })

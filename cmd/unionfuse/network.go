@@ -51,6 +51,24 @@ type networkArgs struct {
 	labels, filters, aliases    []string
 }
 
+// dockerShortF gives -f the meaning docker's subcommand gives it: ls's
+// -f is --filter (the flag set's), inspect's --format, prune's --force.
+// The subcommand is the first argument that is not a flag.
+func dockerShortF(args []string) []string {
+	i := slices.IndexFunc(args, func(s string) bool { return !strings.HasPrefix(s, "-") })
+	long := map[string]string{"inspect": "--format", "prune": "--force"}
+	if i < 0 || long[args[i]] == "" {
+		return args
+	}
+	out := slices.Clone(args)
+	for j, s := range out {
+		if s == "-f" {
+			out[j] = long[args[i]]
+		}
+	}
+	return out
+}
+
 func networkFlags() (*pflag.FlagSet, *networkArgs) {
 	a := &networkArgs{}
 	fset := newContainerFlags("network", &a.containerArgs)
@@ -59,7 +77,7 @@ func networkFlags() (*pflag.FlagSet, *networkArgs) {
 	fset.BoolVar(&a.internal, "internal", false, "create: no route out of the network")
 	fset.StringArrayVar(&a.labels, "label", nil, "create: a `K=V` label")
 	fset.BoolVarP(&a.quiet, "quiet", "q", false, "ls: ids only")
-	fset.StringArrayVarP(&a.filters, "filter", "f", nil, "ls: `K=V` (name, id, driver, label, type); inspect: -f is --format, as docker's")
+	fset.StringArrayVarP(&a.filters, "filter", "f", nil, "ls: `K=V` (name, id, driver, label, type); inspect's -f is --format and prune's --force, as docker's")
 	fset.StringVar(&a.format, "format", "", "ls, inspect: a Go `TEMPLATE`, or json")
 	fset.BoolVar(&a.force, "force", false, "prune: do not ask (accepted; prune never asks)")
 	fset.StringArrayVar(&a.aliases, "alias", nil, "connect: a network-scoped `ALIAS`")
@@ -68,15 +86,7 @@ func networkFlags() (*pflag.FlagSet, *networkArgs) {
 }
 
 func runNetwork(cmd *command, args []string) int {
-	// docker network prune's -f is --force (ls's is --filter).
-	if i := slices.IndexFunc(args, func(s string) bool { return !strings.HasPrefix(s, "-") }); i >= 0 && args[i] == "prune" {
-		args = slices.Clone(args)
-		for j, s := range args {
-			if s == "-f" {
-				args[j] = "--force"
-			}
-		}
-	}
+	args = dockerShortF(args)
 	fset, a := networkFlags()
 	pos, code, ok := parseFlags(cmd, fset, args)
 	if !ok {
@@ -91,14 +101,9 @@ func runNetwork(cmd *command, args []string) int {
 		return a.create(pos[0])
 	case (sub == "ls" || sub == "list") && len(pos) == 0:
 		return a.list(cmd)
+	case sub != "ls" && sub != "list" && len(a.filters) > 0:
+		return usageError(cmd, "--filter is an option of network ls alone")
 	case sub == "inspect" && len(pos) > 0:
-		// docker network inspect's -f is --format (ls's is --filter).
-		if len(a.filters) > 0 {
-			if a.format != "" || len(a.filters) > 1 {
-				return usageError(cmd, "inspect: give one format")
-			}
-			a.format = a.filters[0]
-		}
 		return a.inspect(cmd, pos)
 	case (sub == "rm" || sub == "remove") && len(pos) > 0:
 		code := exitOK

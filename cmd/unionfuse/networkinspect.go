@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"strconv"
 
 	"github.com/unionfuse/unionfuse/network"
@@ -56,14 +55,14 @@ func inspectNetwork(n *network.Config, names map[string]string) networkInspect {
 	if ni.Labels == nil {
 		ni.Labels = map[string]string{}
 	}
-	if n.Name == network.DefaultName {
+	if n.Name == network.DefaultName && runner.DefaultNetworkIsBridge() {
 		ni.Options["com.docker.network.bridge.name"] = network.BridgeName
 	}
 	if n.Subnet.IsValid() {
 		ni.IPAM.Config = append(ni.IPAM.Config, ipamConfig{Subnet: n.Subnet.String(), Gateway: n.Gateway.String()})
 	}
-	if n.Name == network.DefaultName && os.Geteuid() != 0 {
-		return ni
+	if n.Name == network.DefaultName && !runner.DefaultNetworkIsBridge() {
+		return ni // slirp4netns: each container has a network of its own
 	}
 	leases, subnet, err := runner.Networks().Bridge(n).Leases()
 	if err != nil {
