@@ -61,18 +61,20 @@
 // A rootless user with subordinate ids runs its commands as root of its
 // rootless user namespace, which owns its containers' network namespaces.
 // Its user-defined networks (Networks with NS set) live in one more
-// network namespace of that user namespace, kept by a holder process (the
-// reexec role netns): Bridge, unchanged, does its work there on a thread
-// of its own (Namespace.do, netns_linux.go), so bridges, veths and the
-// nftables table are the same as root's, out of the host's namespace. One
-// slirp4netns, started in the caller's (the host's) network namespace
-// against the holder, is the way out; the holder keeps the only write end
-// of its exit pipe. The holder ends by itself once no live process holds
-// a lease in the user's lease files, deciding under the lock that an
-// attach holds from finding (or starting) it until its lease is written.
-// An operation that must not start it (Detach, Cleanup, InUse) runs, when
-// no holder runs, in a fresh empty namespace: nothing is there to undo,
-// and the host's namespace is never touched.
+// network namespace of that user namespace, held by a thread of a holder
+// process (the reexec role netns) that itself stays in the host's
+// namespace. Bridge, unchanged, does its work there on a thread of its
+// own (Namespace.do, netns_linux.go), so bridges, veths and the nftables
+// table are the same as root's, out of the host's namespace. The holder
+// runs one slirp4netns against its namespace thread, the way out, starts
+// it again should it end (the containers keep their interfaces), and
+// keeps the only write end of its exit pipe, so that it ends with the
+// holder. The holder ends by itself once no live process holds a lease in
+// the user's lease files, deciding under the lock that an attach holds
+// from finding (or starting) it until its lease is written. An operation
+// that must not start it (Detach, Cleanup, InUse) runs, when no holder
+// runs, in a fresh empty namespace: nothing is there to undo, and the
+// host's namespace is never touched.
 //
 // # The rootless driver (Slirp)
 //

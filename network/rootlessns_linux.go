@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -103,9 +105,11 @@ func (ns *Namespace) lockFile(flags int) (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
-// nsRecordData is the record: the holder and its slirp4netns.
+// nsRecordData is the record: the holder, its thread that holds the
+// namespace, and its slirp4netns (the one running now).
 type nsRecordData struct {
 	Holder Owner
+	Thread int
 	Slirp  Owner
 }
 
@@ -139,7 +143,8 @@ func (ns *Namespace) open() (netns.NsHandle, error) {
 	if o.Pid == 0 {
 		return netns.None(), nil
 	}
-	h, err := netns.GetFromPath(fmt.Sprintf("/proc/%d/ns/net", o.Pid))
+	r, _ := ns.record()
+	h, err := netns.GetFromPath(fmt.Sprintf("/proc/%d/task/%d/ns/net", o.Pid, r.Thread))
 	if err != nil || !o.alive() { // opened, but it may be another process's by now
 		if h.IsOpen() {
 			h.Close()
@@ -150,12 +155,9 @@ func (ns *Namespace) open() (netns.NsHandle, error) {
 }
 
 // ensure returns a handle of the namespace, starting its holder first
-// when none runs, or when its slirp4netns has ended (it is then told to
-// end). The caller holds the lock.
+// when none runs. The caller holds the lock.
 func (ns *Namespace) ensure() (netns.NsHandle, error) {
-	if r, err := ns.record(); err == nil && r.Holder.alive() && !r.Slirp.alive() {
-		syscall.Kill(r.Holder.Pid, syscall.SIGTERM)
-	} else if h, err := ns.open(); err != nil || h.IsOpen() {
+	if h, err := ns.open(); err != nil || h.IsOpen() {
 		return h, err
 	}
 	if err := ns.startHolder(); err != nil {
@@ -168,12 +170,9 @@ func (ns *Namespace) ensure() (netns.NsHandle, error) {
 	return h, err
 }
 
-// startHolder starts the holder in a new network namespace (of the
-// caller's user namespace), waits until it has set loopback up and
-// forwarding on, attaches slirp4netns to it and records both. slirp4netns
-// runs here, in the caller's network namespace (its way out), and ends
-// with the holder, which keeps the only write end of its exit pipe. The
-// caller holds the lock.
+// startHolder starts the holder and waits until it reports ready: its
+// namespace made, loopback up, forwarding on, slirp4netns attached and
+// the record written. The caller holds the lock.
 func (ns *Namespace) startHolder() error {
 	if err := SlirpUsable(); err != nil {
 		return err
@@ -183,75 +182,45 @@ func (ns *Namespace) startHolder() error {
 		return err
 	}
 	defer report.Close()
-	exitR, exitW, err := os.Pipe()
-	if err != nil {
-		reportW.Close()
-		return err
-	}
-	defer exitR.Close()
 	log, err := os.OpenFile(filepath.Join(ns.RunDir, nsLog), os.O_CREATE|os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		reportW.Close()
-		exitW.Close()
 		return err
 	}
 	defer log.Close()
 	cmd := reexec.Command(reexec.NetNSHolder, "unionfuse-netns", os.Environ(), ns.RunDir, ns.StateDir)
 	cmd.Dir = "/"
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.ExtraFiles = []*os.File{reportW, exitW} // fd 3: its report; fd 4: slirp4netns's life
-	usernsref.Pass(cmd)                         // the user namespace must outlive it
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWNET, Setsid: true}
+	cmd.Stdout, cmd.Stderr = log, log    // slirp4netns's output goes there too
+	cmd.ExtraFiles = []*os.File{reportW} // fd 3: its report
+	usernsref.Pass(cmd)                  // the user namespace must outlive it
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	reportW.Close()
-	exitW.Close()
 	if err != nil {
-		return err
-	}
-	fail := func(err error) error {
-		cmd.Process.Kill()
-		cmd.Wait()
 		return err
 	}
 	report.SetReadDeadline(time.Now().Add(nsReadyWait))
 	line, rerr := bufio.NewReader(report).ReadString('\n')
 	if line = strings.TrimSpace(line); line != "ok" {
+		cmd.Process.Kill()
+		cmd.Wait()
 		if line == "" {
 			line = fmt.Sprintf("its holder did not get ready: %v", rerr)
 		}
-		return fail(errors.New(line))
+		return errors.New(line)
 	}
-	// slirp4netns outlives this process: its output goes to the log, not
-	// to a pipe that nobody would read.
-	slirp, err := launchSlirp(cmd.Process.Pid, exitR, log)
-	if err != nil {
-		return fail(err)
-	}
-	rec := nsRecordData{Holder: Owner{Pid: cmd.Process.Pid}, Slirp: Owner{Pid: slirp.Process.Pid}}
-	rec.Holder.Start, err = daemon.StartTime(rec.Holder.Pid)
-	if err == nil {
-		rec.Slirp.Start, err = daemon.StartTime(rec.Slirp.Pid)
-	}
-	if err == nil {
-		b, _ := json.Marshal(rec)
-		err = atomicfile.WriteFile(filepath.Join(ns.RunDir, nsRecord), b, 0o600)
-	}
-	if err != nil {
-		err = fail(err) // slirp4netns ends with it
-		slirp.Wait()
-		return err
-	}
-	// Reaped should they end while this process runs.
-	go cmd.Wait()
-	go slirp.Wait()
+	go cmd.Wait() // reaped should it end while this process runs
 	return nil
 }
 
-// runNetNSHolder is the main function of the holder: in its new network
-// namespace it sets loopback up and forwarding on and reports on fd 3;
-// then it holds the namespace, and on fd 4 the write end of slirp4netns's
-// exit pipe, until no live process holds a lease on any of the user's
-// networks, or SIGTERM.
+// runNetNSHolder is the main function of the holder. It runs in the
+// host's network namespace, where slirp4netns must run (it is its way
+// out), and holds the user's rootless one on a thread of its own
+// (holdNamespace). It starts slirp4netns against that thread and starts
+// it again should it end; slirp4netns ends with the holder (--exit-fd:
+// the holder keeps the only write end). It reports on fd 3, then holds
+// on until no live process holds a lease on any of the user's networks,
+// or SIGTERM.
 func runNetNSHolder() int {
 	report := os.NewFile(3, "report")
 	fail := func(err error) int {
@@ -262,14 +231,21 @@ func runNetNSHolder() int {
 		return fail(errors.New("usage: unionfuse-netns RUNDIR STATEDIR"))
 	}
 	ns := &Namespace{RunDir: os.Args[1], StateDir: os.Args[2]}
-	lo, err := netlink.LinkByName("lo")
-	if err == nil {
-		err = netlink.LinkSetUp(lo)
-	}
+	tid, err := holdNamespace()
 	if err != nil {
-		return fail(fmt.Errorf("loopback: %w", err))
+		return fail(err)
 	}
-	if err := enableForwarding(); err != nil {
+	exitR, exitW, err := os.Pipe()
+	if err != nil {
+		return fail(err)
+	}
+	defer exitW.Close()
+	slirp, err := launchSlirp(tid, exitR, os.Stderr)
+	if err != nil {
+		return fail(err)
+	}
+	rec := nsRecordData{Holder: self(), Thread: tid}
+	if err := ns.recordSlirp(&rec, slirp); err != nil {
 		return fail(err)
 	}
 	fmt.Fprintln(report, "ok")
@@ -277,6 +253,8 @@ func runNetNSHolder() int {
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	slirpEnded := make(chan error, 1)
+	go func() { slirpEnded <- slirp.Wait() }()
 	tick := time.NewTicker(nsIdleCheck)
 	defer tick.Stop()
 	idleBefore := false
@@ -285,6 +263,20 @@ func runNetNSHolder() int {
 		case <-signals:
 			ns.leave()
 			return 0
+		case err := <-slirpEnded:
+			// The containers keep their interfaces; only the way out
+			// was gone, for as long as it takes to start it again.
+			fmt.Fprintf(os.Stderr, "unionfuse-netns %d: slirp4netns ended (%v), starting it again\n", os.Getpid(), err)
+			if slirp, err = launchSlirp(tid, exitR, os.Stderr); err != nil {
+				fmt.Fprintf(os.Stderr, "unionfuse-netns %d: %v\n", os.Getpid(), err)
+				time.Sleep(time.Second)
+				slirpEnded <- err // try again
+				continue
+			}
+			if err := ns.recordSlirp(&rec, slirp); err != nil {
+				fmt.Fprintf(os.Stderr, "unionfuse-netns %d: %v\n", os.Getpid(), err)
+			}
+			go func(c *exec.Cmd) { slirpEnded <- c.Wait() }(slirp)
 		case <-tick.C:
 			idle := !ns.leased()
 			if idle && idleBefore && ns.leaveIfIdle() {
@@ -293,6 +285,52 @@ func runNetNSHolder() int {
 			idleBefore = idle
 		}
 	}
+}
+
+// recordSlirp writes the record with slirp as the running slirp4netns.
+func (ns *Namespace) recordSlirp(rec *nsRecordData, slirp *exec.Cmd) error {
+	start, err := daemon.StartTime(slirp.Process.Pid)
+	if err != nil {
+		return err
+	}
+	rec.Slirp = Owner{Pid: slirp.Process.Pid, Start: start}
+	b, _ := json.Marshal(rec)
+	return atomicfile.WriteFile(filepath.Join(ns.RunDir, nsRecord), b, 0o600)
+}
+
+// holdNamespace makes a network namespace on a thread kept for it for
+// the life of the process, with loopback up and forwarding on, and
+// returns the thread's id: /proc/PID/task/TID/ns/net is the namespace.
+// The process's other threads stay in the host's namespace.
+func holdNamespace() (tid int, err error) {
+	type result struct {
+		tid int
+		err error
+	}
+	ch := make(chan result)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread is the namespace's
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			ch <- result{0, fmt.Errorf("new network namespace: %w", err)}
+			return // the thread ends with the goroutine
+		}
+		lo, err := netlink.LinkByName("lo")
+		if err == nil {
+			err = netlink.LinkSetUp(lo)
+		}
+		if err != nil {
+			ch <- result{0, fmt.Errorf("loopback: %w", err)}
+			return
+		}
+		if err := enableForwarding(); err != nil {
+			ch <- result{0, err}
+			return
+		}
+		ch <- result{unix.Gettid(), nil}
+		select {}
+	}()
+	r := <-ch
+	return r.tid, r.err
 }
 
 // leaveIfIdle removes the record, under the lock, when still no live

@@ -160,6 +160,21 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 
 	t.Run("publish UDP", func(t *testing.T) { checkUDPPublished(t, e, a) })
 
+	t.Run("slirp4netns killed: started again, the containers keep their network", func(t *testing.T) {
+		syscall.Kill(slirp, syscall.SIGKILL)
+		var again int
+		waitFor(t, func() bool {
+			_, again = e.netnsHolder(t)
+			return again != slirp && isSlirp(again)
+		})
+		if h, _ := e.netnsHolder(t); h != holder {
+			t.Errorf("the namespace's holder changed from %d to %d", holder, h)
+		}
+		slirp = again
+		checkSlirpWayOut(t, e, a)
+		expect(t, "web still answers", e.u("run", "--rm", "--network", a, "busybox", "sh", "-c", "nc -w 2 web 8080 </dev/null"), 0, "hi from web\n", "")
+	})
+
 	t.Run("nothing in the host's namespace", func(t *testing.T) {
 		for name := range hostInterfaces(t) {
 			if !hostIfs[name] && strings.HasPrefix(name, "ufbr-") {
