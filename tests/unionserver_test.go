@@ -149,6 +149,11 @@ func TestUnionServer(t *testing.T) {
 	if again := serverPid(t, root); again != pid {
 		t.Errorf("a second client got server %d, the first %d", again, pid)
 	}
+	// The server's soft memory limit follows its unions' node bounds.
+	limitA, limitB := loggedLimit(t, log, "mounted "+a), loggedLimit(t, log, "mounted "+b)
+	if limitA <= 0 || limitB <= limitA {
+		t.Errorf("memory limit with one union %d MiB, with two %d MiB: want it to grow", limitA, limitB)
+	}
 	c1.Close()
 	c2.Close()
 	time.Sleep(2 * unionserver.IdleExit)
@@ -197,6 +202,26 @@ func TestUnionServer(t *testing.T) {
 	if _, err := os.Stat(unionserver.PidFile(root)); !os.IsNotExist(err) {
 		t.Errorf("the server's lock file after it exited: %v", err)
 	}
+}
+
+// loggedLimit returns the memory limit, in MiB, of the last line of the
+// union server's log with what: "... mounted /x (memory limit 20 MiB)";
+// -1 for "none" or no such line.
+func loggedLimit(t *testing.T, log, what string) int {
+	t.Helper()
+	b, _ := os.ReadFile(log)
+	limit := -1
+	for _, line := range strings.Split(string(b), "\n") {
+		_, rest, ok := strings.Cut(line, " "+what+" (memory limit ")
+		if !ok {
+			continue
+		}
+		limit = -1
+		if n, err := strconv.Atoi(strings.TrimSuffix(rest, " MiB)")); err == nil {
+			limit = n
+		}
+	}
+	return limit
 }
 
 // openInServedUnion has a union server started for a fresh root serve

@@ -1,23 +1,26 @@
 package daemon
 
 import (
+	"math"
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync"
 	"time"
 
 	"github.com/unionfuse/unionfuse/fs"
 )
 
 // The Go runtime lets the heap grow to twice what the last collection
-// kept (GOGC=100) before it collects again. For a daemon whose node tree
-// is bounded (fs.Config.MaxNodes) that headroom is most of its resident
-// size, so the daemon gives the runtime a soft memory limit sized to the
-// bound: the collector then runs when the process nears the limit rather
-// than when the heap has doubled. A soft limit below what the daemon
-// really holds (a huge directory's listing, thousands of open files)
-// would make the collector run back to back, so a watchdog raises the
-// limit whenever the live heap comes within a quarter of it.
+// kept (GOGC=100) before it collects again. For a process whose node
+// trees are bounded (fs.Config.MaxNodes) that headroom is most of its
+// resident size, so the process gives the runtime a soft memory limit
+// sized to the bounds of the unions it serves: the collector then runs
+// when the process nears the limit rather than when the heap has
+// doubled. A soft limit below what the process really holds (a huge
+// directory's listing, thousands of open files) would make the collector
+// run back to back, so a watchdog raises the limit whenever the live
+// heap comes within a quarter of it.
 
 // Sizes of the limit, from the 63k-name walk (docs/benchmarks.md): the
 // runtime, stacks and go-fuse's request buffers, then the bytes one node
@@ -27,33 +30,120 @@ const (
 	limitPerNode = 750
 )
 
-// limitMemory sets the runtime's soft memory limit for serving cfg, unless
-// GOMEMLIMIT is set or the nodes are not bounded, and returns a function
-// that stops its watchdog.
-func limitMemory(cfg fs.Config) (stop func()) {
-	nodes := cfg.NodeBound()
-	if os.Getenv("GOMEMLIMIT") != "" || nodes <= 0 {
+// MemoryLimiter keeps the runtime's soft memory limit sized to the node
+// bounds of the unions the process serves: one for the per-mount daemon,
+// any number for the union server, whose limit follows its unions as
+// they come and go. A union whose nodes are not bounded lifts the limit
+// while it is served. GOMEMLIMIT set by the user wins: the limiter then
+// does nothing.
+type MemoryLimiter struct {
+	mu        sync.Mutex
+	nodes     int   // the sum of the bounds of the unions served
+	unbounded int   // unions served whose nodes are not bounded
+	raised    int64 // the watchdog's limit, above the sized one, 0 for none
+	done      chan struct{}
+}
+
+// NewMemoryLimiter returns a limiter with no union yet (no limit), its
+// watchdog started; nil when GOMEMLIMIT is set (a nil limiter does
+// nothing).
+func NewMemoryLimiter() *MemoryLimiter {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return nil
+	}
+	m := &MemoryLimiter{done: make(chan struct{})}
+	go m.watch()
+	return m
+}
+
+// Add counts a union served with cfg and returns the function that
+// uncounts it.
+func (m *MemoryLimiter) Add(cfg fs.Config) (remove func()) {
+	if m == nil {
 		return func() {}
 	}
-	limit := int64(limitBase + limitPerNode*nodes)
-	debug.SetMemoryLimit(limit)
-	done := make(chan struct{})
-	go func() {
-		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-			metrics.Read(sample)
-			if live := int64(sample[0].Value.Uint64()); live > limit*3/4 {
-				limit = live * 2
-				debug.SetMemoryLimit(limit)
-			}
+	nodes := cfg.NodeBound()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.change(nodes, +1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.change(nodes, -1)
+		})
+	}
+}
+
+// change adds (sign +1) or removes a union of nodes nodes and sets the
+// limit again, dropping what the watchdog raised (the unions changed).
+// The caller holds mu.
+func (m *MemoryLimiter) change(nodes, sign int) {
+	if nodes <= 0 {
+		m.unbounded += sign
+	} else {
+		m.nodes += sign * nodes
+	}
+	m.raised = 0
+	debug.SetMemoryLimit(m.limit())
+}
+
+// limit is the limit for the unions counted now. The caller holds mu.
+func (m *MemoryLimiter) limit() int64 {
+	if m.unbounded > 0 || m.nodes == 0 {
+		return math.MaxInt64
+	}
+	return max(int64(limitBase+limitPerNode*m.nodes), m.raised)
+}
+
+// Limit returns the limit set now, math.MaxInt64 for none.
+func (m *MemoryLimiter) Limit() int64 {
+	if m == nil {
+		return math.MaxInt64
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.limit()
+}
+
+// Stop stops the watchdog.
+func (m *MemoryLimiter) Stop() {
+	if m != nil {
+		close(m.done)
+	}
+}
+
+// watch raises the limit, every second, when the live heap has come
+// within a quarter of it.
+func (m *MemoryLimiter) watch() {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.done:
+			return
+		case <-tick.C:
 		}
-	}()
-	return func() { close(done) }
+		metrics.Read(sample)
+		live := int64(sample[0].Value.Uint64())
+		m.mu.Lock()
+		if limit := m.limit(); limit != math.MaxInt64 && live > limit*3/4 {
+			m.raised = live * 2
+			debug.SetMemoryLimit(m.limit())
+		}
+		m.mu.Unlock()
+	}
+}
+
+// limitMemory sets the runtime's soft memory limit for serving cfg alone
+// (the per-mount daemon) and returns a function that stops its watchdog.
+func limitMemory(cfg fs.Config) (stop func()) {
+	m := NewMemoryLimiter()
+	remove := m.Add(cfg)
+	return func() {
+		remove()
+		m.Stop()
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,6 +32,9 @@ var errStopping = errors.New("the union server is stopping")
 type server struct {
 	root   string // unions are mounted only below it
 	logger *log.Logger
+	// memory sizes the runtime's soft memory limit to the node bounds
+	// of the unions served, as the per-mount daemon's is to its one.
+	memory *daemon.MemoryLimiter
 
 	mu     sync.Mutex
 	unions map[string]*union // by mountpoint, while mounted there
@@ -51,7 +55,7 @@ type union struct {
 
 // newServer returns a server for the unions under root.
 func newServer(root string, logger *log.Logger) *server {
-	return &server{root: root, logger: logger, unions: map[string]*union{}, lastBusy: time.Now()}
+	return &server{root: root, logger: logger, memory: daemon.NewMemoryLimiter(), unions: map[string]*union{}, lastBusy: time.Now()}
 }
 
 // accept serves the connections l accepts until l is closed.
@@ -192,9 +196,11 @@ func (s *server) mount(merged string, cfg fs.Config) error {
 	u := &union{mounted: m, dev: dev}
 	s.unions[merged] = u
 	s.live++
-	s.logger.Printf("mounted %s", merged)
+	uncount := s.memory.Add(cfg)
+	s.logger.Printf("mounted %s (memory limit %s)", merged, s.memoryLimit())
 	go func() {
 		m.Wait()
+		uncount()
 		s.mu.Lock()
 		if s.unions[merged] == u {
 			delete(s.unions, merged)
@@ -202,9 +208,17 @@ func (s *server) mount(merged string, cfg fs.Config) error {
 		s.live--
 		s.lastBusy = time.Now()
 		s.mu.Unlock()
-		s.logger.Printf("unmounted %s", merged)
+		s.logger.Printf("unmounted %s (memory limit %s)", merged, s.memoryLimit())
 	}()
 	return nil
+}
+
+// memoryLimit is the runtime's soft memory limit, for the log.
+func (s *server) memoryLimit() string {
+	if l := s.memory.Limit(); l != math.MaxInt64 {
+		return fmt.Sprintf("%d MiB", l>>20)
+	}
+	return "none"
 }
 
 // stop takes no more requests and detaches, lazily, every union it
