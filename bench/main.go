@@ -101,7 +101,7 @@ type Config struct {
 var (
 	allSystems = []string{sysNative, sysKernel, sysFuseOv, sysUnion}
 	// knownSystems adds those only run when asked for.
-	knownSystems = append(append([]string{}, allSystems...), sysUnionNoPT, sysKernelMC, sysUnionMC)
+	knownSystems = append(append([]string{}, allSystems...), sysUnionNoPT, sysKernelMC, sysUnionMC, sysUnionServer)
 	allWorkloads = []string{"walk", "readdir", "seqread", "randread", "mount", "create", "seqwrite", "randwrite", "copyup", "chown", "delete", "hugewalk", "mounts"}
 )
 
@@ -197,6 +197,8 @@ func parseFlags(args []string) (*Config, error) {
 		return nil, fmt.Errorf("-seq-size and -rand-size must be at least 1M")
 	case c.MountLayers < 2 || c.MountLayers > 500:
 		return nil, fmt.Errorf("-mount-layers must be between 2 and 500")
+	case c.Rootless && slices.Contains(c.Systems, sysUnionServer):
+		return nil, fmt.Errorf("-rootless: %s is measured as root only", sysUnionServer)
 	case c.Rootless && slices.Contains(c.Systems, sysUnionNoPT):
 		return nil, fmt.Errorf("-rootless measures unionfuse without passthrough already: leave out %s", sysUnionNoPT)
 	}

@@ -163,10 +163,12 @@ func runMounts(r *Runner, s System, rep int) (map[string]float64, error) {
 	}
 	out["mounts-time"] = time.Since(start).Seconds()
 	var pss int64
+	counted := map[int]bool{} // one union server serves them all
 	for _, m := range mounts {
-		if m.PID == 0 {
+		if m.PID == 0 || counted[m.PID] {
 			continue
 		}
+		counted[m.PID] = true
 		kb, err := pssKB(m.PID)
 		if err != nil {
 			return out, err

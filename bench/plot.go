@@ -27,6 +27,8 @@ var systemStyle = map[string]struct {
 	sysUnionNoPT: {color.RGBA{120, 60, 170, 255}, draw.RingGlyph{}},
 	sysKernelMC:  {color.RGBA{20, 150, 60, 255}, draw.PlusGlyph{}},
 	sysUnionMC:   {color.RGBA{0, 170, 200, 255}, draw.CrossGlyph{}},
+
+	sysUnionServer: {color.RGBA{200, 30, 90, 255}, draw.PyramidGlyph{}},
 }
 
 // points are one system's slowdowns with their min–max, as the plotter's

@@ -27,8 +27,11 @@ type Runner struct {
 	// ufVersion says what served unionfuse (which CLI binary) and at
 	// which commit.
 	ufVersion string
-	res       *Results
-	start     time.Time
+	// ufServe is the binary that serves unions (unionfuse-fuse when it is
+	// beside the CLI), which also runs the union server.
+	ufServe string
+	res     *Results
+	start   time.Time
 }
 
 // newRunner finds the tools, makes the workspace and builds unionfuse.
@@ -82,6 +85,8 @@ func newRunner(cfg *Config) (*Runner, error) {
 			r.systems = append(r.systems, kernel{metacopy: true})
 		case sysUnionMC:
 			r.systems = append(r.systems, withMetacopy(ufbin))
+		case sysUnionServer:
+			r.systems = append(r.systems, newUnionServer(filepath.Join(r.ws.Root, "runs"), r.ufServe, filepath.Join(r.ws.Root, "logs", "unions.log")))
 		}
 	}
 	r.info = collectMachine(cfg, r)
@@ -154,6 +159,7 @@ func (r *Runner) buildUnionfuse() (*daemon, error) {
 			}
 		}
 	}
+	r.ufServe = absPath(bin)
 	cli := newUnionfuse(absPath(bin), dirs[0], dirs[1], r.log)
 	if r.cfg.Rootless {
 		cli = rootlessDaemon(cli)
