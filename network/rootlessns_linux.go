@@ -45,6 +45,11 @@ const (
 	// nsIdleCheck is how often the holder looks for leases; it ends at
 	// the second look in a row that finds none.
 	nsIdleCheck = 2 * time.Second
+	// slirpStable is how long slirp4netns must have run for its end to
+	// be restarted at once; one that ends sooner is restarted after a
+	// wait that doubles each time, up to slirpRetryMax.
+	slirpStable   = 10 * time.Second
+	slirpRetryMax = 30 * time.Second
 )
 
 func init() { reexec.Register(reexec.NetNSHolder, runNetNSHolder) }
@@ -139,13 +144,16 @@ func (ns *Namespace) Holder() Owner {
 // open returns a handle of the namespace, netns.None() when no holder
 // runs.
 func (ns *Namespace) open() (netns.NsHandle, error) {
-	o := ns.Holder()
-	if o.Pid == 0 {
+	r, err := ns.record()
+	if err != nil || !r.Holder.alive() {
 		return netns.None(), nil
 	}
-	r, _ := ns.record()
-	h, err := netns.GetFromPath(fmt.Sprintf("/proc/%d/task/%d/ns/net", o.Pid, r.Thread))
-	if err != nil || !o.alive() { // opened, but it may be another process's by now
+	path := fmt.Sprintf("/proc/%d/task/%d/ns/net", r.Holder.Pid, r.Thread)
+	if r.Thread == 0 { // a record without the thread: the whole holder is in the namespace
+		path = fmt.Sprintf("/proc/%d/ns/net", r.Holder.Pid)
+	}
+	h, err := netns.GetFromPath(path)
+	if err != nil || !r.Holder.alive() { // opened, but it may be another process's by now
 		if h.IsOpen() {
 			h.Close()
 		}
@@ -240,7 +248,8 @@ func runNetNSHolder() int {
 		return fail(err)
 	}
 	defer exitW.Close()
-	slirp, err := launchSlirp(tid, exitR, os.Stderr)
+	log := os.NewFile(2, filepath.Join(ns.RunDir, nsLog)) // named for the errors that point at it
+	slirp, err := launchSlirp(tid, exitR, log)
 	if err != nil {
 		return fail(err)
 	}
@@ -254,6 +263,7 @@ func runNetNSHolder() int {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	slirpEnded := make(chan error, 1)
+	started, wait := time.Now(), time.Duration(0)
 	go func() { slirpEnded <- slirp.Wait() }()
 	tick := time.NewTicker(nsIdleCheck)
 	defer tick.Stop()
@@ -265,11 +275,18 @@ func runNetNSHolder() int {
 			return 0
 		case err := <-slirpEnded:
 			// The containers keep their interfaces; only the way out
-			// was gone, for as long as it takes to start it again.
-			fmt.Fprintf(os.Stderr, "unionfuse-netns %d: slirp4netns ended (%v), starting it again\n", os.Getpid(), err)
-			if slirp, err = launchSlirp(tid, exitR, os.Stderr); err != nil {
+			// is gone, for as long as it takes to start it again. One
+			// that keeps ending is started again less and less often.
+			if time.Since(started) < slirpStable {
+				wait = min(max(2*wait, time.Second), slirpRetryMax)
+			} else {
+				wait = 0
+			}
+			fmt.Fprintf(os.Stderr, "unionfuse-netns %d: slirp4netns ended (%v), starting it again in %v\n", os.Getpid(), err, wait)
+			time.Sleep(wait)
+			started = time.Now()
+			if slirp, err = launchSlirp(tid, exitR, log); err != nil {
 				fmt.Fprintf(os.Stderr, "unionfuse-netns %d: %v\n", os.Getpid(), err)
-				time.Sleep(time.Second)
 				slirpEnded <- err // try again
 				continue
 			}
@@ -287,13 +304,28 @@ func runNetNSHolder() int {
 	}
 }
 
-// recordSlirp writes the record with slirp as the running slirp4netns.
+// recordSlirp writes the record with slirp as the running slirp4netns,
+// under the lock, unless the record names another holder by now (its run
+// directory was removed and another holder started).
 func (ns *Namespace) recordSlirp(rec *nsRecordData, slirp *exec.Cmd) error {
 	start, err := daemon.StartTime(slirp.Process.Pid)
 	if err != nil {
 		return err
 	}
+	first := rec.Slirp.Pid == 0
 	rec.Slirp = Owner{Pid: slirp.Process.Pid, Start: start}
+	if !first {
+		// The first record is written while the starter holds the lock,
+		// waiting for this holder's report.
+		unlock, err := ns.lockFile(0)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if now, err := ns.record(); err != nil || now.Holder.Pid != os.Getpid() {
+			return nil
+		}
+	}
 	b, _ := json.Marshal(rec)
 	return atomicfile.WriteFile(filepath.Join(ns.RunDir, nsRecord), b, 0o600)
 }

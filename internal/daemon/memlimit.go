@@ -77,8 +77,10 @@ func (m *MemoryLimiter) Add(cfg fs.Config) (remove func()) {
 }
 
 // change adds (sign +1) or removes a union of nodes nodes and sets the
-// limit again, dropping what the watchdog raised (the unions changed).
-// The caller holds mu.
+// limit again: sized to the unions now, raised at once should the live
+// heap already come near it (a limit below the live heap would have the
+// collector run back to back until the watchdog's next look). The caller
+// holds mu.
 func (m *MemoryLimiter) change(nodes, sign int) {
 	if nodes <= 0 {
 		m.unbounded += sign
@@ -86,7 +88,23 @@ func (m *MemoryLimiter) change(nodes, sign int) {
 		m.nodes += sign * nodes
 	}
 	m.raised = 0
+	m.raiseFor(liveHeap())
 	debug.SetMemoryLimit(m.limit())
+}
+
+// raiseFor raises the limit to twice live when live has come within a
+// quarter of it. The caller holds mu.
+func (m *MemoryLimiter) raiseFor(live int64) {
+	if limit := m.limit(); limit != math.MaxInt64 && live > limit*3/4 {
+		m.raised = live * 2
+	}
+}
+
+// liveHeap is the heap the last collection kept.
+func liveHeap() int64 {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(sample)
+	return int64(sample[0].Value.Uint64())
 }
 
 // limit is the limit for the unions counted now. The caller holds mu.
@@ -94,7 +112,7 @@ func (m *MemoryLimiter) limit() int64 {
 	if m.unbounded > 0 || m.nodes == 0 {
 		return math.MaxInt64
 	}
-	return max(int64(limitBase+limitPerNode*m.nodes), m.raised)
+	return max(limitBase+limitPerNode*int64(m.nodes), m.raised)
 }
 
 // Limit returns the limit set now, math.MaxInt64 for none.
@@ -117,7 +135,6 @@ func (m *MemoryLimiter) Stop() {
 // watch raises the limit, every second, when the live heap has come
 // within a quarter of it.
 func (m *MemoryLimiter) watch() {
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -126,11 +143,11 @@ func (m *MemoryLimiter) watch() {
 			return
 		case <-tick.C:
 		}
-		metrics.Read(sample)
-		live := int64(sample[0].Value.Uint64())
+		live := liveHeap()
 		m.mu.Lock()
-		if limit := m.limit(); limit != math.MaxInt64 && live > limit*3/4 {
-			m.raised = live * 2
+		before := m.limit()
+		m.raiseFor(live)
+		if m.limit() != before {
 			debug.SetMemoryLimit(m.limit())
 		}
 		m.mu.Unlock()

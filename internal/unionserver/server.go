@@ -215,6 +215,9 @@ func (s *server) mount(merged string, cfg fs.Config) error {
 
 // memoryLimit is the runtime's soft memory limit, for the log.
 func (s *server) memoryLimit() string {
+	if s.memory == nil {
+		return "GOMEMLIMIT's"
+	}
 	if l := s.memory.Limit(); l != math.MaxInt64 {
 		return fmt.Sprintf("%d MiB", l>>20)
 	}
