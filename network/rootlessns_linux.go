@@ -131,16 +131,6 @@ func (ns *Namespace) record() (nsRecordData, error) {
 	return r, err
 }
 
-// Holder returns the process that holds the namespace, the zero Owner
-// when none runs.
-func (ns *Namespace) Holder() Owner {
-	r, err := ns.record()
-	if err != nil || !r.Holder.alive() {
-		return Owner{}
-	}
-	return r.Holder
-}
-
 // open returns a handle of the namespace, netns.None() when no holder
 // runs.
 func (ns *Namespace) open() (netns.NsHandle, error) {
