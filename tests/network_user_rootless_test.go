@@ -95,6 +95,15 @@ func (e *containerEnv) rootlessLeases(t *testing.T) string {
 	return strings.Join(out, "\n")
 }
 
+// sleeper runs a detached container on network net that sleeps, and
+// returns its id.
+func sleeper(t *testing.T, e *containerEnv, net string) string {
+	t.Helper()
+	r := e.u("run", "-d", "--network", net, "busybox", "sleep", "1000")
+	mustSucceed(t, "run -d", r)
+	return strings.TrimSpace(r.stdout)
+}
+
 func TestNetworkUserRootlessSubIDs(t *testing.T) {
 	if _, err := exec.LookPath("slirp4netns"); err != nil {
 		t.Skip("needs slirp4netns (make deps installs it)")
@@ -187,9 +196,7 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 		ifs, rules, procs := nsInterfaces(t, holder), nsRules(t, holder), processesOf(e.dir)
 		leases := e.rootlessLeases(t)
 		// A stopped container.
-		r := e.u("run", "-d", "--network", a, "busybox", "sleep", "1000")
-		mustSucceed(t, "run -d", r)
-		id := strings.TrimSpace(r.stdout)
+		id := sleeper(t, e, a)
 		if nsInterfaces(t, holder) != ifs+1 || !strings.Contains(e.rootlessLeases(t), id) {
 			t.Errorf("no veth or lease in the namespace for the running container %s", id[:12])
 		}
@@ -199,9 +206,7 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 		}
 		mustSucceed(t, "rm", e.u("rm", id))
 		// A killed monitor: the next command reaps.
-		r = e.u("run", "-d", "--network", b, "busybox", "sleep", "1000")
-		mustSucceed(t, "run -d", r)
-		id = strings.TrimSpace(r.stdout)
+		id = sleeper(t, e, b)
 		syscall.Kill(parentOf(t, readState(t, e.store, id).Pid), syscall.SIGKILL)
 		waitFor(t, func() bool { return strings.Contains(e.u("ps", "-a").stdout, "Exited (137)") })
 		if strings.Contains(e.rootlessLeases(t), id) {
@@ -210,9 +215,7 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 		mustSucceed(t, "rm", e.u("rm", id))
 		// The command that reaps goes on in the host's namespace: a
 		// container it then starts publishes its port there.
-		r = e.u("run", "-d", "--network", b, "busybox", "sleep", "1000")
-		mustSucceed(t, "run -d", r)
-		id = strings.TrimSpace(r.stdout)
+		id = sleeper(t, e, b)
 		monitor := parentOf(t, readState(t, e.store, id).Pid)
 		syscall.Kill(monitor, syscall.SIGKILL)
 		waitFor(t, func() bool { return !processAlive(monitor) })
