@@ -2,8 +2,6 @@ package runner
 
 import (
 	"fmt"
-
-	"github.com/unionfuse/unionfuse/network"
 )
 
 // joinNetwork, for a container of --network container:ID, finds that
@@ -21,8 +19,3 @@ func (r *Runner) joinNetwork(c *Container) (string, error) {
 	c.netnsPid = t.State.Pid
 	return t.dir, nil
 }
-
-// inNetns runs start (which forks) with this thread in the network
-// namespace of pid, so that the child is born there; pid 0 runs it as it
-// is.
-func inNetns(pid int, start func() error) error { return network.InNamespaceOf(pid, start) }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/internal/reexec"
+	"github.com/unionfuse/unionfuse/network"
 	"golang.org/x/sys/unix"
 )
 
@@ -110,7 +111,7 @@ func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer, setup fu
 		attr.GidMappingsEnableSetgroups = false
 	}
 	cmd.SysProcAttr = attr
-	onSpawnThread(func() { err = inNetns(c.netnsPid, cmd.Start) })
+	onSpawnThread(func() { err = network.InNamespaceOf(c.netnsPid, cmd.Start) })
 	if err != nil {
 		return nil, nil, &ExitError{Code: ExitUnionfuseFailed, Message: fmt.Sprintf("start container %s: %v", c.ShortID(), err)}
 	}
