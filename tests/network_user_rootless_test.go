@@ -23,24 +23,37 @@ import (
 	"github.com/google/nftables"
 )
 
-// netnsHolder returns the pids of the holder of the user's rootless
-// network namespace and of its slirp4netns as its record says, zeros
-// without a record.
-func (e *containerEnv) netnsHolder(t *testing.T) (holder, slirp int) {
+// netnsHolder returns, as the record of the user's rootless network
+// namespace says, the pid of its holder, the /proc directory of the
+// holder's thread that is in the namespace (the holder's other threads,
+// its main one among them as a rule, are in the host's), and the pid of
+// its slirp4netns; zeros without a record.
+func (e *containerEnv) netnsHolder(t *testing.T) (holder int, nsTask string, slirp int) {
 	b, err := os.ReadFile(filepath.Join(e.dir, "unionfuse", "netns.json"))
 	if err != nil {
-		return 0, 0
+		return 0, "", 0
 	}
-	var rec struct{ Holder, Slirp struct{ Pid int } }
+	var rec struct {
+		Holder, Slirp struct{ Pid int }
+		Thread        int
+	}
 	if err := json.Unmarshal(b, &rec); err != nil {
 		t.Fatal(err)
 	}
-	return rec.Holder.Pid, rec.Slirp.Pid
+	return rec.Holder.Pid, fmt.Sprintf("/proc/%d/task/%d", rec.Holder.Pid, rec.Thread), rec.Slirp.Pid
 }
 
-// nsInterfaces counts the interfaces of the network namespace of pid.
-func nsInterfaces(t *testing.T, pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))
+// nsDevices is /proc/net/dev of the network namespace of the task whose
+// /proc directory is task, "" once the task is gone.
+func nsDevices(task string) string {
+	b, _ := os.ReadFile(filepath.Join(task, "net", "dev"))
+	return string(b)
+}
+
+// nsInterfaces counts the interfaces of the network namespace of the
+// task whose /proc directory is task.
+func nsInterfaces(t *testing.T, task string) int {
+	b, err := os.ReadFile(filepath.Join(task, "net", "dev"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,9 +61,9 @@ func nsInterfaces(t *testing.T, pid int) int {
 }
 
 // nsRules counts the rules of the networks' nftables table in the
-// network namespace of pid.
-func nsRules(t *testing.T, pid int) int {
-	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+// network namespace of the task whose /proc directory is task.
+func nsRules(t *testing.T, task string) int {
+	ns, err := os.Open(filepath.Join(task, "ns", "net"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +77,7 @@ func nsRules(t *testing.T, pid int) int {
 	for _, name := range []string{"postrouting", "forward", "input"} {
 		rules, err := c.GetRules(tb, &nftables.Chain{Name: name, Table: tb})
 		if err != nil {
-			t.Fatalf("nftables chain %s in the namespace of %d: %v", name, pid, err)
+			t.Fatalf("nftables chain %s in the namespace of %s: %v", name, task, err)
 		}
 		n += len(rules)
 	}
@@ -118,7 +131,7 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 		strings.Join(sortedNames("bridge", a, b), "\n")+"\n", "")
 	serve(t, e, a, "web", "--network-alias", "www")
 	serve(t, e, b, "other")
-	holder, slirp := e.netnsHolder(t)
+	holder, nsTask, slirp := e.netnsHolder(t)
 	if holder == 0 || !processAlive(holder) || !isSlirp(slirp) {
 		t.Fatalf("rootless network namespace: holder %d, its slirp4netns %d", holder, slirp)
 	}
@@ -173,10 +186,10 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 		syscall.Kill(slirp, syscall.SIGKILL)
 		var again int
 		waitFor(t, func() bool {
-			_, again = e.netnsHolder(t)
+			_, _, again = e.netnsHolder(t)
 			return again != slirp && isSlirp(again)
 		})
-		if h, _ := e.netnsHolder(t); h != holder {
+		if h, _, _ := e.netnsHolder(t); h != holder {
 			t.Errorf("the namespace's holder changed from %d to %d", holder, h)
 		}
 		slirp = again
@@ -193,11 +206,11 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 	})
 
 	t.Run("nothing stays: stop, rm -f, a killed monitor, run/rm cycles", func(t *testing.T) {
-		ifs, rules, procs := nsInterfaces(t, holder), nsRules(t, holder), processesOf(e.dir)
+		ifs, rules, procs := nsInterfaces(t, nsTask), nsRules(t, nsTask), processesOf(e.dir)
 		leases := e.rootlessLeases(t)
 		// A stopped container.
 		id := sleeper(t, e, a)
-		if nsInterfaces(t, holder) != ifs+1 || !strings.Contains(e.rootlessLeases(t), id) {
+		if nsInterfaces(t, nsTask) != ifs+1 || !strings.Contains(e.rootlessLeases(t), id) {
 			t.Errorf("no veth or lease in the namespace for the running container %s", id[:12])
 		}
 		mustSucceed(t, "stop", e.u("stop", "-t", "0", id))
@@ -228,8 +241,8 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 		mustSucceed(t, "rm -f", e.u("rm", "-f", id, "after-reap"))
 		runRmCycles(t, e, a, b)
 		var after int
-		waitFor(t, func() bool { after = nsInterfaces(t, holder); return after <= ifs })
-		if r := nsRules(t, holder); r != rules {
+		waitFor(t, func() bool { after = nsInterfaces(t, nsTask); return after <= ifs })
+		if r := nsRules(t, nsTask); r != rules {
 			t.Errorf("nftables rules in the namespace: %d before, %d after", rules, r)
 		}
 		if l := e.rootlessLeases(t); l != leases {
@@ -254,17 +267,19 @@ func TestNetworkUserRootlessSubIDs(t *testing.T) {
 		for i := range 2 {
 			expect(t, fmt.Sprintf("eth0's MTU, container %d after", i+1), e.u("run", "--rm", "--network", a, "busybox", "cat", "/sys/class/net/eth0/mtu"), 0, "65520\n", "")
 		}
-		// network rm takes the bridge out of the namespace that runs.
-		now, _ := e.netnsHolder(t)
+		// network rm takes the bridge out of the namespace that runs;
+		// a container of the other network keeps it running meanwhile.
+		keep := sleeper(t, e, b)
+		_, task, _ := e.netnsHolder(t)
 		id := strings.TrimSpace(e.u("network", "inspect", "-f", "{{.Id}}", a).stdout)
-		dev := func() string { b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", now)); return string(b) }
-		if len(id) != 64 || !strings.Contains(dev(), "ufbr-"+id[:10]) {
-			t.Fatalf("network %s (%q): no bridge in the namespace of %d:\n%s", a, id, now, dev())
+		if len(id) != 64 || !strings.Contains(nsDevices(task), "ufbr-"+id[:10]) {
+			t.Fatalf("network %s (%q): no bridge in the namespace of %s:\n%s", a, id, task, nsDevices(task))
 		}
 		mustSucceed(t, "network rm", e.u("network", "rm", a))
-		if strings.Contains(dev(), "ufbr-"+id[:10]) {
-			t.Errorf("network rm left its bridge in the namespace:\n%s", dev())
+		if dev := nsDevices(task); dev == "" || strings.Contains(dev, "ufbr-"+id[:10]) {
+			t.Errorf("network rm left its bridge in the namespace of %s, or the namespace ended with a container in it:\n%s", task, dev)
 		}
+		mustSucceed(t, "rm -f", e.u("rm", "-f", keep))
 		expect(t, "network ls", e.u("network", "ls", "--format", "{{.Name}}"), 0, "bridge\n"+b+"\n", "")
 		expect(t, "network prune -f", e.u("network", "prune", "-f"), 0, "Deleted Networks:\n"+b+"\n", "")
 		expect(t, "network ls", e.u("network", "ls", "--format", "{{.Name}}"), 0, "bridge\n", "")
