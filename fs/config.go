@@ -48,6 +48,10 @@ type Config struct {
 	// kernel could read and write the layer files directly (FUSE
 	// passthrough, used by default as root on Linux 6.9+).
 	NoPassthrough bool
+	// Writeback says whether the kernel keeps written data in its page
+	// cache and sends it to the server later (writeback.go); the zero
+	// value, WritebackAuto, does wherever that is sound.
+	Writeback WritebackMode
 	// UIDMap and GIDMap map the ids the mount shows to the ids stored in
 	// the layers (fuse-overlayfs's uidmapping=/gidmapping=). Empty: ids are
 	// shown as stored.

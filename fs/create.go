@@ -168,10 +168,13 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	n.ov.mu.Lock()
 	defer n.ov.mu.Unlock()
 	f := int(flags) &^ (unix.O_APPEND | fuse.FMODE_EXEC)
-	fd := -1
+	fd, accmode := -1, 0
+	var fopen uint32
 	st, errno := n.createObject(ctx, name, unix.S_IFREG|mode, func(dirfd int, path string) error {
 		var err error
-		fd, err = unix.Openat(dirfd, path, f|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, mode&0o7777)
+		fd, accmode, fopen, err = n.ov.openData(f, func(flags int) (int, error) {
+			return unix.Openat(dirfd, path, flags|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, mode&0o7777)
+		})
 		return err
 	})
 	if errno != 0 {
@@ -181,9 +184,10 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, errno
 	}
 	ch := n.addChild(ctx, name, &st, out)
-	h := &handle{n: ch.Operations().(*node), fd: fd, flags: f &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC)}
+	h := &handle{n: ch.Operations().(*node), fd: fd, flags: withAccmode(f, accmode) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC),
+		cached: n.ov.writeback && fopen&fuse.FOPEN_DIRECT_IO == 0}
 	n.ov.trackHandle(h)
-	return ch, n.ov.withPassthrough(h), 0, 0
+	return ch, n.ov.withPassthrough(h), fopen, 0
 }
 
 var _ = (gofs.NodeMkdirer)((*node)(nil))

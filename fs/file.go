@@ -35,6 +35,10 @@ type handle struct {
 	// which reads from it later), and closing it would let the number be
 	// reused for another file, whose data the read would then return.
 	retired []int
+	// cached is set when the kernel's writeback cache holds the handle's
+	// writes (writeback.go): its WRITEs are pages sent later, which must
+	// not change the modification time the kernel keeps.
+	cached bool
 }
 
 // replaceFd makes fd the handle's descriptor, retiring the old one. The
@@ -232,7 +236,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, errno
 		}
 	}
-	fd, err := unix.Openat(l.fd, at(p), f|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	fd, accmode, fopen, err := n.ov.openData(f, func(flags int) (int, error) {
+		return unix.Openat(l.fd, at(p), flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	})
 	if err != nil {
 		return nil, 0, errnoOf(err)
 	}
@@ -246,7 +252,8 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, errnoOf(err)
 		}
 	}
-	h := &handle{n: n, fd: fd, flags: f &^ unix.O_TRUNC, lower: l != n.ov.upper, onIndex: l == n.ov.index && l != nil}
+	h := &handle{n: n, fd: fd, flags: withAccmode(f, accmode) &^ unix.O_TRUNC, lower: l != n.ov.upper, onIndex: l == n.ov.index && l != nil,
+		cached: n.ov.writeback && fopen&fuse.FOPEN_DIRECT_IO == 0}
 	if l.fetch != nil && l != n.ov.upper {
 		h.lazy, h.rel = l, p
 	}
@@ -256,7 +263,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	}
 	// Lower files never change and upper files change only through this
 	// mount, so the kernel may keep their pages across opens.
-	return n.ov.withPassthrough(h), fuse.FOPEN_KEEP_CACHE, 0
+	return n.ov.withPassthrough(h), fuse.FOPEN_KEEP_CACHE | fopen, 0
 }
 
 var _ = (gofs.FileReader)((*handle)(nil))
@@ -289,7 +296,11 @@ var _ = (gofs.FileWriter)((*handle)(nil))
 
 // Write writes to the file's upper copy.
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	n, err := unix.Pwrite(h.fdForUse(), data, off)
+	write := unix.Pwrite
+	if h.cached {
+		write = writeKeepingMtime
+	}
+	n, err := write(h.fdForUse(), data, off)
 	if n > 0 {
 		h.n.notifyAliases() // size and mtime changed (alias.go)
 	}

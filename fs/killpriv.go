@@ -92,7 +92,14 @@ func killRequested(in *fuse.SetAttrIn) bool {
 	// the kill attributes, before an unprivileged write, or for chown(2)
 	// to the same owner, which drops set-id bits even for root (a chown
 	// that changes ids goes through fchownat, which drops them by itself).
-	return in.Valid&^(fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0
+	return setsNothing(in)
+}
+
+// setsNothing reports whether a SETATTR changes no attribute. FATTR_CTIME
+// does not count: no call can set a ctime, and the kernel adds it with the
+// writeback cache (writeback.go).
+func setsNothing(in *fuse.SetAttrIn) bool {
+	return in.Valid&^(fuse.FATTR_FH|fuse.FATTR_LOCKOWNER|fuse.FATTR_CTIME) == 0
 }
 
 // withKill returns in with FATTR_KILL_SUIDGID set.

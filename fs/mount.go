@@ -94,8 +94,10 @@ func newOverlay(cfg Config) (*overlay, error) {
 		pruner:      newPruner(cfg.NodeBound(), cfg.IdleTrimAfter),
 	}
 	ov.initUserNS = InInitialUserNS()
-	// Passthrough needs CAP_SYS_ADMIN in the initial user namespace.
-	ov.passthrough = ov.privileged && ov.initUserNS && !cfg.NoPassthrough
+	// Passthrough needs CAP_SYS_ADMIN in the initial user namespace; the
+	// kernel refuses it together with the writeback cache.
+	ov.passthrough = ov.privileged && ov.initUserNS && !cfg.NoPassthrough && cfg.Writeback != WritebackOn
+	ov.writeback = ov.useWriteback()
 	ov.redirect = ov.redirectMode()
 	ov.metacopy = cfg.Metacopy
 	old := unix.Umask(0)
@@ -193,6 +195,10 @@ func (ov *overlay) mountOptions(rootIno uint64) *gofs.Options {
 		opts = append(opts, "ro")
 	}
 	opts = append(opts, ov.cfg.MountOptions...)
+	caps := uint64(fuse.CAP_READDIRPLUS_AUTO | fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_HANDLE_KILLPRIV_V2)
+	if ov.writeback {
+		caps |= fuse.CAP_WRITEBACK_CACHE
+	}
 	return &gofs.Options{
 		MountOptions: fuse.MountOptions{
 			FsName:      name,
@@ -210,8 +216,8 @@ func (ov *overlay) mountOptions(rootIno uint64) *gofs.Options {
 			// server clears set-id bits and capabilities when an
 			// unprivileged user writes, truncates or chowns (killpriv.go),
 			// so the kernel stops asking for security.capability before
-			// every write.
-			ExtraCapabilities: fuse.CAP_READDIRPLUS_AUTO | fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_HANDLE_KILLPRIV_V2,
+			// every write. The writeback cache: see writeback.go.
+			ExtraCapabilities: caps,
 		},
 		EntryTimeout:    &timeout,
 		AttrTimeout:     &timeout,

@@ -67,6 +67,9 @@ type overlay struct {
 	// passthrough is set when file data may bypass the server (FUSE
 	// passthrough: root only, Linux 6.9+). Set while mounting.
 	passthrough bool
+	// writeback is set when the kernel keeps written data in its page
+	// cache and sends it later (writeback.go). Set while mounting.
+	writeback bool
 
 	// emu guards the contents of the maps below it, and nothing else:
 	// copiedUp, gens, superseded, aliases (the map; each aliasGroup has a

@@ -18,13 +18,14 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if n.ov.upper == nil {
 		return syscall.EROFS
 	}
-	if in.Valid&^(fuse.FATTR_FH|fuse.FATTR_LOCKOWNER) == 0 && n.killByOtherDenied(in.Caller.Uid, in.Caller.Gid) {
+	if setsNothing(in) && n.killByOtherDenied(in.Caller.Uid, in.Caller.Gid) {
 		return syscall.EPERM
 	}
 	in, err := n.ov.diskSetattr(in)
 	if err != nil {
 		return errnoOf(err)
 	}
+	in = n.keepMtimeOnTruncate(in)
 	if killRequested(in) {
 		in = withKill(in)
 	}

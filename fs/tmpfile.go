@@ -32,7 +32,9 @@ func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 		return nil, nil, 0, errnoOf(err)
 	}
 	f := int(flags) &^ (unix.O_APPEND | fuse.FMODE_EXEC | unix.O_CREAT | unix.O_EXCL)
-	fd, err := unix.Openat(ov.upper.fd, at(n.rel()), f|unix.O_TMPFILE|unix.O_CLOEXEC, mode&0o7777)
+	fd, accmode, fopen, err := ov.openData(f, func(flags int) (int, error) {
+		return unix.Openat(ov.upper.fd, at(n.rel()), flags|unix.O_TMPFILE|unix.O_CLOEXEC, mode&0o7777)
+	})
 	if err != nil {
 		return nil, nil, 0, errnoOf(err)
 	}
@@ -57,12 +59,13 @@ func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 	out.Attr.Ino = ino
 	ch := n.NewInode(ctx, &node{ov: ov}, gofs.StableAttr{Mode: unix.S_IFREG, Ino: ino})
 	ch.Operations().(*node).setState([]int{0}, nil)
-	h := &handle{n: ch.Operations().(*node), fd: fd, flags: f &^ unix.O_TRUNC}
+	h := &handle{n: ch.Operations().(*node), fd: fd, flags: withAccmode(f, accmode) &^ unix.O_TRUNC,
+		cached: ov.writeback && fopen&fuse.FOPEN_DIRECT_IO == 0}
 	ov.trackHandle(h)
 	ov.emu.Lock()
 	ov.tmpfiles[ino] = h
 	ov.emu.Unlock()
-	return ch, h, 0, 0
+	return ch, h, fopen, 0
 }
 
 func procFdPath(fd int) string { return fmt.Sprintf("/proc/self/fd/%d", fd) }

@@ -42,6 +42,9 @@ func (c *Config) Validate(merged string) error {
 	if err := c.checkMetacopy(); err != nil {
 		return err
 	}
+	if err := c.validateWriteback(); err != nil {
+		return err
+	}
 	var lowers []string
 	for _, l := range append(append([]string(nil), c.Lowers...), c.DataLowers...) {
 		p, err := resolveDir("lower", l)

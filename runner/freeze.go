@@ -205,14 +205,20 @@ func parentOf(pid int) int {
 // holdStill stops a running container while its layer is read, as docker
 // commit pauses a container by default: a process swapping a directory
 // for a symbolic link could otherwise send a walk of the layer elsewhere.
-// resume continues it. A container that is not running, or is paused
-// already, is left as it is; one that cannot be stopped is read anyway.
+// What the kernel still holds of the container's writes is then written
+// to the layer (flushRootfs). resume continues it. A container that is
+// not running, or is paused already, is left as it is; one that cannot be
+// stopped is read anyway.
 func holdStill(c *Container) (resume func()) {
-	if !c.Running() || c.Paused() || !c.pidIsInit() {
+	if !c.Running() {
 		return func() {}
 	}
-	thaw, _ := freeze(c)
-	return thaw
+	resume = func() {}
+	if !c.Paused() && c.pidIsInit() {
+		resume, _ = freeze(c)
+	}
+	flushRootfs(c)
+	return resume
 }
 
 // namespacePids returns the host's pids of the processes in a running

@@ -10,6 +10,7 @@ import (
 	"github.com/unionfuse/unionfuse/fs"
 	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/internal/mountinfo"
+	"golang.org/x/sys/unix"
 )
 
 // Mount mounts the container's root at Rootfs: the image's layers and the
@@ -92,6 +93,30 @@ func (r *Runner) LayerIdle(c *Container) error {
 func fuseServerAlive(c *Container) bool {
 	rec, err := daemon.ReadPid(c.Rootfs())
 	return err == nil && rec.Alive()
+}
+
+// flushRootfs has the kernel write what it holds of a running container's
+// writes (its writeback cache, fs/writeback.go) to the container's layer,
+// where commit, diff and ps -s read them: syncfs(2) of its root. Nothing
+// is lost without it, only not in the layer yet.
+func flushRootfs(c *Container) {
+	if !c.Running() || !mounted(c.Rootfs()) || !fuseServerAlive(c) {
+		return // a dead server's mount would only fail or hang
+	}
+	fd, err := unix.Open(c.Rootfs(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	unix.Syncfs(fd)
+	unix.Close(fd)
+}
+
+// LayerSize is the size of the files in the container's layer, docker's
+// SIZE column (ps -s): what the kernel still holds of a running
+// container's writes is written to the layer first.
+func (r *Runner) LayerSize(c *Container) (int64, error) {
+	flushRootfs(c)
+	return cowcache.DirSize(c.UpperDir())
 }
 
 // mounted reports whether path is a mount point, from the mount table

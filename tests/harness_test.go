@@ -136,7 +136,8 @@ func kernelOptions(writable bool) string {
 }
 
 // unionfuseMounter mounts unionfuse in this process through fs.Mount.
-// Without passthrough, unionfuse's semantics are the kernel's exactly. With
+// Without passthrough, unionfuse's semantics are the kernel's exactly,
+// with the kernel's writeback cache (the default there) or without. With
 // it, a descriptor opened on a lower file before a copy-up keeps reading the
 // lower file (fs/passthrough.go), so reads through such descriptors are
 // left out of the comparison (TestDifferentialPassthrough).
@@ -147,6 +148,13 @@ type unionfuseMounter struct {
 	metacopy    bool // -o metacopy=on
 	userxattr   bool // -o userxattr
 	maxNodes    int  // -o max_nodes=N (0: the default)
+	writeOff    bool // -o writeback=off
+}
+
+// writeback reports whether the mount has the kernel's writeback cache
+// (fs.WritebackAuto's rule).
+func (m unionfuseMounter) writeback() bool {
+	return !m.passthrough && !m.index && !m.metacopy && !m.writeOff
 }
 
 func (m unionfuseMounter) name() string {
@@ -169,6 +177,9 @@ func (m unionfuseMounter) name() string {
 	if m.maxNodes != 0 {
 		name += fmt.Sprintf(" -o max_nodes=%d", m.maxNodes)
 	}
+	if m.writeOff {
+		name += " -o writeback=off"
+	}
 	return name
 }
 
@@ -181,6 +192,9 @@ func (m unionfuseMounter) mount(l layout) (unmount func() error, err error) {
 	cfg.Metacopy = m.metacopy
 	cfg.UserXattr = m.userxattr
 	cfg.MaxNodes = m.maxNodes
+	if m.writeOff {
+		cfg.Writeback = fs.WritebackOff
+	}
 	if os.Getenv(debugEnv) == "1" {
 		cfg.Debug = true
 		cfg.Logger = log.New(os.Stderr, "unionfuse: ", log.Lmicroseconds)

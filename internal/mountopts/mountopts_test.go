@@ -213,6 +213,11 @@ func TestFuseOverlayfsOptions(t *testing.T) {
 	if _, err := Parse("index=maybe"); err == nil {
 		t.Error("index=maybe accepted")
 	}
+	for opt, want := range map[string]fs.WritebackMode{"lowerdir=l": fs.WritebackAuto, "writeback=auto": fs.WritebackAuto, "writeback=on": fs.WritebackOn, "writeback=off": fs.WritebackOff} {
+		if o, err := Parse(opt); err != nil || o.FsConfig().Writeback != want {
+			t.Errorf("%s: %v, %v; want Writeback %d", opt, o, err, want)
+		}
+	}
 	for opt, want := range map[string]int{"max_nodes=100": 100, "max_nodes=0": -1} {
 		if o, err := Parse(opt); err != nil || o.FsConfig().MaxNodes != want {
 			t.Errorf("%s: %v, %v; want MaxNodes %d", opt, o, err, want)
@@ -231,7 +236,7 @@ func TestFuseOverlayfsOptions(t *testing.T) {
 	}
 	for _, bad := range []string{
 		"uidmapping=0:1000", "uidmapping=0:x:1", "uidmapping=0:1:0", "squash_to_uid=me",
-		"fsync=2", "xino=maybe", "redirect_dir=yes", "xattr_permissions=1", "static_nlink=1", "context", "passthrough=maybe",
+		"fsync=2", "xino=maybe", "redirect_dir=yes", "xattr_permissions=1", "static_nlink=1", "context", "passthrough=maybe", "writeback=maybe", "writeback",
 	} {
 		if _, err := Parse("lowerdir=l," + bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)

@@ -44,7 +44,7 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 	}
 	switch key {
 	case "uidmapping", "gidmapping", "squash_to_uid", "squash_to_gid", "fsync",
-		"xino", "redirect_dir", "index", "metacopy", "context", "xattr_permissions", "timeout", "passthrough", "max_nodes":
+		"xino", "redirect_dir", "index", "metacopy", "context", "xattr_permissions", "timeout", "passthrough", "writeback", "max_nodes":
 	default:
 		return false, nil
 	}
@@ -103,6 +103,21 @@ func (o *Options) applyFuseOverlayfs(item, key, value string, hasValue bool) (ha
 			o.NoPassthrough = false
 		default:
 			return true, fmt.Errorf("mount option %q: want passthrough=on or passthrough=off", item)
+		}
+	case "writeback":
+		// unionfuse's own: the kernel's writeback cache (writes kept in
+		// its page cache, sent later) is on by default where no
+		// passthrough serves the data and index=off; on turns
+		// passthrough off.
+		switch value {
+		case "auto":
+			o.Writeback = fs.WritebackAuto
+		case "on":
+			o.Writeback = fs.WritebackOn
+		case "off":
+			o.Writeback = fs.WritebackOff
+		default:
+			return true, fmt.Errorf("mount option %q: want writeback=auto, on or off", item)
 		}
 	case "max_nodes":
 		// unionfuse's own: how many inodes the kernel may keep looked up

@@ -1,0 +1,145 @@
+package fs
+
+import (
+	"fmt"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+)
+
+// The kernel's writeback cache (FUSE_WRITEBACK_CACHE) turns write(2) into
+// a page-cache write: the kernel sends the dirty pages later, in large
+// WRITE requests, on fsync, close, memory pressure or after
+// dirty_expire_centisecs. Without passthrough (every mount without root)
+// it is what makes small writes cost what they cost on a local
+// filesystem instead of a round trip each.
+//
+// In exchange the kernel becomes the authority on a regular file's size
+// and times for as long as it holds the inode: it never again takes them
+// from this server's attributes. That is sound while each object has one
+// kernel inode, so the mode is kept off where one object may have two
+// (alias.go):
+//
+//   - with passthrough, which renews inodes after a copy-up (and which
+//     the kernel refuses together with the writeback cache anyway);
+//   - with index=on, whose hard-linked lower names share one copy;
+//   - with metacopy=on, whose data copy-up on the first open for writing
+//     sets a modification time (as the kernel's overlay does) that the
+//     kernel would not take.
+//
+// The one alias left, a hard-linked lower file copied up while a
+// descriptor is open on it, differs from the kernel's overlay only for
+// that descriptor: fstat(2) through it keeps the size it saw last (see
+// docs/unionfuse.1.md).
+//
+// The kernel keeps the modification time too: it sets it on write(2)
+// and sends it with a SETATTR when it writes the inode back. So the pages
+// it sends do not change the time here (writeKeepingMtime), nor does a
+// truncate(2) that it sends without one (keepMtimeOnTruncate), which it
+// does when the size does not change; POSIX then asks for no new time,
+// although ext4 and the kernel's overlay on it set one.
+//
+// The kernel may also read pages of a file opened only for writing (to
+// fill a partial page), so such files are opened for reading too here
+// (openData); one this server may not read is served without the page
+// cache (FOPEN_DIRECT_IO). O_APPEND is the kernel's business then (it
+// knows the size), which it already is for every open here.
+
+// WritebackMode says whether the kernel's writeback cache is used (the
+// mount option writeback=).
+type WritebackMode int
+
+const (
+	// WritebackAuto uses the writeback cache wherever it is sound: when
+	// no passthrough serves the data, index=off and metacopy=off.
+	WritebackAuto WritebackMode = iota
+	// WritebackOn asks for it, which turns passthrough off; refused with
+	// index=on or metacopy=on.
+	WritebackOn
+	// WritebackOff sends every write to this server as it is made.
+	WritebackOff
+)
+
+// validateWriteback refuses a writeback mode the union cannot have.
+func (c *Config) validateWriteback() error {
+	if c.Writeback == WritebackOn && c.Index {
+		return fmt.Errorf("writeback=on cannot be used with index=on: hard-linked lower files there have a kernel inode per name, whose cached sizes would go stale")
+	}
+	if c.Writeback == WritebackOn && c.Metacopy {
+		return fmt.Errorf("writeback=on cannot be used with metacopy=on: the copy-up of a metacopy file's data sets a modification time the kernel would not see")
+	}
+	return nil
+}
+
+// useWriteback decides, while mounting and once passthrough is decided,
+// whether the kernel's writeback cache is asked for.
+func (ov *overlay) useWriteback() bool {
+	if ov.cfg.ReadOnly() {
+		return false // nothing is ever written
+	}
+	switch ov.cfg.Writeback {
+	case WritebackOn:
+		return true
+	case WritebackOff:
+		return false
+	}
+	return !ov.passthrough && !ov.cfg.Index && !ov.cfg.Metacopy
+}
+
+// openData opens a regular file for a handle through open, with flags,
+// and returns the access mode it was opened with and the FOPEN flags the
+// handle needs beyond the usual ones. With the writeback cache a file
+// opened only for writing is opened for reading too; one this server may
+// not read is served without the page cache.
+func (ov *overlay) openData(flags int, open func(flags int) (int, error)) (fd, accmode int, fopen uint32, err error) {
+	accmode = flags & unix.O_ACCMODE
+	if ov.writeback && accmode == unix.O_WRONLY {
+		fd, err = open(flags&^unix.O_ACCMODE | unix.O_RDWR)
+		if err == nil {
+			return fd, unix.O_RDWR, 0, nil
+		}
+		if err != syscall.EACCES {
+			return -1, 0, 0, err
+		}
+		fopen = fuse.FOPEN_DIRECT_IO
+	}
+	fd, err = open(flags)
+	return fd, accmode, fopen, err
+}
+
+// withAccmode is flags with the access mode accmode.
+func withAccmode(flags, accmode int) int { return flags&^unix.O_ACCMODE | accmode }
+
+// writeKeepingMtime writes data at off in fd, pages the writeback cache
+// sends, and puts the file's modification time back as it was: the
+// kernel's, which it sends itself (a write(2) within the same clock tick
+// as the file's last change leaves it as it is).
+func writeKeepingMtime(fd int, data []byte, off int64) (int, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, err
+	}
+	n, err := unix.Pwrite(fd, data, off)
+	if n > 0 {
+		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, st.Mtim}
+		unix.UtimesNanoAt(unix.AT_FDCWD, procFdPath(fd), ts, 0)
+	}
+	return n, err
+}
+
+// keepMtimeOnTruncate returns in, on a writeback mount, with the regular
+// file's modification time as it is now when in truncates without one.
+func (n *node) keepMtimeOnTruncate(in *fuse.SetAttrIn) *fuse.SetAttrIn {
+	if !n.ov.writeback || in.Valid&fuse.FATTR_SIZE == 0 || in.Valid&fuse.FATTR_MTIME != 0 {
+		return in
+	}
+	var st unix.Stat_t
+	if n.stat(&st) != 0 || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return in
+	}
+	kept := *in
+	kept.Valid |= fuse.FATTR_MTIME
+	kept.Mtime, kept.Mtimensec = uint64(st.Mtim.Sec), uint32(st.Mtim.Nsec)
+	return &kept
+}
