@@ -296,11 +296,13 @@ var _ = (gofs.FileWriter)((*handle)(nil))
 
 // Write writes to the file's upper copy.
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	write := unix.Pwrite
+	var n int
+	var err error
 	if h.cached {
-		write = writeKeepingMtime
+		n, err = h.n.ov.cachedWrite(h.n.key(), h.fdForUse(), data, off)
+	} else {
+		n, err = unix.Pwrite(h.fdForUse(), data, off)
 	}
-	n, err := write(h.fdForUse(), data, off)
 	if n > 0 {
 		h.n.notifyAliases() // size and mtime changed (alias.go)
 	}
@@ -321,6 +323,9 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if h.n.ov.cfg.NoFsync {
 		return 0
 	}
+	if h.cached {
+		h.n.ov.putBackMtime(h.n.key(), h.fdForUse())
+	}
 	if flags&1 != 0 { // FUSE_FSYNC_FDATASYNC
 		return errnoOf(unix.Fdatasync(h.fdForUse()))
 	}
@@ -335,6 +340,9 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	h.n.ov.untrackHandle(h)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.cached && h.fd >= 0 {
+		h.n.ov.putBackMtime(h.n.key(), h.fd)
+	}
 	if h.fd >= 0 {
 		unix.Close(h.fd)
 		h.fd = -1

@@ -90,6 +90,7 @@ func newOverlay(cfg Config) (*overlay, error) {
 		gens:        make(map[uint64]generation),
 		openHandles: make(map[nodeKey]map[*handle]struct{}),
 		lowerBacked: make(map[nodeKey]bool),
+		keptMtimes:  make(map[nodeKey]unix.Timespec),
 		superseded:  make(map[nodeKey]bool),
 		pruner:      newPruner(cfg.NodeBound(), cfg.IdleTrimAfter),
 	}

@@ -73,8 +73,8 @@ type overlay struct {
 
 	// emu guards the contents of the maps below it, and nothing else:
 	// copiedUp, gens, superseded, aliases (the map; each aliasGroup has a
-	// lock of its own), lowerBacked, openHandles (with each node's set of
-	// handles), tmpfiles and indexed. It is held only while they are read
+	// lock of its own), lowerBacked, keptMtimes, openHandles (with each
+	// node's set of handles), tmpfiles and indexed. It is held only while they are read
 	// or changed, never across a system call or a kernel notification.
 	// Lock order: ov.mu, then a handle's mu, then emu, then an
 	// aliasGroup's mu.
@@ -93,6 +93,10 @@ type overlay struct {
 	// lowerBacked holds the nodes that have had a lower file as their
 	// kernel passthrough backing.
 	lowerBacked map[nodeKey]bool
+	// keptMtimes holds, with the writeback cache, the modification time
+	// the kernel keeps for a file whose pages were written since it last
+	// sent one (writeback.go).
+	keptMtimes map[nodeKey]unix.Timespec
 	// openHandles holds the open upper handles of each node.
 	openHandles map[nodeKey]map[*handle]struct{}
 	// tmpfiles holds the open handles of O_TMPFILE files not yet linked.

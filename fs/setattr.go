@@ -14,9 +14,16 @@ var _ = (gofs.NodeSetattrer)((*node)(nil))
 // Setattr changes mode, owner, size or times. Through an open upper
 // descriptor when there is one (the file may be unlinked, and no path is
 // walked); otherwise the node is copied up first and changed by path.
-func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) (errno syscall.Errno) {
 	if n.ov.upper == nil {
 		return syscall.EROFS
+	}
+	if in.Valid&fuse.FATTR_MTIME != 0 {
+		defer func() {
+			if errno == 0 {
+				n.ov.mtimeSent(n.key()) // writeback.go
+			}
+		}()
 	}
 	if setsNothing(in) && n.killByOtherDenied(in.Caller.Uid, in.Caller.Gid) {
 		return syscall.EPERM

@@ -34,11 +34,15 @@ import (
 // docs/unionfuse.1.md).
 //
 // The kernel keeps the modification time too: it sets it on write(2)
-// and sends it with a SETATTR when it writes the inode back. So the pages
-// it sends do not change the time here (writeKeepingMtime), nor does a
-// truncate(2) that it sends without one (keepMtimeOnTruncate), which it
-// does when the size does not change; POSIX then asks for no new time,
-// although ext4 and the kernel's overlay on it set one.
+// and sends it with a SETATTR when it writes the inode back, unless the
+// time it would set is the one it has (a write in the same clock tick as
+// the file's creation). So the time the pages it sends give the upper
+// file is put back to the kernel's when no SETATTR followed them: by the
+// file's last release, or an fsync (cachedWrite, putBackMtime). Nor does a
+// truncate(2) sent without a time change the time here
+// (keepMtimeOnTruncate): the kernel sends one so when the size does not
+// change, where POSIX asks for no new time, although ext4 and the
+// kernel's overlay on it set one.
 //
 // The kernel may also read pages of a file opened only for writing (to
 // fill a partial page), so such files are opened for reading too here
@@ -111,21 +115,48 @@ func (ov *overlay) openData(flags int, open func(flags int) (int, error)) (fd, a
 // withAccmode is flags with the access mode accmode.
 func withAccmode(flags, accmode int) int { return flags&^unix.O_ACCMODE | accmode }
 
-// writeKeepingMtime writes data at off in fd, pages the writeback cache
-// sends, and puts the file's modification time back as it was: the
-// kernel's, which it sends itself (a write(2) within the same clock tick
-// as the file's last change leaves it as it is).
-func writeKeepingMtime(fd int, data []byte, off int64) (int, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return 0, err
+// cachedWrite writes data at off in fd, pages the writeback cache sends
+// for node k. The first of a run records the file's modification time,
+// the kernel's, for putBackMtime: one fstat(2) a run, not a pair of
+// calls a page.
+func (ov *overlay) cachedWrite(k nodeKey, fd int, data []byte, off int64) (int, error) {
+	ov.emu.Lock()
+	_, running := ov.keptMtimes[k]
+	ov.emu.Unlock()
+	if !running {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return 0, err
+		}
+		ov.emu.Lock()
+		if _, ok := ov.keptMtimes[k]; !ok {
+			ov.keptMtimes[k] = st.Mtim
+		}
+		ov.emu.Unlock()
 	}
-	n, err := unix.Pwrite(fd, data, off)
-	if n > 0 {
-		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, st.Mtim}
+	return unix.Pwrite(fd, data, off)
+}
+
+// mtimeSent ends node k's run: the kernel has sent its time, which the
+// file now has.
+func (ov *overlay) mtimeSent(k nodeKey) {
+	ov.emu.Lock()
+	delete(ov.keptMtimes, k)
+	ov.emu.Unlock()
+}
+
+// putBackMtime gives the file open as fd the time the kernel keeps for
+// node k, should pages have been written since it last sent one, and ends
+// the run.
+func (ov *overlay) putBackMtime(k nodeKey, fd int) {
+	ov.emu.Lock()
+	mtime, running := ov.keptMtimes[k]
+	delete(ov.keptMtimes, k)
+	ov.emu.Unlock()
+	if running {
+		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, mtime}
 		unix.UtimesNanoAt(unix.AT_FDCWD, procFdPath(fd), ts, 0)
 	}
-	return n, err
 }
 
 // keepMtimeOnTruncate returns in, on a writeback mount, with the regular

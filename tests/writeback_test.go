@@ -10,6 +10,7 @@ package tests
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -162,6 +163,21 @@ func TestWriteback(t *testing.T) {
 		}
 		if got := readFile(t, filepath.Join(l.Upper, "g")); got != "0123\x00\x00\x00\x00xy" {
 			t.Errorf("upper g = %q", got)
+		}
+		// Created and written within one clock tick, often: the kernel
+		// then sends no time of its own, and the upper file gets back
+		// its creation time, the kernel's, once released (RELEASE comes
+		// after close(2) returns).
+		for i := range 20 {
+			name := fmt.Sprintf("new%d", i)
+			os.WriteFile(filepath.Join(l.Merged, name), []byte("fresh\n"), 0o644)
+			unix.Stat(filepath.Join(l.Merged, name), &merged)
+			if !eventually(2*time.Second, func() bool {
+				unix.Stat(filepath.Join(l.Upper, name), &upper)
+				return upper.Mtim == merged.Mtim
+			}) {
+				t.Errorf("%s: upper mtime %v, merged %v", name, upper.Mtim, merged.Mtim)
+			}
 		}
 	})
 
