@@ -184,8 +184,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, errno
 	}
 	ch := n.addChild(ctx, name, &st, out)
-	h := &handle{n: ch.Operations().(*node), fd: fd, flags: withAccmode(f, accmode) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC),
-		cached: n.ov.writeback && fopen&fuse.FOPEN_DIRECT_IO == 0}
+	h := &handle{n: ch.Operations().(*node), fd: fd, flags: withAccmode(f, accmode) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC)}
 	n.ov.trackHandle(h)
 	return ch, n.ov.withPassthrough(h), fopen, 0
 }

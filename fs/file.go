@@ -17,7 +17,7 @@ import (
 // kernel's overlay since Linux 4.19).
 type handle struct {
 	n     *node
-	flags int // open flags, without O_CREAT/O_EXCL/O_TRUNC
+	flags int // open flags, without O_CREAT/O_EXCL/O_TRUNC; O_WRONLY may be widened to O_RDWR (writeback.go)
 
 	mu    sync.Mutex
 	fd    int
@@ -35,10 +35,6 @@ type handle struct {
 	// which reads from it later), and closing it would let the number be
 	// reused for another file, whose data the read would then return.
 	retired []int
-	// cached is set when the kernel's writeback cache holds the handle's
-	// writes (writeback.go): its WRITEs are pages sent later, which must
-	// not change the modification time the kernel keeps.
-	cached bool
 }
 
 // replaceFd makes fd the handle's descriptor, retiring the old one. The
@@ -252,8 +248,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, errnoOf(err)
 		}
 	}
-	h := &handle{n: n, fd: fd, flags: withAccmode(f, accmode) &^ unix.O_TRUNC, lower: l != n.ov.upper, onIndex: l == n.ov.index && l != nil,
-		cached: n.ov.writeback && fopen&fuse.FOPEN_DIRECT_IO == 0}
+	h := &handle{n: n, fd: fd, flags: withAccmode(f, accmode) &^ unix.O_TRUNC, lower: l != n.ov.upper, onIndex: l == n.ov.index && l != nil}
 	if l.fetch != nil && l != n.ov.upper {
 		h.lazy, h.rel = l, p
 	}
@@ -298,8 +293,8 @@ var _ = (gofs.FileWriter)((*handle)(nil))
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	var n int
 	var err error
-	if h.cached {
-		n, err = h.n.ov.cachedWrite(h.n.key(), h.fdForUse(), data, off)
+	if h.n.ov.writeback {
+		n, err = h.n.ov.writebackWrite(h.n.key(), h.fdForUse(), data, off)
 	} else {
 		n, err = unix.Pwrite(h.fdForUse(), data, off)
 	}
@@ -320,11 +315,11 @@ var _ = (gofs.FileFsyncer)((*handle)(nil))
 
 // Fsync flushes the file to its layer.
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if h.n.ov.writeback {
+		h.n.ov.putBackMtime(h.n.key(), h.fdForUse())
+	}
 	if h.n.ov.cfg.NoFsync {
 		return 0
-	}
-	if h.cached {
-		h.n.ov.putBackMtime(h.n.key(), h.fdForUse())
 	}
 	if flags&1 != 0 { // FUSE_FSYNC_FDATASYNC
 		return errnoOf(unix.Fdatasync(h.fdForUse()))
@@ -340,7 +335,7 @@ func (h *handle) Release(ctx context.Context) syscall.Errno {
 	h.n.ov.untrackHandle(h)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.cached && h.fd >= 0 {
+	if h.n.ov.writeback && h.fd >= 0 {
 		h.n.ov.putBackMtime(h.n.key(), h.fd)
 	}
 	if h.fd >= 0 {

@@ -18,10 +18,10 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if n.ov.upper == nil {
 		return syscall.EROFS
 	}
-	if in.Valid&fuse.FATTR_MTIME != 0 {
+	if in.Valid&fuse.FATTR_MTIME != 0 && n.ov.writeback {
 		defer func() {
 			if errno == 0 {
-				n.ov.mtimeSent(n.key()) // writeback.go
+				n.ov.kernelSentMtime(n.key(), unix.Timespec{Sec: int64(out.Mtime), Nsec: int64(out.Mtimensec)})
 			}
 		}()
 	}

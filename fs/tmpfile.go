@@ -59,8 +59,7 @@ func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 	out.Attr.Ino = ino
 	ch := n.NewInode(ctx, &node{ov: ov}, gofs.StableAttr{Mode: unix.S_IFREG, Ino: ino})
 	ch.Operations().(*node).setState([]int{0}, nil)
-	h := &handle{n: ch.Operations().(*node), fd: fd, flags: withAccmode(f, accmode) &^ unix.O_TRUNC,
-		cached: ov.writeback && fopen&fuse.FOPEN_DIRECT_IO == 0}
+	h := &handle{n: ch.Operations().(*node), fd: fd, flags: withAccmode(f, accmode) &^ unix.O_TRUNC}
 	ov.trackHandle(h)
 	ov.emu.Lock()
 	ov.tmpfiles[ino] = h

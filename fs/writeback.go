@@ -37,8 +37,9 @@ import (
 // and sends it with a SETATTR when it writes the inode back, unless the
 // time it would set is the one it has (a write in the same clock tick as
 // the file's creation). So the time the pages it sends give the upper
-// file is put back to the kernel's when no SETATTR followed them: by the
-// file's last release, or an fsync (cachedWrite, putBackMtime). Nor does a
+// file is put back to the kernel's by a release of the file or an fsync:
+// the time the file had when its first page came, or the last the kernel
+// sent since (writebackWrite, kernelSentMtime, putBackMtime). Nor does a
 // truncate(2) sent without a time change the time here
 // (keepMtimeOnTruncate): the kernel sends one so when the size does not
 // change, where POSIX asks for no new time, although ext4 and the
@@ -115,11 +116,12 @@ func (ov *overlay) openData(flags int, open func(flags int) (int, error)) (fd, a
 // withAccmode is flags with the access mode accmode.
 func withAccmode(flags, accmode int) int { return flags&^unix.O_ACCMODE | accmode }
 
-// cachedWrite writes data at off in fd, pages the writeback cache sends
-// for node k. The first of a run records the file's modification time,
-// the kernel's, for putBackMtime: one fstat(2) a run, not a pair of
-// calls a page.
-func (ov *overlay) cachedWrite(k nodeKey, fd int, data []byte, off int64) (int, error) {
+// writebackWrite writes data at off in fd, pages the writeback cache
+// sends for node k. The first page of a run records the file's
+// modification time, the kernel's, for putBackMtime: one fstat(2) a run,
+// not a pair of calls a page. (A run: the pages sent since the file's last
+// release or fsync.)
+func (ov *overlay) writebackWrite(k nodeKey, fd int, data []byte, off int64) (int, error) {
 	ov.emu.Lock()
 	_, running := ov.keptMtimes[k]
 	ov.emu.Unlock()
@@ -129,7 +131,7 @@ func (ov *overlay) cachedWrite(k nodeKey, fd int, data []byte, off int64) (int, 
 			return 0, err
 		}
 		ov.emu.Lock()
-		if _, ok := ov.keptMtimes[k]; !ok {
+		if _, ok := ov.keptMtimes[k]; !ok { // a time the kernel sent meanwhile wins
 			ov.keptMtimes[k] = st.Mtim
 		}
 		ov.emu.Unlock()
@@ -137,25 +139,33 @@ func (ov *overlay) cachedWrite(k nodeKey, fd int, data []byte, off int64) (int, 
 	return unix.Pwrite(fd, data, off)
 }
 
-// mtimeSent ends node k's run: the kernel has sent its time, which the
-// file now has.
-func (ov *overlay) mtimeSent(k nodeKey) {
+// kernelSentMtime records mtime, which the kernel has just set on node k,
+// as the time the kernel keeps, while the file is open: pages it sent
+// before may still be written after it (background writeback does not
+// wait for them), and the release puts it back then.
+func (ov *overlay) kernelSentMtime(k nodeKey, mtime unix.Timespec) {
 	ov.emu.Lock()
-	delete(ov.keptMtimes, k)
-	ov.emu.Unlock()
+	defer ov.emu.Unlock()
+	if len(ov.openHandles[k]) > 0 {
+		ov.keptMtimes[k] = mtime
+	} else {
+		delete(ov.keptMtimes, k)
+	}
 }
 
 // putBackMtime gives the file open as fd the time the kernel keeps for
-// node k, should pages have been written since it last sent one, and ends
-// the run.
+// node k, should a run be open, and ends the run.
 func (ov *overlay) putBackMtime(k nodeKey, fd int) {
 	ov.emu.Lock()
 	mtime, running := ov.keptMtimes[k]
 	delete(ov.keptMtimes, k)
 	ov.emu.Unlock()
-	if running {
-		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, mtime}
-		unix.UtimesNanoAt(unix.AT_FDCWD, procFdPath(fd), ts, 0)
+	if !running {
+		return
+	}
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, mtime}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, procFdPath(fd), ts, 0); err != nil {
+		ov.logf("writeback: the modification time of a written file: %v", err)
 	}
 }
 

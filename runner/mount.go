@@ -97,27 +97,31 @@ func fuseServerAlive(c *Container) bool {
 
 // flushRootfs has the kernel write what it holds of a running container's
 // writes (its writeback cache, fs/writeback.go) to the container's layer,
-// where commit, diff and ps -s read them: syncfs(2) of its root. Nothing
-// is lost without it, only not in the layer yet.
+// where commit and diff read them: syncfs(2) of its root. Nothing is lost
+// without it, only not in the layer yet; so a daemon that does not answer
+// within flushWait is not waited for longer.
 func flushRootfs(c *Container) {
 	if !c.Running() || !mounted(c.Rootfs()) || !fuseServerAlive(c) {
 		return // a dead server's mount would only fail or hang
 	}
-	fd, err := unix.Open(c.Rootfs(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fd, err := unix.Open(c.Rootfs(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		unix.Syncfs(fd)
+		unix.Close(fd)
+	}()
+	select {
+	case <-done:
+	case <-time.After(flushWait):
 	}
-	unix.Syncfs(fd)
-	unix.Close(fd)
 }
 
-// LayerSize is the size of the files in the container's layer, docker's
-// SIZE column (ps -s): what the kernel still holds of a running
-// container's writes is written to the layer first.
-func (r *Runner) LayerSize(c *Container) (int64, error) {
-	flushRootfs(c)
-	return cowcache.DirSize(c.UpperDir())
-}
+// flushWait bounds flushRootfs.
+const flushWait = 10 * time.Second
 
 // mounted reports whether path is a mount point, from the mount table
 // (never touching the mount itself, which may be dead or hung).

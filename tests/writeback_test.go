@@ -181,6 +181,28 @@ func TestWriteback(t *testing.T) {
 		}
 	})
 
+	t.Run("truncate(2) to the size a file has keeps its mtime, in the upper layer too", func(t *testing.T) {
+		l, unmount := mountWriteback(t, fs.WritebackAuto, lower)
+		defer unmount()
+		old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+		for _, name := range []string{"f", "new"} { // a lower file (copied up by the truncation), an upper one
+			p := filepath.Join(l.Merged, name)
+			if name == "new" {
+				os.WriteFile(p, []byte("hello\n"), 0o644)
+			}
+			os.Chtimes(p, old, old)
+			if err := unix.Truncate(p, 6); err != nil {
+				t.Fatal(err)
+			}
+			var merged, upper unix.Stat_t
+			unix.Stat(p, &merged)
+			unix.Stat(filepath.Join(l.Upper, name), &upper)
+			if !time.Unix(merged.Mtim.Unix()).Equal(old) || upper.Mtim != merged.Mtim {
+				t.Errorf("%s: merged mtime %v, upper %v; want both %v", name, time.Unix(merged.Mtim.Unix()), time.Unix(upper.Mtim.Unix()), old)
+			}
+		}
+	})
+
 	t.Run("a shared mapping written after close reaches the upper layer by the unmount", func(t *testing.T) {
 		// Served by a daemon of its own: a page fault on a mapping this
 		// process served itself could wait on a stopped world.

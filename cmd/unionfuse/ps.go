@@ -226,7 +226,7 @@ func imageColumn(c *runner.Container) string {
 
 // sizeColumn is "1.2kB (virtual 64.2MB)".
 func sizeColumn(r *runner.Runner, c *runner.Container) string {
-	n, err := r.LayerSize(c)
+	n, err := cowcache.DirSize(c.UpperDir())
 	if err != nil {
 		return "?"
 	}
