@@ -113,7 +113,7 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 		}
 		n.ov.fixOrigin(rel, &f.st, n.ov.layers[f.layers[1]], lowerPath)
 	}
-	k := n.ov.keyOf(f, rel)
+	k := n.ov.keyOf(f, n, name)
 	var paths []string
 	if f.redirected {
 		paths = f.paths

@@ -128,11 +128,12 @@ type nodeKey struct {
 // inode number is renewed (renewedGen, see passthrough.go).
 type generation uint64
 
-// lowerLinkGen returns the generation of the node of rel, a name of a
-// hard-linked file in a lower layer: odd, and the same for a name each time.
-func lowerLinkGen(rel string) generation {
+// lowerLinkGen returns the generation of the node of a name of a
+// hard-linked file in a lower layer, from its path there: odd, and the
+// same for a name each time.
+func lowerLinkGen(lowerPath string) generation {
 	h := fnv.New64a()
-	h.Write([]byte(rel))
+	h.Write([]byte(lowerPath))
 	return generation(h.Sum64() | 1)
 }
 
@@ -179,17 +180,24 @@ func (ov *overlay) ownIno(st *unix.Stat_t) uint64 {
 	return st.Ino | ov.devIndex[st.Dev]<<56
 }
 
-// keyOf returns the identity of the object found at rel.
-func (ov *overlay) keyOf(f *found, rel string) nodeKey {
+// keyOf returns the identity of the object f found as name in parent.
+func (ov *overlay) keyOf(f *found, parent *node, name string) nodeKey {
 	inLower := ov.upper == nil || f.layers[0] != 0
 	var k nodeKey
 	if inLower {
 		k.ino = ov.inoOf(&f.st)
 	} else {
-		k.ino = ov.upperIno(rel, &f.st)
+		k.ino = ov.upperIno(join(parent.rel(), name), &f.st)
 	}
 	if inLower && !isDirStat(&f.st) && f.st.Nlink > 1 {
-		k.gen = lowerLinkGen(rel)
+		// By its path in its layer, which a rename of a directory above
+		// it leaves as it is (a redirect), unlike its merged path: the
+		// name keeps its node, as it keeps its inode in the kernel.
+		lowerPath := join(parent.pathIn(f.layers[0]), name)
+		if f.paths != nil {
+			lowerPath = f.paths[0]
+		}
+		k.gen = lowerLinkGen(lowerPath)
 		return k
 	}
 	ov.emu.Lock()

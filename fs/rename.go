@@ -141,8 +141,8 @@ func (r *renaming) check() (noop bool, errno syscall.Errno) {
 	r.srcDir = isDirStat(&r.src.st)
 	r.dstDir = r.dstExists && isDirStat(&r.dst.st)
 	if r.dstExists {
-		dstKey := ov.keyOf(&r.dst, join(r.newParent.rel(), r.newName))
-		srcKey := ov.keyOf(&r.src, join(r.parent.rel(), r.name))
+		dstKey := ov.keyOf(&r.dst, r.newParent, r.newName)
+		srcKey := ov.keyOf(&r.src, r.parent, r.name)
 		if srcKey == dstKey || ov.index != nil && srcKey.ino == dstKey.ino && !r.srcDir {
 			// The same object (or upper hard links to it): nothing to do.
 			// Names of a hard-linked lower file are distinct nodes, as in

@@ -764,6 +764,10 @@ func TestDifferentialRegressions(t *testing.T) {
 		{"RENAME_EXCHANGE of two hard-linked lower files", []*op{
 			{Kind: "exchange", P: "hl2", Q: "fifo2"},
 			{Kind: "stat", P: "hl2"}, {Kind: "stat", P: "fifo2"}}},
+		{"a hard-linked lower file keeps its inode when its directory moves", []*op{
+			{Kind: "stat", P: "d2/hl3"},
+			{Kind: "rename", P: "d2", Q: "d1/moved"},
+			{Kind: "rename", P: "d1/moved/hl3", Q: "d1/moved/hl3", As: 65534}}},
 		{"RENAME_EXCHANGE of two names of one hard-linked lower file", []*op{
 			{Kind: "exchange", P: "hl2", Q: "d2/hl3"},
 			{Kind: "stat", P: "hl2"}, {Kind: "stat", P: "d2/hl3"}}},
