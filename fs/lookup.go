@@ -53,6 +53,15 @@ type found struct {
 	dataErr syscall.Errno
 }
 
+// pathIn returns the path of f, found as name in parent, in its i-th
+// layer (f.layers[i]).
+func (f *found) pathIn(parent *node, name string, i int) string {
+	if f.paths != nil {
+		return f.paths[i]
+	}
+	return join(parent.pathIn(f.layers[i]), name)
+}
+
 // lowerHasName reports whether name exists (not as a whiteout) in any layer
 // of the directory below the upper one: removing it from the merged view
 // then needs a whiteout.

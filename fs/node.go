@@ -107,11 +107,7 @@ func (n *node) isUpper() bool {
 func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.EntryOut) *gofs.Inode {
 	rel := join(n.rel(), name)
 	if isDirStat(&f.st) && len(f.layers) > 1 && n.ov.upper != nil && f.layers[0] == 0 {
-		lowerPath := join(n.pathIn(f.layers[1]), name)
-		if f.paths != nil {
-			lowerPath = f.paths[1]
-		}
-		n.ov.fixOrigin(rel, &f.st, n.ov.layers[f.layers[1]], lowerPath)
+		n.ov.fixOrigin(rel, &f.st, n.ov.layers[f.layers[1]], f.pathIn(n, name, 1))
 	}
 	k := n.ov.keyOf(f, n, name)
 	var paths []string
@@ -122,11 +118,7 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 	if ov := n.ov; ov.index != nil && !isDirStat(&f.st) {
 		switch {
 		case f.layers[0] != 0 && ov.indexing(&f.st):
-			lowerPath := join(n.pathIn(f.layers[0]), name)
-			if f.paths != nil {
-				lowerPath = f.paths[0]
-			}
-			if idx, ok := ov.useIndex(f, ov.layers[f.layers[0]], lowerPath); ok {
+			if idx, ok := ov.useIndex(f, ov.layers[f.layers[0]], f.pathIn(n, name, 0)); ok {
 				nlink = ov.unionNlink(ov.index, idx, &f.st)
 			}
 		case f.layers[0] == 0 && f.st.Nlink > 1:

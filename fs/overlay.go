@@ -74,8 +74,9 @@ type overlay struct {
 	// emu guards the contents of the maps below it, and nothing else:
 	// copiedUp, gens, superseded, aliases (the map; each aliasGroup has a
 	// lock of its own), lowerBacked, keptMtimes, openHandles (with each
-	// node's set of handles), tmpfiles and indexed. It is held only while they are read
-	// or changed, never across a system call or a kernel notification.
+	// node's set of handles), tmpfiles and indexed. It is held only while
+	// they are read or changed, never across a system call or a kernel
+	// notification.
 	// Lock order: ov.mu, then a handle's mu, then emu, then an
 	// aliasGroup's mu.
 	emu sync.Mutex
@@ -193,11 +194,7 @@ func (ov *overlay) keyOf(f *found, parent *node, name string) nodeKey {
 		// By its path in its layer, which a rename of a directory above
 		// it leaves as it is (a redirect), unlike its merged path: the
 		// name keeps its node, as it keeps its inode in the kernel.
-		lowerPath := join(parent.pathIn(f.layers[0]), name)
-		if f.paths != nil {
-			lowerPath = f.paths[0]
-		}
-		k.gen = lowerLinkGen(lowerPath)
+		k.gen = lowerLinkGen(f.pathIn(parent, name, 0))
 		return k
 	}
 	ov.emu.Lock()
