@@ -1,7 +1,8 @@
 // Package atomicfile writes files so that a reader, and the next process
 // after a crash, sees the old content or the new, never a part: the data
 // goes to a temporary file in the target's directory, which is fsynced,
-// renamed over the target, and the directory fsynced.
+// renamed over the target, and the directory fsynced. (Replace skips the
+// fsyncs, for files that mean nothing after a crash.)
 //
 // Temporary files are named TempPrefix + the target's name + a random
 // suffix, so that a cleanup can recognise what an interrupted write left
@@ -44,6 +45,24 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 // umask does not apply), atomically. When write fails, path is left as it
 // was and write's error is returned as it is; other errors name path.
 func Write(path string, perm os.FileMode, write func(io.Writer) error) error {
+	return replace(path, perm, write, true)
+}
+
+// Replace writes data to path atomically for readers, but not durably:
+// nothing is fsynced, so after a crash path may hold the old content or
+// none. It is for files that describe running processes (a pid file),
+// which mean nothing after a crash, where the two fsyncs of WriteFile
+// would cost a millisecond or more on the way to being ready.
+func Replace(path string, data []byte, perm os.FileMode) error {
+	return replace(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}, false)
+}
+
+// replace is Write, with the fsyncs of the data and of the directory only
+// when durable.
+func replace(path string, perm os.FileMode, write func(io.Writer) error, durable bool) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, TempPrefix+filepath.Base(path)+"-")
 	if err != nil {
@@ -63,8 +82,10 @@ func Write(path string, perm os.FileMode, write func(io.Writer) error) error {
 	if err := f.Chmod(perm); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("write %s: sync: %w", path, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -73,6 +94,9 @@ func Write(path string, perm os.FileMode, write func(io.Writer) error) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	committed = true
+	if !durable {
+		return nil
+	}
 	return Sync(dir)
 }
 

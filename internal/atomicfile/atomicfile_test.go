@@ -8,14 +8,22 @@ import (
 	"testing"
 )
 
+// TestWriteFile checks WriteFile and Replace, which differ only in what
+// a crash would leave.
 func TestWriteFile(t *testing.T) {
+	for name, write := range map[string]func(string, []byte, os.FileMode) error{"WriteFile": WriteFile, "Replace": Replace} {
+		t.Run(name, func(t *testing.T) { testWriteFile(t, write) })
+	}
+}
+
+func testWriteFile(t *testing.T, write func(string, []byte, os.FileMode) error) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "f")
 	for _, c := range []struct {
 		data string
 		perm os.FileMode
 	}{{"one", 0o600}, {"", 0o644}, {"three\n", 0o640}} {
-		if err := WriteFile(p, []byte(c.data), c.perm); err != nil {
+		if err := write(p, []byte(c.data), c.perm); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(p)

@@ -82,7 +82,9 @@ func WritePid(merged string) error {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	data := fmt.Sprintf("%d %d\n%s\n", os.Getpid(), start, merged)
-	if err := atomicfile.WriteFile(pidFile(merged), []byte(data), 0o644); err != nil {
+	// Atomic, not durable: a pid file is meaningless after a crash, and
+	// the fsyncs cost more than a millisecond of every mount's start.
+	if err := atomicfile.Replace(pidFile(merged), []byte(data), 0o644); err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	return nil

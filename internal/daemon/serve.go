@@ -93,10 +93,10 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 	// Which mount is this union's: another may come to be stacked on
 	// the same mount point.
 	mnt, mntErr := mountinfo.Lookup(resolved)
-	logf("mounted %s", resolved)
 	if ready != nil {
 		ready()
 	}
+	logf("mounted %s", resolved)
 
 	done := make(chan struct{})
 	go func() {
