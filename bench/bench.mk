@@ -4,6 +4,12 @@
 #                     fuse-overlayfs and unionfuse, interleaved, 3 repetitions
 #                     (as root; under 10 minutes on 2 cores)
 #   make bench-quick  the same with small sizes, about a minute
+#   make bench-all    everything in one command: make bench as root, the
+#                     same without root (-rootless), both in one table and
+#                     plot (bench/results/all.{md,svg,png}), the build of a
+#                     5,000-file RUN beside podman build (bench/build.sh,
+#                     3 rounds), and the registry benchmark (about 40
+#                     minutes on 2 cores)
 #   make bench-deps   install fio and fuse-overlayfs when missing
 #   make bench-registry  only the registry benchmark (bench/registry):
 #                     pull and push against a local docker-registry,
@@ -27,7 +33,7 @@ REGBENCH_FLAGS ?=
 LAZYBENCH_FLAGS ?=
 BENCH_DEB_PACKAGES := fio fuse-overlayfs fuse3 tar findutils docker-registry podman skopeo runc busybox-static
 
-.PHONY: bench bench-quick bench-deps bench-build bench-registry bench-lazy
+.PHONY: bench bench-quick bench-all bench-deps bench-build bench-registry bench-lazy
 
 bench-build:
 	$(GO) build -o bin/ufbench ./bench
@@ -41,6 +47,13 @@ bench: bench-deps bench-build
 bench-quick: bench-deps bench-build
 	bin/ufbench -quick $(BENCH_FLAGS)
 	bin/ufregbench -quick $(REGBENCH_FLAGS)
+
+bench-all: bench-deps bench-build
+	bin/ufbench $(BENCH_FLAGS)
+	bin/ufbench -rootless $(BENCH_FLAGS)
+	bin/ufbench -combine bench/results/latest.json,bench/results/rootless.json
+	bench/build.sh -n 3
+	bin/ufregbench $(REGBENCH_FLAGS)
 
 bench-registry: bench-deps bench-build
 	bin/ufregbench $(REGBENCH_FLAGS)

@@ -31,6 +31,8 @@ import (
 //	                del-R is a fresh copy of del/ for repetition R
 //	m/NNN           -mount-layers small layers for the mount-time workload
 //	small.tar       the tarball of -create-files small files
+//	session.tar     the tarball the session workload extracts, and
+//	  cold/dDD/fNNNNN (l/1) the subtree it removes (session.go)
 //	runs/NNNN/      one per mount: u (a fresh upper), w (work), m (merged)
 //	logs/           the FUSE daemons' output
 const (
@@ -307,32 +309,37 @@ func writePattern(path string, size int64) error {
 // 4 KiB, 100 to a directory, owned by root, fixed times), the kind of
 // archive an image layer is.
 func (ws *Workspace) prepareTarball(cfg *Config) error {
-	f, err := os.Create(ws.Tarball)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	tw := tar.NewWriter(bw)
-	rng := rand.New(rand.NewPCG(3, 4))
-	mtime := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	data := make([]byte, 4096)
-	for i := range data {
-		data[i] = byte('a' + i%26)
-	}
-	for i := 0; i < cfg.CreateFiles; i++ {
-		if i%100 == 0 {
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: fmt.Sprintf("p%03d/", i/100), Mode: 0o755, ModTime: mtime, Format: tar.FormatPAX}); err != nil {
+	return writeTar(ws.Tarball, func(tw *tar.Writer) error {
+		rng := rand.New(rand.NewPCG(3, 4))
+		data := tarData(4096)
+		for i := 0; i < cfg.CreateFiles; i++ {
+			if i%100 == 0 {
+				if err := tw.WriteHeader(tarDir(fmt.Sprintf("p%03d/", i/100))); err != nil {
+					return err
+				}
+			}
+			if err := tarFile(tw, fmt.Sprintf("p%03d/f%03d", i/100, i%100), data[:rng.IntN(len(data)+1)]); err != nil {
 				return err
 			}
 		}
-		size := rng.IntN(len(data) + 1)
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: fmt.Sprintf("p%03d/f%03d", i/100, i%100), Mode: 0o644, Size: int64(size), ModTime: mtime, Format: tar.FormatPAX}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if _, err := tw.Write(data[:size]); err != nil {
-			return err
-		}
+		return nil
+	})
+}
+
+// tarTime is the modification time of everything in the tarballs.
+var tarTime = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// writeTar writes the tarball at path with what add writes into it.
+func writeTar(path string, add func(tw *tar.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	tw := tar.NewWriter(bw)
+	if err := add(tw); err != nil {
+		return err
 	}
 	if err := tw.Close(); err != nil {
 		return err
@@ -341,6 +348,30 @@ func (ws *Workspace) prepareTarball(cfg *Config) error {
 		return err
 	}
 	return f.Close()
+}
+
+// tarData returns n bytes of text to take file contents from.
+func tarData(n int) []byte {
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte('a' + i%26)
+	}
+	return data
+}
+
+// tarDir is the header of directory name (ending in /), mode 0755.
+func tarDir(name string) *tar.Header {
+	return &tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755, ModTime: tarTime, Format: tar.FormatPAX}
+}
+
+// tarFile writes a regular file name holding data, mode 0644.
+func tarFile(tw *tar.Writer, name string, data []byte) error {
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: tarTime, Format: tar.FormatPAX}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	_, err := tw.Write(data)
+	return err
 }
 
 // remove deletes the workspace. Deleting hundreds of thousands of files

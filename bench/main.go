@@ -20,8 +20,9 @@
 //	make bench / make bench-quick   # the same, after installing fio and
 //	                                # fuse-overlayfs when missing
 //
-// The file layout: main.go (flags), systems.go (the four systems), layers.go
-// (the data), workloads.go and fio.go (what is timed), runner.go (the
+// The file layout: main.go (flags), systems.go (the four systems) and
+// shellmount.go (mounting as from a shell), layers.go (the data),
+// workloads.go, fio.go and session.go (what is timed), runner.go (the
 // interleaving, caches and checks), stats.go, report.go and plot.go.
 package main
 
@@ -60,6 +61,9 @@ type Config struct {
 	CreateFiles int
 	// DeleteFiles is the number of files in the deleted lower subtree.
 	DeleteFiles int
+	// SessionFiles is the number of files the session workload extracts,
+	// and of those in the lower subtree it deletes (session.go).
+	SessionFiles int
 	// SeqSize is the size of the sequentially read, written and copied-up
 	// files; RandSize that of the files fio reads and writes at random.
 	SeqSize, RandSize int64
@@ -95,6 +99,10 @@ type Config struct {
 	// Report, when set, names a results JSON of an earlier run whose
 	// table, TSV and plot are written again; nothing is measured.
 	Report string `json:"-"`
+	// Combine, when set, names the results JSON of a run as root and of
+	// one without root (comma-separated): their tables and plots are
+	// written together as all.* (make bench-all); nothing is measured.
+	Combine string `json:"-"`
 }
 
 // allSystems and allWorkloads are the defaults of -systems and -workloads.
@@ -102,7 +110,7 @@ var (
 	allSystems = []string{sysNative, sysKernel, sysFuseOv, sysUnion}
 	// knownSystems adds those only run when asked for.
 	knownSystems = append(append([]string{}, allSystems...), sysUnionNoPT, sysKernelMC, sysUnionMC, sysUnionServer)
-	allWorkloads = []string{"walk", "readdir", "seqread", "randread", "mount", "create", "seqwrite", "randwrite", "copyup", "chown", "delete", "hugewalk", "mounts"}
+	allWorkloads = []string{"walk", "readdir", "seqread", "randread", "mount", "create", "seqwrite", "randwrite", "copyup", "chown", "delete", "session", "hugewalk", "mounts"}
 )
 
 func parseFlags(args []string) (*Config, error) {
@@ -119,6 +127,7 @@ func parseFlags(args []string) (*Config, error) {
 	fset.IntVar(&c.ReaddirEntries, "readdir-entries", 20000, "entries in the large directory")
 	fset.IntVar(&c.CreateFiles, "create-files", 20000, "small files in the extracted tarball")
 	fset.IntVar(&c.DeleteFiles, "delete-files", 10000, "files in the deleted lower subtree")
+	fset.IntVar(&c.SessionFiles, "session-files", 7500, "files the session workload extracts, and deletes from a lower subtree")
 	seq := fset.String("seq-size", "1G", "size of the sequential and copy-up files")
 	rnd := fset.String("rand-size", "512M", "size of the files fio reads and writes at random")
 	fset.DurationVar(&c.FioRuntime, "fio-runtime", 5*time.Second, "run time of each fio job (3 repetitions × 5 s = 15 s per system and job)")
@@ -134,6 +143,7 @@ func parseFlags(args []string) (*Config, error) {
 	fset.BoolVar(&c.Keep, "keep", false, "keep the workspace after the run")
 	fset.BoolVar(&c.Rootless, "rootless", false, "run the workloads and the FUSE daemons as the unprivileged user nobody (no passthrough, fusermount3)")
 	fset.StringVar(&c.Report, "report", "", "measure nothing: rewrite the table and plots of the results `JSON` of an earlier run")
+	fset.StringVar(&c.Combine, "combine", "", "measure nothing: write the tables and plots of `ROOT.json,ROOTLESS.json` (two earlier runs) together as all.*")
 	if err := fset.Parse(args); err != nil {
 		return nil, err
 	}
@@ -150,6 +160,7 @@ func parseFlags(args []string) (*Config, error) {
 			"readdir-entries": func() { c.ReaddirEntries = 5000 },
 			"create-files":    func() { c.CreateFiles = 2000 },
 			"delete-files":    func() { c.DeleteFiles = 1000 },
+			"session-files":   func() { c.SessionFiles = 750 },
 			"seq-size":        func() { *seq = "256M" },
 			"rand-size":       func() { *rnd = "64M" },
 			"fio-runtime":     func() { c.FioRuntime = time.Second },
@@ -191,8 +202,8 @@ func parseFlags(args []string) (*Config, error) {
 		return nil, fmt.Errorf("-walk-files must be at least -walk-dirs, which must be positive")
 	case c.HugeFiles < 1 || c.Mounts < 1:
 		return nil, fmt.Errorf("-huge-files and -mounts must be positive")
-	case c.ReaddirEntries < 1 || c.CreateFiles < 1 || c.DeleteFiles < 1:
-		return nil, fmt.Errorf("-readdir-entries, -create-files and -delete-files must be positive")
+	case c.ReaddirEntries < 1 || c.CreateFiles < 1 || c.DeleteFiles < 1 || c.SessionFiles < 1:
+		return nil, fmt.Errorf("-readdir-entries, -create-files, -delete-files and -session-files must be positive")
 	case c.SeqSize < 1<<20 || c.RandSize < 1<<20:
 		return nil, fmt.Errorf("-seq-size and -rand-size must be at least 1M")
 	case c.MountLayers < 2 || c.MountLayers > 500:
@@ -285,6 +296,9 @@ func main() {
 
 // run prepares the workspace, runs the workloads and writes the reports.
 func run(cfg *Config) error {
+	if cfg.Combine != "" {
+		return writeCombined(cfg, os.Stdout)
+	}
 	if cfg.Report != "" {
 		res, err := loadResults(cfg.Report)
 		if err != nil {

@@ -50,6 +50,37 @@ func (p points) XError(i int) (float64, float64) {
 // overlayfs, per metric (one row each, log scale, min–max as bars), and
 // writes base.svg and base.png. It returns the paths written.
 func writePlots(res *Results, base string) ([]string, error) {
+	p, n, err := slowdownPlot(res, "")
+	if p == nil || err != nil {
+		return nil, err
+	}
+	return writeImages(base, []*plot.Plot{p}, []int{n})
+}
+
+// writeCombinedPlots draws the plot of each run (as writePlots does),
+// one above the other under its caption, into base.svg and base.png.
+func writeCombinedPlots(runs []*Results, captions []string, base string) ([]string, error) {
+	var plots []*plot.Plot
+	var rows []int
+	for i, res := range runs {
+		p, n, err := slowdownPlot(res, captions[i])
+		if err != nil {
+			return nil, err
+		}
+		if p != nil {
+			plots, rows = append(plots, p), append(rows, n)
+		}
+	}
+	if len(plots) == 0 {
+		return nil, nil
+	}
+	return writeImages(base, plots, rows)
+}
+
+// slowdownPlot returns the plot of res's slowdowns and its number of
+// rows, or nil when res has no figure to draw. caption, when set, starts
+// the title.
+func slowdownPlot(res *Results, caption string) (*plot.Plot, int, error) {
 	var metrics []*MetricResult
 	for _, mr := range res.Metrics {
 		if k := res.system(mr.Key, refSystem); !mr.NoRatio && k != nil && k.Median == k.Median {
@@ -57,7 +88,7 @@ func writePlots(res *Results, base string) ([]string, error) {
 		}
 	}
 	if len(metrics) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	p := plot.New()
 	// No X label: gonum places it at the arithmetic middle of the range,
@@ -65,6 +96,9 @@ func writePlots(res *Results, base string) ([]string, error) {
 	// to make room for it there. The title says it instead.
 	p.Title.Text = "Times slower than kernel overlayfs in the same run: median and min–max (log scale, lower is better)\n" +
 		"time ÷ kernel's time; for GB/s and IOPS, kernel's ÷ system's; below 0.05x not drawn"
+	if caption != "" {
+		p.Title.Text = caption + "\n" + p.Title.Text
+	}
 	p.X.Scale = plot.LogScale{}
 	n := len(metrics)
 	labels := make([]string, n)
@@ -76,7 +110,6 @@ func writePlots(res *Results, base string) ([]string, error) {
 	p.Add(plotter.NewGrid())
 
 	lo, hi := 1.0, 1.0
-	var drawn []string
 	for _, sys := range res.Config.Systems {
 		st, ok := systemStyle[sys]
 		if !ok {
@@ -103,21 +136,20 @@ func writePlots(res *Results, base string) ([]string, error) {
 		}
 		sc, err := plotter.NewScatter(pts)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		sc.GlyphStyle.Color, sc.GlyphStyle.Shape, sc.GlyphStyle.Radius = st.color, st.glyph, vg.Points(3.5)
 		eb, err := plotter.NewXErrorBars(pts)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		eb.LineStyle.Color, eb.CapWidth = st.color, vg.Points(4)
 		p.Add(eb, sc)
 		p.Legend.Add(sys, sc)
-		drawn = append(drawn, sys)
 	}
 	one, err := plotter.NewLine(plotter.XYs{{X: 1, Y: -0.6}, {X: 1, Y: float64(n) - 0.4}})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	one.LineStyle.Color, one.LineStyle.Width = color.Black, vg.Points(1.2)
 	one.LineStyle.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
@@ -127,13 +159,33 @@ func writePlots(res *Results, base string) ([]string, error) {
 
 	p.X.Min, p.X.Max = math.Max(lo/1.3, plotFloor), hi*1.3
 	p.X.Tick.Marker = logTicks(p.X.Min, p.X.Max)
+	return p, n, nil
+}
 
-	w, h := 11*vg.Inch, vg.Length(1.6+0.32*float64(n))*vg.Inch
+// writeImages draws plots one above the other, each as tall as its rows
+// need, into base.svg and base.png, and returns the paths written.
+func writeImages(base string, plots []*plot.Plot, rows []int) ([]string, error) {
+	w := 11 * vg.Inch
+	heights := make([]vg.Length, len(plots))
+	var h vg.Length
+	for i, n := range rows {
+		heights[i] = vg.Length(1.6+0.32*float64(n)) * vg.Inch
+		h += heights[i]
+	}
+	drawAll := func(c draw.Canvas) {
+		top := c.Max.Y
+		for i, p := range plots {
+			sub := c
+			sub.Max.Y, sub.Min.Y = top, top-heights[i]
+			p.Draw(margins(sub))
+			top -= heights[i]
+		}
+	}
 	var written []string
 	svg := base + ".svg"
 	if err := atomicfile.Write(svg, 0o644, func(out io.Writer) error {
 		c := vgsvg.New(w, h)
-		p.Draw(margins(draw.New(c)))
+		drawAll(draw.New(c))
 		_, err := c.WriteTo(out)
 		return err
 	}); err != nil {
@@ -143,7 +195,7 @@ func writePlots(res *Results, base string) ([]string, error) {
 	png := base + ".png"
 	if err := atomicfile.Write(png, 0o644, func(out io.Writer) error {
 		c := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(120), vgimg.UseBackgroundColor(color.White))
-		p.Draw(margins(draw.New(c)))
+		drawAll(draw.New(c))
 		_, err := vgimg.PngCanvas{Canvas: c}.WriteTo(out)
 		return err
 	}); err != nil {

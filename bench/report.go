@@ -369,13 +369,14 @@ func (res *Results) writeTSV(w io.Writer) error {
 
 // writeReports prints the table to out and writes PREFIX.{json,tsv,txt,md,
 // svg,png} to cfg.Out, where PREFIX is "latest" for a full run with the
-// default selection, "quick" for -quick and "partial" otherwise. A copy of
+// default selection, "rootless" for one without root, "quick" (or
+// "quick-rootless") for -quick and "partial" otherwise. A copy of
 // the JSON goes to cfg.Out/history/.
 func writeReports(cfg *Config, res *Results, out io.Writer) error {
 	if cfg.Report != "" {
 		// Rewrite the reports of an earlier run with its own selection.
 		cfg.Quick, cfg.Workloads, cfg.Systems = res.Config.Quick, res.Config.Workloads, res.Config.Systems
-		cfg.Reps = res.Config.Reps
+		cfg.Reps, cfg.Rootless = res.Config.Reps, res.Config.Rootless
 	}
 	fmt.Fprintln(out)
 	if err := res.writeTable(out); err != nil {
@@ -386,6 +387,8 @@ func writeReports(cfg *Config, res *Results, out io.Writer) error {
 	}
 	prefix := "latest"
 	switch {
+	case cfg.Quick && cfg.Rootless:
+		prefix = "quick-rootless"
 	case cfg.Quick:
 		prefix = "quick"
 	case cfg.Rootless:
@@ -422,6 +425,52 @@ func writeReports(cfg *Config, res *Results, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "\nresults: %s.{json,tsv,txt,md}\nplot:    %s\n", base, strings.Join(plots, " "))
 	return nil
+}
+
+// writeCombined writes the runs named by cfg.Combine (one as root, one
+// without root) as cfg.Out/all.md, all.svg and all.png: each run's table
+// under a heading, and its plot under a caption, one above the other.
+func writeCombined(cfg *Config, out io.Writer) error {
+	paths := strings.Split(cfg.Combine, ",")
+	var runs []*Results
+	var captions []string
+	for _, p := range paths {
+		res, err := loadResults(p)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, res)
+		captions = append(captions, runCaption(res))
+	}
+	base := filepath.Join(cfg.Out, "all")
+	if err := atomicfile.Write(base+".md", 0o644, func(w io.Writer) error {
+		for i, res := range runs {
+			fmt.Fprintf(w, "## %s\n\n", captions[i])
+			if err := res.writeMarkdown(w); err != nil {
+				return err
+			}
+			fmt.Fprintln(w)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	plots, err := writeCombinedPlots(runs, captions, base)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "results: %s.md\nplot:    %s\n", base, strings.Join(plots, " "))
+	return nil
+}
+
+// runCaption says how and when res was measured: as root or not, the
+// date, the repetitions.
+func runCaption(res *Results) string {
+	how := "As root"
+	if res.Config.Rootless {
+		how = "Without root (-rootless)"
+	}
+	return fmt.Sprintf("%s: run of %s, %d repetitions, unionfuse %s", how, res.Started.Format("2006-01-02 15:04 MST"), res.Config.Reps, res.Machine.Unionfuse)
 }
 
 // writeHeader writes the machine and versions above the table in .txt.

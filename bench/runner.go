@@ -232,6 +232,7 @@ func (r *Runner) prepare() error {
 		{"data files", r.ws.prepareData},
 		{"chown tree", r.ws.prepareChown},
 		{"tarball", r.ws.prepareTarball},
+		{"session", r.ws.prepareSession},
 	}
 	for _, s := range steps {
 		t := time.Now()

@@ -75,6 +75,7 @@ func workloads() []Workload {
 		{Name: "mount", Run: runMountTime, Skip: func(s string) bool { return s == sysNative }, Metrics: []Metric{
 			{Key: "mount-3", Title: "mount until a stat succeeds, 3 lowers", Unit: "ms", TargetAbs: 5},
 			{Key: "mount-many", Title: "mount until a stat succeeds, many lowers", Unit: "ms", TargetAbs: 10},
+			{Key: "mount-shell", Title: "mount from a shell (command returns, then a stat), 3 lowers", Unit: "ms"},
 		}},
 		{Name: "create", Run: runCreate, Before: func(*Runner) error { return dropCaches() }, Metrics: []Metric{
 			{Key: "create-untar", Title: "create: untar small files + sync", Unit: "s", TargetRatio: 3.0},
@@ -97,6 +98,7 @@ func workloads() []Workload {
 		{Name: "delete", Run: runDelete, Before: func(*Runner) error { return dropCaches() }, Metrics: []Metric{
 			{Key: "delete-rmrf", Title: "delete: rm -rf of a lower subtree", Unit: "s", TargetRatio: 2.0},
 		}},
+		sessionWorkload(),
 		// The memory workloads (memory.go) only read; the huge tree they
 		// walk is written when they start, untimed.
 	}, memoryWorkloads()...)
@@ -329,7 +331,8 @@ func runRandRead(r *Runner, s System, rep int) (map[string]float64, error) {
 // each with a fresh upper (after one untimed round, so the binaries and
 // the layer roots are cached), and reports the time until a stat through the
 // mount succeeded (for the kernel: the mount system call + the stat; for
-// the daemons: from the process start).
+// the daemons: from the process start); then the three lowers once more
+// as from a shell (shellmount.go).
 func runMountTime(r *Runner, s System, rep int) (map[string]float64, error) {
 	out := map[string]float64{}
 	if rep == 0 {
@@ -350,6 +353,20 @@ func runMountTime(r *Runner, s System, rep int) (map[string]float64, error) {
 			return nil
 		})
 		if err != nil {
+			return out, err
+		}
+	}
+	if sh, ok := s.(shellMounter); ok {
+		u, err := r.ws.Fresh("mount-shell-" + s.Name())
+		if err != nil {
+			return out, err
+		}
+		m, err := sh.MountFromShell(u)
+		if err != nil {
+			return out, err
+		}
+		out["mount-shell"] = ms(m.Elapsed)
+		if err := m.Unmount(); err != nil {
 			return out, err
 		}
 	}
@@ -497,48 +514,27 @@ func runCopyUp(r *Runner, s System, rep int) (map[string]float64, error) {
 	lower := filepath.Join(r.ws.Lowers[2], seqFile)
 	size := r.cfg.SeqSize
 	var upper string
-	isNative := false
+	isNative, appended := false, false
 	err := withMount(r, s, "copyup", false, func(m *Mount, u Union) error {
 		isNative = m.Dir == u.Native
-		if !isNative {
-			upper = filepath.Join(u.Upper, seqFile)
-		}
+		upper = filepath.Join(u.Upper, seqFile)
 		if err := readAll(lower, size); err != nil {
 			return err
 		}
 		unix.Sync()
 		start := time.Now()
-		fd, err := unix.Open(filepath.Join(m.Dir, seqFile), unix.O_WRONLY|unix.O_APPEND|unix.O_CLOEXEC, 0)
-		if err != nil {
+		if err := appendByte(filepath.Join(m.Dir, seqFile)); err != nil {
 			return err
 		}
-		if _, err := unix.Write(fd, []byte{'\n'}); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		if err := unix.Close(fd); err != nil {
-			return err
-		}
+		appended = true
 		out["copyup"] = time.Since(start).Seconds()
 		unix.Sync()
 		out["copyup-sync"] = time.Since(start).Seconds()
 		return nil
 	})
-	if isNative {
-		if terr := os.Truncate(lower, size); terr != nil {
-			err = errors.Join(err, terr)
-		}
-	} else if upper != "" {
-		if fi, serr := os.Stat(upper); serr != nil || fi.Size() != size+1 {
-			err = errors.Join(err, fmt.Errorf("after the append the upper copy is not %d bytes: %v", size+1, serr))
-		}
-		removeWritten(upper)
+	if appended {
+		err = errors.Join(err, checkAppended(lower, upper, size, isNative))
 	}
-	if fi, serr := os.Stat(lower); serr != nil || fi.Size() != size {
-		err = errors.Join(err, fmt.Errorf("THE LOWER LAYER CHANGED: %s is no longer %d bytes", lower, size))
-		os.Truncate(lower, size)
-	}
-	unix.Sync()
 	return out, err
 }
 
