@@ -58,6 +58,12 @@ func Mount(merged string, cfg Config) (*Mounted, error) {
 	return &Mounted{server: server, ov: ov, merged: merged}, nil
 }
 
+// HeldNodes returns how many nodes of the union the kernel holds now. It
+// is counted only where the nodes are bounded (Config.NodeBound above 0),
+// and is 0 otherwise; the bound itself where the kernel cannot be asked
+// to forget nodes (before Linux 6.16), as the count is not kept there.
+func (m *Mounted) HeldNodes() int { return m.ov.pruner.held() }
+
 // Wait blocks until the union is unmounted (by Unmount, umount(8) or
 // fusermount3 -u), then releases the layers. It may be called from several
 // goroutines, and together with Unmount.

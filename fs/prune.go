@@ -114,6 +114,22 @@ func (p *pruner) start(root *gofs.Inode, onIdle func()) {
 	go p.loop()
 }
 
+// held returns how many nodes the list holds: those the kernel has
+// been given and not yet forgotten. It is the bound once the list is no
+// longer kept (a kernel without the notification), and 0 without a
+// bound (nil).
+func (p *pruner) held() int {
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.supported {
+		return p.max
+	}
+	return p.count
+}
+
 // stop ends the goroutine of start.
 func (p *pruner) stop() {
 	if p != nil {

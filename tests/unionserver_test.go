@@ -86,6 +86,7 @@ func TestUnionServer(t *testing.T) {
 	})
 
 	a, cfgA := union("a")
+	cfgA.MaxNodes = 2048 // small bounds: the memory limit's cap (below)
 	defer unionserver.Detach(a)
 	if err := c1.Mount(a, cfgA); err != nil {
 		t.Fatal(err)
@@ -142,6 +143,7 @@ func TestUnionServer(t *testing.T) {
 	c2 := unionserver.NewClient(root, log, bin)
 	defer c2.Close()
 	b, cfgB := union("b")
+	cfgB.MaxNodes = 2048
 	defer unionserver.Detach(b)
 	if err := c2.Mount(b, cfgB); err != nil {
 		t.Fatal(err)
@@ -149,7 +151,9 @@ func TestUnionServer(t *testing.T) {
 	if again := serverPid(t, root); again != pid {
 		t.Errorf("a second client got server %d, the first %d", again, pid)
 	}
-	// The server's soft memory limit follows its unions' node bounds.
+	// The server's soft memory limit follows its unions: the nodes they
+	// hold and room for more, at most the sum of their bounds, which is
+	// what two small unions that hold next to nothing are given.
 	limitA, limitB := loggedLimit(t, log, "mounted "+a), loggedLimit(t, log, "mounted "+b)
 	if limitA <= 0 || limitB <= limitA {
 		t.Errorf("memory limit with one union %d MiB, with two %d MiB: want it to grow", limitA, limitB)

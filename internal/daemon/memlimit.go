@@ -15,33 +15,59 @@ import (
 // kept (GOGC=100) before it collects again. For a process whose node
 // trees are bounded (fs.Config.MaxNodes) that headroom is most of its
 // resident size, so the process gives the runtime a soft memory limit
-// sized to the bounds of the unions it serves: the collector then runs
+// sized to the nodes of the unions it serves: the collector then runs
 // when the process nears the limit rather than when the heap has
-// doubled. A soft limit below what the process really holds (a huge
-// directory's listing, thousands of open files) would make the collector
-// run back to back, so a watchdog raises the limit whenever the live
-// heap comes within a quarter of it.
+// doubled. The nodes counted are those the kernel holds now (up to each
+// union's bound) plus room for the next ones, once per process, so that
+// a union server's limit follows what its unions hold rather than the
+// sum of their bounds (100 unions: 4.9 GB, never reached). A soft limit below what the process really
+// holds (a walk faster than the watchdog, a huge directory's listing,
+// thousands of open files) would make the collector run back to back, so
+// a watchdog looks four times a second, and raises the limit whenever
+// the live heap comes within a quarter of it.
 
 // Sizes of the limit, from the 63k-name walk (docs/benchmarks.md): the
 // runtime, stacks and go-fuse's request buffers, then the bytes one node
-// costs (≈450) with room for the garbage of the requests in between.
+// costs (≈450) with room for the garbage of the requests in between (600:
+// 750 kept 8 MB more after the walk and 30-40 MB more in a union server
+// of 100 unions, for no speed), and
+// the nodes counted beyond those held (once per process, up to the sum of
+// the bounds): what a fast walk adds between two looks of the watchdog.
 const (
-	limitBase    = 14 << 20
-	limitPerNode = 750
+	limitBase      = 14 << 20
+	limitPerNode   = 600
+	limitNodeSlack = 8192
+	watchInterval  = 250 * time.Millisecond
 )
 
-// MemoryLimiter keeps the runtime's soft memory limit sized to the node
-// bounds of the unions the process serves: one for the per-mount daemon,
-// any number for the union server, whose limit follows its unions as
-// they come and go. A union whose nodes are not bounded lifts the limit
-// while it is served. GOMEMLIMIT set by the user wins: the limiter then
-// does nothing.
+// MemoryLimiter keeps the runtime's soft memory limit sized to the nodes
+// of the unions the process serves: one for the per-mount daemon, any
+// number for the union server, whose limit follows its unions as they
+// come and go. A union whose nodes are not bounded lifts the limit while
+// it is served. GOMEMLIMIT set by the user wins: the limiter then does
+// nothing.
 type MemoryLimiter struct {
 	mu        sync.Mutex
-	nodes     int   // the sum of the bounds of the unions served
-	unbounded int   // unions served whose nodes are not bounded
-	raised    int64 // the watchdog's limit, above the sized one, 0 for none
+	unions    map[*counted]struct{} // the bounded unions served
+	unbounded int                   // unions served whose nodes are not bounded
+	raised    int64                 // the watchdog's limit, above the sized one, 0 for none
 	done      chan struct{}
+}
+
+// counted is one bounded union of a MemoryLimiter.
+type counted struct {
+	bound int
+	// held returns the nodes the kernel holds now; nil counts the bound.
+	held func() int
+}
+
+// nodes is what the union counts for: the nodes the kernel holds, at most
+// its bound.
+func (c *counted) nodes() int {
+	if c.held == nil {
+		return c.bound
+	}
+	return min(c.bound, c.held())
 }
 
 // NewMemoryLimiter returns a limiter with no union yet (no limit), its
@@ -51,53 +77,53 @@ func NewMemoryLimiter() *MemoryLimiter {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return nil
 	}
-	m := &MemoryLimiter{done: make(chan struct{})}
+	m := &MemoryLimiter{unions: map[*counted]struct{}{}, done: make(chan struct{})}
 	go m.watch()
 	return m
 }
 
-// Add counts a union served with cfg and returns the function that
-// uncounts it.
-func (m *MemoryLimiter) Add(cfg fs.Config) (remove func()) {
+// Add counts a union served with cfg, whose nodes held by the kernel held
+// returns ((*fs.Mounted).HeldNodes; nil counts its whole bound), and
+// returns the function that uncounts it.
+func (m *MemoryLimiter) Add(cfg fs.Config, held func() int) (remove func()) {
 	if m == nil {
 		return func() {}
 	}
-	nodes := cfg.NodeBound()
+	c := &counted{bound: cfg.NodeBound(), held: held}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.change(nodes, +1)
+	if c.bound <= 0 {
+		m.unbounded++
+	} else {
+		m.unions[c] = struct{}{}
+	}
+	m.update()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			m.mu.Lock()
 			defer m.mu.Unlock()
-			m.change(nodes, -1)
+			if c.bound <= 0 {
+				m.unbounded--
+			} else {
+				delete(m.unions, c)
+			}
+			m.update()
 		})
 	}
 }
 
-// change adds (sign +1) or removes a union of nodes nodes and sets the
-// limit again: sized to the unions now, raised at once should the live
-// heap already come near it (a limit below the live heap would have the
-// collector run back to back until the watchdog's next look). The caller
-// holds mu.
-func (m *MemoryLimiter) change(nodes, sign int) {
-	if nodes <= 0 {
-		m.unbounded += sign
-	} else {
-		m.nodes += sign * nodes
-	}
+// update sets the runtime's limit again: sized to the unions now, or
+// raised to twice the live heap when that has come within a quarter of
+// the sized limit (a limit below the live heap would have the collector
+// run back to back). The caller holds mu.
+func (m *MemoryLimiter) update() {
 	m.raised = 0
-	m.raiseFor(liveHeap())
-	debug.SetMemoryLimit(m.limit())
-}
-
-// raiseFor raises the limit to twice live when live has come within a
-// quarter of it. The caller holds mu.
-func (m *MemoryLimiter) raiseFor(live int64) {
-	if limit := m.limit(); limit != math.MaxInt64 && live > limit*3/4 {
+	live := liveHeap()
+	if sized := m.limit(); sized != math.MaxInt64 && live > sized*3/4 {
 		m.raised = live * 2
 	}
+	debug.SetMemoryLimit(m.limit())
 }
 
 // liveHeap is the heap the last collection kept.
@@ -109,10 +135,15 @@ func liveHeap() int64 {
 
 // limit is the limit for the unions counted now. The caller holds mu.
 func (m *MemoryLimiter) limit() int64 {
-	if m.unbounded > 0 || m.nodes == 0 {
+	if m.unbounded > 0 || len(m.unions) == 0 {
 		return math.MaxInt64
 	}
-	return max(limitBase+limitPerNode*int64(m.nodes), m.raised)
+	nodes, bounds := limitNodeSlack, 0
+	for c := range m.unions {
+		nodes += c.nodes()
+		bounds += c.bound
+	}
+	return max(limitBase+limitPerNode*int64(min(nodes, bounds)), m.raised)
 }
 
 // Limit returns the limit set now, math.MaxInt64 for none.
@@ -132,10 +163,10 @@ func (m *MemoryLimiter) Stop() {
 	}
 }
 
-// watch raises the limit, every second, when the live heap has come
-// within a quarter of it.
+// watch sets the limit again every watchInterval, as the nodes held and
+// the live heap change.
 func (m *MemoryLimiter) watch() {
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(watchInterval)
 	defer tick.Stop()
 	for {
 		select {
@@ -143,22 +174,18 @@ func (m *MemoryLimiter) watch() {
 			return
 		case <-tick.C:
 		}
-		live := liveHeap()
 		m.mu.Lock()
-		before := m.limit()
-		m.raiseFor(live)
-		if m.limit() != before {
-			debug.SetMemoryLimit(m.limit())
-		}
+		m.update()
 		m.mu.Unlock()
 	}
 }
 
-// limitMemory sets the runtime's soft memory limit for serving cfg alone
-// (the per-mount daemon) and returns a function that stops its watchdog.
-func limitMemory(cfg fs.Config) (stop func()) {
+// limitMemory sets the runtime's soft memory limit for serving the union
+// mounted with cfg alone (the per-mount daemon) and returns a function
+// that stops its watchdog.
+func limitMemory(cfg fs.Config, mounted *fs.Mounted) (stop func()) {
 	m := NewMemoryLimiter()
-	remove := m.Add(cfg)
+	remove := m.Add(cfg, mounted.HeldNodes)
 	return func() {
 		remove()
 		m.Stop()

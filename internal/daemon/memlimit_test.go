@@ -3,7 +3,9 @@ package daemon
 import (
 	"math"
 	"runtime/debug"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/unionfuse/unionfuse/fs"
 )
@@ -26,11 +28,11 @@ func TestMemoryLimiterFollowsTheUnions(t *testing.T) {
 		}
 	}
 	check("no union", math.MaxInt64)
-	removeA := m.Add(fs.Config{MaxNodes: 1000})
+	removeA := m.Add(fs.Config{MaxNodes: 1000}, nil)
 	check("one union", limitBase+limitPerNode*1000)
-	removeB := m.Add(fs.Config{MaxNodes: 3000})
+	removeB := m.Add(fs.Config{MaxNodes: 3000}, nil)
 	check("two unions", limitBase+limitPerNode*4000)
-	removeU := m.Add(fs.Config{MaxNodes: -1})
+	removeU := m.Add(fs.Config{MaxNodes: -1}, nil)
 	check("an unbounded union", math.MaxInt64)
 	removeU()
 	removeA()
@@ -40,11 +42,48 @@ func TestMemoryLimiterFollowsTheUnions(t *testing.T) {
 	check("after the last", math.MaxInt64)
 }
 
+// A union counts the nodes the kernel holds, up to its bound; the slack
+// is counted once, up to the sum of the bounds; the watchdog follows the
+// count as it changes.
+func TestMemoryLimiterCountsHeldNodes(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	defer debug.SetMemoryLimit(math.MaxInt64)
+	m := NewMemoryLimiter()
+	defer m.Stop()
+	var mu sync.Mutex
+	held := 100
+	heldNow := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return held
+	}
+	defer m.Add(fs.Config{MaxNodes: 65536}, heldNow)()
+	if got, want := m.Limit(), int64(limitBase+limitPerNode*(100+limitNodeSlack)); got != want {
+		t.Errorf("100 nodes held: limit %d, want %d", got, want)
+	}
+	removeSmall := m.Add(fs.Config{MaxNodes: 1000}, func() int { return 50 })
+	if got, want := m.Limit(), int64(limitBase+limitPerNode*(150+limitNodeSlack)); got != want {
+		t.Errorf("a second union holding 50 nodes: limit %d, want %d (the slack once)", got, want)
+	}
+	removeSmall()
+	mu.Lock()
+	held = 60000
+	mu.Unlock()
+	want := int64(limitBase + limitPerNode*65536)
+	deadline := time.Now().Add(5 * time.Second)
+	for debug.SetMemoryLimit(-1) != want && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := debug.SetMemoryLimit(-1); got != want {
+		t.Errorf("60000 nodes held, bound 65536: the runtime's limit %d, want the bound's %d", got, want)
+	}
+}
+
 // GOMEMLIMIT set by the user wins: no limiter.
 func TestMemoryLimiterLeavesGOMEMLIMIT(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "1GiB")
 	m := NewMemoryLimiter()
-	m.Add(fs.Config{MaxNodes: 1000})()
+	m.Add(fs.Config{MaxNodes: 1000}, nil)()
 	if m != nil || m.Limit() != math.MaxInt64 {
 		t.Errorf("a limiter under GOMEMLIMIT: %v", m)
 	}

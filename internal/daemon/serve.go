@@ -71,7 +71,7 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 	if err != nil {
 		return err
 	}
-	defer limitMemory(cfg)()
+	defer limitMemory(cfg, m)()
 	if prof.Mem != "" {
 		// Written after the unmount, while m (and so the node tree) is
 		// still referenced: the profile shows what serving the union held.

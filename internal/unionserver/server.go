@@ -196,7 +196,7 @@ func (s *server) mount(merged string, cfg fs.Config) error {
 	u := &union{mounted: m, dev: dev}
 	s.unions[merged] = u
 	s.live++
-	uncount := s.memory.Add(cfg)
+	uncount := s.memory.Add(cfg, m.HeldNodes)
 	s.logger.Printf("mounted %s (memory limit %s)", merged, s.memoryLimit())
 	go func() {
 		m.Wait()
