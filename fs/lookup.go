@@ -51,6 +51,9 @@ type found struct {
 	// dataErr is set for a metacopy file whose data is missing from the
 	// data-only layers (datalayer.go).
 	dataErr syscall.Errno
+	// fresh is set for an upper object this server has just made (not
+	// a new link to an old one): it has no origin to read (origin.go).
+	fresh bool
 }
 
 // pathIn returns the path of f, found as name in parent, in its i-th

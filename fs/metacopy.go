@@ -280,7 +280,7 @@ func (n *node) copyUpData(withData bool) syscall.Errno {
 		// The kernel writes the data into the upper file, which changes
 		// its mtime; a clone may not.
 		ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, {Nsec: unix.UTIME_NOW}}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, procFdPath(out), ts, 0); err != nil {
+		if err := futimens(out, ts); err != nil {
 			return errnoOf(err)
 		}
 	} else if !withData {

@@ -185,9 +185,12 @@ func (ov *overlay) ownIno(st *unix.Stat_t) uint64 {
 func (ov *overlay) keyOf(f *found, parent *node, name string) nodeKey {
 	inLower := ov.upper == nil || f.layers[0] != 0
 	var k nodeKey
-	if inLower {
+	switch {
+	case inLower:
 		k.ino = ov.inoOf(&f.st)
-	} else {
+	case f.fresh:
+		k.ino = ov.ownIno(&f.st) // nothing was copied up to it
+	default:
 		k.ino = ov.upperIno(join(parent.rel(), name), &f.st)
 	}
 	if inLower && !isDirStat(&f.st) && f.st.Nlink > 1 {

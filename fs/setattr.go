@@ -175,6 +175,13 @@ func (t setattrTarget) chown(uid, gid int) error {
 	return unix.Fchownat(t.dirfd, t.path, uid, gid, t.flags)
 }
 
+func (t setattrTarget) utimes(ts []unix.Timespec) error {
+	if t.fd >= 0 {
+		return futimens(t.fd, ts)
+	}
+	return unix.UtimesNanoAt(t.dirfd, t.path, ts, t.flags)
+}
+
 func (t setattrTarget) truncate(size int64) error {
 	if t.fd >= 0 {
 		err := unix.Ftruncate(t.fd, size)
@@ -229,7 +236,7 @@ func applySetattr(t setattrTarget, in *fuse.SetAttrIn) error {
 		if in.Valid&fuse.FATTR_MTIME != 0 {
 			ts[1] = timespec(in.Valid&fuse.FATTR_MTIME_NOW != 0, in.Mtime, in.Mtimensec)
 		}
-		if err := unix.UtimesNanoAt(t.dirfd, t.path, ts, t.flags); err != nil {
+		if err := t.utimes(ts); err != nil {
 			return err
 		}
 	}

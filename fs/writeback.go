@@ -164,7 +164,7 @@ func (ov *overlay) putBackMtime(k nodeKey, fd int) {
 		return
 	}
 	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, mtime}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, procFdPath(fd), ts, 0); err != nil {
+	if err := futimens(fd, ts); err != nil {
 		ov.logf("writeback: the modification time of a written file: %v", err)
 	}
 }
