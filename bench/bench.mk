@@ -8,8 +8,9 @@
 #                     same without root (-rootless), both in one table and
 #                     plot (bench/results/all.{md,svg,png}), the build of a
 #                     5,000-file RUN beside podman build (bench/build.sh,
-#                     3 rounds), and the registry benchmark (about 40
-#                     minutes on 2 cores)
+#                     3 rounds), and the registry benchmark (over an
+#                     hour on 2 cores: each of the two runs includes the
+#                     million-name walk and the 100 mounts)
 #   make bench-deps   install fio and fuse-overlayfs when missing
 #   make bench-registry  only the registry benchmark (bench/registry):
 #                     pull and push against a local docker-registry,
