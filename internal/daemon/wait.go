@@ -115,15 +115,18 @@ func (p *process) wait(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	if p.fd >= 0 {
 		for {
-			ms := int(time.Until(deadline).Milliseconds())
+			// Rounded up: poll counts whole milliseconds, and a timeout
+			// cut short would end the wait before the deadline.
+			left := time.Until(deadline)
+			ms := int((left + time.Millisecond - 1) / time.Millisecond)
 			n, err := unix.Poll([]unix.PollFd{{Fd: int32(p.fd), Events: unix.POLLIN}}, max(ms, 0))
 			switch {
 			case n > 0:
 				p.gone = true
 				return true
-			case errors.Is(err, unix.EINTR) && ms > 0:
+			case (err == nil || errors.Is(err, unix.EINTR)) && ms > 0 && time.Now().Before(deadline):
 				continue
-			case err != nil:
+			case err != nil && !errors.Is(err, unix.EINTR):
 				// Not expected of a pidfd: poll the record instead.
 				p.close()
 				p.fd = -1
