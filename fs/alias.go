@@ -115,6 +115,32 @@ func (n *node) notifyAliases() {
 	}
 }
 
+// live returns the node that stands for n's object in the kernel now: n
+// itself, or, once n has been superseded (renew), a member of its alias
+// group that has not been. A superseded inode is reached only through the
+// descriptors opened on it, and its own name may since have been renamed
+// or removed through the new inode: what such a descriptor asks about the
+// object by name (fsetxattr, fstat without a handle of this server) is
+// asked of the new one, as the kernel's overlay has a single inode.
+func (n *node) live() *node {
+	if !n.ov.isSuperseded(n.key()) {
+		return n
+	}
+	g := n.alias.Load()
+	if g == nil {
+		return n
+	}
+	g.mu.Lock()
+	inodes := append([]*gofs.Inode(nil), g.inodes...)
+	g.mu.Unlock()
+	for _, in := range inodes {
+		if m, ok := in.Operations().(*node); ok && m != n && !in.Forgotten() && !n.ov.isSuperseded(m.key()) {
+			return m
+		}
+	}
+	return n
+}
+
 // notifyChildAliases is notifyAliases for the child name of n, whose link
 // count a rename or unlink in n is changing.
 func (n *node) notifyChildAliases(name string) {

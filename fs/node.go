@@ -208,7 +208,7 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
 	var st unix.Stat_t
-	errno := n.stat(&st)
+	errno := n.live().stat(&st)
 	if fd := n.orphanFd.Load(); errno != 0 && fd > 0 {
 		// A directory removed or replaced while the kernel holds it.
 		errno = errnoOf(unix.Fstat(int(fd), &st))

@@ -25,6 +25,7 @@ var _ = (gofs.NodeGetxattrer)((*node)(nil))
 
 // Getxattr reads an attribute of the topmost copy.
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	n = n.live()
 	if n.ov.refused(attr) {
 		return 0, syscall.EOPNOTSUPP
 	}
@@ -61,6 +62,7 @@ var _ = (gofs.NodeListxattrer)((*node)(nil))
 // Listxattr lists the attributes of the topmost copy, without the
 // overlay's own.
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	n = n.live()
 	var names []string
 	done := false
 	var err error
@@ -108,6 +110,7 @@ var _ = (gofs.NodeSetxattrer)((*node)(nil))
 
 // Setxattr copies the node up and sets the attribute there.
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	n = n.live()
 	if n.ov.refused(attr) {
 		return syscall.EOPNOTSUPP
 	}
@@ -153,6 +156,7 @@ var _ = (gofs.NodeRemovexattrer)((*node)(nil))
 
 // Removexattr copies the node up and removes the attribute there.
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	n = n.live()
 	if n.ov.refused(attr) {
 		return syscall.EOPNOTSUPP
 	}

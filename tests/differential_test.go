@@ -852,6 +852,19 @@ func TestDifferentialRegressions(t *testing.T) {
 			{Kind: "chown", P: "updir/s", UID: -1, GID: -1}}},
 	}
 	runScripted(t, withPassthrough(sub), cases)
+
+	// With metacopy=on, where a rename copies a lower file up without
+	// its data; with passthrough the node is renewed (ESTALE), and the
+	// descriptor opened before stays on the old inode.
+	if _, ok := sub.(unionfuseMounter); ok {
+		runScripted(t, withPassthrough(unionfuseMounter{metacopy: true}), []scriptedCase{
+			{"metacopy: fsetxattr through an fd held on a lower file renamed since", []*op{
+				slot0("hold", op{P: "hl2", Flags: unix.O_RDONLY}),
+				{Kind: "rename", P: "hl2", Q: "dangling"},
+				slot0("fdsetxattr", op{Name: "user.a", Value: "value two"}),
+				slot0("fdstat", op{})}},
+		})
+	}
 }
 
 // scriptedCase is a named list of operations replayed on the differential
