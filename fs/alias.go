@@ -1,9 +1,11 @@
 package fs
 
 import (
+	"strconv"
 	"sync"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"golang.org/x/sys/unix"
 )
 
 // For a while, two kernel inodes may name one object:
@@ -38,8 +40,13 @@ type aliasGroups map[uint64]*aliasGroup
 // supersede marks n as replaced in the kernel by a new inode for the same
 // object, which is now reported with inode number ino: n is never again
 // given attributes the kernel may keep (fillAttrOut), and joins the
-// object's alias group, which the new inode joins on its lookup.
-func (ov *overlay) supersede(n *node, ino uint64) {
+// object's alias group, which the new inode joins on its lookup. n also
+// keeps an O_PATH descriptor of the object's upper copy, at rel now
+// (withSupersededCopy).
+func (ov *overlay) supersede(n *node, ino uint64, rel string) {
+	if fd, err := unix.Openat(ov.upper.fd, at(rel), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+		n.keepOrphanFd(fd)
+	}
 	ov.emu.Lock()
 	defer ov.emu.Unlock()
 	ov.superseded[n.key()] = true
@@ -115,30 +122,22 @@ func (n *node) notifyAliases() {
 	}
 }
 
-// live returns the node that stands for n's object in the kernel now: n
-// itself, or, once n has been superseded (renew), a member of its alias
-// group that has not been. A superseded inode is reached only through the
-// descriptors opened on it, and its own name may since have been renamed
-// or removed through the new inode: what such a descriptor asks about the
-// object by name (fsetxattr, fstat without a handle of this server) is
-// asked of the new one, as the kernel's overlay has a single inode.
-func (n *node) live() *node {
-	if !n.ov.isSuperseded(n.key()) {
-		return n
+// withSupersededCopy calls fn with a /proc/self/fd path of the object of
+// n when n is a superseded inode (supersede) that holds a descriptor of
+// it; ok is false otherwise. Such an inode is reached only through the
+// descriptors opened on it, and its own name may since have been renamed,
+// renamed over or removed through the new inode; the kernel's overlay,
+// with one inode, still reaches the object, and so does the descriptor.
+// The descriptor stays open while fn runs.
+func (n *node) withSupersededCopy(fn func(path string) error) (ok bool, err error) {
+	if n.IsDir() || !n.ov.isSuperseded(n.key()) {
+		return false, nil
 	}
-	g := n.alias.Load()
-	if g == nil {
-		return n
+	fd := n.orphanFd.Load()
+	if fd <= 0 {
+		return false, nil
 	}
-	g.mu.Lock()
-	inodes := append([]*gofs.Inode(nil), g.inodes...)
-	g.mu.Unlock()
-	for _, in := range inodes {
-		if m, ok := in.Operations().(*node); ok && m != n && !in.Forgotten() && !n.ov.isSuperseded(m.key()) {
-			return m
-		}
-	}
-	return n
+	return true, fn("/proc/self/fd/" + strconv.Itoa(int(fd)))
 }
 
 // notifyChildAliases is notifyAliases for the child name of n, whose link

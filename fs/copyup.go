@@ -123,7 +123,7 @@ func (n *node) copyUpAs(mode copyMode) syscall.Errno {
 		n.NotifyContent(-1, 0)
 		// Descriptors open on n now read the copy, which its name will
 		// show under a new inode: see alias.go.
-		ov.supersede(n, ov.inoOf(&ust))
+		ov.supersede(n, ov.inoOf(&ust), rel)
 	}
 	if meta {
 		// Open descriptors go on reading the data where it is.

@@ -205,10 +205,17 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 			return 0
 		}
 	}
+	var st unix.Stat_t
+	if ok, err := n.withSupersededCopy(func(p string) error { return unix.Stat(p, &st) }); ok {
+		if err != nil {
+			return errnoOf(err)
+		}
+		n.fillAttrOut(&st, out)
+		return 0
+	}
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
-	var st unix.Stat_t
-	errno := n.live().stat(&st)
+	errno := n.stat(&st)
 	if fd := n.orphanFd.Load(); errno != 0 && fd > 0 {
 		// A directory removed or replaced while the kernel holds it.
 		errno = errnoOf(unix.Fstat(int(fd), &st))

@@ -189,7 +189,13 @@ func (ov *overlay) keyOf(f *found, parent *node, name string) nodeKey {
 	case inLower:
 		k.ino = ov.inoOf(&f.st)
 	case f.fresh:
-		k.ino = ov.ownIno(&f.st) // nothing was copied up to it
+		// Nothing was copied up to a new object; a record left for an
+		// earlier object of this inode number goes (else the next lookup
+		// would report that object's number).
+		ov.emu.Lock()
+		delete(ov.copiedUp, devIno{f.st.Dev, f.st.Ino})
+		ov.emu.Unlock()
+		k.ino = ov.ownIno(&f.st)
 	default:
 		k.ino = ov.upperIno(join(parent.rel(), name), &f.st)
 	}

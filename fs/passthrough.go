@@ -66,7 +66,7 @@ func (ov *overlay) renew(n *node) syscall.Errno {
 	ov.emu.Lock()
 	ov.gens[n.ino()] = ov.gens[n.ino()].renewedGen()
 	ov.emu.Unlock()
-	ov.supersede(n, n.ino())
+	ov.supersede(n, n.ino(), n.rel())
 	n.NotifyContent(-1, 0) // attributes only
 	return syscall.ESTALE
 }

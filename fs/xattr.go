@@ -25,7 +25,6 @@ var _ = (gofs.NodeGetxattrer)((*node)(nil))
 
 // Getxattr reads an attribute of the topmost copy.
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	n = n.live()
 	if n.ov.refused(attr) {
 		return 0, syscall.EOPNOTSUPP
 	}
@@ -41,10 +40,14 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 		}
 	}
 	var sz int
-	if ok, err := n.withOrphanDir(func(p string) (err error) {
+	getxattr := func(p string) (err error) {
 		sz, err = unix.Getxattr(p, stored, dest)
 		return err
-	}); ok {
+	}
+	if ok, err := n.withOrphanDir(getxattr); ok {
+		return uint32(max(sz, 0)), errnoOf(err)
+	}
+	if ok, err := n.withSupersededCopy(getxattr); ok {
 		return uint32(max(sz, 0)), errnoOf(err)
 	}
 	n.ov.mu.RLock()
@@ -62,7 +65,6 @@ var _ = (gofs.NodeListxattrer)((*node)(nil))
 // Listxattr lists the attributes of the topmost copy, without the
 // overlay's own.
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	n = n.live()
 	var names []string
 	done := false
 	var err error
@@ -72,11 +74,15 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 			return err
 		})
 	}
+	listxattr := func(p string) (err error) {
+		names, err = listxattrPath(p)
+		return err
+	}
 	if !done {
-		done, err = n.withOrphanDir(func(p string) (err error) {
-			names, err = listxattrPath(p)
-			return err
-		})
+		done, err = n.withOrphanDir(listxattr)
+	}
+	if !done {
+		done, err = n.withSupersededCopy(listxattr)
 	}
 	if !done {
 		n.ov.mu.RLock()
@@ -110,12 +116,18 @@ var _ = (gofs.NodeSetxattrer)((*node)(nil))
 
 // Setxattr copies the node up and sets the attribute there.
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	n = n.live()
 	if n.ov.refused(attr) {
 		return syscall.EOPNOTSUPP
 	}
 	stored := n.ov.xattr.Escape(attr)
-	if ok, err := n.withOrphanDir(func(p string) error { return unix.Setxattr(p, stored, data, int(flags)) }); ok {
+	setxattr := func(p string) error { return unix.Setxattr(p, stored, data, int(flags)) }
+	if ok, err := n.withOrphanDir(setxattr); ok {
+		return errnoOf(err)
+	}
+	if ok, err := n.withSupersededCopy(setxattr); ok {
+		if err == nil {
+			n.notifyAliases()
+		}
 		return errnoOf(err)
 	}
 	h, errno := n.handleForChange(nil)
@@ -156,12 +168,18 @@ var _ = (gofs.NodeRemovexattrer)((*node)(nil))
 
 // Removexattr copies the node up and removes the attribute there.
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	n = n.live()
 	if n.ov.refused(attr) {
 		return syscall.EOPNOTSUPP
 	}
 	stored := n.ov.xattr.Escape(attr)
-	if ok, err := n.withOrphanDir(func(p string) error { return unix.Removexattr(p, stored) }); ok {
+	removexattr := func(p string) error { return unix.Removexattr(p, stored) }
+	if ok, err := n.withOrphanDir(removexattr); ok {
+		return errnoOf(err)
+	}
+	if ok, err := n.withSupersededCopy(removexattr); ok {
+		if err == nil {
+			n.notifyAliases()
+		}
 		return errnoOf(err)
 	}
 	h, errno := n.handleForChange(nil)

@@ -853,14 +853,21 @@ func TestDifferentialRegressions(t *testing.T) {
 	}
 	runScripted(t, withPassthrough(sub), cases)
 
-	// With metacopy=on, where a rename copies a lower file up without
-	// its data; with passthrough the node is renewed (ESTALE), and the
-	// descriptor opened before stays on the old inode.
+	// With metacopy=on, where a rename copies a hard-linked lower file up
+	// without its data to a new kernel inode (with passthrough the node
+	// is also renewed), and the descriptor opened before stays on the old
+	// inode (supersede).
 	if _, ok := sub.(unionfuseMounter); ok {
 		runScripted(t, withPassthrough(unionfuseMounter{metacopy: true}), []scriptedCase{
 			{"metacopy: fsetxattr through an fd held on a lower file renamed since", []*op{
 				slot0("hold", op{P: "hl2", Flags: unix.O_RDONLY}),
 				{Kind: "rename", P: "hl2", Q: "dangling"},
+				slot0("fdsetxattr", op{Name: "user.a", Value: "value two"}),
+				slot0("fdstat", op{})}},
+			{"metacopy: fsetxattr through an fd held on a lower file renamed, then renamed over", []*op{
+				slot0("hold", op{P: "hl2", Flags: unix.O_RDONLY}),
+				{Kind: "rename", P: "hl2", Q: "dangling"},
+				{Kind: "rename", P: "up1", Q: "dangling"},
 				slot0("fdsetxattr", op{Name: "user.a", Value: "value two"}),
 				slot0("fdstat", op{})}},
 		})
