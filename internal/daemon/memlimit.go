@@ -38,6 +38,8 @@ const (
 	limitPerNode   = 600
 	limitNodeSlack = 8192
 	watchInterval  = 250 * time.Millisecond
+	// maxCountedBound is the largest bound counted for a union.
+	maxCountedBound = 1 << 32
 )
 
 // MemoryLimiter keeps the runtime's soft memory limit sized to the nodes
@@ -89,7 +91,8 @@ func (m *MemoryLimiter) Add(cfg fs.Config, held func() int) (remove func()) {
 	if m == nil {
 		return func() {}
 	}
-	c := &counted{bound: cfg.NodeBound(), held: held}
+	// A bound past any real tree (max_nodes=1e18) would overflow the sums.
+	c := &counted{bound: min(cfg.NodeBound(), maxCountedBound), held: held}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c.bound <= 0 {
