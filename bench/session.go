@@ -110,13 +110,7 @@ func runSession(r *Runner, s System, rep int) (map[string]float64, error) {
 		if err := readAll(tarball, -1); err != nil {
 			return err
 		}
-		d, err := timed(func() error {
-			if err := command("tar", "-xf", tarball, "-C", dir)(); err != nil {
-				return err
-			}
-			unix.Sync()
-			return nil
-		})
+		d, err := timed(thenSync(command("tar", "-xf", tarball, "-C", dir)))
 		if err != nil {
 			return err
 		}
@@ -127,13 +121,7 @@ func runSession(r *Runner, s System, rep int) (map[string]float64, error) {
 		if isNative {
 			cold = filepath.Join(m.Dir, fmt.Sprintf("%s-%d", coldDir, rep))
 		}
-		if d, err = timed(func() error {
-			if err := command("rm", "-rf", cold)(); err != nil {
-				return err
-			}
-			unix.Sync()
-			return nil
-		}); err != nil {
+		if d, err = timed(thenSync(command("rm", "-rf", cold))); err != nil {
 			return err
 		}
 		if _, err := os.Lstat(cold); !errors.Is(err, fs.ErrNotExist) {

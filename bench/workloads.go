@@ -389,14 +389,7 @@ func runCreate(r *Runner, s System, rep int) (map[string]float64, error) {
 		if err := readAll(r.ws.Tarball, -1); err != nil {
 			return err
 		}
-		untar := command("tar", "-xf", r.ws.Tarball, "-C", dir)
-		d, err := timed(func() error {
-			if err := untar(); err != nil {
-				return err
-			}
-			unix.Sync()
-			return nil
-		})
+		d, err := timed(thenSync(command("tar", "-xf", r.ws.Tarball, "-C", dir)))
 		if err != nil {
 			return err
 		}
@@ -407,6 +400,17 @@ func runCreate(r *Runner, s System, rep int) (map[string]float64, error) {
 		return nil
 	})
 	return out, err
+}
+
+// thenSync returns fn followed by sync(2), as one step to time.
+func thenSync(fn func() error) func() error {
+	return func() error {
+		if err := fn(); err != nil {
+			return err
+		}
+		unix.Sync()
+		return nil
+	}
 }
 
 // checkCount checks that the tree under dir holds want entries.

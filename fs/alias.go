@@ -130,11 +130,12 @@ func (n *node) notifyAliases() {
 // with one inode, still reaches the object, and so does the descriptor.
 // The descriptor stays open while fn runs.
 func (n *node) withSupersededCopy(fn func(path string) error) (ok bool, err error) {
-	if n.IsDir() || !n.ov.isSuperseded(n.key()) {
+	if n.IsDir() {
 		return false, nil
 	}
+	// The descriptor first: no lock on the common path (every GETATTR).
 	fd := n.orphanFd.Load()
-	if fd <= 0 {
+	if fd <= 0 || !n.ov.isSuperseded(n.key()) {
 		return false, nil
 	}
 	return true, fn("/proc/self/fd/" + strconv.Itoa(int(fd)))
