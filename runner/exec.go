@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/creack/pty"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/user"
 	"github.com/unionfuse/unionfuse/internal/daemon"
@@ -111,6 +112,9 @@ func (r *Runner) Exec(c *Container, o ExecOptions, stdio IO) (int, error) {
 			return ExitUnionfuseFailed, fmt.Errorf("exec in %s: terminal: %w", c.ShortID(), err)
 		}
 		defer master.Close()
+		if size := callerTerminalSize(stdio.Stdin); o.Interactive && size != nil {
+			pty.Setsize(master, size) // before the command asks for it
+		}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	} else if o.Detach {

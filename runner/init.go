@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/creack/pty"
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/unionfuse/unionfuse/internal/mountinfo"
 	"golang.org/x/sys/unix"
@@ -30,6 +31,9 @@ type initSpec struct {
 	// Files are host files bind-mounted over paths of the root
 	// (/etc/hostname, /etc/hosts, /etc/resolv.conf).
 	Files map[string]string
+	// TerminalSize, with TTY, is the size the terminal has before the
+	// command starts (the caller's terminal's); nil leaves it 0x0.
+	TerminalSize *pty.Winsize `json:",omitempty"`
 }
 
 // initError is what the init writes to errFD: the exit status the monitor
@@ -72,7 +76,7 @@ func runInit() int {
 		loopbackUp()
 	}
 	if spec.Config.TTY {
-		if err := makeTerminal(); err != nil {
+		if err := makeTerminal(spec.TerminalSize); err != nil {
 			return fail(ExitUnionfuseFailed, "container init: terminal: %v", err)
 		}
 	}

@@ -219,13 +219,13 @@ func startProcess(c *Container, stdio IO, setup func(pid int) error) (*process, 
 		stdin = nil
 	}
 	if !c.Config.TTY {
-		cmd, _, err := startInit(c, stdin, stdio.Stdout, stdio.Stderr, setup)
+		cmd, _, err := startInit(c, stdin, stdio.Stdout, stdio.Stderr, nil, setup)
 		if err != nil {
 			return nil, err
 		}
 		return &process{cmd: cmd, done: func() {}}, nil
 	}
-	cmd, master, err := startInit(c, nil, nil, nil, setup)
+	cmd, master, err := startInit(c, nil, nil, nil, callerTerminalSize(stdin), setup)
 	if err != nil {
 		return nil, err
 	}

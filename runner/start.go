@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/creack/pty"
 	"github.com/unionfuse/unionfuse/internal/daemon"
 	"github.com/unionfuse/unionfuse/internal/reexec"
 	"github.com/unionfuse/unionfuse/network"
@@ -50,13 +51,14 @@ func rootless() bool { return os.Geteuid() != 0 }
 // and returns once the command is exec'd, or with the init's error. With
 // TTY the init makes a pseudo-terminal in the container's own devpts (so
 // that the command's tty is one it can name) and the terminal's master is
-// returned; stdio is then unused.
+// returned; stdio is then unused, and size (when not nil) is the
+// terminal's size from the start.
 //
 // setup, when not nil, is called with the init's pid once its namespaces
 // exist and before it reads its spec (the command waits for it): what
 // the monitor sets up from outside, the network.
-func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer, setup func(pid int) error) (*exec.Cmd, *os.File, error) {
-	spec := initSpec{Rootfs: c.Rootfs(), Config: c.Config, Rootless: rootless(), Files: map[string]string{}}
+func startInit(c *Container, stdin io.Reader, stdout, stderr io.Writer, size *pty.Winsize, setup func(pid int) error) (*exec.Cmd, *os.File, error) {
+	spec := initSpec{Rootfs: c.Rootfs(), Config: c.Config, Rootless: rootless(), Files: map[string]string{}, TerminalSize: size}
 	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
 		spec.Files["/etc/"+f] = filepath.Join(c.dir, f)
 	}

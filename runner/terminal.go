@@ -3,16 +3,19 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 )
 
 // makeTerminal, in the init after pivot_root, opens a pseudo-terminal in
-// the container's devpts, sends its master to the monitor over ttyFD and
-// makes the slave the init's controlling terminal and stdio.
-func makeTerminal() error {
+// the container's devpts, gives it size (when not nil), sends its master
+// to the monitor over ttyFD and makes the slave the init's controlling
+// terminal and stdio.
+func makeTerminal(size *pty.Winsize) error {
 	sock := os.NewFile(ttyFD, "terminal")
 	defer sock.Close()
 	master, slave, err := pty.Open()
@@ -20,6 +23,14 @@ func makeTerminal() error {
 		return err
 	}
 	defer slave.Close()
+	if size != nil {
+		// Before the command starts: one that asks at once (stty size)
+		// must not see 0x0 while the monitor's resize is on its way.
+		if err := pty.Setsize(master, size); err != nil {
+			master.Close()
+			return fmt.Errorf("set the terminal's size: %w", err)
+		}
+	}
 	err = unix.Sendmsg(int(sock.Fd()), []byte{0}, unix.UnixRights(int(master.Fd())), nil, 0)
 	master.Close()
 	if err != nil {
@@ -35,6 +46,20 @@ func makeTerminal() error {
 		}
 	}
 	return nil
+}
+
+// callerTerminalSize returns the size of stdin when it is a terminal, nil
+// otherwise: what a new terminal for the container starts with.
+func callerTerminalSize(stdin io.Reader) *pty.Winsize {
+	f, ok := stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	size, err := pty.GetsizeFull(f)
+	if err != nil {
+		return nil
+	}
+	return size
 }
 
 // receiveFile receives one descriptor sent with makeTerminal; nil without

@@ -324,7 +324,8 @@ func testRunner(t *testing.T, rootless, subIDs bool) {
 			!regexp.MustCompile(`^/dev/pts/\d+\r\nxterm\r\nctty\r\n$`).MatchString(r.stdout) {
 			t.Errorf("exec -t: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 		}
-		checkExecResize(t, e)
+		checkTerminalSize(t, e, "exec", "web")
+		checkTerminalSize(t, e, "run", "--rm", "busybox")
 		cmd := e.command("exec", "-it", "web", "sh", "-c", "read line; echo got $line")
 		cmd.Stdin = strings.NewReader("typed\n")
 		if r := run(t, cmd); r.code != 0 || !strings.Contains(r.stdout, "got typed\r\n") {
@@ -646,10 +647,11 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// checkExecResize runs exec -it on a terminal of the test's own and checks
-// that the container's terminal takes its size, at the start and after a
-// resize (SIGWINCH), as docker exec -it does.
-func checkExecResize(t *testing.T, e *containerEnv) {
+// checkTerminalSize runs `command -it args... sh -c ...` (exec into a
+// container or run an image) on a terminal of the test's own and checks
+// that the container's terminal has its size when the command starts and
+// after a resize (SIGWINCH), as docker's -it does.
+func checkTerminalSize(t *testing.T, e *containerEnv, command string, args ...string) {
 	t.Helper()
 	ptm, pts, err := pty.Open()
 	if err != nil {
@@ -657,7 +659,7 @@ func checkExecResize(t *testing.T, e *containerEnv) {
 	}
 	defer ptm.Close()
 	pty.Setsize(ptm, &pty.Winsize{Rows: 21, Cols: 71})
-	cmd := e.command("exec", "-it", "web", "sh", "-c", "stty size; read x; stty size")
+	cmd := e.command(append(append([]string{command, "-it"}, args...), "sh", "-c", "stty size; read x; stty size")...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, pts, pts
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -699,7 +701,7 @@ func checkExecResize(t *testing.T, e *containerEnv) {
 		}
 	}()
 	if !seen("21 71") {
-		t.Errorf("exec -it on a 21x71 terminal: the container's terminal said %q", out.String())
+		t.Errorf("%s -it on a 21x71 terminal: the container's terminal said %q", command, out.String())
 		return
 	}
 	pty.Setsize(ptm, &pty.Winsize{Rows: 33, Cols: 99})
@@ -707,7 +709,7 @@ func checkExecResize(t *testing.T, e *containerEnv) {
 	time.Sleep(100 * time.Millisecond)
 	ptm.Write([]byte("\r"))
 	if !seen("33 99") {
-		t.Errorf("exec -it after a resize to 33x99: the container's terminal said %q", out.String())
+		t.Errorf("%s -it after a resize to 33x99: the container's terminal said %q", command, out.String())
 	}
 }
 
