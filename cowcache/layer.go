@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/unionfuse/unionfuse/internal/atomicfile"
-	"golang.org/x/sys/unix"
 )
 
 // ErrNotFound is returned (wrapped) for layers and images that do not exist.
@@ -50,14 +49,9 @@ type Pending struct {
 // which must be committed by the time this layer is. Fill Dir() and then
 // Commit or Abort.
 func (s *Store) Prepare(parent Digest) (*Pending, error) {
-	name := randomName(16)
-	lf, err := os.OpenFile(s.path(tmpDir, name+".lock"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	name, lf, err := s.newOwnerLock()
 	if err != nil {
 		return nil, fmt.Errorf("prepare layer: %w", err)
-	}
-	if err := flock(lf, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lf.Close()
-		return nil, fmt.Errorf("prepare layer: lock: %w", err)
 	}
 	p := &Pending{s: s, name: name, lock: lf, parent: parent}
 	for _, d := range []string{"", "diff", "work"} {

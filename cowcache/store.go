@@ -334,18 +334,50 @@ func (s *Store) tempDir(purpose string) (string, func(), error) {
 // tempOwner makes and locks tmp/<random>.lock and returns tmp/<random>,
 // which is this process's to create, and the release of the lock.
 func (s *Store) tempOwner() (string, func(), error) {
-	name := randomName(16)
-	lp := s.path(tmpDir, name+".lock")
-	lf, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	name, lf, err := s.newOwnerLock()
 	if err != nil {
 		return "", nil, err
 	}
-	if err := flock(lf, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lf.Close()
-		os.Remove(lp)
-		return "", nil, err
-	}
+	lp := s.path(tmpDir, name+".lock")
 	return s.path(tmpDir, name), func() { os.Remove(lp); lf.Close() }, nil
+}
+
+// ownerLockTries bounds newOwnerLock's retries: each needs a cleanup to
+// run in the instant between the lock file's creation and its locking.
+const ownerLockTries = 100
+
+// newOwnerLock creates tmp/<name>.lock for a new random name and holds it
+// locked exclusive: tmp/<name> is then the caller's until it removes the
+// lock file and closes lf.
+//
+// The file cannot be created locked. A cleanup (of another process or
+// Store) that locks it first finds it abandoned and removes it: then this
+// lock is on a file without a name, and a later cleanup would remove
+// tmp/<name> too. So the lock counts only while the file still has its
+// name, and is made again otherwise.
+func (s *Store) newOwnerLock() (name string, lf *os.File, err error) {
+	for range ownerLockTries {
+		name = randomName(16)
+		lp := s.path(tmpDir, name+".lock")
+		if lf, err = os.OpenFile(lp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
+			return "", nil, err
+		}
+		err = flock(lf, unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			var st unix.Stat_t
+			if err = unix.Fstat(int(lf.Fd()), &st); err == nil && st.Nlink > 0 {
+				return name, lf, nil
+			}
+		}
+		lf.Close()
+		if err != nil && !errors.Is(err, unix.EWOULDBLOCK) {
+			os.Remove(lp)
+			return "", nil, err
+		}
+		// A cleanup has it (EWOULDBLOCK) or has removed it: it removes
+		// the name, if it is not gone already.
+	}
+	return "", nil, errors.New("lock a temporary file: cleanups of other processes kept taking it")
 }
 
 // storageError says plainly when err comes from the store's filesystem

@@ -263,3 +263,63 @@ func mtimeOf(t testing.TB, p string) time.Time {
 	}
 	return fi.ModTime()
 }
+
+// TestTempFilesSurviveConcurrentCleanups: a temporary file made while
+// another Store of the same root cleans up (another process's wlock) stays
+// its maker's. A cleanup that found the new lock file before it was locked
+// used to remove it, and the next cleanup the file (CI saw a lazy layer's
+// completion lose its streamed blob that way).
+func TestTempFilesSurviveConcurrentCleanups(t *testing.T) {
+	s := newStore(t)
+	other, err := Open(s.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	third, err := Open(s.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	stop := make(chan struct{})
+	cleanups := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				cleanups <- nil
+				return
+			default:
+			}
+			if err := other.Cleanup(); err != nil {
+				cleanups <- err
+				return
+			}
+		}
+	}()
+	lost := 0
+	for i := 0; i < 3000; i++ {
+		f, done, err := s.tempFile("test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two more whole cleanups: the second removes a file whose lock
+		// file the first took away.
+		for range 2 {
+			if err := third.Cleanup(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := os.Stat(f.Name()); err != nil {
+			lost++
+		}
+		done()
+	}
+	close(stop)
+	if err := <-cleanups; err != nil {
+		t.Fatal(err)
+	}
+	if lost > 0 {
+		t.Errorf("%d of 3000 temporary files were removed by cleanups while their makers held them", lost)
+	}
+}
