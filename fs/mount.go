@@ -49,7 +49,10 @@ func Mount(merged string, cfg Config) (*Mounted, error) {
 		return nil, fmt.Errorf("mount %s: %w", merged, err)
 	}
 	go server.Serve()
-	if err := server.WaitMount(); err != nil {
+	if cfg.ServerStaysOut {
+		// NewServer returned after the mount system call: the union is
+		// visible, and what enters it waits for INIT to be answered.
+	} else if err := server.WaitMount(); err != nil {
 		server.Unmount()
 		ov.close()
 		return nil, fmt.Errorf("mount %s: %w", merged, err)

@@ -608,3 +608,25 @@ func TestCLIUmountWithCopyInOtherNamespace(t *testing.T) {
 		t.Errorf("read through the copy in the other namespace: %v, %q; want ENOTCONN", err, out.String())
 	}
 }
+
+// TestCLIUmountRightAfterMount: a script that mounts and unmounts at once
+// (`unionfuse mount ... && umount merged`) finds the union not busy: the
+// daemon reports the mount before its first requests are answered, and
+// none of its own keep the mount busy (fs.Config.ServerStaysOut).
+func TestCLIUmountRightAfterMount(t *testing.T) {
+	testutil.RequireRoot(t, "unmounts with umount(2)")
+	testutil.RequireFuse(t)
+	l := cliLayout(t)
+	for i := 0; i < 20; i++ {
+		mustOK(t, "unionfuse mount", cli(t, "mount", l.Lowers[0], l.Upper, l.Work, l.Merged))
+		if err := unix.Unmount(l.Merged, 0); err != nil {
+			t.Fatalf("umount right after mount, round %d: %v", i, err)
+		}
+	}
+	// And the union a mount returns with serves at once.
+	mustOK(t, "unionfuse mount", cli(t, "mount", l.Lowers[0], l.Upper, l.Work, l.Merged))
+	if b, err := os.ReadFile(filepath.Join(l.Merged, "f3")); err != nil || string(b) != "upper 3\n" {
+		t.Errorf("f3 right after the mount: %q, %v", b, err)
+	}
+	mustOK(t, "unionfuse umount", cli(t, "umount", l.Merged))
+}

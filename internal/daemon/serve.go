@@ -67,6 +67,16 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 		// An idle mount gives back what its trimmed node tree held.
 		cfg.OnIdle = debug.FreeOSMemory
 	}
+	// Resolved before the union covers it: after, the Lstat would be a
+	// request to this very server.
+	resolved, err := ResolveMountpoint(merged)
+	if err != nil {
+		resolved = merged
+	}
+	// This process serves the union and never enters it, so fs.Mount
+	// returns as soon as the union is mounted, and the kernel's INIT is
+	// answered while the caller goes on.
+	cfg.ServerStaysOut = true
 	m, err := fs.Mount(merged, cfg)
 	if err != nil {
 		return err
@@ -81,10 +91,6 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 			}
 			runtime.KeepAlive(m)
 		}()
-	}
-	resolved, err := ResolveMountpoint(merged)
-	if err != nil {
-		resolved = merged
 	}
 	if err := WritePid(resolved); err != nil {
 		logf("%v (unionfuse umount will not wait for this daemon)", err)
