@@ -184,6 +184,9 @@ func (s *server) mount(merged string, cfg fs.Config) error {
 	cfg.Logger = log.New(s.logger.Writer(), filepath.Base(filepath.Dir(merged))+": ", s.logger.Flags())
 	cfg.OnIdle = debug.FreeOSMemory
 	cfg.Fetchers = nil
+	// The server opens nothing in its unions (deviceOf's stat polls
+	// nothing): no poll probe, and the client's wait ends sooner.
+	cfg.ServerStaysOut = true
 	m, err := fs.Mount(merged, cfg)
 	if err != nil {
 		return err
