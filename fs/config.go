@@ -85,12 +85,12 @@ type Config struct {
 	OnIdle func() `json:"-"`
 	// ServerStaysOut says that the process serving the union never opens
 	// files in it itself (a stat is harmless), as a daemon does not.
-	// Mount then returns as soon as the union is mounted (a process that
-	// enters it waits for the server's first answer), without go-fuse's
-	// poll probe: four requests through the new mount, which keep the Go
-	// runtime of a process that opens its own union's files from waiting
-	// on itself (fuse/poll.go), and which would keep the mount busy for
-	// an umount right after the mount command returned.
+	// Mount then returns as soon as the union is mounted and the kernel's
+	// INIT answered, without go-fuse's poll probe: four requests through
+	// the new mount, which keep the Go runtime of a process that opens
+	// its own union's files from waiting on itself (fuse/poll.go), and
+	// which would keep the mount busy for an umount right after the
+	// mount command returned.
 	ServerStaysOut bool `json:"-"`
 	// IdleTrimAfter is how long a mount with a node bound serves no
 	// lookup before that trim; 0 means 30 seconds.

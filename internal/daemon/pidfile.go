@@ -31,6 +31,16 @@ func PidDir() string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("unionfuse-%d", os.Geteuid()))
 }
 
+// pidDirWithin reports whether PidDir is dir (a resolved mountpoint) or
+// below it, as when a union is mounted over /run or /tmp.
+func pidDirWithin(dir string) bool {
+	p, err := ResolveMountpoint(PidDir())
+	if err != nil {
+		p = filepath.Clean(PidDir())
+	}
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
+
 // Record is what a pid file holds: the daemon serving one mountpoint.
 type Record struct {
 	// PID is the daemon's process ID.

@@ -95,3 +95,22 @@ func TestResolveMountpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestPidDirWithin: a union mounted over the pid files' directory or one
+// above it (/run, /tmp) covers them; one beside them does not.
+func TestPidDirWithin(t *testing.T) {
+	d, err := ResolveMountpoint(PidDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{d, filepath.Dir(d), "/"} {
+		if !pidDirWithin(dir) {
+			t.Errorf("a union at %s does not cover the pid files in %s", dir, d)
+		}
+	}
+	for _, dir := range []string{d + "x", t.TempDir()} {
+		if pidDirWithin(dir) {
+			t.Errorf("a union at %s covers the pid files in %s", dir, d)
+		}
+	}
+}

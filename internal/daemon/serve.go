@@ -74,9 +74,10 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 		resolved = merged
 	}
 	// This process serves the union and never enters it, so fs.Mount
-	// returns as soon as the union is mounted, and the kernel's INIT is
-	// answered while the caller goes on.
-	cfg.ServerStaysOut = true
+	// skips the poll probe, unless the pid file below is to be written
+	// inside the union (a mount over /run or /tmp): its creation would
+	// then be a request to this very server.
+	cfg.ServerStaysOut = !pidDirWithin(resolved)
 	m, err := fs.Mount(merged, cfg)
 	if err != nil {
 		return err
