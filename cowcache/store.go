@@ -346,6 +346,16 @@ func (s *Store) tempOwner() (string, func(), error) {
 // run in the instant between the lock file's creation and its locking.
 const ownerLockTries = 100
 
+// lockedFileHasName reports whether path still names the open file f:
+// the same inode (on NFS an unlinked open file only moves to .nfsXXXX).
+func lockedFileHasName(f *os.File, path string) bool {
+	var held, named unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &held) != nil || unix.Stat(path, &named) != nil {
+		return false
+	}
+	return held.Dev == named.Dev && held.Ino == named.Ino
+}
+
 // newOwnerLock creates tmp/<name>.lock for a new random name and holds it
 // locked exclusive: tmp/<name> is then the caller's until it removes the
 // lock file and closes lf.
@@ -363,11 +373,8 @@ func (s *Store) newOwnerLock() (name string, lf *os.File, err error) {
 			return "", nil, err
 		}
 		err = flock(lf, unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			var st unix.Stat_t
-			if err = unix.Fstat(int(lf.Fd()), &st); err == nil && st.Nlink > 0 {
-				return name, lf, nil
-			}
+		if err == nil && lockedFileHasName(lf, lp) {
+			return name, lf, nil
 		}
 		lf.Close()
 		if err != nil && !errors.Is(err, unix.EWOULDBLOCK) {
