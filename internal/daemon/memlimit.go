@@ -54,6 +54,7 @@ type MemoryLimiter struct {
 	unbounded int                   // unions served whose nodes are not bounded
 	raised    int64                 // the watchdog's limit, above the sized one, 0 for none
 	done      chan struct{}
+	stopped   chan struct{} // closed when the watchdog has returned
 }
 
 // counted is one bounded union of a MemoryLimiter.
@@ -79,7 +80,7 @@ func NewMemoryLimiter() *MemoryLimiter {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return nil
 	}
-	m := &MemoryLimiter{unions: map[*counted]struct{}{}, done: make(chan struct{})}
+	m := &MemoryLimiter{unions: map[*counted]struct{}{}, done: make(chan struct{}), stopped: make(chan struct{})}
 	go m.watch()
 	return m
 }
@@ -117,23 +118,36 @@ func (m *MemoryLimiter) Add(cfg fs.Config, held func() int) (remove func()) {
 }
 
 // update sets the runtime's limit again: sized to the unions now, or
-// raised to twice the live heap when that has come within a quarter of
-// the sized limit (a limit below the live heap would have the collector
-// run back to back). The caller holds mu.
+// raised when what the process holds has come within a quarter of the
+// sized limit, to twice the live heap plus the runtime's memory outside
+// it (a limit below what the process holds would have the collector run
+// back to back, and collecting frees nothing outside the heap). The
+// caller holds mu.
 func (m *MemoryLimiter) update() {
 	m.raised = 0
-	live := liveHeap()
-	if sized := m.limit(); sized != math.MaxInt64 && live > sized*3/4 {
-		m.raised = live * 2
+	live, outside := heldMemory()
+	if sized := m.limit(); sized != math.MaxInt64 && live+outside > sized*3/4 {
+		m.raised = 2*live + outside
 	}
 	debug.SetMemoryLimit(m.limit())
 }
 
-// liveHeap is the heap the last collection kept.
-func liveHeap() int64 {
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(sample)
-	return int64(sample[0].Value.Uint64())
+// heldMemory returns the heap the last collection kept and the memory the
+// runtime holds outside the heap's objects (goroutine stacks, its own
+// metadata), which the soft limit counts as well. A variable for the
+// tests.
+var heldMemory = func() (live, outside int64) {
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+	}
+	metrics.Read(samples)
+	v := func(i int) int64 { return int64(samples[i].Value.Uint64()) }
+	return v(0), max(0, v(1)-v(2)-v(3)-v(4)-v(5))
 }
 
 // limit is the limit for the unions counted now. The caller holds mu.
@@ -159,16 +173,18 @@ func (m *MemoryLimiter) Limit() int64 {
 	return m.limit()
 }
 
-// Stop stops the watchdog.
+// Stop stops the watchdog and waits until it has.
 func (m *MemoryLimiter) Stop() {
 	if m != nil {
 		close(m.done)
+		<-m.stopped
 	}
 }
 
 // watch sets the limit again every watchInterval, as the nodes held and
 // the live heap change.
 func (m *MemoryLimiter) watch() {
+	defer close(m.stopped)
 	tick := time.NewTicker(watchInterval)
 	defer tick.Stop()
 	for {

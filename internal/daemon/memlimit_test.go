@@ -4,6 +4,7 @@ import (
 	"math"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,4 +88,34 @@ func TestMemoryLimiterLeavesGOMEMLIMIT(t *testing.T) {
 	if m != nil || m.Limit() != math.MaxInt64 {
 		t.Errorf("a limiter under GOMEMLIMIT: %v", m)
 	}
+}
+
+// What the process holds near the sized limit raises it: to twice the
+// live heap plus the memory outside the heap (stacks, the runtime's own),
+// which a collection cannot free; back to the sized limit once it falls.
+func TestMemoryLimiterRaisesForWhatIsHeld(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	defer debug.SetMemoryLimit(math.MaxInt64)
+	defer func(f func() (int64, int64)) { heldMemory = f }(heldMemory)
+	var live, outside atomic.Int64 // the watchdog reads them too
+	heldMemory = func() (int64, int64) { return live.Load(), outside.Load() }
+	m := NewMemoryLimiter()
+	defer m.Stop()
+	defer m.Add(fs.Config{MaxNodes: 1000}, nil)()
+	sized := int64(limitBase + limitPerNode*1000)
+	check := func(what string, l, o, want int64) {
+		t.Helper()
+		live.Store(l)
+		outside.Store(o)
+		m.mu.Lock()
+		m.update()
+		m.mu.Unlock()
+		if got := debug.SetMemoryLimit(-1); got != want {
+			t.Errorf("%s: limit %d, want %d", what, got, want)
+		}
+	}
+	check("half the limit held", sized/4, sized/4, sized)
+	check("a live heap of half the limit and a third outside it", sized/2, sized/3, 2*(sized/2)+sized/3)
+	check("the same heap alone", sized/2, 0, sized)
+	check("nothing held", 0, 0, sized)
 }
