@@ -118,15 +118,18 @@ func (m *MemoryLimiter) Add(cfg fs.Config, held func() int) (remove func()) {
 }
 
 // update sets the runtime's limit again: sized to the unions now, or
-// raised when what the process holds has come within a quarter of the
-// sized limit, to twice the live heap plus the runtime's memory outside
-// it (a limit below what the process holds would have the collector run
-// back to back, and collecting frees nothing outside the heap). The
-// caller holds mu.
+// raised when the live heap has come within a quarter of the sized
+// limit, or the live heap and the runtime's memory outside it (stacks,
+// metadata: counted by the limit, freed by no collection) within an
+// eighth, to twice the live heap plus that memory. A limit below what the
+// process holds would have the collector run back to back; one raised
+// sooner would give up memory the collector can keep (100 unions in one
+// server: 417 MB against 361 MB with the trigger at a quarter for both).
+// The caller holds mu.
 func (m *MemoryLimiter) update() {
 	m.raised = 0
 	live, outside := heldMemory()
-	if sized := m.limit(); sized != math.MaxInt64 && live+outside > sized*3/4 {
+	if sized := m.limit(); sized != math.MaxInt64 && (live > sized*3/4 || live+outside > sized*7/8) {
 		m.raised = 2*live + outside
 	}
 	debug.SetMemoryLimit(m.limit())

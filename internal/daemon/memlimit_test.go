@@ -115,7 +115,8 @@ func TestMemoryLimiterRaisesForWhatIsHeld(t *testing.T) {
 		}
 	}
 	check("half the limit held", sized/4, sized/4, sized)
-	check("a live heap of half the limit and a third outside it", sized/2, sized/3, 2*(sized/2)+sized/3)
+	check("a live heap of half the limit and 3/8 outside it", sized/2, sized*3/8+1, 2*(sized/2)+sized*3/8+1)
 	check("the same heap alone", sized/2, 0, sized)
+	check("a live heap of 3/4 and more", sized*3/4+1, 0, 2*(sized*3/4+1))
 	check("nothing held", 0, 0, sized)
 }
