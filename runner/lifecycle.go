@@ -90,12 +90,19 @@ func (r *Runner) Kill(c *Container, sig syscall.Signal) error {
 		return fmt.Errorf("container %s is not running", c.ShortID())
 	}
 	holdRestarts(c)
+	thaw := c.Paused() && c.thawsOn(sig)
+	// Journalled before the signal, as the unpause that follows: SIGKILL
+	// ends even a stopped process at once, and its monitor's "die" comes
+	// after them in docker's order.
+	r.journal(c, "kill", "signal", strconv.Itoa(int(sig)))
+	if thaw {
+		r.journal(c, "unpause")
+	}
 	if err := syscall.Kill(c.State.Pid, sig); err != nil {
 		return fmt.Errorf("kill container %s: %w", c.ShortID(), err)
 	}
-	r.journal(c, "kill", "signal", strconv.Itoa(int(sig)))
-	if c.Paused() && c.thawsOn(sig) {
-		return r.unpause(c)
+	if thaw {
+		return r.continuePaused(c)
 	}
 	return nil
 }

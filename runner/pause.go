@@ -82,6 +82,12 @@ func (r *Runner) unpause(c *Container) error {
 	// Journalled first, as docker's: once continued the command may end,
 	// and "die" comes after.
 	r.journal(c, "unpause")
+	return r.continuePaused(c)
+}
+
+// continuePaused continues a paused container's processes and records it
+// in its state; the caller has journalled the unpause.
+func (r *Runner) continuePaused(c *Container) error {
 	if err := thawAll(c); err != nil {
 		return fmt.Errorf("cannot unpause container %s: %w", c.ShortID(), err)
 	}

@@ -8,6 +8,7 @@ package tests
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -140,7 +141,9 @@ func testPause(t *testing.T, rootless, subIDs bool) {
 		expect(t, "kill -s USR1", e.u("kill", "-s", "USR1", "usr"), 0, "usr\n", "")
 		expect(t, "still paused", e.u("inspect", "-f", "{{.State.Status}}", "usr"), 0, "paused\n", "")
 		mustSucceed(t, "unpause", e.u("unpause", "usr"))
-		waitFor(t, func() bool { return e.u("exec", "usr", "cat", "/tmp/usr1").stdout == "usr1\n" })
+		// (Seen once under load: the trap never ran. The processes'
+		// states then say which one stayed stopped.)
+		waitForOr(t, func() bool { return e.u("exec", "usr", "cat", "/tmp/usr1").stdout == "usr1\n" }, processStates)
 		expect(t, "events", e.u("events", "--since", "1h", "--until", "0s", "--filter", "container=ki", "--format", "{{.Action}}"),
 			0, "create\nstart\npause\nkill\nunpause\ndie\n", "")
 		if !rootless {
@@ -185,4 +188,11 @@ func shortID(t *testing.T, e *containerEnv, name string) string {
 		t.Fatalf("inspect %s: id %q", name, id)
 	}
 	return id[:12]
+}
+
+// processStates lists the machine's processes with their states (T:
+// stopped), for a failure message.
+func processStates() string {
+	out, _ := exec.Command("ps", "-eo", "pid,ppid,stat,wchan:20,args").CombinedOutput()
+	return string(out)
 }
