@@ -49,13 +49,14 @@ func Mount(merged string, cfg Config) (*Mounted, error) {
 		return nil, fmt.Errorf("mount %s: %w", merged, err)
 	}
 	go server.Serve()
-	if cfg.ServerStaysOut {
-		// NewServer returned after the mount and its INIT: the union
-		// serves as soon as Serve reads the next request.
-	} else if err := server.WaitMount(); err != nil {
-		server.Unmount()
-		ov.close()
-		return nil, fmt.Errorf("mount %s: %w", merged, err)
+	// NewServer returned after the mount and its INIT; WaitMount adds
+	// go-fuse's poll probe, which a server that stays out can skip.
+	if !cfg.ServerStaysOut {
+		if err := server.WaitMount(); err != nil {
+			server.Unmount()
+			ov.close()
+			return nil, fmt.Errorf("mount %s: %w", merged, err)
+		}
 	}
 	ov.pruner.start(root.EmbeddedInode(), cfg.OnIdle)
 	return &Mounted{server: server, ov: ov, merged: merged}, nil
