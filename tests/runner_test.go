@@ -638,19 +638,9 @@ func fuseServerOf(t *testing.T, merged string) int {
 // idle machine can take ten times that on a busy one).
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	waitForOr(t, cond, nil)
-}
-
-// waitForOr is waitFor that adds what explain returns (when not nil) to
-// the failure.
-func waitForOr(t *testing.T, cond func() bool, explain func() string) {
-	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			if explain != nil {
-				t.Fatalf("timed out waiting; %s", explain())
-			}
 			t.Fatalf("timed out waiting")
 		}
 		time.Sleep(50 * time.Millisecond)
