@@ -98,8 +98,12 @@ func TestLifecycle(t *testing.T) {
 	subtest("label stop-signal cidfile", func(t *testing.T, e *containerEnv) {
 		cid := filepath.Join(e.dir, "cid")
 		r := e.u("run", "-d", "--cidfile", cid, "--name", "lab", "--label", "tier=web", "--stop-signal", "USR1", "busybox",
-			"sh", "-c", "trap 'echo usr1; exit 0' USR1; while :; do sleep 0.1; done")
+			"sh", "-c", "trap 'echo usr1; exit 0' USR1; echo trapped; while :; do sleep 0.1; done")
 		mustSucceed(t, "run", r)
+		// The stop signal must find the trap set: the shell is its pid
+		// namespace's init, and the kernel drops a signal an init does not
+		// handle.
+		waitFor(t, func() bool { return e.u("logs", "lab").stdout == "trapped\n" })
 		if b, _ := os.ReadFile(cid); string(b) != strings.TrimSpace(r.stdout) {
 			t.Errorf("cidfile holds %q, want %q", b, r.stdout)
 		}
@@ -108,7 +112,7 @@ func TestLifecycle(t *testing.T) {
 		expect(t, "ps --filter label", e.u("ps", "--filter", "label=tier=web", "--format", "{{.Names}} {{.Labels}}"), 0, "lab tier=web\n", "")
 		expect(t, "ps --filter other label", e.u("ps", "--filter", "label=tier=db", "--format", "{{.Names}}"), 0, "", "")
 		expect(t, "stop", e.u("stop", "lab"), 0, "lab\n", "")
-		expect(t, "logs", e.u("logs", "lab"), 0, "usr1\n", "")
+		expect(t, "logs", e.u("logs", "lab"), 0, "trapped\nusr1\n", "")
 	})
 
 	subtest("commit -c and import -c -m", func(t *testing.T, e *containerEnv) {
