@@ -156,10 +156,10 @@ func (ov *overlay) finishNew(ctx context.Context, dirfd int, path string, mode u
 }
 
 // addChild registers the object just created as name in n; fresh says
-// the object itself is new, not only its name (a link).
-func (n *node) addChild(ctx context.Context, name string, st *unix.Stat_t, fresh bool, out *fuse.EntryOut) *gofs.Inode {
+// the object itself is new, not only its name (a link, to target).
+func (n *node) addChild(ctx context.Context, name string, st *unix.Stat_t, fresh bool, target *node, out *fuse.EntryOut) *gofs.Inode {
 	f := found{layers: []int{0}, st: *st, fresh: fresh}
-	return n.newChild(ctx, name, &f, out)
+	return n.newChild(ctx, name, &f, out, target)
 }
 
 var _ = (gofs.NodeCreater)((*node)(nil))
@@ -184,7 +184,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		}
 		return nil, nil, 0, errno
 	}
-	ch := n.addChild(ctx, name, &st, true, out)
+	ch := n.addChild(ctx, name, &st, true, nil, out)
 	h := &handle{n: ch.Operations().(*node), fd: fd, flags: withAccmode(f, accmode) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC)}
 	n.ov.trackHandle(h)
 	return ch, n.ov.withPassthrough(h), fopen, 0
@@ -202,7 +202,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.addChild(ctx, name, &st, true, out), 0
+	return n.addChild(ctx, name, &st, true, nil, out), 0
 }
 
 var _ = (gofs.NodeMknoder)((*node)(nil))
@@ -221,7 +221,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.addChild(ctx, name, &st, true, out), 0
+	return n.addChild(ctx, name, &st, true, nil, out), 0
 }
 
 var _ = (gofs.NodeSymlinker)((*node)(nil))
@@ -236,7 +236,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.addChild(ctx, name, &st, true, out), 0
+	return n.addChild(ctx, name, &st, true, nil, out), 0
 }
 
 var _ = (gofs.NodeLinker)((*node)(nil))
@@ -299,7 +299,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	n.ov.linkedTmpfile(tn.ino())
 	n.ov.markImpureIfOrigin(n.rel(), join(n.rel(), name)) // as the kernel's link
 	tn.notifyAliases()                                    // its link count rose (alias.go)
-	ch := n.addChild(ctx, name, &st, false, out)
+	ch := n.addChild(ctx, name, &st, false, tn, out)
 	if meta != nil {
 		ch.Operations().(*node).state.Store(meta) // the same node, or another name's
 	}

@@ -297,7 +297,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.newChild(ctx, name, &f, out), 0
+	return n.newChild(ctx, name, &f, out, nil), 0
 }
 
 // errSkipAttributes tells go-fuse's READDIRPLUS to send an entry without

@@ -35,7 +35,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.newChild(ctx, name, &f, out), 0
+	return n.newChild(ctx, name, &f, out, nil), 0
 }
 
 // found is the result of resolving one name in a directory.

@@ -104,7 +104,9 @@ func (n *node) isUpper() bool {
 }
 
 // newChild makes (or refreshes) the Inode for an object just resolved.
-func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.EntryOut) *gofs.Inode {
+// also, when not nil, is a node that may already stand for the object
+// under another name (the target of a link).
+func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.EntryOut, also *node) *gofs.Inode {
 	rel := join(n.rel(), name)
 	if isDirStat(&f.st) && len(f.layers) > 1 && n.ov.upper != nil && f.layers[0] == 0 {
 		n.ov.fixOrigin(rel, &f.st, n.ov.layers[f.layers[1]], f.pathIn(n, name, 1))
@@ -133,8 +135,11 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 	if isDirStat(&f.st) {
 		mergedDirNlink(f.layers, &out.Attr)
 	}
-	in := n.NewInode(ctx, &node{ov: n.ov}, gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: k.ino, Gen: uint64(k.gen)})
-	// go-fuse returns the Inode it has for this identity, if any.
+	id := gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: k.ino, Gen: uint64(k.gen)}
+	in := n.knownInode(name, id, f.fresh, also)
+	if in == nil {
+		in = n.NewInode(ctx, &node{ov: n.ov}, id)
+	}
 	if f.dataErr != 0 {
 		in.Operations().(*node).state.Store(&entry{layers: f.layers, paths: f.paths, dataErr: f.dataErr})
 	} else {
@@ -143,6 +148,27 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 	n.ov.noteInode(k, in, !isDirStat(&f.st) && f.st.Nlink > 1)
 	n.ov.pruner.touch(in.Operations().(*node))
 	return in
+}
+
+// knownInode returns the Inode the kernel already has for the object
+// with identity id resolved as name in n: the child of that name, or
+// also. It returns nil when there is none or the object is new (fresh:
+// created by this request, whose Inode must be new). go-fuse keeps one
+// Inode per identity: a new one made for a known identity would be
+// dropped after the reply, with the state, the pruner's place and the
+// alias group given to it (in a READDIRPLUS of a listed directory, for
+// every entry already looked up).
+func (n *node) knownInode(name string, id gofs.StableAttr, fresh bool, also *node) *gofs.Inode {
+	if fresh {
+		return nil
+	}
+	if ch := n.GetChild(name); ch != nil && ch.StableAttr() == id {
+		return ch
+	}
+	if also != nil && also.StableAttr() == id {
+		return also.EmbeddedInode()
+	}
+	return nil
 }
 
 // toSyscallStat views st as the syscall package's identical struct, which

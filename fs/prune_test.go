@@ -177,3 +177,63 @@ func TestPruneIdle(t *testing.T) {
 		t.Errorf("f000 after the idle trim: %q, %v", b, err)
 	}
 }
+
+// TestRelookupKeepsTheKernelsNode looks names up again that the kernel
+// already holds — a READDIRPLUS of a directory whose entries were looked
+// up, a link to a file — and checks that the list of held nodes still
+// counts each object once, and only nodes the kernel was given: a lookup
+// of a known object refreshes the node go-fuse keeps instead of making
+// one that go-fuse drops after the reply.
+func TestRelookupKeepsTheKernelsNode(t *testing.T) {
+	const dirs, files = 40, 40
+	m, merged, _, _ := mountedForTest(t, Config{}, func(lower string) {
+		for i := 0; i < dirs; i++ {
+			if err := os.MkdirAll(filepath.Join(lower, "d", fmt.Sprint("sub", i)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < files; i++ {
+			if err := os.WriteFile(filepath.Join(lower, "d", fmt.Sprint("f", i)), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	d := filepath.Join(merged, "d")
+	for i := 0; i < dirs; i++ {
+		if _, err := os.Lstat(filepath.Join(d, fmt.Sprint("sub", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < files; i++ {
+		if _, err := os.Lstat(filepath.Join(d, fmt.Sprint("f", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := 1 + dirs + files // d and its entries
+	if n := m.HeldNodes(); n != want {
+		t.Fatalf("%d nodes held after looking up %d names, want %d", n, want, want)
+	}
+	// The first listing comes with attributes (READDIRPLUS), and every
+	// directory entry is looked up in it.
+	ents, err := os.ReadDir(d)
+	if err != nil || len(ents) != dirs+files {
+		t.Fatalf("listing: %d entries, %v", len(ents), err)
+	}
+	if err := os.Link(filepath.Join(d, "f0"), filepath.Join(d, "link")); err != nil {
+		t.Fatal(err)
+	}
+	// f0 and link are one object, which keeps its inode number when
+	// copied up for the link: one node.
+	if n := m.HeldNodes(); n != want {
+		t.Errorf("%d nodes held after a listing and a link, want %d: a lookup of a known object made a node of its own", n, want)
+	}
+	p := m.ov.pruner
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for n := p.head; n != nil; n = n.lruNext {
+		if n.Forgotten() {
+			t.Errorf("the list of held nodes has a node the kernel was never given (%s)", n.rel())
+			break
+		}
+	}
+}
