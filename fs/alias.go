@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"sync"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,7 +29,7 @@ import (
 // aliasGroup holds the kernel inodes that name one object.
 type aliasGroup struct {
 	mu     sync.Mutex
-	inodes []*gofs.Inode
+	inodes []*node
 }
 
 // aliasGroups maps the st_ino an object is reported with to its group.
@@ -64,12 +63,12 @@ func (ov *overlay) supersede(n *node, ino uint64, rel string) {
 	g.add(n)
 }
 
-// noteInode adds the node of in, just looked up as k, to the alias group
+// noteInode adds n, just looked up as k, to the alias group
 // of k's inode number, if there is one: the new inode of a superseded
 // node's object always comes from a lookup. linked says that the object
 // is a hard-linked non-directory, whose group is made if need be with
 // index=on.
-func (ov *overlay) noteInode(k nodeKey, in *gofs.Inode, linked bool) {
+func (ov *overlay) noteInode(k nodeKey, n *node, linked bool) {
 	ov.emu.Lock()
 	defer ov.emu.Unlock()
 	g := ov.aliases[k.ino]
@@ -86,14 +85,14 @@ func (ov *overlay) noteInode(k nodeKey, in *gofs.Inode, linked bool) {
 	if g == nil || ov.superseded[k] {
 		return
 	}
-	if n, ok := in.Operations().(*node); ok && n.alias.Load() == nil {
+	if n.alias.Load() == nil {
 		g.add(n)
 	}
 }
 
 func (g *aliasGroup) add(n *node) {
 	g.mu.Lock()
-	g.inodes = append(g.inodes, n.EmbeddedInode())
+	g.inodes = append(g.inodes, n)
 	g.mu.Unlock()
 	n.alias.Store(g)
 }
@@ -107,9 +106,9 @@ func (n *node) notifyAliases() {
 		return
 	}
 	g.mu.Lock()
-	others := make([]*gofs.Inode, 0, len(g.inodes))
+	others := make([]*node, 0, len(g.inodes))
 	for _, in := range g.inodes {
-		if in != n.EmbeddedInode() {
+		if in != n {
 			others = append(others, in)
 		}
 	}
@@ -145,8 +144,6 @@ func (n *node) withSupersededCopy(fn func(path string) error) (ok bool, err erro
 // count a rename or unlink in n is changing.
 func (n *node) notifyChildAliases(name string) {
 	if ch := n.GetChild(name); ch != nil {
-		if cn, ok := ch.Operations().(*node); ok {
-			cn.notifyAliases()
-		}
+		ch.notifyAliases()
 	}
 }

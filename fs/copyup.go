@@ -60,7 +60,7 @@ func (n *node) copyUpAs(mode copyMode) syscall.Errno {
 	if parent == nil {
 		return syscall.ENOENT // an unlinked node; the root always has an upper copy
 	}
-	pn := parent.Operations().(*node)
+	pn := parent
 	if errno := pn.copyUp(); errno != 0 {
 		return errno
 	}

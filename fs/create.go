@@ -155,17 +155,15 @@ func (ov *overlay) finishNew(ctx context.Context, dirfd int, path string, mode u
 	return nil
 }
 
-// addChild registers the object just created as name in n; fresh says
-// the object itself is new, not only its name (a link, to target).
-func (n *node) addChild(ctx context.Context, name string, st *unix.Stat_t, fresh bool, target *node, out *fuse.EntryOut) *gofs.Inode {
+// addChild makes the node of the object just created as name in n; fresh
+// says the object itself is new, not only its name (a link).
+func (n *node) addChild(name string, st *unix.Stat_t, fresh bool, out *fuse.EntryOut) *node {
 	f := found{layers: []int{0}, st: *st, fresh: fresh}
-	return n.newChild(ctx, name, &f, out, target)
+	return n.newChild(name, &f, out)
 }
 
-var _ = (gofs.NodeCreater)((*node)(nil))
-
 // Create makes and opens a new regular file.
-func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*node, gofs.FileHandle, uint32, syscall.Errno) {
 	n.ov.mu.Lock()
 	defer n.ov.mu.Unlock()
 	f := int(flags) &^ (unix.O_APPEND | fuse.FMODE_EXEC)
@@ -184,16 +182,14 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		}
 		return nil, nil, 0, errno
 	}
-	ch := n.addChild(ctx, name, &st, true, nil, out)
-	h := &handle{n: ch.Operations().(*node), fd: fd, flags: withAccmode(f, accmode) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC)}
+	ch := n.addChild(name, &st, true, out)
+	h := &handle{n: ch, fd: fd, flags: withAccmode(f, accmode) &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC)}
 	n.ov.trackHandle(h)
 	return ch, n.ov.withPassthrough(h), fopen, 0
 }
 
-var _ = (gofs.NodeMkdirer)((*node)(nil))
-
 // Mkdir makes a directory; over a whiteout it is opaque.
-func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*node, syscall.Errno) {
 	n.ov.mu.Lock()
 	defer n.ov.mu.Unlock()
 	st, errno := n.createObject(ctx, name, unix.S_IFDIR|mode, func(dirfd int, path string) error {
@@ -202,14 +198,12 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.addChild(ctx, name, &st, true, nil, out), 0
+	return n.addChild(name, &st, true, out), 0
 }
-
-var _ = (gofs.NodeMknoder)((*node)(nil))
 
 // Mknod makes a device node, fifo or socket. A character device 0/0 would
 // read as a whiteout, so, like the kernel, it is refused.
-func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*node, syscall.Errno) {
 	if ovlfmt.IsWhiteoutDev(mode, uint64(dev)) {
 		return nil, syscall.EPERM
 	}
@@ -221,13 +215,11 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.addChild(ctx, name, &st, true, nil, out), 0
+	return n.addChild(name, &st, true, out), 0
 }
 
-var _ = (gofs.NodeSymlinker)((*node)(nil))
-
 // Symlink makes a symbolic link.
-func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*node, syscall.Errno) {
 	n.ov.mu.Lock()
 	defer n.ov.mu.Unlock()
 	st, errno := n.createObject(ctx, name, unix.S_IFLNK|0o777, func(dirfd int, path string) error {
@@ -236,18 +228,12 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.addChild(ctx, name, &st, true, nil, out), 0
+	return n.addChild(name, &st, true, out), 0
 }
-
-var _ = (gofs.NodeLinker)((*node)(nil))
 
 // Link makes a hard link; the target is copied up first, as links can only
 // be made within the upper layer.
-func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	tn, ok := target.(*node)
-	if !ok {
-		return nil, syscall.EXDEV
-	}
+func (n *node) Link(ctx context.Context, tn *node, name string, out *fuse.EntryOut) (*node, syscall.Errno) {
 	n.ov.mu.Lock()
 	defer n.ov.mu.Unlock()
 	if n.ov.upper == nil {
@@ -299,9 +285,9 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	n.ov.linkedTmpfile(tn.ino())
 	n.ov.markImpureIfOrigin(n.rel(), join(n.rel(), name)) // as the kernel's link
 	tn.notifyAliases()                                    // its link count rose (alias.go)
-	ch := n.addChild(ctx, name, &st, false, tn, out)
+	ch := n.addChild(name, &st, false, out)
 	if meta != nil {
-		ch.Operations().(*node).state.Store(meta) // the same node, or another name's
+		ch.state.Store(meta) // the same node, or another name's
 	}
 	return ch, 0
 }

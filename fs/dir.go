@@ -216,8 +216,6 @@ type dirHandle struct {
 	pos     int
 }
 
-var _ = (gofs.NodeOpendirHandler)((*node)(nil))
-
 // OpendirHandle opens the directory. The kernel may keep the listing in
 // its page cache (FOPEN_CACHE_DIR): it drops it by itself whenever the
 // directory changes through this mount, and nothing else changes it.
@@ -268,12 +266,10 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	return &e, 0
 }
 
-var _ = (gofs.FileLookuper)((*dirHandle)(nil))
-
 // Lookup serves READDIRPLUS for the entry Readdirent just returned: the
 // listing says which layer holds it, so the layers in between need not be
 // asked again. Upper is always asked, as it may have changed since.
-func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*node, syscall.Errno) {
 	n := h.n
 	if h.pos > 0 && h.pos <= len(h.entries) {
 		if e := h.entries[h.pos-1]; e.Name == name && e.Mode&unix.S_IFMT != unix.S_IFDIR && !n.ov.rdplus.wantAttributes() {
@@ -297,11 +293,11 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.newChild(ctx, name, &f, out, nil), 0
+	return n.newChild(name, &f, out), 0
 }
 
-// errSkipAttributes tells go-fuse's READDIRPLUS to send an entry without
-// attributes.
+// errSkipAttributes tells READDIRPLUS (bridge.readDir) to send an entry
+// without attributes.
 const errSkipAttributes = syscall.EAGAIN
 
 var _ = (gofs.FileSeekdirer)((*dirHandle)(nil))

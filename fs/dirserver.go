@@ -14,7 +14,7 @@ import (
 // (FOPEN_KEEP_CACHE|FOPEN_CACHE_DIR) and asks only when it has none. A
 // warm walk of a tree then costs no round trip per directory opened
 // beyond the attributes. The listings it asks for arrive without a
-// handle: dirServer opens one of go-fuse's own for each directory being
+// handle: dirServer opens one (bridge.OpenDir) for each directory being
 // listed, from the first chunk (offset 0) to the end, so a listing keeps
 // its positions while it is read. Nothing else needs an open directory:
 // attributes of a directory removed while open are reached through the
@@ -24,8 +24,8 @@ import (
 // stops midway leaves one behind until then.
 const maxListings = 256
 
-// dirServer wraps go-fuse's raw filesystem to serve directories without
-// OPENDIR.
+// dirServer wraps the request server (bridge.go) to serve directories
+// without OPENDIR.
 type dirServer struct {
 	fuse.RawFileSystem
 
@@ -35,7 +35,7 @@ type dirServer struct {
 	listings map[uint64]*listing
 }
 
-// listing is a go-fuse directory handle serving one listing, released
+// listing is a directory handle serving one listing, released
 // when the listing ends (or is dropped) and no chunk is being read.
 type listing struct {
 	node, fh uint64

@@ -17,14 +17,17 @@
 // # What a node knows
 //
 // A node is identified by the inode number it reports and a generation
-// (StableAttr.Ino and Gen: nodeKey). go-fuse keeps one Inode per identity,
-// so the node's state — the layers holding it, top first (an entry) — is
-// kept on the node itself (node.state), and is replaced on every lookup
-// and after a copy-up. A directory lists every layer it merges; a
-// non-directory exactly one. Paths are not stored: a node's path is its
-// position in go-fuse's tree (Inode.Path), which go-fuse keeps right across
-// renames. It is its path in every layer, except below a renamed
-// directory, whose lower paths are recorded (redirect.go).
+// (StableAttr.Ino and Gen: nodeKey). The node tree (tree.go) keeps one
+// node per identity, so the node's state — the layers holding it, top
+// first (an entry) — is kept on the node itself (node.state), and is
+// replaced on every lookup and after a copy-up. A directory lists every
+// layer it merges; a non-directory exactly one. Paths are not stored: a
+// node's path is its position in the tree (node.rel), which the requests
+// that change names keep right (bridge.go). It is its path in every
+// layer, except below a renamed directory, whose lower paths are recorded
+// (redirect.go). The tree and the request serving over it are unionfuse's
+// own, on go-fuse's raw protocol API: go-fuse's node API cost about twice
+// the memory per name.
 //
 // # Lookup and readdir
 //
@@ -67,8 +70,8 @@
 //
 // overlay.mu orders namespace changes: lookups, getattr, readdir and
 // read-only opens take it shared; copy-up, create, remove, rename and
-// setattr take it exclusively; RENAME holds it across go-fuse's update of
-// its node tree too, from which every path is computed (rename.go). File
+// setattr take it exclusively; RENAME holds it across the update of the
+// node tree too, from which every path is computed (rename.go). File
 // data I/O on open handles takes no
 // overlay lock. overlay.emu guards the overlay's maps of node and handle
 // state (its comment lists them) and is held only while they are used.
@@ -83,7 +86,7 @@
 // lower file copied up while open, a renewed passthrough node), a change
 // through one drops the cached attributes of the other (alias.go).
 // The kernel would keep every name it has looked up until memory
-// pressure, and go-fuse a node for each: past Config.MaxNodes the least
+// pressure, and the tree a node for each: past Config.MaxNodes the least
 // recently looked-up ones it is not using are pruned (FUSE_NOTIFY_PRUNE),
 // and an idle mount keeps only what is in use (prune.go).
 // Permissions are checked by the kernel (default_permissions) against the

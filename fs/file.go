@@ -194,8 +194,6 @@ func (h *handle) fstat() (unix.Stat_t, bool) {
 	return st, true
 }
 
-var _ = (gofs.NodeOpener)((*node)(nil))
-
 // Open opens the topmost copy; opening for writing or truncation copies the
 // file up first.
 func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {

@@ -19,7 +19,7 @@ import (
 // through passthrough alike) it calls notify_change with only the "kill"
 // attributes, which reach the server as a SETATTR that sets nothing: that
 // is the request to drop privileges. The WRITE flag FUSE_WRITE_KILL_SUIDGID
-// and the OPEN flag for O_TRUNC do not reach go-fuse's API; the SETATTR
+// and the OPEN flag for O_TRUNC are not looked at; the SETATTR
 // covers writes, and Open applies the rule for O_TRUNC itself.
 
 // killPrivs drops set-id bits and capabilities of the object at path

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"syscall"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
@@ -24,10 +23,8 @@ import (
 // in each. The result (found) lists the layers that hold the name, and its
 // paths in them when a redirect made them differ from the merged path.
 
-var _ = (gofs.NodeLookuper)((*node)(nil))
-
 // Lookup resolves name through the directory's layers.
-func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*node, syscall.Errno) {
 	n.ov.rdplus.noteLookup()
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
@@ -35,7 +32,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.newChild(ctx, name, &f, out, nil), 0
+	return n.newChild(name, &f, out), 0
 }
 
 // found is the result of resolving one name in a directory.

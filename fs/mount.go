@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -39,11 +38,11 @@ func Mount(merged string, cfg Config) (*Mounted, error) {
 		ov.close()
 		return nil, err
 	}
-	opts := ov.mountOptions(rootIno)
-	// Directories are served without OPENDIR (dirserver.go); RENAME
-	// under the overlay's lock (rename.go).
-	raw := renameServer{RawFileSystem: gofs.NewNodeFS(root, opts), ov: ov}
-	server, err := fuse.NewServer(newDirServer(raw), merged, &opts.MountOptions)
+	opts := ov.mountOptions()
+	ov.tree = newTree(root, gofs.StableAttr{Ino: rootIno}, ov.nodeForgotten)
+	// Directories are served without OPENDIR (dirserver.go).
+	raw := newBridge(ov, cacheTimeout)
+	server, err := fuse.NewServer(newDirServer(raw), merged, &opts)
 	if err != nil {
 		ov.close()
 		return nil, fmt.Errorf("mount %s: %w", merged, err)
@@ -58,7 +57,7 @@ func Mount(merged string, cfg Config) (*Mounted, error) {
 			return nil, fmt.Errorf("mount %s: %w", merged, err)
 		}
 	}
-	ov.pruner.start(root.EmbeddedInode(), cfg.OnIdle)
+	ov.pruner.start(ov.tree, cfg.OnIdle)
 	return &Mounted{server: server, ov: ov, merged: merged}, nil
 }
 
@@ -192,11 +191,12 @@ func (ov *overlay) rootNode() (*node, uint64, error) {
 	return root, ino, nil
 }
 
-func (ov *overlay) mountOptions(rootIno uint64) *gofs.Options {
-	// Lower layers never change under a mount and every change to upper
-	// goes through this server, which tells the kernel; so the kernel may
-	// cache entries, attributes and absent names for long.
-	timeout := time.Hour
+// cacheTimeout is how long the kernel may keep entries, attributes and
+// absent names: lower layers never change under a mount and every change
+// to upper goes through this server, which tells the kernel.
+const cacheTimeout = time.Hour
+
+func (ov *overlay) mountOptions() fuse.MountOptions {
 	name := ov.cfg.FsName
 	if name == "" {
 		name = "unionfuse"
@@ -219,32 +219,24 @@ func (ov *overlay) mountOptions(rootIno uint64) *gofs.Options {
 	if ov.passthrough && kernelAtLeast(6, 9) {
 		maxWrite = 128 << 10
 	}
-	return &gofs.Options{
-		MountOptions: fuse.MountOptions{
-			FsName:      name,
-			Name:        "unionfuse",
-			Options:     opts,
-			AllowOther:  ov.privileged || ov.cfg.AllowOther,
-			DirectMount: ov.privileged,
-			Debug:       ov.cfg.Debug,
-			Logger:      ov.log,
-			MaxWrite:    maxWrite,
-			// Let the kernel fall back to plain READDIR when nobody stats
-			// the entries (find, ls without -l): no lookup per entry then.
-			// O_TRUNC arrives with OPEN instead of as a separate SETATTR: a
-			// copy-up for it can skip the data. HANDLE_KILLPRIV_V2: this
-			// server clears set-id bits and capabilities when an
-			// unprivileged user writes, truncates or chowns (killpriv.go),
-			// so the kernel stops asking for security.capability before
-			// every write. The writeback cache: see writeback.go.
-			ExtraCapabilities: caps,
-		},
-		EntryTimeout:    &timeout,
-		AttrTimeout:     &timeout,
-		NegativeTimeout: &timeout,
-		NullPermissions: true,
-		RootStableAttr:  &gofs.StableAttr{Mode: syscall.S_IFDIR, Ino: rootIno},
-		Logger:          ov.log,
+	return fuse.MountOptions{
+		FsName:      name,
+		Name:        "unionfuse",
+		Options:     opts,
+		AllowOther:  ov.privileged || ov.cfg.AllowOther,
+		DirectMount: ov.privileged,
+		Debug:       ov.cfg.Debug,
+		Logger:      ov.log,
+		MaxWrite:    maxWrite,
+		// Let the kernel fall back to plain READDIR when nobody stats
+		// the entries (find, ls without -l): no lookup per entry then.
+		// O_TRUNC arrives with OPEN instead of as a separate SETATTR: a
+		// copy-up for it can skip the data. HANDLE_KILLPRIV_V2: this
+		// server clears set-id bits and capabilities when an
+		// unprivileged user writes, truncates or chowns (killpriv.go),
+		// so the kernel stops asking for security.capability before
+		// every write. The writeback cache: see writeback.go.
+		ExtraCapabilities: caps,
 	}
 }
 

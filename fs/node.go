@@ -16,14 +16,14 @@ import (
 // for a hard-linked lower file: see nodeKey). What is known of the object,
 // the layers holding it, is kept on the node (state).
 type node struct {
-	gofs.Inode
-	ov *overlay
+	inode // the kernel's view: node id, identity, names (tree.go)
+	ov    *overlay
 	// alias is the group of kernel inodes naming this node's object, when
 	// there are several (see alias.go).
 	alias atomic.Pointer[aliasGroup]
 	// state is what the overlay knows of the object: the layers holding
-	// it (see entry). go-fuse keeps one Inode per identity (StableAttr),
-	// so it is kept on the node; a lookup replaces it.
+	// it (see entry). The tree keeps one node per identity, so it is
+	// kept on the node; a lookup replaces it.
 	state atomic.Pointer[entry]
 	// orphanFd is an O_PATH descriptor of the upper copy of a directory
 	// removed while the kernel holds it (orphan.go); 0 when none. The
@@ -31,8 +31,8 @@ type node struct {
 	// descriptor is not closed under a user.
 	orphanFd atomic.Int32
 	// inLRU says n is on the list of held nodes (see lruPrev). Kept next
-	// to orphanFd, in what would be padding: a node of 176 bytes takes
-	// Go's 176-byte size class instead of the 192-byte one.
+	// to orphanFd, in what would be padding: a node of 128 bytes takes
+	// Go's 128-byte size class instead of the 144-byte one.
 	inLRU bool
 	// lruPrev and lruNext link the nodes the kernel holds, most recently
 	// looked up first (prune.go). Guarded by the pruner's lock, as inLRU.
@@ -75,14 +75,13 @@ func (n *node) forgetState() { n.state.Store(nil) }
 // root). A node that is no longer in the tree gets a path that does not
 // exist, so operations on it fail with ENOENT rather than hit another file.
 func (n *node) rel() string {
-	return n.Path(n.Root())
+	return n.ov.tree.path(n)
 }
 
-func (n *node) ino() uint64 { return n.StableAttr().Ino }
+func (n *node) ino() uint64 { return n.attr.Ino }
 
 func (n *node) key() nodeKey {
-	a := n.StableAttr()
-	return nodeKey{ino: a.Ino, gen: generation(a.Gen)}
+	return nodeKey{ino: n.attr.Ino, gen: generation(n.attr.Gen)}
 }
 
 // layers returns the layers holding this node, top first.
@@ -105,10 +104,9 @@ func (n *node) isUpper() bool {
 	return n.ov.upper != nil && len(ls) > 0 && ls[0] == 0
 }
 
-// newChild makes (or refreshes) the Inode for an object just resolved.
-// also, when not nil, is a node that may already stand for the object
-// under another name (the target of a link).
-func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.EntryOut, also *node) *gofs.Inode {
+// newChild makes (or refreshes) the node for an object just resolved as
+// name in n.
+func (n *node) newChild(name string, f *found, out *fuse.EntryOut) *node {
 	rel := join(n.rel(), name)
 	if isDirStat(&f.st) && len(f.layers) > 1 && n.ov.upper != nil && f.layers[0] == 0 {
 		n.ov.fixOrigin(rel, &f.st, n.ov.layers[f.layers[1]], f.pathIn(n, name, 1))
@@ -138,39 +136,23 @@ func (n *node) newChild(ctx context.Context, name string, f *found, out *fuse.En
 		mergedDirNlink(f.layers, &out.Attr)
 	}
 	id := gofs.StableAttr{Mode: f.st.Mode & unix.S_IFMT, Ino: k.ino, Gen: uint64(k.gen)}
-	in := n.knownInode(name, id, f.fresh, also)
-	if in == nil {
-		in = n.NewInode(ctx, &node{ov: n.ov}, id)
+	// The node the kernel has for this identity, if any: its state is
+	// refreshed. A created object (fresh) always gets a new node: one of
+	// its identity is a stale one of a recycled inode number.
+	var ch *node
+	if !f.fresh {
+		ch = n.ov.tree.known(id)
+	}
+	if ch == nil {
+		ch = &node{ov: n.ov, inode: inode{attr: id}}
 	}
 	if f.dataErr != 0 {
-		in.Operations().(*node).state.Store(&entry{layers: f.layers, paths: f.paths, dataErr: f.dataErr})
+		ch.state.Store(&entry{layers: f.layers, paths: f.paths, dataErr: f.dataErr})
 	} else {
-		in.Operations().(*node).setState(f.layers, paths)
+		ch.setState(f.layers, paths)
 	}
-	n.ov.noteInode(k, in, !isDirStat(&f.st) && f.st.Nlink > 1)
-	n.ov.pruner.touch(in.Operations().(*node))
-	return in
-}
-
-// knownInode returns the Inode the kernel already has for the object
-// with identity id resolved as name in n: the child of that name, or
-// also. It returns nil when there is none or the object is new (fresh:
-// created by this request, whose Inode must be new). go-fuse keeps one
-// Inode per identity: a new one made for a known identity would be
-// dropped after the reply, with the state, the pruner's place and the
-// alias group given to it (in a READDIRPLUS of a listed directory, for
-// every entry already looked up).
-func (n *node) knownInode(name string, id gofs.StableAttr, fresh bool, also *node) *gofs.Inode {
-	if fresh {
-		return nil
-	}
-	if ch := n.GetChild(name); ch != nil && ch.StableAttr() == id {
-		return ch
-	}
-	if also != nil && also.StableAttr() == id {
-		return also.EmbeddedInode()
-	}
-	return nil
+	n.ov.noteInode(k, ch, !isDirStat(&f.st) && f.st.Nlink > 1)
+	return ch
 }
 
 // toSyscallStat views st as the syscall package's identical struct, which
@@ -222,8 +204,6 @@ func mergedDirNlink(layers []int, out *fuse.Attr) {
 	}
 }
 
-var _ = (gofs.NodeGetattrer)((*node)(nil))
-
 // Getattr reports the attributes of the topmost copy, through the open file
 // when there is one (an unlinked file has no path any more).
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -255,8 +235,6 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	return 0
 }
 
-var _ = (gofs.NodeReadlinker)((*node)(nil))
-
 // Readlink returns the target of a symlink.
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	n.ov.mu.RLock()
@@ -268,8 +246,6 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	b, err := l.readlink(p)
 	return b, errnoOf(err)
 }
-
-var _ = (gofs.NodeStatfser)((*node)(nil))
 
 // Statfs reports the filesystem of the upper layer (of the top lower layer
 // for a read-only union), as the kernel's overlay does.

@@ -142,7 +142,8 @@ func (n *node) withOrphanDir(fn func(path string) error) (ok bool, err error) {
 	return true, fn("/proc/self/fd/" + strconv.Itoa(int(fd)))
 }
 
-var _ = (gofs.NodeOnForgetter)((*node)(nil))
+// nodeForgotten is OnForget of n, which has left the tree.
+func (ov *overlay) nodeForgotten(n *node) { n.OnForget() }
 
 // OnForget takes a node the kernel no longer holds off the list of those
 // it does (prune.go), and closes the descriptor of a removed directory.

@@ -19,6 +19,8 @@ type overlay struct {
 	invalPending atomic.Int64
 
 	cfg Config
+	// tree holds the nodes the kernel is given (tree.go); made by Mount.
+	tree *tree
 	// layers holds the upper layer first (when there is one), then the
 	// lowers top first. Nodes refer to layers by index.
 	layers []*layer
@@ -114,8 +116,8 @@ type overlay struct {
 
 type devIno struct{ dev, ino uint64 }
 
-// nodeKey is a node's identity, go-fuse's StableAttr without the mode: the
-// reported inode number and a generation.
+// nodeKey is a node's identity without its type (StableAttr without the
+// mode): the reported inode number and a generation.
 type nodeKey struct {
 	ino uint64
 	gen generation

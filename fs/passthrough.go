@@ -8,8 +8,8 @@ import (
 
 // FUSE passthrough lets the kernel read and write a layer file directly,
 // without a round trip through this server per request. The kernel keeps
-// one backing file per FUSE inode, and go-fuse hands every later open of
-// that inode the same backing while any open remains. So once an inode has
+// one backing file per FUSE inode, and every later open of that inode gets
+// the same backing while any open remains (handles.go). So once an inode has
 // been backed by a lower file, no write may ever be opened on it: the
 // kernel would reopen the backing file for writing — the lower file.
 //

@@ -4,15 +4,14 @@ import (
 	"sync"
 	"time"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"golang.org/x/sys/unix"
 )
 
 // The kernel keeps a dentry and an inode for every name it has looked up
-// until memory pressure evicts them, and go-fuse keeps an Inode (and its
-// identity-table and children entries, ≈450 bytes with the node) for as
-// long as the kernel holds one: without a bound, a walk of a million
-// names costs the daemon half a gigabyte it never gives back. So the
+// until memory pressure evicts them, and the tree keeps a node (with its
+// table and children entries, ≈230 bytes) for as long as the kernel
+// holds one: without a bound, a walk of a million names costs the daemon
+// a quarter of a gigabyte it never gives back. So the
 // overlay keeps the nodes the kernel holds in a list, most recently
 // looked up first, and when there are more than Config.MaxNodes it asks
 // the kernel to forget the oldest ones (FUSE_NOTIFY_PRUNE, Linux 6.16+).
@@ -20,8 +19,8 @@ import (
 // working directory or a directory with cached children — exactly as
 // its own shrinker would under memory pressure, so nothing is lost that
 // a lookup cannot find again: the next access looks the name up anew.
-// What the kernel drops comes back as FORGET, after which go-fuse drops
-// the Inode (OnForget takes it off the list).
+// What the kernel drops comes back as FORGET, after which the tree drops
+// the node (OnForget takes it off the list).
 //
 // A mount that has served no lookup for a while (Config.IdleTrimAfter) is trimmed further: the
 // kernel is asked to forget every node it is not using (an idle mount
@@ -81,7 +80,7 @@ type pruner struct {
 	// supported is cleared once the kernel refuses the notification
 	// (older than Linux 6.16): the list is then no longer kept.
 	supported bool
-	root      *gofs.Inode
+	tree      *tree
 	done      chan struct{}
 	// busy says a lookup came since the idle timer last looked; armed
 	// that the idle timer runs (from the first lookup after a trim).
@@ -104,13 +103,13 @@ func newPruner(max int, idleAfter time.Duration) *pruner {
 	return &pruner{max: max, trigger: max, kick: make(chan struct{}, 1), supported: true, done: make(chan struct{}), idleAfter: idleAfter}
 }
 
-// start begins sending notifications for the union whose root is root;
-// onIdle (when not nil) runs after each idle trim.
-func (p *pruner) start(root *gofs.Inode, onIdle func()) {
+// start begins sending notifications for the union of tree t; onIdle
+// (when not nil) runs after each idle trim.
+func (p *pruner) start(t *tree, onIdle func()) {
 	if p == nil {
 		return
 	}
-	p.root, p.onIdle = root, onIdle
+	p.tree, p.onIdle = t, onIdle
 	go p.loop()
 }
 
@@ -167,7 +166,7 @@ func (p *pruner) touch(n *node) {
 	}
 }
 
-// remove takes n off the list: the kernel and go-fuse have let it go.
+// remove takes n off the list: the kernel and the tree have let it go.
 func (p *pruner) remove(n *node) {
 	if p == nil {
 		return
@@ -324,7 +323,7 @@ func (p *pruner) pruneOnce(target int) bool {
 		p.mu.Unlock()
 		return false
 	}
-	batch := make([]*gofs.Inode, 0, min(max(over, pruneBatch), p.count, pruneBatch))
+	batch := make([]*node, 0, min(max(over, pruneBatch), p.count, pruneBatch))
 	for len(batch) < cap(batch) && p.tail != nil {
 		n := p.tail
 		p.unlink(n)
@@ -333,7 +332,7 @@ func (p *pruner) pruneOnce(target int) bool {
 		}
 		// Tried again after max more lookups if the kernel keeps it.
 		p.pushFront(n)
-		batch = append(batch, n.EmbeddedInode())
+		batch = append(batch, n)
 	}
 	p.mu.Unlock()
 	if len(batch) == 0 {
@@ -343,7 +342,7 @@ func (p *pruner) pruneOnce(target int) bool {
 	for i, j := 0, len(batch)-1; i < j; i, j = i+1, j-1 {
 		batch[i], batch[j] = batch[j], batch[i]
 	}
-	if errno := p.root.NotifyPrune(batch); errno == unix.ENOSYS || errno == unix.EINVAL {
+	if errno := p.tree.notifyPrune(batch); errno == unix.ENOSYS || errno == unix.EINVAL {
 		// The kernel does not know the notification: stop keeping a list.
 		p.mu.Lock()
 		p.supported = false

@@ -3,7 +3,6 @@ package fs
 import (
 	"fmt"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -94,9 +93,9 @@ func TestPruneBoundsNodes(t *testing.T) {
 	if n := settle(); n > p.max {
 		t.Fatalf("after walking %d names the list holds %d nodes, want at most %d", dirs*files+dirs, n, p.max)
 	}
-	// go-fuse drops an Inode once the kernel has forgotten it.
-	if n := treeSize(p.root) - 1; n > p.max {
-		t.Fatalf("after walking %d names go-fuse holds %d nodes, want at most %d", dirs*files+dirs, n, p.max)
+	// The tree drops a node once the kernel has forgotten it.
+	if n := treeSize(p.tree.root) - 1; n > p.max {
+		t.Fatalf("after walking %d names the tree holds %d nodes, want at most %d", dirs*files+dirs, n, p.max)
 	}
 	walk(true)
 	settle()
@@ -119,13 +118,13 @@ func TestPruneBoundsNodes(t *testing.T) {
 	}
 }
 
-// treeSize counts the Inodes of go-fuse's tree below and with in.
-func treeSize(in *gofs.Inode) int {
-	n := 1
-	for _, ch := range in.Children() {
-		n += treeSize(ch)
+// treeSize counts the nodes of the tree below and with n.
+func treeSize(n *node) int {
+	k := 1
+	for _, ch := range n.Children() {
+		k += treeSize(ch)
 	}
-	return n
+	return k
 }
 
 // TestPruneIdle checks that a mount left idle has the kernel forget every
@@ -157,8 +156,8 @@ func TestPruneIdle(t *testing.T) {
 		}
 	}
 	p := m.ov.pruner
-	if n := treeSize(p.root) - 1; n < 300 {
-		t.Fatalf("go-fuse holds %d nodes after a lookup of 300 names, under the bound", n)
+	if n := treeSize(p.tree.root) - 1; n < 300 {
+		t.Fatalf("the tree holds %d nodes after a lookup of 300 names, under the bound", n)
 	}
 	select {
 	case <-idle:
@@ -166,8 +165,8 @@ func TestPruneIdle(t *testing.T) {
 		t.Fatal("OnIdle was not called on an idle mount")
 	}
 	// The open file stays; a FORGET still on its way may leave one more.
-	if n := treeSize(p.root) - 1; n > 2 {
-		t.Errorf("go-fuse holds %d nodes on an idle mount with one file open, want at most 2: %v", n, p.root.Children())
+	if n := treeSize(p.tree.root) - 1; n > 2 {
+		t.Errorf("the tree holds %d nodes on an idle mount with one file open, want at most 2: %v", n, p.tree.root.Children())
 	}
 	b := make([]byte, 1)
 	if _, err := held.ReadAt(b, 0); err != nil || b[0] != 'x' {
@@ -182,8 +181,8 @@ func TestPruneIdle(t *testing.T) {
 // already holds — a READDIRPLUS of a directory whose entries were looked
 // up, a link to a file — and checks that the list of held nodes still
 // counts each object once, and only nodes the kernel was given: a lookup
-// of a known object refreshes the node go-fuse keeps instead of making
-// one that go-fuse drops after the reply.
+// of a known object refreshes the node the tree keeps instead of making
+// one that the tree drops after the reply.
 func TestRelookupKeepsTheKernelsNode(t *testing.T) {
 	const dirs, files = 40, 40
 	m, merged, _, _ := mountedForTest(t, Config{}, func(lower string) {

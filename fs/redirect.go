@@ -92,7 +92,7 @@ func (n *node) pathsIn(layers []int) []string {
 			break // unlinked: every path fails, as rel does
 		}
 		names = append(names, name)
-		cur = p.Operations().(*node)
+		cur = p
 	}
 	slices.Reverse(names)
 	suffix := strings.Join(names, "/")
@@ -248,7 +248,7 @@ func (ov *overlay) absoluteRedirect(d *node) (string, syscall.Errno) {
 		if name[0] == '/' {
 			break
 		}
-		cur = p.Operations().(*node)
+		cur = p
 	}
 	slices.Reverse(parts)
 	r := strings.Join(parts, "/")

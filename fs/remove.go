@@ -4,7 +4,6 @@ import (
 	"context"
 	"syscall"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
@@ -174,14 +173,10 @@ func (n *node) removeName(name string, f *found) syscall.Errno {
 	return 0
 }
 
-var _ = (gofs.NodeUnlinker)((*node)(nil))
-
 // Unlink removes a non-directory.
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	return n.remove(name, false)
 }
-
-var _ = (gofs.NodeRmdirer)((*node)(nil))
 
 // Rmdir removes a directory that shows no entries in the merged view.
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {

@@ -4,38 +4,17 @@ import (
 	"context"
 	"syscall"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
-	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
 
-// The whole RENAME request runs under ov.mu.
-//
-// go-fuse moves the Inodes in its tree (swaps them, for RENAME_EXCHANGE)
-// after node.Rename returns, in its bridge. Every path this server uses
-// comes from that tree (node.rel): between the move in upper and the move
-// in the tree, an operation under ov.mu would pair the tree of before with
-// the upper of after. A lookup in a directory just exchanged would find
-// the other directory's entries and go-fuse would link them in its place
-// (one object under two names from then on), or find none and have the
-// kernel cache the absence. So renameServer holds ov.mu exclusively for
-// go-fuse's whole RENAME, node.Rename and the tree's update; node.Rename
-// takes no lock of its own. Nothing else waits for ov.mu while holding
-// one of go-fuse's Inode locks, which the update takes.
-
-// renameServer wraps go-fuse's raw filesystem to serve RENAME under
-// ov.mu.
-type renameServer struct {
-	fuse.RawFileSystem
-	ov *overlay
-}
-
-// Rename serves RENAME: node.Rename, then go-fuse's tree update.
-func (s renameServer) Rename(cancel <-chan struct{}, in *fuse.RenameIn, oldName, newName string) fuse.Status {
-	s.ov.mu.Lock()
-	defer s.ov.mu.Unlock()
-	return s.RawFileSystem.Rename(cancel, in, oldName, newName)
-}
+// The whole RENAME request runs under ov.mu (bridge.Rename): every path
+// this server uses comes from the node tree (node.rel), which is updated
+// after node.Rename returns. Between the move in upper and the move in
+// the tree, an operation would pair the tree of before with the upper of
+// after: a lookup in a directory just exchanged would find the other
+// directory's entries and link them in its place (one object under two
+// names from then on), or find none and have the kernel cache the
+// absence. node.Rename takes no lock of its own.
 
 // isPureUpper reports whether a resolved object lives in upper only: the
 // only kind of directory that can be renamed without a redirect.
@@ -47,14 +26,8 @@ func (n *node) childNode(name string) (*node, syscall.Errno) {
 	if ch == nil {
 		return nil, syscall.ENOENT
 	}
-	cn, ok := ch.Operations().(*node)
-	if !ok {
-		return nil, syscall.EIO
-	}
-	return cn, 0
+	return ch, 0
 }
-
-var _ = (gofs.NodeRenamer)((*node)(nil))
 
 // Rename moves name in n to newName in newParent, as the kernel's overlay
 // does: files are copied up and moved; a directory that has lower content
@@ -68,11 +41,7 @@ var _ = (gofs.NodeRenamer)((*node)(nil))
 // (see there). It checks what rename(2) refuses (check), gives every
 // object taking part an upper copy (copyUp), then moves them in upper and
 // updates what the overlay knows of them (apply).
-func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	np, ok := newParent.(*node)
-	if !ok {
-		return syscall.EXDEV
-	}
+func (n *node) Rename(ctx context.Context, name string, np *node, newName string, flags uint32) syscall.Errno {
 	ov := n.ov
 	if ov.upper == nil {
 		return syscall.EROFS

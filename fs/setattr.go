@@ -9,8 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var _ = (gofs.NodeSetattrer)((*node)(nil))
-
 // Setattr changes mode, owner, size or times. Through an open upper
 // descriptor when there is one (the file may be unlinked, and no path is
 // walked); otherwise the node is copied up first and changed by path.

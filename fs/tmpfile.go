@@ -14,10 +14,8 @@ import (
 // gives them one. The overlay remembers their open handle by inode number,
 // since a later LINK can only reach the file through its descriptor.
 
-var _ = (gofs.NodeTmpfiler)((*node)(nil))
-
 // Tmpfile makes an unnamed file in the directory's upper copy.
-func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse.EntryOut) (*node, gofs.FileHandle, uint32, syscall.Errno) {
 	ov := n.ov
 	if ov.upper == nil {
 		return nil, nil, 0, syscall.EROFS
@@ -57,9 +55,9 @@ func (n *node) Tmpfile(ctx context.Context, flags uint32, mode uint32, out *fuse
 	ino := ov.inoOf(&st)
 	n.fillAttr(&st, &out.Attr)
 	out.Attr.Ino = ino
-	ch := n.NewInode(ctx, &node{ov: ov}, gofs.StableAttr{Mode: unix.S_IFREG, Ino: ino})
-	ch.Operations().(*node).setState([]int{0}, nil)
-	h := &handle{n: ch.Operations().(*node), fd: fd, flags: withAccmode(f, accmode) &^ unix.O_TRUNC}
+	ch := &node{ov: ov, inode: inode{attr: gofs.StableAttr{Mode: unix.S_IFREG, Ino: ino}}}
+	ch.setState([]int{0}, nil)
+	h := &handle{n: ch, fd: fd, flags: withAccmode(f, accmode) &^ unix.O_TRUNC}
 	ov.trackHandle(h)
 	ov.emu.Lock()
 	ov.tmpfiles[ino] = h

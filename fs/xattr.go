@@ -5,7 +5,6 @@ import (
 	"strings"
 	"syscall"
 
-	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,8 +19,6 @@ func isACL(name string) bool { return strings.HasPrefix(name, "system.posix_acl_
 
 // refused reports whether the configuration refuses attribute name.
 func (ov *overlay) refused(name string) bool { return ov.cfg.NoACL && isACL(name) }
-
-var _ = (gofs.NodeGetxattrer)((*node)(nil))
 
 // Getxattr reads an attribute of the topmost copy.
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
@@ -59,8 +56,6 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	sz, err := l.getxattr(p, stored, dest)
 	return uint32(max(sz, 0)), errnoOf(err)
 }
-
-var _ = (gofs.NodeListxattrer)((*node)(nil))
 
 // Listxattr lists the attributes of the topmost copy, without the
 // overlay's own.
@@ -112,8 +107,6 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	return uint32(copy(dest, b)), 0
 }
 
-var _ = (gofs.NodeSetxattrer)((*node)(nil))
-
 // Setxattr copies the node up and sets the attribute there.
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	if n.ov.refused(attr) {
@@ -163,8 +156,6 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	}
 	return errnoOf(err)
 }
-
-var _ = (gofs.NodeRemovexattrer)((*node)(nil))
 
 // Removexattr copies the node up and removes the attribute there.
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
