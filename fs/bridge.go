@@ -64,7 +64,7 @@ func (b *bridge) entryOut(out *fuse.EntryOut) {
 	setBlocks(&out.Attr)
 }
 
-// attrOut completes a GETATTR or SETATTR reply for n.
+// attrOut completes a GETATTR reply for n.
 func (b *bridge) attrOut(n *node, out *fuse.AttrOut) {
 	out.Ino = n.attr.Ino
 	out.Mode = out.Attr.Mode&0o7777 | n.attr.Mode
@@ -132,7 +132,9 @@ func (b *bridge) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.A
 	if fh := in.Fh(); fh != 0 {
 		f = b.handles.file(fh)
 	} else {
-		f = b.handles.anyOf(n)
+		var done func()
+		f, done = b.handles.anyOf(n)
+		defer done()
 	}
 	if errno := n.Getattr(ctx(cancel, &in.InHeader), f, out); errno != 0 {
 		return fuse.Status(errno)
@@ -152,11 +154,9 @@ func (b *bridge) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.A
 		f = b.handles.file(fh)
 	}
 	errno := n.Setattr(ctx(cancel, &in.InHeader), f, in, out)
-	if errno != 0 {
-		return fuse.Status(errno)
-	}
-	b.attrOut(n, out)
-	return fuse.OK
+	// No timeout unless the node set one: the next stat asks again.
+	out.Mode = out.Attr.Mode&0o7777 | n.attr.Mode
+	return fuse.Status(errno)
 }
 
 // Mknod makes a device, fifo, socket or regular file.

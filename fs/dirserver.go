@@ -28,6 +28,9 @@ const maxListings = 256
 // without OPENDIR.
 type dirServer struct {
 	fuse.RawFileSystem
+	// nodeOf returns the node of a node id: a listing continues only on
+	// the node it was taken of (an id is given again once forgotten).
+	nodeOf func(id uint64) *node
 
 	mu sync.Mutex
 	// listings maps a directory's node id to the listing the kernel is
@@ -39,12 +42,13 @@ type dirServer struct {
 // when the listing ends (or is dropped) and no chunk is being read.
 type listing struct {
 	node, fh uint64
+	n        *node
 	readers  int
 	ended    bool
 }
 
-func newDirServer(raw fuse.RawFileSystem) *dirServer {
-	return &dirServer{RawFileSystem: raw, listings: make(map[uint64]*listing)}
+func newDirServer(raw fuse.RawFileSystem, nodeOf func(uint64) *node) *dirServer {
+	return &dirServer{RawFileSystem: raw, nodeOf: nodeOf, listings: make(map[uint64]*listing)}
 }
 
 // OpenDir declines: see above.
@@ -82,8 +86,9 @@ func (d *dirServer) read(cancel <-chan struct{}, input *fuse.ReadIn, out *fuse.D
 // acquire returns the listing of the directory in hdr for one chunk, a
 // new one when fresh (a listing read from its start).
 func (d *dirServer) acquire(cancel <-chan struct{}, hdr *fuse.InHeader, fresh bool) (*listing, fuse.Status) {
+	n := d.nodeOf(hdr.NodeId)
 	d.mu.Lock()
-	if l := d.listings[hdr.NodeId]; l != nil && !fresh {
+	if l := d.listings[hdr.NodeId]; l != nil && !fresh && l.n == n {
 		l.readers++
 		d.mu.Unlock()
 		return l, fuse.OK
@@ -93,7 +98,7 @@ func (d *dirServer) acquire(cancel <-chan struct{}, hdr *fuse.InHeader, fresh bo
 	if st := d.RawFileSystem.OpenDir(cancel, &fuse.OpenIn{InHeader: *hdr, Flags: syscall.O_RDONLY | syscall.O_DIRECTORY}, &out); st != fuse.OK {
 		return nil, st
 	}
-	l := &listing{node: hdr.NodeId, fh: out.Fh, readers: 1}
+	l := &listing{node: hdr.NodeId, fh: out.Fh, n: n, readers: 1}
 	var dropped []*listing
 	d.mu.Lock()
 	if old := d.listings[hdr.NodeId]; old != nil {

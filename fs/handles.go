@@ -31,6 +31,9 @@ type fileEntry struct {
 	// backed says the open takes a share of the node's backing file.
 	// Guarded by the table's lock.
 	backed bool
+	// borrowed counts the requests that use the file without naming
+	// its handle (anyOf); its release waits for them.
+	borrowed sync.WaitGroup
 	// mu keeps the reads of a directory listing in order.
 	mu sync.Mutex
 }
@@ -91,28 +94,30 @@ func (t *handleTable) file(fh uint64) gofs.FileHandle {
 	return nil
 }
 
-// anyOf returns a file open on n, or nil: the kernel asks for the
-// attributes of an open file without naming its handle.
-func (t *handleTable) anyOf(n *node) gofs.FileHandle {
+// anyOf returns a file open on n, or nil, and a function to call once
+// done with it: the kernel asks for the attributes of an open file
+// without naming its handle, and the file's release waits until then.
+func (t *handleTable) anyOf(n *node) (gofs.FileHandle, func()) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if o := t.open[n]; o != nil && len(o.fhs) > 0 {
-		return t.files[o.fhs[0]].file
+		e := t.files[o.fhs[0]]
+		e.borrowed.Add(1)
+		return e.file, e.borrowed.Done
 	}
-	return nil
+	return nil, func() {}
 }
 
-// remove ends a file handle and returns its entry, nil when unknown. The
-// node's backing is released with its last user (see backing).
-func (t *handleTable) remove(fh uint64, server *fuse.Server) *fileEntry {
+// detach takes the file of handle fh off its node's open files, so that
+// no request borrows it any more, waits for those that have, and
+// returns its entry; nil for a handle the kernel should not have sent.
+func (t *handleTable) detach(fh uint64) *fileEntry {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if fh == 0 || fh >= uint64(len(t.files)) || t.files[fh] == nil {
+		t.mu.Unlock()
 		return nil
 	}
 	e := t.files[fh]
-	t.files[fh] = nil
-	t.free = append(t.free, fh)
 	o := t.open[e.n]
 	for i, h := range o.fhs {
 		if h == fh {
@@ -120,6 +125,20 @@ func (t *handleTable) remove(fh uint64, server *fuse.Server) *fileEntry {
 			break
 		}
 	}
+	t.mu.Unlock()
+	e.borrowed.Wait()
+	return e
+}
+
+// drop ends handle fh, detached before. The node's backing file is
+// released with its last user (see backing).
+func (t *handleTable) drop(fh uint64, server *fuse.Server) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.files[fh]
+	t.files[fh] = nil
+	t.free = append(t.free, fh)
+	o := t.open[e.n]
 	if e.backed && o.backingID != 0 {
 		o.backingRefs--
 		if o.backingRefs == 0 {
@@ -127,10 +146,9 @@ func (t *handleTable) remove(fh uint64, server *fuse.Server) *fileEntry {
 			o.backingID = 0
 		}
 	}
-	if len(o.fhs) == 0 {
+	if len(o.fhs) == 0 && o.backingRefs == 0 {
 		delete(t.open, e.n)
 	}
-	return e
 }
 
 // backing asks the kernel to read and write the file of handle fh
@@ -220,22 +238,17 @@ func (b *bridge) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.Cr
 	return fuse.OK
 }
 
-// release ends a file handle: its entry, or nil for one the kernel
-// should not have sent.
-func (b *bridge) release(fh uint64) *fileEntry {
-	return b.handles.remove(fh, b.tree.server)
-}
-
-// Release closes a file.
+// Release closes a file: once no request uses it, the file is released,
+// then its handle.
 func (b *bridge) Release(cancel <-chan struct{}, in *fuse.ReleaseIn) {
-	e := b.handles.entry(in.Fh)
+	e := b.handles.detach(in.Fh)
 	if e == nil {
 		return
 	}
 	if r, ok := e.file.(gofs.FileReleaser); ok {
 		r.Release(ctx(cancel, &in.InHeader))
 	}
-	b.release(in.Fh)
+	b.handles.drop(in.Fh, b.tree.server)
 }
 
 // fileOf returns the file of a request's handle.
@@ -410,13 +423,14 @@ func (b *bridge) readDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirE
 
 // ReleaseDir closes a listing.
 func (b *bridge) ReleaseDir(in *fuse.ReleaseIn) {
-	e := b.release(in.Fh)
+	e := b.handles.detach(in.Fh)
 	if e == nil {
 		return
 	}
 	if r, ok := e.file.(gofs.FileReleasedirer); ok {
 		r.Releasedir(&fuse.Context{Caller: in.Caller}, in.ReleaseFlags)
 	}
+	b.handles.drop(in.Fh, b.tree.server)
 }
 
 // FsyncDir flushes a directory.

@@ -167,12 +167,14 @@ func (p *pruner) touch(n *node) {
 }
 
 // remove takes n off the list: the kernel and the tree have let it go.
+// A node a lookup has brought back since stays (touch and remove may
+// come in either order then).
 func (p *pruner) remove(n *node) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
-	if n.inLRU {
+	if n.inLRU && n.Forgotten() {
 		p.unlink(n)
 	}
 	p.mu.Unlock()

@@ -149,7 +149,10 @@ func (t *tree) newID(n *node) uint64 {
 func (t *tree) forget(id, count uint64) {
 	var gone []*node
 	t.mu.Lock()
-	n := t.ids[id]
+	var n *node
+	if id < uint64(len(t.ids)) {
+		n = t.ids[id]
+	}
 	if n == nil || n == t.root {
 		t.mu.Unlock()
 		return
@@ -180,12 +183,14 @@ func (t *tree) release(n *node, gone []*node) []*node {
 		t.ids[n.id] = nil
 		t.free = append(t.free, n.id)
 		n.id = 0
-		if t.byAttr[n.attr] == n {
-			delete(t.byAttr, n.attr)
-		}
 	}
 	if len(n.children) > 0 {
+		// Kept, and found by its identity, so that a lookup of its name
+		// brings this node back with its children, not a second one.
 		return gone
+	}
+	if t.byAttr[n.attr] == n {
+		delete(t.byAttr, n.attr)
 	}
 	parents := n.links()
 	for _, l := range parents {
@@ -196,7 +201,7 @@ func (t *tree) release(n *node, gone []*node) []*node {
 	n.parent, n.name, n.more = nil, "", nil
 	gone = append(gone, n)
 	for _, l := range parents {
-		if p := l.parent; p.lookups == 0 && len(p.children) == 0 && (p.id != 0 || p.parent != nil) {
+		if p := l.parent; p.lookups == 0 && len(p.children) == 0 {
 			gone = t.release(p, gone)
 		}
 	}
@@ -248,10 +253,17 @@ func (t *tree) delEntry(parent *node, name string, gone []*node) (*node, []*node
 	return ch, gone
 }
 
-// addLink makes name in parent n's newest name. Must hold t.mu.
+// addLink makes name in parent n's newest name. A directory has only
+// one: its old name, if any, goes. Must hold t.mu.
 func (n *node) addLink(parent *node, name string) {
 	if n.parent == parent && n.name == name {
 		return
+	}
+	if n.parent != nil && n.attr.Mode == syscall.S_IFDIR {
+		if n.parent.children[n.name] == n {
+			delete(n.parent.children, n.name)
+		}
+		n.parent, n.name = nil, ""
 	}
 	if n.parent != nil {
 		n.dropMore(parent, name)

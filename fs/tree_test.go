@@ -1,0 +1,147 @@
+package fs
+
+import (
+	"syscall"
+	"testing"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// testTree is a node tree without a mount, and the nodes it let go.
+type testTree struct {
+	t    *tree
+	ov   *overlay
+	gone map[*node]int
+}
+
+func newTestTree() *testTree {
+	tt := &testTree{ov: &overlay{}, gone: map[*node]int{}}
+	root := &node{ov: tt.ov}
+	tt.t = newTree(root, gofs.StableAttr{Ino: 1}, func(n *node) { tt.gone[n]++ })
+	tt.ov.tree = tt.t
+	return tt
+}
+
+// lookup gives the kernel the object of identity (mode, ino) as name in
+// parent, as a LOOKUP does: the known node of that identity, or a new one.
+func (tt *testTree) lookup(parent *node, name string, mode uint32, ino uint64) *node {
+	id := gofs.StableAttr{Mode: mode, Ino: ino}
+	n := tt.t.known(id)
+	if n == nil {
+		n = &node{ov: tt.ov, inode: inode{attr: id}}
+	}
+	var out fuse.EntryOut
+	return tt.t.register(parent, name, n, false, &out)
+}
+
+// TestTreeBringsBackADirectoryItsChildrenKept forgets a directory while
+// the kernel still holds a file in it (a hard link, held by its other
+// name), then looks the directory up again: the lookup must bring back
+// the node that holds the file, so the file's path still leads through
+// it, rather than make a second node for the directory.
+func TestTreeBringsBackADirectoryItsChildrenKept(t *testing.T) {
+	tt := newTestTree()
+	root := tt.t.root
+	d := tt.lookup(root, "d", syscall.S_IFDIR, 10)
+	f := tt.lookup(root, "a", syscall.S_IFREG, 20)
+	if again := tt.lookup(d, "f", syscall.S_IFREG, 20); again != f {
+		t.Fatal("a second name of a file made a second node")
+	}
+	if p := f.rel(); p != "d/f" {
+		t.Fatalf("path of the file by its newest name: %q", p)
+	}
+	tt.t.forget(d.nodeID(), 1)
+	if d.nodeID() != 0 || len(tt.gone) != 0 {
+		t.Fatalf("forgotten directory: id %d, released %v; want id 0, kept for its child", d.nodeID(), tt.gone)
+	}
+	if back := tt.lookup(root, "d", syscall.S_IFDIR, 10); back != d {
+		t.Fatal("a lookup of a directory kept for its children made a second node")
+	}
+	if p := f.rel(); p != "d/f" {
+		t.Errorf("path of the file after its directory came back: %q, want d/f", p)
+	}
+	if d.nodeID() == 0 {
+		t.Error("the directory that came back has no node id")
+	}
+}
+
+// TestTreeReleasesOnceAndWithParents forgets a file after its directory:
+// both leave the tree then, each told once, and their ids are given out
+// again.
+func TestTreeReleasesOnceAndWithParents(t *testing.T) {
+	tt := newTestTree()
+	root := tt.t.root
+	d := tt.lookup(root, "d", syscall.S_IFDIR, 10)
+	f := tt.lookup(d, "f", syscall.S_IFREG, 20)
+	did, fid := d.nodeID(), f.nodeID()
+	tt.t.forget(did, 1)
+	if len(tt.gone) != 0 {
+		t.Fatalf("a directory with a held child was released: %v", tt.gone)
+	}
+	tt.t.forget(fid, 1)
+	if tt.gone[f] != 1 || tt.gone[d] != 1 || len(tt.gone) != 2 {
+		t.Fatalf("released %v, want the file and the directory once each", tt.gone)
+	}
+	if !f.Forgotten() || !d.Forgotten() || len(root.Children()) != 0 {
+		t.Error("released nodes are still in the tree")
+	}
+	if tt.t.node(did) != nil || tt.t.node(fid) != nil {
+		t.Error("the ids of released nodes still lead to them")
+	}
+	g := tt.lookup(root, "g", syscall.S_IFREG, 30)
+	if id := g.nodeID(); id != did && id != fid {
+		t.Errorf("new node got id %d, want a freed one (%d or %d)", id, did, fid)
+	}
+	if f.NotifyContent(-1, 0) != syscall.ENOENT {
+		t.Error("a notification for a released node was not refused")
+	}
+}
+
+// TestTreeDirectoryHasOneName gives a directory a new name (as a lookup
+// after a rename elsewhere would): the old name leaves its parent.
+func TestTreeDirectoryHasOneName(t *testing.T) {
+	tt := newTestTree()
+	root := tt.t.root
+	d := tt.lookup(root, "x", syscall.S_IFDIR, 10)
+	if tt.lookup(root, "y", syscall.S_IFDIR, 10) != d {
+		t.Fatal("a directory's second name made a second node")
+	}
+	if ch := root.Children(); len(ch) != 1 || ch["y"] != d {
+		t.Errorf("root holds %v, want only y", ch)
+	}
+	if p := d.rel(); p != "y" {
+		t.Errorf("path %q, want y", p)
+	}
+}
+
+// TestTreeHardLinkNames removes and renames names of a file with two:
+// its path follows the name it still has.
+func TestTreeHardLinkNames(t *testing.T) {
+	tt := newTestTree()
+	root := tt.t.root
+	d := tt.lookup(root, "d", syscall.S_IFDIR, 10)
+	f := tt.lookup(root, "a", syscall.S_IFREG, 20)
+	tt.lookup(d, "b", syscall.S_IFREG, 20)
+	tt.t.remove(d, "b")
+	if p := f.rel(); p != "a" {
+		t.Fatalf("after removing the newest name: %q, want a", p)
+	}
+	tt.t.move(root, "a", d, "c", false)
+	if p := f.rel(); p != "d/c" {
+		t.Fatalf("after a rename: %q, want d/c", p)
+	}
+	g := tt.lookup(root, "g", syscall.S_IFREG, 30)
+	tt.t.move(d, "c", root, "g", true)
+	if f.rel() != "g" || g.rel() != "d/c" {
+		t.Fatalf("after an exchange: %q and %q, want g and d/c", f.rel(), g.rel())
+	}
+	tt.t.move(root, "g", d, "c", false) // over g
+	if name, _ := g.Parent(); f.rel() != "d/c" || name != "" {
+		t.Fatalf("after a rename over another file: %q, and the other's name %q", f.rel(), name)
+	}
+	tt.t.remove(d, "c")
+	if n, p := f.Parent(); p != nil || n != "" {
+		t.Errorf("a file with no name left has name %q", n)
+	}
+}
