@@ -44,7 +44,9 @@ type fileEntry struct {
 // inode, so every passthrough open of a node shares the first one's
 // while any remains (see passthrough.go).
 type openFiles struct {
-	fhs         []uint64
+	fhs []uint64
+	// closing counts the handles detached and not yet dropped.
+	closing     int
 	backingID   int32
 	backingRefs int
 }
@@ -122,6 +124,7 @@ func (t *handleTable) detach(fh uint64) *fileEntry {
 	for i, h := range o.fhs {
 		if h == fh {
 			o.fhs = append(o.fhs[:i], o.fhs[i+1:]...)
+			o.closing++
 			break
 		}
 	}
@@ -139,6 +142,7 @@ func (t *handleTable) drop(fh uint64, server *fuse.Server) {
 	t.files[fh] = nil
 	t.free = append(t.free, fh)
 	o := t.open[e.n]
+	o.closing--
 	if e.backed && o.backingID != 0 {
 		o.backingRefs--
 		if o.backingRefs == 0 {
@@ -146,7 +150,7 @@ func (t *handleTable) drop(fh uint64, server *fuse.Server) {
 			o.backingID = 0
 		}
 	}
-	if len(o.fhs) == 0 && o.backingRefs == 0 {
+	if len(o.fhs) == 0 && o.closing == 0 {
 		delete(t.open, e.n)
 	}
 }

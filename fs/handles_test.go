@@ -37,3 +37,18 @@ func TestReleaseWaitsForBorrowedHandle(t *testing.T) {
 		t.Error("the released handle is still in the table")
 	}
 }
+
+// TestReleaseOfTwoHandlesInterleaved releases two files of one node, each
+// detached before either is dropped (two RELEASEs served at once).
+func TestReleaseOfTwoHandlesInterleaved(t *testing.T) {
+	var ht handleTable
+	n := &node{}
+	a, b := ht.add(n, &dirHandle{n: n}), ht.add(n, &dirHandle{n: n})
+	ht.detach(a)
+	ht.detach(b)
+	ht.drop(a, nil)
+	ht.drop(b, nil)
+	if len(ht.open) != 0 {
+		t.Errorf("the node still has open files: %v", ht.open[n])
+	}
+}
