@@ -36,11 +36,11 @@ import (
 // go before their directory, which the kernel can then drop too.
 
 // defaultMaxNodes bounds the nodes kept for the kernel when
-// Config.MaxNodes is 0: about 30 MB of node tree. It is above the bench's
-// 63k-name tree on purpose: a tree larger than the bound is looked up
-// again on every walk, and a warm find then costs 4.8x the kernel's
-// instead of 1.4x (docs/benchmarks.md, "Bounded node tree"). Memory-tight
-// hosts set -o max_nodes=8192 (≈20 MB a daemon).
+// Config.MaxNodes is 0: about 15 MB of node tree (≈230 B a name). It is
+// above the bench's 63k-name tree on purpose: a tree larger than the
+// bound is looked up again on every walk, and a warm find then costs 4.8x
+// the kernel's instead of 1.4x (docs/benchmarks.md, "Bounded node tree").
+// Memory-tight hosts set -o max_nodes=8192 (≈20 MB a daemon).
 const defaultMaxNodes = 65536
 
 // NodeBound returns how many nodes a mount of c keeps for the kernel at
