@@ -74,3 +74,12 @@ func (s *unionServerSystem) serverPid() int {
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	return pid
 }
+
+// MountFromShell implements shellMounter: unionfuse-fuse's fuse-overlayfs
+// form with -o server= naming the workspace's runs directory, so the
+// command asks the same server the other rows use (started by it when
+// none runs), as a user's `unionfuse-fuse -o server=DIR,... MERGED` does.
+func (s *unionServerSystem) MountFromShell(u Union) (*Mount, error) {
+	argv := []string{s.bin, "-o", "server=" + s.root + "," + layerOptions(u), u.Merged}
+	return fromShell(s.Name(), u, argv, nil, nil)
+}

@@ -33,11 +33,7 @@ func appImage(t *testing.T, root string) cowcache.Image {
 // and mount-image (through fusermount3) shows the image's tree.
 func TestCowcacheRootless(t *testing.T) {
 	testutil.RequireMounts(t)
-	for _, tool := range []string{"setpriv", "fusermount3"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (make deps installs it)", tool)
-		}
-	}
+	requireTools(t, "setpriv", "fusermount3")
 	bin := unionfuseBinary(t)
 	rootfs := busyboxRootfs(t)
 	openFuseDevice(t)

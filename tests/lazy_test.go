@@ -348,11 +348,7 @@ func compareTrees(t *testing.T, what string, got, want map[string]string) {
 // the data is fetched, checked and written into the user's layer.
 func TestLazyRootless(t *testing.T) {
 	testutil.RequireFuse(t)
-	for _, tool := range []string{"setpriv", "fusermount3"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (make deps installs it)", tool)
-		}
-	}
+	requireTools(t, "setpriv", "fusermount3")
 	img := pushLazyImage(t)
 	bin := unionfuseBinary(t)
 	openFuseDevice(t)

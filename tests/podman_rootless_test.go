@@ -25,11 +25,7 @@ import (
 func TestPodmanRootless(t *testing.T) {
 	requirePodman(t)
 	testutil.RequireMounts(t)
-	for _, tool := range []string{"setpriv", "newuidmap", "newgidmap"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (make deps installs it)", tool)
-		}
-	}
+	requireTools(t, "setpriv", "newuidmap", "newgidmap")
 	bin := unionfuseBinary(t)
 	rootfs := busyboxRootfs(t)
 	openFuseDevice(t)

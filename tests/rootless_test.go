@@ -20,6 +20,16 @@ const nobody = 65534
 // test (fusermount3 opens it as the caller).
 func openFuseDevice(t *testing.T) { openToAll(t, "/dev/fuse") }
 
+// requireTools skips t unless every one of tools is on PATH.
+func requireTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (make deps installs it)", tool)
+		}
+	}
+}
+
 // openToAll lets every user open the device at path until the test ends.
 // It is 0666 on most systems, and then left alone; otherwise it is made
 // so, and its mode restored when t ends. (Changing it only in a private
@@ -116,11 +126,7 @@ func worldDir(t *testing.T) string {
 // everything the mount writes.
 func TestRootless(t *testing.T) {
 	testutil.RequireMounts(t)
-	for _, tool := range []string{"setpriv", "unshare", "fusermount3"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (make deps installs it)", tool)
-		}
-	}
+	requireTools(t, "setpriv", "unshare", "fusermount3")
 	bin := unionfuseBinary(t)
 	openFuseDevice(t)
 	asNobody := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}

@@ -58,11 +58,7 @@ const subIDStart = 300000
 func requireContainers(t *testing.T, rootless, subIDs bool) containerMode {
 	t.Helper()
 	testutil.RequireMounts(t)
-	for _, tool := range []string{"setpriv", "fusermount3", "nsenter"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (make deps installs it)", tool)
-		}
-	}
+	requireTools(t, "setpriv", "fusermount3", "nsenter")
 	mode := containerMode{rootless: rootless}
 	if subIDs {
 		for _, tool := range []string{"newuidmap", "newgidmap"} {

@@ -36,11 +36,7 @@ func TestSnapshotterRootless(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("sets up the unprivileged user's directories and /dev/fuse as root")
 	}
-	for _, tool := range []string{"setpriv", "unshare", "newuidmap"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (make deps installs it)", tool)
-		}
-	}
+	requireTools(t, "setpriv", "unshare", "newuidmap")
 	helper := unionfuseBinary(t) + daemon.HelperSuffix
 	openFuseDevice(t)
 	dir := worldDir(t)

@@ -273,11 +273,7 @@ func firstDiff(a, b string) int {
 // cache instead.
 func TestWritebackRootless(t *testing.T) {
 	testutil.RequireMounts(t)
-	for _, tool := range []string{"setpriv", "fusermount3"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (make deps installs it)", tool)
-		}
-	}
+	requireTools(t, "setpriv", "fusermount3")
 	bin := unionfuseBinary(t)
 	openFuseDevice(t)
 	dir := worldDir(t)

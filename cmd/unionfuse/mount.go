@@ -51,8 +51,12 @@ Options for -o (comma-separated, -o may be repeated):
                    FUSE passthrough of file data (on by default as root,
                    Linux 6.9+)
   max_nodes=N      inodes the kernel may keep looked up before the least
-                   recently used idle ones are dropped (default 8192;
+                   recently used idle ones are dropped (default 65536;
                    0: no bound; Linux 6.16+)
+  server[=DIR]     serve the union from this user's one union server for
+                   DIR (default /), which serves every union mounted
+                   under DIR: less memory per union and a faster mount
+                   than a daemon per union; not with -f, -d or profiles
 
 fuse-overlayfs's options, with its meaning:
   uidmapping=DISK:SHOWN:LEN[:...], gidmapping=...

@@ -41,7 +41,7 @@ type Spec struct {
 // /dev/null and "/" as its working directory, so relative paths in spec
 // are made absolute here.
 func Start(spec Spec) error {
-	spec, err := absolute(spec)
+	spec, err := Absolute(spec)
 	if err != nil {
 		return err
 	}
@@ -120,8 +120,9 @@ func CloseInheritedOnExec() {
 	}
 }
 
-// absolute makes the paths of spec absolute.
-func absolute(spec Spec) (Spec, error) {
+// Absolute returns spec with its paths (the mountpoint, layers, log and
+// profiles) made absolute: a daemon or a union server runs in /.
+func Absolute(spec Spec) (Spec, error) {
 	abs := func(p string) (string, error) {
 		if p == "" {
 			return "", nil

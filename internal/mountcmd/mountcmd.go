@@ -32,6 +32,10 @@ type Args struct {
 	LogFile string
 	// Profiles are --cpuprofile and --memprofile.
 	Profiles daemon.Profiles
+
+	// serverRoot is the root of the union server to serve the union (-o
+	// server=), set by Union; "" for a daemon of its own.
+	serverRoot string
 }
 
 // AddFlags registers the flags of a mount command line on fset.
@@ -65,6 +69,12 @@ func (a *Args) Union(pos []string) (merged string, cfg fs.Config, err error) {
 	cfg = opts.FsConfig()
 	cfg.FsName = source
 	cfg.Debug = a.Debug
+	if opts.Server != "" {
+		if err := a.checkServed(); err != nil {
+			return "", cfg, err
+		}
+		a.serverRoot = opts.Server
+	}
 	return merged, cfg, nil
 }
 
@@ -72,13 +82,17 @@ func (a *Args) Union(pos []string) (merged string, cfg fs.Config, err error) {
 // or -d) rather than by a daemon.
 func (a *Args) InForeground() bool { return a.Foreground || a.Debug }
 
-// Start checks /dev/fuse and starts a daemon serving the union, returning
-// once it is visible at merged (see daemon.Start).
+// Start checks /dev/fuse and starts a daemon serving the union, or has
+// the union server of -o server= serve it, returning once it is visible
+// at merged (see daemon.Start).
 func (a *Args) Start(merged string, cfg fs.Config) error {
 	// fs.Mount validates (in the daemon, whose one-line error comes back
 	// through daemon.Start): checking here too would only cost time.
 	if err := daemon.CheckFuse(); err != nil {
 		return err
+	}
+	if a.serverRoot != "" {
+		return startInServer(a.serverRoot, merged, cfg, a.LogFile)
 	}
 	return daemon.Start(daemon.Spec{Merged: merged, Config: cfg, LogFile: a.LogFile, CPUProfile: a.Profiles.CPU, MemProfile: a.Profiles.Mem})
 }

@@ -34,6 +34,11 @@ type Options struct {
 	// last of "dev" and "nodev" wins. A flag not given keeps the mount's
 	// default (nodev and nosuid for FUSE mounts).
 	Generic []string
+	// Server is the root of the union server to serve the union
+	// (server=DIR, or "/" for a bare server): one process serves every
+	// union under DIR of this user and mount namespace, instead of a
+	// daemon per union (internal/unionserver). "" for a daemon of its own.
+	Server string
 }
 
 // ignored are mount(8) and fstab keywords that concern mount(8) itself,
@@ -88,6 +93,15 @@ func (o *Options) apply(item string) error {
 		return o.setDir(item, key, value)
 	}
 	if ignored[key] || strings.HasPrefix(key, "x-") || key == "comment" {
+		return nil
+	}
+	if key == "server" {
+		o.Server = "/"
+		if hasValue {
+			if o.Server = unescape(value); o.Server == "" {
+				return fmt.Errorf("mount option %q needs a directory (server=DIR), or none (server)", item)
+			}
+		}
 		return nil
 	}
 	if handled, err := o.applyFuseOverlayfs(item, key, value, hasValue); handled {

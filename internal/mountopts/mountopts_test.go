@@ -40,6 +40,10 @@ func TestParse(t *testing.T) {
 			Options{Config: fs.Config{Lowers: []string{"/new"}}}},
 		{"fstab keywords ignored", []string{"defaults,noauto,nofail,_netdev,x-systemd.requires=/x,lowerdir=/l"},
 			Options{Config: fs.Config{Lowers: []string{"/l"}}}},
+		{"union server of a root", []string{`lowerdir=/l,server=/srv/a\,b`},
+			Options{Config: fs.Config{Lowers: []string{"/l"}}, Server: "/srv/a,b"}},
+		{"bare union server", []string{"server,lowerdir=/l"},
+			Options{Config: fs.Config{Lowers: []string{"/l"}}, Server: "/"}},
 		{"nothing", []string{""}, Options{}},
 	}
 	for _, tt := range tests {
@@ -72,6 +76,7 @@ func TestParseErrors(t *testing.T) {
 		{[]string{"lowerdir=/l,ro=1"}, `"ro=1"`},
 		{[]string{"lowerdir=/l", "nodev=yes"}, `"nodev=yes"`},
 		{[]string{"lowerdir=/l,allow_others"}, `"allow_others"`},
+		{[]string{"lowerdir=/l,server="}, `"server="`},
 	}
 	for _, tt := range tests {
 		_, err := Parse(tt.in...)

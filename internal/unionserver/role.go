@@ -22,9 +22,14 @@ var errAlreadyServed = errors.New("another union server serves this root")
 
 // SocketPath is the socket of the server for root: in the run directory
 // of this user (where the daemons' pid files are), named by a hash of
-// root, as a root's path may be longer than a socket's name can be.
+// root, as a root's path may be longer than a socket's name can be, and
+// of this process's mount namespace: a server mounts in its own, so a
+// client in another (a rootless podman's, say, beside the user's shell)
+// must have a server of its own, or its unions would be mounted where it
+// cannot see them.
 func SocketPath(root string) string {
-	sum := sha256.Sum256([]byte(root))
+	ns, _ := os.Readlink("/proc/self/ns/mnt")
+	sum := sha256.Sum256([]byte(ns + "\x00" + root))
 	return filepath.Join(daemon.PidDir(), "unions-"+hex.EncodeToString(sum[:8])+".sock")
 }
 

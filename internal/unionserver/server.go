@@ -146,7 +146,7 @@ func (s *server) handle(req request) error {
 // below reports whether merged is a clean absolute path below the root,
 // also once the symbolic links of its parent are resolved.
 func (s *server) below(merged string) bool {
-	if !filepath.IsAbs(merged) || filepath.Clean(merged) != merged || !strings.HasPrefix(merged, s.root+"/") {
+	if !filepath.IsAbs(merged) || filepath.Clean(merged) != merged || !under(merged, s.root) {
 		return false
 	}
 	root, err := filepath.EvalSymlinks(s.root)
@@ -154,7 +154,16 @@ func (s *server) below(merged string) bool {
 		return false
 	}
 	parent, err := filepath.EvalSymlinks(filepath.Dir(merged))
-	return err == nil && (parent == root || strings.HasPrefix(parent, root+"/"))
+	return err == nil && (parent == root || under(parent, root))
+}
+
+// under reports whether the clean absolute path p is strictly below the
+// directory root (which may be "/").
+func under(p, root string) bool {
+	if root == "/" {
+		return p != "/"
+	}
+	return strings.HasPrefix(p, root+"/")
 }
 
 // mount serves cfg at merged, unless this server serves a union there
