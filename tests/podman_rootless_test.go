@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
@@ -22,7 +23,17 @@ import (
 // TestPodmanRootless runs podman as uid 65534 with unionfuse as its
 // mount program: a container writes and deletes files, and its upper
 // directory holds them, and a whiteout, owned by the user.
-func TestPodmanRootless(t *testing.T) {
+func TestPodmanRootless(t *testing.T) { podmanRootless(t, false) }
+
+// TestPodmanRootlessUnionServer is TestPodmanRootless with the
+// containers' unions served by one union server in podman's namespaces
+// (storage.conf's mountopt = "server=STORAGE"): no daemon per container,
+// and the server gone once podman has unmounted them all.
+func TestPodmanRootlessUnionServer(t *testing.T) { podmanRootless(t, true) }
+
+// podmanRootless runs the rootless podman test, with the unions served by
+// a union server for podman's storage when server is set.
+func podmanRootless(t *testing.T, server bool) {
 	requirePodman(t)
 	testutil.RequireMounts(t)
 	requireTools(t, "setpriv", "newuidmap", "newgidmap")
@@ -39,6 +50,10 @@ func TestPodmanRootless(t *testing.T) {
 		}
 	}
 	os.Chmod(dir, 0o755)
+	mountopt := ""
+	if server {
+		mountopt = fmt.Sprintf("mountopt = %q\n", "server="+filepath.Join(dir, "storage"))
+	}
 	conf := map[string]string{
 		"containers.conf": podmanContainersConf(dir),
 		"storage.conf": fmt.Sprintf(`[storage]
@@ -46,7 +61,7 @@ driver = "overlay"
 rootless_storage_path = %q
 [storage.options.overlay]
 mount_program = %q
-`, filepath.Join(dir, "storage"), bin),
+%s`, filepath.Join(dir, "storage"), bin, mountopt),
 		"registries.conf": "",
 		"busybox.tar.gz":  string(rootfs),
 	}
@@ -85,6 +100,8 @@ mount_program = %q
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
+		// A union server exits a moment after its last union is gone.
+		eventually(5*time.Second, func() bool { return len(processesMentioning(dir)) == 0 })
 		for _, pid := range processesMentioning(dir) {
 			t.Errorf("process %d still running at the end of the test", pid)
 			syscall.Kill(pid, syscall.SIGKILL)
@@ -110,4 +127,18 @@ mount_program = %q
 		t.Errorf("upper/bin/ls is not the user's whiteout (char 0/0): %v, mode %o rdev %d uid %d", err, st.Mode, st.Rdev, st.Uid)
 	}
 	must("rm", "keep")
+
+	// While two containers run, their unions are served by one union
+	// server in podman's namespaces (started as `unionfuse-fuse STORAGE
+	// SOCKET LOG`), or by a daemon each (`unionfuse daemon MERGED`).
+	storage := filepath.Join(dir, "storage")
+	for _, name := range []string{"one", "two"} {
+		must("run", "-d", "--name", name, "rootless-busybox", "sleep", "60")
+	}
+	servers := serversOf(nobody, storage)
+	daemons := processesMentioning("daemon\x00" + storage)
+	if want := map[bool][2]int{false: {0, 2}, true: {1, 0}}[server]; len(servers) != want[0] || len(daemons) != want[1] {
+		t.Errorf("two running containers: %d union servers, %d daemons; want %d and %d", len(servers), len(daemons), want[0], want[1])
+	}
+	must("rm", "-f", "-t", "0", "one", "two")
 }
