@@ -2,13 +2,17 @@
 # bench/podman.sh: podman with unionfuse and with fuse-overlayfs as its
 # overlay mount_program, side by side (issue 3).
 #
-#   bench/podman.sh [-n RUNS] [-b BUILDS] [-u UNIONFUSE] [-f FUSE_OVERLAYFS]
+#   bench/podman.sh [-n RUNS] [-b BUILDS] [-c CONTAINERS] [-u UNIONFUSE] [-f FUSE_OVERLAYFS]
 #
-# Measures, interleaving the two mount programs so that drift in the
-# machine's load hits both alike:
+# Measures, interleaving the mount programs (unionfuse with a daemon per
+# union, unionfuse with its union server, -o server=, and fuse-overlayfs)
+# so that drift in the machine's load hits all alike:
 #   run    wall time of `podman run --rm IMG true` (RUNS times, default 9)
 #   build  wall time of `podman build --no-cache` of a Containerfile whose
 #          RUN step creates 5,000 files (BUILDS times, default 5)
+#   many   CONTAINERS containers (default 20; 0 skips) started at once,
+#          each walking its root and then sleeping: the total proportional
+#          set size of the processes serving their unions
 # and prints the median, min and max of each as a Markdown table.
 #
 # Needs root, podman, runc, fuse-overlayfs and Debian's busybox-static
@@ -22,15 +26,17 @@ set -eu
 
 runs=9
 builds=5
+containers=20
 unionfuse=
 fuseoverlayfs=$(command -v fuse-overlayfs || true)
-while getopts n:b:u:f: opt; do
+while getopts n:b:c:u:f: opt; do
 	case $opt in
 	n) runs=$OPTARG ;;
 	b) builds=$OPTARG ;;
+	c) containers=$OPTARG ;;
 	u) unionfuse=$OPTARG ;;
 	f) fuseoverlayfs=$OPTARG ;;
-	*) sed -n '2,20s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+	*) sed -n '2,24s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 	esac
 done
 
@@ -44,7 +50,7 @@ done
 unionfuse=$(cd "$(dirname "$unionfuse")" && pwd)/$(basename "$unionfuse")
 
 work=$(mktemp -d /tmp/podman-bench.XXXXXX)
-systems="unionfuse fuse-overlayfs"
+systems="unionfuse unionfuse-server fuse-overlayfs"
 
 # pm SYSTEM ARGS...: podman with SYSTEM's store and configuration.
 pm() {
@@ -77,10 +83,12 @@ EOF
 
 for sys in $systems; do
 	case $sys in
-	unionfuse) mp=$unionfuse; [ -x "$unionfuse-fuse" ] && mp=$unionfuse-fuse ;;
+	unionfuse | unionfuse-server) mp=$unionfuse; [ -x "$unionfuse-fuse" ] && mp=$unionfuse-fuse ;;
 	fuse-overlayfs) mp=$fuseoverlayfs ;;
 	esac
 	d=$work/$sys
+	mountopt=
+	[ "$sys" = unionfuse-server ] && mountopt="mountopt = \"server=$d/root\""
 	mkdir -p "$d"
 	cat >"$d/containers.conf" <<EOF
 [containers]
@@ -104,6 +112,7 @@ runroot = "$d/runroot"
 
 [storage.options.overlay]
 mount_program = "$mp"
+$mountopt
 EOF
 	pm "$sys" import -q "$work/busybox.tar" localhost/bench-busybox:1 >/dev/null
 	# Warm up: the first run and build pay for podman's first start.
@@ -143,6 +152,42 @@ while [ $i -lt "$builds" ]; do
 	i=$((i + 1))
 done
 
+# serving_pss SYSTEM: the total Pss (kB) of the processes of SYSTEM's
+# mount program that serve unions of its store (daemons, the union server
+# or fuse-overlayfs; not conmon, whose arguments name the store too).
+serving_pss() {
+	total=0
+	for p in /proc/[0-9]*; do
+		case $(readlink "$p/exe" 2>/dev/null) in
+		*/unionfuse* | *fuse-overlayfs*) ;;
+		*) continue ;;
+		esac
+		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q "$work/$1/" || continue
+		kb=$(awk '/^Pss:/ {print $2}' "$p/smaps_rollup" 2>/dev/null)
+		total=$((total + ${kb:-0}))
+	done
+	echo "$total"
+}
+
+if [ "$containers" -gt 0 ]; then
+	for sys in $systems; do
+		i=0
+		while [ $i -lt "$containers" ]; do
+			pm "$sys" run -d --name "many$i" localhost/bench-busybox:1 \
+				sh -c 'find / -xdev >/dev/null; touch /walked; sleep 600' >/dev/null
+			i=$((i + 1))
+		done
+		# Until every container has walked its root.
+		i=0
+		while [ $i -lt "$containers" ]; do
+			until pm "$sys" exec "many$i" test -e /walked; do sleep 0.2; done
+			i=$((i + 1))
+		done
+		echo $(($(serving_pss "$sys") / 1000)) >"$work/$sys.many"
+		pm "$sys" rm -f -t 0 $(i=0; while [ $i -lt "$containers" ]; do echo "many$i"; i=$((i + 1)); done) >/dev/null
+	done
+fi
+
 echo "podman $(podman --version | awk '{print $3}'), runc $(runc --version | awk 'NR == 1 {print $3}'),"
 echo "$($unionfuse --version), $($fuseoverlayfs --version 2>&1 | grep '^fuse-overlayfs')"
 echo "Linux $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -160,3 +205,10 @@ for kind in run build; do
 		what=
 	done
 done
+if [ "$containers" -gt 0 ]; then
+	what="$containers containers running, each walked: total PSS of the mount programs"
+	for sys in $systems; do
+		echo "| $what | $sys | $(cat "$work/$sys.many") MB | | 1 |"
+		what=
+	done
+fi
