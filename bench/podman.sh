@@ -177,13 +177,19 @@ if [ "$containers" -gt 0 ]; then
 				sh -c 'find / -xdev >/dev/null; touch /walked; sleep 600' >/dev/null
 			i=$((i + 1))
 		done
-		# Until every container has walked its root.
+		# Until every container has walked its root (a minute at most).
 		i=0
 		while [ $i -lt "$containers" ]; do
-			until pm "$sys" exec "many$i" test -e /walked; do sleep 0.2; done
+			tries=0
+			until pm "$sys" exec "many$i" test -e /walked 2>/dev/null; do
+				tries=$((tries + 1))
+				[ $tries -lt 300 ] || { echo "podman.sh: $sys: container many$i did not walk its root" >&2; exit 1; }
+				sleep 0.2
+			done
 			i=$((i + 1))
 		done
-		echo $(($(serving_pss "$sys") / 1000)) >"$work/$sys.many"
+		# smaps_rollup counts kB of 1,024 bytes; MB here are 10^6 bytes.
+		echo $(($(serving_pss "$sys") * 1024 / 1000000)) >"$work/$sys.many"
 		pm "$sys" rm -f -t 0 $(i=0; while [ $i -lt "$containers" ]; do echo "many$i"; i=$((i + 1)); done) >/dev/null
 	done
 fi

@@ -86,9 +86,9 @@ func stopServers(t *testing.T, uid int, root string, merged ...string) {
 func TestCLIMountInUnionServer(t *testing.T) {
 	testutil.RequireMounts(t)
 	root := testDir(t)
-	serverUnions(t, root, "a", "b")
-	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
-	stopServers(t, 0, root, filepath.Join(a, "m"), filepath.Join(b, "m"))
+	serverUnions(t, root, "a", "b", "c", "t")
+	a, b, c := filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "c")
+	stopServers(t, 0, root, filepath.Join(a, "m"), filepath.Join(b, "m"), filepath.Join(root, "t", "m"))
 	small := unionfuseBinary(t) + daemon.HelperSuffix
 	lower := filepath.Join(root, "lower")
 
@@ -132,6 +132,27 @@ func TestCLIMountInUnionServer(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, "do not apply") {
 			t.Errorf("%s with -o server: exit %d, stderr %q; want 2 (usage)", flag, r.code, r.stderr)
 		}
+	}
+
+	// A busy mountpoint is refused, as by a daemon, and what is mounted
+	// there stays: the server takes nothing there for a dead server's
+	// union, neither its own union nor another filesystem.
+	tm := filepath.Join(root, "t", "m")
+	if err := unix.Mount("tmpfs", tm, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(tm+"/mine", []byte(tm), 0o644)
+	for _, busy := range []struct{ merged, file, want string }{{a + "/m", "g", a}, {tm, "mine", tm}} {
+		r := cli(t, "mount", "-o", "server="+root, lower, c+"/u", c+"/w", busy.merged)
+		if r.code != 1 || !strings.Contains(r.stderr, "already a mount point") || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("a union at the busy %s: exit %d, stderr %q; want 1 and one line", busy.merged, r.code, r.stderr)
+		}
+		if got, err := os.ReadFile(filepath.Join(busy.merged, busy.file)); err != nil || string(got) != busy.want {
+			t.Errorf("%s/%s after the refused mount: %q, %v; want what was mounted there", busy.merged, busy.file, got, err)
+		}
+	}
+	if err := unix.Unmount(tm, 0); err != nil {
+		t.Error(err)
 	}
 
 	mustOK(t, "unionfuse umount", cli(t, "umount", a+"/m"))

@@ -25,29 +25,40 @@ func (a *Args) checkServed() error {
 }
 
 // startInServer has the union server of root (started when none runs in
-// this mount namespace) mount cfg at merged, which must be below root,
-// and returns once the union is visible there. logFile is where a server
-// started now logs ("" for syslog or the default log).
+// this mount namespace) mount cfg at merged, which must be below root
+// and not a mountpoint yet (as for a daemon), and returns once the union
+// is visible there. logFile is where a server started now logs
+// ("" for syslog or the default log).
 func startInServer(root, merged string, cfg fs.Config, logFile string) error {
 	spec, err := daemon.Absolute(daemon.Spec{Merged: merged, Config: cfg, LogFile: logFile})
 	if err != nil {
 		return err
 	}
-	if root, err = filepath.Abs(root); err != nil {
+	// Both resolved, so that one directory spelled two ways has one
+	// server and is found below it.
+	resolved, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return fmt.Errorf("union server root: %w", err)
+	}
+	if resolved, err = filepath.Abs(resolved); err != nil {
 		return fmt.Errorf("union server root %s: %w", root, err)
 	}
-	if st, err := os.Stat(root); err != nil {
+	if st, err := os.Stat(resolved); err != nil {
 		return fmt.Errorf("union server root: %w", err)
 	} else if !st.IsDir() {
 		return fmt.Errorf("union server root %s: not a directory", root)
+	}
+	parent, err := filepath.EvalSymlinks(filepath.Dir(spec.Merged))
+	if err != nil {
+		return fmt.Errorf("mountpoint: %w", err)
 	}
 	bin, err := serverBinary()
 	if err != nil {
 		return err
 	}
-	c := unionserver.NewClient(root, spec.LogFile, bin)
+	c := unionserver.NewClient(resolved, spec.LogFile, bin)
 	defer c.Close()
-	return c.Mount(spec.Merged, spec.Config)
+	return c.MountNew(filepath.Join(parent, filepath.Base(spec.Merged)), spec.Config)
 }
 
 // serverBinary is the program a union server is started from: the small

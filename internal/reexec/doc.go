@@ -22,8 +22,8 @@
 //	                               namespace, for published ports
 //	cp             runner          copies a container's files from inside a
 //	                               chroot into its root (unionfuse cp)
-//	union-server   internal/       serves the unions of one root for a
-//	               unionserver     long-running client (the snapshotter)
+//	union-server   internal/       serves the unions of one root for its
+//	               unionserver     clients (the snapshotter, -o server=)
 //	netns          network         holds the network namespace of a rootless
 //	                               user's user-defined networks
 //

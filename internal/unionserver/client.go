@@ -63,10 +63,20 @@ func Binary() (string, error) {
 }
 
 // Mount has the server mount cfg at merged (below the client's root),
-// unless it serves a union there already.
+// unless it serves a union there already; whatever else is mounted there
+// is taken for a dead server's union and detached first. For the client
+// that owns the root's mountpoints (the snapshotter).
 func (c *Client) Mount(merged string, cfg fs.Config) error {
 	cfg.Logger, cfg.OnIdle, cfg.Fetchers = nil, nil, nil
 	return c.do(request{Op: opMount, Merged: merged, Config: cfg})
+}
+
+// MountNew has the server mount cfg at merged (below the client's root),
+// where nothing may be mounted yet, as a daemon would: for a root shared
+// with other mounts (the command line's -o server=).
+func (c *Client) MountNew(merged string, cfg fs.Config) error {
+	cfg.Logger, cfg.OnIdle, cfg.Fetchers = nil, nil, nil
+	return c.do(request{Op: opMount, Merged: merged, Config: cfg, New: true})
 }
 
 // Close hangs up. The server goes on serving its unions, and exits once
@@ -137,6 +147,14 @@ func (c *Client) connect() error {
 	return nil
 }
 
+// logName names where a server started by c logs, for messages.
+func (c *Client) logName() string {
+	if c.logFile == "" {
+		return "its log (syslog, else " + daemon.DefaultLogFile() + ")"
+	}
+	return c.logFile
+}
+
 // hangUp closes the connection.
 func (c *Client) hangUp() {
 	if c.conn != nil {
@@ -171,7 +189,7 @@ func (c *Client) start() error {
 	go cmd.Wait()
 	err = daemon.AwaitReport(r)
 	if errors.Is(err, daemon.ErrNoReport) {
-		return fmt.Errorf("union server exited before it listened; see %s", c.logFile)
+		return fmt.Errorf("union server exited before it listened; see %s", c.logName())
 	}
 	return err
 }

@@ -16,6 +16,13 @@ type request struct {
 	// Config is the union to mount (opMount). Its Logger, OnIdle and
 	// Fetchers do not pass: the server sets its own.
 	Config fs.Config `json:",omitempty"`
+	// New asks for a new union where nothing is mounted yet: a busy
+	// mountpoint is refused (by fs.Mount), as a daemon refuses it. The
+	// command line's request (Client.MountNew). Without it a request is
+	// idempotent for its root's only client (the snapshotter): a union
+	// the server serves there is kept, and anything else mounted there is
+	// taken for a dead server's union and detached.
+	New bool `json:",omitempty"`
 }
 
 // response answers one request.

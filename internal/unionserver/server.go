@@ -140,11 +140,15 @@ func (s *server) handle(req request) error {
 	if req.Op != opMount {
 		return fmt.Errorf("unknown request %q", req.Op)
 	}
-	return s.mount(req.Merged, req.Config)
+	if err := hidesRunDir(req.Merged); err != nil {
+		return err
+	}
+	return s.mount(req.Merged, req.Config, req.New)
 }
 
 // below reports whether merged is a clean absolute path below the root,
-// also once the symbolic links of its parent are resolved.
+// also once the symbolic links of its parent are resolved, and not
+// itself a symbolic link (which mount(2) would follow out of the root).
 func (s *server) below(merged string) bool {
 	if !filepath.IsAbs(merged) || filepath.Clean(merged) != merged || !under(merged, s.root) {
 		return false
@@ -154,7 +158,25 @@ func (s *server) below(merged string) bool {
 		return false
 	}
 	parent, err := filepath.EvalSymlinks(filepath.Dir(merged))
-	return err == nil && (parent == root || under(parent, root))
+	if err != nil || (parent != root && !under(parent, root)) {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Lstat(merged, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFLNK
+}
+
+// hidesRunDir refuses a mountpoint at or above the run directory, where
+// the server's socket and lock are: a union there would hide them, and
+// the next client would start a second server for the root.
+func hidesRunDir(merged string) error {
+	run, err := filepath.EvalSymlinks(daemon.PidDir())
+	if err != nil {
+		run = filepath.Clean(daemon.PidDir())
+	}
+	if run == merged || under(run, merged) {
+		return fmt.Errorf("mountpoint %s would hide the union server's socket in %s", merged, run)
+	}
+	return nil
 }
 
 // under reports whether the clean absolute path p is strictly below the
@@ -166,15 +188,16 @@ func under(p, root string) bool {
 	return strings.HasPrefix(p, root+"/")
 }
 
-// mount serves cfg at merged, unless this server serves a union there
-// already.
-func (s *server) mount(merged string, cfg fs.Config) error {
+// mount serves cfg at merged: only where nothing is mounted when isNew
+// is set, else unless this server serves a union there already (see
+// request.New).
+func (s *server) mount(merged string, cfg fs.Config, isNew bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping {
 		return errStopping
 	}
-	if u := s.unions[merged]; u != nil {
+	if u := s.unions[merged]; u != nil && !isNew {
 		if dev, err := deviceOf(merged); err == nil && dev == u.dev {
 			return nil
 		}
@@ -182,8 +205,10 @@ func (s *server) mount(merged string, cfg fs.Config) error {
 		// container's root) keeps it served: mount a new one.
 		delete(s.unions, merged)
 	}
-	if err := clearStale(merged); err != nil {
-		return err
+	if !isNew {
+		if err := clearStale(merged); err != nil {
+			return err
+		}
 	}
 	// Without a fetcher (the server has none), a lazily pulled layer's
 	// missing data would read as zeros.
