@@ -206,6 +206,7 @@ for kind in run build; do
 	build) what='`podman build --no-cache`, RUN creates 5,000 files' ;;
 	esac
 	for sys in $systems; do
+		[ -s "$work/$sys.$kind" ] || continue # -n 0 or -b 0
 		set -- $(stats "$work/$sys.$kind")
 		echo "| $what | $sys | $1 ms | $2–$3 ms | $(wc -l <"$work/$sys.$kind") |"
 		what=
