@@ -211,11 +211,15 @@ func (ov *overlay) mountOptions() fuse.MountOptions {
 		caps |= fuse.CAP_WRITEBACK_CACHE
 	}
 	// Every goroutine that reads requests holds a buffer of MaxWrite
-	// bytes. Through the server, 1 MiB writes run at 0.94-0.97 GB/s
-	// against 0.63-0.80 with 128 KiB; with passthrough (Linux 6.9 and
-	// later) the data does not come here, and the smaller buffers save
-	// a daemon about 1.3 MB.
-	maxWrite := 1 << 20
+	// bytes, which stays resident once a large write has filled it, in
+	// every union (a union server holds one per union and reader).
+	// Through the server (no passthrough, writeback cache), 1 GiB + fsync
+	// ran at medians of 670 MB/s with 1 MiB, 872 with 256 KiB and 752
+	// with 128 KiB as root, and 631, 866 and 771 without root; 30
+	// rootless unions of one server, each written 8 MiB, held 99, 44 and
+	// 26 MB (docs/benchmarks.md, "Request buffers"). With passthrough
+	// (Linux 6.9 and later) the data does not come here at all.
+	maxWrite := 256 << 10
 	if ov.passthrough && kernelAtLeast(6, 9) {
 		maxWrite = 128 << 10
 	}
