@@ -19,11 +19,11 @@
 //
 // One server serves one root (the directory its unions are mounted
 // under; it refuses mountpoints outside it, and any that would hide its
-// socket) in one mount namespace, and listens on a socket named by a hash
-// of that root (and of the namespace, outside init's) in the run
-// directory (SocketPath), accepting only connections from its own user.
-// It holds a lock while it listens, so two servers never serve one root
-// of one namespace. It exits once it has served no
+// socket) in one mount and user namespace, and listens on a socket named
+// by a hash of that root (and of the namespaces, outside init's) in the
+// run directory (SocketPath), accepting only connections from its own
+// user. It holds a lock while it listens, so two servers never serve one
+// root in the same namespaces. It exits once it has served no
 // union and had no client for a moment (IdleExit), and on SIGTERM, SIGINT
 // or SIGHUP it stops listening, detaches its unions lazily and exits when
 // their last users have left.

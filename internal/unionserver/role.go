@@ -23,26 +23,28 @@ var errAlreadyServed = errors.New("another union server serves this root")
 // SocketPath is the socket of the server for root: in the run directory
 // of this user (where the daemons' pid files are), named by a hash of
 // root, as a root's path may be longer than a socket's name can be, and
-// of this process's mount namespace unless it is init's: a server mounts
-// in its own, so a client in another (a rootless podman's, say, beside
-// the user's shell) must have a server of its own, or its unions would
-// be mounted where it cannot see them. (In init's namespace the name is
-// the root's alone, as before namespaces counted: a snapshotter restarted
-// on a new version finds the server of its running containers.)
+// of this process's mount and user namespaces unless they are init's: a
+// server mounts in its own, with its own rights, so a client in others (a
+// rootless podman's, say, beside the user's shell) must have a server of
+// its own, or its unions would be mounted where it cannot see them. (In
+// init's namespaces the name is the root's alone, as before namespaces
+// counted: a snapshotter restarted on a new version finds the server of
+// its running containers.)
 func SocketPath(root string) string {
 	key := root
-	if ns := mountNamespace("self"); ns != mountNamespace("1") {
-		key = ns + "\x00" + root
+	mnt, user := namespace("self", "mnt"), namespace("self", "user")
+	if mnt != namespace("1", "mnt") || user != namespace("1", "user") {
+		key = mnt + "\x00" + user + "\x00" + root
 	}
 	sum := sha256.Sum256([]byte(key))
 	return filepath.Join(daemon.PidDir(), "unions-"+hex.EncodeToString(sum[:8])+".sock")
 }
 
-// mountNamespace names the mount namespace of process pid ("self" for
-// this one): "mnt:[INODE]", or "?" when it cannot be read (init's, by a
-// user without root).
-func mountNamespace(pid string) string {
-	ns, err := os.Readlink("/proc/" + pid + "/ns/mnt")
+// namespace names the namespace of kind (mnt, user) of process pid
+// ("self" for this one), as "mnt:[INODE]", or "?" when it cannot be read
+// (init's, by a user without root).
+func namespace(pid, kind string) string {
+	ns, err := os.Readlink("/proc/" + pid + "/ns/" + kind)
 	if err != nil {
 		return "?"
 	}
