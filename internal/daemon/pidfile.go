@@ -31,9 +31,10 @@ func PidDir() string {
 	return filepath.Join(os.TempDir(), fmt.Sprintf("unionfuse-%d", os.Geteuid()))
 }
 
-// pidDirWithin reports whether PidDir is dir (a resolved mountpoint) or
-// below it, as when a union is mounted over /run or /tmp.
-func pidDirWithin(dir string) bool {
+// PidDirWithin reports whether PidDir is dir (a resolved mountpoint) or
+// below it, as when a union is mounted over /run or /tmp: the union would
+// hide the pid files and the union servers' sockets.
+func PidDirWithin(dir string) bool {
 	p, err := ResolveMountpoint(PidDir())
 	if err != nil {
 		p = filepath.Clean(PidDir())

@@ -104,12 +104,12 @@ func TestPidDirWithin(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, dir := range []string{d, filepath.Dir(d), "/"} {
-		if !pidDirWithin(dir) {
+		if !PidDirWithin(dir) {
 			t.Errorf("a union at %s does not cover the pid files in %s", dir, d)
 		}
 	}
 	for _, dir := range []string{d + "x", t.TempDir()} {
-		if pidDirWithin(dir) {
+		if PidDirWithin(dir) {
 			t.Errorf("a union at %s covers the pid files in %s", dir, d)
 		}
 	}

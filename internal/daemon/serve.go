@@ -77,7 +77,7 @@ func Serve(merged string, cfg fs.Config, prof Profiles, stop <-chan os.Signal, r
 	// skips the poll probe, unless the pid file below is to be written
 	// inside the union (a mount over /run or /tmp): its creation would
 	// then be a request to this very server.
-	cfg.ServerStaysOut = !pidDirWithin(resolved)
+	cfg.ServerStaysOut = !PidDirWithin(resolved)
 	m, err := fs.Mount(merged, cfg)
 	if err != nil {
 		return err

@@ -36,8 +36,8 @@ type Options struct {
 	Generic []string
 	// Server is the root of the union server to serve the union
 	// (server=DIR, or "/" for a bare server): one process serves every
-	// union under DIR of this user and mount namespace, instead of a
-	// daemon per union (internal/unionserver). "" for a daemon of its own.
+	// union under DIR of this user and namespaces, instead of a daemon
+	// per union (internal/unionserver). "" for a daemon of its own.
 	Server string
 }
 

@@ -67,16 +67,20 @@ func Binary() (string, error) {
 // is taken for a dead server's union and detached first. For the client
 // that owns the root's mountpoints (the snapshotter).
 func (c *Client) Mount(merged string, cfg fs.Config) error {
-	cfg.Logger, cfg.OnIdle, cfg.Fetchers = nil, nil, nil
-	return c.do(request{Op: opMount, Merged: merged, Config: cfg})
+	return c.mount(merged, cfg, false)
 }
 
 // MountNew has the server mount cfg at merged (below the client's root),
 // where nothing may be mounted yet, as a daemon would: for a root shared
 // with other mounts (the command line's -o server=).
 func (c *Client) MountNew(merged string, cfg fs.Config) error {
+	return c.mount(merged, cfg, true)
+}
+
+// mount sends a mount request, without what does not pass (see request).
+func (c *Client) mount(merged string, cfg fs.Config, isNew bool) error {
 	cfg.Logger, cfg.OnIdle, cfg.Fetchers = nil, nil, nil
-	return c.do(request{Op: opMount, Merged: merged, Config: cfg, New: true})
+	return c.do(request{Op: opMount, Merged: merged, Config: cfg, New: isNew})
 }
 
 // Close hangs up. The server goes on serving its unions, and exits once

@@ -169,12 +169,8 @@ func (s *server) below(merged string) bool {
 // the server's socket and lock are: a union there would hide them, and
 // the next client would start a second server for the root.
 func hidesRunDir(merged string) error {
-	run, err := filepath.EvalSymlinks(daemon.PidDir())
-	if err != nil {
-		run = filepath.Clean(daemon.PidDir())
-	}
-	if run == merged || under(run, merged) {
-		return fmt.Errorf("mountpoint %s would hide the union server's socket in %s", merged, run)
+	if daemon.PidDirWithin(merged) {
+		return fmt.Errorf("mountpoint %s would hide the union server's socket in %s", merged, daemon.PidDir())
 	}
 	return nil
 }
