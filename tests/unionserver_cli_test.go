@@ -190,10 +190,12 @@ func TestRootlessMountInUnionServer(t *testing.T) {
 		"cat a/m/f b/m/f > " + dir + "/read.txt",
 		"grep -c ' " + root + "/[ab]/m fuse' /proc/mounts > " + dir + "/mounts.txt",
 	}, "\n")
-	asNobody := []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", script}
-	cmd := exec.Command(asNobody[0], asNobody[1:]...)
-	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir, "HOME="+dir)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	asNobody := func(script string) *exec.Cmd {
+		cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", script)
+		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+dir, "HOME="+dir)
+		return cmd
+	}
+	if out, err := asNobody(script).CombinedOutput(); err != nil {
 		t.Fatalf("as uid %d: %v\n%s", nobody, err, out)
 	}
 	if b, _ := os.ReadFile(dir + "/read.txt"); string(b) != "from the lower\nfrom the lower\n" {
@@ -211,10 +213,7 @@ func TestRootlessMountInUnionServer(t *testing.T) {
 	if servers := serversOf(nobody, root); len(servers) != 1 {
 		t.Fatalf("union servers of the user for the root: %v; want one", servers)
 	}
-	umount := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
-		"set -e; "+bin+" umount "+root+"/a/m; fusermount3 -u "+root+"/b/m")
-	umount.Env = cmd.Env
-	if out, err := umount.CombinedOutput(); err != nil {
+	if out, err := asNobody("set -e; " + bin + " umount " + root + "/a/m; fusermount3 -u " + root + "/b/m").CombinedOutput(); err != nil {
 		t.Fatalf("unmount as uid %d: %v\n%s", nobody, err, out)
 	}
 	if !eventually(5*time.Second+2*unionserver.IdleExit, func() bool { return len(serversOf(nobody, root)) == 0 }) {
