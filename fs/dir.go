@@ -26,19 +26,24 @@ var direntBufs = sync.Pool{New: func() any { return new([64 << 10]byte) }}
 
 // readLayerDir lists the directory rel of layer l, without "." and "..".
 func readLayerDir(l *layer, rel string) ([]rawDirent, error) {
-	fd, err := unix.Openat(l.fd, at(rel), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	return appendLayerDir(nil, l, rel)
+}
+
+// appendLayerDir appends the listing of directory rel of layer l, without
+// "." and "..", to out.
+func appendLayerDir(out []rawDirent, l *layer, rel string) ([]rawDirent, error) {
+	fd, err := openat(l.fd, at(rel), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	defer unix.Close(fd)
-	var out []rawDirent
 	pooled := direntBufs.Get().(*[64 << 10]byte)
 	defer direntBufs.Put(pooled)
 	buf := pooled[:]
 	for {
 		n, err := unix.Getdents(fd, buf)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		if n <= 0 {
 			return out, nil
@@ -46,7 +51,7 @@ func readLayerDir(l *layer, rel string) ([]rawDirent, error) {
 		for off := 0; off < n; {
 			d := (*unix.Dirent)(unsafe.Pointer(&buf[off]))
 			nameBytes := buf[off+int(unsafe.Offsetof(d.Name)) : off+int(d.Reclen)]
-			name := cString(nameBytes)
+			name := direntName(nameBytes)
 			off += int(d.Reclen)
 			if name == "." || name == ".." {
 				continue
@@ -56,7 +61,8 @@ func readLayerDir(l *layer, rel string) ([]rawDirent, error) {
 	}
 }
 
-func cString(b []byte) string {
+// direntName is the name a getdents64 record holds, without its padding.
+func direntName(b []byte) string {
 	for i, c := range b {
 		if c == 0 {
 			return string(b[:i])
@@ -100,39 +106,82 @@ type listedEntry struct {
 // whiteouts (which cost a stat per file) only in directories marked as
 // holding them (overlay.opaque=x); lookup recognises them everywhere.
 func (ov *overlay) mergedEntries(v dirView) ([]listedEntry, syscall.Errno) {
+	return ov.appendMerged(nil, v)
+}
+
+// rawListings holds, between listings, the slice every layer of a merged
+// directory is read into: a walk lists thousands of directories.
+var rawListings = sync.Pool{New: func() any { return new([]rawDirent) }}
+
+// maxPooledListing is the most records a pooled slice keeps: the slice of
+// one huge directory is left to the collector.
+const maxPooledListing = 16 << 10
+
+// appendMerged is mergedEntries appending to head: one slice for the
+// listing and what goes before it.
+func (ov *overlay) appendMerged(head []listedEntry, v dirView) ([]listedEntry, syscall.Errno) {
 	// Every layer is read first, so that the set of names seen is sized
 	// once (growing it was a third of the daemon's time listing a large
-	// directory) and the bottom layer's names need not enter it.
-	layerEnts := make([][]rawDirent, len(v.layers))
+	// directory) and the bottom layer's names need not enter it. All are
+	// read into one pooled slice; ends[pos] is where layer pos's records
+	// end in it, -1 for a layer without the directory.
+	pooled := rawListings.Get().(*[]rawDirent)
+	all := (*pooled)[:0]
+	defer func() {
+		clear(all) // the names stay the collector's to free
+		if cap(all) <= maxPooledListing {
+			*pooled = all[:0]
+			rawListings.Put(pooled)
+		}
+	}()
+	var endsBuf [8]int
+	ends := endsBuf[:0]
 	names, last := 0, -1
 	for pos, li := range v.layers {
-		ents, err := readLayerDir(ov.layers[li], v.path(pos))
+		start := len(all)
+		var err error
+		all, err = appendLayerDir(all, ov.layers[li], v.path(pos))
 		if err != nil {
+			all = all[:start]
 			if err == unix.ENOENT || err == unix.ENOTDIR {
+				ends = append(ends, -1)
 				continue
 			}
 			return nil, errnoOf(err)
 		}
-		layerEnts[pos] = ents
-		names += len(ents)
-		if len(ents) > 0 {
+		ends = append(ends, len(all))
+		if len(all) > start {
 			last = pos
 		}
 	}
+	names = len(all)
+	layerEnts := func(pos int) []rawDirent {
+		if ends[pos] < 0 {
+			return nil
+		}
+		start := 0
+		for p := pos - 1; p >= 0; p-- {
+			if ends[p] >= 0 {
+				start = ends[p]
+				break
+			}
+		}
+		return all[start:ends[pos]:ends[pos]]
+	}
 	bottom := 0
 	if last >= 0 {
-		bottom = len(layerEnts[last])
+		bottom = len(layerEnts(last))
 		names -= bottom
 	}
 	seen := make(map[string]struct{}, names)
-	out := make([]listedEntry, 0, names+bottom)
+	out := append(make([]listedEntry, 0, len(head)+names+bottom), head...)
 	// Upper directories listed, by name, until a lower layer shows what
 	// lies below them (see fixListedOrigin).
 	var upperDirs map[string]int
 	for pos, li := range v.layers {
 		l := ov.layers[li]
 		rel := v.path(pos)
-		ents := layerEnts[pos]
+		ents := layerEnts(pos)
 		if ents == nil {
 			continue
 		}
@@ -231,18 +280,18 @@ func (h *dirHandle) load() syscall.Errno {
 	n := h.n
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
-	ents, errno := n.ov.mergedEntries(n.view())
-	if errno != 0 {
-		return errno
-	}
 	parentIno := n.ino()
 	if _, p := n.Parent(); p != nil {
 		parentIno = p.StableAttr().Ino
 	}
-	h.entries = append([]listedEntry{
+	ents, errno := n.ov.appendMerged([]listedEntry{
 		{DirEntry: fuse.DirEntry{Name: ".", Mode: unix.S_IFDIR, Ino: n.ino()}},
 		{DirEntry: fuse.DirEntry{Name: "..", Mode: unix.S_IFDIR, Ino: parentIno}},
-	}, ents...)
+	}, n.view())
+	if errno != 0 {
+		return errno
+	}
+	h.entries = ents
 	h.pos = 0
 	h.loaded = true
 	return 0
@@ -252,18 +301,28 @@ var _ = (gofs.FileReaddirenter)((*dirHandle)(nil))
 
 // Readdirent returns the next entry of the snapshot.
 func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	e, ok, errno := h.next()
+	if !ok {
+		return nil, errno
+	}
+	return &e, 0
+}
+
+// next is Readdirent without a copy on the heap: ok is false at the end
+// and on an error.
+func (h *dirHandle) next() (fuse.DirEntry, bool, syscall.Errno) {
 	if !h.loaded {
 		if errno := h.load(); errno != 0 {
-			return nil, errno
+			return fuse.DirEntry{}, false, errno
 		}
 	}
 	if h.pos >= len(h.entries) {
-		return nil, 0
+		return fuse.DirEntry{}, false, 0
 	}
 	e := h.entries[h.pos].DirEntry
 	h.pos++
 	e.Off = uint64(h.pos)
-	return &e, 0
+	return e, true, 0
 }
 
 // Lookup serves READDIRPLUS for the entry Readdirent just returned: the

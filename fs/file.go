@@ -231,7 +231,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		}
 	}
 	fd, accmode, fopen, err := n.ov.openData(f, func(flags int) (int, error) {
-		return unix.Openat(l.fd, at(p), flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		return openat(l.fd, at(p), flags|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	})
 	if err != nil {
 		return nil, 0, errnoOf(err)

@@ -391,22 +391,25 @@ func (b *bridge) readDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirE
 			return fuse.Status(errno)
 		}
 	}
+	if plus && h.pos == 0 && h.n.ov.rdplus.stating() {
+		b.tree.reserveChildren(e.n, len(h.entries)-2) // less "." and ".."
+	}
 	for {
-		de, errno := h.Readdirent(c)
+		de, ok, errno := h.next()
 		if errno != 0 {
 			return fuse.Status(errno)
 		}
-		if de == nil {
+		if !ok {
 			return fuse.OK
 		}
 		if !plus {
-			if !out.AddDirEntry(*de) {
+			if !out.AddDirEntry(de) {
 				h.pos-- // sent with the next chunk
 				return fuse.OK
 			}
 			continue
 		}
-		eo := out.AddDirLookupEntry(*de)
+		eo := out.AddDirLookupEntry(de)
 		if eo == nil {
 			h.pos--
 			return fuse.OK

@@ -78,7 +78,13 @@ func (l *layer) procPath(rel string) string {
 }
 
 func (l *layer) lstat(rel string, st *unix.Stat_t) error {
-	return unix.Fstatat(l.fd, at(rel), st, unix.AT_SYMLINK_NOFOLLOW)
+	return fstatat(l.fd, at(rel), st, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// lstatIn is lstat of name in directory dir of the layer: a probe for a
+// name that may not exist, its path built only if it does.
+func (l *layer) lstatIn(dir, name string, st *unix.Stat_t) error {
+	return fstatatIn(l.fd, dir, name, st, unix.AT_SYMLINK_NOFOLLOW)
 }
 
 // exists reports whether rel is present (as anything) in the layer.

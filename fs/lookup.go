@@ -143,8 +143,10 @@ func (ov *overlay) resolve(d dirView, name string) (found, syscall.Errno) {
 	checkRedirect := follows || len(ov.dataLayers) > 0
 	for pos < len(stack.layers) && !s.stop {
 		li, dirPath := stack.layers[pos], stack.path(pos)
-		if errno := ov.followMetacopy(&s, join(d.rel, name)); errno != 0 {
-			return f, errno
+		if s.metacopy {
+			if errno := ov.followMetacopy(&s, join(d.rel, name)); errno != 0 {
+				return f, errno
+			}
 		}
 		// As the kernel's d.last: the bottom layer has no one below to
 		// send elsewhere — but for a metacopy file, the data-only layers.
@@ -206,9 +208,7 @@ func (ov *overlay) resolve(d dirView, name string) (found, syscall.Errno) {
 // in is dirPath; it returns whether something counts and its path.
 func (s *lookup) inLayer(ov *overlay, l *layer, dirPath string, last bool, st *unix.Stat_t) (bool, string, syscall.Errno) {
 	if s.name[0] != '/' {
-		name := s.name
-		ok, errno := s.single(ov, l, dirPath, name, 0, "", last, st)
-		return ok, join(dirPath, name), errno
+		return s.single(ov, l, dirPath, s.name, 0, "", last, st)
 	}
 	// An absolute path, one component at a time; a redirect on the way
 	// rewrites the path for the layers below, so count from the end.
@@ -218,11 +218,11 @@ func (s *lookup) inLayer(ov *overlay, l *layer, dirPath string, last bool, st *u
 		start := len(s.name) - rem
 		comp, _, _ := strings.Cut(s.name[start:], "/")
 		post := s.name[start+len(comp):]
-		ok, errno := s.single(ov, l, cur, comp, start, post, last, st)
+		ok, p, errno := s.single(ov, l, cur, comp, start, post, last, st)
 		if errno != 0 || !ok {
 			return false, "", errno
 		}
-		cur = join(cur, comp)
+		cur = p
 		if post == "" {
 			return true, cur, 0
 		}
@@ -235,45 +235,46 @@ func (s *lookup) inLayer(ov *overlay, l *layer, dirPath string, last bool, st *u
 
 // single looks one component up (the kernel's ovl_lookup_single): comp in
 // directory dirPath of l; prelen and post are what precedes and follows
-// it in the lookup's name.
-func (s *lookup) single(ov *overlay, l *layer, dirPath, comp string, prelen int, post string, last bool, st *unix.Stat_t) (bool, syscall.Errno) {
+// it in the lookup's name. It returns whether something counts, and then
+// its path in l.
+func (s *lookup) single(ov *overlay, l *layer, dirPath, comp string, prelen int, post string, last bool, st *unix.Stat_t) (bool, string, syscall.Errno) {
 	lastElem := post == ""
 	marker, whiteout := l.hidesAufs(dirPath, comp)
 	if marker {
-		return false, 0 // AUFS markers are not names of the merged view
+		return false, "", 0 // AUFS markers are not names of the merged view
 	}
 	if whiteout {
 		s.stop, s.opaque = true, true
-		return false, 0
+		return false, "", 0
+	}
+	if err := l.lstatIn(dirPath, comp, st); err != nil {
+		if err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ENAMETOOLONG {
+			return false, "", 0
+		}
+		return false, "", errnoOf(err)
 	}
 	p := join(dirPath, comp)
-	if err := l.lstat(p, st); err != nil {
-		if err == unix.ENOENT || err == unix.ENOTDIR || err == unix.ENAMETOOLONG {
-			return false, 0
-		}
-		return false, errnoOf(err)
-	}
 	if ov.isWhiteout(l, p, st) {
 		s.stop, s.opaque = true, true
-		return false, 0
+		return false, "", 0
 	}
 	if lastElem && s.metacopy && st.Mode&unix.S_IFMT != unix.S_IFREG {
 		// The data of a metacopy file can only be a regular file.
 		s.stop = true
-		return false, 0
+		return false, "", 0
 	}
 	if !isDirStat(st) {
 		s.stop = true
 		if s.isDir || !lastElem {
-			return !s.isDir, 0
+			return !s.isDir, p, 0
 		}
 		mc, errno := ov.isMetacopyFile(l, p, st)
 		if errno != 0 {
-			return false, errno
+			return false, "", errno
 		}
 		s.metacopy = mc
 		if !mc || last {
-			return true, 0
+			return true, p, 0
 		}
 		s.stop = false // its data is further down
 	} else {
@@ -281,19 +282,19 @@ func (s *lookup) single(ov *overlay, l *layer, dirPath, comp string, prelen int,
 			s.isDir = true
 		}
 		if last {
-			return true, 0
+			return true, p, 0
 		}
 		if ov.isOpaque(l, p) {
 			s.stop = true
 			if lastElem {
 				s.opaque = true
 			}
-			return true, 0
+			return true, p, 0
 		}
 	}
 	r, ok, errno := ov.redirectOf(l, p)
 	if errno != 0 {
-		return false, errno
+		return false, "", errno
 	}
 	s.absRedirect = ok && r[0] == '/'
 	if ok {
@@ -307,5 +308,5 @@ func (s *lookup) single(ov *overlay, l *layer, dirPath, comp string, prelen int,
 		}
 		s.redirected = true
 	}
-	return true, 0
+	return true, p, 0
 }

@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -89,6 +90,32 @@ func TestMergedEntries(t *testing.T) {
 	empty, _ := ov.isEmptyDir(dirView{layers: f.layers, rel: "od"})
 	if !empty {
 		t.Error("opaque directory over content should count as empty")
+	}
+}
+
+// TestMergedEntriesAcrossMissingLayers lists a directory through a view
+// whose layers do not all hold it (every layer is read into one slice,
+// and the listing of each is found in it), after entries given first.
+func TestMergedEntriesAcrossMissingLayers(t *testing.T) {
+	ov := testOverlay(t,
+		[]string{"other=u"},
+		[]string{"m/", "m/x=l0", "m/y=l0"},
+		[]string{"m=file"},
+		[]string{"m/", "m/y=l2", "m/z=l2"},
+	)
+	head := []listedEntry{{DirEntry: fuse.DirEntry{Name: "."}}, {DirEntry: fuse.DirEntry{Name: ".."}}}
+	ents, errno := ov.appendMerged(head, dirView{layers: allLayers(ov), rel: "m"})
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	got := map[string]int{}
+	for _, e := range ents[len(head):] {
+		got[e.Name] = e.from
+	}
+	// from is the position of the topmost layer holding the name.
+	want := map[string]int{"x": 1, "y": 1, "z": 3}
+	if ents[0].Name != "." || ents[1].Name != ".." || !reflect.DeepEqual(got, want) {
+		t.Errorf("listed %v after %q %q, want %v after . ..", got, ents[0].Name, ents[1].Name, want)
 	}
 }
 

@@ -107,9 +107,8 @@ func (n *node) isUpper() bool {
 // newChild makes (or refreshes) the node for an object just resolved as
 // name in n.
 func (n *node) newChild(name string, f *found, out *fuse.EntryOut) *node {
-	rel := join(n.rel(), name)
 	if isDirStat(&f.st) && len(f.layers) > 1 && n.ov.upper != nil && f.layers[0] == 0 {
-		n.ov.fixOrigin(rel, &f.st, n.ov.layers[f.layers[1]], f.pathIn(n, name, 1))
+		n.ov.fixOrigin(join(n.rel(), name), &f.st, n.ov.layers[f.layers[1]], f.pathIn(n, name, 1))
 	}
 	k := n.ov.keyOf(f, n, name)
 	var paths []string
@@ -124,7 +123,7 @@ func (n *node) newChild(name string, f *found, out *fuse.EntryOut) *node {
 				nlink = ov.unionNlink(ov.index, idx, &f.st)
 			}
 		case f.layers[0] == 0 && f.st.Nlink > 1:
-			nlink = ov.unionNlink(ov.upper, rel, &f.st)
+			nlink = ov.unionNlink(ov.upper, join(n.rel(), name), &f.st)
 		}
 	}
 	n.ov.statToAttr(&f.st, &out.Attr)

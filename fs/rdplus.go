@@ -44,5 +44,12 @@ func (p *rdplusPolicy) wantAttributes() bool {
 	return false
 }
 
+// stating reports whether the policy sends attributes now, without
+// counting an entry.
+func (p *rdplusPolicy) stating() bool {
+	bare, looked := p.bare.Load(), p.lookedUp.Load()
+	return bare >= rdplusMinSample && 2*looked >= bare
+}
+
 // noteLookup counts a LOOKUP from the kernel.
 func (p *rdplusPolicy) noteLookup() { p.lookedUp.Add(1) }

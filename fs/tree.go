@@ -220,6 +220,17 @@ func (n *node) links() []link {
 	return ls
 }
 
+// reserveChildren sizes parent's children map for n names, unless it has
+// one: a READDIRPLUS reply about to give the kernel a node per entry
+// would otherwise grow it step by step, a copy each time.
+func (t *tree) reserveChildren(parent *node, n int) {
+	t.mu.Lock()
+	if parent.children == nil && n > 0 {
+		parent.children = make(map[string]*node, n)
+	}
+	t.mu.Unlock()
+}
+
 // setEntry makes child the node of name in parent; the node that had
 // that name before loses it. Must hold t.mu.
 func (t *tree) setEntry(parent *node, name string, child *node) {
@@ -380,7 +391,12 @@ func (t *tree) path(n *node) string {
 	if len(segs) == 1 {
 		return segs[0]
 	}
+	size := len(segs) - 1
+	for _, s := range segs {
+		size += len(s)
+	}
 	var b strings.Builder
+	b.Grow(size)
 	for i := len(segs) - 1; i >= 0; i-- {
 		b.WriteString(segs[i])
 		if i > 0 {

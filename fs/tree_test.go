@@ -145,3 +145,24 @@ func TestTreeHardLinkNames(t *testing.T) {
 		t.Errorf("a file with no name left has name %q", n)
 	}
 }
+
+// TestTreeReserveKeepsChildren reserves room for a listing's names in a
+// directory with no children yet and in one that has some: both then
+// hold what they held and what is added.
+func TestTreeReserveKeepsChildren(t *testing.T) {
+	tt := newTestTree()
+	root := tt.t.root
+	full := tt.lookup(root, "full", syscall.S_IFDIR, 2)
+	a := tt.lookup(full, "a", syscall.S_IFREG, 3)
+	empty := tt.lookup(root, "empty", syscall.S_IFDIR, 4)
+	tt.t.reserveChildren(full, 100)
+	tt.t.reserveChildren(empty, 100)
+	b := tt.lookup(full, "b", syscall.S_IFREG, 5)
+	c := tt.lookup(empty, "c", syscall.S_IFREG, 6)
+	if full.children["a"] != a || full.children["b"] != b || len(full.children) != 2 {
+		t.Errorf("full holds %v, want a and b", full.children)
+	}
+	if empty.children["c"] != c || len(empty.children) != 1 {
+		t.Errorf("empty holds %v, want c", empty.children)
+	}
+}

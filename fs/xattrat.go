@@ -66,19 +66,21 @@ func errnoErr(e syscall.Errno) error {
 	return e
 }
 
-// cStrings returns path and name as NUL-terminated strings.
-func cStrings(path, name string) (*byte, *byte, error) {
-	p, err := unix.BytePtrFromString(path)
+// cStrings returns path and name NUL-terminated, in pb and nb when they
+// fit (cstring.go).
+func cStrings(pb, nb *cName, path, name string) (*byte, *byte, error) {
+	p, err := pb.ptr(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	nm, err := unix.BytePtrFromString(name)
+	nm, err := nb.ptr(name)
 	return p, nm, err
 }
 
 // getxattrAt is lgetxattr of path relative to dirfd.
 func getxattrAt(dirfd int, path, name string, dest []byte) (int, error) {
-	p, nm, err := cStrings(path, name)
+	var pb, nb cName
+	p, nm, err := cStrings(&pb, &nb, path, name)
 	if err != nil {
 		return 0, err
 	}
@@ -94,7 +96,8 @@ func getxattrAt(dirfd int, path, name string, dest []byte) (int, error) {
 
 // setxattrAt is lsetxattr of path relative to dirfd.
 func setxattrAt(dirfd int, path, name string, data []byte, flags int) error {
-	p, nm, err := cStrings(path, name)
+	var pb, nb cName
+	p, nm, err := cStrings(&pb, &nb, path, name)
 	if err != nil {
 		return err
 	}
@@ -109,7 +112,8 @@ func setxattrAt(dirfd int, path, name string, data []byte, flags int) error {
 
 // listxattrAt is llistxattr of path relative to dirfd.
 func listxattrAt(dirfd int, path string, dest []byte) (int, error) {
-	p, err := unix.BytePtrFromString(path)
+	var pb cName
+	p, err := pb.ptr(path)
 	if err != nil {
 		return 0, err
 	}
@@ -124,7 +128,8 @@ func listxattrAt(dirfd int, path string, dest []byte) (int, error) {
 
 // removexattrAt is lremovexattr of path relative to dirfd.
 func removexattrAt(dirfd int, path, name string) error {
-	p, nm, err := cStrings(path, name)
+	var pb, nb cName
+	p, nm, err := cStrings(&pb, &nb, path, name)
 	if err != nil {
 		return err
 	}
