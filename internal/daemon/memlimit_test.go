@@ -90,6 +90,24 @@ func TestMemoryLimiterLeavesGOMEMLIMIT(t *testing.T) {
 	}
 }
 
+// A process serving unions collects at gcPercent, unless GOGC says
+// otherwise.
+func TestMemoryLimiterSetsGOGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for _, env := range []string{"", "200"} {
+		t.Setenv("GOGC", env)
+		debug.SetGCPercent(200)
+		NewMemoryLimiter().Stop()
+		want := gcPercent
+		if env != "" {
+			want = 200
+		}
+		if got := debug.SetGCPercent(200); got != want {
+			t.Errorf("GOGC=%q: collecting at %d%%, want %d%%", env, got, want)
+		}
+	}
+}
+
 // What the process holds near the sized limit raises it: to twice the
 // live heap plus the memory outside the heap (stacks, the runtime's own),
 // which a collection cannot free; back to the sized limit once it falls.
