@@ -70,6 +70,9 @@ type tree struct {
 	// byAttr finds the node of an identity, so that every name of an
 	// object leads to one node.
 	byAttr map[gofs.StableAttr]*node
+	// byAttrDeletes counts the deletions from byAttr since it was made:
+	// see compactByAttr.
+	byAttrDeletes int
 	// server sends notifications to the kernel; set once mounted.
 	server *fuse.Server
 	// onForget runs for each node the tree lets go, outside the lock.
@@ -191,6 +194,8 @@ func (t *tree) release(n *node, gone []*node) []*node {
 	}
 	if t.byAttr[n.attr] == n {
 		delete(t.byAttr, n.attr)
+		t.byAttrDeletes++
+		t.compactByAttr()
 	}
 	parents := n.links()
 	for _, l := range parents {
@@ -206,6 +211,25 @@ func (t *tree) release(n *node, gone []*node) []*node {
 		}
 	}
 	return gone
+}
+
+// compactByAttr copies byAttr into a map of its size once it has seen
+// more deletions than twice its entries. Go's maps never shrink, and the
+// slots a deletion leaves are not all given back: a walk of a tree far
+// larger than the node bound made the map, which holds at most the nodes
+// the kernel keeps, grow on and on (8.3 MB for 65k nodes after a walk of
+// a million names). A copy costs one insertion per entry, paid for by the
+// deletions before it. Must hold t.mu.
+func (t *tree) compactByAttr() {
+	const minDeletes = 16 << 10
+	if t.byAttrDeletes < minDeletes || t.byAttrDeletes < 2*len(t.byAttr) {
+		return
+	}
+	fresh := make(map[gofs.StableAttr]*node, len(t.byAttr))
+	for k, v := range t.byAttr {
+		fresh[k] = v
+	}
+	t.byAttr, t.byAttrDeletes = fresh, 0
 }
 
 // links returns every name of n. Must hold t.mu.

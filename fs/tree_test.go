@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"fmt"
 	"syscall"
 	"testing"
 
@@ -164,5 +165,34 @@ func TestTreeReserveKeepsChildren(t *testing.T) {
 	}
 	if empty.children["c"] != c || len(empty.children) != 1 {
 		t.Errorf("empty holds %v, want c", empty.children)
+	}
+}
+
+// TestTreeIdentitiesAfterChurn gives the kernel 40,000 files and takes
+// most back, as a walk of a tree larger than the node bound does: the
+// identity map is copied anew on the way (compactByAttr), and still finds
+// each node held, and none released.
+func TestTreeIdentitiesAfterChurn(t *testing.T) {
+	tt := newTestTree()
+	root := tt.t.root
+	const total, kept = 40000, 1000
+	nodes := make([]*node, total)
+	for i := range nodes {
+		nodes[i] = tt.lookup(root, fmt.Sprint("f", i), syscall.S_IFREG, uint64(100+i))
+	}
+	for _, n := range nodes[kept:] {
+		tt.t.forget(n.nodeID(), 1)
+	}
+	if tt.t.byAttrDeletes >= total-kept {
+		t.Errorf("%d deletions and the map was never copied", tt.t.byAttrDeletes)
+	}
+	for i, n := range nodes {
+		id := gofs.StableAttr{Mode: syscall.S_IFREG, Ino: uint64(100 + i)}
+		if got, want := tt.t.known(id), map[bool]*node{true: n, false: nil}[i < kept]; got != want {
+			t.Fatalf("identity of file %d finds %p, want %p", i, got, want)
+		}
+	}
+	if len(tt.t.byAttr) != kept+1 { // and the root
+		t.Errorf("the identity map holds %d, want %d", len(tt.t.byAttr), kept+1)
 	}
 }
