@@ -11,13 +11,13 @@ import (
 	"github.com/unionfuse/unionfuse/fs"
 )
 
-// The Go runtime lets the heap grow to twice what the last collection
-// kept (GOGC=100) before it collects again. For a process whose node
-// trees are bounded (fs.Config.MaxNodes) that headroom is most of its
-// resident size, so the process gives the runtime a soft memory limit
-// sized to the nodes of the unions it serves: the collector then runs
-// when the process nears the limit rather than when the heap has
-// doubled. The nodes counted are those the kernel holds now (up to each
+// The Go runtime lets the heap grow by what the last collection kept
+// (GOGC=100) before it collects again; a process serving unions lets it
+// grow by half of that (gcPercent). For a process whose node trees are
+// bounded (fs.Config.MaxNodes) that headroom is much of its resident
+// size, so the process also gives the runtime a soft memory limit sized
+// to the nodes of the unions it serves: the collector then runs when the
+// process nears the limit, if that comes first. The nodes counted are those the kernel holds now (up to each
 // union's bound) plus room for the next ones, once per process, so that
 // a union server's limit follows what its unions hold rather than the
 // sum of their bounds (100 unions: 4.9 GB, never reached). A soft limit below what the process really
@@ -28,7 +28,8 @@ import (
 
 // Sizes of the limit, from the 63k-name walk (docs/benchmarks.md): the
 // runtime, stacks and go-fuse's request buffers, then the bytes one node
-// costs (≈450) with room for the garbage of the requests in between (600:
+// cost (≈450 then, ≈230 since fs has its own node tree) with room for the
+// garbage of the requests in between (600:
 // 750 kept 8 MB more after the walk and 30-40 MB more in a union server
 // of 100 unions, for no speed), and
 // the nodes counted beyond those held (once per process, up to the sum of
