@@ -54,29 +54,6 @@ func (b *cName) joined(dir, name string) (*byte, error) {
 	return &b[0], nil
 }
 
-// fstatat is unix.Fstatat.
-func fstatat(dirfd int, path string, st *unix.Stat_t, flags int) error {
-	var b cName
-	p, err := b.ptr(path)
-	if err != nil {
-		return err
-	}
-	_, _, e := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(st)), uintptr(flags), 0, 0)
-	return errnoErr(e)
-}
-
-// fstatatIn is fstatat of name in directory dir (union-relative, "" for
-// the root).
-func fstatatIn(dirfd int, dir, name string, st *unix.Stat_t, flags int) error {
-	var b cName
-	p, err := b.joined(dir, name)
-	if err != nil {
-		return err
-	}
-	_, _, e := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(st)), uintptr(flags), 0, 0)
-	return errnoErr(e)
-}
-
 // openat is unix.Openat.
 func openat(dirfd int, path string, flags int, mode uint32) (int, error) {
 	var b cName
@@ -84,7 +61,7 @@ func openat(dirfd int, path string, flags int, mode uint32) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	fd, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(flags), uintptr(mode), 0, 0)
+	fd, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(flags|unix.O_LARGEFILE), uintptr(mode), 0, 0)
 	if e != 0 {
 		return -1, e
 	}

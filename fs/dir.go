@@ -123,8 +123,8 @@ func (ov *overlay) appendMerged(head []listedEntry, v dirView) ([]listedEntry, s
 	// Every layer is read first, so that the set of names seen is sized
 	// once (growing it was a third of the daemon's time listing a large
 	// directory) and the bottom layer's names need not enter it. All are
-	// read into one pooled slice; ends[pos] is where layer pos's records
-	// end in it, -1 for a layer without the directory.
+	// read into one pooled slice; spans[pos] is where layer pos's records
+	// are in it (empty for a layer without the directory).
 	pooled := rawListings.Get().(*[]rawDirent)
 	all := (*pooled)[:0]
 	defer func() {
@@ -134,39 +134,37 @@ func (ov *overlay) appendMerged(head []listedEntry, v dirView) ([]listedEntry, s
 			rawListings.Put(pooled)
 		}
 	}()
-	var endsBuf [8]int
-	ends := endsBuf[:0]
+	type span struct{ lo, hi int }
+	var spansBuf [8]span
+	spans := spansBuf[:0]
 	names, last := 0, -1
 	for pos, li := range v.layers {
 		start := len(all)
 		var err error
 		all, err = appendLayerDir(all, ov.layers[li], v.path(pos))
 		if err != nil {
+			clear(all[start:])
 			all = all[:start]
 			if err == unix.ENOENT || err == unix.ENOTDIR {
-				ends = append(ends, -1)
+				spans = append(spans, span{start, start})
 				continue
 			}
 			return nil, errnoOf(err)
 		}
-		ends = append(ends, len(all))
+		spans = append(spans, span{start, len(all)})
 		if len(all) > start {
 			last = pos
 		}
 	}
 	names = len(all)
+	// layerEnts is layer pos's records, nil for none (as readLayerDir
+	// gives for an empty directory).
 	layerEnts := func(pos int) []rawDirent {
-		if ends[pos] < 0 {
+		sp := spans[pos]
+		if sp.lo == sp.hi {
 			return nil
 		}
-		start := 0
-		for p := pos - 1; p >= 0; p-- {
-			if ends[p] >= 0 {
-				start = ends[p]
-				break
-			}
-		}
-		return all[start:ends[pos]:ends[pos]]
+		return all[sp.lo:sp.hi:sp.hi]
 	}
 	bottom := 0
 	if last >= 0 {

@@ -117,6 +117,18 @@ func TestMergedEntriesAcrossMissingLayers(t *testing.T) {
 	if ents[0].Name != "." || ents[1].Name != ".." || !reflect.DeepEqual(got, want) {
 		t.Errorf("listed %v after %q %q, want %v after . ..", got, ents[0].Name, ents[1].Name, want)
 	}
+	// Held by the top layers only, and by none.
+	for rel, want := range map[string][]string{"top": {"t"}, "none": nil} {
+		ov := testOverlay(t, []string{"top/", "top/t=u"}, []string{"top/"}, []string{"x=1"})
+		ents, errno := ov.mergedEntries(dirView{layers: allLayers(ov), rel: rel})
+		var got []string
+		for _, e := range ents {
+			got = append(got, e.Name)
+		}
+		if errno != 0 || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s lists %v, %v; want %v", rel, got, errno, want)
+		}
+	}
 }
 
 func TestMergedEntriesInodeNumbersMatchLookup(t *testing.T) {

@@ -244,13 +244,19 @@ func (n *node) links() []link {
 	return ls
 }
 
-// reserveChildren sizes parent's children map for n names, unless it has
-// one: a READDIRPLUS reply about to give the kernel a node per entry
-// would otherwise grow it step by step, a copy each time.
+// maxReservedChildren caps reserveChildren: a map never shrinks, and the
+// node bound (or a reader that stops early) may leave most of a huge
+// directory's names out of it.
+const maxReservedChildren = 4096
+
+// reserveChildren sizes parent's children map for n names (at most
+// maxReservedChildren), unless it has one: a READDIRPLUS reply about to
+// give the kernel a node per entry would otherwise grow it step by step,
+// a copy each time.
 func (t *tree) reserveChildren(parent *node, n int) {
 	t.mu.Lock()
 	if parent.children == nil && n > 0 {
-		parent.children = make(map[string]*node, n)
+		parent.children = make(map[string]*node, min(n, maxReservedChildren))
 	}
 	t.mu.Unlock()
 }
