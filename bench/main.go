@@ -208,8 +208,6 @@ func parseFlags(args []string) (*Config, error) {
 		return nil, fmt.Errorf("-seq-size and -rand-size must be at least 1M")
 	case c.MountLayers < 2 || c.MountLayers > 500:
 		return nil, fmt.Errorf("-mount-layers must be between 2 and 500")
-	case c.Rootless && slices.Contains(c.Systems, sysUnionServer):
-		return nil, fmt.Errorf("-rootless: %s is measured as root only", sysUnionServer)
 	case c.Rootless && slices.Contains(c.Systems, sysUnionNoPT):
 		return nil, fmt.Errorf("-rootless measures unionfuse without passthrough already: leave out %s", sysUnionNoPT)
 	}

@@ -86,7 +86,7 @@ func newRunner(cfg *Config) (*Runner, error) {
 		case sysUnionMC:
 			r.systems = append(r.systems, withMetacopy(ufbin))
 		case sysUnionServer:
-			r.systems = append(r.systems, newUnionServer(filepath.Join(r.ws.Root, "runs"), r.ufServe, filepath.Join(r.ws.Root, "logs", "unions.log")))
+			r.systems = append(r.systems, newUnionServer(filepath.Join(r.ws.Root, "runs"), r.ufServe, filepath.Join(r.ws.Root, "logs", "unions.log"), workloadCred))
 		}
 	}
 	r.info = collectMachine(cfg, r)

@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/unionfuse/unionfuse/internal/mountopts"
 	"github.com/unionfuse/unionfuse/internal/unionserver"
+	"golang.org/x/sys/unix"
 )
 
 // sysUnionServer is unionfuse's union server: one process serves every
@@ -21,9 +23,14 @@ const sysUnionServer = "unionfuse-server"
 
 // unionServerSystem serves unions through a union server for the runs
 // directory of the workspace, started from unionfuse-fuse by the first
-// mount.
+// mount. In a rootless run every mount is the command a user types,
+// `unionfuse-fuse -o server=DIR,...`, run as the workload user: the
+// server then runs as that user and mounts through fusermount3.
 type unionServerSystem struct {
 	root, log, bin string
+	// cred is the user the mount commands run as; nil for root, whose
+	// mounts ask the server through the client directly.
+	cred *syscall.Credential
 
 	once   sync.Once
 	client *unionserver.Client
@@ -31,9 +38,9 @@ type unionServerSystem struct {
 
 // newUnionServer returns the system for the unions under root (the
 // workspace's runs directory), served by bin (unionfuse-fuse), logging to
-// log.
-func newUnionServer(root, bin, log string) *unionServerSystem {
-	return &unionServerSystem{root: root, bin: bin, log: log}
+// log, mounted as the user cred (nil: root).
+func newUnionServer(root, bin, log string, cred *syscall.Credential) *unionServerSystem {
+	return &unionServerSystem{root: root, bin: bin, log: log, cred: cred}
 }
 
 // Name implements System.
@@ -42,6 +49,14 @@ func (s *unionServerSystem) Name() string { return sysUnionServer }
 // Mount implements System: it asks the server (started when none runs)
 // to serve u and waits for the union.
 func (s *unionServerSystem) Mount(u Union) (*Mount, error) {
+	if s.cred != nil {
+		m, err := s.MountFromShell(u)
+		if err != nil {
+			return nil, err
+		}
+		m.PID = s.serverPid()
+		return m, nil
+	}
 	s.once.Do(func() { s.client = unionserver.NewClient(s.root, s.log, s.bin) })
 	opts, err := mountopts.Parse(layerOptions(u))
 	if err != nil {
@@ -65,8 +80,14 @@ func (s *unionServerSystem) Mount(u Union) (*Mount, error) {
 }
 
 // serverPid is the running server's pid from its lock file, 0 when it
-// cannot be read.
+// cannot be read. A user's server keeps its lock file where that user's
+// environment and namespaces say (unionserver.SocketPath), so for a
+// rootless run it is found among the user's processes instead: the one
+// started as `NAME ROOT SOCKET LOGFILE` for this ROOT.
 func (s *unionServerSystem) serverPid() int {
+	if s.cred != nil {
+		return userServerPid(s.cred.Uid, s.root)
+	}
 	b, err := os.ReadFile(unionserver.PidFile(s.root))
 	if err != nil {
 		return 0
@@ -80,6 +101,31 @@ func (s *unionServerSystem) serverPid() int {
 // command asks the same server the other rows use (started by it when
 // none runs), as a user's `unionfuse-fuse -o server=DIR,... MERGED` does.
 func (s *unionServerSystem) MountFromShell(u Union) (*Mount, error) {
-	argv := []string{s.bin, "-o", "server=" + s.root + "," + layerOptions(u), u.Merged}
-	return fromShell(s.Name(), u, argv, nil, nil)
+	opts := "server=" + s.root + "," + layerOptions(u)
+	if s.cred != nil {
+		opts += ",allow_other" // the harness, root, reads through it
+	}
+	return fromShell(s.Name(), u, []string{s.bin, "-o", opts, u.Merged}, s.cred, nil)
+}
+
+// userServerPid returns the pid of the union server for root run by user
+// uid, 0 when none runs.
+func userServerPid(uid uint32, root string) int {
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range procs {
+		var st unix.Stat_t
+		if unix.Stat(dir, &st) != nil || st.Uid != uid {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+		if len(args) == 4 && args[1] == root {
+			pid, _ := strconv.Atoi(filepath.Base(dir))
+			return pid
+		}
+	}
+	return 0
 }
