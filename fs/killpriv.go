@@ -127,11 +127,18 @@ func unprivilegedCaller(ctx context.Context) (uid, gid uint32, ok bool) {
 // the kernel lets only the owner (or root) change a file's mode, so a
 // chown that would clear set-id bits of another user's file fails, and
 // changes nothing. A write by another user drops them all the same (the
-// kernel forces that change); such a write comes through a descriptor
-// open for writing, so an open writable handle on the node lets the
-// request through (a read-only one, a running binary, does not).
-func (n *node) killByOtherDenied(uid, gid uint32) bool {
-	if uid == 0 || n.ov.hasWritableHandle(n.key()) {
+// kernel forces that change) and may arrive as the same empty SETATTR;
+// such a write comes through a descriptor open for writing, so an open
+// writable handle on the node lets the request through (a read-only one,
+// a running binary, does not). With the writeback cache the two differ:
+// the kernel sends a chown's ctime (FATTR_CTIME), never a write's drop,
+// so a SETATTR with a ctime is judged as a chown whoever has the file
+// open. Without it (passthrough) a chown while someone else writes the
+// file gets through: known, and less harmful than failing a write.
+func (n *node) killByOtherDenied(in *fuse.SetAttrIn) bool {
+	uid, gid := in.Caller.Uid, in.Caller.Gid
+	chown := n.ov.writeback && in.Valid&fuse.FATTR_CTIME != 0
+	if uid == 0 || !chown && n.ov.hasWritableHandle(n.key()) {
 		return false
 	}
 	l, p, errno := n.topPath()

@@ -23,7 +23,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 			}
 		}()
 	}
-	if setsNothing(in) && n.killByOtherDenied(in.Caller.Uid, in.Caller.Gid) {
+	if setsNothing(in) && n.killByOtherDenied(in) {
 		return syscall.EPERM
 	}
 	in, err := n.ov.diskSetattr(in)

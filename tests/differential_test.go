@@ -850,6 +850,9 @@ func TestDifferentialRegressions(t *testing.T) {
 			{Kind: "chown", P: "updir/s", UID: -1, GID: 1000},
 			{Kind: "chmod", P: "updir/s", Mode: 0o2644},
 			{Kind: "chown", P: "updir/s", UID: -1, GID: -1}}},
+		{"chown -1:-1 by another user while root holds the file open for writing", []*op{
+			slot0("hold", op{P: "suid", Flags: unix.O_RDWR}),
+			{Kind: "chown", P: "suid", UID: -1, GID: -1, As: 65534}}},
 	}
 	runScripted(t, withPassthrough(sub), cases)
 
@@ -881,6 +884,14 @@ type scriptedCase struct {
 	ops  []*op
 }
 
+// passthroughDiffers names the scripted cases where unionfuse with
+// passthrough is known to differ from the kernel, and says why: they are
+// skipped there.
+var passthroughDiffers = map[string]string{
+	// fs/killpriv.go: killByOtherDenied.
+	"chown -1:-1 by another user while root holds the file open for writing": "without the writeback cache a write's drop of set-id bits and this chown are the same empty SETATTR",
+}
+
 // withPassthrough returns sub and, when sub is unionfuse, unionfuse with
 // passthrough as well.
 func withPassthrough(sub mounter) []mounter {
@@ -907,6 +918,9 @@ func runScripted(t *testing.T, subs []mounter, cases []scriptedCase) {
 			t.Run(name, func(t *testing.T) {
 				if isUnionfuse && u.passthrough && hasOp(c.ops, "fdread") {
 					t.Skip("reads through a descriptor opened before a copy-up differ by design with passthrough")
+				}
+				if why := passthroughDiffers[c.name]; isUnionfuse && u.passthrough && why != "" {
+					t.Skip("known to differ with passthrough: " + why)
 				}
 				if f := replay(t, m, baseLayersOnly, c.ops); f != nil {
 					t.Error(f.report(m.name(), baseLayersOnly, len(c.ops)) + "\n" + layerFacts(t, baseLayersOnly, f.ops))
