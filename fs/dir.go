@@ -137,7 +137,7 @@ func (ov *overlay) appendMerged(head []listedEntry, v dirView) ([]listedEntry, s
 	type span struct{ lo, hi int }
 	var spansBuf [8]span
 	spans := spansBuf[:0]
-	names, last := 0, -1
+	last := -1
 	for pos, li := range v.layers {
 		start := len(all)
 		var err error
@@ -156,7 +156,7 @@ func (ov *overlay) appendMerged(head []listedEntry, v dirView) ([]listedEntry, s
 			last = pos
 		}
 	}
-	names = len(all)
+	names := len(all)
 	// layerEnts is layer pos's records, nil for none (as readLayerDir
 	// gives for an empty directory).
 	layerEnts := func(pos int) []rawDirent {
