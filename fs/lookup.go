@@ -143,7 +143,7 @@ func (ov *overlay) resolve(d dirView, name string) (found, syscall.Errno) {
 	checkRedirect := follows || len(ov.dataLayers) > 0
 	for pos < len(stack.layers) && !s.stop {
 		li, dirPath := stack.layers[pos], stack.path(pos)
-		if s.metacopy {
+		if s.metacopy { // its path is built only below a metacopy file
 			if errno := ov.followMetacopy(&s, join(d.rel, name)); errno != 0 {
 				return f, errno
 			}
