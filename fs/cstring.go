@@ -54,6 +54,11 @@ func (b *cName) joined(dir, name string) (*byte, error) {
 	return &b[0], nil
 }
 
+// fstatat is unix.Fstatat (fstatatIn: fstatat_raw.go, fstatat_other.go).
+func fstatat(dirfd int, path string, st *unix.Stat_t, flags int) error {
+	return fstatatIn(dirfd, "", path, st, flags)
+}
+
 // openat is unix.Openat.
 func openat(dirfd int, path string, flags int, mode uint32) (int, error) {
 	var b cName

@@ -7,14 +7,9 @@ import "golang.org/x/sys/unix"
 // rawFstatat says whether fstatat copies its path on the stack.
 const rawFstatat = false
 
-// fstatat is unix.Fstatat (fstatat_raw.go avoids its copy of the path
-// where the kernel's struct is unix.Stat_t).
-func fstatat(dirfd int, path string, st *unix.Stat_t, flags int) error {
-	return unix.Fstatat(dirfd, path, st, flags)
-}
-
 // fstatatIn is fstatat of name in directory dir (union-relative, "" for
-// the root).
+// the root); fstatat_raw.go avoids x/sys's copy of the path where the
+// kernel's struct is unix.Stat_t.
 func fstatatIn(dirfd int, dir, name string, st *unix.Stat_t, flags int) error {
 	return unix.Fstatat(dirfd, join(dir, name), st, flags)
 }

@@ -15,19 +15,8 @@ import (
 // rawFstatat says whether fstatat copies its path on the stack.
 const rawFstatat = true
 
-// fstatat is unix.Fstatat.
-func fstatat(dirfd int, path string, st *unix.Stat_t, flags int) error {
-	var b cName
-	p, err := b.ptr(path)
-	if err != nil {
-		return err
-	}
-	_, _, e := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(dirfd), uintptr(unsafe.Pointer(p)), uintptr(unsafe.Pointer(st)), uintptr(flags), 0, 0)
-	return errnoErr(e)
-}
-
 // fstatatIn is fstatat of name in directory dir (union-relative, "" for
-// the root).
+// the root), its path copied on the stack.
 func fstatatIn(dirfd int, dir, name string, st *unix.Stat_t, flags int) error {
 	var b cName
 	p, err := b.joined(dir, name)

@@ -32,7 +32,7 @@ const (
 func (p *rdplusPolicy) wantAttributes() bool {
 	n := p.entries.Add(1)
 	bare, looked := p.bare.Load(), p.lookedUp.Load()
-	if bare >= rdplusMinSample && 2*looked >= bare && n%rdplusProbe != 0 {
+	if statingAt(bare, looked) && n%rdplusProbe != 0 {
 		return true
 	}
 	if bare > rdplusWindow {
@@ -47,7 +47,12 @@ func (p *rdplusPolicy) wantAttributes() bool {
 // stating reports whether the policy sends attributes now, without
 // counting an entry.
 func (p *rdplusPolicy) stating() bool {
-	bare, looked := p.bare.Load(), p.lookedUp.Load()
+	return statingAt(p.bare.Load(), p.lookedUp.Load())
+}
+
+// statingAt reports whether most of bare entries were looked up soon after
+// (looked of them): the walk stats what it lists.
+func statingAt(bare, looked int64) bool {
 	return bare >= rdplusMinSample && 2*looked >= bare
 }
 
