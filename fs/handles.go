@@ -391,9 +391,6 @@ func (b *bridge) readDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirE
 			return fuse.Status(errno)
 		}
 	}
-	if plus && h.pos == 0 && h.n.ov.rdplus.stating() {
-		b.tree.reserveChildren(e.n, len(h.entries)-2) // less "." and ".."
-	}
 	for {
 		de, ok, errno := h.next()
 		if errno != 0 {

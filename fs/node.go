@@ -30,12 +30,12 @@ type node struct {
 	// kernel sends no request for a node once it has forgotten it, so the
 	// descriptor is not closed under a user.
 	orphanFd atomic.Int32
-	// inLRU says n is on the list of held nodes (see lruPrev). Kept next
-	// to orphanFd, in what would be padding: a node of 128 bytes takes
-	// Go's 128-byte size class instead of the 144-byte one.
-	inLRU bool
+	// nchildren counts the names the tree holds in this directory
+	// (tree.go; guarded by its lock). Kept next to orphanFd, in what would
+	// be padding: a node of 112 bytes takes Go's 112-byte size class.
+	nchildren uint32
 	// lruPrev and lruNext link the nodes the kernel holds, most recently
-	// looked up first (prune.go). Guarded by the pruner's lock, as inLRU.
+	// looked up first (prune.go). Guarded by the pruner's lock.
 	lruPrev, lruNext *node
 }
 

@@ -149,7 +149,7 @@ func (p *pruner) touch(n *node) {
 		return
 	}
 	if p.head != n {
-		if n.inLRU {
+		if p.listed(n) {
 			p.unlink(n)
 		}
 		p.pushFront(n)
@@ -174,10 +174,16 @@ func (p *pruner) remove(n *node) {
 		return
 	}
 	p.mu.Lock()
-	if n.inLRU && n.Forgotten() {
+	if p.listed(n) && n.Forgotten() {
 		p.unlink(n)
 	}
 	p.mu.Unlock()
+}
+
+// listed reports whether n is on the list: a node off it has no
+// neighbours and is not its only member. Must hold p.mu.
+func (p *pruner) listed(n *node) bool {
+	return n.lruPrev != nil || n.lruNext != nil || p.head == n
 }
 
 func (p *pruner) pushFront(n *node) {
@@ -189,7 +195,6 @@ func (p *pruner) pushFront(n *node) {
 	if p.tail == nil {
 		p.tail = n
 	}
-	n.inLRU = true
 	p.count++
 }
 
@@ -205,7 +210,6 @@ func (p *pruner) unlink(n *node) {
 		p.tail = n.lruPrev
 	}
 	n.lruPrev, n.lruNext = nil, nil
-	n.inLRU = false
 	p.count--
 }
 

@@ -44,12 +44,6 @@ func (p *rdplusPolicy) wantAttributes() bool {
 	return false
 }
 
-// stating reports whether the policy sends attributes now, without
-// counting an entry.
-func (p *rdplusPolicy) stating() bool {
-	return statingAt(p.bare.Load(), p.lookedUp.Load())
-}
-
 // statingAt reports whether most of bare entries were looked up soon after
 // (looked of them): the walk stats what it lists.
 func statingAt(bare, looked int64) bool {

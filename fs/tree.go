@@ -2,10 +2,12 @@ package fs
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"strings"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -23,12 +25,14 @@ import (
 // rawBridge): about 416 bytes per name — a 128-byte Inode, an identity
 // table of two maps and a 64-byte entry per node, and a children map and
 // slice in every directory with a parent record per node — before
-// unionfuse added its own state. Here a node is one 128-byte object with
-// a slot in the id table and the identity map, and an entry in its
-// parent's children map: about half of that (docs/benchmarks.md, "Own
-// node tree"). bridge.go serves the FUSE requests over it.
+// unionfuse added its own state. Here a node is one 112-byte object with
+// a slot in the id table and one in each of two hash tables of node
+// pointers, by identity and by name (nodeindex.go): about 170 bytes with
+// its name and state (docs/benchmarks.md, "Own node tree", "Node tables
+// without maps"). bridge.go serves the FUSE requests over it.
 
-// inode is what the tree keeps of a node.
+// inode is what the tree keeps of a node. (A node's count of names in it,
+// nchildren, is a field of node itself, where it fits in padding.)
 type inode struct {
 	// id is the node id the kernel knows the node by: 1 for the root, 0
 	// before the kernel is given the node and after it has forgotten it.
@@ -39,15 +43,11 @@ type inode struct {
 	lookups uint64
 	// parent and name are the name the node was last given (by a lookup,
 	// a create or a rename); parent is nil for the root and for a node
-	// that has no name any more (removed, or not yet linked).
+	// that has no name any more (removed, or not yet linked). A node with
+	// several names (a hard link looked up by more than one) has the
+	// others in the tree's otherNames.
 	parent *node
 	name   string
-	// more holds the other names of a node that has several (a hard
-	// link looked up by more than one name); nil for nearly every node.
-	more *[]link
-	// children maps the names the kernel holds in a directory to their
-	// nodes; nil until the first.
-	children map[string]*node
 }
 
 // link is one name of a node: name in parent.
@@ -69,10 +69,14 @@ type tree struct {
 	free []uint64
 	// byAttr finds the node of an identity, so that every name of an
 	// object leads to one node.
-	byAttr map[gofs.StableAttr]*node
-	// byAttrDeletes counts the deletions from byAttr since it was made:
-	// see compactByAttr.
-	byAttrDeletes int
+	byAttr *nodeIndex[gofs.StableAttr]
+	// byName finds a node by its newest name (parent and name): every
+	// node that has a name is in it. The other names of the few nodes
+	// that have several are in otherNames, and listed per node, oldest
+	// first, in others.
+	byName     *nodeIndex[link]
+	otherNames map[link]*node
+	others     map[*node][]link
 	// server sends notifications to the kernel; set once mounted.
 	server *fuse.Server
 	// onForget runs for each node the tree lets go, outside the lock.
@@ -82,10 +86,24 @@ type tree struct {
 // newTree returns the tree of a union whose root is root, with identity
 // attr.
 func newTree(root *node, attr gofs.StableAttr, onForget func(*node)) *tree {
-	t := &tree{root: root, ids: []*node{nil, root}, byAttr: make(map[gofs.StableAttr]*node), onForget: onForget}
+	attrSeed, nameSeed := rand.Uint64(), maphash.MakeSeed()
+	t := &tree{
+		root: root,
+		ids:  []*node{nil, root},
+		byAttr: newNodeIndex(func(n *node) gofs.StableAttr { return n.attr }, func(a gofs.StableAttr) uint64 {
+			return mix64(a.Ino ^ attrSeed ^ mix64(a.Gen^uint64(a.Mode)))
+		}),
+		// A name hashes with a seeded maphash, so that no one can make
+		// names that collide; the directory is mixed in by its address,
+		// which does not change (Go does not move what is on the heap).
+		byName: newNodeIndex(func(n *node) link { return link{n.parent, n.name} }, func(l link) uint64 {
+			return maphash.String(nameSeed, l.name) ^ mix64(uint64(uintptr(unsafe.Pointer(l.parent))))
+		}),
+		onForget: onForget,
+	}
 	attr.Mode = syscall.S_IFDIR
 	root.attr, root.id, root.lookups = attr, fuse.FUSE_ROOT_ID, 1
-	t.byAttr[attr] = root
+	t.byAttr.put(root)
 	return t
 }
 
@@ -104,7 +122,7 @@ func (t *tree) node(id uint64) *node {
 func (t *tree) known(attr gofs.StableAttr) *node {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.byAttr[attr]
+	return t.byAttr.get(attr)
 }
 
 // register gives the kernel child as name in parent (a name of "" for a
@@ -115,13 +133,13 @@ func (t *tree) known(attr gofs.StableAttr) *node {
 // number, which child replaces). It fills in the reply's node id.
 func (t *tree) register(parent *node, name string, child *node, exclusive bool, out *fuse.EntryOut) *node {
 	t.mu.Lock()
-	if old := t.byAttr[child.attr]; old != nil && old != child && !exclusive {
+	if old := t.byAttr.get(child.attr); old != nil && old != child && !exclusive {
 		child = old
 	}
 	if child.id == 0 {
 		child.id = t.newID(child)
 	}
-	t.byAttr[child.attr] = child
+	t.byAttr.put(child)
 	child.lookups++
 	if name != "" {
 		t.setEntry(parent, name, child)
@@ -187,170 +205,143 @@ func (t *tree) release(n *node, gone []*node) []*node {
 		t.free = append(t.free, n.id)
 		n.id = 0
 	}
-	if len(n.children) > 0 {
+	if n.nchildren > 0 {
 		// Kept, and found by its identity, so that a lookup of its name
 		// brings this node back with its children, not a second one.
 		return gone
 	}
-	if t.byAttr[n.attr] == n {
-		delete(t.byAttr, n.attr)
-		t.byAttrDeletes++
-		t.compactByAttr()
-	}
-	parents := n.links()
+	t.byAttr.remove(n)
+	parents := t.links(n)
 	for _, l := range parents {
-		if l.parent.children[l.name] == n {
-			delete(l.parent.children, l.name)
-		}
+		t.dropName(n, l.parent, l.name)
 	}
-	n.parent, n.name, n.more = nil, "", nil
 	gone = append(gone, n)
 	for _, l := range parents {
-		if p := l.parent; p.lookups == 0 && len(p.children) == 0 {
+		if p := l.parent; p.lookups == 0 && p.nchildren == 0 {
 			gone = t.release(p, gone)
 		}
 	}
 	return gone
 }
 
-// compactByAttr copies byAttr into a map of its size once it has seen
-// more deletions than twice its entries. Go's maps never shrink, and the
-// slots a deletion leaves are not all given back: a walk of a tree far
-// larger than the node bound made the map, which holds at most the nodes
-// the kernel keeps, grow on and on (8.3 MB for 65k nodes after a walk of
-// a million names). A copy costs one insertion per entry, paid for by the
-// deletions before it. Must hold t.mu.
-func (t *tree) compactByAttr() {
-	const minDeletes = 16 << 10
-	if t.byAttrDeletes < minDeletes || t.byAttrDeletes < 2*len(t.byAttr) {
-		return
-	}
-	fresh := make(map[gofs.StableAttr]*node, len(t.byAttr))
-	for k, v := range t.byAttr {
-		fresh[k] = v
-	}
-	t.byAttr, t.byAttrDeletes = fresh, 0
-}
-
 // links returns every name of n. Must hold t.mu.
-func (n *node) links() []link {
+func (t *tree) links(n *node) []link {
 	if n.parent == nil {
 		return nil
 	}
-	ls := []link{{n.parent, n.name}}
-	if n.more != nil {
-		ls = append(ls, *n.more...)
-	}
-	return ls
+	return append([]link{{n.parent, n.name}}, t.others[n]...)
 }
 
-// maxReservedChildren caps reserveChildren: a map never shrinks, and the
-// node bound (or a reader that stops early) may leave most of a huge
-// directory's names out of it.
-const maxReservedChildren = 4096
-
-// reserveChildren sizes parent's children map for n names (at most
-// maxReservedChildren), unless it has one: a READDIRPLUS reply about to
-// give the kernel a node per entry would otherwise grow it step by step,
-// a copy each time.
-func (t *tree) reserveChildren(parent *node, n int) {
-	t.mu.Lock()
-	if parent.children == nil && n > 0 {
-		parent.children = make(map[string]*node, min(n, maxReservedChildren))
+// child returns the node of name in parent, or nil. Must hold t.mu.
+func (t *tree) child(parent *node, name string) *node {
+	l := link{parent, name}
+	if n := t.byName.get(l); n != nil {
+		return n
 	}
-	t.mu.Unlock()
+	return t.otherNames[l]
 }
 
 // setEntry makes child the node of name in parent; the node that had
 // that name before loses it. Must hold t.mu.
 func (t *tree) setEntry(parent *node, name string, child *node) {
-	if old := parent.children[name]; old != nil {
+	if old := t.child(parent, name); old != nil {
 		if old == child {
-			child.promote(parent, name)
+			t.promote(child, parent, name)
 			return
 		}
-		old.dropLink(parent, name)
+		t.dropName(old, parent, name)
 	}
-	if parent.children == nil {
-		parent.children = make(map[string]*node)
-	}
-	parent.children[name] = child
-	child.addLink(parent, name)
+	t.addName(child, parent, name)
 }
 
 // delEntry takes name out of parent, and returns its node, if any, which
 // may have left the tree (see release): gone gets what did. Must hold
 // t.mu.
 func (t *tree) delEntry(parent *node, name string, gone []*node) (*node, []*node) {
-	ch := parent.children[name]
+	ch := t.child(parent, name)
 	if ch == nil {
 		return nil, gone
 	}
-	delete(parent.children, name)
-	ch.dropLink(parent, name)
-	if ch.lookups == 0 && len(ch.children) == 0 {
+	t.dropName(ch, parent, name)
+	if ch.lookups == 0 && ch.nchildren == 0 {
 		gone = t.release(ch, gone)
 	}
 	return ch, gone
 }
 
-// addLink makes name in parent n's newest name. A directory has only
-// one: its old name, if any, goes. Must hold t.mu.
-func (n *node) addLink(parent *node, name string) {
+// addName gives n the name name in parent, which no node has, as its
+// newest. A directory has only one: its old name, if any, goes. Must
+// hold t.mu.
+func (t *tree) addName(n *node, parent *node, name string) {
+	if n.parent != nil {
+		if n.attr.Mode == syscall.S_IFDIR {
+			t.dropName(n, n.parent, n.name)
+		} else {
+			t.demote(n)
+		}
+	}
+	n.parent, n.name = parent, name
+	t.byName.put(n)
+	parent.nchildren++
+}
+
+// demote moves n's newest name to its other names, leaving it none in
+// byName. Must hold t.mu.
+func (t *tree) demote(n *node) {
+	t.byName.remove(n)
+	l := link{n.parent, n.name}
+	if t.otherNames == nil {
+		t.otherNames, t.others = make(map[link]*node), make(map[*node][]link)
+	}
+	t.otherNames[l] = n
+	t.others[n] = append(t.others[n], l)
+	n.parent, n.name = nil, ""
+}
+
+// promote makes name in parent, one of n's names, its newest. Must hold
+// t.mu.
+func (t *tree) promote(n *node, parent *node, name string) {
 	if n.parent == parent && n.name == name {
 		return
 	}
-	if n.parent != nil && n.attr.Mode == syscall.S_IFDIR {
-		if n.parent.children[n.name] == n {
-			delete(n.parent.children, n.name)
-		}
-		n.parent, n.name = nil, ""
-	}
-	if n.parent != nil {
-		n.dropMore(parent, name)
-		if n.more == nil {
-			n.more = new([]link)
-		}
-		*n.more = append(*n.more, link{n.parent, n.name})
-	}
+	t.dropOther(n, link{parent, name})
+	t.demote(n)
 	n.parent, n.name = parent, name
+	t.byName.put(n)
 }
 
-// promote makes name in parent, already one of n's names, its newest.
-func (n *node) promote(parent *node, name string) { n.addLink(parent, name) }
-
-// dropMore removes name in parent from n's other names.
-func (n *node) dropMore(parent *node, name string) {
-	if n.more == nil {
-		return
-	}
-	ls := *n.more
-	for i, l := range ls {
-		if l.parent == parent && l.name == name {
+// dropOther removes l from n's other names. Must hold t.mu.
+func (t *tree) dropOther(n *node, l link) {
+	ls := t.others[n]
+	for i := range ls {
+		if ls[i] == l {
 			ls = append(ls[:i], ls[i+1:]...)
 			break
 		}
 	}
+	delete(t.otherNames, l)
 	if len(ls) == 0 {
-		n.more = nil
+		delete(t.others, n)
 	} else {
-		*n.more = ls
+		t.others[n] = ls
 	}
 }
 
-// dropLink removes name in parent from n's names; the newest of the
+// dropName removes name in parent from n's names; the newest of the
 // others, if any, takes its place. Must hold t.mu.
-func (n *node) dropLink(parent *node, name string) {
+func (t *tree) dropName(n *node, parent *node, name string) {
+	parent.nchildren--
 	if n.parent != parent || n.name != name {
-		n.dropMore(parent, name)
+		t.dropOther(n, link{parent, name})
 		return
 	}
+	t.byName.remove(n)
 	n.parent, n.name = nil, ""
-	if n.more != nil {
-		ls := *n.more
+	if ls := t.others[n]; len(ls) > 0 {
 		last := ls[len(ls)-1]
+		t.dropOther(n, last)
 		n.parent, n.name = last.parent, last.name
-		n.dropMore(last.parent, last.name)
+		t.byName.put(n)
 	}
 }
 
@@ -360,19 +351,17 @@ func (n *node) dropLink(parent *node, name string) {
 func (t *tree) move(parent *node, name string, newParent *node, newName string, exchange bool) []*node {
 	var gone []*node
 	t.mu.Lock()
-	src := parent.children[name]
-	dst := newParent.children[newName]
+	src := t.child(parent, name)
+	dst := t.child(newParent, newName)
 	if src == dst && src != nil {
 		t.mu.Unlock()
 		return nil
 	}
 	if src != nil {
-		delete(parent.children, name)
-		src.dropLink(parent, name)
+		t.dropName(src, parent, name)
 	}
 	if dst != nil {
-		delete(newParent.children, newName)
-		dst.dropLink(newParent, newName)
+		t.dropName(dst, newParent, newName)
 	}
 	if src != nil {
 		t.setEntry(newParent, newName, src)
@@ -380,7 +369,7 @@ func (t *tree) move(parent *node, name string, newParent *node, newName string, 
 	if dst != nil {
 		if exchange {
 			t.setEntry(parent, name, dst)
-		} else if dst.lookups == 0 && len(dst.children) == 0 {
+		} else if dst.lookups == 0 && dst.nchildren == 0 {
 			gone = t.release(dst, gone)
 		}
 	}
@@ -451,17 +440,25 @@ func (n *node) GetChild(name string) *node {
 	t := n.ov.tree
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return n.children[name]
+	return t.child(n, name)
 }
 
-// Children returns the names the kernel holds in the directory n.
+// Children returns the names the kernel holds in the directory n. It
+// reads every name the tree holds: for tests and debugging.
 func (n *node) Children() map[string]*node {
 	t := n.ov.tree
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	m := make(map[string]*node, len(n.children))
-	for k, v := range n.children {
-		m[k] = v
+	m := make(map[string]*node, n.nchildren)
+	for ch := range t.byName.all() {
+		if ch.parent == n {
+			m[ch.name] = ch
+		}
+	}
+	for l, ch := range t.otherNames {
+		if l.parent == n {
+			m[l.name] = ch
+		}
 	}
 	return m
 }

@@ -147,31 +147,10 @@ func TestTreeHardLinkNames(t *testing.T) {
 	}
 }
 
-// TestTreeReserveKeepsChildren reserves room for a listing's names in a
-// directory with no children yet and in one that has some: both then
-// hold what they held and what is added.
-func TestTreeReserveKeepsChildren(t *testing.T) {
-	tt := newTestTree()
-	root := tt.t.root
-	full := tt.lookup(root, "full", syscall.S_IFDIR, 2)
-	a := tt.lookup(full, "a", syscall.S_IFREG, 3)
-	empty := tt.lookup(root, "empty", syscall.S_IFDIR, 4)
-	tt.t.reserveChildren(full, 100)
-	tt.t.reserveChildren(empty, 100)
-	b := tt.lookup(full, "b", syscall.S_IFREG, 5)
-	c := tt.lookup(empty, "c", syscall.S_IFREG, 6)
-	if full.children["a"] != a || full.children["b"] != b || len(full.children) != 2 {
-		t.Errorf("full holds %v, want a and b", full.children)
-	}
-	if empty.children["c"] != c || len(empty.children) != 1 {
-		t.Errorf("empty holds %v, want c", empty.children)
-	}
-}
-
 // TestTreeIdentitiesAfterChurn gives the kernel 40,000 files and takes
 // most back, as a walk of a tree larger than the node bound does: the
-// identity map is copied anew on the way (compactByAttr), and still finds
-// each node held, and none released.
+// identity index shrinks on the way, and still finds each node held, and
+// none released.
 func TestTreeIdentitiesAfterChurn(t *testing.T) {
 	tt := newTestTree()
 	root := tt.t.root
@@ -183,16 +162,16 @@ func TestTreeIdentitiesAfterChurn(t *testing.T) {
 	for _, n := range nodes[kept:] {
 		tt.t.forget(n.nodeID(), 1)
 	}
-	if tt.t.byAttrDeletes >= total-kept {
-		t.Errorf("%d deletions and the map was never copied", tt.t.byAttrDeletes)
-	}
 	for i, n := range nodes {
 		id := gofs.StableAttr{Mode: syscall.S_IFREG, Ino: uint64(100 + i)}
 		if got, want := tt.t.known(id), map[bool]*node{true: n, false: nil}[i < kept]; got != want {
 			t.Fatalf("identity of file %d finds %p, want %p", i, got, want)
 		}
 	}
-	if len(tt.t.byAttr) != kept+1 { // and the root
-		t.Errorf("the identity map holds %d, want %d", len(tt.t.byAttr), kept+1)
+	if n := tt.t.byAttr.len(); n != kept+1 { // and the root
+		t.Errorf("the identity index holds %d, want %d", n, kept+1)
+	}
+	if size := len(tt.t.byAttr.slots); size > 4*(kept+1) {
+		t.Errorf("the identity index keeps %d slots for %d nodes", size, kept+1)
 	}
 }
