@@ -9,9 +9,9 @@ import (
 
 // The kernel keeps a dentry and an inode for every name it has looked up
 // until memory pressure evicts them, and the tree keeps a node (with its
-// table and children entries, ≈230 bytes) for as long as the kernel
-// holds one: without a bound, a walk of a million names costs the daemon
-// a quarter of a gigabyte it never gives back. So the
+// name and table slots, ≈170 bytes) for as long as the kernel holds one:
+// without a bound, a walk of a million names costs the daemon a sixth of
+// a gigabyte it never gives back. So the
 // overlay keeps the nodes the kernel holds in a list, most recently
 // looked up first, and when there are more than Config.MaxNodes it asks
 // the kernel to forget the oldest ones (FUSE_NOTIFY_PRUNE, Linux 6.16+).
@@ -36,7 +36,7 @@ import (
 // go before their directory, which the kernel can then drop too.
 
 // defaultMaxNodes bounds the nodes kept for the kernel when
-// Config.MaxNodes is 0: about 15 MB of node tree (≈230 B a name). It is
+// Config.MaxNodes is 0: about 11 MB of node tree (≈170 B a name). It is
 // above the bench's 63k-name tree on purpose: a tree larger than the
 // bound is looked up again on every walk, and a warm find then costs 4.8x
 // the kernel's instead of 1.4x (docs/benchmarks.md, "Bounded node tree").
