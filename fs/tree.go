@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,18 +87,19 @@ type tree struct {
 // newTree returns the tree of a union whose root is root, with identity
 // attr.
 func newTree(root *node, attr gofs.StableAttr, onForget func(*node)) *tree {
-	attrSeed, nameSeed := rand.Uint64(), maphash.MakeSeed()
+	seed := maphash.MakeSeed()
 	t := &tree{
 		root: root,
 		ids:  []*node{nil, root},
+		// Keys hash with a seeded maphash, so that no one can choose
+		// identities or names that collide.
 		byAttr: newNodeIndex(func(n *node) gofs.StableAttr { return n.attr }, func(a gofs.StableAttr) uint64 {
-			return mix64(a.Ino ^ attrSeed ^ mix64(a.Gen^uint64(a.Mode)))
+			return maphash.Comparable(seed, a)
 		}),
-		// A name hashes with a seeded maphash, so that no one can make
-		// names that collide; the directory is mixed in by its address,
-		// which does not change (Go does not move what is on the heap).
+		// The directory is mixed in by its address, which does not change
+		// (Go does not move what is on the heap).
 		byName: newNodeIndex(func(n *node) link { return link{n.parent, n.name} }, func(l link) uint64 {
-			return maphash.String(nameSeed, l.name) ^ mix64(uint64(uintptr(unsafe.Pointer(l.parent))))
+			return maphash.String(seed, l.name) ^ mix64(uint64(uintptr(unsafe.Pointer(l.parent))))
 		}),
 		onForget: onForget,
 	}
@@ -310,31 +312,34 @@ func (t *tree) promote(n *node, parent *node, name string) {
 	t.byName.put(n)
 }
 
-// dropOther removes l from n's other names. Must hold t.mu.
-func (t *tree) dropOther(n *node, l link) {
+// dropOther removes l from n's other names, and reports whether it was
+// one. Must hold t.mu.
+func (t *tree) dropOther(n *node, l link) bool {
 	ls := t.others[n]
-	for i := range ls {
-		if ls[i] == l {
-			ls = append(ls[:i], ls[i+1:]...)
-			break
-		}
+	i := slices.Index(ls, l)
+	if i < 0 {
+		return false
 	}
+	ls = slices.Delete(ls, i, i+1)
 	delete(t.otherNames, l)
 	if len(ls) == 0 {
 		delete(t.others, n)
 	} else {
 		t.others[n] = ls
 	}
+	return true
 }
 
-// dropName removes name in parent from n's names; the newest of the
-// others, if any, takes its place. Must hold t.mu.
+// dropName removes name in parent from n's names, if it is one; the
+// newest of the others, if any, takes its place. Must hold t.mu.
 func (t *tree) dropName(n *node, parent *node, name string) {
-	parent.nchildren--
 	if n.parent != parent || n.name != name {
-		t.dropOther(n, link{parent, name})
+		if t.dropOther(n, link{parent, name}) {
+			parent.nchildren--
+		}
 		return
 	}
+	parent.nchildren--
 	t.byName.remove(n)
 	n.parent, n.name = nil, ""
 	if ls := t.others[n]; len(ls) > 0 {
