@@ -181,8 +181,9 @@ func (p *pruner) remove(n *node) {
 	p.mu.Unlock()
 }
 
-// listed reports whether n is on the list: a node off it has no
-// neighbours and is not its only member. Must hold p.mu.
+// listed reports whether n is on the list: a node on it has a neighbour
+// or is its only member, the head (unlink clears both links). Must hold
+// p.mu.
 func (p *pruner) listed(n *node) bool {
 	return n.lruPrev != nil || n.lruNext != nil || p.head == n
 }
