@@ -12,8 +12,8 @@ import "iter"
 // about 60 bytes a node (its key is 24 bytes) and the children maps, one
 // per directory, about 35. A table here holds one pointer a slot,
 // doubles when three quarters full and halves when a quarter full: 11 to
-// 32 bytes a node, and a walk past the node bound leaves no room behind. Deletion shifts the entries after the
-// freed slot back (no tombstones).
+// 32 bytes a node, and a walk past the node bound leaves no room behind.
+// Deletion shifts the entries after the freed slot back (no tombstones).
 //
 // A node's key must not change while the node is in the index: take it
 // out first. Guarded by the tree's lock.
