@@ -85,11 +85,11 @@ func setBlocks(a *fuse.Attr) {
 }
 
 // added registers a node a request made or found for name in parent (see
-// tree.register), puts it at the front of the held nodes (prune.go) and
+// tree.register, which marks it recent for the pruner, prune.go) and
 // completes the reply.
 func (b *bridge) added(parent *node, name string, child *node, exclusive bool, out *fuse.EntryOut) *node {
 	child = b.tree.register(parent, name, child, exclusive, out)
-	b.ov.pruner.touch(child)
+	b.ov.pruner.touch()
 	b.entryOut(out)
 	return child
 }

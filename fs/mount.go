@@ -47,6 +47,8 @@ func Mount(merged string, cfg Config) (*Mounted, error) {
 		ov.close()
 		return nil, fmt.Errorf("mount %s: %w", merged, err)
 	}
+	// Started before the first request, whose lookups it counts.
+	ov.pruner.start(ov.tree, cfg.OnIdle)
 	go server.Serve()
 	// NewServer returned after the mount and its INIT; WaitMount adds
 	// go-fuse's poll probe, which a server that stays out can skip.
@@ -57,7 +59,6 @@ func Mount(merged string, cfg Config) (*Mounted, error) {
 			return nil, fmt.Errorf("mount %s: %w", merged, err)
 		}
 	}
-	ov.pruner.start(ov.tree, cfg.OnIdle)
 	return &Mounted{server: server, ov: ov, merged: merged}, nil
 }
 

@@ -32,11 +32,8 @@ type node struct {
 	orphanFd atomic.Int32
 	// nchildren counts the names the tree holds in this directory
 	// (tree.go; guarded by its lock). Kept next to orphanFd, in what would
-	// be padding: a node of 112 bytes takes Go's 112-byte size class.
+	// be padding: a node of 96 bytes takes Go's 96-byte size class.
 	nchildren uint32
-	// lruPrev and lruNext link the nodes the kernel holds, most recently
-	// looked up first (prune.go). Guarded by the pruner's lock.
-	lruPrev, lruNext *node
 }
 
 // setState records the layers of n's object, and its paths in them when

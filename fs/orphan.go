@@ -145,10 +145,9 @@ func (n *node) withOrphanDir(fn func(path string) error) (ok bool, err error) {
 // nodeForgotten is OnForget of n, which has left the tree.
 func (ov *overlay) nodeForgotten(n *node) { n.OnForget() }
 
-// OnForget takes a node the kernel no longer holds off the list of those
-// it does (prune.go), and closes the descriptor of a removed directory.
+// OnForget closes the descriptor of a removed directory the kernel no
+// longer holds.
 func (n *node) OnForget() {
-	n.ov.pruner.remove(n)
 	if fd := n.orphanFd.Swap(0); fd > 0 {
 		unix.Close(int(fd))
 	}

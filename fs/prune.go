@@ -1,26 +1,35 @@
 package fs
 
 import (
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
 
 // The kernel keeps a dentry and an inode for every name it has looked up
 // until memory pressure evicts them, and the tree keeps a node (with its
-// name and table slots, ≈170 bytes) for as long as the kernel holds one:
+// name and table slots, ≈155 bytes) for as long as the kernel holds one:
 // without a bound, a walk of a million names costs the daemon a sixth of
-// a gigabyte it never gives back. So the
-// overlay keeps the nodes the kernel holds in a list, most recently
-// looked up first, and when there are more than Config.MaxNodes it asks
-// the kernel to forget the oldest ones (FUSE_NOTIFY_PRUNE, Linux 6.16+).
-// The kernel drops only dentries nobody uses — not an open file, a
-// working directory or a directory with cached children — exactly as
-// its own shrinker would under memory pressure, so nothing is lost that
-// a lookup cannot find again: the next access looks the name up anew.
-// What the kernel drops comes back as FORGET, after which the tree drops
-// the node (OnForget takes it off the list).
+// a gigabyte it never gives back. So when the kernel holds more than
+// Config.MaxNodes nodes, the overlay asks it to forget some
+// (FUSE_NOTIFY_PRUNE, Linux 6.16+). The kernel drops only dentries
+// nobody uses — not an open file, a working directory or a directory with
+// cached children — exactly as its own shrinker would under memory
+// pressure, so nothing is lost that a lookup cannot find again: the next
+// access looks the name up anew. What the kernel drops comes back as
+// FORGET, after which the tree drops the node.
+//
+// Which nodes: those not looked up for longest, as a clock finds them
+// (the second-chance algorithm of page replacement). The nodes the kernel
+// holds are the tree's node ids; a lookup sets the id's bit in
+// tree.recent; a hand goes round the ids, clears the bits it finds set
+// (those nodes are spared for one more round) and takes the ids whose bit
+// is clear. A node costs one bit, not a place in a list: two pointers on
+// every node (16 of its 112 bytes, a megabyte on the bench's walk) bought
+// an exact order that the kernel's refusals blur anyway.
 //
 // A mount that has served no lookup for a while (Config.IdleTrimAfter) is trimmed further: the
 // kernel is asked to forget every node it is not using (an idle mount
@@ -31,12 +40,13 @@ import (
 // daemons; the next access looks its names up again.
 //
 // A node the kernel kept (in use, or a directory whose children were
-// still cached) goes back to the front of the list and is tried again
-// after MaxNodes more lookups. A batch is sent newest first, so children
-// go before their directory, which the kernel can then drop too.
+// still cached) has its bit set again when it is sent, so it is tried
+// again one round later. A batch is sent highest id first: ids are given
+// out in lookup order, so children mostly go before their directory,
+// which the kernel can then drop too.
 
 // defaultMaxNodes bounds the nodes kept for the kernel when
-// Config.MaxNodes is 0: about 11 MB of node tree (≈170 B a name). It is
+// Config.MaxNodes is 0: about 10 MB of node tree (≈155 B a name). It is
 // above the bench's 63k-name tree on purpose: a tree larger than the
 // bound is looked up again on every walk, and a warm find then costs 4.8x
 // the kernel's instead of 1.4x (docs/benchmarks.md, "Bounded node tree").
@@ -64,22 +74,17 @@ const pruneBatch = 1024
 // build's pauses keep their warm names.
 const defaultIdleAfter = 30 * time.Second
 
-// pruner is the list of nodes the kernel holds, most recently looked up
-// first, with its bound.
+// pruner bounds the nodes the kernel holds of one union.
 type pruner struct {
-	mu sync.Mutex
-	// head is the most recently looked-up node, tail the least; nodes
-	// link through lruPrev and lruNext.
-	head, tail *node
-	count      int
-	max        int
-	// trigger is the length past which touch wakes the pruning: max, or
+	mu  sync.Mutex
+	max int
+	// trigger is the count past which touch wakes the pruning: max, or
 	// more after a batch the kernel could not drop (see prune).
 	trigger int
 	// kick wakes the goroutine that sends the notifications.
 	kick chan struct{}
 	// supported is cleared once the kernel refuses the notification
-	// (older than Linux 6.16): the list is then no longer kept.
+	// (older than Linux 6.16): nothing is sent any more.
 	supported bool
 	tree      *tree
 	done      chan struct{}
@@ -114,20 +119,20 @@ func (p *pruner) start(t *tree, onIdle func()) {
 	go p.loop()
 }
 
-// held returns how many nodes the list holds: those the kernel has
-// been given and not yet forgotten. It is the bound once the list is no
-// longer kept (a kernel without the notification), and 0 without a
-// bound (nil).
+// held returns how many nodes the kernel holds: those it has been given
+// and not yet forgotten. It is the bound once the kernel has refused the
+// notification, and 0 without a bound (nil).
 func (p *pruner) held() int {
 	if p == nil {
 		return 0
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.supported {
+	supported := p.supported
+	p.mu.Unlock()
+	if !supported {
 		return p.max
 	}
-	return p.count
+	return int(p.tree.held.Load())
 }
 
 // stop ends the goroutine of start.
@@ -137,10 +142,10 @@ func (p *pruner) stop() {
 	}
 }
 
-// touch records that the kernel has just been given n: n moves to the
-// front of the list, and when the list is over its bound the oldest
-// nodes are pruned in the background.
-func (p *pruner) touch(n *node) {
+// touch records that the kernel has just been given a node (the tree has
+// marked it recent): when the kernel holds more than the bound, the
+// pruning runs in the background.
+func (p *pruner) touch() {
 	if p == nil {
 		return
 	}
@@ -149,14 +154,8 @@ func (p *pruner) touch(n *node) {
 		p.mu.Unlock()
 		return
 	}
-	if p.head != n {
-		if p.listed(n) {
-			p.unlink(n)
-		}
-		p.pushFront(n)
-	}
 	p.busy = true
-	wake := p.count > p.trigger || !p.armed
+	wake := int(p.tree.held.Load()) > p.trigger || !p.armed
 	p.armed = true
 	p.mu.Unlock()
 	if wake {
@@ -167,55 +166,8 @@ func (p *pruner) touch(n *node) {
 	}
 }
 
-// remove takes n off the list: the kernel and the tree have let it go.
-// A node a lookup has brought back since stays (touch and remove may
-// come in either order then).
-func (p *pruner) remove(n *node) {
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	if p.listed(n) && n.Forgotten() {
-		p.unlink(n)
-	}
-	p.mu.Unlock()
-}
-
-// listed reports whether n is on the list: a node on it has a neighbour
-// or is its only member, the head (unlink clears both links). Must hold
-// p.mu.
-func (p *pruner) listed(n *node) bool {
-	return n.lruPrev != nil || n.lruNext != nil || p.head == n
-}
-
-func (p *pruner) pushFront(n *node) {
-	n.lruPrev, n.lruNext = nil, p.head
-	if p.head != nil {
-		p.head.lruPrev = n
-	}
-	p.head = n
-	if p.tail == nil {
-		p.tail = n
-	}
-	p.count++
-}
-
-func (p *pruner) unlink(n *node) {
-	if n.lruPrev != nil {
-		n.lruPrev.lruNext = n.lruNext
-	} else {
-		p.head = n.lruNext
-	}
-	if n.lruNext != nil {
-		n.lruNext.lruPrev = n.lruPrev
-	} else {
-		p.tail = n.lruPrev
-	}
-	n.lruPrev, n.lruNext = nil, nil
-	p.count--
-}
-
-// loop prunes whenever touch finds the list over its trigger, and trims
+// loop prunes whenever touch finds the kernel holding more than the
+// trigger, and trims
 // the mount once it has been idle for p.idleAfter.
 func (p *pruner) loop() {
 	idle := time.NewTimer(p.idleAfter)
@@ -252,9 +204,7 @@ func (p *pruner) loop() {
 func (p *pruner) settle() {
 	last := -1
 	for try := 0; try < 50; try++ {
-		p.mu.Lock()
-		n := p.count
-		p.mu.Unlock()
+		n := p.held()
 		if n == last {
 			return
 		}
@@ -267,24 +217,22 @@ func (p *pruner) settle() {
 	}
 }
 
-// prune asks the kernel to forget the oldest nodes until the list holds
-// no more than target, one batch at a time. Between batches the FORGETs of
-// the last one come back and shorten the list. When a batch leaves the
-// list no shorter (what remains is in use), it stops and waits for
+// prune asks the kernel to forget the oldest nodes until it holds no
+// more than target, one batch at a time. Between batches the FORGETs of
+// the last one come back. When a batch leaves the kernel holding no
+// fewer (what remains is in use), it stops and waits for
 // pruneBatch more lookups before trying again, so a kernel that holds more
 // than the bound in use costs one batch per pruneBatch lookups, not one
 // per lookup.
 func (p *pruner) prune(target int) {
 	for {
-		p.mu.Lock()
-		before := p.count
-		p.mu.Unlock()
+		before := p.held()
 		if !p.pruneOnce(target) {
 			return
 		}
 		if !p.shortened(before) {
 			p.mu.Lock()
-			p.trigger = p.count + pruneBatch
+			p.trigger = int(p.tree.held.Load()) + pruneBatch
 			p.mu.Unlock()
 			return
 		}
@@ -294,12 +242,12 @@ func (p *pruner) prune(target int) {
 // forgetWait is how long prune waits for the FORGETs of a batch before it
 // takes the batch as stuck: the kernel sends them on its own time, later
 // on a busy machine (waiting a millisecond only made a pass stop early
-// under load, and the list stay over its bound until pruneBatch more
+// under load, and the kernel hold more than the bound until pruneBatch more
 // lookups came).
 const forgetWait = 50 * time.Millisecond
 
-// shortened reports whether the list became shorter than before within
-// forgetWait (false as well when the pruner is stopped).
+// shortened reports whether the kernel came to hold fewer nodes than
+// before within forgetWait (false as well when the pruner is stopped).
 func (p *pruner) shortened(before int) bool {
 	deadline := time.Now().Add(forgetWait)
 	for {
@@ -308,10 +256,7 @@ func (p *pruner) shortened(before int) bool {
 			return false
 		case <-time.After(time.Millisecond):
 		}
-		p.mu.Lock()
-		n := p.count
-		p.mu.Unlock()
-		if n < before {
+		if p.held() < before {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -325,40 +270,79 @@ func (p *pruner) shortened(before int) bool {
 // per name), and reports whether it sent anything.
 func (p *pruner) pruneOnce(target int) bool {
 	p.mu.Lock()
-	over := p.count - target
+	held := int(p.tree.held.Load())
+	over := held - target
 	if over <= 0 || !p.supported {
 		p.trigger = p.max
 		p.mu.Unlock()
 		return false
 	}
-	batch := make([]*node, 0, min(max(over, pruneBatch), p.count, pruneBatch))
-	for len(batch) < cap(batch) && p.tail != nil {
-		n := p.tail
-		p.unlink(n)
-		if n.Forgotten() {
-			continue // dropped without an OnForget we saw: off the list
-		}
-		// Tried again after max more lookups if the kernel keeps it.
-		p.pushFront(n)
-		batch = append(batch, n)
-	}
 	p.mu.Unlock()
-	if len(batch) == 0 {
+	ids := p.tree.oldest(min(held, pruneBatch))
+	if len(ids) == 0 {
 		return false
 	}
-	// Newest first: children before their directory.
-	for i, j := 0, len(batch)-1; i < j; i, j = i+1, j-1 {
-		batch[i], batch[j] = batch[j], batch[i]
-	}
-	if errno := p.tree.notifyPrune(batch); errno == unix.ENOSYS || errno == unix.EINVAL {
-		// The kernel does not know the notification: stop keeping a list.
+	// Highest id first: children before their directory.
+	slices.Sort(ids)
+	slices.Reverse(ids)
+	if errno := p.tree.notifyPrune(ids); errno == unix.ENOSYS || errno == unix.EINVAL {
+		// The kernel does not know the notification.
 		p.mu.Lock()
 		p.supported = false
-		for p.tail != nil {
-			p.unlink(p.tail)
-		}
 		p.mu.Unlock()
 		return false
 	}
 	return true
+}
+
+// oldest moves the pruner's hand round the node ids and returns up to
+// max of those the kernel holds that were not looked up since the hand
+// last passed them; it clears the bits of those that were (spared this
+// round), and sets the bits of those it returns, which the kernel may
+// keep. One call looks at each id at most twice. Must not hold t.mu.
+func (t *tree) oldest(max int) []uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ids []uint64
+	// Ids from first to the end of t.ids, the root's and the unused 0
+	// aside; two rounds at most, so an id taken (its bit set) is passed
+	// over (its bit cleared) but not taken again.
+	const first = fuse.FUSE_ROOT_ID + 1
+	n := uint64(len(t.ids))
+	if n <= first {
+		return nil
+	}
+	for steps := 2 * (n - first); steps > 0 && len(ids) < max; steps-- {
+		if t.hand < first || t.hand >= n {
+			t.hand = first
+		}
+		id := t.hand
+		t.hand++
+		if t.ids[id] == nil {
+			continue
+		}
+		if t.isRecent(id) {
+			t.recent[id/64] &^= 1 << (id % 64)
+			continue
+		}
+		t.markRecent(id)
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// markRecent sets the bit of node id in t.recent. Must hold t.mu.
+func (t *tree) markRecent(id uint64) {
+	w := int(id / 64)
+	if w >= len(t.recent) {
+		t.recent = slices.Grow(t.recent, w+1-len(t.recent))[:w+1]
+	}
+	t.recent[w] |= 1 << (id % 64)
+}
+
+// isRecent reports whether the bit of node id is set in t.recent. Must
+// hold t.mu.
+func (t *tree) isRecent(id uint64) bool {
+	w := int(id / 64)
+	return w < len(t.recent) && t.recent[w]&(1<<(id%64)) != 0
 }

@@ -2,12 +2,14 @@ package fs
 
 import (
 	"fmt"
-
 	"os"
 	"path/filepath"
+	"slices"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
 
@@ -78,10 +80,7 @@ func TestPruneBoundsNodes(t *testing.T) {
 		t.Helper()
 		var n int
 		for try := 0; try < 200; try++ {
-			p.mu.Lock()
-			n = p.count
-			p.mu.Unlock()
-			if n <= p.max {
+			if n = p.held(); n <= p.max {
 				break
 			}
 			// A lookup wakes the pruning if the last pass stopped early.
@@ -91,7 +90,7 @@ func TestPruneBoundsNodes(t *testing.T) {
 		return n
 	}
 	if n := settle(); n > p.max {
-		t.Fatalf("after walking %d names the list holds %d nodes, want at most %d", dirs*files+dirs, n, p.max)
+		t.Fatalf("after walking %d names the kernel holds %d nodes, want at most %d", dirs*files+dirs, n, p.max)
 	}
 	// The tree drops a node once the kernel has forgotten it.
 	if n := treeSize(p.tree.root) - 1; n > p.max {
@@ -179,8 +178,8 @@ func TestPruneIdle(t *testing.T) {
 
 // TestRelookupKeepsTheKernelsNode looks names up again that the kernel
 // already holds — a READDIRPLUS of a directory whose entries were looked
-// up, a link to a file — and checks that the list of held nodes still
-// counts each object once, and only nodes the kernel was given: a lookup
+// up, a link to a file — and checks that the nodes the kernel holds are
+// still counted once per object: a lookup
 // of a known object refreshes the node the tree keeps instead of making
 // one that the tree drops after the reply.
 func TestRelookupKeepsTheKernelsNode(t *testing.T) {
@@ -226,13 +225,53 @@ func TestRelookupKeepsTheKernelsNode(t *testing.T) {
 	if n := m.HeldNodes(); n != want {
 		t.Errorf("%d nodes held after a listing and a link, want %d: a lookup of a known object made a node of its own", n, want)
 	}
-	p := m.ov.pruner
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for n := p.head; n != nil; n = n.lruNext {
-		if n.Forgotten() {
-			t.Errorf("the list of held nodes has a node the kernel was never given (%s)", n.rel())
-			break
+}
+
+// TestPruneClockSparesRecentNodes runs the pruner's clock over a tree
+// without a mount: the first round spares every node just looked up,
+// the next takes the oldest first, never the root and never one id twice
+// in a batch; a node looked up again is spared for one more round; a
+// forgotten id is skipped, and the count of held nodes follows.
+func TestPruneClockSparesRecentNodes(t *testing.T) {
+	tt := newTestTree()
+	root := tt.t.root
+	var files []*node
+	for i := range 10 {
+		files = append(files, tt.lookup(root, fmt.Sprint("f", i), syscall.S_IFREG, uint64(100+i)))
+	}
+	if n := tt.t.held.Load(); n != 10 {
+		t.Fatalf("%d nodes held after 10 lookups, want 10", n)
+	}
+	// Every node was just looked up: the hand clears the bits of a whole
+	// round, then takes the oldest.
+	ids := tt.t.oldest(4)
+	want := []uint64{files[0].nodeID(), files[1].nodeID(), files[2].nodeID(), files[3].nodeID()}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("first batch %v, want the four oldest %v", ids, want)
+	}
+	// f4 is looked up again: the hand passes it over this round.
+	tt.lookup(root, "f4", syscall.S_IFREG, 104)
+	// f5 is forgotten: its id is no longer held.
+	f5 := files[5].nodeID()
+	tt.t.forget(f5, 1)
+	if n := tt.t.held.Load(); n != 9 {
+		t.Fatalf("%d nodes held after a forget, want 9", n)
+	}
+	ids = tt.t.oldest(3)
+	want = []uint64{files[6].nodeID(), files[7].nodeID(), files[8].nodeID()}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("second batch %v, want f6-f8 %v (f4 looked up again, f5 forgotten)", ids, want)
+	}
+	// A batch as large as the tree holds each id once, the root never.
+	ids = tt.t.oldest(100)
+	seen := map[uint64]bool{}
+	for _, id := range ids {
+		if id == fuse.FUSE_ROOT_ID || id == f5 || seen[id] {
+			t.Fatalf("batch %v has the root, a forgotten id or an id twice", ids)
 		}
+		seen[id] = true
+	}
+	if len(ids) == 0 || len(ids) > 9 {
+		t.Fatalf("batch of %d ids from a tree holding 9", len(ids))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -26,11 +27,11 @@ import (
 // rawBridge): about 416 bytes per name — a 128-byte Inode, an identity
 // table of two maps and a 64-byte entry per node, and a children map and
 // slice in every directory with a parent record per node — before
-// unionfuse added its own state. Here a node is one 112-byte object with
+// unionfuse added its own state. Here a node is one 96-byte object with
 // a slot in the id table and one in each of two hash tables of node
-// pointers, by identity and by name (nodeindex.go): about 170 bytes with
+// pointers, by identity and by name (nodeindex.go): about 155 bytes with
 // its name and state (docs/benchmarks.md, "Own node tree", "Node tables
-// without maps"). bridge.go serves the FUSE requests over it.
+// without maps", "A clock instead of a list"). bridge.go serves the FUSE requests over it.
 
 // inode is what the tree keeps of a node. (A node's count of names in it,
 // nchildren, is a field of node itself, where it fits in padding.)
@@ -68,6 +69,15 @@ type tree struct {
 	// has forgotten them.
 	ids  []*node
 	free []uint64
+	// held counts the ids given out and not yet forgotten, the root's
+	// aside: the nodes the kernel holds (prune.go). Written under mu, read
+	// without it.
+	held atomic.Int64
+	// recent has a bit per node id, set when the kernel is given the node
+	// and cleared when the pruner's hand passes it (prune.go); hand is the
+	// next id the hand looks at.
+	recent []uint64
+	hand   uint64
 	// byAttr finds the node of an identity, so that every name of an
 	// object leads to one node.
 	byAttr *nodeIndex[gofs.StableAttr]
@@ -143,6 +153,7 @@ func (t *tree) register(parent *node, name string, child *node, exclusive bool, 
 	}
 	t.byAttr.put(child)
 	child.lookups++
+	t.markRecent(child.id)
 	if name != "" {
 		t.setEntry(parent, name, child)
 	}
@@ -160,9 +171,11 @@ func (t *tree) newID(n *node) uint64 {
 		id := t.free[k-1]
 		t.free = t.free[:k-1]
 		t.ids[id] = n
+		t.held.Add(1)
 		return id
 	}
 	t.ids = append(t.ids, n)
+	t.held.Add(1)
 	return uint64(len(t.ids) - 1)
 }
 
@@ -205,6 +218,7 @@ func (t *tree) release(n *node, gone []*node) []*node {
 	if n.id != 0 {
 		t.ids[n.id] = nil
 		t.free = append(t.free, n.id)
+		t.held.Add(-1)
 		n.id = 0
 	}
 	if n.nchildren > 0 {
@@ -510,22 +524,11 @@ func (n *node) NotifyEntry(name string) syscall.Errno {
 	return syscall.Errno(s.EntryNotify(id, name))
 }
 
-// notifyPrune asks the kernel to forget the nodes, where nobody uses
+// notifyPrune asks the kernel to forget the nodes of ids, where nobody uses
 // them (FUSE_NOTIFY_PRUNE).
-func (t *tree) notifyPrune(nodes []*node) syscall.Errno {
+func (t *tree) notifyPrune(ids []uint64) syscall.Errno {
 	if t.server == nil {
 		return syscall.ENOSYS
-	}
-	ids := make([]uint64, 0, len(nodes))
-	t.mu.RLock()
-	for _, n := range nodes {
-		if n.id != 0 {
-			ids = append(ids, n.id)
-		}
-	}
-	t.mu.RUnlock()
-	if len(ids) == 0 {
-		return 0
 	}
 	return syscall.Errno(t.server.PruneNotify(ids))
 }
