@@ -49,7 +49,7 @@ func (ov *overlay) supersede(n *node, ino uint64, rel string) {
 	ov.emu.Lock()
 	defer ov.emu.Unlock()
 	ov.superseded[n.key()] = true
-	if n.alias.Load() != nil {
+	if ov.aliasOf[n] != nil {
 		return // renewed after a hard link's copy-up: in its group already
 	}
 	if ov.aliases == nil {
@@ -60,7 +60,7 @@ func (ov *overlay) supersede(n *node, ino uint64, rel string) {
 		g = &aliasGroup{}
 		ov.aliases[ino] = g
 	}
-	g.add(n)
+	ov.addAlias(g, n)
 }
 
 // noteInode adds n, just looked up as k, to the alias group
@@ -85,23 +85,42 @@ func (ov *overlay) noteInode(k nodeKey, n *node, linked bool) {
 	if g == nil || ov.superseded[k] {
 		return
 	}
-	if n.alias.Load() == nil {
-		g.add(n)
+	if ov.aliasOf[n] == nil {
+		ov.addAlias(g, n)
 	}
 }
 
-func (g *aliasGroup) add(n *node) {
+// addAlias puts n in the alias group g. The group is found by the node
+// in a map rather than a field of every node (8 of its bytes, for what
+// only hard links copied up while open and index=on make). Must hold
+// ov.emu.
+func (ov *overlay) addAlias(g *aliasGroup, n *node) {
 	g.mu.Lock()
 	g.inodes = append(g.inodes, n)
 	g.mu.Unlock()
-	n.alias.Store(g)
+	if ov.aliasOf == nil {
+		ov.aliasOf = make(map[*node]*aliasGroup)
+	}
+	ov.aliasOf[n] = g
+	ov.aliased.Store(true)
+}
+
+// aliasGroupOf returns the alias group of n, nil when it has none.
+func (n *node) aliasGroupOf() *aliasGroup {
+	ov := n.ov
+	if !ov.aliased.Load() {
+		return nil
+	}
+	ov.emu.Lock()
+	defer ov.emu.Unlock()
+	return ov.aliasOf[n]
 }
 
 // notifyAliases drops the kernel's cached attributes of the other inodes
-// naming n's object, after a change made through n. Cheap when n has no
-// alias (one atomic load), so it can follow every write.
+// naming n's object, after a change made through n. Cheap when no node of
+// the union has an alias (one atomic load), so it can follow every write.
 func (n *node) notifyAliases() {
-	g := n.alias.Load()
+	g := n.aliasGroupOf()
 	if g == nil {
 		return
 	}

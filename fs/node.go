@@ -18,9 +18,6 @@ import (
 type node struct {
 	inode // the kernel's view: node id, identity, names (tree.go)
 	ov    *overlay
-	// alias is the group of kernel inodes naming this node's object, when
-	// there are several (see alias.go).
-	alias atomic.Pointer[aliasGroup]
 	// state is what the overlay knows of the object: the layers holding
 	// it (see entry). The tree keeps one node per identity, so it is
 	// kept on the node; a lookup replaces it.
@@ -32,7 +29,7 @@ type node struct {
 	orphanFd atomic.Int32
 	// nchildren counts the names the tree holds in this directory
 	// (tree.go; guarded by its lock). Kept next to orphanFd, in what would
-	// be padding: a node of 96 bytes takes Go's 96-byte size class.
+	// be padding: a node of 80 bytes takes Go's 80-byte size class.
 	nchildren uint32
 }
 

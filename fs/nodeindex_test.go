@@ -18,7 +18,7 @@ func TestNodeIndexAgainstMap(t *testing.T) {
 	for name, hash := range hashes {
 		t.Run(name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
-			x := newNodeIndex(func(n *node) uint64 { return n.id }, hash)
+			x := newNodeIndex(func(n *node) uint64 { return uint64(n.id) }, hash)
 			want := map[uint64]*node{}
 			const keys = 300
 			for step := range 20000 {
@@ -33,13 +33,13 @@ func TestNodeIndexAgainstMap(t *testing.T) {
 						}
 						continue
 					}
-					n := &node{inode: inode{id: k}}
+					n := &node{inode: inode{id: uint32(k)}}
 					if old := x.put(n); old != want[k] {
 						t.Fatalf("step %d: put of %d replaced %p, want %p", step, k, old, want[k])
 					}
 					want[k] = n
 				} else if n := want[k]; n != nil {
-					stale := &node{inode: inode{id: k}}
+					stale := &node{inode: inode{id: uint32(k)}}
 					if x.remove(stale) {
 						t.Fatalf("step %d: a node not in the index was removed", step)
 					}
@@ -62,7 +62,7 @@ func TestNodeIndexAgainstMap(t *testing.T) {
 			}
 			seen := 0
 			for n := range x.all() {
-				if want[n.id] != n {
+				if want[uint64(n.id)] != n {
 					t.Errorf("all yields %d, not in the index", n.id)
 				}
 				seen++

@@ -3,6 +3,7 @@ package fs
 import (
 	"fmt"
 	"hash/maphash"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -27,22 +28,24 @@ import (
 // rawBridge): about 416 bytes per name — a 128-byte Inode, an identity
 // table of two maps and a 64-byte entry per node, and a children map and
 // slice in every directory with a parent record per node — before
-// unionfuse added its own state. Here a node is one 96-byte object with
+// unionfuse added its own state. Here a node is one 80-byte object with
 // a slot in the id table and one in each of two hash tables of node
-// pointers, by identity and by name (nodeindex.go): about 155 bytes with
+// pointers, by identity and by name (nodeindex.go): about 140 bytes with
 // its name and state (docs/benchmarks.md, "Own node tree", "Node tables
-// without maps", "A clock instead of a list"). bridge.go serves the FUSE requests over it.
+// without maps", "A clock instead of a list", "An 80-byte node"). bridge.go serves the FUSE requests over it.
 
 // inode is what the tree keeps of a node. (A node's count of names in it,
 // nchildren, is a field of node itself, where it fits in padding.)
 type inode struct {
 	// id is the node id the kernel knows the node by: 1 for the root, 0
 	// before the kernel is given the node and after it has forgotten it.
-	id uint64
+	// 32 bits hold it: a tree of four billion nodes would take 300 GB.
+	id uint32
+	// lookups counts the lookups the kernel has not yet forgotten, up to
+	// maxLookups, where it sticks (see countLookup).
+	lookups uint32
 	// attr is the node's identity; it never changes.
 	attr gofs.StableAttr
-	// lookups counts the lookups the kernel has not yet forgotten.
-	lookups uint64
 	// parent and name are the name the node was last given (by a lookup,
 	// a create or a rename); parent is nil for the root and for a node
 	// that has no name any more (removed, or not yet linked). A node with
@@ -68,7 +71,7 @@ type tree struct {
 	// is nil. free holds the ids that may be given out again: the kernel
 	// has forgotten them.
 	ids  []*node
-	free []uint64
+	free []uint32
 	// held counts the ids given out and not yet forgotten, the root's
 	// aside: the nodes the kernel holds (prune.go). Written under mu, read
 	// without it.
@@ -152,12 +155,12 @@ func (t *tree) register(parent *node, name string, child *node, exclusive bool, 
 		child.id = t.newID(child)
 	}
 	t.byAttr.put(child)
-	child.lookups++
-	t.markRecent(child.id)
+	child.countLookup()
+	t.markRecent(uint64(child.id))
 	if name != "" {
 		t.setEntry(parent, name, child)
 	}
-	out.NodeId = child.id
+	out.NodeId = uint64(child.id)
 	out.Generation = child.attr.Gen
 	out.Attr.Ino = child.attr.Ino
 	out.Mode = out.Attr.Mode&0o7777 | child.attr.Mode
@@ -166,7 +169,7 @@ func (t *tree) register(parent *node, name string, child *node, exclusive bool, 
 }
 
 // newID gives n a node id. Must hold t.mu.
-func (t *tree) newID(n *node) uint64 {
+func (t *tree) newID(n *node) uint32 {
 	if k := len(t.free); k > 0 {
 		id := t.free[k-1]
 		t.free = t.free[:k-1]
@@ -176,7 +179,20 @@ func (t *tree) newID(n *node) uint64 {
 	}
 	t.ids = append(t.ids, n)
 	t.held.Add(1)
-	return uint64(len(t.ids) - 1)
+	return uint32(len(t.ids) - 1)
+}
+
+// maxLookups is where a node's count of lookups sticks: the kernel would
+// have to look a node up four billion times without forgetting it. A
+// node whose count stuck is never released, rather than released while
+// the kernel may still hold it.
+const maxLookups = math.MaxUint32
+
+// countLookup counts one more lookup of n. Must hold t.mu.
+func (n *node) countLookup() {
+	if n.lookups < maxLookups {
+		n.lookups++
+	}
 }
 
 // forget takes back count lookups of node id (FORGET). A node the kernel
@@ -193,10 +209,13 @@ func (t *tree) forget(id, count uint64) {
 		t.mu.Unlock()
 		return
 	}
-	if count >= n.lookups {
+	switch {
+	case n.lookups == maxLookups:
+		// Stuck: the true count is not known.
+	case count >= uint64(n.lookups):
 		n.lookups = 0
-	} else {
-		n.lookups -= count
+	default:
+		n.lookups -= uint32(count)
 	}
 	if n.lookups == 0 {
 		gone = t.release(n, gone)
@@ -502,7 +521,7 @@ func (n *node) nodeID() uint64 {
 	t := n.ov.tree
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return n.id
+	return uint64(n.id)
 }
 
 // NotifyContent tells the kernel that n's data from off (sz bytes; 0 for

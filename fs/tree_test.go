@@ -175,3 +175,28 @@ func TestTreeIdentitiesAfterChurn(t *testing.T) {
 		t.Errorf("the identity index keeps %d slots for %d nodes", size, kept+1)
 	}
 }
+
+// TestTreeLookupCountSticks brings a node's count of lookups to its
+// 32-bit top: there it stays, and a FORGET does not release the node,
+// whose true count is no longer known; a node below the top is released
+// as before.
+func TestTreeLookupCountSticks(t *testing.T) {
+	tt := newTestTree()
+	root := tt.t.root
+	f := tt.lookup(root, "f", syscall.S_IFREG, 20)
+	g := tt.lookup(root, "g", syscall.S_IFREG, 30)
+	f.lookups = maxLookups - 1
+	tt.lookup(root, "f", syscall.S_IFREG, 20)
+	tt.lookup(root, "f", syscall.S_IFREG, 20)
+	if f.lookups != maxLookups {
+		t.Fatalf("lookups %d after counting past the top, want %d", f.lookups, uint32(maxLookups))
+	}
+	tt.t.forget(f.nodeID(), 1<<40)
+	if f.nodeID() == 0 || tt.gone[f] != 0 {
+		t.Error("a node whose count stuck at the top was released by a FORGET")
+	}
+	tt.t.forget(g.nodeID(), 1)
+	if g.nodeID() != 0 || tt.gone[g] != 1 {
+		t.Errorf("a node looked up once and forgotten once: id %d, released %d times", g.nodeID(), tt.gone[g])
+	}
+}
