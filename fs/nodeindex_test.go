@@ -3,6 +3,8 @@ package fs
 import (
 	"math/rand/v2"
 	"testing"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
 )
 
 // TestNodeIndexAgainstMap runs random puts and removes on an index and on
@@ -18,7 +20,15 @@ func TestNodeIndexAgainstMap(t *testing.T) {
 	for name, hash := range hashes {
 		t.Run(name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
-			x := newNodeIndex(func(n *node) uint64 { return uint64(n.id) }, hash)
+			// Nodes are keyed by their inode number; each gets an id of
+			// its own in ids, as the tree gives them.
+			ids := []*node{nil}
+			newNode := func(k uint64) *node {
+				n := &node{inode: inode{id: uint32(len(ids)), attr: gofs.StableAttr{Ino: k}}}
+				ids = append(ids, n)
+				return n
+			}
+			x := newNodeIndex(&ids, func(n *node) uint64 { return n.attr.Ino }, hash)
 			want := map[uint64]*node{}
 			const keys = 300
 			for step := range 20000 {
@@ -33,13 +43,13 @@ func TestNodeIndexAgainstMap(t *testing.T) {
 						}
 						continue
 					}
-					n := &node{inode: inode{id: uint32(k)}}
+					n := newNode(k)
 					if old := x.put(n); old != want[k] {
 						t.Fatalf("step %d: put of %d replaced %p, want %p", step, k, old, want[k])
 					}
 					want[k] = n
 				} else if n := want[k]; n != nil {
-					stale := &node{inode: inode{id: uint32(k)}}
+					stale := newNode(k)
 					if x.remove(stale) {
 						t.Fatalf("step %d: a node not in the index was removed", step)
 					}
@@ -62,8 +72,8 @@ func TestNodeIndexAgainstMap(t *testing.T) {
 			}
 			seen := 0
 			for n := range x.all() {
-				if want[uint64(n.id)] != n {
-					t.Errorf("all yields %d, not in the index", n.id)
+				if want[n.attr.Ino] != n {
+					t.Errorf("all yields %d, not in the index", n.attr.Ino)
 				}
 				seen++
 			}

@@ -24,8 +24,9 @@ import (
 //
 // Which nodes: those not looked up for longest, as a clock finds them
 // (the second-chance algorithm of page replacement). The nodes the kernel
-// holds are the tree's node ids; a lookup sets the id's bit in
-// tree.recent; a hand goes round the ids, clears the bits it finds set
+// holds are the tree's node ids whose lookups are not all forgotten; a
+// lookup sets the id's bit in tree.recent; a hand goes round the ids,
+// clears the bits it finds set
 // (those nodes are spared for one more round) and takes the ids whose bit
 // is clear. A node costs one bit, not a place in a list: two pointers on
 // every node (16 of its 112 bytes, a megabyte on the bench's walk) bought
@@ -318,8 +319,8 @@ func (t *tree) oldest(max int) []uint64 {
 		}
 		id := t.hand
 		t.hand++
-		if t.ids[id] == nil {
-			continue
+		if n := t.ids[id]; n == nil || n.lookups == 0 {
+			continue // not held: free, or kept for its children
 		}
 		if t.isRecent(id) {
 			t.recent[id/64] &^= 1 << (id % 64)

@@ -37,9 +37,12 @@ import (
 // inode is what the tree keeps of a node. (A node's count of names in it,
 // nchildren, is a field of node itself, where it fits in padding.)
 type inode struct {
-	// id is the node id the kernel knows the node by: 1 for the root, 0
-	// before the kernel is given the node and after it has forgotten it.
-	// 32 bits hold it: a tree of four billion nodes would take 300 GB.
+	// id is the node's place in the tree's id table, and the node id the
+	// kernel knows it by while it holds it (lookups above 0): 1 for the
+	// root, 0 before the node enters the tree and after it has left. A
+	// node the kernel forgot that the tree keeps for its children keeps
+	// its id, and gets it again on its next lookup. 32 bits hold it: a
+	// tree of four billion nodes would take 300 GB.
 	id uint32
 	// lookups counts the lookups the kernel has not yet forgotten, up to
 	// maxLookups, where it sticks (see countLookup).
@@ -67,14 +70,13 @@ type link struct {
 type tree struct {
 	mu   sync.RWMutex
 	root *node
-	// ids maps a node id to its node; ids[0] is unused, and a free id
-	// is nil. free holds the ids that may be given out again: the kernel
-	// has forgotten them.
+	// ids maps a node id to its node, for every node in the tree; ids[0]
+	// is unused, and a free id is nil. free holds the ids that may be
+	// given out again: their nodes have left the tree.
 	ids  []*node
 	free []uint32
-	// held counts the ids given out and not yet forgotten, the root's
-	// aside: the nodes the kernel holds (prune.go). Written under mu, read
-	// without it.
+	// held counts the nodes the kernel holds (lookups above 0), the
+	// root's aside (prune.go). Written under mu, read without it.
 	held atomic.Int64
 	// recent has a bit per node id, set when the kernel is given the node
 	// and cleared when the pruner's hand passes it (prune.go); hand is the
@@ -102,20 +104,20 @@ type tree struct {
 func newTree(root *node, attr gofs.StableAttr, onForget func(*node)) *tree {
 	seed := maphash.MakeSeed()
 	t := &tree{
-		root: root,
-		ids:  []*node{nil, root},
-		// Keys hash with a seeded maphash, so that no one can choose
-		// identities or names that collide.
-		byAttr: newNodeIndex(func(n *node) gofs.StableAttr { return n.attr }, func(a gofs.StableAttr) uint64 {
-			return maphash.Comparable(seed, a)
-		}),
-		// The directory is mixed in by its address, which does not change
-		// (Go does not move what is on the heap).
-		byName: newNodeIndex(func(n *node) link { return link{n.parent, n.name} }, func(l link) uint64 {
-			return maphash.String(seed, l.name) ^ mix64(uint64(uintptr(unsafe.Pointer(l.parent))))
-		}),
+		root:     root,
+		ids:      []*node{nil, root},
 		onForget: onForget,
 	}
+	// Keys hash with a seeded maphash, so that no one can choose
+	// identities or names that collide.
+	t.byAttr = newNodeIndex(&t.ids, func(n *node) gofs.StableAttr { return n.attr }, func(a gofs.StableAttr) uint64 {
+		return maphash.Comparable(seed, a)
+	})
+	// The directory is mixed in by its address, which does not change (Go
+	// does not move what is on the heap).
+	t.byName = newNodeIndex(&t.ids, func(n *node) link { return link{n.parent, n.name} }, func(l link) uint64 {
+		return maphash.String(seed, l.name) ^ mix64(uint64(uintptr(unsafe.Pointer(l.parent))))
+	})
 	attr.Mode = syscall.S_IFDIR
 	root.attr, root.id, root.lookups = attr, fuse.FUSE_ROOT_ID, 1
 	t.byAttr.put(root)
@@ -155,6 +157,9 @@ func (t *tree) register(parent *node, name string, child *node, exclusive bool, 
 		child.id = t.newID(child)
 	}
 	t.byAttr.put(child)
+	if child.lookups == 0 {
+		t.held.Add(1)
+	}
 	child.countLookup()
 	t.markRecent(uint64(child.id))
 	if name != "" {
@@ -174,12 +179,17 @@ func (t *tree) newID(n *node) uint32 {
 		id := t.free[k-1]
 		t.free = t.free[:k-1]
 		t.ids[id] = n
-		t.held.Add(1)
 		return id
 	}
 	t.ids = append(t.ids, n)
-	t.held.Add(1)
 	return uint32(len(t.ids) - 1)
+}
+
+// freeID takes n's id back: n has left the tree. Must hold t.mu.
+func (t *tree) freeID(n *node) {
+	t.ids[n.id] = nil
+	t.free = append(t.free, n.id)
+	n.id = 0
 }
 
 // maxLookups is where a node's count of lookups sticks: the kernel would
@@ -212,13 +222,14 @@ func (t *tree) forget(id, count uint64) {
 	switch {
 	case n.lookups == maxLookups:
 		// Stuck: the true count is not known.
+	case n.lookups == 0:
+		// Not held: a FORGET that came twice.
 	case count >= uint64(n.lookups):
 		n.lookups = 0
+		t.held.Add(-1)
+		gone = t.release(n, gone)
 	default:
 		n.lookups -= uint32(count)
-	}
-	if n.lookups == 0 {
-		gone = t.release(n, gone)
 	}
 	t.mu.Unlock()
 	for _, g := range gone {
@@ -231,14 +242,8 @@ func (t *tree) forget(id, count uint64) {
 // that only n kept there. It appends what left the tree to gone. Must
 // hold t.mu.
 func (t *tree) release(n *node, gone []*node) []*node {
-	if n == t.root || n.lookups > 0 {
+	if n == t.root || n.lookups > 0 || n.id == 0 {
 		return gone
-	}
-	if n.id != 0 {
-		t.ids[n.id] = nil
-		t.free = append(t.free, n.id)
-		t.held.Add(-1)
-		n.id = 0
 	}
 	if n.nchildren > 0 {
 		// Kept, and found by its identity, so that a lookup of its name
@@ -250,6 +255,7 @@ func (t *tree) release(n *node, gone []*node) []*node {
 	for _, l := range parents {
 		t.dropName(n, l.parent, l.name)
 	}
+	t.freeID(n) // last: the tables find their nodes by id
 	gone = append(gone, n)
 	for _, l := range parents {
 		if p := l.parent; p.lookups == 0 && p.nchildren == 0 {
@@ -513,7 +519,7 @@ func (n *node) Forgotten() bool {
 	t := n.ov.tree
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return n.id == 0 && n.parent == nil && n != t.root
+	return n.lookups == 0 && n.parent == nil && n != t.root
 }
 
 // nodeID returns the id the kernel holds n by, 0 if none.
@@ -521,6 +527,9 @@ func (n *node) nodeID() uint64 {
 	t := n.ov.tree
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	if n.lookups == 0 {
+		return 0
+	}
 	return uint64(n.id)
 }
 
