@@ -11,7 +11,7 @@ import (
 
 // The kernel keeps a dentry and an inode for every name it has looked up
 // until memory pressure evicts them, and the tree keeps a node (with its
-// name and table slots, ≈140 bytes) for as long as the kernel holds one:
+// name and table slots, ≈125 bytes) for as long as the kernel holds one:
 // without a bound, a walk of a million names costs the daemon a sixth of
 // a gigabyte it never gives back. So when the kernel holds more than
 // Config.MaxNodes nodes, the overlay asks it to forget some
@@ -47,7 +47,7 @@ import (
 // which the kernel can then drop too.
 
 // defaultMaxNodes bounds the nodes kept for the kernel when
-// Config.MaxNodes is 0: about 9 MB of node tree (≈140 B a name). It is
+// Config.MaxNodes is 0: about 8 MB of node tree (≈125 B a name). It is
 // above the bench's 63k-name tree on purpose: a tree larger than the
 // bound is looked up again on every walk, and a warm find then costs 4.8x
 // the kernel's instead of 1.4x (docs/benchmarks.md, "Bounded node tree").

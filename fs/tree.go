@@ -29,10 +29,11 @@ import (
 // table of two maps and a 64-byte entry per node, and a children map and
 // slice in every directory with a parent record per node — before
 // unionfuse added its own state. Here a node is one 80-byte object with
-// a slot in the id table and one in each of two hash tables of node
-// pointers, by identity and by name (nodeindex.go): about 140 bytes with
-// its name and state (docs/benchmarks.md, "Own node tree", "Node tables
-// without maps", "A clock instead of a list", "An 80-byte node"). bridge.go serves the FUSE requests over it.
+// a slot in the id table and one in each of two hash tables of node ids,
+// by identity and by name (nodeindex.go): about 125 bytes with its name
+// and state (docs/benchmarks.md, "Own node tree", "Node tables without
+// maps", "A clock instead of a list", "An 80-byte node and tables of
+// node ids"). bridge.go serves the FUSE requests over it.
 
 // inode is what the tree keeps of a node. (A node's count of names in it,
 // nchildren, is a field of node itself, where it fits in padding.)

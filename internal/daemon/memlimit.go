@@ -30,8 +30,8 @@ import (
 // runtime, stacks and go-fuse's request buffers, then the bytes one node
 // cost (≈450 then, ≈230 since fs has its own node tree, ≈170 since its
 // tables hold node pointers, not maps, ≈155 since a clock replaced the
-// pruner's list, ≈140 since node ids and lookup counts take 32 bits and
-// alias groups left the node) with room for the
+// pruner's list, ≈125 since node ids and lookup counts take 32 bits, alias
+// groups left the node and the tables hold ids) with room for the
 // garbage of the requests in between (600:
 // 750 kept 8 MB more after the walk and 30-40 MB more in a union server
 // of 100 unions, for no speed), and
