@@ -49,7 +49,7 @@ func (ov *overlay) supersede(n *node, ino uint64, rel string) {
 	ov.emu.Lock()
 	defer ov.emu.Unlock()
 	ov.superseded[n.key()] = true
-	if ov.aliasOf[n] != nil {
+	if _, ok := ov.aliasOf.Load(n); ok {
 		return // renewed after a hard link's copy-up: in its group already
 	}
 	if ov.aliases == nil {
@@ -85,7 +85,7 @@ func (ov *overlay) noteInode(k nodeKey, n *node, linked bool) {
 	if g == nil || ov.superseded[k] {
 		return
 	}
-	if ov.aliasOf[n] == nil {
+	if _, ok := ov.aliasOf.Load(n); !ok {
 		ov.addAlias(g, n)
 	}
 }
@@ -98,22 +98,22 @@ func (ov *overlay) addAlias(g *aliasGroup, n *node) {
 	g.mu.Lock()
 	g.inodes = append(g.inodes, n)
 	g.mu.Unlock()
-	if ov.aliasOf == nil {
-		ov.aliasOf = make(map[*node]*aliasGroup)
-	}
-	ov.aliasOf[n] = g
+	ov.aliasOf.Store(n, g)
 	ov.aliased.Store(true)
 }
 
-// aliasGroupOf returns the alias group of n, nil when it has none.
+// aliasGroupOf returns the alias group of n, nil when it has none. It
+// takes no lock: writes ask it, and with index=on any hard-linked file
+// puts its union's nodes in groups.
 func (n *node) aliasGroupOf() *aliasGroup {
 	ov := n.ov
 	if !ov.aliased.Load() {
 		return nil
 	}
-	ov.emu.Lock()
-	defer ov.emu.Unlock()
-	return ov.aliasOf[n]
+	if g, ok := ov.aliasOf.Load(n); ok {
+		return g.(*aliasGroup)
+	}
+	return nil
 }
 
 // notifyAliases drops the kernel's cached attributes of the other inodes

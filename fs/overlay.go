@@ -74,7 +74,7 @@ type overlay struct {
 	writeback bool
 
 	// emu guards the contents of the maps below it, and nothing else:
-	// copiedUp, gens, superseded, aliases and aliasOf (the maps; each aliasGroup has a
+	// copiedUp, gens, superseded, aliases (the map; each aliasGroup has a
 	// lock of its own), lowerBacked, keptMtimes, openHandles (with each
 	// node's set of handles), tmpfiles and indexed. It is held only while
 	// they are read or changed, never across a system call or a kernel
@@ -91,11 +91,12 @@ type overlay struct {
 	// superseded holds the nodes renewed away (see renew) and the old
 	// nodes of hard-linked lower files copied up (see alias.go).
 	superseded map[nodeKey]bool
-	// aliases groups the kernel inodes naming one object, and aliasOf
-	// finds the group of a node in one (alias.go); aliased is set once
-	// any node is.
+	// aliases groups the kernel inodes naming one object (alias.go).
 	aliases aliasGroups
-	aliasOf map[*node]*aliasGroup
+	// aliasOf finds the group of a node in one (a sync.Map: read without
+	// a lock on every write, stored under emu); aliased is set once any
+	// node is.
+	aliasOf sync.Map
 	aliased atomic.Bool
 	// lowerBacked holds the nodes that have had a lower file as their
 	// kernel passthrough backing.

@@ -163,14 +163,18 @@ func (t *tree) register(parent *node, name string, child *node, exclusive bool, 
 	}
 	child.countLookup()
 	t.markRecent(uint64(child.id))
+	var gone []*node
 	if name != "" {
-		t.setEntry(parent, name, child)
+		gone = t.setEntry(parent, name, child, gone)
 	}
 	out.NodeId = uint64(child.id)
 	out.Generation = child.attr.Gen
 	out.Attr.Ino = child.attr.Ino
 	out.Mode = out.Attr.Mode&0o7777 | child.attr.Mode
 	t.mu.Unlock()
+	for _, g := range gone {
+		t.onForget(g)
+	}
 	return child
 }
 
@@ -284,16 +288,17 @@ func (t *tree) child(parent *node, name string) *node {
 }
 
 // setEntry makes child the node of name in parent; the node that had
-// that name before loses it. Must hold t.mu.
-func (t *tree) setEntry(parent *node, name string, child *node) {
+// that name before loses it. It appends what left the tree to gone (see
+// addName). Must hold t.mu.
+func (t *tree) setEntry(parent *node, name string, child *node, gone []*node) []*node {
 	if old := t.child(parent, name); old != nil {
 		if old == child {
 			t.promote(child, parent, name)
-			return
+			return gone
 		}
 		t.dropName(old, parent, name)
 	}
-	t.addName(child, parent, name)
+	return t.addName(child, parent, name, gone)
 }
 
 // delEntry takes name out of parent, and returns its node, if any, which
@@ -314,10 +319,17 @@ func (t *tree) delEntry(parent *node, name string, gone []*node) (*node, []*node
 // addName gives n the name name in parent, which no node has, as its
 // newest. A directory has only one: its old name, if any, goes. Must
 // hold t.mu.
-func (t *tree) addName(n *node, parent *node, name string) {
+func (t *tree) addName(n *node, parent *node, name string, gone []*node) []*node {
 	if n.parent != nil {
 		if n.attr.Mode == syscall.S_IFDIR {
-			t.dropName(n, n.parent, n.name)
+			// A directory found under a new name: the old parent may
+			// have been kept only for it, the kernel having forgotten
+			// it; then it leaves the tree (gone gets it).
+			old := n.parent
+			t.dropName(n, old, n.name)
+			if old != parent && old.lookups == 0 && old.nchildren == 0 {
+				gone = t.release(old, gone)
+			}
 		} else {
 			t.demote(n)
 		}
@@ -325,6 +337,7 @@ func (t *tree) addName(n *node, parent *node, name string) {
 	n.parent, n.name = parent, name
 	t.byName.put(n)
 	parent.nchildren++
+	return gone
 }
 
 // demote moves n's newest name to its other names, leaving it none in
@@ -409,11 +422,11 @@ func (t *tree) move(parent *node, name string, newParent *node, newName string, 
 		t.dropName(dst, newParent, newName)
 	}
 	if src != nil {
-		t.setEntry(newParent, newName, src)
+		gone = t.setEntry(newParent, newName, src, gone)
 	}
 	if dst != nil {
 		if exchange {
-			t.setEntry(parent, name, dst)
+			gone = t.setEntry(parent, name, dst, gone)
 		} else if dst.lookups == 0 && dst.nchildren == 0 {
 			gone = t.release(dst, gone)
 		}

@@ -200,3 +200,35 @@ func TestTreeLookupCountSticks(t *testing.T) {
 		t.Errorf("a node looked up once and forgotten once: id %d, released %d times", g.nodeID(), tt.gone[g])
 	}
 }
+
+// TestTreeReleasesTheOldParentOfAMovedDirectory looks a directory up
+// under a new name after the kernel forgot it and its parent, which the
+// tree kept only for it: the old parent, now empty, leaves the tree
+// (found by a review: it used to stay until its identity was looked up
+// again).
+func TestTreeReleasesTheOldParentOfAMovedDirectory(t *testing.T) {
+	tt := newTestTree()
+	root := tt.t.root
+	d := tt.lookup(root, "d", syscall.S_IFDIR, 10)
+	c := tt.lookup(d, "c", syscall.S_IFDIR, 20)
+	tt.lookup(c, "a", syscall.S_IFREG, 30)
+	tt.t.forget(d.nodeID(), 1)
+	tt.t.forget(c.nodeID(), 1)
+	if len(tt.gone) != 0 {
+		t.Fatalf("released %v while a file below was held", tt.gone)
+	}
+	if again := tt.lookup(root, "x", syscall.S_IFDIR, 20); again != c {
+		t.Fatal("the directory under its new name is a second node")
+	}
+	if tt.gone[d] != 1 || tt.gone[c] != 0 {
+		t.Errorf("released: old parent %d times, the directory %d times; want 1 and 0", tt.gone[d], tt.gone[c])
+	}
+	if p := c.rel(); p != "x" {
+		t.Errorf("path of the directory: %q, want x", p)
+	}
+	for _, ch := range root.Children() {
+		if ch == d {
+			t.Error("the old parent is still in the tree")
+		}
+	}
+}
