@@ -99,26 +99,21 @@ func (ov *overlay) addAlias(g *aliasGroup, n *node) {
 	g.inodes = append(g.inodes, n)
 	g.mu.Unlock()
 	ov.aliasOf.Store(n, g)
-	ov.aliased.Store(true)
 }
 
 // aliasGroupOf returns the alias group of n, nil when it has none. It
 // takes no lock: writes ask it, and with index=on any hard-linked file
 // puts its union's nodes in groups.
 func (n *node) aliasGroupOf() *aliasGroup {
-	ov := n.ov
-	if !ov.aliased.Load() {
-		return nil
-	}
-	if g, ok := ov.aliasOf.Load(n); ok {
+	if g, ok := n.ov.aliasOf.Load(n); ok {
 		return g.(*aliasGroup)
 	}
 	return nil
 }
 
 // notifyAliases drops the kernel's cached attributes of the other inodes
-// naming n's object, after a change made through n. Cheap when no node of
-// the union has an alias (one atomic load), so it can follow every write.
+// naming n's object, after a change made through n. Cheap (a lookup in
+// a sync.Map, without a lock), so it can follow every write.
 func (n *node) notifyAliases() {
 	g := n.aliasGroupOf()
 	if g == nil {

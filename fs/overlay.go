@@ -94,10 +94,8 @@ type overlay struct {
 	// aliases groups the kernel inodes naming one object (alias.go).
 	aliases aliasGroups
 	// aliasOf finds the group of a node in one (a sync.Map: read without
-	// a lock on every write, stored under emu); aliased is set once any
-	// node is.
+	// a lock on every write, stored under emu).
 	aliasOf sync.Map
-	aliased atomic.Bool
 	// lowerBacked holds the nodes that have had a lower file as their
 	// kernel passthrough backing.
 	lowerBacked map[nodeKey]bool
