@@ -258,9 +258,15 @@ func (b *bridge) Rename(cancel <-chan struct{}, in *fuse.RenameIn, name, newName
 		return st
 	}
 	b.ov.mu.Lock()
-	errno := parent.Rename(ctx(cancel, &in.InHeader), name, newParent, newName, in.Flags)
+	same, errno := parent.Rename(ctx(cancel, &in.InHeader), name, newParent, newName, in.Flags)
 	var gone []*node
-	if errno == 0 {
+	switch {
+	case errno != 0:
+	case same:
+		// Nothing moved, but the kernel, which has a node for each name,
+		// now moves its dentries: the node ids follow them (tree.trade).
+		gone = b.tree.trade(parent, name, newParent, newName)
+	default:
 		gone = b.tree.move(parent, name, newParent, newName, in.Flags&gofs.RENAME_EXCHANGE != 0)
 	}
 	b.ov.mu.Unlock()

@@ -29,7 +29,10 @@ import (
 //
 // Nodes stay as without the index: each lower name of a hard-linked file
 // is a node of its own (keyOf), so that a change through one name copies
-// up that name; such a node reads the index entry once there is one.
+// up that name; such a node reads the index entry once there is one. A
+// rename of one such name over another changes nothing (they are one
+// object), but the kernel moves its dentries of the two nodes, whose ids
+// then change hands (tree.trade).
 
 const (
 	// ovlFhFlagPathUpper marks a handle of an upper object (overlay.upper).

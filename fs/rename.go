@@ -41,23 +41,29 @@ func (n *node) childNode(name string) (*node, syscall.Errno) {
 // (see there). It checks what rename(2) refuses (check), gives every
 // object taking part an upper copy (copyUp), then moves them in upper and
 // updates what the overlay knows of them (apply).
-func (n *node) Rename(ctx context.Context, name string, np *node, newName string, flags uint32) syscall.Errno {
+//
+// same reports a rename that changes nothing because the two names are
+// one object (rename(2) then succeeds and does nothing). Each name may
+// still be a node of its own: with index=on, each lower name of a
+// hard-linked file is (index.go), where the kernel's overlay has one
+// inode for both names and does not even get the call.
+func (n *node) Rename(ctx context.Context, name string, np *node, newName string, flags uint32) (same bool, errno syscall.Errno) {
 	ov := n.ov
 	if ov.upper == nil {
-		return syscall.EROFS
+		return false, syscall.EROFS
 	}
 	if flags&^(unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE) != 0 ||
 		flags == unix.RENAME_NOREPLACE|unix.RENAME_EXCHANGE {
-		return syscall.EINVAL
+		return false, syscall.EINVAL
 	}
 	r := renaming{ov: ov, parent: n, name: name, newParent: np, newName: newName, flags: flags}
-	if noop, errno := r.check(); noop || errno != 0 {
-		return errno
+	if same, errno := r.check(); same || errno != 0 {
+		return same, errno
 	}
 	if errno := r.copyUp(); errno != 0 {
-		return errno
+		return false, errno
 	}
-	return r.apply()
+	return false, r.apply()
 }
 
 // renaming is one Rename in progress: name in parent moves to newName in

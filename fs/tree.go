@@ -435,6 +435,47 @@ func (t *tree) move(parent *node, name string, newParent *node, newName string, 
 	return gone
 }
 
+// trade follows a rename that moved nothing, name in parent and newName
+// in newParent being one object, when the tree has a node for each (see
+// node.Rename): the kernel, which sees two inodes, moves the dentry of
+// name to newName (and, with RENAME_EXCHANGE, the other's to name). Each
+// node stays where it is, since what it knows (its identity, the layers
+// of its name) is of its name; the two trade their node ids and the
+// kernel's lookups of them instead, so that each id stands for the name
+// the kernel's dentry now gives it. After a plain rename the kernel has
+// no dentry of name: its node keeps the id the kernel holds until it
+// forgets it. It returns the nodes that left the tree.
+func (t *tree) trade(parent *node, name string, newParent *node, newName string) []*node {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a, b := t.child(parent, name), t.child(newParent, newName)
+	if a == nil || b == nil || a == b {
+		return nil
+	}
+	// The tables find a node by its id: out while the ids change hands.
+	aNamed, bNamed := t.byName.remove(a), t.byName.remove(b)
+	t.byAttr.remove(a)
+	t.byAttr.remove(b)
+	a.id, b.id = b.id, a.id
+	a.lookups, b.lookups = b.lookups, a.lookups
+	t.ids[a.id], t.ids[b.id] = a, b
+	t.byAttr.put(a)
+	t.byAttr.put(b)
+	if aNamed {
+		t.byName.put(a)
+	}
+	if bNamed {
+		t.byName.put(b)
+	}
+	var gone []*node
+	for _, n := range []*node{a, b} {
+		if n.lookups == 0 && n.nchildren == 0 {
+			gone = t.release(n, gone)
+		}
+	}
+	return gone
+}
+
 // remove takes name out of parent (UNLINK, RMDIR) and runs onForget for
 // what left the tree.
 func (t *tree) remove(parent *node, name string) {

@@ -232,3 +232,48 @@ func TestTreeReleasesTheOldParentOfAMovedDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestTreeTradeMovesIDsNotNames follows a rename that changed nothing
+// between two nodes of one object (two names of an indexed file): the
+// kernel moves its dentries, so the node ids and lookup counts must
+// change hands while each node keeps its name and identity, every table
+// still finding it, and forgetting the ids the kernel holds must then
+// release both.
+func TestTreeTradeMovesIDsNotNames(t *testing.T) {
+	tt := newTestTree()
+	root := tt.t.root
+	d := tt.lookup(root, "d", syscall.S_IFDIR, 10)
+	a := tt.lookup(root, "a", syscall.S_IFREG, 20)
+	b := tt.lookup(d, "b", syscall.S_IFREG, 21)
+	tt.lookup(d, "b", syscall.S_IFREG, 21) // b: two lookups
+	idA, idB := a.nodeID(), b.nodeID()
+
+	tt.t.trade(root, "a", d, "b")
+	if a.nodeID() != idB || b.nodeID() != idA {
+		t.Fatalf("ids after trade: a %d, b %d; want %d, %d", a.nodeID(), b.nodeID(), idB, idA)
+	}
+	if tt.t.node(idA) != b || tt.t.node(idB) != a {
+		t.Fatal("the id table does not follow the trade")
+	}
+	if a.rel() != "a" || b.rel() != "d/b" {
+		t.Fatalf("names moved: a at %q, b at %q", a.rel(), b.rel())
+	}
+	if root.GetChild("a") != a || d.GetChild("b") != b {
+		t.Fatal("a name no longer finds its node")
+	}
+	if tt.t.known(a.attr) != a || tt.t.known(b.attr) != b {
+		t.Fatal("an identity no longer finds its node")
+	}
+	// The kernel forgets by the ids it holds: idB (now a's) twice, idA once.
+	tt.t.forget(idB, 2)
+	if tt.gone[a] != 1 || tt.gone[b] != 0 {
+		t.Fatalf("after forgetting a's new id: released %v", tt.gone)
+	}
+	tt.t.forget(idA, 1)
+	if tt.gone[b] != 1 || len(tt.gone) != 2 {
+		t.Fatalf("after forgetting b's new id: released %v", tt.gone)
+	}
+	if n := tt.t.held.Load(); n != 1 {
+		t.Fatalf("held nodes: %d, want 1 (d)", n)
+	}
+}

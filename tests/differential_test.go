@@ -874,6 +874,42 @@ func TestDifferentialRegressions(t *testing.T) {
 				slot0("fdsetxattr", op{Name: "user.a", Value: "value two"}),
 				slot0("fdstat", op{})}},
 		})
+		// With index=on, where two names of a hard-linked lower file are
+		// one object once one of them was copied up: a rename of one over
+		// the other does nothing (the kernel's overlay does not even get
+		// it), while unionfuse has a node for each name, whose dentries
+		// the kernel then moves (tree.trade).
+		runScripted(t, []mounter{unionfuseMounter{index: true}}, []scriptedCase{
+			{"index: RENAME_EXCHANGE of two names of an indexed file, then use both", []*op{
+				{Kind: "append", P: "d2/hl3", Size: 5000, Fill: 1},
+				{Kind: "exchange", P: "d2/hl3", Q: "hl2"},
+				{Kind: "readdir", P: ""},
+				{Kind: "stat", P: "hl2"},
+				{Kind: "read", P: "hl2"},
+				{Kind: "chmod", P: "hl2", Mode: 0o600},
+				{Kind: "append", P: "hl2", Size: 100, Fill: 2},
+				{Kind: "unlink", P: "d2/hl3"},
+				{Kind: "stat", P: "hl2"},
+				{Kind: "stat", P: "hl1"}}},
+			{"index: rename of one name of an indexed file over another", []*op{
+				{Kind: "append", P: "d2/hl3", Size: 5000, Fill: 1},
+				{Kind: "rename", P: "d2/hl3", Q: "hl2"},
+				{Kind: "stat", P: "hl2"},
+				{Kind: "stat", P: "d2/hl3"},
+				{Kind: "readdir", P: "d2"},
+				{Kind: "unlink", P: "hl2"},
+				{Kind: "append", P: "d2/hl3", Size: 10, Fill: 3},
+				{Kind: "read", P: "d2/hl3"},
+				{Kind: "stat", P: "hl1"}}},
+			{"index: RENAME_EXCHANGE of two names of an indexed file held open", []*op{
+				slot0("hold", op{P: "d2/hl3", Flags: unix.O_RDWR}),
+				{Kind: "append", P: "hl1", Size: 300, Fill: 4},
+				{Kind: "exchange", P: "hl1", Q: "d2/hl3"},
+				slot0("fdwrite", op{Off: 10, Size: 20, Fill: 5}),
+				slot0("fdstat", op{}),
+				{Kind: "read", P: "hl1"},
+				{Kind: "stat", P: "d2/hl3"}}},
+		})
 	}
 }
 
