@@ -195,6 +195,14 @@ func parseFlags(args []string) (*Config, error) {
 	if c.Workloads, err = pickNames(*workloads, allWorkloads); err != nil {
 		return nil, fmt.Errorf("-workloads: %w", err)
 	}
+	if c.Rootless && slices.Contains(c.Workloads, "chown") {
+		// chown -R to another owner needs CAP_CHOWN, which the
+		// unprivileged user does not have on any of the systems.
+		if flagSet(fset, "workloads") {
+			return nil, fmt.Errorf("-workloads chown needs root (it gives files to another owner): leave it out with -rootless")
+		}
+		c.Workloads = slices.DeleteFunc(c.Workloads, func(w string) bool { return w == "chown" })
+	}
 	switch {
 	case c.Reps < 1:
 		return nil, fmt.Errorf("-reps must be at least 1")
@@ -233,6 +241,13 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("bad size %q (want a number with an optional K, M or G)", s)
 	}
 	return n * mult, nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fset *flag.FlagSet, name string) bool {
+	set := false
+	fset.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // pickNames splits a comma-separated list and checks every name is known,
