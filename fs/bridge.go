@@ -145,6 +145,7 @@ func (b *bridge) GetAttr(cancel <-chan struct{}, in *fuse.GetAttrIn, out *fuse.A
 
 // SetAttr changes a node's attributes.
 func (b *bridge) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.AttrOut) fuse.Status {
+	procs.changed()
 	n, st := b.node(in.NodeId)
 	if st != fuse.OK {
 		return st
@@ -161,6 +162,7 @@ func (b *bridge) SetAttr(cancel <-chan struct{}, in *fuse.SetAttrIn, out *fuse.A
 
 // Mknod makes a device, fifo, socket or regular file.
 func (b *bridge) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, out *fuse.EntryOut) fuse.Status {
+	procs.changed()
 	parent, st := b.node(in.NodeId)
 	if st != fuse.OK {
 		return st
@@ -175,6 +177,7 @@ func (b *bridge) Mknod(cancel <-chan struct{}, in *fuse.MknodIn, name string, ou
 
 // Mkdir makes a directory.
 func (b *bridge) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, out *fuse.EntryOut) fuse.Status {
+	procs.changed()
 	parent, st := b.node(in.NodeId)
 	if st != fuse.OK {
 		return st
@@ -189,6 +192,7 @@ func (b *bridge) Mkdir(cancel <-chan struct{}, in *fuse.MkdirIn, name string, ou
 
 // Symlink makes a symbolic link.
 func (b *bridge) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, name string, out *fuse.EntryOut) fuse.Status {
+	procs.changed()
 	parent, st := b.node(h.NodeId)
 	if st != fuse.OK {
 		return st
@@ -203,6 +207,7 @@ func (b *bridge) Symlink(cancel <-chan struct{}, h *fuse.InHeader, target, name 
 
 // Link gives a node another name.
 func (b *bridge) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out *fuse.EntryOut) fuse.Status {
+	procs.changed()
 	parent, st := b.node(in.NodeId)
 	if st != fuse.OK {
 		return st
@@ -221,6 +226,7 @@ func (b *bridge) Link(cancel <-chan struct{}, in *fuse.LinkIn, name string, out 
 
 // Unlink removes a non-directory name.
 func (b *bridge) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
+	procs.changed()
 	parent, st := b.node(h.NodeId)
 	if st != fuse.OK {
 		return st
@@ -234,6 +240,7 @@ func (b *bridge) Unlink(cancel <-chan struct{}, h *fuse.InHeader, name string) f
 
 // Rmdir removes a directory.
 func (b *bridge) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name string) fuse.Status {
+	procs.changed()
 	parent, st := b.node(h.NodeId)
 	if st != fuse.OK {
 		return st
@@ -249,6 +256,7 @@ func (b *bridge) Rmdir(cancel <-chan struct{}, h *fuse.InHeader, name string) fu
 // a lookup in between would otherwise see the layers moved and the tree
 // not yet (a node's path is derived from the tree).
 func (b *bridge) Rename(cancel <-chan struct{}, in *fuse.RenameIn, name, newName string) fuse.Status {
+	procs.changed()
 	parent, st := b.node(in.NodeId)
 	if st != fuse.OK {
 		return st
@@ -308,6 +316,7 @@ func (b *bridge) ListXAttr(cancel <-chan struct{}, h *fuse.InHeader, dest []byte
 
 // SetXAttr sets an extended attribute.
 func (b *bridge) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr string, data []byte) fuse.Status {
+	procs.changed()
 	n, st := b.node(in.NodeId)
 	if st != fuse.OK {
 		return st
@@ -317,6 +326,7 @@ func (b *bridge) SetXAttr(cancel <-chan struct{}, in *fuse.SetXAttrIn, attr stri
 
 // RemoveXAttr removes an extended attribute.
 func (b *bridge) RemoveXAttr(cancel <-chan struct{}, h *fuse.InHeader, attr string) fuse.Status {
+	procs.changed()
 	n, st := b.node(h.NodeId)
 	if st != fuse.OK {
 		return st

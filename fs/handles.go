@@ -214,6 +214,7 @@ func (b *bridge) Open(cancel <-chan struct{}, in *fuse.OpenIn, out *fuse.OpenOut
 
 // Create makes and opens a regular file.
 func (b *bridge) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, out *fuse.CreateOut) fuse.Status {
+	procs.changed()
 	parent, st := b.node(in.NodeId)
 	if st != fuse.OK {
 		return st
@@ -229,6 +230,7 @@ func (b *bridge) Create(cancel <-chan struct{}, in *fuse.CreateIn, name string, 
 
 // Tmpfile makes and opens a file with no name (O_TMPFILE).
 func (b *bridge) Tmpfile(cancel <-chan struct{}, in *fuse.CreateIn, out *fuse.CreateOut) fuse.Status {
+	procs.changed()
 	parent, st := b.node(in.NodeId)
 	if st != fuse.OK {
 		return st
@@ -279,6 +281,7 @@ func (b *bridge) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse
 
 // Write writes to an open file.
 func (b *bridge) Write(cancel <-chan struct{}, in *fuse.WriteIn, data []byte) (uint32, fuse.Status) {
+	procs.changed()
 	f, st := b.fileOf(in.Fh)
 	if st != fuse.OK {
 		return 0, st
@@ -317,6 +320,7 @@ func (b *bridge) Fsync(cancel <-chan struct{}, in *fuse.FsyncIn) fuse.Status {
 
 // Fallocate allocates or punches space in an open file.
 func (b *bridge) Fallocate(cancel <-chan struct{}, in *fuse.FallocateIn) fuse.Status {
+	procs.changed()
 	f, st := b.fileOf(in.Fh)
 	if st != fuse.OK {
 		return st

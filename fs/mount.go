@@ -42,7 +42,7 @@ func Mount(merged string, cfg Config) (*Mounted, error) {
 	ov.tree = newTree(root, gofs.StableAttr{Ino: rootIno}, ov.nodeForgotten)
 	// Directories are served without OPENDIR (dirserver.go).
 	raw := newBridge(ov, cacheTimeout)
-	server, err := newFuseServer(newDirServer(raw, ov.tree.node), merged, &opts)
+	server, err := procs.newServer(newDirServer(raw, ov.tree.node), merged, &opts)
 	if err != nil {
 		ov.close()
 		return nil, fmt.Errorf("mount %s: %w", merged, err)
