@@ -121,6 +121,10 @@
 //     attributes are never shown or copied up.
 //   - mknod of a char device 0/0 is refused (EPERM): it would read back as
 //     a whiteout.
+//   - The process changes GOMAXPROCS while it serves: one P beyond
+//     go-fuse's readers while its unions are changed fast, the runtime's
+//     own count otherwise, so that readers waiting on /dev/fuse keep their
+//     Ps without every daemon paying for idle Ps' caches (procs.go).
 //   - A read-only handle opened on a lower file switches to the upper copy
 //     once the file is copied up, so readers see later writes — except
 //     with FUSE passthrough (root, Linux 6.9+), where the kernel reads the
