@@ -88,8 +88,8 @@ func (g *procGovernor) changed() {
 		g.lastChange.Store(now)
 		return
 	}
-	if g.changes.Add(1) < changeBurst {
-		return
+	if g.changes.Add(1) != changeBurst {
+		return // only the change that completes a burst looks at the clock
 	}
 	g.changes.Store(0)
 	if start := g.windowStart.Swap(now); now-start <= int64(burstWindow) {
