@@ -89,7 +89,7 @@ func (g *procGovernor) changed() {
 		return
 	}
 	if g.changes.Add(1) != changeBurst {
-		return // only the change that completes a burst looks at the clock
+		return // only the change that completes a burst judges its window
 	}
 	g.changes.Store(0)
 	if start := g.windowStart.Swap(now); now-start <= int64(burstWindow) {
