@@ -54,7 +54,7 @@ var procs = newProcGovernor(runtime.GOMAXPROCS(0), os.Getenv("GOMAXPROCS") != ""
 type procGovernor struct {
 	base   int  // GOMAXPROCS as the runtime chose it at start
 	target int  // the raised count
-	fixed  bool // the user set GOMAXPROCS: never change it
+	fixed  bool // the user set GOMAXPROCS, or base needs no more: never change it
 
 	raised      atomic.Bool
 	changes     atomic.Int64 // changes counted since windowStart
@@ -64,8 +64,13 @@ type procGovernor struct {
 	mu sync.Mutex // held while GOMAXPROCS changes or a server is created
 }
 
+// newProcGovernor returns the governor of a process whose runtime chose
+// base Ps; fixed when the user set GOMAXPROCS. With 18 CPUs or more base
+// already exceeds go-fuse's readers (at most 17): nothing to raise, so
+// the count is left alone there too.
 func newProcGovernor(base int, fixed bool) *procGovernor {
-	g := &procGovernor{base: base, target: fuseReaders(base) + 1, fixed: fixed}
+	target := fuseReaders(base) + 1
+	g := &procGovernor{base: base, target: target, fixed: fixed || target <= base}
 	g.windowStart.Store(time.Now().UnixNano())
 	return g
 }

@@ -79,3 +79,14 @@ func TestFuseReaders(t *testing.T) {
 		}
 	}
 }
+
+// TestGovernorNeverLowers checks that a machine with more CPUs than
+// go-fuse has readers keeps its count: the raised count would be lower.
+func TestGovernorNeverLowers(t *testing.T) {
+	for base, fixed := range map[int]bool{1: false, 2: false, 17: false, 18: true, 64: true} {
+		g := newProcGovernor(base, false)
+		if g.fixed != fixed || !g.fixed && g.target <= base {
+			t.Errorf("base %d: fixed %v, target %d", base, g.fixed, g.target)
+		}
+	}
+}
