@@ -1,6 +1,8 @@
 package fs
 
 import (
+	"strings"
+
 	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
@@ -61,7 +63,7 @@ func (l *layer) aufsMarkersOf(rel string, ents []rawDirent) *aufsDir {
 		if e.name == ovlfmt.AufsOpaque {
 			m.opaque = true
 		} else if hidden, ok := ovlfmt.AufsHidden(e.name); ok {
-			m.whiteouts[hidden] = struct{}{}
+			m.whiteouts[strings.Clone(hidden)] = struct{}{} // not the listing's block
 		}
 	}
 	l.aufs.Store(rel, m)

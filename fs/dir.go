@@ -2,9 +2,9 @@ package fs
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -12,92 +12,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawDirent is one record of a layer directory as getdents64 returns it.
-type rawDirent struct {
-	name string
-	ino  uint64
-	typ  uint8
-}
-
-// direntBufs holds getdents64 buffers between listings: a walk lists
-// thousands of directories, and a fresh 64 KiB each was most of its
-// garbage.
-var direntBufs = sync.Pool{New: func() any { return new([64 << 10]byte) }}
-
-// readLayerDir lists the directory rel of layer l, without "." and "..".
-func readLayerDir(l *layer, rel string) ([]rawDirent, error) {
-	return appendLayerDir(nil, l, rel)
-}
-
-// appendLayerDir appends the listing of directory rel of layer l, without
-// "." and "..", to out.
-func appendLayerDir(out []rawDirent, l *layer, rel string) ([]rawDirent, error) {
-	fd, err := openat(l.fd, at(rel), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return out, err
-	}
-	defer unix.Close(fd)
-	pooled := direntBufs.Get().(*[64 << 10]byte)
-	defer direntBufs.Put(pooled)
-	buf := pooled[:]
-	for {
-		n, err := unix.Getdents(fd, buf)
-		if err != nil {
-			return out, err
-		}
-		if n <= 0 {
-			return out, nil
-		}
-		for off := 0; off < n; {
-			d := (*unix.Dirent)(unsafe.Pointer(&buf[off]))
-			nameBytes := buf[off+int(unsafe.Offsetof(d.Name)) : off+int(d.Reclen)]
-			name := direntName(nameBytes)
-			off += int(d.Reclen)
-			if name == "." || name == ".." {
-				continue
-			}
-			out = append(out, rawDirent{name: name, ino: d.Ino, typ: d.Type})
-		}
-	}
-}
-
-// direntName is the name a getdents64 record holds, without its padding.
-func direntName(b []byte) string {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i])
-		}
-	}
-	return string(b)
-}
-
-// direntMode converts a getdents type to the S_IFMT bits of a mode.
-func direntMode(typ uint8) uint32 {
-	switch typ {
-	case unix.DT_DIR:
-		return unix.S_IFDIR
-	case unix.DT_LNK:
-		return unix.S_IFLNK
-	case unix.DT_CHR:
-		return unix.S_IFCHR
-	case unix.DT_BLK:
-		return unix.S_IFBLK
-	case unix.DT_FIFO:
-		return unix.S_IFIFO
-	case unix.DT_SOCK:
-		return unix.S_IFSOCK
-	default:
-		return unix.S_IFREG
-	}
-}
-
-// listedEntry is one name of a merged listing.
+// listedEntry is one name of a merged listing: 32 bytes (a
+// fuse.DirEntry and the layer took 48; a listing of 20,000 names keeps
+// 20,000 of them while it is read).
 type listedEntry struct {
-	fuse.DirEntry
+	Name string
+	Ino  uint64
+	Mode uint32 // the S_IFMT bits
 	// from is the position, in the directory's layer list, of the layer
 	// holding the topmost copy: a lookup right after the listing can
 	// start there.
-	from int
+	from int32
 }
 
 // mergedEntries lists the merged directory rel whose layers are given top
@@ -123,8 +48,9 @@ func (ov *overlay) appendMerged(head []listedEntry, v dirView) ([]listedEntry, s
 	// Every layer is read first, so that the set of names seen is sized
 	// once (growing it was a third of the daemon's time listing a large
 	// directory) and the bottom layer's names need not enter it. All are
-	// read into one pooled slice; spans[pos] is where layer pos's records
-	// are in it (empty for a layer without the directory).
+	// decoded into one pooled slice (dirents.go); spans[pos] is where
+	// layer pos's records are in it (empty for a layer without the
+	// directory).
 	pooled := rawListings.Get().(*[]rawDirent)
 	all := (*pooled)[:0]
 	defer func() {
@@ -138,24 +64,25 @@ func (ov *overlay) appendMerged(head []listedEntry, v dirView) ([]listedEntry, s
 	var spansBuf [8]span
 	spans := spansBuf[:0]
 	last := -1
+	var r direntReader
+	defer r.release()
+	read := 0
 	for pos, li := range v.layers {
-		start := len(all)
-		var err error
-		all, err = appendLayerDir(all, ov.layers[li], v.path(pos))
+		count, err := r.read(ov.layers[li], v.path(pos))
 		if err != nil {
-			clear(all[start:])
-			all = all[:start]
 			if err == unix.ENOENT || err == unix.ENOTDIR {
-				spans = append(spans, span{start, start})
+				spans = append(spans, span{read, read})
 				continue
 			}
 			return nil, errnoOf(err)
 		}
-		spans = append(spans, span{start, len(all)})
-		if len(all) > start {
+		spans = append(spans, span{read, read + count})
+		read += count
+		if count > 0 {
 			last = pos
 		}
 	}
+	all = r.decode(all)
 	names := len(all)
 	// layerEnts is layer pos's records, nil for none (as readLayerDir
 	// gives for an empty directory).
@@ -227,7 +154,7 @@ func (ov *overlay) appendMerged(head []listedEntry, v dirView) ([]listedEntry, s
 				}
 				upperDirs[d.name] = len(out)
 			}
-			out = append(out, listedEntry{fuse.DirEntry{Name: d.name, Mode: mode, Ino: ino}, pos})
+			out = append(out, listedEntry{Name: d.name, Mode: mode, Ino: ino, from: int32(pos)})
 		}
 	}
 	return out, 0
@@ -283,8 +210,8 @@ func (h *dirHandle) load() syscall.Errno {
 		parentIno = p.StableAttr().Ino
 	}
 	ents, errno := n.ov.appendMerged([]listedEntry{
-		{DirEntry: fuse.DirEntry{Name: ".", Mode: unix.S_IFDIR, Ino: n.ino()}},
-		{DirEntry: fuse.DirEntry{Name: "..", Mode: unix.S_IFDIR, Ino: parentIno}},
+		{Name: ".", Mode: unix.S_IFDIR, Ino: n.ino()},
+		{Name: "..", Mode: unix.S_IFDIR, Ino: parentIno},
 	}, n.view())
 	if errno != 0 {
 		return errno
@@ -317,28 +244,30 @@ func (h *dirHandle) next() (fuse.DirEntry, bool, syscall.Errno) {
 	if h.pos >= len(h.entries) {
 		return fuse.DirEntry{}, false, 0
 	}
-	e := h.entries[h.pos].DirEntry
+	e := &h.entries[h.pos]
 	h.pos++
-	e.Off = uint64(h.pos)
-	return e, true, 0
+	return fuse.DirEntry{Name: e.Name, Mode: e.Mode, Ino: e.Ino, Off: uint64(h.pos)}, true, 0
 }
 
 // Lookup serves READDIRPLUS for the entry Readdirent just returned: the
 // listing says which layer holds it, so the layers in between need not be
-// asked again. Upper is always asked, as it may have changed since.
-func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*node, syscall.Errno) {
+// asked again. Upper is always asked, as it may have changed since. It
+// returns the child's name as the child may keep it: a copy, not a part
+// of the listing's block of names.
+func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*node, string, syscall.Errno) {
 	n := h.n
 	if h.pos > 0 && h.pos <= len(h.entries) {
 		if e := h.entries[h.pos-1]; e.Name == name && e.Mode&unix.S_IFMT != unix.S_IFDIR && !n.ov.rdplus.wantAttributes() {
 			// Listed without attributes: see rdplus.go.
-			return nil, errSkipAttributes
+			return nil, "", errSkipAttributes
 		}
 	}
+	name = strings.Clone(name)
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
 	v := n.view()
 	if h.pos > 0 && h.pos <= len(h.entries) && !n.ov.redirected.Load() {
-		if e := h.entries[h.pos-1]; e.Name == name && e.from > 0 && e.from < len(v.layers) {
+		if e := h.entries[h.pos-1]; e.Name == name && e.from > 0 && int(e.from) < len(v.layers) {
 			skip := v.layers[e.from:]
 			if n.ov.upper != nil && v.layers[0] == 0 {
 				skip = append([]int{0}, skip...)
@@ -348,9 +277,9 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 	}
 	f, errno := n.ov.resolve(v, name)
 	if errno != 0 {
-		return nil, errno
+		return nil, "", errno
 	}
-	return n.newChild(name, &f, out), 0
+	return n.newChild(name, &f, out), name, 0
 }
 
 // errSkipAttributes tells READDIRPLUS (bridge.readDir) to send an entry

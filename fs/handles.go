@@ -418,11 +418,11 @@ func (b *bridge) readDir(cancel <-chan struct{}, in *fuse.ReadIn, out *fuse.DirE
 		if de.Name == "." || de.Name == ".." {
 			continue // the kernel ignores their attributes
 		}
-		child, errno := h.Lookup(c, de.Name, eo)
+		child, name, errno := h.Lookup(c, de.Name, eo)
 		if errno != 0 {
 			continue // listed without attributes
 		}
-		child = b.added(e.n, de.Name, child, false, eo)
+		child = b.added(e.n, name, child, false, eo)
 		if de.Mode&syscall.S_IFMT != child.attr.Mode {
 			out.FixMode(child.attr.Mode) // the type changed since the listing
 		}

@@ -6,7 +6,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/unionfuse/unionfuse/internal/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -103,14 +102,14 @@ func TestMergedEntriesAcrossMissingLayers(t *testing.T) {
 		[]string{"m=file"},
 		[]string{"m/", "m/y=l2", "m/z=l2"},
 	)
-	head := []listedEntry{{DirEntry: fuse.DirEntry{Name: "."}}, {DirEntry: fuse.DirEntry{Name: ".."}}}
+	head := []listedEntry{{Name: "."}, {Name: ".."}}
 	ents, errno := ov.appendMerged(head, dirView{layers: allLayers(ov), rel: "m"})
 	if errno != 0 {
 		t.Fatal(errno)
 	}
 	got := map[string]int{}
 	for _, e := range ents[len(head):] {
-		got[e.Name] = e.from
+		got[e.Name] = int(e.from)
 	}
 	// from is the position of the topmost layer holding the name.
 	want := map[string]int{"x": 1, "y": 1, "z": 3}

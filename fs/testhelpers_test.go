@@ -10,7 +10,7 @@ import (
 
 // testOverlay opens an overlay (without mounting it) over layers given in
 // testutil.Spec's notation: upper first, then lowers top first.
-func testOverlay(t *testing.T, upper []string, lowers ...[]string) *overlay {
+func testOverlay(t testing.TB, upper []string, lowers ...[]string) *overlay {
 	t.Helper()
 	base := t.TempDir()
 	cfg := Config{Upper: filepath.Join(base, "upper"), Work: filepath.Join(base, "work")}

@@ -1,0 +1,179 @@
+package fs
+
+import (
+	"bytes"
+	"slices"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Reading layer directories.
+//
+// Records were once decoded as they came, a string allocated per name and
+// appended to a slice that grew as it went (by a quarter at a time once
+// large): for 20,000 names in three layers 21,400 allocations and 4.9 MB,
+// most of it copies the growth left behind, which a fresh daemon faults
+// in page by page and collects four times over. Now a listing first reads
+// every directory it needs in getdents64's own format into pooled
+// buffers, counting records and name bytes, then decodes them all at
+// once: the records into a slice of the exact size, the names into one
+// block of the exact size (docs/benchmarks.md, "A large directory's first
+// listing").
+
+// rawDirent is one record of a layer directory as getdents64 returns it.
+// Decoded names share one block per listing: whatever keeps a name longer
+// than the listing (a node, a map of the layer) keeps a copy
+// (strings.Clone), not the whole block.
+type rawDirent struct {
+	name string
+	ino  uint64
+	typ  uint8
+}
+
+// direntBufSize is the size of a getdents64 buffer.
+const direntBufSize = 64 << 10
+
+// direntBufs holds getdents64 buffers between listings: a walk lists
+// thousands of directories, and a fresh 64 KiB each was most of its
+// garbage.
+var direntBufs = sync.Pool{New: func() any { return new([direntBufSize]byte) }}
+
+// minDirentRoom is the least room a buffer must have left to be handed to
+// getdents64 again: a record with the longest name (255 bytes) takes 280,
+// and a buffer too small for the next record is an error (EINVAL).
+const minDirentRoom = 4 << 10
+
+// direntName offset of the name in a getdents64 record.
+const direntNameOff = int(unsafe.Offsetof(unix.Dirent{}.Name))
+
+// direntReader reads the records of one or more directories into pooled
+// buffers, then decodes them all (decode) and gives the buffers back
+// (release).
+type direntReader struct {
+	bufs   []*[direntBufSize]byte
+	filled []int // bytes of records in each buffer
+	// records and nameBytes count what decode will give: the records other
+	// than "." and "..", and the bytes of their names.
+	records, nameBytes int
+}
+
+// read adds the records of directory rel of layer l and returns how many
+// there are besides "." and "..". On an error nothing of it is kept.
+func (r *direntReader) read(l *layer, rel string) (int, error) {
+	fd, err := openat(l.fd, at(rel), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	nbufs, nameBytes := len(r.bufs), r.nameBytes
+	lastFilled := 0
+	if nbufs > 0 {
+		lastFilled = r.filled[nbufs-1]
+	}
+	count := 0
+	for {
+		last := len(r.bufs) - 1
+		if last < 0 || direntBufSize-r.filled[last] < minDirentRoom {
+			r.bufs = append(r.bufs, direntBufs.Get().(*[direntBufSize]byte))
+			r.filled = append(r.filled, 0)
+			last++
+		}
+		buf := r.bufs[last][r.filled[last]:]
+		n, err := unix.Getdents(fd, buf)
+		if err != nil {
+			// Forget what this directory added.
+			for _, b := range r.bufs[nbufs:] {
+				direntBufs.Put(b)
+			}
+			r.bufs, r.filled = r.bufs[:nbufs], r.filled[:nbufs]
+			if nbufs > 0 {
+				r.filled[nbufs-1] = lastFilled
+			}
+			r.nameBytes = nameBytes
+			return 0, err
+		}
+		if n <= 0 {
+			r.records += count
+			return count, nil
+		}
+		forDirents(buf[:n], func(name []byte, ino uint64, typ uint8) {
+			count++
+			r.nameBytes += len(name)
+		})
+		r.filled[last] += n
+	}
+}
+
+// decode appends every record read to out, in the order read.
+func (r *direntReader) decode(out []rawDirent) []rawDirent {
+	out = slices.Grow(out, r.records)
+	// Exactly sized, so appends never move it and the names made from it
+	// stay put.
+	names := make([]byte, 0, r.nameBytes)
+	for i, b := range r.bufs {
+		forDirents(b[:r.filled[i]], func(name []byte, ino uint64, typ uint8) {
+			start := len(names)
+			names = append(names, name...)
+			out = append(out, rawDirent{name: unsafe.String(&names[start], len(name)), ino: ino, typ: typ})
+		})
+	}
+	return out
+}
+
+// release gives the buffers back to the pool.
+func (r *direntReader) release() {
+	for _, b := range r.bufs {
+		direntBufs.Put(b)
+	}
+	*r = direntReader{}
+}
+
+// forDirents calls fn for each record of the getdents64 output buf other
+// than "." and "..", with the record's name (within buf), inode number
+// and type.
+func forDirents(buf []byte, fn func(name []byte, ino uint64, typ uint8)) {
+	for off := 0; off < len(buf); {
+		d := (*unix.Dirent)(unsafe.Pointer(&buf[off]))
+		name := buf[off+direntNameOff : off+int(d.Reclen)]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		off += int(d.Reclen)
+		if len(name) == 1 && name[0] == '.' || len(name) == 2 && name[0] == '.' && name[1] == '.' {
+			continue
+		}
+		fn(name, d.Ino, d.Type)
+	}
+}
+
+// readLayerDir lists the directory rel of layer l, without "." and "..".
+func readLayerDir(l *layer, rel string) ([]rawDirent, error) {
+	var r direntReader
+	defer r.release()
+	if _, err := r.read(l, rel); err != nil {
+		return nil, err
+	}
+	return r.decode(nil), nil
+}
+
+// direntMode converts a getdents type to the S_IFMT bits of a mode.
+func direntMode(typ uint8) uint32 {
+	switch typ {
+	case unix.DT_DIR:
+		return unix.S_IFDIR
+	case unix.DT_LNK:
+		return unix.S_IFLNK
+	case unix.DT_CHR:
+		return unix.S_IFCHR
+	case unix.DT_BLK:
+		return unix.S_IFBLK
+	case unix.DT_FIFO:
+		return unix.S_IFIFO
+	case unix.DT_SOCK:
+		return unix.S_IFSOCK
+	default:
+		return unix.S_IFREG
+	}
+}
