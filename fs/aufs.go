@@ -1,8 +1,6 @@
 package fs
 
 import (
-	"strings"
-
 	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
@@ -63,7 +61,7 @@ func (l *layer) aufsMarkersOf(rel string, ents []rawDirent) *aufsDir {
 		if e.name == ovlfmt.AufsOpaque {
 			m.opaque = true
 		} else if hidden, ok := ovlfmt.AufsHidden(e.name); ok {
-			m.whiteouts[strings.Clone(hidden)] = struct{}{} // not the listing's block
+			m.whiteouts[cloneName(hidden)] = struct{}{} // not the listing's block
 		}
 	}
 	l.aufs.Store(rel, m)

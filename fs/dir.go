@@ -2,7 +2,6 @@ package fs
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -262,7 +261,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 			return nil, "", errSkipAttributes
 		}
 	}
-	name = strings.Clone(name)
+	name = cloneName(name)
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
 	v := n.view()

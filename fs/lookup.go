@@ -174,7 +174,13 @@ func (ov *overlay) resolve(d dirView, name string) (found, syscall.Errno) {
 			f.layers, paths = f.layers[:1], paths[:1]
 			f.st.Blocks = st.Blocks
 		}
-		f.layers = append(f.layers, li)
+		if len(f.layers) == 0 && li < len(ov.oneLayer) {
+			// Most objects live in one layer: no slice of their own (its
+			// capacity of 1 makes an append copy it).
+			f.layers = ov.oneLayer[li].layers[:1:1]
+		} else {
+			f.layers = append(f.layers, li)
+		}
 		paths = append(paths, p)
 		if s.redirected && !follows && (ov.upper == nil || li != 0) && isDirStat(&st) {
 			ov.logf("refusing to follow the redirect of %s (redirect_dir=nofollow)", join(d.rel, name))
