@@ -6,7 +6,6 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
-	"time"
 
 	"github.com/unionfuse/unionfuse/fs"
 )
@@ -21,10 +20,15 @@ import (
 // union's bound) plus room for the next ones, once per process, so that
 // a union server's limit follows what its unions hold rather than the
 // sum of their bounds (100 unions: 4.9 GB, never reached). A soft limit below what the process really
-// holds (a walk faster than the watchdog, a huge directory's listing,
-// thousands of open files) would make the collector run back to back, so
-// a watchdog looks four times a second, and raises the limit whenever
-// the live heap comes within a quarter of it.
+// holds (a walk faster than the limit's last sizing, a huge directory's
+// listing, thousands of open files) would make the collector run back to
+// back, so the limit is sized again after every collection, and raised
+// whenever the live heap comes within a quarter of it. After a
+// collection, not on a clock: the nodes held and the live heap change
+// only while the process allocates, which is what brings collections,
+// and an idle daemon then wakes for nothing (a ticker four times a
+// second woke each of them 23 times a second: 100 idle daemons used 7%
+// of a CPU).
 
 // Sizes of the limit, from the 63k-name walk (docs/benchmarks.md): the
 // runtime, stacks and go-fuse's request buffers, then the bytes one node
@@ -36,12 +40,11 @@ import (
 // 750 kept 8 MB more after the walk and 30-40 MB more in a union server
 // of 100 unions, for no speed), and
 // the nodes counted beyond those held (once per process, up to the sum of
-// the bounds): what a fast walk adds between two looks of the watchdog.
+// the bounds): what a fast walk adds between two collections.
 const (
 	limitBase      = 14 << 20
 	limitPerNode   = 600
 	limitNodeSlack = 8192
-	watchInterval  = 250 * time.Millisecond
 	// maxCountedBound is the largest bound counted for a union.
 	maxCountedBound = 1 << 32
 )
@@ -56,9 +59,8 @@ type MemoryLimiter struct {
 	mu        sync.Mutex
 	unions    map[*counted]struct{} // the bounded unions served
 	unbounded int                   // unions served whose nodes are not bounded
-	raised    int64                 // the watchdog's limit, above the sized one, 0 for none
-	done      chan struct{}
-	stopped   chan struct{} // closed when the watchdog has returned
+	raised    int64                 // the limit raised for what is held, above the sized one, 0 for none
+	done      chan struct{}         // closed by Stop
 }
 
 // counted is one bounded union of a MemoryLimiter.
@@ -86,8 +88,8 @@ func (c *counted) nodes() int {
 // (docs/benchmarks.md, "Less garbage per name").
 const gcPercent = 50
 
-// NewMemoryLimiter returns a limiter with no union yet (no limit), its
-// watchdog started; nil when GOMEMLIMIT is set (a nil limiter does
+// NewMemoryLimiter returns a limiter with no union yet (no limit), which
+// sizes the limit again after every collection; nil when GOMEMLIMIT is set (a nil limiter does
 // nothing). It sets the collector's GOGC to gcPercent unless GOGC is set.
 func NewMemoryLimiter() *MemoryLimiter {
 	if os.Getenv("GOGC") == "" {
@@ -96,8 +98,16 @@ func NewMemoryLimiter() *MemoryLimiter {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return nil
 	}
-	m := &MemoryLimiter{unions: map[*counted]struct{}{}, done: make(chan struct{}), stopped: make(chan struct{})}
-	go m.watch()
+	m := &MemoryLimiter{unions: map[*counted]struct{}{}, done: make(chan struct{})}
+	afterEachGC(m.done, func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		select {
+		case <-m.done:
+		default:
+			m.update()
+		}
+	})
 	return m
 }
 
@@ -192,35 +202,19 @@ func (m *MemoryLimiter) Limit() int64 {
 	return m.limit()
 }
 
-// Stop stops the watchdog and waits until it has.
+// Stop stops sizing the limit after collections; once it has returned,
+// only Add and its removals set the runtime's limit.
 func (m *MemoryLimiter) Stop() {
 	if m != nil {
-		close(m.done)
-		<-m.stopped
-	}
-}
-
-// watch sets the limit again every watchInterval, as the nodes held and
-// the live heap change.
-func (m *MemoryLimiter) watch() {
-	defer close(m.stopped)
-	tick := time.NewTicker(watchInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-m.done:
-			return
-		case <-tick.C:
-		}
 		m.mu.Lock()
-		m.update()
-		m.mu.Unlock()
+		defer m.mu.Unlock()
+		close(m.done)
 	}
 }
 
 // limitMemory sets the runtime's soft memory limit for serving the union
 // mounted with cfg alone (the per-mount daemon) and returns a function
-// that stops its watchdog.
+// that stops it.
 func limitMemory(cfg fs.Config, mounted *fs.Mounted) (stop func()) {
 	m := NewMemoryLimiter()
 	remove := m.Add(cfg, mounted.HeldNodes)

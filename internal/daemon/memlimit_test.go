@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"math"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -44,8 +45,8 @@ func TestMemoryLimiterFollowsTheUnions(t *testing.T) {
 }
 
 // A union counts the nodes the kernel holds, up to its bound; the slack
-// is counted once, up to the sum of the bounds; the watchdog follows the
-// count as it changes.
+// is counted once, up to the sum of the bounds; the limit follows the
+// count as it changes, collection by collection.
 func TestMemoryLimiterCountsHeldNodes(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "")
 	defer debug.SetMemoryLimit(math.MaxInt64)
@@ -71,8 +72,10 @@ func TestMemoryLimiterCountsHeldNodes(t *testing.T) {
 	held = 60000
 	mu.Unlock()
 	want := int64(limitBase + limitPerNode*65536)
+	// The limit is sized again after a collection.
 	deadline := time.Now().Add(5 * time.Second)
 	for debug.SetMemoryLimit(-1) != want && time.Now().Before(deadline) {
+		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
 	}
 	if got := debug.SetMemoryLimit(-1); got != want {
@@ -115,7 +118,7 @@ func TestMemoryLimiterRaisesForWhatIsHeld(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "")
 	defer debug.SetMemoryLimit(math.MaxInt64)
 	defer func(f func() (int64, int64)) { heldMemory = f }(heldMemory)
-	var live, outside atomic.Int64 // the watchdog reads them too
+	var live, outside atomic.Int64 // the limiter reads them after collections too
 	heldMemory = func() (int64, int64) { return live.Load(), outside.Load() }
 	m := NewMemoryLimiter()
 	defer m.Stop()
@@ -137,4 +140,48 @@ func TestMemoryLimiterRaisesForWhatIsHeld(t *testing.T) {
 	check("the same heap alone", sized/2, 0, sized)
 	check("a live heap of 3/4 and more", sized*3/4+1, 0, 2*(sized*3/4+1))
 	check("nothing held", 0, 0, sized)
+}
+
+// afterEachGC runs its function after each collection, and not once done
+// is closed; Stop leaves the runtime's limit alone from then on.
+func TestAfterEachGC(t *testing.T) {
+	var calls atomic.Int64
+	done := make(chan struct{})
+	afterEachGC(done, func() { calls.Add(1) })
+	deadline := time.Now().Add(5 * time.Second)
+	for calls.Load() < 3 && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if n := calls.Load(); n < 3 {
+		t.Fatalf("%d calls after collections, want 3 or more", n)
+	}
+	close(done)
+	runtime.GC()
+	time.Sleep(10 * time.Millisecond) // the finalizer of the last armed sentinel
+	before := calls.Load()
+	for range 3 {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if n := calls.Load(); n != before {
+		t.Errorf("%d calls after done was closed, want none", n-before)
+	}
+}
+
+func TestMemoryLimiterStopsAfterStop(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	defer debug.SetMemoryLimit(math.MaxInt64)
+	m := NewMemoryLimiter()
+	remove := m.Add(fs.Config{MaxNodes: 1000}, nil)
+	defer remove()
+	m.Stop()
+	debug.SetMemoryLimit(math.MaxInt64)
+	for range 3 {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("the runtime's limit %d after Stop and collections, want none", got)
+	}
 }
