@@ -1,6 +1,8 @@
 package fs
 
 import (
+	"iter"
+
 	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
 )
@@ -38,12 +40,18 @@ func (l *layer) aufsMarkers(rel string) *aufsDir {
 	if err != nil {
 		return noAufs
 	}
-	return l.aufsMarkersOf(rel, ents)
+	return l.aufsMarkersOf(rel, func(yield func(string) bool) {
+		for _, e := range ents {
+			if !yield(e.name) {
+				return
+			}
+		}
+	})
 }
 
 // aufsMarkersOf records and returns the AUFS markers of lower directory rel
-// from its listing ents, which a readdir has at hand anyway.
-func (l *layer) aufsMarkersOf(rel string, ents []rawDirent) *aufsDir {
+// from the names of its listing, which a readdir has at hand anyway.
+func (l *layer) aufsMarkersOf(rel string, names iter.Seq[string]) *aufsDir {
 	if !l.lower {
 		return noAufs
 	}
@@ -51,16 +59,16 @@ func (l *layer) aufsMarkersOf(rel string, ents []rawDirent) *aufsDir {
 		return m.(*aufsDir)
 	}
 	m := noAufs
-	for _, e := range ents {
-		if !ovlfmt.IsAufsName(e.name) {
+	for name := range names {
+		if !ovlfmt.IsAufsName(name) {
 			continue
 		}
 		if m == noAufs {
 			m = &aufsDir{whiteouts: map[string]struct{}{}}
 		}
-		if e.name == ovlfmt.AufsOpaque {
+		if name == ovlfmt.AufsOpaque {
 			m.opaque = true
-		} else if hidden, ok := ovlfmt.AufsHidden(e.name); ok {
+		} else if hidden, ok := ovlfmt.AufsHidden(name); ok {
 			m.whiteouts[cloneName(hidden)] = struct{}{} // not the listing's block
 		}
 	}

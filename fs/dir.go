@@ -2,8 +2,8 @@ package fs
 
 import (
 	"context"
-	"sync"
 	"syscall"
+	"unsafe"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -33,70 +33,44 @@ func (ov *overlay) mergedEntries(v dirView) ([]listedEntry, syscall.Errno) {
 	return ov.appendMerged(nil, v)
 }
 
-// rawListings holds, between listings, the slice every layer of a merged
-// directory is read into: a walk lists thousands of directories.
-var rawListings = sync.Pool{New: func() any { return new([]rawDirent) }}
-
-// maxPooledListing is the most records a pooled slice keeps: the slice of
-// one huge directory is left to the collector.
-const maxPooledListing = 16 << 10
-
 // appendMerged is mergedEntries appending to head: one slice for the
 // listing and what goes before it.
 func (ov *overlay) appendMerged(head []listedEntry, v dirView) ([]listedEntry, syscall.Errno) {
 	// Every layer is read first, so that the set of names seen is sized
 	// once (growing it was a third of the daemon's time listing a large
-	// directory) and the bottom layer's names need not enter it. All are
-	// decoded into one pooled slice (dirents.go); spans[pos] is where
-	// layer pos's records are in it (empty for a layer without the
-	// directory).
-	pooled := rawListings.Get().(*[]rawDirent)
-	all := (*pooled)[:0]
-	defer func() {
-		clear(all) // the names stay the collector's to free
-		if cap(all) <= maxPooledListing {
-			*pooled = all[:0]
-			rawListings.Put(pooled)
-		}
-	}()
-	type span struct{ lo, hi int }
-	var spansBuf [8]span
-	spans := spansBuf[:0]
+	// directory) and the bottom layer's names need not enter it. The
+	// records stay in the reader's buffers (dirents.go); spans[pos] is
+	// where layer pos's are, counts[pos] how many (0 for a layer without
+	// the directory).
+	var spansBuf [8]direntSpan
+	var countsBuf [8]int
+	spans, counts := spansBuf[:0], countsBuf[:0]
 	last := -1
 	var r direntReader
 	defer r.release()
-	read := 0
 	for pos, li := range v.layers {
-		count, err := r.read(ov.layers[li], v.path(pos))
+		sp, count, err := r.read(ov.layers[li], v.path(pos))
 		if err != nil {
 			if err == unix.ENOENT || err == unix.ENOTDIR {
-				spans = append(spans, span{read, read})
+				spans, counts = append(spans, direntSpan{}), append(counts, 0)
 				continue
 			}
 			return nil, errnoOf(err)
 		}
-		spans = append(spans, span{read, read + count})
-		read += count
+		spans, counts = append(spans, sp), append(counts, count)
 		if count > 0 {
 			last = pos
 		}
 	}
-	all = r.decode(all)
-	names := len(all)
-	// layerEnts is layer pos's records, nil for none (as readLayerDir
-	// gives for an empty directory).
-	layerEnts := func(pos int) []rawDirent {
-		sp := spans[pos]
-		if sp.lo == sp.hi {
-			return nil
-		}
-		return all[sp.lo:sp.hi:sp.hi]
-	}
-	bottom := 0
+	names, bottom := r.records, 0
 	if last >= 0 {
-		bottom = len(layerEnts(last))
+		bottom = counts[last]
 		names -= bottom
 	}
+	// The names listed are copied into one block, sized for every name
+	// read, so that it never moves; the set of names seen refers to the
+	// reader's buffers, and dies with them.
+	block := make([]byte, 0, r.nameBytes)
 	seen := make(map[string]struct{}, names)
 	out := append(make([]listedEntry, 0, len(head)+names+bottom), head...)
 	// Upper directories listed, by name, until a lower layer shows what
@@ -105,34 +79,34 @@ func (ov *overlay) appendMerged(head []listedEntry, v dirView) ([]listedEntry, s
 	for pos, li := range v.layers {
 		l := ov.layers[li]
 		rel := v.path(pos)
-		ents := layerEnts(pos)
-		if ents == nil {
+		if counts[pos] == 0 {
 			continue
 		}
-		xwhiteouts := len(ents) > 0 && ov.hasXwhiteouts(l, rel)
+		xwhiteouts := ov.hasXwhiteouts(l, rel)
 		// In an impure upper directory, copies report their origin's
 		// number (origin.go), in d_ino as in stat.
-		impure := len(ents) > 0 && !l.lower && ov.upper != nil && li == 0 && ov.isImpure(rel)
-		for name := range l.aufsMarkersOf(rel, ents).whiteouts {
+		impure := !l.lower && ov.upper != nil && li == 0 && ov.isImpure(rel)
+		for name := range l.aufsMarkersOf(rel, r.names(spans[pos])).whiteouts {
 			seen[name] = struct{}{}
 		}
-		for _, d := range ents {
-			if _, dup := seen[d.name]; dup || l.lower && ovlfmt.IsAufsName(d.name) {
-				if i, ok := upperDirs[d.name]; ok && dup {
-					delete(upperDirs, d.name)
-					if d.typ == unix.DT_DIR {
-						ov.fixListedOrigin(v.rel, &out[i], l, join(rel, d.name))
+		it := r.iter(spans[pos])
+		for name, dino, typ, ok := it.next(); ok; name, dino, typ, ok = it.next() {
+			if _, dup := seen[name]; dup || l.lower && ovlfmt.IsAufsName(name) {
+				if i, ok := upperDirs[name]; ok && dup {
+					delete(upperDirs, name)
+					if typ == unix.DT_DIR {
+						ov.fixListedOrigin(v.rel, &out[i], l, join(rel, name))
 					}
 				}
 				continue
 			}
 			if pos != last {
-				seen[d.name] = struct{}{}
+				seen[name] = struct{}{}
 			}
-			st := unix.Stat_t{Dev: l.dev, Ino: d.ino}
-			mode := direntMode(d.typ)
-			if d.typ == unix.DT_CHR || d.typ == unix.DT_UNKNOWN || d.typ == unix.DT_REG && xwhiteouts {
-				childRel := join(rel, d.name)
+			st := unix.Stat_t{Dev: l.dev, Ino: dino}
+			mode := direntMode(typ)
+			if typ == unix.DT_CHR || typ == unix.DT_UNKNOWN || typ == unix.DT_REG && xwhiteouts {
+				childRel := join(rel, name)
 				if err := l.lstat(childRel, &st); err != nil {
 					continue // vanished while listing
 				}
@@ -143,17 +117,19 @@ func (ov *overlay) appendMerged(head []listedEntry, v dirView) ([]listedEntry, s
 			}
 			ino := ov.inoOf(&st)
 			if impure {
-				if err := l.lstat(join(rel, d.name), &st); err == nil {
-					ino = ov.upperIno(join(rel, d.name), &st)
+				if err := l.lstat(join(rel, name), &st); err == nil {
+					ino = ov.upperIno(join(rel, name), &st)
 				}
 			}
 			if li == 0 && ov.upper != nil && mode == unix.S_IFDIR {
 				if upperDirs == nil {
 					upperDirs = make(map[string]int)
 				}
-				upperDirs[d.name] = len(out)
+				upperDirs[name] = len(out)
 			}
-			out = append(out, listedEntry{Name: d.name, Mode: mode, Ino: ino, from: int32(pos)})
+			at := len(block)
+			block = append(block, name...)
+			out = append(out, listedEntry{Name: unsafe.String(&block[at], len(name)), Mode: mode, Ino: ino, from: int32(pos)})
 		}
 	}
 	return out, 0

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"bytes"
+	"iter"
 	"slices"
 	"sync"
 	"unsafe"
@@ -17,9 +18,10 @@ import (
 // most of it copies the growth left behind, which a fresh daemon faults
 // in page by page and collects four times over. Now a listing first reads
 // every directory it needs in getdents64's own format into pooled
-// buffers, counting records and name bytes, then decodes them all at
-// once: the records into a slice of the exact size, the names into one
-// block of the exact size (docs/benchmarks.md, "A large directory's first
+// buffers, counting records and name bytes; a merged listing then walks
+// the records where they lie (direntIter) and copies the names it keeps
+// into one block of the exact size, and readLayerDir decodes them into a
+// slice of the exact size (docs/benchmarks.md, "A large directory's first
 // listing").
 
 // rawDirent is one record of a layer directory as getdents64 returns it.
@@ -59,12 +61,17 @@ type direntReader struct {
 	records, nameBytes int
 }
 
-// read adds the records of directory rel of layer l and returns how many
-// there are besides "." and "..". On an error nothing of it is kept.
-func (r *direntReader) read(l *layer, rel string) (int, error) {
+// direntSpan is where read put the records of one directory: from
+// buffer fromBuf at offset fromOff to buffer toBuf at offset toOff.
+type direntSpan struct{ fromBuf, fromOff, toBuf, toOff int }
+
+// read adds the records of directory rel of layer l and returns where
+// they are and how many there are besides "." and "..". On an error
+// nothing of it is kept.
+func (r *direntReader) read(l *layer, rel string) (direntSpan, int, error) {
 	fd, err := openat(l.fd, at(rel), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, err
+		return direntSpan{}, 0, err
 	}
 	defer unix.Close(fd)
 	nbufs, nameBytes := len(r.bufs), r.nameBytes
@@ -72,6 +79,7 @@ func (r *direntReader) read(l *layer, rel string) (int, error) {
 	if nbufs > 0 {
 		lastFilled = r.filled[nbufs-1]
 	}
+	sp := direntSpan{fromBuf: max(nbufs-1, 0), fromOff: lastFilled}
 	count := 0
 	for {
 		last := len(r.bufs) - 1
@@ -92,17 +100,70 @@ func (r *direntReader) read(l *layer, rel string) (int, error) {
 				r.filled[nbufs-1] = lastFilled
 			}
 			r.nameBytes = nameBytes
-			return 0, err
+			return direntSpan{}, 0, err
 		}
 		if n <= 0 {
 			r.records += count
-			return count, nil
+			sp.toBuf, sp.toOff = last, r.filled[last]
+			return sp, count, nil
 		}
 		forDirents(buf[:n], func(name []byte, ino uint64, typ uint8) {
 			count++
 			r.nameBytes += len(name)
 		})
 		r.filled[last] += n
+	}
+}
+
+// direntIter walks the records of one span of a direntReader.
+type direntIter struct {
+	r        *direntReader
+	sp       direntSpan
+	buf, off int
+}
+
+// iter returns a walk over the records of sp.
+func (r *direntReader) iter(sp direntSpan) direntIter {
+	return direntIter{r: r, sp: sp, buf: sp.fromBuf, off: sp.fromOff}
+}
+
+// next returns the next record other than "." and "..", ok false at the
+// end. The name lies in the reader's buffer: it is valid until release,
+// and whatever keeps it longer keeps a copy.
+func (it *direntIter) next() (name string, ino uint64, typ uint8, ok bool) {
+	for it.buf <= it.sp.toBuf {
+		end := it.r.filled[it.buf]
+		if it.buf == it.sp.toBuf {
+			end = it.sp.toOff
+		}
+		if it.off >= end {
+			it.buf, it.off = it.buf+1, 0
+			continue
+		}
+		b := it.r.bufs[it.buf]
+		d := (*unix.Dirent)(unsafe.Pointer(&b[it.off]))
+		nb := b[it.off+direntNameOff : it.off+int(d.Reclen)]
+		if i := bytes.IndexByte(nb, 0); i >= 0 {
+			nb = nb[:i]
+		}
+		it.off += int(d.Reclen)
+		if isDotName(nb) || len(nb) == 0 {
+			continue
+		}
+		return unsafe.String(&nb[0], len(nb)), d.Ino, d.Type, true
+	}
+	return "", 0, 0, false
+}
+
+// names returns the names of the records of sp, valid until release.
+func (r *direntReader) names(sp direntSpan) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		it := r.iter(sp)
+		for name, _, _, ok := it.next(); ok; name, _, _, ok = it.next() {
+			if !yield(name) {
+				return
+			}
+		}
 	}
 }
 
@@ -141,18 +202,23 @@ func forDirents(buf []byte, fn func(name []byte, ino uint64, typ uint8)) {
 			name = name[:i]
 		}
 		off += int(d.Reclen)
-		if len(name) == 1 && name[0] == '.' || len(name) == 2 && name[0] == '.' && name[1] == '.' {
+		if isDotName(name) {
 			continue
 		}
 		fn(name, d.Ino, d.Type)
 	}
 }
 
+// isDotName reports whether name is "." or "..".
+func isDotName(name []byte) bool {
+	return len(name) == 1 && name[0] == '.' || len(name) == 2 && name[0] == '.' && name[1] == '.'
+}
+
 // readLayerDir lists the directory rel of layer l, without "." and "..".
 func readLayerDir(l *layer, rel string) ([]rawDirent, error) {
 	var r direntReader
 	defer r.release()
-	if _, err := r.read(l, rel); err != nil {
+	if _, _, err := r.read(l, rel); err != nil {
 		return nil, err
 	}
 	return r.decode(nil), nil
