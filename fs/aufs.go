@@ -2,6 +2,7 @@ package fs
 
 import (
 	"iter"
+	"strings"
 
 	"github.com/unionfuse/unionfuse/internal/ovlfmt"
 	"golang.org/x/sys/unix"
@@ -69,7 +70,7 @@ func (l *layer) aufsMarkersOf(rel string, names iter.Seq[string]) *aufsDir {
 		if name == ovlfmt.AufsOpaque {
 			m.opaque = true
 		} else if hidden, ok := ovlfmt.AufsHidden(name); ok {
-			m.whiteouts[cloneName(hidden)] = struct{}{} // not the listing's block
+			m.whiteouts[strings.Clone(hidden)] = struct{}{} // not the listing's block
 		}
 	}
 	l.aufs.Store(rel, m)

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -237,7 +238,7 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 			return nil, "", errSkipAttributes
 		}
 	}
-	name = cloneName(name)
+	name = strings.Clone(name)
 	n.ov.mu.RLock()
 	defer n.ov.mu.RUnlock()
 	v := n.view()

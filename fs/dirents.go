@@ -26,7 +26,7 @@ import (
 
 // rawDirent is one record of a layer directory as getdents64 returns it.
 // Decoded names share one block per listing: whatever keeps a name longer
-// than the listing (a node, a map of the layer) keeps a copy (cloneName),
+// than the listing (a node, a map of the layer) keeps a copy (strings.Clone),
 // not the whole block.
 type rawDirent struct {
 	name string
@@ -222,14 +222,6 @@ func readLayerDir(l *layer, rel string) ([]rawDirent, error) {
 		return nil, err
 	}
 	return r.decode(nil), nil
-}
-
-// cloneName returns a copy of name that shares no memory with it. Unlike
-// strings.Clone, which rounds the copy up to a size class (8 bytes for a
-// name of 3), it allocates the name's own size: short names then share
-// the allocator's 16-byte blocks, as names decoded one by one did.
-func cloneName(name string) string {
-	return string(unsafe.Slice(unsafe.StringData(name), len(name)))
 }
 
 // direntMode converts a getdents type to the S_IFMT bits of a mode.

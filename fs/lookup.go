@@ -176,7 +176,9 @@ func (ov *overlay) resolve(d dirView, name string) (found, syscall.Errno) {
 		}
 		if len(f.layers) == 0 && li < len(ov.oneLayer) {
 			// Most objects live in one layer: no slice of their own (its
-			// capacity of 1 makes an append copy it).
+			// capacity of 1 makes an append copy it). Its allocation was
+			// garbage that shared the allocator's 16-byte blocks with the
+			// names READDIRPLUS nodes keep, so each kept name held a block.
 			f.layers = ov.oneLayer[li].layers[:1:1]
 		} else {
 			f.layers = append(f.layers, li)
