@@ -47,12 +47,12 @@ var direntBufs = sync.Pool{New: func() any { return new([direntBufSize]byte) }}
 // and a buffer too small for the next record is an error (EINVAL).
 const minDirentRoom = 4 << 10
 
-// direntName offset of the name in a getdents64 record.
+// direntNameOff is the offset of the name in a getdents64 record.
 const direntNameOff = int(unsafe.Offsetof(unix.Dirent{}.Name))
 
 // direntReader reads the records of one or more directories into pooled
-// buffers, then decodes them all (decode) and gives the buffers back
-// (release).
+// buffers, where they are walked (iter) or from where they are decoded
+// (decode), and gives the buffers back (release).
 type direntReader struct {
 	bufs   []*[direntBufSize]byte
 	filled []int // bytes of records in each buffer
@@ -169,16 +169,19 @@ func (r *direntReader) names(sp direntSpan) iter.Seq[string] {
 
 // decode appends every record read to out, in the order read.
 func (r *direntReader) decode(out []rawDirent) []rawDirent {
+	if len(r.bufs) == 0 {
+		return out
+	}
 	out = slices.Grow(out, r.records)
 	// Exactly sized, so appends never move it and the names made from it
 	// stay put.
 	names := make([]byte, 0, r.nameBytes)
-	for i, b := range r.bufs {
-		forDirents(b[:r.filled[i]], func(name []byte, ino uint64, typ uint8) {
-			start := len(names)
-			names = append(names, name...)
-			out = append(out, rawDirent{name: unsafe.String(&names[start], len(name)), ino: ino, typ: typ})
-		})
+	last := len(r.bufs) - 1
+	it := r.iter(direntSpan{toBuf: last, toOff: r.filled[last]})
+	for name, ino, typ, ok := it.next(); ok; name, ino, typ, ok = it.next() {
+		start := len(names)
+		names = append(names, name...)
+		out = append(out, rawDirent{name: unsafe.String(&names[start], len(name)), ino: ino, typ: typ})
 	}
 	return out
 }
