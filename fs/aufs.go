@@ -37,17 +37,14 @@ func (l *layer) aufsMarkers(rel string) *aufsDir {
 	if m, ok := l.aufs.Load(rel); ok {
 		return m.(*aufsDir)
 	}
-	ents, err := readLayerDir(l, rel)
+	// The names are only looked at: walked where getdents64 put them.
+	var r direntReader
+	defer r.release()
+	sp, _, err := r.read(l, rel)
 	if err != nil {
 		return noAufs
 	}
-	return l.aufsMarkersOf(rel, func(yield func(string) bool) {
-		for _, e := range ents {
-			if !yield(e.name) {
-				return
-			}
-		}
-	})
+	return l.aufsMarkersOf(rel, r.names(sp))
 }
 
 // aufsMarkersOf records and returns the AUFS markers of lower directory rel
